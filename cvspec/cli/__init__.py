@@ -1,0 +1,74 @@
+"""The `cvspec` command line; `main` is the one place that maps errors to exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Sequence
+
+import typer
+
+from cvspec.cli import build, check, explain, generators, new, schema, validate
+from cvspec.errors import CvspecError, SpecError
+
+app = typer.Typer(
+    name="cvspec",
+    help="Compile one declarative YAML spec of a computer-vision project into its MLOps.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("validate")(validate.command)
+app.command("build")(build.command)
+app.command("check")(check.command)
+app.command("explain")(explain.command)
+app.command("new")(new.command)
+app.command("schema")(schema.command)
+app.command("generators")(generators.command)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code: 0 ok, 1 check failed, 2 bad input, 3 a bug."""
+    try:
+        app(args=list(argv) if argv is not None else None, prog_name="cvspec")
+    except SystemExit as exc:  # typer's standalone mode always ends here, usage errors too
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except CvspecError as exc:
+        report(exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception:
+        return internal_error()
+    return 0
+
+
+def report(exc: CvspecError) -> None:
+    """Print a user error: every diagnostic, then a one-line summary."""
+    from cvspec.diagnostics import format_all
+
+    if isinstance(exc, SpecError):
+        print(format_all(exc.diagnostics), file=sys.stderr)
+        print(f"\n{exc.message}", file=sys.stderr)
+        return
+    print(f"error: {exc.message}", file=sys.stderr)
+    if exc.diagnostics:
+        print(format_all(exc.diagnostics), file=sys.stderr)
+
+
+def internal_error() -> int:
+    """Report a bug in one line, keep the traceback in a log, and exit 3."""
+    text = traceback.format_exc()
+    kind, value = sys.exc_info()[:2]
+    name = kind.__name__ if kind else "Exception"
+    if os.environ.get("CVSPEC_DEBUG"):
+        print(text, file=sys.stderr, end="")
+    fd, log = tempfile.mkstemp(prefix="cvspec-crash-", suffix=".log")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    print(f"cvspec: internal error ({name}: {value}); this is a bug in cvspec. The traceback is "
+          f"in {log}; run with CVSPEC_DEBUG=1 to print it.", file=sys.stderr)
+    return 3

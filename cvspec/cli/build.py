@@ -1,0 +1,40 @@
+"""`cvspec build`: render specs into generated/ atomically, never overwriting hand edits."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cvspec.cli.common import (
+    ProfileOpt,
+    SetOpt,
+    SpecArgs,
+    TemplatesOpt,
+    make_options,
+    resolve_specs,
+)
+from cvspec.project import build
+
+
+def command(
+    specs: SpecArgs = None,
+    profile: ProfileOpt = None,
+    set_: SetOpt = None,
+    templates: TemplatesOpt = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Overwrite hand-edited files, saving each edited copy as <file>.orig.",
+    )] = False,
+) -> None:
+    """Build generated/<project>/ for each spec."""
+    root, paths = resolve_specs(specs)
+    for out, report in build(root, paths, make_options(profile, set_, templates), force):
+        parts = [f"{len(report.written)} written", f"{len(report.unchanged)} unchanged"]
+        if report.removed:
+            parts.append(f"{len(report.removed)} removed")
+        print(f"built {out.ctx.project} from {out.ctx.spec_file} -> {out.ctx.out_dir}/ "
+              f"({', '.join(parts)})")
+        for path in report.saved:
+            print(f"  saved your edited copy as {path}")
+        for change in report.kept:
+            print(f"  kept {change.path}: {change.reason}")

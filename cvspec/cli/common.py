@@ -1,0 +1,47 @@
+"""Options and helpers shared by the commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cvspec.errors import UsageError
+from cvspec.project import Options, discover_specs, find_root
+
+SpecArgs = Annotated[
+    list[Path] | None,
+    typer.Argument(help="Spec files; default: every specs/*.yaml of this repository.",
+                   show_default=False),
+]
+ProfileOpt = Annotated[
+    str | None, typer.Option("--profile", "-p", help="Apply the spec's profile NAME.")
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="Override a value: KEY=VALUE (VALUE is YAML). Repeatable."),
+]
+TemplatesOpt = Annotated[
+    Path | None,
+    typer.Option("--templates", help="Folder of templates that override the built-in ones."),
+]
+
+
+def resolve_specs(specs: list[Path] | None) -> tuple[Path, list[Path]]:
+    """The repository root and the spec files a command acts on."""
+    root = find_root(Path.cwd())
+    if not specs:
+        return root, discover_specs(root)
+    missing = [s for s in specs if not s.is_file()]
+    if missing:
+        raise UsageError("spec file not found: " + ", ".join(str(m) for m in missing))
+    return root, [s.resolve() for s in specs]
+
+
+def make_options(profile: str | None, sets: list[str] | None, templates: Path | None = None
+                 ) -> Options:
+    """Bundle the composition flags."""
+    if templates is not None and not templates.is_dir():
+        raise UsageError(f"--templates {templates}: not a folder")
+    return Options(profile, tuple(sets or ()), templates)

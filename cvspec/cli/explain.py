@@ -1,0 +1,64 @@
+"""`cvspec explain`: the resolved spec, every value with where it came from."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cvspec.cli.common import ProfileOpt, SetOpt, make_options
+from cvspec.errors import DEFAULT, UsageError
+from cvspec.spec import load_spec
+from cvspec.spec.load import KeyPath
+
+
+def command(
+    spec: Annotated[Path, typer.Argument(help="The spec file.")],
+    key: Annotated[str | None, typer.Argument(help="Only this key (dotted), e.g. train.lr.")] = None,
+    profile: ProfileOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Print each resolved value with its provenance: file:line, --set, profile or default."""
+    if not spec.is_file():
+        raise UsageError(f"spec file not found: {spec}")
+    options = make_options(profile, set_)
+    loaded = load_spec(spec, options.profile, options.sets)
+    data = loaded.spec.model_dump(mode="json", by_alias=True)
+    rows = [(dotted(path), value, _origin(loaded.raw.values, path))
+            for path, value in leaves(data, ())]
+    if key:
+        chosen = [r for r in rows if r[0] == key or r[0].startswith(key + ".")
+                  or r[0].startswith(key + "[")]
+        if not chosen:
+            close = difflib.get_close_matches(key, [r[0] for r in rows], n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise UsageError(f"no key '{key}' in the resolved spec{hint}")
+        rows = chosen
+    width = max(len(r[0]) + len(r[1]) for r in rows) + 3
+    for name, value, origin in rows:
+        print(f"{f'{name} = {value}':<{width}}  # {origin}")
+
+
+def leaves(value: Any, path: KeyPath) -> list[tuple[KeyPath, str]]:
+    """(path, JSON text) for every scalar, or list of scalars, in resolved spec data."""
+    if isinstance(value, dict) and value:
+        return [leaf for k, v in value.items() for leaf in leaves(v, (*path, k))]
+    if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+        return [leaf for i, v in enumerate(value) for leaf in leaves(v, (*path, i))]
+    return [(path, json.dumps(value, ensure_ascii=False))]
+
+
+def dotted(path: KeyPath) -> str:
+    """`a.b[0].c` for a key path."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def _origin(values: dict[KeyPath, Any], path: KeyPath) -> str:
+    origin = values.get(path, DEFAULT)
+    return str(origin.describe())

@@ -1,0 +1,38 @@
+"""`cvspec new`: write a commented starter spec that validates."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from cvspec.errors import UsageError
+from cvspec.generate.render import BUILTIN_TEMPLATES, make_environment
+from cvspec.generate.write import atomic_write
+from cvspec.project import find_root
+from cvspec.spec.compose import interpolate
+from cvspec.spec.load import load_text
+from cvspec.spec.schema import SCHEMA_PATH
+from cvspec.spec.validate import validate
+
+
+def command(
+    name: Annotated[str, typer.Argument(help="Project name: lowercase letters, digits, - and _.")],
+    task: Annotated[Literal["classification", "detection"], typer.Option(
+        "--task", "-t", help="classification or detection.")] = "classification",
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Where to write it; default: specs/NAME.yaml.")] = None,
+) -> None:
+    """Write a starter spec for a new project."""
+    root = find_root(Path.cwd())
+    target = output or root / "specs" / f"{name}.yaml"
+    if target.exists():
+        raise UsageError(f"{target} already exists; choose another name or --output")
+    schema = os.path.relpath(root / SCHEMA_PATH, target.resolve().parent)
+    text = make_environment([BUILTIN_TEMPLATES]).get_template(f"new/{task}.yaml.j2").render(
+        name=name, spec_file=os.path.relpath(target), schema_url=Path(schema).as_posix())
+    validate(interpolate(load_text(text, str(target))))  # a bad NAME fails here, nothing written
+    atomic_write(target, text.encode("utf-8"))
+    print(f"wrote {target}; next: cvspec validate {os.path.relpath(target)}")

@@ -1,0 +1,80 @@
+"""User-facing errors: every one carries where it happened and maps to an exit code."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
+
+
+class Origin(NamedTuple):
+    """Where a value came from: a file position, a --set flag, a profile, or a default."""
+
+    kind: str  # "file" | "set" | "profile" | "default"
+    file: str | None = None
+    line: int = 0  # 1-based; 0 when unknown
+    col: int = 0  # 1-based; 0 when unknown
+    detail: str = ""  # the --set text, or the profile name
+
+    def describe(self) -> str:
+        """Short provenance label: `file:line`, `--set x=y`, `profile ci (file:line)` or `default`."""
+        if self.kind == "default":
+            return "default"
+        if self.kind == "set":
+            return f"--set {self.detail}"
+        where = f"{self.file}:{self.line}" if self.file else "?"
+        if self.kind == "profile":
+            return f"profile {self.detail} ({where})"
+        return where
+
+
+DEFAULT = Origin("default")
+
+
+class Diagnostic(NamedTuple):
+    """One problem found in a spec, with its location and an optional hint."""
+
+    code: str
+    message: str
+    origin: Origin | None = None
+    help: str | None = None
+    span: int = 1  # how many characters the caret underlines
+
+
+class CvspecError(Exception):
+    """Base of every error a user can cause; the CLI maps it to `exit_code`."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, diagnostics: Sequence[Diagnostic] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.diagnostics = tuple(diagnostics)
+
+
+class SpecError(CvspecError):
+    """The spec (or its includes, profile or --set flags) is invalid."""
+
+    exit_code = 2
+
+    def __init__(self, diagnostics: Iterable[Diagnostic]) -> None:
+        diags = tuple(diagnostics)
+        noun = "error" if len(diags) == 1 else "errors"
+        super().__init__(f"{len(diags)} {noun}", diags)
+
+
+class UsageError(CvspecError):
+    """A command was called the wrong way (bad flag value, missing file)."""
+
+    exit_code = 2
+
+
+class CheckFailed(CvspecError):
+    """A check did not pass: drift, tamper, refused overwrite, failed gate."""
+
+    exit_code = 1
+
+
+class PluginError(CvspecError):
+    """A generator plugin could not be loaded or misbehaved."""
+
+    exit_code = 2

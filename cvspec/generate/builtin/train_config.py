@@ -1,0 +1,172 @@
+"""Training configuration: a Hydra config tree (timm) or ultralytics data + train-args YAML."""
+
+from __future__ import annotations
+
+import itertools
+import posixpath
+from collections.abc import Iterator
+from typing import Any
+
+from cvspec.generate.api import Artifact, BuildContext
+
+NAME = "train"
+
+# spec optimizer name -> ultralytics' spelling
+_ULTRA_OPTIMIZER = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}
+
+
+def data_root(spec: Any, ctx: BuildContext) -> str:
+    """data.path as seen from the repository root (runs start there), POSIX style."""
+    path = str(spec.data.path)
+    if posixpath.isabs(path):
+        return path
+    return posixpath.normpath(posixpath.join(posixpath.dirname(ctx.spec_file), path))
+
+
+def sweep_points(sweep: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """The grid of a sweep: one {dotted key: value} per point, keys sorted, in product order."""
+    keys = sorted(sweep)
+    if not keys:
+        return []
+    return [dict(zip(keys, values, strict=True))
+            for values in itertools.product(*(sweep[k] for k in keys))]
+
+
+def nest(flat: dict[str, Any]) -> dict[str, Any]:
+    """{'a.b': 1} -> {'a': {'b': 1}}."""
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
+class TrainConfigGenerator:
+    """Makes the configuration the trainers read, from the spec's data, model and train."""
+
+    name = NAME
+    version = "1"
+
+    def plan(self, spec: Any, ctx: BuildContext) -> Iterator[Artifact]:
+        """Hydra tree for classification; ultralytics data.yaml + args.yaml for detection."""
+        if spec.task == "detection":
+            yield from self._detection(spec, ctx)
+        else:
+            yield from self._classification(spec, ctx)
+
+    def _classification(self, spec: Any, ctx: BuildContext) -> Iterator[Artifact]:
+        train = spec.train.model_dump(mode="json", exclude={"sweep", "distributed"})
+        points = sweep_points(spec.train.sweep)
+        config: dict[str, Any] = {
+            "defaults": ["_self_", {"experiment": None}],
+            "project": ctx.project,
+            "task": spec.task,
+            "spec": ctx.spec_file,
+            "data": {
+                "root": data_root(spec, ctx),
+                "format": spec.data.format,
+                "classes": spec.data.classes,
+                "splits": spec.data.splits.model_dump(mode="json"),
+                "augment": [{s.name: s.params.model_dump(mode="json")} for s in spec.data.augment],
+            },
+            "model": {
+                "library": "timm",
+                "name": spec.model.arch.split("/", 1)[1],
+                "pretrained": spec.model.pretrained,
+                "weights": spec.model.weights,
+                "image_size": spec.model.image_size,
+            },
+            "train": train,
+            "export": list(spec.export),
+            "output": {"root": f"runs/{ctx.project}"},
+            "hydra": {
+                "run": {"dir": f"runs/{ctx.project}/hydra/run"},
+                "sweep": {"dir": f"runs/{ctx.project}/hydra/sweep", "subdir": "${hydra:job.num}"},
+                "job": {"chdir": False},
+            },
+        }
+        if points:
+            names = ",".join(_point_name(i) for i in range(len(points)))
+            config["hydra"]["sweeper"] = {"params": {"experiment": names}}
+        yield Artifact("train/config.yaml", NAME, "yaml", data=config)
+        for index, point in enumerate(points):
+            yield Artifact(f"train/experiment/{_point_name(index)}.yaml", NAME, "yaml",
+                           data=_package_global(nest(point)))
+
+    def _detection(self, spec: Any, ctx: BuildContext) -> Iterator[Artifact]:
+        root = data_root(spec, ctx)
+        classes = spec.data.classes if isinstance(spec.data.classes, list) else []
+        splits = spec.data.splits
+        if hasattr(splits, "train"):
+            dirs = {"train": splits.train, "val": splits.val}
+            if splits.test:
+                dirs["test"] = splits.test
+        else:
+            dirs = {"train": "images/train", "val": "images/val"}
+            if splits.test > 0:
+                dirs["test"] = "images/test"
+        data_yaml = {"path": root, **dirs, "nc": len(classes),
+                     "names": dict(enumerate(classes))}
+        yield Artifact("train/data.yaml", NAME, "yaml", data=data_yaml)
+        yield Artifact("train/args.yaml", NAME, "yaml", data=ultralytics_args(spec, ctx))
+
+
+def ultralytics_args(spec: Any, ctx: BuildContext) -> dict[str, Any]:
+    """Train arguments in ultralytics' own key names; every augmentation not declared is off."""
+    train = spec.train
+    args: dict[str, Any] = {
+        "task": "detect",
+        "model": spec.model.weights or spec.model.arch.split("/", 1)[1],
+        "data": f"{ctx.out_dir}/train/data.yaml",
+        "epochs": train.epochs,
+        "batch": train.batch_size,
+        "imgsz": spec.model.image_size,
+        "optimizer": _ULTRA_OPTIMIZER[train.optimizer.name],
+        "lr0": train.optimizer.lr,
+        "momentum": train.optimizer.momentum,
+        "weight_decay": train.optimizer.weight_decay,
+        "cos_lr": train.schedule == "cosine",
+        "warmup_epochs": train.warmup_epochs,
+        "amp": train.precision != "fp32",
+        "seed": train.seed,
+        "deterministic": True,
+        "workers": train.workers,
+        "pretrained": spec.model.pretrained,
+        "project": f"runs/{ctx.project}",
+        "name": "train",
+        "exist_ok": True,
+        "plots": True,
+        "fliplr": 0.0, "flipud": 0.0, "degrees": 0.0, "translate": 0.0, "scale": 0.0,
+        "shear": 0.0, "hsv_h": 0.0, "hsv_s": 0.0, "hsv_v": 0.0, "mosaic": 0.0, "mixup": 0.0,
+    }
+    for step in spec.data.augment:
+        p = step.params
+        if step.name == "hflip":
+            args["fliplr"] = p.p
+        elif step.name == "vflip":
+            args["flipud"] = p.p
+        elif step.name == "rotate":
+            args["degrees"] = p.degrees
+        elif step.name == "color_jitter":
+            args.update(hsv_h=p.hue, hsv_s=p.saturation, hsv_v=p.brightness)
+        elif step.name == "mosaic":
+            args["mosaic"] = p.p
+        elif step.name == "mixup":
+            args["mixup"] = p.p
+        elif step.name == "affine":
+            args.update(translate=p.translate, scale=p.scale, shear=p.shear)
+    return args
+
+
+def _point_name(index: int) -> str:
+    return f"point-{index:03d}"
+
+
+def _package_global(body: dict[str, Any]) -> str:
+    """An experiment file: Hydra's `@package _global_` line, then the overrides as YAML."""
+    from cvspec.generate.render import dump_yaml
+
+    return "# @package _global_\n" + dump_yaml(body)

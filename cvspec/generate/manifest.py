@@ -1,0 +1,76 @@
+"""The build manifest `generated/<project>/cvspec.lock`: what cvspec wrote, with digests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from cvspec.errors import CvspecError
+from cvspec.generate.render import RenderedFile, sha256
+
+SCHEMA_VERSION = 1
+LOCK_NAME = "cvspec.lock"
+
+
+class Manifest(NamedTuple):
+    """The record of one build: inputs, options and every written file with its digest."""
+
+    project: str
+    spec: str
+    spec_sha256: str
+    inputs: Mapping[str, str]  # every spec file read (extends included) -> sha256
+    profile: str | None
+    sets: tuple[str, ...]
+    cvspec: str
+    files: Mapping[str, tuple[str, str]]  # path from repo root -> (sha256, generator)
+
+    def to_bytes(self) -> bytes:
+        """Deterministic JSON bytes (sorted keys, LF, trailing newline)."""
+        body = {
+            "schema": SCHEMA_VERSION,
+            "cvspec": self.cvspec,
+            "project": self.project,
+            "spec": self.spec,
+            "spec_sha256": self.spec_sha256,
+            "inputs": dict(sorted(self.inputs.items())),
+            "options": {"profile": self.profile, "set": list(self.sets)},
+            "files": {p: {"sha256": s, "generator": g} for p, (s, g) in sorted(self.files.items())},
+        }
+        return (json.dumps(body, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+    def as_rendered(self, out_dir: str) -> RenderedFile:
+        """The manifest as one more output file, so check and write treat it like the rest."""
+        data = self.to_bytes()
+        return RenderedFile(f"{out_dir}/{LOCK_NAME}", data, sha256(data), "cvspec")
+
+
+def make_manifest(project: str, spec: str, inputs: Mapping[str, str], profile: str | None,
+                  sets: Sequence[str], version: str, files: Sequence[RenderedFile]) -> Manifest:
+    """Build the manifest for a rendered project."""
+    return Manifest(project, spec, inputs.get(spec, ""), inputs, profile, tuple(sets), version,
+                    {f.path: (f.sha256, f.generator) for f in files})
+
+
+def read_manifest(path: Path) -> Manifest | None:
+    """Read a manifest; None when there is none; a corrupt one is an error naming the file."""
+    try:
+        body: Any = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise CvspecError(f"{path}: the build manifest is unreadable ({exc}); restore it from git "
+                          "or delete it and rebuild with --force") from None
+    try:
+        options = body.get("options") or {}
+        return Manifest(
+            project=str(body["project"]), spec=str(body["spec"]),
+            spec_sha256=str(body["spec_sha256"]), inputs=dict(body.get("inputs", {})),
+            profile=options.get("profile"), sets=tuple(options.get("set", ())),
+            cvspec=str(body["cvspec"]),
+            files={p: (str(v["sha256"]), str(v["generator"])) for p, v in body["files"].items()},
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise CvspecError(f"{path}: the build manifest is malformed (missing {exc}); restore it "
+                          "from git or delete it and rebuild with --force") from None

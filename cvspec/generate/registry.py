@@ -1,0 +1,58 @@
+"""Discover generators through the `cvspec.generators` entry-point group, built-ins included."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from cvspec.errors import PluginError
+from cvspec.generate.api import Generator
+
+GROUP = "cvspec.generators"
+
+
+class Registered(NamedTuple):
+    """A loaded generator and where it came from (distribution and module)."""
+
+    generator: Generator
+    distribution: str
+    module: str
+
+    @property
+    def builtin(self) -> bool:
+        """True for the generators that ship with cvspec itself."""
+        return self.distribution.startswith("cvspec ")
+
+    @property
+    def templates(self) -> Path | None:
+        """The generator's own template folder, if it declares one."""
+        folder = getattr(self.generator, "templates", None)
+        return Path(folder) if folder else None
+
+
+def load_generators() -> list[Registered]:
+    """Every installed generator, sorted by name; a broken plugin is a PluginError."""
+    from importlib.metadata import entry_points
+
+    found: dict[str, Registered] = {}
+    for ep in entry_points(group=GROUP):
+        dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else "unknown"
+        try:
+            obj: Any = ep.load()
+            gen = obj() if isinstance(obj, type) else obj
+        except Exception as exc:
+            raise PluginError(
+                f"generator plugin '{ep.name}' ({ep.value}, from {dist}) failed to load: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        if not isinstance(gen, Generator):
+            raise PluginError(f"generator plugin '{ep.name}' ({ep.value}, from {dist}) does not "
+                              "provide name, version and plan(spec, ctx)")
+        if gen.name != ep.name:
+            raise PluginError(f"generator plugin '{ep.name}' ({ep.value}) calls itself "
+                              f"'{gen.name}'; the entry-point name and Generator.name must agree")
+        if ep.name in found and found[ep.name].module != ep.value:
+            raise PluginError(f"two generators are named '{ep.name}': {found[ep.name].module} "
+                              f"({found[ep.name].distribution}) and {ep.value} ({dist})")
+        found[ep.name] = Registered(gen, dist, ep.value)
+    return [found[name] for name in sorted(found)]

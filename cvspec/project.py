@@ -1,0 +1,173 @@
+"""Build and check projects: find specs, plan, render, then write or compare with the disk."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+from cvspec import __version__
+from cvspec.errors import CvspecError, Diagnostic, SpecError, UsageError
+from cvspec.generate.api import Artifact, BuildContext
+from cvspec.generate.compare import Change, compare
+from cvspec.generate.manifest import LOCK_NAME, Manifest, make_manifest, read_manifest
+from cvspec.generate.registry import Registered, load_generators
+from cvspec.generate.render import BUILTIN_TEMPLATES, RenderedFile, render_artifacts, sha256
+from cvspec.generate.write import WriteReport, refuse, write_project
+from cvspec.spec import LoadedSpec, load_spec
+
+GENERATED = "generated"
+
+
+class Options(NamedTuple):
+    """How to compose the specs of one command."""
+
+    profile: str | None = None
+    sets: tuple[str, ...] = ()
+    templates: Path | None = None  # --templates DIR: overrides every other template source
+
+
+class Output(NamedTuple):
+    """One spec's fresh render, manifest included as the last file."""
+
+    loaded: LoadedSpec
+    ctx: BuildContext
+    files: list[RenderedFile]
+    manifest: Manifest
+
+
+def find_root(start: Path) -> Path:
+    """The repository a command runs in: the nearest folder up with .git or specs/."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists() or (folder / "specs").is_dir():
+            return folder
+    return start
+
+
+def discover_specs(root: Path) -> list[Path]:
+    """Every `specs/*.yaml` of the repository; files starting with `_` are partials for extends."""
+    folder = root / "specs"
+    found = sorted(p for p in folder.glob("*.y*ml") if not p.name.startswith("_")) \
+        if folder.is_dir() else []
+    if not found:
+        raise UsageError(f"no spec given and no specs/*.yaml under {root}")
+    return found
+
+
+def load_all(paths: Sequence[Path], options: Options) -> list[LoadedSpec]:
+    """Load every spec, collecting the errors of all of them before failing."""
+    loaded: list[LoadedSpec] = []
+    errors: list[Diagnostic] = []
+    for path in paths:
+        try:
+            loaded.append(load_spec(path, options.profile, options.sets))
+        except SpecError as exc:
+            errors.extend(exc.diagnostics)
+    if errors:
+        raise SpecError(errors)
+    return loaded
+
+
+def plan(loaded: LoadedSpec, ctx: BuildContext, generators: Sequence[Registered]) -> list[Artifact]:
+    """Ask every generator for its artifacts."""
+    artifacts: list[Artifact] = []
+    for reg in generators:
+        try:
+            made = list(reg.generator.plan(loaded.spec, ctx))
+        except CvspecError:
+            raise
+        except Exception as exc:
+            raise CvspecError(f"generator '{reg.generator.name}' ({reg.module}, from "
+                              f"{reg.distribution}) failed: {type(exc).__name__}: {exc}") from exc
+        artifacts.extend(made)
+    return artifacts
+
+
+def render_spec(root: Path, loaded: LoadedSpec, options: Options,
+                generators: Sequence[Registered]) -> Output:
+    """Plan and render one spec, and compute the manifest that would describe it."""
+    spec = loaded.spec
+    spec_file = _rel(root, loaded.path)
+    ctx = BuildContext(spec.project.name, spec_file, f"{GENERATED}/{spec.project.name}",
+                       __version__)
+    dirs: list[Path] = []
+    if options.templates is not None:
+        dirs.append(options.templates.resolve())
+    if spec.templates:
+        dirs.append((loaded.path.parent / spec.templates).resolve())
+    dirs.extend(t for t in (r.templates for r in generators) if t is not None)
+    dirs.append(BUILTIN_TEMPLATES)
+    files = render_artifacts(plan(loaded, ctx, generators), ctx, dirs)
+    inputs = {_rel(root, Path(name).resolve()): sha256(text.encode("utf-8"))
+              for name, text in loaded.raw.sources.items() if name != "--set"}
+    manifest = make_manifest(ctx.project, spec_file, inputs, options.profile, options.sets,
+                             __version__, files)
+    return Output(loaded, ctx, [*files, manifest.as_rendered(ctx.out_dir)], manifest)
+
+
+def render_all(root: Path, paths: Sequence[Path], options: Options) -> list[Output]:
+    """Load and render many specs; project names must be unique across them."""
+    loaded = load_all(paths, options)
+    seen: dict[str, Path] = {}
+    for item in loaded:
+        name = item.spec.project.name
+        if name in seen:
+            raise UsageError(f"two specs define project '{name}': {_rel(root, seen[name])} and "
+                             f"{_rel(root, item.path)}; project names must be unique")
+        seen[name] = item.path
+    generators = load_generators()
+    return [render_spec(root, item, options, generators) for item in loaded]
+
+
+def build(root: Path, paths: Sequence[Path], options: Options = Options(),
+          force: bool = False) -> list[tuple[Output, WriteReport]]:
+    """Render every spec and write the projects; all render before any writes."""
+    outputs = render_all(root, paths, options)
+    plans = [(out, _changes(root, out)) for out in outputs]
+    conflicts = [c for _, changes in plans for c in changes if c.action == "conflict"]
+    if conflicts and not force:
+        refuse(conflicts)
+    return [(out, write_project(root, out.ctx.out_dir, out.files, changes, force))
+            for out, changes in plans]
+
+
+def check(root: Path, paths: Sequence[Path], options: Options | None = None
+          ) -> list[tuple[Output, list[Change]]]:
+    """Compare each spec's fresh render with the disk; the same options the build used."""
+    groups: dict[Options, list[Path]] = {}
+    recorded = _recorded_options(root) if options is None else {}
+    for path in paths:
+        opts = options or recorded.get(_rel(root, path), Options())
+        groups.setdefault(opts, []).append(path)
+    results = []
+    for opts, group in groups.items():
+        for out in render_all(root, group, opts):
+            results.append((out, [c for c in _changes(root, out) if c.finding is not None]))
+    return sorted(results, key=lambda r: r[0].ctx.spec_file)
+
+
+def _changes(root: Path, out: Output) -> list[Change]:
+    old = read_manifest(root / out.ctx.out_dir / LOCK_NAME)
+    return compare(root, out.ctx.out_dir, out.files, old)
+
+
+def _recorded_options(root: Path) -> dict[str, Options]:
+    """Spec path -> the profile and --set flags its last build recorded in its manifest."""
+    folder = root / GENERATED
+    found: dict[str, Options] = {}
+    for lock in sorted(folder.glob(f"*/{LOCK_NAME}")) if folder.is_dir() else []:
+        try:
+            manifest = read_manifest(lock)
+        except CvspecError:
+            continue  # the project's own check reports it
+        if manifest is not None:
+            found[manifest.spec] = Options(manifest.profile, manifest.sets)
+    return found
+
+
+def _rel(root: Path, path: Path) -> str:
+    try:
+        return path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return path.resolve().as_posix()

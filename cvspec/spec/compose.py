@@ -1,0 +1,266 @@
+"""Compose a spec from its `extends` files, a profile, --set overrides and ${} references."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from cvspec.errors import Diagnostic, Origin, SpecError
+from cvspec.spec.load import KeyPath, RawSpec, display_path, load_file, load_text
+
+_INTERP = re.compile(r"\$\{(?!\{)")
+_RESOLVER = re.compile(r"\$\{\s*[A-Za-z_][\w.]*\s*:")
+_SET_KEY = re.compile(r"^[A-Za-z_][\w-]*(\.([A-Za-z_][\w-]*|\d+))*$")
+
+
+def compose(path: Path, profile: str | None = None, sets: Sequence[str] = ()) -> RawSpec:
+    """Load `path` with everything it extends, then apply the profile, --set flags and ${}."""
+    raw = _load_with_extends(path.resolve(), ())
+    if profile is not None:
+        raw = merge(raw, select_profile(raw, profile))
+    if sets:
+        raw = merge(raw, parse_sets(sets))
+    return interpolate(raw)
+
+
+def _load_with_extends(path: Path, stack: tuple[Path, ...]) -> RawSpec:
+    raw = load_file(path)
+    bases: list[RawSpec] = []
+    errors: list[Diagnostic] = []
+    extends = raw.data.pop("extends", None)
+    if extends is None:
+        return raw
+    items = [extends] if isinstance(extends, str) else extends
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        errors.append(Diagnostic("extends-type", "'extends' must be a file name or a list of them",
+                                 raw.values.get(("extends",))))
+        items = []
+    for index, item in enumerate(items):
+        where = raw.values.get(("extends", index) if isinstance(extends, list) else ("extends",))
+        base = (path.parent / item).resolve()
+        if base in (*stack, path):
+            chain = " -> ".join(display_path(p) for p in (*stack, path, base))
+            errors.append(Diagnostic("extends-cycle", f"'extends' makes a cycle: {chain}", where,
+                                     "remove one of the 'extends' entries in the cycle"))
+            continue
+        if not base.is_file():
+            errors.append(Diagnostic("extends-missing",
+                                     f"extended file not found: {display_path(base)}", where,
+                                     "paths in 'extends' are relative to the file that names them"))
+            continue
+        try:
+            bases.append(_load_with_extends(base, (*stack, path)))
+        except SpecError as exc:
+            errors.extend(exc.diagnostics)
+    if errors:
+        raise SpecError(errors)
+    _drop(raw.values, ("extends",))
+    _drop(raw.keys, ("extends",))
+    merged = bases[0] if bases else None
+    for nxt in [*bases[1:], raw]:
+        merged = nxt if merged is None else merge(merged, nxt)
+    assert merged is not None
+    return merged
+
+
+def merge(base: RawSpec, over: RawSpec) -> RawSpec:
+    """Deep-merge `over` onto `base`: mappings merge key by key, anything else is replaced."""
+    values = dict(base.values)
+    keys = dict(base.keys)
+    data = _merge_into(base.data, over, (), values, keys)
+    return RawSpec(data, values, keys, {**base.sources, **over.sources})
+
+
+def _merge_into(dst: Any, over: RawSpec, path: KeyPath, values: dict[KeyPath, Origin],
+                keys: dict[KeyPath, Origin]) -> Any:
+    src = _get(over.data, path)
+    if isinstance(dst, dict) and isinstance(src, dict):
+        out = dict(dst)
+        if path in over.values:
+            values[path] = over.values[path]
+        for key in src:
+            sub = (*path, key)
+            out[key] = _merge_into(dst.get(key), over, sub, values, keys)
+            if sub in over.keys:
+                keys[sub] = over.keys[sub]
+        return out
+    _drop(values, path)
+    _drop(keys, path, keep_self=True)
+    for p, o in over.values.items():
+        if p[: len(path)] == path:
+            values[p] = o
+    for p, o in over.keys.items():
+        if p[: len(path)] == path and len(p) > len(path):
+            keys[p] = o
+    return src
+
+
+def _get(data: Any, path: KeyPath) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
+def _drop(index: dict[KeyPath, Origin], prefix: KeyPath, keep_self: bool = False) -> None:
+    n = len(prefix)
+    for p in [p for p in index if p[:n] == prefix and not (keep_self and len(p) == n)]:
+        del index[p]
+
+
+def select_profile(raw: RawSpec, name: str) -> RawSpec:
+    """The named profile of a composed spec, as a partial spec whose origins say 'profile NAME'."""
+    profiles = raw.data.get("profiles")
+    if not isinstance(profiles, dict) or name not in profiles:
+        known = sorted(profiles) if isinstance(profiles, dict) else []
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else (
+            f"known profiles: {', '.join(known)}" if known else "the spec defines no profiles")
+        raise SpecError([Diagnostic("unknown-profile", f"no profile named '{name}'",
+                                    Origin("set", detail=f"--profile {name}"), hint)])
+    body = profiles[name]
+    prefix: KeyPath = ("profiles", name)
+    if not isinstance(body, dict):
+        raise SpecError([Diagnostic("profile-type", f"profile '{name}' must be a mapping",
+                                    raw.values.get(prefix))])
+
+    def rebase(index: dict[KeyPath, Origin]) -> dict[KeyPath, Origin]:
+        return {p[2:]: o._replace(kind="profile", detail=name)
+                for p, o in index.items() if p[:2] == prefix}
+
+    return RawSpec(body, rebase(raw.values), rebase(raw.keys), raw.sources)
+
+
+def parse_sets(sets: Sequence[str]) -> RawSpec:
+    """Turn `a.b=value` flags (value parsed as YAML 1.2) into a partial spec."""
+    data: dict[str, Any] = {}
+    values: dict[KeyPath, Origin] = {(): Origin("set", detail=", ".join(sets))}
+    keys: dict[KeyPath, Origin] = {}
+    errors: list[Diagnostic] = []
+    for text in sets:
+        origin = Origin("set", detail=text)
+        key, eq, value_text = text.partition("=")
+        key = key.strip()
+        if not eq or not _SET_KEY.match(key):
+            errors.append(Diagnostic("bad-set", f"--set expects KEY=VALUE with a dotted KEY, got '{text}'",
+                                     origin, "for example: --set train.epochs=5"))
+            continue
+        try:
+            value = load_text(f"v: {value_text}" if value_text.strip() else "v: ''", "--set").data["v"]
+        except SpecError:
+            errors.append(Diagnostic("bad-set", f"the value of --set {key} is not valid YAML: "
+                                     f"{value_text!r}", origin, "quote strings that contain ': ' or '#'"))
+            continue
+        path: KeyPath = tuple(int(p) if p.isdigit() else p for p in key.split("."))
+        node: Any = data
+        for depth, part in enumerate(path[:-1]):
+            nxt = node.get(part) if isinstance(node, dict) else None
+            if nxt is None:
+                nxt = node[part] = {}
+            if not isinstance(nxt, dict):
+                errors.append(Diagnostic("bad-set", f"--set {key} goes inside "
+                                         f"'{'.'.join(map(str, path[:depth + 1]))}', which another "
+                                         "--set made a value", origin))
+                break
+            values.setdefault(path[: depth + 1], origin)
+            keys.setdefault(path[: depth + 1], origin)
+            node = nxt
+        else:
+            node[path[-1]] = value
+            _drop(values, path)
+            for p in _paths(value, path):
+                values[p] = origin
+                if len(p) > len(path) and isinstance(p[-1], str):
+                    keys[p] = origin
+            keys[path] = origin
+    if errors:
+        raise SpecError(errors)
+    return RawSpec(data, values, keys, {})
+
+
+def _paths(value: Any, path: KeyPath) -> list[KeyPath]:
+    out = [path]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out.extend(_paths(v, (*path, k)))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out.extend(_paths(v, (*path, i)))
+    return out
+
+
+def interpolate(raw: RawSpec) -> RawSpec:
+    """Resolve `${a.b}` references (OmegaConf syntax) in every string outside `profiles`."""
+    found = [(p, s) for p, s in _strings(raw.data, ()) if _INTERP.search(s) and p[:1] != ("profiles",)]
+    if not found:
+        return raw
+    errors: list[Diagnostic] = []
+    for path, text in found:
+        if _RESOLVER.search(text):
+            errors.append(Diagnostic("interpolation", f"resolver calls are not allowed in '{text}'",
+                                     raw.values.get(path),
+                                     "only ${path.to.key} references: a build depends on its spec alone"))
+    if errors:
+        raise SpecError(errors)
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    literals: dict[str, str] = {}
+    candidates = {p for p, _ in found}
+
+    def shield(value: Any, path: KeyPath) -> Any:
+        if isinstance(value, dict):
+            return {k: shield(v, (*path, k)) for k, v in value.items() if (*path, k) != ("profiles",)}
+        if isinstance(value, list):
+            return [shield(v, (*path, i)) for i, v in enumerate(value)]
+        if isinstance(value, str) and path not in candidates and ("${" in value or value == "???"):
+            token = f"cvspec-literal-{len(literals)}"
+            literals[token] = value
+            return token
+        return value
+
+    data = copy.deepcopy(raw.data)
+    try:
+        cfg = OmegaConf.create(shield(data, ()))
+    except OmegaConfBaseException as exc:
+        bad = next((p for p, _ in found), ())
+        raise SpecError([Diagnostic("interpolation", _first_line(exc), raw.values.get(bad))]) from None
+    for path, text in found:
+        try:
+            node: Any = cfg
+            for part in path:
+                node = node[part]
+            resolved = node if not hasattr(node, "_content") else OmegaConf.to_container(node, resolve=True)
+        except OmegaConfBaseException as exc:
+            errors.append(Diagnostic("interpolation", f"cannot resolve '{text}': {_first_line(exc)}",
+                                     raw.values.get(path)))
+            continue
+        if isinstance(resolved, str):
+            for token, literal in literals.items():
+                resolved = resolved.replace(token, literal)
+        _set_in(data, path, resolved)
+    if errors:
+        raise SpecError(errors)
+    return RawSpec(data, raw.values, raw.keys, raw.sources)
+
+
+def _set_in(data: dict[str, Any], path: KeyPath, value: Any) -> None:
+    node: Any = data
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+
+
+def _strings(value: Any, path: KeyPath) -> list[tuple[KeyPath, str]]:
+    if isinstance(value, str):
+        return [(path, value)]
+    items: Any = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(
+        value, list) else ()
+    return [found for k, v in items for found in _strings(v, (*path, k))]
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

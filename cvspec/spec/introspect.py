@@ -1,0 +1,66 @@
+"""Walk the spec models by key path: which fields exist where, for hints and sweep checks."""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import BaseModel
+
+KeyPath = tuple[str | int, ...]
+
+
+def _members(tp: Any) -> list[Any]:
+    """Flatten Annotated/Optional/Union wrappers into their member types."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _members(typing.get_args(tp)[0])
+    if origin is typing.Union or origin is types.UnionType:
+        return [m for arg in typing.get_args(tp) for m in _members(arg)]
+    return [tp]
+
+
+def types_at(roots: Iterable[Any], path: KeyPath) -> list[Any]:
+    """The types a value at `path` may have, starting from the given root types."""
+    current = [m for r in roots for m in _members(r)]
+    for part in path:
+        nxt: list[Any] = []
+        for tp in current:
+            origin = typing.get_origin(tp)
+            if isinstance(tp, type) and issubclass(tp, BaseModel):
+                field = tp.model_fields.get(str(part))
+                if field is not None:
+                    nxt.extend(_members(field.annotation))
+            elif origin in (list, tuple, set, frozenset) and isinstance(part, int):
+                args = typing.get_args(tp)
+                if args:
+                    nxt.extend(_members(args[0]))
+            elif origin is dict:
+                args = typing.get_args(tp)
+                if len(args) == 2:
+                    nxt.extend(_members(args[1]))
+        current = nxt
+    return current
+
+
+def field_names_at(roots: Iterable[Any], path: KeyPath) -> list[str]:
+    """Names of the keys a mapping at `path` accepts (empty when it is not a model)."""
+    names: list[str] = []
+    for tp in types_at(roots, path):
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            names.extend(n for n in tp.model_fields if n not in names)
+    return names
+
+
+def field_description(roots: Iterable[Any], path: KeyPath) -> str | None:
+    """The one-line description of the field at `path`, if the models declare one."""
+    if not path:
+        return None
+    for tp in types_at(roots, path[:-1]):
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            field = tp.model_fields.get(str(path[-1]))
+            if field is not None and field.description:
+                return field.description
+    return None

@@ -1,0 +1,157 @@
+"""Load one YAML 1.2 spec file into plain data plus a source map of every key and value."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from cvspec.errors import Diagnostic, Origin, SpecError
+
+KeyPath = tuple[str | int, ...]
+
+
+class RawSpec(NamedTuple):
+    """Spec data before validation, with the origin of every value and every mapping key."""
+
+    data: dict[str, Any]
+    values: dict[KeyPath, Origin]
+    keys: dict[KeyPath, Origin]
+    sources: dict[str, str]  # display file name -> its text, for carets under errors
+
+
+def display_path(path: Path) -> str:
+    """Path as a user should read it: relative to the working directory when inside it."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return str(path) if rel.startswith("..") else rel
+
+
+def read_spec_text(path: Path) -> str:
+    """Read a spec file, turning OS errors into a diagnostic."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError([Diagnostic("file-not-found", f"spec file not found: {display_path(path)}")])
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise SpecError(
+            [Diagnostic("file-unreadable", f"cannot read {display_path(path)}: {reason}")]
+        ) from None
+
+
+def load_file(path: Path) -> RawSpec:
+    """Load a spec file; a YAML error, duplicate key or non-mapping root is a SpecError."""
+    return load_text(read_spec_text(path), display_path(path))
+
+
+def load_text(text: str, file: str) -> RawSpec:
+    """Parse YAML text (YAML 1.2, duplicate keys forbidden) into a RawSpec."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    try:
+        docs = list(yaml.load_all(text))
+    except MarkedYAMLError as exc:
+        raise SpecError([_yaml_diagnostic(exc, file)]) from None
+    except YAMLError as exc:
+        raise SpecError([Diagnostic("yaml-syntax", str(exc), Origin("file", file, 1, 1))]) from None
+    sources = {file: text}
+    if len(docs) > 1:
+        raise SpecError(
+            [Diagnostic("yaml-multidoc", "a spec file holds one YAML document, found several",
+                        Origin("file", file, 1, 1))]
+        )
+    root = docs[0] if docs else None
+    if root is None:
+        raise SpecError([Diagnostic("empty-spec", "the spec is empty", Origin("file", file, 1, 1))])
+    walker = _Walker(file)
+    data = walker.convert(root, (), (0, 0))
+    if not isinstance(data, dict):
+        raise SpecError(
+            [Diagnostic("not-a-mapping", "the top level of a spec must be a mapping of keys",
+                        Origin("file", file, 1, 1))]
+        )
+    if walker.errors:
+        raise SpecError(walker.errors)
+    return RawSpec(data, walker.values, walker.keys, sources)
+
+
+def _yaml_diagnostic(exc: Any, file: str) -> Diagnostic:
+    mark = exc.problem_mark or exc.context_mark
+    origin = Origin("file", file, mark.line + 1, mark.column + 1) if mark else Origin("file", file)
+    problem = (exc.problem or exc.context or "invalid YAML").strip()
+    name = type(exc).__name__
+    if name == "DuplicateKeyError":
+        # ruamel marks the second occurrence as the problem; say so plainly.
+        key = problem.split('"')[1] if '"' in problem else problem
+        return Diagnostic("duplicate-key", f"duplicate key '{key}'", origin,
+                          "each key may appear once per mapping; remove one of them")
+    if exc.context and exc.problem:
+        problem = f"{exc.context.strip()}: {problem}"
+    return Diagnostic("yaml-syntax", problem, origin)
+
+
+class _Walker:
+    """Convert a ruamel round-trip tree to plain Python, recording positions on the way."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.values: dict[KeyPath, Origin] = {}
+        self.keys: dict[KeyPath, Origin] = {}
+        self.errors: list[Diagnostic] = []
+
+    def origin(self, pos: tuple[int, int] | None) -> Origin:
+        if pos is None:
+            return Origin("file", self.file)
+        return Origin("file", self.file, pos[0] + 1, pos[1] + 1)
+
+    def convert(self, node: Any, path: KeyPath, pos: tuple[int, int] | None) -> Any:
+        from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+
+        self.values[path] = self.origin(pos)
+        if isinstance(node, CommentedMap):
+            out: dict[str, Any] = {}
+            for key, value in node.items():
+                kpos = _safe(node.lc.key, key)
+                if not isinstance(key, str):
+                    self.errors.append(Diagnostic(
+                        "key-type", f"keys must be strings, found {key!r}", self.origin(kpos),
+                        f"quote it: '{key}'"))
+                    continue
+                self.keys[(*path, key)] = self.origin(kpos)
+                out[key] = self.convert(value, (*path, key), _safe(node.lc.value, key))
+            return out
+        if isinstance(node, CommentedSeq):
+            return [self.convert(v, (*path, i), _safe(node.lc.item, i)) for i, v in enumerate(node)]
+        if isinstance(node, TaggedScalar):
+            self.errors.append(Diagnostic(
+                "yaml-tag", f"YAML tags are not part of the spec language ({node.tag.value})",
+                self.origin(pos)))
+            return None
+        return _plain_scalar(node)
+
+
+def _safe(getter: Any, key: Any) -> tuple[int, int] | None:
+    try:
+        line, col = getter(key)
+        return int(line), int(col)
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return None
+
+
+def _plain_scalar(value: Any) -> Any:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    # timestamps and other resolved scalars stay text, as the user wrote them
+    return str(value)

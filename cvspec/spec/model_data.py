@@ -1,0 +1,119 @@
+"""The `data` section: where the dataset is, its classes, splits, quality checks, augmentation."""
+
+from typing import Annotated, Literal
+
+from pydantic import Discriminator, Field, Tag
+
+from cvspec.spec.model_augment import AugmentStep
+from cvspec.spec.model_base import ClassName, PathStr, Probability, StrictModel
+
+
+class RatioSplits(StrictModel):
+    """Split one labelled dataset at random, reproducibly, into train/val/test."""
+
+    val: Probability = Field(0.1, description="Fraction of images held out for validation.")
+    test: Probability = Field(0.1, description="Fraction of images held out for the final test.")
+    seed: int = Field(0, ge=0, description="Seed of the split; the same seed gives the same split.")
+
+
+class DirSplits(StrictModel):
+    """Use splits that already exist as directories under data.path."""
+
+    train: PathStr = Field(description="Training split directory, relative to data.path.")
+    val: PathStr = Field(description="Validation split directory, relative to data.path.")
+    test: PathStr | None = Field(None, description="Test split directory, relative to data.path.")
+
+
+def _split_tag(value: object) -> str:
+    if isinstance(value, DirSplits):
+        return "DirSplits"
+    if isinstance(value, dict) and (
+        "train" in value or any(isinstance(v, str) for v in value.values())
+    ):
+        return "DirSplits"
+    return "RatioSplits"
+
+
+Splits = Annotated[
+    Annotated[RatioSplits, Tag("RatioSplits")] | Annotated[DirSplits, Tag("DirSplits")],
+    Discriminator(_split_tag),
+]
+
+Classes = Annotated[
+    Annotated[Literal["auto"], Tag("Auto")]
+    | Annotated[list[ClassName], Field(min_length=1), Tag("List")],
+    Discriminator(lambda v: "Auto" if isinstance(v, str) else "List"),
+]
+
+
+class Duplicates(StrictModel):
+    """Limits on duplicated images inside the dataset."""
+
+    exact: int | None = Field(
+        None, ge=0, description="Most byte-identical image pairs allowed; null: no check."
+    )
+    near_fraction: Probability | None = Field(
+        None, description="Largest fraction of near-duplicate images allowed; null: no check."
+    )
+    near_hamming: int = Field(
+        6, ge=0, le=64, description="Largest perceptual-hash Hamming distance of near-duplicates."
+    )
+
+
+class Quality(StrictModel):
+    """Data quality checks; each one compiles into a data test (null turns a check off)."""
+
+    decodable: bool = Field(True, description="Every image file must decode.")
+    min_images_per_class: int = Field(1, ge=0, description="Fewest images any class may have.")
+    max_class_ratio: float | None = Field(
+        None, ge=1, description="Largest ratio between the biggest and the smallest class."
+    )
+    duplicates: Duplicates = Field(default_factory=Duplicates, description="Duplicate limits.")
+    leakage: int | None = Field(
+        None, ge=0, description="Most identical or near-identical images shared across splits."
+    )
+    min_side: int | None = Field(None, ge=1, description="Smallest allowed image side, in pixels.")
+    max_dark_fraction: Probability | None = Field(
+        None, description="Largest fraction of nearly black images."
+    )
+    max_bright_fraction: Probability | None = Field(
+        None, description="Largest fraction of nearly white images."
+    )
+    max_blurry_fraction: Probability | None = Field(
+        None, description="Largest fraction of blurry images (low Laplacian variance)."
+    )
+
+
+class DataBase(StrictModel):
+    """The dataset: location, format, classes, splits, versioning, checks and augmentation."""
+
+    path: PathStr = Field(description="Dataset root directory, relative to the spec file.")
+    format: str = Field(description="On-disk dataset layout.")
+    classes: Classes = Field(
+        "auto", description="'auto' (read from the dataset) or the class names in label order."
+    )
+    splits: Splits = Field(
+        default_factory=RatioSplits,
+        description="Ratios {val, test, seed} of one dataset, or directories {train, val, test}.",
+    )
+    versioning: Literal["dvc", "none"] = Field("none", description="How the dataset is versioned.")
+    quality: Quality = Field(default_factory=Quality, description="Data quality checks.")
+    augment: list[AugmentStep] = Field(
+        default_factory=list, description="Training augmentations, applied in order."
+    )
+
+
+class ClassificationData(DataBase):
+    """The dataset of a classification project."""
+
+    format: Literal["imagefolder"] = Field(
+        "imagefolder", description="On-disk layout: imagefolder (one directory per class)."
+    )
+
+
+class DetectionData(DataBase):
+    """The dataset of a detection project."""
+
+    format: Literal["yolo", "coco"] = Field(
+        "yolo", description="On-disk layout: yolo (images/ + labels/*.txt) or coco (json)."
+    )

@@ -1,0 +1,327 @@
+"""Cross-field rules of the spec language that pydantic cannot check one field at a time."""
+
+import difflib
+import posixpath
+import types
+import typing
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from typing import Any, NamedTuple, cast
+
+from pydantic import BaseModel, ValidationError
+
+from cvspec.spec.model import (
+    AUGMENTATIONS,
+    GATE_INFO,
+    SPEC_ADAPTER,
+    DirSplits,
+    SpecModel,
+    set_gates,
+)
+from cvspec.spec.model_augment import RandomResizedCrop
+
+Loc = tuple[str | int, ...]
+
+
+class Violation(NamedTuple):
+    """One broken rule: where in the YAML, a kebab-case code, what is wrong, how to fix it."""
+
+    loc: Loc
+    code: str
+    message: str
+    help: str | None = None
+
+
+Rule = Callable[[SpecModel], Iterable[Violation]]
+
+
+def check_rules(spec: SpecModel) -> list[Violation]:
+    """Every violation of every rule in RULES, in rule order."""
+    return [v for rule in RULES for v in rule(spec)]
+
+
+def _multiples(value: int, step: int) -> str:
+    low = value // step * step
+    return f"{low} or {low + step}" if low else str(step)
+
+
+V = Violation
+
+
+def _duplicates(loc: Loc, items: Sequence[Hashable], what: str) -> Iterator[Violation]:
+    first: dict[Hashable, int] = {}
+    for i, item in enumerate(items):
+        if item in first:
+            hint = f"remove it; it is already at index {first[item]}"
+            yield V((*loc, i), "duplicate", f"{what} {item!r} is listed twice", hint)
+        first.setdefault(item, i)
+
+
+def _classes(spec: SpecModel) -> Iterator[Violation]:
+    classes, loc = spec.data.classes, ("data", "classes")
+    if classes == "auto":
+        if spec.data.format == "yolo":
+            msg = "data.format 'yolo' needs the class names: its label files hold only indices"
+            yield V(loc, "classes-required", msg, "list them in index order, e.g. [cat, dog]")
+        return
+    if spec.task == "classification" and len(classes) < 2:
+        yield V(loc, "classes-count", "a classifier needs at least 2 classes")
+    yield from _duplicates(loc, classes, "class")
+    if getattr(spec.evaluate.gates, "top5_accuracy", None) is not None and len(classes) <= 5:
+        msg = f"top-5 accuracy is always 1 with {len(classes)} classes"
+        yield V(("evaluate", "gates", "top5_accuracy"), "gate-classes", msg, "use accuracy")
+
+
+def _arch(spec: SpecModel) -> Iterator[Violation]:
+    arch, loc = spec.model.arch, ("model", "arch")
+    family, name = arch.split("/", 1)
+    if spec.task == "detection" and family == "timm":
+        hint = "use an ultralytics model, e.g. ultralytics/yolo11n.yaml"
+        yield V(loc, "arch-task", "timm models are classifiers, not detectors", hint)
+    elif spec.task == "classification" and family == "ultralytics":
+        hint = "use a timm model, e.g. timm/resnet18"
+        yield V(loc, "arch-task", "classification projects train timm models", hint)
+    elif family == "ultralytics":
+        stem = name.rsplit(".", 1)[0]
+        for suffix, kind in _NOT_DETECTORS:
+            if stem.endswith(suffix):
+                msg = f"'{arch}' is a {kind} model, not a detector"
+                yield V(loc, "arch-task", msg, f"drop '{suffix}' from the name")
+
+
+_NOT_DETECTORS = (
+    ("-cls", "classification"),
+    ("-seg", "segmentation"),
+    ("-pose", "pose"),
+    ("-obb", "oriented-box"),
+)
+
+
+def _image_size(spec: SpecModel) -> Iterator[Violation]:
+    size = spec.model.image_size
+    if spec.model.arch.startswith("ultralytics/") and size % 32:
+        msg = f"ultralytics models need an image_size that is a multiple of 32, got {size}"
+        yield V(("model", "image_size"), "image-size", msg, f"use {_multiples(size, 32)}")
+
+
+def _gates(spec: SpecModel) -> Iterator[Violation]:
+    for name, gate in set_gates(spec.evaluate.gates).items():
+        info, loc = GATE_INFO[name], ("evaluate", "gates", name)
+        if getattr(gate, info.direction) is None:
+            other = "max" if info.direction == "min" else "min"
+            better = "higher" if info.direction == "min" else "lower"
+            msg = f"{better} {name} is better, so a '{other}' bound alone never fails a bad model"
+            yield V((*loc, other), "gate-direction", msg, f"use {info.direction}: instead")
+        for bound, value in (("min", gate.min), ("max", gate.max)):
+            if value is not None and info.fraction and not 0 <= value <= 1:
+                hint = f"did you mean {value / 100:g}?" if 10 <= value <= 100 else None
+                msg = f"{name} is a fraction in [0, 1], got {value:g}"
+                yield V((*loc, bound), "gate-range", msg, hint)
+            elif value is not None and not info.fraction and value < 0:
+                yield V((*loc, bound), "gate-range", f"{name} cannot be negative")
+        yield from _bound_order(loc, gate.min, gate.max)
+
+
+def _bound_order(loc: Loc, low: float | None, high: float | None) -> Iterator[Violation]:
+    if low is not None and high is not None and low > high:
+        msg = f"min {low:g} is above max {high:g}: no value can pass"
+        yield V((*loc, "min"), "bound-order", msg)
+
+
+def _splits(spec: SpecModel) -> Iterator[Violation]:
+    splits, loc = spec.data.splits, ("data", "splits")
+    if isinstance(splits, DirSplits):
+        seen: dict[str, str] = {}
+        for name, path in (("train", splits.train), ("val", splits.val), ("test", splits.test)):
+            norm = posixpath.normpath(path.replace("\\", "/")) if path else ""
+            if norm in seen:
+                msg = f"'{seen[norm]}' and '{name}' are the same directory '{path}'"
+                yield V((*loc, name), "split-overlap", msg, "evaluation must not see training data")
+            if norm:
+                seen.setdefault(norm, name)
+    elif splits.val + splits.test >= 1:
+        msg = f"val + test = {splits.val + splits.test:g} leaves nothing to train on"
+        yield V(loc, "split-ratio", msg, "keep val + test below 1, e.g. {val: 0.1, test: 0.1}")
+    elif spec.eval_split == "val" and splits.val == 0:
+        yield V(loc, "eval-split", "val and test are both 0: nothing to evaluate on")
+    if spec.evaluate.split == "test":
+        has_test = splits.test is not None if isinstance(splits, DirSplits) else splits.test > 0
+        if not has_test:
+            msg = "evaluate.split is 'test' but the data has no test split"
+            yield V(("evaluate", "split"), "eval-split", msg, "add a test split or use 'val'")
+
+
+def _augment(spec: SpecModel) -> Iterator[Violation]:
+    for i, step in enumerate(spec.data.augment):
+        loc: Loc = ("data", "augment", i, step.name)
+        if spec.task not in AUGMENTATIONS[step.name].tasks:
+            usable = ", ".join(n for n, a in AUGMENTATIONS.items() if spec.task in a.tasks)
+            msg = f"'{step.name}' is not available for {spec.task}"
+            yield V(loc, "augment-task", msg, f"use one of: {usable}")
+        params = step.params
+        if isinstance(params, RandomResizedCrop):
+            for field, (low, high) in (("scale", params.scale), ("ratio", params.ratio)):
+                if low > high:
+                    msg = f"{field} is [low, high], got [{low:g}, {high:g}]"
+                    yield V((*loc, field), "range-order", msg)
+            if params.scale[1] > 1:
+                msg = "scale is a fraction of the image area, at most 1"
+                yield V((*loc, "scale"), "range-order", msg)
+    names = [s.name for s in spec.data.augment]
+    yield from _duplicates(("data", "augment"), names, "augmentation")
+
+
+def _train(spec: SpecModel) -> Iterator[Violation]:
+    train, dist = spec.train, spec.train.distributed
+    if dist.engine == "none":
+        for field, count in (("nodes", dist.nodes), ("gpus_per_node", dist.gpus_per_node)):
+            if count > 1:
+                msg = f"{field}: {count} needs a launcher, but engine is 'none'"
+                hint = "set engine: torchrun, kubernetes or slurm"
+                yield V(("train", "distributed", field), "distributed", msg, hint)
+    world = dist.nodes * dist.gpus_per_node
+    if train.batch_size % world:
+        msg = f"batch_size {train.batch_size} does not split evenly over {world} GPUs"
+        hint = f"use {_multiples(train.batch_size, world)}"
+        yield V(("train", "batch_size"), "batch-size", msg, hint)
+    if train.warmup_epochs >= train.epochs:
+        msg = f"warmup_epochs ({train.warmup_epochs:g}) must be below epochs ({train.epochs})"
+        yield V(("train", "warmup_epochs"), "warmup", msg)
+
+
+def _ops(spec: SpecModel) -> Iterator[Violation]:
+    serve, deploy, bench = spec.serve, spec.deploy, spec.evaluate.latency
+    if serve.port == serve.metrics_port:
+        msg = f"metrics_port is the same as port ({serve.port})"
+        yield V(("serve", "metrics_port"), "port-clash", msg)
+    if bench.batch > serve.max_batch:
+        msg = (
+            f"latency is timed at batch {bench.batch}; the server batches at most {serve.max_batch}"
+        )
+        yield V(("evaluate", "latency", "batch"), "latency-batch", msg, "raise serve.max_batch")
+    if bench.device == "cuda" and not deploy.gpu:
+        msg = "latency is timed on cuda but the image is built without a GPU"
+        hint = "set deploy.gpu: true or time on cpu"
+        yield V(("evaluate", "latency", "device"), "latency-device", msg, hint)
+    if deploy.cuda is not None and not deploy.gpu:
+        msg = "deploy.cuda is set but deploy.gpu is false"
+        yield V(("deploy", "cuda"), "cuda-without-gpu", msg, "set gpu: true")
+    head = (deploy.image or "").split("/", 1)[0]
+    if deploy.registry and "/" in (deploy.image or "") and _is_host(head):
+        msg = f"deploy.image already names a registry ('{head}')"
+        hint = "drop deploy.registry or the registry part of deploy.image"
+        yield V(("deploy", "registry"), "image-registry", msg, hint)
+
+
+def _is_host(part: str) -> bool:
+    return "." in part or ":" in part or part == "localhost"
+
+
+def _alerts(spec: SpecModel) -> Iterator[Violation]:
+    notify, contacts = spec.monitor.notify, spec.project.contacts
+    routed = any((notify.slack, notify.jira, contacts.slack, contacts.jira))
+    first: dict[str, int] = {}
+    for i, alert in enumerate(spec.monitor.alerts):
+        loc: Loc = ("monitor", "alerts", i)
+        if alert.name in first:
+            msg, hint = f"alert name '{alert.name}' is used twice", f"alerts[{first[alert.name]}]"
+            yield V((*loc, "name"), "alert-name", msg, f"rename it; {hint} has that name")
+        first.setdefault(alert.name, i)
+        yield from _bound_order(loc, alert.min, alert.max)
+        if alert.severity != "info" and not routed:
+            msg = f"a '{alert.severity}' alert has nowhere to go"
+            hint = "set monitor.notify.slack/jira or project.contacts"
+            yield V((*loc, "severity"), "alert-route", msg, hint)
+
+
+def _lists(spec: SpecModel) -> Iterator[Violation]:
+    yield from _duplicates(("export",), spec.export, "format")
+    yield from _duplicates(("project", "owners"), spec.project.owners, "owner")
+    yield from _duplicates(("deploy", "platforms"), spec.deploy.platforms, "platform")
+    yield from _duplicates(("ci", "providers"), spec.ci.providers, "provider")
+    yield from _duplicates(("ci", "on"), spec.ci.on, "event")
+
+
+_NO_SWEEP = ("cvspec", "extends", "task", "project", "profiles", "templates", "train.sweep")
+
+
+def _model_members(annotation: Any) -> list[type[BaseModel]]:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _model_members(typing.get_args(annotation)[0])
+    if origin is typing.Union or origin is types.UnionType:
+        return [m for arg in typing.get_args(annotation) for m in _model_members(arg)]
+    is_model = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+    return [annotation] if is_model else []
+
+
+def _resolve(spec: SpecModel, key: str) -> Violation | None:
+    """None when `key` names a field of `spec`, else the sweep-key violation saying why."""
+    loc: Loc = ("train", "sweep", key)
+    if any(key == k or key.startswith(k + ".") for k in _NO_SWEEP):
+        hint = "sweep settings of data, model, train or evaluate"
+        return V(loc, "sweep-key", f"'{key}' cannot be swept", hint)
+    parts, value = key.split("."), cast(object, spec)
+    owners: list[type[BaseModel]] = [type(spec)]
+    for depth, part in enumerate(parts):
+        fields = {f.alias or n: (n, f) for o in owners for n, f in o.model_fields.items()}
+        prefix = ".".join(parts[:depth])
+        if part not in fields:
+            names = [f"{prefix}.{n}" if prefix else n for n in fields]
+            close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+            msg = (
+                f"'{key}' names no field: {repr(prefix) if prefix else 'the spec'} has no '{part}'"
+            )
+            return V(loc, "sweep-key", msg, f"did you mean '{close[0]}'?" if close else None)
+        name, field = fields[part]
+        value = getattr(value, name, None) if isinstance(value, BaseModel) else None
+        owners = [type(value)] if isinstance(value, BaseModel) else _model_members(field.annotation)
+        if not owners and depth < len(parts) - 1:
+            if typing.get_origin(field.annotation) is dict:
+                return None
+            msg = f"'{key}' goes inside '{'.'.join(parts[: depth + 1])}', which is not a mapping"
+            return V(loc, "sweep-key", msg)
+    return None
+
+
+def _sweep_variant(spec: SpecModel, key: str, value: object) -> list[Violation] | str:
+    """The rule violations of `spec` with `key` set to `value`, or why it does not validate."""
+    data = spec.model_dump(by_alias=True)
+    data["train"]["sweep"] = {}
+    node, parts = data, key.split(".")
+    for part in parts[:-1]:
+        if node.get(part) is None:
+            node[part] = {}
+        node = node[part]
+    node[parts[-1]] = value
+    try:
+        variant = SPEC_ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        return "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in errors)
+    return [v for rule in RULES if rule is not _sweep for v in rule(variant)]
+
+
+def _sweep(spec: SpecModel) -> Iterator[Violation]:
+    base: set[tuple[Loc, str, str]] | None = None
+    for key, values in spec.train.sweep.items():
+        problem = _resolve(spec, key)
+        if problem is not None:
+            yield problem
+            continue
+        loc: Loc = ("train", "sweep", key)
+        yield from _duplicates(loc, values, "sweep value")
+        if base is None:
+            others = [rule for rule in RULES if rule is not _sweep]
+            base = {(v.loc, v.code, v.message) for rule in others for v in rule(spec)}
+        for i, value in enumerate(values):
+            found = _sweep_variant(spec, key, value)
+            if isinstance(found, str):
+                yield V((*loc, i), "sweep-value", f"{key} = {value!r}: {found}")
+                continue
+            for v in found:
+                if (v.loc, v.code, v.message) not in base:
+                    yield V((*loc, i), "sweep-value", f"{key} = {value!r}: {v.message}", v.help)
+
+
+RULES: list[Rule] = [_classes, _arch, _image_size, _gates, _splits, _augment, _train, _ops]
+RULES += [_alerts, _lists, _sweep]

@@ -1,0 +1,70 @@
+"""Test helpers: write a project tree from a dict, run the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+REPO = Path(__file__).resolve().parent.parent
+UPDATE_GOLDEN = bool(os.environ.get("CVSPEC_UPDATE_GOLDEN"))
+
+MINIMAL_SPEC = """\
+cvspec: 1
+project: {name: demo}
+task: classification
+data: {path: ../data/demo}
+model: {arch: timm/resnet18, image_size: 32}
+"""
+
+
+def write_tree(root: Path, tree: Mapping[str, Any]) -> Path:
+    """Write {relative path: text | bytes | nested dict} under root; text is dedented."""
+    for name, content in tree.items():
+        path = root / name
+        if isinstance(content, Mapping):
+            path.mkdir(parents=True, exist_ok=True)
+            write_tree(path, content)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(textwrap.dedent(content), encoding="utf-8")
+    return root
+
+
+class Result(NamedTuple):
+    """A finished CLI run."""
+
+    code: int
+    out: str
+    err: str
+
+
+def cvspec(*args: str, cwd: Path, env: Mapping[str, str] | None = None,
+           timeout: float = 60) -> Result:
+    """Run `python -m cvspec ARGS` in a fresh process, the way a user runs it."""
+    full_env = {**os.environ, "PYTHONHASHSEED": "random", **(env or {})}
+    full_env.pop("CVSPEC_DEBUG", None)
+    proc = subprocess.run([sys.executable, "-m", "cvspec", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under root (relative POSIX path -> bytes)."""
+    return {p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def project(tmp_path: Path, spec: str = MINIMAL_SPEC, name: str = "demo.yaml",
+            extra: Mapping[str, Any] | None = None) -> Path:
+    """A repository with specs/NAME and a .git marker, ready for `cvspec build`."""
+    (tmp_path / ".git").mkdir(parents=True, exist_ok=True)
+    write_tree(tmp_path, {f"specs/{name}": spec, **(extra or {})})
+    return tmp_path
