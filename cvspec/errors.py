@@ -13,14 +13,14 @@ class Origin(NamedTuple):
     file: str | None = None
     line: int = 0  # 1-based; 0 when unknown
     col: int = 0  # 1-based; 0 when unknown
-    detail: str = ""  # the --set text, or the profile name
+    detail: str = ""  # the flag as typed (`--set a=b`), or the profile name
 
     def describe(self) -> str:
         """Short provenance label: `file:line`, `--set x=y`, `profile ci (file:line)` or `default`."""
         if self.kind == "default":
             return "default"
         if self.kind == "set":
-            return f"--set {self.detail}"
+            return self.detail
         where = f"{self.file}:{self.line}" if self.file else "?"
         if self.kind == "profile":
             return f"profile {self.detail} ({where})"

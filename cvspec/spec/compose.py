@@ -137,11 +137,11 @@ def select_profile(raw: RawSpec, name: str) -> RawSpec:
 def parse_sets(sets: Sequence[str]) -> RawSpec:
     """Turn `a.b=value` flags (value parsed as YAML 1.2) into a partial spec."""
     data: dict[str, Any] = {}
-    values: dict[KeyPath, Origin] = {(): Origin("set", detail=", ".join(sets))}
+    values: dict[KeyPath, Origin] = {(): Origin("set", detail=" ".join(f"--set {s}" for s in sets))}
     keys: dict[KeyPath, Origin] = {}
     errors: list[Diagnostic] = []
     for text in sets:
-        origin = Origin("set", detail=text)
+        origin = Origin("set", detail=f"--set {text}")
         key, eq, value_text = text.partition("=")
         key = key.strip()
         if not eq or not _SET_KEY.match(key):

@@ -90,7 +90,7 @@ def _yaml_diagnostic(exc: Any, file: str) -> Diagnostic:
         # ruamel marks the second occurrence as the problem; say so plainly.
         key = problem.split('"')[1] if '"' in problem else problem
         return Diagnostic("duplicate-key", f"duplicate key '{key}'", origin,
-                          "each key may appear once per mapping; remove one of them")
+                          "each key may appear once per mapping; remove one of them", len(key))
     if exc.context and exc.problem:
         problem = f"{exc.context.strip()}: {problem}"
     return Diagnostic("yaml-syntax", problem, origin)

@@ -152,6 +152,12 @@ def _from_pydantic(err: Any, raw: RawSpec) -> Diagnostic:
         hint = f"did you mean '{close[0]}'?" if close else (
             f"known keys: {', '.join(known)}" if known else None)
         origin = raw.keys.get(path) or _nearest(raw, path)
+        other = _other_task(raw, path)
+        if other:
+            hint = f"gates for {raw.data.get('task')}: {', '.join(known)}"
+            return Diagnostic("gate-task", f"gate '{key}' does not exist for task "
+                              f"{raw.data.get('task')}; it is a {other} gate", origin, hint,
+                              len(key))
         return Diagnostic("unknown-key", f"unknown key '{key}' {where}", origin, hint, len(key))
     if kind in ("missing", "union_tag_not_found"):
         if kind == "union_tag_not_found":
@@ -171,6 +177,10 @@ def _from_pydantic(err: Any, raw: RawSpec) -> Diagnostic:
             options = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
         close = difflib.get_close_matches(str(value), options, n=1, cutoff=0.6)
         hint = f"did you mean '{close[0]}'?" if close else None
+        if path == ("data", "format") and raw.data.get("task") in _TASK_TAGS:
+            other = _TASK_TAGS[1 - _TASK_TAGS.index(raw.data["task"])]
+            hint = hint or f"formats of {raw.data['task']}: {', '.join(options)}; " \
+                f"is the task {other}?"
         return Diagnostic("bad-value", f"{_dotted(path)}: {_show(value)} is not one of "
                           f"{', '.join(repr(o) for o in options)}", origin, hint, span)
     base = kind.split("_")[0]
@@ -183,6 +193,16 @@ def _from_pydantic(err: Any, raw: RawSpec) -> Diagnostic:
     message = re.sub(r"^Assertion failed, ", "", message)
     shown = f" (got {_show(value)})" if not isinstance(value, (dict, list)) else ""
     return Diagnostic("bad-value", f"{_dotted(path)}: {message}{shown}", origin, None, span)
+
+
+def _other_task(raw: RawSpec, path: KeyPath) -> str | None:
+    """The task a misplaced gate belongs to, for `evaluate.gates.<name>` only."""
+    from cvspec.spec.model import GATES
+
+    task = raw.data.get("task")
+    if len(path) != 3 or path[:2] != ("evaluate", "gates") or task not in GATES:
+        return None
+    return next((t for t, gates in GATES.items() if t != task and path[2] in gates), None)
 
 
 def _describe_input(value: Any) -> str:
