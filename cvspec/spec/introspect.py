@@ -30,7 +30,7 @@ def types_at(roots: Iterable[Any], path: KeyPath) -> list[Any]:
         for tp in current:
             origin = typing.get_origin(tp)
             if isinstance(tp, type) and issubclass(tp, BaseModel):
-                field = tp.model_fields.get(str(part))
+                field = _field(tp, str(part))
                 if field is not None:
                     nxt.extend(_members(field.annotation))
             elif origin in (list, tuple, set, frozenset) and isinstance(part, int):
@@ -50,7 +50,8 @@ def field_names_at(roots: Iterable[Any], path: KeyPath) -> list[str]:
     names: list[str] = []
     for tp in types_at(roots, path):
         if isinstance(tp, type) and issubclass(tp, BaseModel):
-            names.extend(n for n in tp.model_fields if n not in names)
+            keys = [f.alias or n for n, f in tp.model_fields.items()]
+            names.extend(k for k in keys if k not in names)
     return names
 
 
@@ -60,7 +61,15 @@ def field_description(roots: Iterable[Any], path: KeyPath) -> str | None:
         return None
     for tp in types_at(roots, path[:-1]):
         if isinstance(tp, type) and issubclass(tp, BaseModel):
-            field = tp.model_fields.get(str(path[-1]))
+            field = _field(tp, str(path[-1]))
             if field is not None and field.description:
                 return field.description
+    return None
+
+
+def _field(model: type[BaseModel], key: str) -> Any:
+    """The field a YAML key names, by its alias (`for`) or its name."""
+    for name, field in model.model_fields.items():
+        if (field.alias or name) == key:
+            return field
     return None
