@@ -14,7 +14,7 @@ from cvspec.generate.api import COMMENT_PREFIX, Artifact, BuildContext
 
 BUILTIN_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 # First lines that must stay first: the header goes right after them.
-_KEEP_FIRST = ("#!", "# syntax=", "# yaml-language-server:", "# escape=")
+_KEEP_FIRST = ("#!", "# syntax=", "# yaml-language-server:", "# escape=", "# @package")
 
 
 class RenderedFile(NamedTuple):

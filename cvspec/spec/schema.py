@@ -10,18 +10,10 @@ SCHEMA_ID = "https://cvspec.dev/schemas/cvspec-1.schema.json"
 
 
 def schema() -> dict[str, Any]:
-    """The schema as data; `extends` is added here since composition removes it before models."""
+    """The schema as data, with the draft and id editors look for."""
     from cvspec.spec.model import SPEC_ADAPTER
 
     body: dict[str, Any] = SPEC_ADAPTER.json_schema()
-    extends = {
-        "description": "Spec file(s) this one builds on, relative to it; later files win.",
-        "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
-    }
-    for name in ("ClassificationSpec", "DetectionSpec"):
-        definition = body.get("$defs", {}).get(name)
-        if definition is not None:
-            definition.setdefault("properties", {})["extends"] = extends
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,

@@ -1,0 +1,162 @@
+"""Wall-time benchmark of `cvspec validate|build|check`, beside an import-only baseline.
+
+Every figure is the median of fresh processes, run round-robin with the baseline so that the
+drift of a noisy machine hits all of them alike; ratios to the baseline are the portable figures.
+Usage: python benchmarks/bench_build.py [--runs 15] [--specs 200] [--big-runs 3] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+BASELINE = [sys.executable, "-c", "import pydantic, jinja2, ruamel.yaml"]
+CVSPEC = [sys.executable, "-m", "cvspec"]
+ONE_SPEC, MANY_SPECS, NOOP_CHECK = 0.3, 10.0, 0.3  # targets, seconds
+Job = tuple[list[str], Path, bool]  # command, cwd, start from an empty generated/
+WORDS = ["cat", "dog", "car", "bus", "bike", "person", "tree", "sign", "cone", "box", "cup", "bag"]
+
+
+def timed(cmd: list[str], cwd: Path) -> float:
+    """Seconds one fresh process takes; a failing command aborts the benchmark."""
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if proc.returncode:
+        sys.exit(f"failed (exit {proc.returncode}): {' '.join(cmd)} in {cwd}\n{proc.stderr}")
+    return elapsed
+
+
+def make_repo(parent: Path, name: str) -> Path:
+    """A throwaway repository: a `.git` marker and a copy of specs/."""
+    repo = parent / name
+    (repo / ".git").mkdir(parents=True)
+    shutil.copytree(SPECS, repo / "specs")
+    return repo
+
+
+def fresh(repo: Path) -> Path:
+    """Remove generated/ (untimed) so the next build writes everything."""
+    shutil.rmtree(repo / "generated", ignore_errors=True)
+    return repo
+
+
+def synthetic_spec(i: int, base: str, task: str) -> str:
+    """Spec number i: extends an example spec, varying name, classes, sizes, sweep and gates."""
+    name = f"{Path(base).stem.lstrip('_')}-{i:03d}"
+    k = 2 + i % 10 if task == "classification" else 1 + i % 8
+    classes = "auto" if task == "classification" and i % 4 == 0 else f"[{', '.join(WORDS[:k])}]"
+    if task == "classification":
+        size, batch = 32 + 8 * (i % 5), (16, 32, 64)[i % 3]
+        gates = f"accuracy: {{min: {0.8 + i % 15 / 100:.2f}}}, macro_f1: {{min: 0.7}}"
+        gates += ", top5_accuracy: {min: 0.99}" if classes != "auto" and k > 5 else ""
+        sweep = ("{}", "{train.batch_size: [32, 64]}",
+                 "{train.optimizer.weight_decay: [0.01, 0.05], train.epochs: [5, 10]}")[i % 3]
+    else:
+        size, batch = 128 + 32 * (i % 4), (8, 16, 32)[i % 3]
+        gates = f"map50: {{min: {0.4 + i % 20 / 100:.2f}}}"
+        gates += ", map50_95: {min: 0.3}, recall: {min: 0.5}" if i % 2 else ""
+        sweep = ("{}", "{train.optimizer.lr: [0.01, 0.02]}",
+                 "{model.image_size: [128, 160]}")[i % 3]
+    return (f"cvspec: 1\nextends: {base}\ntask: {task}\n"
+            f"project: {{name: {name}, description: Synthetic project {i} from {base}}}\n"
+            f"data: {{classes: {classes}}}\nmodel: {{image_size: {size}}}\n"
+            f"train: {{epochs: {5 + i % 20}, batch_size: {batch}, sweep: {sweep}}}\n"
+            f"evaluate: {{gates: {{{gates}}}}}\ndeploy: {{image: {name}}}\n")
+
+
+def make_monorepo(parent: Path, count: int, examples: list[Path]) -> Path:
+    """A repository of `count` specs; the examples become `_name.yaml` partials they extend."""
+    repo = make_repo(parent, "monorepo")
+    bases: list[tuple[str, str]] = []
+    for example in examples:
+        partial = repo / "specs" / f"_{example.name}"
+        (repo / "specs" / example.name).rename(partial)
+        found = re.search(r"^task:\s*(\w+)", partial.read_text(encoding="utf-8"), re.MULTILINE)
+        bases.append((partial.name, found.group(1) if found else "classification"))
+    for i in range(count):
+        base, task = bases[i % len(bases)]
+        (repo / "specs" / f"p{i:03d}.yaml").write_text(synthetic_spec(i, base, task), "utf-8")
+    return repo
+
+
+def round_robin(jobs: dict[str, Job], runs: int) -> dict[str, float]:
+    """Median seconds of each job, run in turn `runs` times after one untimed warm-up each."""
+    times: dict[str, list[float]] = {label: [] for label in jobs}
+    for round_ in range(runs + 1):
+        for label, (cmd, cwd, clean) in jobs.items():
+            elapsed = timed(cmd, fresh(cwd) if clean else cwd)
+            if round_:
+                times[label].append(elapsed)
+    return {label: statistics.median(values) for label, values in times.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15, help="runs per single-spec command")
+    parser.add_argument("--specs", type=int, default=200, help="specs in the synthetic monorepo")
+    parser.add_argument("--big-runs", type=int, default=3, help="runs per monorepo command")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args()
+    examples = sorted(p for p in SPECS.glob("*.yaml") if not p.name.startswith("_"))
+    rows: list[tuple[str, float, float | None]] = []  # (measurement, median s, target s)
+    with tempfile.TemporaryDirectory(prefix="cvspec-bench-") as tmp:
+        builds, checks = make_repo(Path(tmp), "builds"), make_repo(Path(tmp), "checks")
+        jobs: dict[str, Job] = {"baseline: import": (BASELINE, builds, False)}
+        for spec in examples:
+            rel = f"specs/{spec.name}"
+            jobs[f"validate {spec.stem}"] = ([*CVSPEC, "validate", rel], builds, False)
+            jobs[f"build {spec.stem} (fresh)"] = ([*CVSPEC, "build", rel], builds, True)
+        timed([*CVSPEC, "build"], checks)
+        jobs[f"check, no-op ({len(examples)} specs)"] = ([*CVSPEC, "check"], checks, False)
+        print(f"timing {len(jobs)} commands x {args.runs} runs ...", file=sys.stderr)
+        for label, median in round_robin(jobs, args.runs).items():
+            target = ONE_SPEC if label.startswith("build") else None
+            rows.append((label, median, NOOP_CHECK if label.startswith("check") else target))
+        mono = make_monorepo(Path(tmp), args.specs, examples)
+        n = args.specs
+        big = {"baseline: import (again)": (BASELINE, mono, False),
+               f"build {n} specs (fresh)": ([*CVSPEC, "build"], mono, True),
+               f"build {n} specs (no-op)": ([*CVSPEC, "build"], mono, False),
+               f"check {n} specs (no-op)": ([*CVSPEC, "check"], mono, False)}
+        print(f"timing {n} specs x {args.big_runs} runs ...", file=sys.stderr)
+        for label, median in round_robin(big, args.big_runs).items():
+            rows.append((label, median, MANY_SPECS if "fresh" in label else None))
+    base = rows[0][1]
+    results = [{"measurement": label, "median_s": round(median, 4),
+                "ratio": round(median / base, 2), "target_s": target,
+                "pass": None if target is None else median <= target}
+               for label, median, target in rows]
+    machine = {"cpus": os.cpu_count(), "python": platform.python_version(),
+               "platform": platform.platform(), "runs": args.runs, "big_runs": args.big_runs,
+               "specs": args.specs, "date": time.strftime("%Y-%m-%d %H:%M")}
+    print(f"machine: {machine['cpus']} CPUs, Python {machine['python']}, {machine['platform']}; "
+          f"N = {args.runs} runs per command ({args.big_runs} for the {n}-spec monorepo)")
+    print(f"\n| {'measurement':<28} | median s | x import | target   | result |")
+    print(f"|{'-' * 30}|---------:|---------:|----------|--------|")
+    for r in results:
+        target = f"<= {r['target_s']:g} s" if r["target_s"] else "-"
+        verdict = {True: "PASS", False: "FAIL", None: "-"}[r["pass"]]
+        print(f"| {r['measurement']:<28} | {r['median_s']:8.3f} | {r['ratio']:8.2f} "
+              f"| {target:<8} | {verdict:<6} |")
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine, "results": results}, indent=2) + "\n")
+    missed = [r["measurement"] for r in results if r["pass"] is False]
+    print(f"\nmissed targets: {', '.join(missed)}" if missed else "\nall targets met")
+    return 1 if missed and args.strict else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Commands other than build/check: validate, explain, new; exit codes; import weight."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from helpers import MINIMAL_SPEC, REPO, cvspec, project, write_tree
+
+HEAVY = ("torch", "timm", "ultralytics", "hydra", "dvc", "docker", "onnxruntime", "omegaconf")
+
+
+def test_validate_reports_each_spec(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    result = cvspec("validate", cwd=root)
+    assert (result.code, result.out) == (0, "ok specs/demo.yaml (classification, project demo)\n")
+
+
+def test_yaml_1_2_scalars(tmp_path: Path) -> None:
+    spec = MINIMAL_SPEC.replace("{name: demo}", "{name: demo, description: no}") + \
+        "train: {optimizer: {lr: 1e-3}}\n"
+    root = project(tmp_path, spec)
+    result = cvspec("explain", "specs/demo.yaml", "project.description", cwd=root)
+    assert result.out.startswith('project.description = "no"')
+    lr = cvspec("explain", "specs/demo.yaml", "train.optimizer.lr", cwd=root)
+    assert lr.out.startswith("train.optimizer.lr = 0.001")
+
+
+def test_explain_names_every_source(tmp_path: Path) -> None:
+    root = project(tmp_path, "cvspec: 1\nextends: _base.yaml\nproject: {name: demo}\n"
+                   "task: classification\ndata: {path: d}\n"
+                   "profiles: {ci: {train: {epochs: 1}}}\n",
+                   extra={"specs/_base.yaml": "model: {arch: timm/resnet18}\n"
+                                              "train: {seed: 3}\n"})
+    result = cvspec("explain", "specs/demo.yaml", "--profile", "ci", "--set", "train.batch_size=8",
+                    cwd=root)
+    assert result.code == 0, result.err
+    rows = {line.split(" = ")[0]: line.rsplit("# ", 1)[1] for line in result.out.splitlines()}
+    assert rows["project.name"] == "specs/demo.yaml:3"
+    assert rows["model.arch"] == "specs/_base.yaml:1"
+    assert rows["train.seed"] == "specs/_base.yaml:2"
+    assert rows["train.epochs"] == "profile ci (specs/demo.yaml:6)"
+    assert rows["train.batch_size"] == "--set train.batch_size=8"
+    assert rows["train.optimizer.lr"] == "default"
+
+
+def test_explain_unknown_key_suggests(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    result = cvspec("explain", "specs/demo.yaml", "train.epoch", cwd=root)
+    assert result.code == 2
+    assert result.err == "error: no key 'train.epoch' in the resolved spec; did you mean " \
+                         "'train.epochs'?\n"
+
+
+def test_interpolation_resolves_references(tmp_path: Path) -> None:
+    spec = MINIMAL_SPEC.replace("{name: demo}", "{name: demo, description: 'model ${project.name}'}")
+    root = project(tmp_path, spec + "deploy: {image: '${project.name}'}\n")
+    result = cvspec("explain", "specs/demo.yaml", "project.description", cwd=root)
+    assert result.out.startswith('project.description = "model demo"'), result.err
+
+
+def test_new_writes_starter_specs_that_validate(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    for task in ("classification", "detection"):
+        name = f"my-{task[:3]}"
+        result = cvspec("new", name, "--task", task, cwd=tmp_path)
+        assert result.code == 0, result.err
+        text = (tmp_path / "specs" / f"{name}.yaml").read_text()
+        assert text.startswith("# yaml-language-server: $schema=../schemas/cvspec.schema.json\n")
+        assert cvspec("validate", f"specs/{name}.yaml", cwd=tmp_path).code == 0
+    again = cvspec("new", "my-cla", cwd=tmp_path)
+    assert again.code == 2 and "already exists" in again.err
+
+
+def test_new_rejects_a_bad_name_and_writes_nothing(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    result = cvspec("new", "Bad Name", cwd=tmp_path)
+    assert result.code == 2
+    assert "project.name" in result.err
+    assert not (tmp_path / "specs").exists()
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    assert cvspec("build", "--no-such-flag", cwd=tmp_path).code == 2
+    missing = cvspec("validate", "nope.yaml", cwd=tmp_path)
+    assert (missing.code, missing.err) == (2, "error: spec file not found: nope.yaml\n")
+    empty = cvspec("validate", cwd=tmp_path)
+    assert empty.code == 2 and "no spec given and no specs/*.yaml" in empty.err
+
+
+def test_internal_error_is_one_line_and_exit_3(tmp_path: Path) -> None:
+    site = write_tree(tmp_path / "site", {
+        "crash_plugin.py": "class Gen:\n    name = 'crash'\n    version = '1'\n"
+                           "    def plan(self, spec, ctx):\n        return [1 / 0]\n",
+        "crash-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: crash\nVersion: 1.0\n",
+        "crash-1.0.dist-info/entry_points.txt": "[cvspec.generators]\ncrash = crash_plugin:Gen\n",
+    })
+    root = project(tmp_path / "repo")
+    env = {"PYTHONPATH": str(site)}
+    result = cvspec("build", cwd=root, env=env)
+    assert result.code == 2  # a plugin's failure is named, not a cvspec bug
+    assert "generator 'crash' (crash_plugin:Gen, from crash 1.0) failed: ZeroDivisionError" \
+        in result.err
+    bug = subprocess.run(
+        [sys.executable, "-c", "import sys; from cvspec.cli import main; "
+         "import cvspec.cli.common as c; c.find_root = None; sys.exit(main(['build']))"],
+        cwd=root, capture_output=True, text=True, check=False)
+    assert bug.returncode == 3
+    assert bug.stderr.startswith("cvspec: internal error (TypeError: ")
+    assert "this is a bug in cvspec" in bug.stderr and "Traceback" not in bug.stderr
+    debug = subprocess.run(
+        [sys.executable, "-c", "import sys; from cvspec.cli import main; "
+         "import cvspec.cli.common as c; c.find_root = None; sys.exit(main(['build']))"],
+        cwd=root, capture_output=True, text=True, check=False, env={"CVSPEC_DEBUG": "1",
+                                                                    "PATH": "/usr/bin"})
+    assert debug.returncode == 3 and "Traceback (most recent call last)" in debug.stderr
+
+
+def test_validate_build_check_import_nothing_heavy(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    probe = ("import sys, runpy\nsys.argv = ['cvspec'] + sys.argv[1:]\n"
+             "from cvspec.cli import main\ncode = main(sys.argv[1:])\n"
+             "import json\nprint(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n")
+    for command in ("validate", "build", "check"):
+        proc = subprocess.run([sys.executable, "-c", probe, command], cwd=root,
+                              capture_output=True, text=True, check=True)
+        loaded = set(json.loads(proc.stdout.splitlines()[-1]))
+        assert loaded.isdisjoint(HEAVY), f"cvspec {command} imported {loaded & set(HEAVY)}"
+
+
+def test_python_dash_m_and_console_script_agree() -> None:
+    exe = Path(sys.executable).parent / "cvspec"
+    a = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=True)
+    b = subprocess.run([sys.executable, "-m", "cvspec", "--help"], capture_output=True, text=True,
+                       check=True, cwd=REPO)
+    assert "validate" in a.stdout and a.stdout == b.stdout

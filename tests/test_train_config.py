@@ -1,0 +1,81 @@
+"""The training configuration generator: Hydra composes it; ultralytics accepts its keys."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+from helpers import MINIMAL_SPEC, REPO, cvspec, project
+from ruamel.yaml import YAML
+
+DETECTION_SPEC = """\
+cvspec: 1
+project: {name: boxes}
+task: detection
+data: {path: ../data/boxes, classes: [cat, dog], splits: {val: 0.2, test: 0.1}}
+model: {arch: ultralytics/yolov8n.yaml, image_size: 96}
+data_augment_placeholder: null
+"""
+
+
+def _require(module: str, install: str) -> None:
+    if importlib.util.find_spec(module) is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{module} is missing: {install}")
+        pytest.skip(f"{module} not installed ({install})")
+
+
+def test_hydra_composes_the_config_and_each_sweep_point(tmp_path: Path) -> None:
+    _require("hydra", "pip install -e '.[dev]'")
+    from hydra import compose, initialize_config_dir
+
+    spec = MINIMAL_SPEC + "train:\n  epochs: 3\n  sweep: {train.optimizer.lr: [0.1, 0.01], " \
+        "train.batch_size: [8, 16]}\n"
+    root = project(tmp_path, spec)
+    assert cvspec("build", cwd=root).code == 0
+    config_dir = root / "generated/demo/train"
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+        base = compose(config_name="config")
+        assert base.train.epochs == 3
+        assert base.model.name == "resnet18" and base.model.image_size == 32
+        assert base.data.root == "data/demo"
+        points = sorted(p.stem for p in (config_dir / "experiment").glob("*.yaml"))
+        assert points == ["point-000", "point-001", "point-002", "point-003"]
+        seen = set()
+        for point in points:
+            cfg = compose(config_name="config", overrides=[f"experiment={point}"])
+            seen.add((cfg.train.batch_size, cfg.train.optimizer.lr))
+            assert cfg.train.epochs == 3
+        assert seen == {(8, 0.1), (8, 0.01), (16, 0.1), (16, 0.01)}
+        tweaked = compose(config_name="config", overrides=["train.epochs=7"])
+        assert tweaked.train.epochs == 7
+
+
+def test_detection_config_uses_only_keys_ultralytics_accepts(tmp_path: Path) -> None:
+    spec = DETECTION_SPEC.replace("data_augment_placeholder: null\n", "")
+    spec = spec.replace("splits: {val: 0.2, test: 0.1}}", "splits: {val: 0.2, test: 0.1},\n"
+                        "  augment: [{hflip: {p: 0.3}}, {mosaic: {p: 0.5}}, {affine: {}}]}")
+    root = project(tmp_path, spec)
+    result = cvspec("build", cwd=root)
+    assert result.code == 0, result.err
+    yaml = YAML(typ="safe")
+    data = yaml.load((root / "generated/boxes/train/data.yaml").read_text())
+    assert data == {"path": "data/boxes", "train": "images/train", "val": "images/val",
+                    "test": "images/test", "nc": 2, "names": {0: "cat", 1: "dog"}}
+    args = yaml.load((root / "generated/boxes/train/args.yaml").read_text())
+    assert args["imgsz"] == 96 and args["fliplr"] == 0.3 and args["mosaic"] == 0.5
+    assert args["flipud"] == 0.0  # not declared: off
+    assert args["data"] == "generated/boxes/train/data.yaml"
+    _require("ultralytics", "pip install --no-deps ultralytics")
+    spec_ = importlib.util.find_spec("ultralytics")
+    assert spec_ is not None and spec_.submodule_search_locations
+    default = Path(next(iter(spec_.submodule_search_locations))) / "cfg" / "default.yaml"
+    accepted = set(yaml.load(default.read_text()))
+    assert set(args) <= accepted, f"keys ultralytics does not know: {set(args) - accepted}"
+
+
+def test_example_specs_generate_both_kinds() -> None:
+    assert (REPO / "generated/digits/train/config.yaml").is_file()
+    assert (REPO / "generated/shapes/train/args.yaml").is_file()
