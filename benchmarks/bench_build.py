@@ -34,7 +34,8 @@ def timed(cmd: list[str], cwd: Path) -> float:
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
     if proc.returncode:
-        sys.exit(f"failed (exit {proc.returncode}): {' '.join(cmd)} in {cwd}\n{proc.stderr}")
+        sys.exit(f"failed (exit {proc.returncode}): {' '.join(cmd)} in {cwd}\n"
+                 f"{proc.stdout[-3000:]}{proc.stderr}")
     return elapsed
 
 
