@@ -16,7 +16,7 @@ class Origin(NamedTuple):
     detail: str = ""  # the flag as typed (`--set a=b`), or the profile name
 
     def describe(self) -> str:
-        """Short provenance label: `file:line`, `--set x=y`, `profile ci (file:line)` or `default`."""
+        """Provenance label: `file:line`, `--set x=y`, `profile ci (file:line)` or `default`."""
         if self.kind == "default":
             return "default"
         if self.kind == "set":

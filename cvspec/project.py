@@ -48,8 +48,11 @@ def find_root(start: Path) -> Path:
 def discover_specs(root: Path) -> list[Path]:
     """Every `specs/*.yaml` of the repository; files starting with `_` are partials for extends."""
     folder = root / "specs"
-    found = sorted(p for p in folder.glob("*.y*ml") if not p.name.startswith("_")) \
-        if folder.is_dir() else []
+    found = (
+        sorted(p for p in folder.glob("*.y*ml") if not p.name.startswith("_"))
+        if folder.is_dir()
+        else []
+    )
     if not found:
         raise UsageError(f"no spec given and no specs/*.yaml under {root}")
     return found
@@ -78,19 +81,23 @@ def plan(loaded: LoadedSpec, ctx: BuildContext, generators: Sequence[Registered]
         except CvspecError:
             raise
         except Exception as exc:
-            raise CvspecError(f"generator '{reg.generator.name}' ({reg.module}, from "
-                              f"{reg.distribution}) failed: {type(exc).__name__}: {exc}") from exc
+            raise CvspecError(
+                f"generator '{reg.generator.name}' ({reg.module}, from "
+                f"{reg.distribution}) failed: {type(exc).__name__}: {exc}"
+            ) from exc
         artifacts.extend(made)
     return artifacts
 
 
-def render_spec(root: Path, loaded: LoadedSpec, options: Options,
-                generators: Sequence[Registered]) -> Output:
+def render_spec(
+    root: Path, loaded: LoadedSpec, options: Options, generators: Sequence[Registered]
+) -> Output:
     """Plan and render one spec, and compute the manifest that would describe it."""
     spec = loaded.spec
     spec_file = _rel(root, loaded.path)
-    ctx = BuildContext(spec.project.name, spec_file, f"{GENERATED}/{spec.project.name}",
-                       __version__)
+    ctx = BuildContext(
+        spec.project.name, spec_file, f"{GENERATED}/{spec.project.name}", __version__
+    )
     dirs: list[Path] = []
     if options.templates is not None:
         dirs.append(options.templates.resolve())
@@ -99,10 +106,14 @@ def render_spec(root: Path, loaded: LoadedSpec, options: Options,
     dirs.extend(t for t in (r.templates for r in generators) if t is not None)
     dirs.append(BUILTIN_TEMPLATES)
     files = render_artifacts(plan(loaded, ctx, generators), ctx, dirs)
-    inputs = {_rel(root, Path(name).resolve()): sha256(text.encode("utf-8"))
-              for name, text in loaded.raw.sources.items() if name != "--set"}
-    manifest = make_manifest(ctx.project, spec_file, inputs, options.profile, options.sets,
-                             __version__, files)
+    inputs = {
+        _rel(root, Path(name).resolve()): sha256(text.encode("utf-8"))
+        for name, text in loaded.raw.sources.items()
+        if name != "--set"
+    }
+    manifest = make_manifest(
+        ctx.project, spec_file, inputs, options.profile, options.sets, __version__, files
+    )
     return Output(loaded, ctx, [*files, manifest.as_rendered(ctx.out_dir)], manifest)
 
 
@@ -113,27 +124,33 @@ def render_all(root: Path, paths: Sequence[Path], options: Options) -> list[Outp
     for item in loaded:
         name = item.spec.project.name
         if name in seen:
-            raise UsageError(f"two specs define project '{name}': {_rel(root, seen[name])} and "
-                             f"{_rel(root, item.path)}; project names must be unique")
+            raise UsageError(
+                f"two specs define project '{name}': {_rel(root, seen[name])} and "
+                f"{_rel(root, item.path)}; project names must be unique"
+            )
         seen[name] = item.path
     generators = load_generators()
     return [render_spec(root, item, options, generators) for item in loaded]
 
 
-def build(root: Path, paths: Sequence[Path], options: Options = Options(),
-          force: bool = False) -> list[tuple[Output, WriteReport]]:
+def build(
+    root: Path, paths: Sequence[Path], options: Options = Options(), force: bool = False
+) -> list[tuple[Output, WriteReport]]:
     """Render every spec and write the projects; all render before any writes."""
     outputs = render_all(root, paths, options)
     plans = [(out, _changes(root, out)) for out in outputs]
     conflicts = [c for _, changes in plans for c in changes if c.action == "conflict"]
     if conflicts and not force:
         refuse(conflicts)
-    return [(out, write_project(root, out.ctx.out_dir, out.files, changes, force))
-            for out, changes in plans]
+    return [
+        (out, write_project(root, out.ctx.out_dir, out.files, changes, force))
+        for out, changes in plans
+    ]
 
 
-def check(root: Path, paths: Sequence[Path], options: Options | None = None
-          ) -> list[tuple[Output, list[Change]]]:
+def check(
+    root: Path, paths: Sequence[Path], options: Options | None = None
+) -> list[tuple[Output, list[Change]]]:
     """Compare each spec's fresh render with the disk; the same options the build used."""
     groups: dict[Options, list[Path]] = {}
     recorded = _recorded_options(root) if options is None else {}

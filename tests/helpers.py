@@ -46,24 +46,39 @@ class Result(NamedTuple):
     err: str
 
 
-def cvspec(*args: str, cwd: Path, env: Mapping[str, str] | None = None,
-           timeout: float = 60) -> Result:
+def cvspec(
+    *args: str, cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 60
+) -> Result:
     """Run `python -m cvspec ARGS` in a fresh process, the way a user runs it."""
     full_env = {**os.environ, "PYTHONHASHSEED": "random", **(env or {})}
     full_env.pop("CVSPEC_DEBUG", None)
-    proc = subprocess.run([sys.executable, "-m", "cvspec", *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cvspec", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
     """Every file under root (relative POSIX path -> bytes)."""
-    return {p.relative_to(root).as_posix(): p.read_bytes()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
-def project(tmp_path: Path, spec: str = MINIMAL_SPEC, name: str = "demo.yaml",
-            extra: Mapping[str, Any] | None = None) -> Path:
+def project(
+    tmp_path: Path,
+    spec: str = MINIMAL_SPEC,
+    name: str = "demo.yaml",
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
     """A repository with specs/NAME and a .git marker, ready for `cvspec build`."""
     (tmp_path / ".git").mkdir(parents=True, exist_ok=True)
     write_tree(tmp_path, {f"specs/{name}": spec, **(extra or {})})

@@ -31,12 +31,16 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 
 def test_kill_9_during_build_leaves_old_or_new_tree(tmp_path: Path) -> None:
-    site = write_tree(tmp_path / "site", {
-        "bulky_plugin.py": BULKY,
-        "bulky_plugin-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: bulky\nVersion: 1.0\n",
-        "bulky_plugin-1.0.dist-info/entry_points.txt": "[cvspec.generators]\n"
-                                                       "bulky = bulky_plugin:Bulky\n",
-    })
+    site = write_tree(
+        tmp_path / "site",
+        {
+            "bulky_plugin.py": BULKY,
+            "bulky_plugin-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: bulky\n"
+            "Version: 1.0\n",
+            "bulky_plugin-1.0.dist-info/entry_points.txt": "[cvspec.generators]\n"
+            "bulky = bulky_plugin:Bulky\n",
+        },
+    )
     env = {**os.environ, "PYTHONPATH": str(site)}
     root = project(tmp_path / "repo", MINIMAL_SPEC + "train: {epochs: 1}\n")
     assert cvspec("build", cwd=root, env=env).code == 0
@@ -45,8 +49,13 @@ def test_kill_9_during_build_leaves_old_or_new_tree(tmp_path: Path) -> None:
     states = []
     for attempt in range(6):
         spec.write_text(MINIMAL_SPEC + f"train: {{epochs: {attempt + 2}}}\n")
-        proc = subprocess.Popen([sys.executable, "-m", "cvspec", "build"], cwd=root, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cvspec", "build"],
+            cwd=root,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 30
         while not list((root / "generated").glob(".demo.cvspec-stage-*")):
             assert proc.poll() is None, "the build finished before it could be killed"

@@ -19,8 +19,10 @@ def test_validate_reports_each_spec(tmp_path: Path) -> None:
 
 
 def test_yaml_1_2_scalars(tmp_path: Path) -> None:
-    spec = MINIMAL_SPEC.replace("{name: demo}", "{name: demo, description: no}") + \
-        "train: {optimizer: {lr: 1e-3}}\n"
+    spec = (
+        MINIMAL_SPEC.replace("{name: demo}", "{name: demo, description: no}")
+        + "train: {optimizer: {lr: 1e-3}}\n"
+    )
     root = project(tmp_path, spec)
     result = cvspec("explain", "specs/demo.yaml", "project.description", cwd=root)
     assert result.out.startswith('project.description = "no"')
@@ -29,13 +31,16 @@ def test_yaml_1_2_scalars(tmp_path: Path) -> None:
 
 
 def test_explain_names_every_source(tmp_path: Path) -> None:
-    root = project(tmp_path, "cvspec: 1\nextends: _base.yaml\nproject: {name: demo}\n"
-                   "task: classification\ndata: {path: d}\n"
-                   "profiles: {ci: {train: {epochs: 1}}}\n",
-                   extra={"specs/_base.yaml": "model: {arch: timm/resnet18}\n"
-                                              "train: {seed: 3}\n"})
-    result = cvspec("explain", "specs/demo.yaml", "--profile", "ci", "--set", "train.batch_size=8",
-                    cwd=root)
+    root = project(
+        tmp_path,
+        "cvspec: 1\nextends: _base.yaml\nproject: {name: demo}\n"
+        "task: classification\ndata: {path: d}\n"
+        "profiles: {ci: {train: {epochs: 1}}}\n",
+        extra={"specs/_base.yaml": "model: {arch: timm/resnet18}\ntrain: {seed: 3}\n"},
+    )
+    result = cvspec(
+        "explain", "specs/demo.yaml", "--profile", "ci", "--set", "train.batch_size=8", cwd=root
+    )
     assert result.code == 0, result.err
     rows = {line.split(" = ")[0]: line.rsplit("# ", 1)[1] for line in result.out.splitlines()}
     assert rows["project.name"] == "specs/demo.yaml:3"
@@ -50,12 +55,16 @@ def test_explain_unknown_key_suggests(tmp_path: Path) -> None:
     root = project(tmp_path)
     result = cvspec("explain", "specs/demo.yaml", "train.epoch", cwd=root)
     assert result.code == 2
-    assert result.err == "error: no key 'train.epoch' in the resolved spec; did you mean " \
-                         "'train.epochs'?\n"
+    assert (
+        result.err == "error: no key 'train.epoch' in the resolved spec; did you mean "
+        "'train.epochs'?\n"
+    )
 
 
 def test_interpolation_resolves_references(tmp_path: Path) -> None:
-    spec = MINIMAL_SPEC.replace("{name: demo}", "{name: demo, description: 'model ${project.name}'}")
+    spec = MINIMAL_SPEC.replace(
+        "{name: demo}", "{name: demo, description: 'model ${project.name}'}"
+    )
     root = project(tmp_path, spec + "deploy: {image: '${project.name}'}\n")
     result = cvspec("explain", "specs/demo.yaml", "project.description", cwd=root)
     assert result.out.startswith('project.description = "model demo"'), result.err
@@ -91,41 +100,70 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
 
 
 def test_internal_error_is_one_line_and_exit_3(tmp_path: Path) -> None:
-    site = write_tree(tmp_path / "site", {
-        "crash_plugin.py": "class Gen:\n    name = 'crash'\n    version = '1'\n"
-                           "    def plan(self, spec, ctx):\n        return [1 / 0]\n",
-        "crash-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: crash\nVersion: 1.0\n",
-        "crash-1.0.dist-info/entry_points.txt": "[cvspec.generators]\ncrash = crash_plugin:Gen\n",
-    })
+    site = write_tree(
+        tmp_path / "site",
+        {
+            "crash_plugin.py": "class Gen:\n    name = 'crash'\n    version = '1'\n"
+            "    def plan(self, spec, ctx):\n        return [1 / 0]\n",
+            "crash-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: crash\nVersion: 1.0\n",
+            "crash-1.0.dist-info/entry_points.txt": "[cvspec.generators]\n"
+            "crash = crash_plugin:Gen\n",
+        },
+    )
     root = project(tmp_path / "repo")
     env = {"PYTHONPATH": str(site)}
     result = cvspec("build", cwd=root, env=env)
     assert result.code == 2  # a plugin's failure is named, not a cvspec bug
-    assert "generator 'crash' (crash_plugin:Gen, from crash 1.0) failed: ZeroDivisionError" \
+    assert (
+        "generator 'crash' (crash_plugin:Gen, from crash 1.0) failed: ZeroDivisionError"
         in result.err
+    )
     bug = subprocess.run(
-        [sys.executable, "-c", "import sys; from cvspec.cli import main; "
-         "import cvspec.cli.common as c; c.find_root = None; sys.exit(main(['build']))"],
-        cwd=root, capture_output=True, text=True, check=False)
+        [
+            sys.executable,
+            "-c",
+            "import sys; from cvspec.cli import main; "
+            "import cvspec.cli.common as c; c.find_root = None; sys.exit(main(['build']))",
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert bug.returncode == 3
     assert bug.stderr.startswith("cvspec: internal error (TypeError: ")
     assert "this is a bug in cvspec" in bug.stderr and "Traceback" not in bug.stderr
     debug = subprocess.run(
-        [sys.executable, "-c", "import sys; from cvspec.cli import main; "
-         "import cvspec.cli.common as c; c.find_root = None; sys.exit(main(['build']))"],
-        cwd=root, capture_output=True, text=True, check=False, env={"CVSPEC_DEBUG": "1",
-                                                                    "PATH": "/usr/bin"})
+        [
+            sys.executable,
+            "-c",
+            "import sys; from cvspec.cli import main; "
+            "import cvspec.cli.common as c; c.find_root = None; sys.exit(main(['build']))",
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"CVSPEC_DEBUG": "1", "PATH": "/usr/bin"},
+    )
     assert debug.returncode == 3 and "Traceback (most recent call last)" in debug.stderr
 
 
 def test_validate_build_check_import_nothing_heavy(tmp_path: Path) -> None:
     root = project(tmp_path)
-    probe = ("import sys, runpy\nsys.argv = ['cvspec'] + sys.argv[1:]\n"
-             "from cvspec.cli import main\ncode = main(sys.argv[1:])\n"
-             "import json\nprint(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n")
+    probe = (
+        "import sys, runpy\nsys.argv = ['cvspec'] + sys.argv[1:]\n"
+        "from cvspec.cli import main\ncode = main(sys.argv[1:])\n"
+        "import json\nprint(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
     for command in ("validate", "build", "check"):
-        proc = subprocess.run([sys.executable, "-c", probe, command], cwd=root,
-                              capture_output=True, text=True, check=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", probe, command],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         loaded = set(json.loads(proc.stdout.splitlines()[-1]))
         assert loaded.isdisjoint(HEAVY), f"cvspec {command} imported {loaded & set(HEAVY)}"
 
@@ -133,6 +171,11 @@ def test_validate_build_check_import_nothing_heavy(tmp_path: Path) -> None:
 def test_python_dash_m_and_console_script_agree() -> None:
     exe = Path(sys.executable).parent / "cvspec"
     a = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=True)
-    b = subprocess.run([sys.executable, "-m", "cvspec", "--help"], capture_output=True, text=True,
-                       check=True, cwd=REPO)
+    b = subprocess.run(
+        [sys.executable, "-m", "cvspec", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
     assert "validate" in a.stdout and a.stdout == b.stdout

@@ -36,8 +36,12 @@ def test_every_field_has_a_description() -> None:
         ref = str(prop.get("$ref", "")).rsplit("/", 1)[-1]
         return bool(prop.get("description") or defs.get(ref, {}).get("description"))
 
-    missing = [f"{name}.{key}" for name, d in defs.items()
-               for key, prop in d.get("properties", {}).items() if not described(prop)]
+    missing = [
+        f"{name}.{key}"
+        for name, d in defs.items()
+        for key, prop in d.get("properties", {}).items()
+        if not described(prop)
+    ]
     assert missing == []
 
 

@@ -31,8 +31,10 @@ def test_hydra_composes_the_config_and_each_sweep_point(tmp_path: Path) -> None:
     _require("hydra", "pip install -e '.[dev]'")
     from hydra import compose, initialize_config_dir
 
-    spec = MINIMAL_SPEC + "train:\n  epochs: 3\n  sweep: {train.optimizer.lr: [0.1, 0.01], " \
+    spec = (
+        MINIMAL_SPEC + "train:\n  epochs: 3\n  sweep: {train.optimizer.lr: [0.1, 0.01], "
         "train.batch_size: [8, 16]}\n"
+    )
     root = project(tmp_path, spec)
     assert cvspec("build", cwd=root).code == 0
     config_dir = root / "generated/demo/train"
@@ -55,15 +57,24 @@ def test_hydra_composes_the_config_and_each_sweep_point(tmp_path: Path) -> None:
 
 def test_detection_config_uses_only_keys_ultralytics_accepts(tmp_path: Path) -> None:
     spec = DETECTION_SPEC.replace("data_augment_placeholder: null\n", "")
-    spec = spec.replace("splits: {val: 0.2, test: 0.1}}", "splits: {val: 0.2, test: 0.1},\n"
-                        "  augment: [{hflip: {p: 0.3}}, {mosaic: {p: 0.5}}, {affine: {}}]}")
+    spec = spec.replace(
+        "splits: {val: 0.2, test: 0.1}}",
+        "splits: {val: 0.2, test: 0.1},\n"
+        "  augment: [{hflip: {p: 0.3}}, {mosaic: {p: 0.5}}, {affine: {}}]}",
+    )
     root = project(tmp_path, spec)
     result = cvspec("build", cwd=root)
     assert result.code == 0, result.err
     yaml = YAML(typ="safe")
     data = yaml.load((root / "generated/boxes/train/data.yaml").read_text())
-    assert data == {"path": "data/boxes", "train": "images/train", "val": "images/val",
-                    "test": "images/test", "nc": 2, "names": {0: "cat", 1: "dog"}}
+    assert data == {
+        "path": "data/boxes",
+        "train": "images/train",
+        "val": "images/val",
+        "test": "images/test",
+        "nc": 2,
+        "names": {0: "cat", 1: "dog"},
+    }
     args = yaml.load((root / "generated/boxes/train/args.yaml").read_text())
     assert args["imgsz"] == 96 and args["fliplr"] == 0.3 and args["mosaic"] == 0.5
     assert args["flipud"] == 0.0  # not declared: off

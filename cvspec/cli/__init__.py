@@ -69,6 +69,9 @@ def internal_error() -> int:
     fd, log = tempfile.mkstemp(prefix="cvspec-crash-", suffix=".log")
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
-    print(f"cvspec: internal error ({name}: {value}); this is a bug in cvspec. The traceback is "
-          f"in {log}; run with CVSPEC_DEBUG=1 to print it.", file=sys.stderr)
+    print(
+        f"cvspec: internal error ({name}: {value}); this is a bug in cvspec. The traceback is "
+        f"in {log}; run with CVSPEC_DEBUG=1 to print it.",
+        file=sys.stderr,
+    )
     return 3

@@ -22,9 +22,13 @@ def command(
     profile: ProfileOpt = None,
     set_: SetOpt = None,
     templates: TemplatesOpt = None,
-    force: Annotated[bool, typer.Option(
-        "--force", help="Overwrite hand-edited files, saving each edited copy as <file>.orig.",
-    )] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Overwrite hand-edited files, saving each edited copy as <file>.orig.",
+        ),
+    ] = False,
 ) -> None:
     """Build generated/<project>/ for each spec."""
     root, paths = resolve_specs(specs)
@@ -32,8 +36,10 @@ def command(
         parts = [f"{len(report.written)} written", f"{len(report.unchanged)} unchanged"]
         if report.removed:
             parts.append(f"{len(report.removed)} removed")
-        print(f"built {out.ctx.project} from {out.ctx.spec_file} -> {out.ctx.out_dir}/ "
-              f"({', '.join(parts)})")
+        print(
+            f"built {out.ctx.project} from {out.ctx.spec_file} -> {out.ctx.out_dir}/ "
+            f"({', '.join(parts)})"
+        )
         for path in report.saved:
             print(f"  saved your edited copy as {path}")
         for change in report.kept:

@@ -1,4 +1,4 @@
-"""`cvspec check`: is generated/ exactly what the specs make? Names drift, tamper, missing, orphan."""
+"""`cvspec check`: does generated/ match the specs? Names drift, tamper, missing and orphan."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ def command(specs: SpecArgs = None, profile: ProfileOpt = None, set_: SetOpt = N
     failed = 0
     for out, findings in check(root, paths, options):
         if not findings:
-            print(f"ok {out.ctx.project}: {out.ctx.out_dir}/ matches {out.ctx.spec_file} "
-                  f"({len(out.files)} files)")
+            print(
+                f"ok {out.ctx.project}: {out.ctx.out_dir}/ matches {out.ctx.spec_file} "
+                f"({len(out.files)} files)"
+            )
             continue
         failed += 1
         print(f"FAIL {out.ctx.project}: {out.ctx.out_dir}/ does not match {out.ctx.spec_file}")
@@ -24,6 +26,8 @@ def command(specs: SpecArgs = None, profile: ProfileOpt = None, set_: SetOpt = N
         for change in findings:
             print(f"  {change.finding:<{width}}  {change.path}: {change.reason}")
     if failed:
-        print(f"\n{failed} project(s) out of date; run `cvspec build` (it never overwrites "
-              "hand edits; see `--force`)")
+        print(
+            f"\n{failed} project(s) out of date; run `cvspec build` (it never overwrites "
+            "hand edits; see `--force`)"
+        )
         raise typer.Exit(1)

@@ -12,8 +12,9 @@ from cvspec.project import Options, discover_specs, find_root
 
 SpecArgs = Annotated[
     list[Path] | None,
-    typer.Argument(help="Spec files; default: every specs/*.yaml of this repository.",
-                   show_default=False),
+    typer.Argument(
+        help="Spec files; default: every specs/*.yaml of this repository.", show_default=False
+    ),
 ]
 ProfileOpt = Annotated[
     str | None, typer.Option("--profile", "-p", help="Apply the spec's profile NAME.")
@@ -39,8 +40,9 @@ def resolve_specs(specs: list[Path] | None) -> tuple[Path, list[Path]]:
     return root, [s.resolve() for s in specs]
 
 
-def make_options(profile: str | None, sets: list[str] | None, templates: Path | None = None
-                 ) -> Options:
+def make_options(
+    profile: str | None, sets: list[str] | None, templates: Path | None = None
+) -> Options:
     """Bundle the composition flags."""
     if templates is not None and not templates.is_dir():
         raise UsageError(f"--templates {templates}: not a folder")

@@ -17,7 +17,9 @@ from cvspec.spec.load import KeyPath
 
 def command(
     spec: Annotated[Path, typer.Argument(help="The spec file.")],
-    key: Annotated[str | None, typer.Argument(help="Only this key (dotted), e.g. train.lr.")] = None,
+    key: Annotated[
+        str | None, typer.Argument(help="Only this key (dotted), e.g. train.lr.")
+    ] = None,
     profile: ProfileOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -27,11 +29,15 @@ def command(
     options = make_options(profile, set_)
     loaded = load_spec(spec, options.profile, options.sets)
     data = loaded.spec.model_dump(mode="json", by_alias=True)
-    rows = [(dotted(path), value, _origin(loaded.raw.values, path))
-            for path, value in leaves(data, ())]
+    rows = [
+        (dotted(path), value, _origin(loaded.raw.values, path)) for path, value in leaves(data, ())
+    ]
     if key:
-        chosen = [r for r in rows if r[0] == key or r[0].startswith(key + ".")
-                  or r[0].startswith(key + "[")]
+        chosen = [
+            r
+            for r in rows
+            if r[0] == key or r[0].startswith(key + ".") or r[0].startswith(key + "[")
+        ]
         if not chosen:
             close = difflib.get_close_matches(key, [r[0] for r in rows], n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""

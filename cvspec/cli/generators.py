@@ -7,8 +7,15 @@ from cvspec.generate.registry import load_generators
 
 def command() -> None:
     """List every generator (built-in or plugin) with its version and source."""
-    rows = [(r.generator.name, r.generator.version, "built-in" if r.builtin else "plugin",
-             f"{r.module} ({r.distribution})") for r in load_generators()]
+    rows = [
+        (
+            r.generator.name,
+            r.generator.version,
+            "built-in" if r.builtin else "plugin",
+            f"{r.module} ({r.distribution})",
+        )
+        for r in load_generators()
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(3)] if rows else [0, 0, 0]
     for row in rows:
         print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3])

@@ -20,10 +20,14 @@ from cvspec.spec.validate import validate
 
 def command(
     name: Annotated[str, typer.Argument(help="Project name: lowercase letters, digits, - and _.")],
-    task: Annotated[Literal["classification", "detection"], typer.Option(
-        "--task", "-t", help="classification or detection.")] = "classification",
-    output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="Where to write it; default: specs/NAME.yaml.")] = None,
+    task: Annotated[
+        Literal["classification", "detection"],
+        typer.Option("--task", "-t", help="classification or detection."),
+    ] = "classification",
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Where to write it; default: specs/NAME.yaml."),
+    ] = None,
 ) -> None:
     """Write a starter spec for a new project."""
     root = find_root(Path.cwd())
@@ -31,8 +35,11 @@ def command(
     if target.exists():
         raise UsageError(f"{target} already exists; choose another name or --output")
     schema = os.path.relpath(root / SCHEMA_PATH, target.resolve().parent)
-    text = make_environment([BUILTIN_TEMPLATES]).get_template(f"new/{task}.yaml.j2").render(
-        name=name, spec_file=os.path.relpath(target), schema_url=Path(schema).as_posix())
+    text = (
+        make_environment([BUILTIN_TEMPLATES])
+        .get_template(f"new/{task}.yaml.j2")
+        .render(name=name, spec_file=os.path.relpath(target), schema_url=Path(schema).as_posix())
+    )
     validate(interpolate(load_text(text, str(target))))  # a bad NAME fails here, nothing written
     atomic_write(target, text.encode("utf-8"))
     print(f"wrote {target}; next: cvspec validate {os.path.relpath(target)}")

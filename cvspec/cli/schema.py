@@ -12,9 +12,14 @@ from cvspec.spec.schema import SCHEMA_PATH, schema_bytes
 
 
 def command(
-    output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="Where to write it; default: schemas/cvspec.schema.json.",
-    )] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Where to write it; default: schemas/cvspec.schema.json.",
+        ),
+    ] = None,
 ) -> None:
     """Write the JSON Schema of spec language v1."""
     target = output or find_root(Path.cwd()) / SCHEMA_PATH

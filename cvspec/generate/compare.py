@@ -32,8 +32,9 @@ def file_sha(path: Path) -> str | None:
         return None
 
 
-def compare(root: Path, out_dir: str, rendered: Sequence[RenderedFile],
-            old: Manifest | None) -> list[Change]:
+def compare(
+    root: Path, out_dir: str, rendered: Sequence[RenderedFile], old: Manifest | None
+) -> list[Change]:
     """Decide, per path, between the new render, the old manifest and the disk."""
     new = {f.path: f for f in rendered}
     owned = dict(old.files) if old else {}
@@ -52,16 +53,23 @@ def compare(root: Path, out_dir: str, rendered: Sequence[RenderedFile],
             elif path in owned:
                 changes.append(Change(path, "conflict", "tamper", "edited by hand"))
             else:
-                changes.append(Change(path, "conflict", "tamper",
-                                      "exists, but cvspec did not write it"))
+                changes.append(
+                    Change(path, "conflict", "tamper", "exists, but cvspec did not write it")
+                )
         elif path in owned:
             if disk is None:
                 continue
             if disk == owned[path][0]:
                 changes.append(Change(path, "remove", "orphan", "no longer generated"))
             else:
-                changes.append(Change(path, "keep", "orphan",
-                                      "no longer generated, but edited by hand: left in place"))
+                changes.append(
+                    Change(
+                        path,
+                        "keep",
+                        "orphan",
+                        "no longer generated, but edited by hand: left in place",
+                    )
+                )
         else:
             changes.append(Change(path, "keep", "orphan", "not made by cvspec: left in place"))
     return changes

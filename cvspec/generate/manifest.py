@@ -46,11 +46,26 @@ class Manifest(NamedTuple):
         return RenderedFile(f"{out_dir}/{LOCK_NAME}", data, sha256(data), "cvspec")
 
 
-def make_manifest(project: str, spec: str, inputs: Mapping[str, str], profile: str | None,
-                  sets: Sequence[str], version: str, files: Sequence[RenderedFile]) -> Manifest:
+def make_manifest(
+    project: str,
+    spec: str,
+    inputs: Mapping[str, str],
+    profile: str | None,
+    sets: Sequence[str],
+    version: str,
+    files: Sequence[RenderedFile],
+) -> Manifest:
     """Build the manifest for a rendered project."""
-    return Manifest(project, spec, inputs.get(spec, ""), inputs, profile, tuple(sets), version,
-                    {f.path: (f.sha256, f.generator) for f in files})
+    return Manifest(
+        project,
+        spec,
+        inputs.get(spec, ""),
+        inputs,
+        profile,
+        tuple(sets),
+        version,
+        {f.path: (f.sha256, f.generator) for f in files},
+    )
 
 
 def read_manifest(path: Path) -> Manifest | None:
@@ -60,17 +75,24 @@ def read_manifest(path: Path) -> Manifest | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        raise CvspecError(f"{path}: the build manifest is unreadable ({exc}); restore it from git "
-                          "or delete it and rebuild with --force") from None
+        raise CvspecError(
+            f"{path}: the build manifest is unreadable ({exc}); restore it from git "
+            "or delete it and rebuild with --force"
+        ) from None
     try:
         options = body.get("options") or {}
         return Manifest(
-            project=str(body["project"]), spec=str(body["spec"]),
-            spec_sha256=str(body["spec_sha256"]), inputs=dict(body.get("inputs", {})),
-            profile=options.get("profile"), sets=tuple(options.get("set", ())),
+            project=str(body["project"]),
+            spec=str(body["spec"]),
+            spec_sha256=str(body["spec_sha256"]),
+            inputs=dict(body.get("inputs", {})),
+            profile=options.get("profile"),
+            sets=tuple(options.get("set", ())),
             cvspec=str(body["cvspec"]),
             files={p: (str(v["sha256"]), str(v["generator"])) for p, v in body["files"].items()},
         )
     except (KeyError, TypeError, AttributeError) as exc:
-        raise CvspecError(f"{path}: the build manifest is malformed (missing {exc}); restore it "
-                          "from git or delete it and rebuild with --force") from None
+        raise CvspecError(
+            f"{path}: the build manifest is malformed (missing {exc}); restore it "
+            "from git or delete it and rebuild with --force"
+        ) from None

@@ -46,13 +46,19 @@ def load_generators() -> list[Registered]:
                 f"{type(exc).__name__}: {exc}"
             ) from exc
         if not isinstance(gen, Generator):
-            raise PluginError(f"generator plugin '{ep.name}' ({ep.value}, from {dist}) does not "
-                              "provide name, version and plan(spec, ctx)")
+            raise PluginError(
+                f"generator plugin '{ep.name}' ({ep.value}, from {dist}) does not "
+                "provide name, version and plan(spec, ctx)"
+            )
         if gen.name != ep.name:
-            raise PluginError(f"generator plugin '{ep.name}' ({ep.value}) calls itself "
-                              f"'{gen.name}'; the entry-point name and Generator.name must agree")
+            raise PluginError(
+                f"generator plugin '{ep.name}' ({ep.value}) calls itself "
+                f"'{gen.name}'; the entry-point name and Generator.name must agree"
+            )
         if ep.name in found and found[ep.name].module != ep.value:
-            raise PluginError(f"two generators are named '{ep.name}': {found[ep.name].module} "
-                              f"({found[ep.name].distribution}) and {ep.value} ({dist})")
+            raise PluginError(
+                f"two generators are named '{ep.name}': {found[ep.name].module} "
+                f"({found[ep.name].distribution}) and {ep.value} ({dist})"
+            )
         found[ep.name] = Registered(gen, dist, ep.value)
     return [found[name] for name in sorted(found)]

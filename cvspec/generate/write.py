@@ -28,8 +28,13 @@ class WriteReport(NamedTuple):
     saved: list[str]  # hand-edited copies saved beside the file before --force replaced it
 
 
-def write_project(root: Path, out_dir: str, rendered: Sequence[RenderedFile],
-                  changes: Sequence[Change], force: bool = False) -> WriteReport:
+def write_project(
+    root: Path,
+    out_dir: str,
+    rendered: Sequence[RenderedFile],
+    changes: Sequence[Change],
+    force: bool = False,
+) -> WriteReport:
     """Apply `changes` so the disk matches `rendered`; refuse to overwrite hand edits."""
     conflicts = [c for c in changes if c.action == "conflict"]
     if conflicts and not force:
@@ -60,9 +65,11 @@ def write_project(root: Path, out_dir: str, rendered: Sequence[RenderedFile],
 def refuse(conflicts: Sequence[Change]) -> None:
     """Stop a build that would overwrite hand-edited files, naming every one of them."""
     lines = "\n".join(f"  {c.path}: {c.reason}" for c in conflicts)
-    raise CheckFailed(f"refusing to overwrite files edited by hand:\n{lines}\n"
-                      "edit the spec instead, or run `cvspec build --force` "
-                      "(it saves each edited copy beside it as <file>.orig)")
+    raise CheckFailed(
+        f"refusing to overwrite files edited by hand:\n{lines}\n"
+        "edit the spec instead, or run `cvspec build --force` "
+        "(it saves each edited copy beside it as <file>.orig)"
+    )
 
 
 def _apply_single(root: Path, change: Change, file: RenderedFile | None) -> None:
@@ -98,8 +105,14 @@ def _clean_stale_stages(target: Path) -> None:
         shutil.rmtree(leftover, ignore_errors=True)
 
 
-def _build_stage(root: Path, target: Path, stage: Path, prefix: str,
-                 new: dict[str, RenderedFile], todo: dict[str, Change]) -> None:
+def _build_stage(
+    root: Path,
+    target: Path,
+    stage: Path,
+    prefix: str,
+    new: dict[str, RenderedFile],
+    todo: dict[str, Change],
+) -> None:
     stage.mkdir(parents=True)
     if target.is_dir():
         for dirpath, dirnames, filenames in os.walk(target):
@@ -120,7 +133,7 @@ def _build_stage(root: Path, target: Path, stage: Path, prefix: str,
         change = todo.get(path)
         if not path.startswith(prefix) or change is None or change.action == "same":
             continue
-        dest = stage / path[len(prefix):]
+        dest = stage / path[len(prefix) :]
         dest.parent.mkdir(parents=True, exist_ok=True)
         with dest.open("wb") as fh:
             fh.write(file.content)

@@ -36,21 +36,37 @@ def _load_with_extends(path: Path, stack: tuple[Path, ...]) -> RawSpec:
         return raw
     items = [extends] if isinstance(extends, str) else extends
     if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-        errors.append(Diagnostic("extends-type", "'extends' must be a file name or a list of them",
-                                 raw.values.get(("extends",))))
+        errors.append(
+            Diagnostic(
+                "extends-type",
+                "'extends' must be a file name or a list of them",
+                raw.values.get(("extends",)),
+            )
+        )
         items = []
     for index, item in enumerate(items):
         where = raw.values.get(("extends", index) if isinstance(extends, list) else ("extends",))
         base = (path.parent / item).resolve()
         if base in (*stack, path):
             chain = " -> ".join(display_path(p) for p in (*stack, path, base))
-            errors.append(Diagnostic("extends-cycle", f"'extends' makes a cycle: {chain}", where,
-                                     "remove one of the 'extends' entries in the cycle"))
+            errors.append(
+                Diagnostic(
+                    "extends-cycle",
+                    f"'extends' makes a cycle: {chain}",
+                    where,
+                    "remove one of the 'extends' entries in the cycle",
+                )
+            )
             continue
         if not base.is_file():
-            errors.append(Diagnostic("extends-missing",
-                                     f"extended file not found: {display_path(base)}", where,
-                                     "paths in 'extends' are relative to the file that names them"))
+            errors.append(
+                Diagnostic(
+                    "extends-missing",
+                    f"extended file not found: {display_path(base)}",
+                    where,
+                    "paths in 'extends' are relative to the file that names them",
+                )
+            )
             continue
         try:
             bases.append(_load_with_extends(base, (*stack, path)))
@@ -75,8 +91,13 @@ def merge(base: RawSpec, over: RawSpec) -> RawSpec:
     return RawSpec(data, values, keys, {**base.sources, **over.sources})
 
 
-def _merge_into(dst: Any, over: RawSpec, path: KeyPath, values: dict[KeyPath, Origin],
-                keys: dict[KeyPath, Origin]) -> Any:
+def _merge_into(
+    dst: Any,
+    over: RawSpec,
+    path: KeyPath,
+    values: dict[KeyPath, Origin],
+    keys: dict[KeyPath, Origin],
+) -> Any:
     src = _get(over.data, path)
     if isinstance(dst, dict) and isinstance(src, dict):
         out = dict(dst)
@@ -117,19 +138,40 @@ def select_profile(raw: RawSpec, name: str) -> RawSpec:
     if not isinstance(profiles, dict) or name not in profiles:
         known = sorted(profiles) if isinstance(profiles, dict) else []
         close = difflib.get_close_matches(name, known, n=1)
-        hint = f"did you mean '{close[0]}'?" if close else (
-            f"known profiles: {', '.join(known)}" if known else "the spec defines no profiles")
-        raise SpecError([Diagnostic("unknown-profile", f"no profile named '{name}'",
-                                    Origin("set", detail=f"--profile {name}"), hint)])
+        hint = (
+            f"did you mean '{close[0]}'?"
+            if close
+            else (
+                f"known profiles: {', '.join(known)}" if known else "the spec defines no profiles"
+            )
+        )
+        raise SpecError(
+            [
+                Diagnostic(
+                    "unknown-profile",
+                    f"no profile named '{name}'",
+                    Origin("set", detail=f"--profile {name}"),
+                    hint,
+                )
+            ]
+        )
     body = profiles[name]
     prefix: KeyPath = ("profiles", name)
     if not isinstance(body, dict):
-        raise SpecError([Diagnostic("profile-type", f"profile '{name}' must be a mapping",
-                                    raw.values.get(prefix))])
+        raise SpecError(
+            [
+                Diagnostic(
+                    "profile-type", f"profile '{name}' must be a mapping", raw.values.get(prefix)
+                )
+            ]
+        )
 
     def rebase(index: dict[KeyPath, Origin]) -> dict[KeyPath, Origin]:
-        return {p[2:]: o._replace(kind="profile", detail=name)
-                for p, o in index.items() if p[:2] == prefix}
+        return {
+            p[2:]: o._replace(kind="profile", detail=name)
+            for p, o in index.items()
+            if p[:2] == prefix
+        }
 
     return RawSpec(body, rebase(raw.values), rebase(raw.keys), raw.sources)
 
@@ -145,14 +187,28 @@ def parse_sets(sets: Sequence[str]) -> RawSpec:
         key, eq, value_text = text.partition("=")
         key = key.strip()
         if not eq or not _SET_KEY.match(key):
-            errors.append(Diagnostic("bad-set", f"--set expects KEY=VALUE with a dotted KEY, got '{text}'",
-                                     origin, "for example: --set train.epochs=5"))
+            errors.append(
+                Diagnostic(
+                    "bad-set",
+                    f"--set expects KEY=VALUE with a dotted KEY, got '{text}'",
+                    origin,
+                    "for example: --set train.epochs=5",
+                )
+            )
             continue
         try:
-            value = load_text(f"v: {value_text}" if value_text.strip() else "v: ''", "--set").data["v"]
+            value = load_text(f"v: {value_text}" if value_text.strip() else "v: ''", "--set").data[
+                "v"
+            ]
         except SpecError:
-            errors.append(Diagnostic("bad-set", f"the value of --set {key} is not valid YAML: "
-                                     f"{value_text!r}", origin, "quote strings that contain ': ' or '#'"))
+            errors.append(
+                Diagnostic(
+                    "bad-set",
+                    f"the value of --set {key} is not valid YAML: {value_text!r}",
+                    origin,
+                    "quote strings that contain ': ' or '#'",
+                )
+            )
             continue
         path: KeyPath = tuple(int(p) if p.isdigit() else p for p in key.split("."))
         node: Any = data
@@ -161,9 +217,15 @@ def parse_sets(sets: Sequence[str]) -> RawSpec:
             if nxt is None:
                 nxt = node[part] = {}
             if not isinstance(nxt, dict):
-                errors.append(Diagnostic("bad-set", f"--set {key} goes inside "
-                                         f"'{'.'.join(map(str, path[:depth + 1]))}', which another "
-                                         "--set made a value", origin))
+                errors.append(
+                    Diagnostic(
+                        "bad-set",
+                        f"--set {key} goes inside "
+                        f"'{'.'.join(map(str, path[: depth + 1]))}', which another "
+                        "--set made a value",
+                        origin,
+                    )
+                )
                 break
             values.setdefault(path[: depth + 1], origin)
             keys.setdefault(path[: depth + 1], origin)
@@ -194,15 +256,22 @@ def _paths(value: Any, path: KeyPath) -> list[KeyPath]:
 
 def interpolate(raw: RawSpec) -> RawSpec:
     """Resolve `${a.b}` references (OmegaConf syntax) in every string outside `profiles`."""
-    found = [(p, s) for p, s in _strings(raw.data, ()) if _INTERP.search(s) and p[:1] != ("profiles",)]
+    found = [
+        (p, s) for p, s in _strings(raw.data, ()) if _INTERP.search(s) and p[:1] != ("profiles",)
+    ]
     if not found:
         return raw
     errors: list[Diagnostic] = []
     for path, text in found:
         if _RESOLVER.search(text):
-            errors.append(Diagnostic("interpolation", f"resolver calls are not allowed in '{text}'",
-                                     raw.values.get(path),
-                                     "only ${path.to.key} references: a build depends on its spec alone"))
+            errors.append(
+                Diagnostic(
+                    "interpolation",
+                    f"resolver calls are not allowed in '{text}'",
+                    raw.values.get(path),
+                    "only ${path.to.key} references: a build depends on its spec alone",
+                )
+            )
     if errors:
         raise SpecError(errors)
     from omegaconf import OmegaConf
@@ -213,7 +282,9 @@ def interpolate(raw: RawSpec) -> RawSpec:
 
     def shield(value: Any, path: KeyPath) -> Any:
         if isinstance(value, dict):
-            return {k: shield(v, (*path, k)) for k, v in value.items() if (*path, k) != ("profiles",)}
+            return {
+                k: shield(v, (*path, k)) for k, v in value.items() if (*path, k) != ("profiles",)
+            }
         if isinstance(value, list):
             return [shield(v, (*path, i)) for i, v in enumerate(value)]
         if isinstance(value, str) and path not in candidates and ("${" in value or value == "???"):
@@ -227,16 +298,27 @@ def interpolate(raw: RawSpec) -> RawSpec:
         cfg = OmegaConf.create(shield(data, ()))
     except OmegaConfBaseException as exc:
         bad = next((p for p, _ in found), ())
-        raise SpecError([Diagnostic("interpolation", _first_line(exc), raw.values.get(bad))]) from None
+        raise SpecError(
+            [Diagnostic("interpolation", _first_line(exc), raw.values.get(bad))]
+        ) from None
     for path, text in found:
         try:
             node: Any = cfg
             for part in path:
                 node = node[part]
-            resolved = node if not hasattr(node, "_content") else OmegaConf.to_container(node, resolve=True)
+            resolved = (
+                node
+                if not hasattr(node, "_content")
+                else OmegaConf.to_container(node, resolve=True)
+            )
         except OmegaConfBaseException as exc:
-            errors.append(Diagnostic("interpolation", f"cannot resolve '{text}': {_first_line(exc)}",
-                                     raw.values.get(path)))
+            errors.append(
+                Diagnostic(
+                    "interpolation",
+                    f"cannot resolve '{text}': {_first_line(exc)}",
+                    raw.values.get(path),
+                )
+            )
             continue
         if isinstance(resolved, str):
             for token, literal in literals.items():
@@ -257,8 +339,13 @@ def _set_in(data: dict[str, Any], path: KeyPath, value: Any) -> None:
 def _strings(value: Any, path: KeyPath) -> list[tuple[KeyPath, str]]:
     if isinstance(value, str):
         return [(path, value)]
-    items: Any = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(
-        value, list) else ()
+    items: Any = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
     return [found for k, v in items for found in _strings(v, (*path, k))]
 
 

@@ -55,18 +55,6 @@ def field_names_at(roots: Iterable[Any], path: KeyPath) -> list[str]:
     return names
 
 
-def field_description(roots: Iterable[Any], path: KeyPath) -> str | None:
-    """The one-line description of the field at `path`, if the models declare one."""
-    if not path:
-        return None
-    for tp in types_at(roots, path[:-1]):
-        if isinstance(tp, type) and issubclass(tp, BaseModel):
-            field = _field(tp, str(path[-1]))
-            if field is not None and field.description:
-                return field.description
-    return None
-
-
 def _field(model: type[BaseModel], key: str) -> Any:
     """The field a YAML key names, by its alias (`for`) or its name."""
     for name, field in model.model_fields.items():

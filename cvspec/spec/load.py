@@ -34,7 +34,9 @@ def read_spec_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise SpecError([Diagnostic("file-not-found", f"spec file not found: {display_path(path)}")])
+        raise SpecError(
+            [Diagnostic("file-not-found", f"spec file not found: {display_path(path)}")]
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise SpecError(
@@ -63,8 +65,13 @@ def load_text(text: str, file: str) -> RawSpec:
     sources = {file: text}
     if len(docs) > 1:
         raise SpecError(
-            [Diagnostic("yaml-multidoc", "a spec file holds one YAML document, found several",
-                        Origin("file", file, 1, 1))]
+            [
+                Diagnostic(
+                    "yaml-multidoc",
+                    "a spec file holds one YAML document, found several",
+                    Origin("file", file, 1, 1),
+                )
+            ]
         )
     root = docs[0] if docs else None
     if root is None:
@@ -73,8 +80,13 @@ def load_text(text: str, file: str) -> RawSpec:
     data = walker.convert(root, (), (0, 0))
     if not isinstance(data, dict):
         raise SpecError(
-            [Diagnostic("not-a-mapping", "the top level of a spec must be a mapping of keys",
-                        Origin("file", file, 1, 1))]
+            [
+                Diagnostic(
+                    "not-a-mapping",
+                    "the top level of a spec must be a mapping of keys",
+                    Origin("file", file, 1, 1),
+                )
+            ]
         )
     if walker.errors:
         raise SpecError(walker.errors)
@@ -89,8 +101,13 @@ def _yaml_diagnostic(exc: Any, file: str) -> Diagnostic:
     if name == "DuplicateKeyError":
         # ruamel marks the second occurrence as the problem; say so plainly.
         key = problem.split('"')[1] if '"' in problem else problem
-        return Diagnostic("duplicate-key", f"duplicate key '{key}'", origin,
-                          "each key may appear once per mapping; remove one of them", len(key))
+        return Diagnostic(
+            "duplicate-key",
+            f"duplicate key '{key}'",
+            origin,
+            "each key may appear once per mapping; remove one of them",
+            len(key),
+        )
     if exc.context and exc.problem:
         problem = f"{exc.context.strip()}: {problem}"
     return Diagnostic("yaml-syntax", problem, origin)
@@ -119,9 +136,14 @@ class _Walker:
             for key, value in node.items():
                 kpos = _safe(node.lc.key, key)
                 if not isinstance(key, str):
-                    self.errors.append(Diagnostic(
-                        "key-type", f"keys must be strings, found {key!r}", self.origin(kpos),
-                        f"quote it: '{key}'"))
+                    self.errors.append(
+                        Diagnostic(
+                            "key-type",
+                            f"keys must be strings, found {key!r}",
+                            self.origin(kpos),
+                            f"quote it: '{key}'",
+                        )
+                    )
                     continue
                 self.keys[(*path, key)] = self.origin(kpos)
                 out[key] = self.convert(value, (*path, key), _safe(node.lc.value, key))
@@ -129,9 +151,13 @@ class _Walker:
         if isinstance(node, CommentedSeq):
             return [self.convert(v, (*path, i), _safe(node.lc.item, i)) for i, v in enumerate(node)]
         if isinstance(node, TaggedScalar):
-            self.errors.append(Diagnostic(
-                "yaml-tag", f"YAML tags are not part of the spec language ({node.tag.value})",
-                self.origin(pos)))
+            self.errors.append(
+                Diagnostic(
+                    "yaml-tag",
+                    f"YAML tags are not part of the spec language ({node.tag.value})",
+                    self.origin(pos),
+                )
+            )
             return None
         return _plain_scalar(node)
 

@@ -13,8 +13,14 @@ from cvspec.spec.load import RawSpec
 
 _TASK_TAGS = ("classification", "detection")
 _TYPE_WORDS = {
-    "int": "an integer", "float": "a number", "bool": "true or false", "string": "a string",
-    "dict": "a mapping", "model": "a mapping", "list": "a list", "tuple": "a list",
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "string": "a string",
+    "dict": "a mapping",
+    "model": "a mapping",
+    "list": "a list",
+    "tuple": "a list",
     "set": "a list",
 }
 
@@ -31,8 +37,11 @@ def validate(raw: RawSpec) -> Any:
                 diags.extend(exc.diagnostics)
                 continue
             found, _ = _validate_once(variant)
-            diags.extend(d for d in found if d.origin is not None and d.origin.kind == "profile"
-                         and d.origin.detail == name)
+            diags.extend(
+                d
+                for d in found
+                if d.origin is not None and d.origin.kind == "profile" and d.origin.detail == name
+            )
     if diags:
         raise SpecError(_dedupe(diags))
     return spec
@@ -64,8 +73,12 @@ def _dedupe(diags: list[Diagnostic]) -> list[Diagnostic]:
         if key not in seen:
             seen.add(key)
             out.append(d)
-    return sorted(out, key=lambda d: (d.origin.file or "", d.origin.line, d.origin.col)
-                  if d.origin else ("", 0, 0))
+    return sorted(
+        out,
+        key=lambda d: (
+            (d.origin.file or "", d.origin.line, d.origin.col) if d.origin else ("", 0, 0)
+        ),
+    )
 
 
 def _roots(raw: RawSpec) -> list[Any]:
@@ -86,10 +99,9 @@ def _data_path(raw: RawSpec, loc: tuple[Any, ...]) -> KeyPath:
     path: list[str | int] = []
     node: Any = raw.data
     for i, part in enumerate(loc):
-        if isinstance(node, dict) and part in node:
-            path.append(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
+        if in_dict or in_list:
             path.append(part)
             node = node[part]
         elif i == len(loc) - 1 and isinstance(node, dict) and isinstance(part, str):
@@ -134,8 +146,15 @@ def _dotted(path: KeyPath) -> str:
 
 
 def _show(value: Any) -> str:
-    text = repr(value) if isinstance(value, str) else str(value).lower() if isinstance(
-        value, bool) else "null" if value is None else str(value)
+    text = (
+        repr(value)
+        if isinstance(value, str)
+        else str(value).lower()
+        if isinstance(value, bool)
+        else "null"
+        if value is None
+        else str(value)
+    )
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -149,15 +168,23 @@ def _from_pydantic(err: Any, raw: RawSpec) -> Diagnostic:
         close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
         parent = _dotted(path[:-1])
         where = "at the top level" if not path[:-1] else f"in '{parent}'"
-        hint = f"did you mean '{close[0]}'?" if close else (
-            f"known keys: {', '.join(known)}" if known else None)
+        hint = (
+            f"did you mean '{close[0]}'?"
+            if close
+            else (f"known keys: {', '.join(known)}" if known else None)
+        )
         origin = raw.keys.get(path) or _nearest(raw, path)
         other = _other_task(raw, path)
         if other:
             hint = f"gates for {raw.data.get('task')}: {', '.join(known)}"
-            return Diagnostic("gate-task", f"gate '{key}' does not exist for task "
-                              f"{raw.data.get('task')}; it is a {other} gate", origin, hint,
-                              len(key))
+            return Diagnostic(
+                "gate-task",
+                f"gate '{key}' does not exist for task "
+                f"{raw.data.get('task')}; it is a {other} gate",
+                origin,
+                hint,
+                len(key),
+            )
         return Diagnostic("unknown-key", f"unknown key '{key}' {where}", origin, hint, len(key))
     if kind in ("missing", "union_tag_not_found"):
         if kind == "union_tag_not_found":
@@ -179,14 +206,25 @@ def _from_pydantic(err: Any, raw: RawSpec) -> Diagnostic:
         hint = f"did you mean '{close[0]}'?" if close else None
         if path == ("data", "format") and raw.data.get("task") in _TASK_TAGS:
             other = _TASK_TAGS[1 - _TASK_TAGS.index(raw.data["task"])]
-            hint = hint or f"formats of {raw.data['task']}: {', '.join(options)}; " \
-                f"is the task {other}?"
-        return Diagnostic("bad-value", f"{_dotted(path)}: {_show(value)} is not one of "
-                          f"{', '.join(repr(o) for o in options)}", origin, hint, span)
+            hint = (
+                hint or f"formats of {raw.data['task']}: {', '.join(options)}; is the task {other}?"
+            )
+        return Diagnostic(
+            "bad-value",
+            f"{_dotted(path)}: {_show(value)} is not one of {', '.join(repr(o) for o in options)}",
+            origin,
+            hint,
+            span,
+        )
     base = kind.split("_")[0]
     if kind.endswith(("_type", "_parsing")) and base in _TYPE_WORDS:
-        return Diagnostic("type", f"{_dotted(path)}: expected {_TYPE_WORDS[base]}, got "
-                          f"{_describe_input(value)}", origin, None, span)
+        return Diagnostic(
+            "type",
+            f"{_dotted(path)}: expected {_TYPE_WORDS[base]}, got {_describe_input(value)}",
+            origin,
+            None,
+            span,
+        )
     message = str(err["msg"])
     message = re.sub(r"^Value error, ", "", message)
     message = re.sub(r"^Input should", "must", message)

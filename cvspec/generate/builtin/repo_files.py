@@ -16,5 +16,10 @@ class RepoFilesGenerator:
 
     def plan(self, spec: Any, ctx: BuildContext) -> Iterator[Artifact]:
         """One `.gitattributes` for the project's generated tree."""
-        yield Artifact(".gitattributes", self.name, "text", template="repo/gitattributes.j2",
-                       context={"project": ctx.project})
+        yield Artifact(
+            ".gitattributes",
+            self.name,
+            "text",
+            template="repo/gitattributes.j2",
+            context={"project": ctx.project},
+        )

@@ -28,8 +28,10 @@ def sweep_points(sweep: dict[str, list[Any]]) -> list[dict[str, Any]]:
     keys = sorted(sweep)
     if not keys:
         return []
-    return [dict(zip(keys, values, strict=True))
-            for values in itertools.product(*(sweep[k] for k in keys))]
+    return [
+        dict(zip(keys, values, strict=True))
+        for values in itertools.product(*(sweep[k] for k in keys))
+    ]
 
 
 def nest(flat: dict[str, Any]) -> dict[str, Any]:
@@ -93,8 +95,12 @@ class TrainConfigGenerator:
             config["hydra"]["sweeper"] = {"params": {"experiment": names}}
         yield Artifact("train/config.yaml", NAME, "yaml", data=config)
         for index, point in enumerate(points):
-            yield Artifact(f"train/experiment/{_point_name(index)}.yaml", NAME, "yaml",
-                           data=_package_global(nest(point)))
+            yield Artifact(
+                f"train/experiment/{_point_name(index)}.yaml",
+                NAME,
+                "yaml",
+                data=_package_global(nest(point)),
+            )
 
     def _detection(self, spec: Any, ctx: BuildContext) -> Iterator[Artifact]:
         root = data_root(spec, ctx)
@@ -108,8 +114,7 @@ class TrainConfigGenerator:
             dirs = {"train": "images/train", "val": "images/val"}
             if splits.test > 0:
                 dirs["test"] = "images/test"
-        data_yaml = {"path": root, **dirs, "nc": len(classes),
-                     "names": dict(enumerate(classes))}
+        data_yaml = {"path": root, **dirs, "nc": len(classes), "names": dict(enumerate(classes))}
         yield Artifact("train/data.yaml", NAME, "yaml", data=data_yaml)
         yield Artifact("train/args.yaml", NAME, "yaml", data=ultralytics_args(spec, ctx))
 
@@ -139,8 +144,17 @@ def ultralytics_args(spec: Any, ctx: BuildContext) -> dict[str, Any]:
         "name": "train",
         "exist_ok": True,
         "plots": True,
-        "fliplr": 0.0, "flipud": 0.0, "degrees": 0.0, "translate": 0.0, "scale": 0.0,
-        "shear": 0.0, "hsv_h": 0.0, "hsv_s": 0.0, "hsv_v": 0.0, "mosaic": 0.0, "mixup": 0.0,
+        "fliplr": 0.0,
+        "flipud": 0.0,
+        "degrees": 0.0,
+        "translate": 0.0,
+        "scale": 0.0,
+        "shear": 0.0,
+        "hsv_h": 0.0,
+        "hsv_s": 0.0,
+        "hsv_v": 0.0,
+        "mosaic": 0.0,
+        "mixup": 0.0,
     }
     for step in spec.data.augment:
         p = step.params
