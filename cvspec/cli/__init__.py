@@ -10,7 +10,18 @@ from collections.abc import Sequence
 
 import typer
 
-from cvspec.cli import build, check, explain, generators, new, schema, validate
+from cvspec.cli import (
+    build,
+    check,
+    explain,
+    generators,
+    init,
+    new,
+    run,
+    schema,
+    serve,
+    validate,
+)
 from cvspec.errors import CvspecError, SpecError
 
 app = typer.Typer(
@@ -27,6 +38,9 @@ app.command("explain")(explain.command)
 app.command("new")(new.command)
 app.command("schema")(schema.command)
 app.command("generators")(generators.command)
+app.command("run")(run.command)
+app.command("init")(init.command)
+app.command("serve")(serve.command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,19 @@
+"""The generated pytest model-gate suite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from cvspec.generate.api import Artifact, BuildContext
+
+
+class ModelTestsGenerator:
+    """Placeholder while this generator is being written; plans nothing."""
+
+    name = "model-tests"
+    version = "0"
+
+    def plan(self, spec: Any, ctx: BuildContext) -> Iterator[Artifact]:
+        """Nothing yet."""
+        return iter(())

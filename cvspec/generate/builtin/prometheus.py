@@ -1,0 +1,19 @@
+"""Prometheus scrape config, alert and recording rules, rule tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from cvspec.generate.api import Artifact, BuildContext
+
+
+class PrometheusGenerator:
+    """Placeholder while this generator is being written; plans nothing."""
+
+    name = "prometheus"
+    version = "0"
+
+    def plan(self, spec: Any, ctx: BuildContext) -> Iterator[Artifact]:
+        """Nothing yet."""
+        return iter(())

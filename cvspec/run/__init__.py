@@ -1,0 +1,1 @@
+"""Run a project's stages locally, the same stages CI and the DVC pipeline run."""

@@ -1,0 +1,58 @@
+"""What every stage gets: the validated spec, where the repository and the runs are."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from cvspec.spec import LoadedSpec
+
+
+class StageResult(NamedTuple):
+    """How a stage ended: ok, and one line saying what it did (or what failed)."""
+
+    ok: bool
+    summary: str
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """The inputs of one `cvspec run`: spec, options, and the folders stages read and write."""
+
+    root: Path
+    loaded: LoadedSpec
+    profile: str | None = None
+    sets: tuple[str, ...] = ()
+    console: Any = field(default=None, compare=False)
+
+    @property
+    def spec(self) -> Any:
+        """The validated spec (ClassificationSpec or DetectionSpec)."""
+        return self.loaded.spec
+
+    @property
+    def project(self) -> str:
+        """The project name."""
+        return str(self.loaded.spec.project.name)
+
+    @property
+    def runs(self) -> Path:
+        """runs/<project>/ under the repository root."""
+        return self.root / "runs" / self.project
+
+    def stage_dir(self, stage: str) -> Path:
+        """runs/<project>/<stage>/, created on first use."""
+        path = self.runs / stage
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def data_root(self) -> Path:
+        """The dataset folder: data.path, relative to the spec file."""
+        return (self.loaded.path.parent / str(self.loaded.spec.data.path)).resolve()
+
+    @property
+    def generated(self) -> Path:
+        """generated/<project>/ under the repository root."""
+        return self.root / "generated" / self.project

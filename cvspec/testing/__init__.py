@@ -1,0 +1,1 @@
+"""Helpers the generated pytest suites call, so generated tests stay thin."""
