@@ -25,9 +25,10 @@ def format_diagnostic(diag: Diagnostic, sources: Mapping[str, str] | None = None
             number = str(origin.line)
             pad = " " * len(number)
             caret_col = max(origin.col - 1, 0)
+            width = _quoted_width(source, caret_col) or max(diag.span, 1)
             lines.append(f"{pad} |")
             lines.append(f"{number} | {source}")
-            lines.append(f"{pad} | {' ' * caret_col}{'^' * max(diag.span, 1)}")
+            lines.append(f"{pad} | {' ' * caret_col}{'^' * width}")
     if diag.help:
         lines.append(f"help: {diag.help}")
     return "\n".join(lines)
@@ -49,3 +50,11 @@ def _source_line(file: str | None, line: int, sources: Mapping[str, str] | None)
             return None
     all_lines = text.split("\n")  # YAML breaks lines on LF (CRLF) only
     return all_lines[line - 1].rstrip("\r\n ") if line <= len(all_lines) else None
+
+
+def _quoted_width(source: str, col: int) -> int:
+    """The width of a quoted scalar starting at `col`, quotes included; 0 when not quoted."""
+    if col >= len(source) or source[col] not in "'\"":
+        return 0
+    end = source.find(source[col], col + 1)
+    return end - col + 1 if end > col else 0

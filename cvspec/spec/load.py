@@ -37,10 +37,28 @@ def read_spec_text(path: Path) -> str:
         raise SpecError(
             [Diagnostic("file-not-found", f"spec file not found: {display_path(path)}")]
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    except UnicodeDecodeError as exc:
+        data = path.read_bytes()
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        origin = Origin("file", display_path(path), line, col)
         raise SpecError(
-            [Diagnostic("file-unreadable", f"cannot read {display_path(path)}: {reason}")]
+            [
+                Diagnostic(
+                    "encoding",
+                    f"not UTF-8 text (byte 0x{data[exc.start]:02x})",
+                    origin,
+                    "save the file as UTF-8",
+                )
+            ]
+        ) from None
+    except OSError as exc:
+        raise SpecError(
+            [
+                Diagnostic(
+                    "file-unreadable", f"cannot read {display_path(path)}: {exc.strerror or exc}"
+                )
+            ]
         ) from None
 
 
@@ -94,12 +112,10 @@ def load_text(text: str, file: str) -> RawSpec:
 
 
 def _yaml_diagnostic(exc: Any, file: str) -> Diagnostic:
+    problem = (exc.problem or exc.context or "invalid YAML").strip()
     mark = exc.problem_mark or exc.context_mark
     origin = Origin("file", file, mark.line + 1, mark.column + 1) if mark else Origin("file", file)
-    problem = (exc.problem or exc.context or "invalid YAML").strip()
-    name = type(exc).__name__
-    if name == "DuplicateKeyError":
-        # ruamel marks the second occurrence as the problem; say so plainly.
+    if type(exc).__name__ == "DuplicateKeyError":
         key = problem.split('"')[1] if '"' in problem else problem
         return Diagnostic(
             "duplicate-key",
@@ -107,6 +123,29 @@ def _yaml_diagnostic(exc: Any, file: str) -> Diagnostic:
             origin,
             "each key may appear once per mapping; remove one of them",
             len(key),
+        )
+    opened = exc.context_mark
+    if "<stream end>" in problem and opened is not None and "flow" in (exc.context or ""):
+        where = Origin("file", file, opened.line + 1, opened.column + 1)
+        bracket = "{" if "mapping" in exc.context else "["
+        closing = "}" if bracket == "{" else "]"
+        return Diagnostic(
+            "yaml-syntax",
+            f"this '{bracket}' is never closed",
+            where,
+            f"add the closing '{closing}'",
+        )
+    if "'\\t'" in problem or "\\t" in problem:
+        return Diagnostic(
+            "yaml-syntax", "a tab character cannot indent YAML", origin, "indent with spaces"
+        )
+    if "<block end>" in problem or "mapping values are not allowed" in problem:
+        return Diagnostic(
+            "yaml-syntax",
+            f"bad indentation or structure: {problem}",
+            origin,
+            "keys of one mapping must start in the same column; a value on its "
+            "own line goes under its key, indented",
         )
     if exc.context and exc.problem:
         problem = f"{exc.context.strip()}: {problem}"
@@ -128,20 +167,40 @@ class _Walker:
         return Origin("file", self.file, pos[0] + 1, pos[1] + 1)
 
     def convert(self, node: Any, path: KeyPath, pos: tuple[int, int] | None) -> Any:
-        from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+        from ruamel.yaml.comments import (
+            CommentedMap,
+            CommentedOrderedMap,
+            CommentedSeq,
+            CommentedSet,
+            TaggedScalar,
+        )
 
         self.values[path] = self.origin(pos)
+        tag = _written_tag(node)
+        if tag is not None or isinstance(node, (CommentedOrderedMap, CommentedSet, TaggedScalar)):
+            shown = tag or ("!!omap" if isinstance(node, CommentedOrderedMap) else "!!set")
+            self.errors.append(
+                Diagnostic(
+                    "yaml-tag",
+                    f"YAML tags are not part of the spec language ({shown})",
+                    self.origin(pos),
+                    "remove the tag; write plain mappings, lists and scalars",
+                )
+            )
+            return None
         if isinstance(node, CommentedMap):
             out: dict[str, Any] = {}
             for key, value in node.items():
                 kpos = _safe(node.lc.key, key)
                 if not isinstance(key, str):
+                    shown = yaml_scalar(key)
                     self.errors.append(
                         Diagnostic(
                             "key-type",
-                            f"keys must be strings, found {key!r}",
+                            f"keys must be strings, found {shown}",
                             self.origin(kpos),
-                            f"quote it: '{key}'",
+                            f"quote it: '{shown}'",
+                            len(shown),
                         )
                     )
                     continue
@@ -150,16 +209,32 @@ class _Walker:
             return out
         if isinstance(node, CommentedSeq):
             return [self.convert(v, (*path, i), _safe(node.lc.item, i)) for i, v in enumerate(node)]
-        if isinstance(node, TaggedScalar):
-            self.errors.append(
-                Diagnostic(
-                    "yaml-tag",
-                    f"YAML tags are not part of the spec language ({node.tag.value})",
-                    self.origin(pos),
-                )
-            )
-            return None
         return _plain_scalar(node)
+
+
+def _written_tag(node: Any) -> str | None:
+    """An explicit tag on a node, as the user wrote it (`!!python/object`, `!foo`)."""
+    tag = getattr(node, "tag", None)
+    value = getattr(tag, "value", None)
+    if not value:
+        return None
+    text = str(value)
+    return (
+        "!!" + text[len("tag:yaml.org,2002:") :] if text.startswith("tag:yaml.org,2002:") else text
+    )
+
+
+def yaml_scalar(value: Any) -> str:
+    """A plain scalar as YAML writes it: null, true, 2024-01-01, [a, b]."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(yaml_scalar(v) for v in value) + "]"
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat())
+    return str(value)
 
 
 def _safe(getter: Any, key: Any) -> tuple[int, int] | None:

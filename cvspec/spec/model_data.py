@@ -27,10 +27,8 @@ class DirSplits(StrictModel):
 def _split_tag(value: object) -> str:
     if isinstance(value, DirSplits):
         return "DirSplits"
-    if isinstance(value, dict) and (
-        "train" in value or any(isinstance(v, str) for v in value.values())
-    ):
-        return "DirSplits"
+    if isinstance(value, dict) and any(isinstance(v, str) for v in value.values()):
+        return "DirSplits"  # folder names; numbers (even under `train`) mean ratio splits
     return "RatioSplits"
 
 

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple, cast
 
 from pydantic import BaseModel, ValidationError
 
+from cvspec.spec.messages import show
 from cvspec.spec.model import (
     AUGMENTATIONS,
     GATE_INFO,
@@ -266,12 +267,17 @@ def _resolve(spec: SpecModel, key: str) -> Violation | None:
         fields = {f.alias or n: (n, f) for o in owners for n, f in o.model_fields.items()}
         prefix = ".".join(parts[:depth])
         if part not in fields:
-            names = [f"{prefix}.{n}" if prefix else n for n in fields]
-            close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+            close = difflib.get_close_matches(part, list(fields), n=1, cutoff=0.6)
             msg = (
                 f"'{key}' names no field: {repr(prefix) if prefix else 'the spec'} has no '{part}'"
             )
-            return V(loc, "sweep-key", msg, f"did you mean '{close[0]}'?" if close else None)
+            where = f"{prefix}." if prefix else ""
+            hint = (
+                f"did you mean '{where}{close[0]}'?"
+                if close
+                else f"fields of {prefix or 'the spec'}: {', '.join(fields)}"
+            )
+            return V(loc, "sweep-key", msg, hint)
         name, field = fields[part]
         value = getattr(value, name, None) if isinstance(value, BaseModel) else None
         owners = [type(value)] if isinstance(value, BaseModel) else _model_members(field.annotation)
@@ -296,8 +302,9 @@ def _sweep_variant(spec: SpecModel, key: str, value: object) -> list[Violation] 
     try:
         variant = SPEC_ADAPTER.validate_python(data)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        return "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in errors)
+        from cvspec.spec.messages import explain
+
+        return "; ".join(explain(dict(e)).message for e in exc.errors(include_url=False))
     return [v for rule in RULES if rule is not _sweep for v in rule(variant)]
 
 
@@ -316,11 +323,16 @@ def _sweep(spec: SpecModel) -> Iterator[Violation]:
         for i, value in enumerate(values):
             found = _sweep_variant(spec, key, value)
             if isinstance(found, str):
-                yield V((*loc, i), "sweep-value", f"{key} = {value!r}: {found}")
+                yield V((*loc, i), "sweep-value", f"sweep {key} = {show(value)}: {found}")
                 continue
             for v in found:
                 if (v.loc, v.code, v.message) not in base:
-                    yield V((*loc, i), "sweep-value", f"{key} = {value!r}: {v.message}", v.help)
+                    yield V(
+                        (*loc, i),
+                        "sweep-value",
+                        f"sweep {key} = {show(value)}: {v.message}",
+                        v.help,
+                    )
 
 
 RULES: list[Rule] = [_classes, _arch, _image_size, _gates, _splits, _augment, _train, _ops]

@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-import difflib
-import re
 from typing import Any
 
-from cvspec.errors import Diagnostic, Origin, SpecError
+from cvspec.errors import Diagnostic, SpecError
 from cvspec.spec.compose import merge, select_profile
 from cvspec.spec.introspect import KeyPath, field_names_at
 from cvspec.spec.load import RawSpec
+from cvspec.spec.locate import (
+    TASK_TAGS,
+    data_path,
+    dotted,
+    key_origin,
+    lookup,
+    span,
+    value_origin,
+)
+from cvspec.spec.messages import did_you_mean, explain, options_of, show
 
-_TASK_TAGS = ("classification", "detection")
-_TYPE_WORDS = {
-    "int": "an integer",
-    "float": "a number",
-    "bool": "true or false",
-    "string": "a string",
-    "dict": "a mapping",
-    "model": "a mapping",
-    "list": "a list",
-    "tuple": "a list",
-    "set": "a list",
-}
+_SPLITS_HINT = (
+    "ratio splits take {val, test, seed} (fractions; train gets the rest); directory splits "
+    "take {train, val, test} (folders); do not mix them"
+)
 
 
 def validate(raw: RawSpec) -> Any:
@@ -59,9 +59,10 @@ def _validate_once(raw: RawSpec) -> tuple[list[Diagnostic], Any]:
         return [_from_pydantic(err, raw) for err in exc.errors(include_url=False)], None
     diags = []
     for v in check_rules(spec):
-        index = raw.keys if v.code.endswith("-key") else raw.values
-        origin = index.get(v.loc) or raw.values.get(v.loc) or _nearest(raw, v.loc)
-        diags.append(Diagnostic(v.code, v.message, origin, v.help, _span(raw, v.loc, origin)))
+        value = lookup(raw, v.loc)
+        on_key = v.code.endswith("-key") or isinstance(value, dict)
+        origin = (key_origin if on_key and v.loc in raw.keys else value_origin)(raw, v.loc)
+        diags.append(Diagnostic(v.code, v.message, origin, v.help, span(raw, v.loc, origin)))
     return diags, spec
 
 
@@ -69,9 +70,8 @@ def _dedupe(diags: list[Diagnostic]) -> list[Diagnostic]:
     seen: set[tuple[Any, ...]] = set()
     out = []
     for d in diags:
-        key = (d.code, d.message, d.origin)
-        if key not in seen:
-            seen.add(key)
+        if (d.code, d.message, d.origin) not in seen:
+            seen.add((d.code, d.message, d.origin))
             out.append(d)
     return sorted(
         out,
@@ -85,152 +85,137 @@ def _roots(raw: RawSpec) -> list[Any]:
     from cvspec.spec import model
 
     task = raw.data.get("task")
-    if task == "detection":
-        return [model.DetectionSpec]
-    if task == "classification":
-        return [model.ClassificationSpec]
+    if task in TASK_TAGS:
+        return [model.ClassificationSpec if task == "classification" else model.DetectionSpec]
     return [model.ClassificationSpec, model.DetectionSpec]
 
 
-def _data_path(raw: RawSpec, loc: tuple[Any, ...]) -> KeyPath:
-    """Drop union tags and member names pydantic adds, keeping only keys that are in the data."""
-    if loc and loc[0] in _TASK_TAGS and raw.data.get("task") == loc[0]:
-        loc = loc[1:]
-    path: list[str | int] = []
-    node: Any = raw.data
-    for i, part in enumerate(loc):
-        in_dict = isinstance(node, dict) and part in node
-        in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
-        if in_dict or in_list:
-            path.append(part)
-            node = node[part]
-        elif i == len(loc) - 1 and isinstance(node, dict) and isinstance(part, str):
-            path.append(part)  # a missing key: its parent's position is used
-        elif isinstance(node, dict) and isinstance(part, str) and not _looks_like_member(part):
-            path.append(part)
-            node = None
-    return tuple(path)
-
-
-def _looks_like_member(part: str) -> bool:
-    return bool(re.match(r"^[A-Z]|.*[\[\]]", part))
-
-
-def _nearest(raw: RawSpec, path: KeyPath) -> Origin | None:
-    for n in range(len(path), -1, -1):
-        if path[:n] in raw.values:
-            return raw.values[path[:n]]
-    return None
-
-
-def _span(raw: RawSpec, path: KeyPath, origin: Origin | None) -> int:
-    if origin is None or origin.kind == "set":
-        return 1
-    node: Any = raw.data
-    for part in path:
-        try:
-            node = node[part]
-        except (KeyError, IndexError, TypeError):
-            return 1
-    if isinstance(node, (dict, list)) or node is None:
-        return 1
-    text = str(node).lower() if isinstance(node, bool) else str(node)
-    return len(text) if "\n" not in text and len(text) < 80 else 1
-
-
-def _dotted(path: KeyPath) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "the spec"
-
-
-def _show(value: Any) -> str:
-    text = (
-        repr(value)
-        if isinstance(value, str)
-        else str(value).lower()
-        if isinstance(value, bool)
-        else "null"
-        if value is None
-        else str(value)
-    )
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _from_pydantic(err: Any, raw: RawSpec) -> Diagnostic:
+def _from_pydantic(err: dict[str, Any], raw: RawSpec) -> Diagnostic:
     kind: str = err["type"]
-    path = _data_path(raw, tuple(err["loc"]))
-    ctx = err.get("ctx") or {}
+    path, on_key = data_path(raw, tuple(err["loc"]))
     if kind == "extra_forbidden":
-        key = str(path[-1])
-        known = field_names_at(_roots(raw), path[:-1])
-        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-        parent = _dotted(path[:-1])
-        where = "at the top level" if not path[:-1] else f"in '{parent}'"
-        hint = (
-            f"did you mean '{close[0]}'?"
-            if close
-            else (f"known keys: {', '.join(known)}" if known else None)
-        )
-        origin = raw.keys.get(path) or _nearest(raw, path)
-        other = _other_task(raw, path)
-        if other:
-            hint = f"gates for {raw.data.get('task')}: {', '.join(known)}"
-            return Diagnostic(
-                "gate-task",
-                f"gate '{key}' does not exist for task "
-                f"{raw.data.get('task')}; it is a {other} gate",
-                origin,
-                hint,
-                len(key),
-            )
-        return Diagnostic("unknown-key", f"unknown key '{key}' {where}", origin, hint, len(key))
+        return _unknown_key(raw, path)
     if kind in ("missing", "union_tag_not_found"):
-        if kind == "union_tag_not_found":
-            path = ("task",)
-        origin = raw.values.get(path[:-1]) or _nearest(raw, path)
-        where = "at the top level" if len(path) == 1 else f"in '{_dotted(path[:-1])}'"
-        return Diagnostic("missing-key", f"missing required key '{path[-1]}' {where}", origin)
-    origin = raw.values.get(path) or _nearest(raw, path)
-    span = _span(raw, path, origin)
-    value = err.get("input")
-    if kind in ("literal_error", "enum", "union_tag_invalid"):
-        if kind == "union_tag_invalid":
-            path, value = ("task",), ctx.get("tag")
-            origin = raw.values.get(path)
-            options = re.findall(r"'([^']*)'", str(ctx.get("expected_tags", "")))
-        else:
-            options = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
-        close = difflib.get_close_matches(str(value), options, n=1, cutoff=0.6)
-        hint = f"did you mean '{close[0]}'?" if close else None
-        if path == ("data", "format") and raw.data.get("task") in _TASK_TAGS:
-            other = _TASK_TAGS[1 - _TASK_TAGS.index(raw.data["task"])]
-            hint = (
-                hint or f"formats of {raw.data['task']}: {', '.join(options)}; is the task {other}?"
-            )
+        path = ("task",) if kind == "union_tag_not_found" else path
+        where = "at the top level" if len(path) == 1 else f"in '{dotted(path[:-1])}'"
+        hint = {
+            ("cvspec",): "add `cvspec: 1` (the spec language version) at the top",
+            ("task",): "task: classification, or task: detection",
+        }.get(path)
+        origin = key_origin(raw, path[:-1])
         return Diagnostic(
-            "bad-value",
-            f"{_dotted(path)}: {_show(value)} is not one of {', '.join(repr(o) for o in options)}",
+            "missing-key",
+            f"missing required key '{path[-1]}' {where}",
             origin,
             hint,
-            span,
+            span(raw, path[:-1], origin),
         )
-    base = kind.split("_")[0]
-    if kind.endswith(("_type", "_parsing")) and base in _TYPE_WORDS:
+    if kind == "union_tag_invalid":
+        tag, origin = (err.get("ctx") or {}).get("tag"), value_origin(raw, ("task",))
+        options = options_of(err.get("ctx") or {})
+        return Diagnostic(
+            "bad-value",
+            f"task: {show(tag)} is not one of {', '.join(repr(o) for o in options)}",
+            origin,
+            did_you_mean(tag, options),
+            len(str(tag)),
+        )
+    if kind == "augment_step":
+        return _augment_step(raw, path, err.get("input"))
+    if on_key:
+        bad = err.get("input")
+        origin = raw.keys.get((*path, bad)) if isinstance(bad, str) else None
+        message = explain(err).message.split(" (got ")[0]
+        return Diagnostic(
+            "bad-key",
+            f"{dotted(path)}: key {show(bad)} {message}",
+            origin or key_origin(raw, path),
+            None,
+            len(str(bad)),
+        )
+    origin = value_origin(raw, path)
+    value = err.get("input")
+    if path == ("cvspec",):
+        return Diagnostic(
+            "version",
+            f"cvspec: {show(value)} is not a language version this "
+            "cvspec reads (it reads version 1)",
+            origin,
+            "write `cvspec: 1`",
+            span(raw, path, origin),
+        )
+    if path == ("data", "classes") and isinstance(value, str):
         return Diagnostic(
             "type",
-            f"{_dotted(path)}: expected {_TYPE_WORDS[base]}, got {_describe_input(value)}",
+            f"data.classes: expected 'auto' or a list of class names, got {show(value)}",
             origin,
-            None,
-            span,
+            f"for one class: [{value}]",
+            span(raw, path, origin),
         )
-    message = str(err["msg"])
-    message = re.sub(r"^Value error, ", "", message)
-    message = re.sub(r"^Input should", "must", message)
-    message = re.sub(r"^Assertion failed, ", "", message)
-    shown = f" (got {_show(value)})" if not isinstance(value, (dict, list)) else ""
-    return Diagnostic("bad-value", f"{_dotted(path)}: {message}{shown}", origin, None, span)
+    code, message, hint = explain(err)
+    if path[:2] == ("data", "splits") and hint is None:
+        hint = _SPLITS_HINT
+    if path[:2] == ("evaluate", "gates") and len(path) == 3 and hint is None:
+        hint = "a gate is a mapping with min and/or max, e.g. {min: 0.9}"
+    return Diagnostic(code, f"{dotted(path)}: {message}", origin, hint, span(raw, path, origin))
+
+
+def _unknown_key(raw: RawSpec, path: KeyPath) -> Diagnostic:
+    key, parent = str(path[-1]), path[:-1]
+    known = field_names_at(_roots(raw), parent)
+    origin = key_origin(raw, path)
+    where = "at the top level" if not parent else f"in '{dotted(parent)}'"
+    if parent == ("data", "splits"):
+        return Diagnostic(
+            "unknown-key", f"unknown key '{key}' in 'data.splits'", origin, _SPLITS_HINT, len(key)
+        )
+    other = _other_task(raw, path)
+    if other:
+        return Diagnostic(
+            "gate-task",
+            f"gate '{key}' does not exist for task {raw.data.get('task')}; it is a {other} gate",
+            origin,
+            f"gates for {raw.data.get('task')}: {', '.join(known)}",
+            len(key),
+        )
+    hint = did_you_mean(key, known) or (f"known keys: {', '.join(known)}" if known else None)
+    return Diagnostic("unknown-key", f"unknown key '{key}' {where}", origin, hint, len(key))
+
+
+def _augment_step(raw: RawSpec, path: KeyPath, value: Any) -> Diagnostic:
+    from cvspec.spec.model import AUGMENTATIONS
+
+    names = list(AUGMENTATIONS)
+    if isinstance(value, str):
+        hint = (
+            f"write it as `- {value}: {{}}` (default settings)"
+            if value in names
+            else (did_you_mean(value, names) or f"augmentations: {', '.join(names)}")
+        )
+        origin = value_origin(raw, path)
+        return Diagnostic(
+            "augment",
+            f"{dotted(path)}: an augment step is a mapping {{name: {{settings}}}}",
+            origin,
+            hint,
+            span(raw, path, origin),
+        )
+    if isinstance(value, dict) and len(value) == 1:
+        name = str(next(iter(value)))
+        origin = key_origin(raw, (*path, name))
+        return Diagnostic(
+            "augment",
+            f"unknown augmentation '{name}'",
+            origin,
+            did_you_mean(name, names) or f"augmentations: {', '.join(names)}",
+            len(name),
+        )
+    return Diagnostic(
+        "augment",
+        f"{dotted(path)}: an augment step is a mapping with exactly one key, the augmentation name",
+        value_origin(raw, path),
+        f"augmentations: {', '.join(names)}",
+    )
 
 
 def _other_task(raw: RawSpec, path: KeyPath) -> str | None:
@@ -241,11 +226,3 @@ def _other_task(raw: RawSpec, path: KeyPath) -> str | None:
     if len(path) != 3 or path[:2] != ("evaluate", "gates") or task not in GATES:
         return None
     return next((t for t, gates in GATES.items() if t != task and path[2] in gates), None)
-
-
-def _describe_input(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return _show(value)
