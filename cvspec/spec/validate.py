@@ -56,7 +56,7 @@ def _validate_once(raw: RawSpec) -> tuple[list[Diagnostic], Any]:
     try:
         spec = SPEC_ADAPTER.validate_python(raw.data)
     except ValidationError as exc:
-        return [_from_pydantic(err, raw) for err in exc.errors(include_url=False)], None
+        return [_from_pydantic(dict(err), raw) for err in exc.errors(include_url=False)], None
     diags = []
     for v in check_rules(spec):
         value = lookup(raw, v.loc)
@@ -98,10 +98,11 @@ def _from_pydantic(err: dict[str, Any], raw: RawSpec) -> Diagnostic:
     if kind in ("missing", "union_tag_not_found"):
         path = ("task",) if kind == "union_tag_not_found" else path
         where = "at the top level" if len(path) == 1 else f"in '{dotted(path[:-1])}'"
-        hint = {
+        hints: dict[KeyPath, str] = {
             ("cvspec",): "add `cvspec: 1` (the spec language version) at the top",
             ("task",): "task: classification, or task: detection",
-        }.get(path)
+        }
+        hint = hints.get(path)
         origin = key_origin(raw, path[:-1])
         return Diagnostic(
             "missing-key",
