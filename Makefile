@@ -41,7 +41,7 @@ typecheck: $(VENV)/.dev
 
 ## golden: refresh tests/golden/ after an intended change of generated output
 golden: $(VENV)/.dev
-	CVSPEC_UPDATE_GOLDEN=1 $(PY) -m pytest -q tests/test_golden.py
+	CVSPEC_UPDATE_GOLDEN=1 $(PY) -m pytest -q tests/test_golden.py tests/test_errors.py
 
 ## schema: rewrite schemas/cvspec.schema.json
 schema: $(VENV)/.core
