@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,8 @@ PLUGIN = REPO / "tests" / "fixtures" / "plugin"
 def plugin_path(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The demo plugin installed by pip into its own folder, put on PYTHONPATH for the CLI."""
     target = tmp_path_factory.mktemp("site")
+    source = tmp_path_factory.mktemp("src") / "plugin"
+    shutil.copytree(PLUGIN, source)  # pip builds in place: keep the repo's copy clean
     subprocess.run(
         [
             sys.executable,
@@ -27,7 +30,7 @@ def plugin_path(tmp_path_factory: pytest.TempPathFactory) -> str:
             "--no-deps",
             "--target",
             str(target),
-            str(PLUGIN),
+            str(source),
         ],
         check=True,
         capture_output=True,
