@@ -118,28 +118,18 @@ def test_internal_error_is_one_line_and_exit_3(tmp_path: Path) -> None:
         "generator 'crash' (crash_plugin:Gen, from crash 1.0) failed: ZeroDivisionError"
         in result.err
     )
+    breaks = (
+        "import sys; from cvspec.cli import main; "
+        "import cvspec.cli.common as c; c.find_root = None; sys.exit(main(['build']))"
+    )
     bug = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from cvspec.cli import main; "
-            "import cvspec.cli.common as c; c.find_root = None; sys.exit(main(['build']))",
-        ],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
+        [sys.executable, "-c", breaks], cwd=root, capture_output=True, text=True, check=False
     )
     assert bug.returncode == 3
     assert bug.stderr.startswith("cvspec: internal error (TypeError: ")
     assert "this is a bug in cvspec" in bug.stderr and "Traceback" not in bug.stderr
     debug = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from cvspec.cli import main; "
-            "import cvspec.cli.common as c; c.find_root = None; sys.exit(main(['build']))",
-        ],
+        [sys.executable, "-c", breaks],
         cwd=root,
         capture_output=True,
         text=True,

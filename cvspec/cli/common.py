@@ -9,6 +9,7 @@ import typer
 
 from cvspec.errors import UsageError
 from cvspec.project import Options, discover_specs, find_root
+from cvspec.spec import LoadedSpec, load_spec
 
 SpecArgs = Annotated[
     list[Path] | None,
@@ -47,3 +48,11 @@ def make_options(
     if templates is not None and not templates.is_dir():
         raise UsageError(f"--templates {templates}: not a folder")
     return Options(profile, tuple(sets or ()), templates)
+
+
+def load_one(spec: Path, profile: str | None, sets: list[str] | None) -> LoadedSpec:
+    """Load the one spec a command works on, with the composition flags applied."""
+    if not spec.is_file():
+        raise UsageError(f"spec file not found: {spec}")
+    options = make_options(profile, sets)
+    return load_spec(spec, options.profile, options.sets)

@@ -9,9 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-from cvspec.cli.common import ProfileOpt, SetOpt, make_options
+from cvspec.cli.common import ProfileOpt, SetOpt, load_one
 from cvspec.errors import DEFAULT, UsageError
-from cvspec.spec import load_spec
 from cvspec.spec.load import KeyPath
 
 
@@ -24,10 +23,7 @@ def command(
     set_: SetOpt = None,
 ) -> None:
     """Print each resolved value with its provenance: file:line, --set, profile or default."""
-    if not spec.is_file():
-        raise UsageError(f"spec file not found: {spec}")
-    options = make_options(profile, set_)
-    loaded = load_spec(spec, options.profile, options.sets)
+    loaded = load_one(spec, profile, set_)
     data = loaded.spec.model_dump(mode="json", by_alias=True)
     rows = [
         (dotted(path), value, _origin(loaded.raw.values, path)) for path, value in leaves(data, ())

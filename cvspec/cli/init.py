@@ -2,9 +2,36 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
 from cvspec.errors import UsageError
 
 
-def command() -> None:
-    """Placeholder while this command is being written."""
-    raise UsageError("not available yet")
+def command(
+    example: Annotated[
+        Literal["digits", "shapes"],
+        typer.Option("--example", "-e", help="digits (classification) or shapes (detection)."),
+    ],
+    folder: Annotated[Path, typer.Argument(help="Project folder to write into.")] = Path("."),
+) -> None:
+    """Write an example project: specs/NAME.yaml and its dataset under data/NAME/."""
+    from cvspec.examples import spec_path, write_data, write_file
+
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{folder} exists and is not a folder")
+    spec_text = spec_path(example).read_bytes()
+    target = folder / "specs" / f"{example}.yaml"
+    if write_file(target, spec_text):
+        print(f"wrote {target}")
+    elif target.read_bytes() == spec_text:
+        print(f"kept {target} (already the example spec)")
+    else:
+        print(f"kept {target}: it differs from the example spec and is never overwritten")
+    data = folder / "data" / example
+    written, kept = write_data(example, data)
+    note = f", kept {kept:,} that existed" if kept else ""
+    print(f"wrote {written:,} files under {data}{note}")
+    print(f"next: cd {folder} && cvspec run specs/{example}.yaml --stage data")

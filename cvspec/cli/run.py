@@ -7,17 +7,20 @@ from typing import Annotated
 
 import typer
 
-from cvspec.cli.common import ProfileOpt, SetOpt, make_options
-from cvspec.errors import UsageError
+from cvspec.cli.common import ProfileOpt, SetOpt, load_one
 from cvspec.project import find_root
 from cvspec.run.graph import STAGE_NAMES
 
 
 def command(
     spec: Annotated[Path, typer.Argument(help="The spec file.")],
-    stage: Annotated[list[str] | None, typer.Option(
-        "--stage", help=f"Stage(s) to run: {', '.join(STAGE_NAMES)}. Default: data to test.",
-    )] = None,
+    stage: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--stage",
+            help=f"Stage(s) to run: {', '.join(STAGE_NAMES)}. Default: data to test.",
+        ),
+    ] = None,
     profile: ProfileOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -26,14 +29,11 @@ def command(
 
     from cvspec.run.context import RunContext
     from cvspec.run.executor import run_stages
-    from cvspec.spec import load_spec
 
-    if not spec.is_file():
-        raise UsageError(f"spec file not found: {spec}")
-    options = make_options(profile, set_)
-    loaded = load_spec(spec, options.profile, options.sets)
-    ctx = RunContext(find_root(Path.cwd()), loaded, options.profile, options.sets,
-                     Console(stderr=True))
+    loaded = load_one(spec, profile, set_)
+    ctx = RunContext(
+        find_root(Path.cwd()), loaded, profile, tuple(set_ or ()), Console(stderr=True)
+    )
     results = run_stages(ctx, stage or ())
     if not all(result.ok for _, result in results):
         raise typer.Exit(1)
