@@ -19,8 +19,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
-SPECS = Path(__file__).resolve().parent.parent / "specs"
+ROOT = Path(__file__).resolve().parent.parent
+SPECS, PACKAGE = ROOT / "specs", ROOT / "cvspec"
 BASELINE = [sys.executable, "-c", "import pydantic, jinja2, ruamel.yaml"]
 CVSPEC = [sys.executable, "-m", "cvspec"]
 ONE_SPEC, MANY_SPECS, NOOP_CHECK = 0.3, 10.0, 0.3  # targets, seconds
@@ -28,14 +30,26 @@ Job = tuple[list[str], Path, bool]  # command, cwd, start from an empty generate
 WORDS = ["cat", "dog", "car", "bus", "bike", "person", "tree", "sign", "cone", "box", "cup", "bag"]
 
 
-def timed(cmd: list[str], cwd: Path) -> float:
+class Result(NamedTuple):
+    """One row of the table."""
+
+    measurement: str
+    median_s: float
+    ratio: float  # to the import baseline timed in the same round-robin
+    target_s: float | None
+    passed: bool | None
+
+
+def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
     """Seconds one fresh process takes; a failing command aborts the benchmark."""
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
     if proc.returncode:
-        sys.exit(f"failed (exit {proc.returncode}): {' '.join(cmd)} in {cwd}\n"
-                 f"{proc.stdout[-3000:]}{proc.stderr}")
+        sys.exit(
+            f"failed (exit {proc.returncode}): {' '.join(cmd)} in {cwd}\n"
+            f"{proc.stdout[-3000:]}{proc.stderr}(did cvspec's code change during the run?)"
+        )
     return elapsed
 
 
@@ -62,19 +76,25 @@ def synthetic_spec(i: int, base: str, task: str) -> str:
         size, batch = 32 + 8 * (i % 5), (16, 32, 64)[i % 3]
         gates = f"accuracy: {{min: {0.8 + i % 15 / 100:.2f}}}, macro_f1: {{min: 0.7}}"
         gates += ", top5_accuracy: {min: 0.99}" if classes != "auto" and k > 5 else ""
-        sweep = ("{}", "{train.batch_size: [32, 64]}",
-                 "{train.optimizer.weight_decay: [0.01, 0.05], train.epochs: [5, 10]}")[i % 3]
+        sweep = (
+            "{}",
+            "{train.batch_size: [32, 64]}",
+            "{train.optimizer.weight_decay: [0.01, 0.05], train.epochs: [5, 10]}",
+        )[i % 3]
     else:
         size, batch = 128 + 32 * (i % 4), (8, 16, 32)[i % 3]
         gates = f"map50: {{min: {0.4 + i % 20 / 100:.2f}}}"
         gates += ", map50_95: {min: 0.3}, recall: {min: 0.5}" if i % 2 else ""
-        sweep = ("{}", "{train.optimizer.lr: [0.01, 0.02]}",
-                 "{model.image_size: [128, 160]}")[i % 3]
-    return (f"cvspec: 1\nextends: {base}\ntask: {task}\n"
-            f"project: {{name: {name}, description: Synthetic project {i} from {base}}}\n"
-            f"data: {{classes: {classes}}}\nmodel: {{image_size: {size}}}\n"
-            f"train: {{epochs: {5 + i % 20}, batch_size: {batch}, sweep: {sweep}}}\n"
-            f"evaluate: {{gates: {{{gates}}}}}\ndeploy: {{image: {name}}}\n")
+        sweep = ("{}", "{train.optimizer.lr: [0.01, 0.02]}", "{model.image_size: [128, 160]}")[
+            i % 3
+        ]
+    return (
+        f"cvspec: 1\nextends: {base}\ntask: {task}\n"
+        f"project: {{name: {name}, description: Synthetic project {i} from {base}}}\n"
+        f"data: {{classes: {classes}}}\nmodel: {{image_size: {size}}}\n"
+        f"train: {{epochs: {5 + i % 20}, batch_size: {batch}, sweep: {sweep}}}\n"
+        f"evaluate: {{gates: {{{gates}}}}}\ndeploy: {{image: {name}}}\n"
+    )
 
 
 def make_monorepo(parent: Path, count: int, examples: list[Path]) -> Path:
@@ -92,12 +112,21 @@ def make_monorepo(parent: Path, count: int, examples: list[Path]) -> Path:
     return repo
 
 
-def round_robin(jobs: dict[str, Job], runs: int) -> dict[str, float]:
+def child_env(tmp: Path) -> dict[str, str]:
+    """Run a snapshot of cvspec/ (edits during the run do not leak in) with bytecode cached in
+    tmp, so timings are steady-state even where the checkout's .pyc files are stale."""
+    shutil.copytree(PACKAGE, tmp / "src" / "cvspec", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    path = os.pathsep.join(p for p in (str(tmp / "src"), env.get("PYTHONPATH")) if p)
+    return {**env, "PYTHONPATH": path, "PYTHONPYCACHEPREFIX": str(tmp / "pycache")}
+
+
+def round_robin(jobs: dict[str, Job], runs: int, env: dict[str, str]) -> dict[str, float]:
     """Median seconds of each job, run in turn `runs` times after one untimed warm-up each."""
     times: dict[str, list[float]] = {label: [] for label in jobs}
     for round_ in range(runs + 1):
         for label, (cmd, cwd, clean) in jobs.items():
-            elapsed = timed(cmd, fresh(cwd) if clean else cwd)
+            elapsed = timed(cmd, fresh(cwd) if clean else cwd, env)
             if round_:
                 times[label].append(elapsed)
     return {label: statistics.median(values) for label, values in times.items()}
@@ -111,50 +140,75 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args()
+    if min(args.runs, args.specs, args.big_runs) < 1:
+        parser.error("--runs, --specs and --big-runs must be at least 1")
     examples = sorted(p for p in SPECS.glob("*.yaml") if not p.name.startswith("_"))
-    rows: list[tuple[str, float, float | None]] = []  # (measurement, median s, target s)
+    rows: list[tuple[str, float, float | None, float]] = []  # (label, median, target, baseline)
     with tempfile.TemporaryDirectory(prefix="cvspec-bench-") as tmp:
         builds, checks = make_repo(Path(tmp), "builds"), make_repo(Path(tmp), "checks")
+        env = child_env(Path(tmp))
         jobs: dict[str, Job] = {"baseline: import": (BASELINE, builds, False)}
         for spec in examples:
             rel = f"specs/{spec.name}"
             jobs[f"validate {spec.stem}"] = ([*CVSPEC, "validate", rel], builds, False)
             jobs[f"build {spec.stem} (fresh)"] = ([*CVSPEC, "build", rel], builds, True)
-        timed([*CVSPEC, "build"], checks)
+        timed([*CVSPEC, "build"], checks, env)
         jobs[f"check, no-op ({len(examples)} specs)"] = ([*CVSPEC, "check"], checks, False)
         print(f"timing {len(jobs)} commands x {args.runs} runs ...", file=sys.stderr)
-        for label, median in round_robin(jobs, args.runs).items():
+        medians = round_robin(jobs, args.runs, env)
+        for label, median in medians.items():
             target = ONE_SPEC if label.startswith("build") else None
-            rows.append((label, median, NOOP_CHECK if label.startswith("check") else target))
+            target = NOOP_CHECK if label.startswith("check") else target
+            rows.append((label, median, target, medians["baseline: import"]))
         mono = make_monorepo(Path(tmp), args.specs, examples)
         n = args.specs
-        big = {"baseline: import (again)": (BASELINE, mono, False),
-               f"build {n} specs (fresh)": ([*CVSPEC, "build"], mono, True),
-               f"build {n} specs (no-op)": ([*CVSPEC, "build"], mono, False),
-               f"check {n} specs (no-op)": ([*CVSPEC, "check"], mono, False)}
+        big = {
+            "baseline: import (again)": (BASELINE, mono, False),
+            f"build {n} specs (fresh)": ([*CVSPEC, "build"], mono, True),
+            f"build {n} specs (no-op)": ([*CVSPEC, "build"], mono, False),
+            f"check {n} specs (no-op)": ([*CVSPEC, "check"], mono, False),
+        }
         print(f"timing {n} specs x {args.big_runs} runs ...", file=sys.stderr)
-        for label, median in round_robin(big, args.big_runs).items():
-            rows.append((label, median, MANY_SPECS if "fresh" in label else None))
-    base = rows[0][1]
-    results = [{"measurement": label, "median_s": round(median, 4),
-                "ratio": round(median / base, 2), "target_s": target,
-                "pass": None if target is None else median <= target}
-               for label, median, target in rows]
-    machine = {"cpus": os.cpu_count(), "python": platform.python_version(),
-               "platform": platform.platform(), "runs": args.runs, "big_runs": args.big_runs,
-               "specs": args.specs, "date": time.strftime("%Y-%m-%d %H:%M")}
-    print(f"machine: {machine['cpus']} CPUs, Python {machine['python']}, {machine['platform']}; "
-          f"N = {args.runs} runs per command ({args.big_runs} for the {n}-spec monorepo)")
+        medians = round_robin(big, args.big_runs, env)
+        for label, median in medians.items():
+            target = MANY_SPECS if "fresh" in label else None
+            rows.append((label, median, target, medians["baseline: import (again)"]))
+    results = [
+        Result(
+            label,
+            round(median, 4),
+            round(median / base, 2),
+            target,
+            None if target is None else median <= target,
+        )
+        for label, median, target, base in rows
+    ]
+    machine = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "runs": args.runs,
+        "big_runs": args.big_runs,
+        "specs": args.specs,
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+    print(
+        f"machine: {machine['cpus']} CPUs, Python {machine['python']}, {machine['platform']}; "
+        f"N = {args.runs} runs per command ({args.big_runs} for the {n}-spec monorepo)"
+    )
     print(f"\n| {'measurement':<28} | median s | x import | target   | result |")
     print(f"|{'-' * 30}|---------:|---------:|----------|--------|")
     for r in results:
-        target = f"<= {r['target_s']:g} s" if r["target_s"] else "-"
-        verdict = {True: "PASS", False: "FAIL", None: "-"}[r["pass"]]
-        print(f"| {r['measurement']:<28} | {r['median_s']:8.3f} | {r['ratio']:8.2f} "
-              f"| {target:<8} | {verdict:<6} |")
+        goal = f"<= {r.target_s:g} s" if r.target_s else "-"
+        verdict = {True: "PASS", False: "FAIL", None: "-"}[r.passed]
+        print(
+            f"| {r.measurement:<28} | {r.median_s:8.3f} | {r.ratio:8.2f} "
+            f"| {goal:<8} | {verdict:<6} |"
+        )
     if args.json:
-        args.json.write_text(json.dumps({"machine": machine, "results": results}, indent=2) + "\n")
-    missed = [r["measurement"] for r in results if r["pass"] is False]
+        body = {"machine": machine, "results": [r._asdict() for r in results]}
+        args.json.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
+    missed = [r.measurement for r in results if r.passed is False]
     print(f"\nmissed targets: {', '.join(missed)}" if missed else "\nall targets met")
     return 1 if missed and args.strict else 0
 

@@ -135,11 +135,8 @@ def _build_stage(
             continue
         dest = stage / path[len(prefix) :]
         dest.parent.mkdir(parents=True, exist_ok=True)
-        with dest.open("wb") as fh:
-            fh.write(file.content)
-            fh.flush()
-            os.fsync(fh.fileno())
-    _fsync_dir(stage)
+        dest.write_bytes(file.content)
+    _sync_filesystem(stage)  # one flush for the whole stage before it becomes the tree
 
 
 def _link_or_copy(src: Path, dest: Path) -> None:
@@ -150,6 +147,20 @@ def _link_or_copy(src: Path, dest: Path) -> None:
         os.link(src, dest)
     except OSError:
         shutil.copy2(src, dest)
+
+
+def _sync_filesystem(path: Path) -> None:
+    """Flush the file system holding `path` (Linux syncfs: one call, not one fsync a file)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(path, os.O_RDONLY)
+    except (OSError, AttributeError):
+        return
+    try:
+        if getattr(libc, "syncfs", None) is None or libc.syncfs(fd) != 0:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -29,19 +29,16 @@ def compose(path: Path, profile: str | None = None, sets: Sequence[str] = ()) ->
 
 def _load_with_extends(path: Path, stack: tuple[Path, ...]) -> RawSpec:
     raw = load_file(path)
-    bases: list[RawSpec] = []
-    errors: list[Diagnostic] = []
-    extends = raw.data.pop("extends", None)
+    extends = raw.data.get("extends")
     if extends is None:
         return raw
+    bases: list[RawSpec] = []
+    errors: list[Diagnostic] = []
     items = [extends] if isinstance(extends, str) else extends
     if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
         errors.append(
-            Diagnostic(
-                "extends-type",
-                "'extends' must be a file name or a list of them",
-                raw.values.get(("extends",)),
-            )
+            Diagnostic("extends-type", "'extends' must be a file name or a list of them",
+                       raw.values.get(("extends",)))
         )
         items = []
     for index, item in enumerate(items):
@@ -49,24 +46,15 @@ def _load_with_extends(path: Path, stack: tuple[Path, ...]) -> RawSpec:
         base = (path.parent / item).resolve()
         if base in (*stack, path):
             chain = " -> ".join(display_path(p) for p in (*stack, path, base))
-            errors.append(
-                Diagnostic(
-                    "extends-cycle",
-                    f"'extends' makes a cycle: {chain}",
-                    where,
-                    "remove one of the 'extends' entries in the cycle",
-                )
-            )
+            errors.append(Diagnostic("extends-cycle", f"'extends' makes a cycle: {chain}", where,
+                                     "remove one of the 'extends' entries in the cycle",
+                                     len(item)))
             continue
         if not base.is_file():
-            errors.append(
-                Diagnostic(
-                    "extends-missing",
-                    f"extended file not found: {display_path(base)}",
-                    where,
-                    "paths in 'extends' are relative to the file that names them",
-                )
-            )
+            errors.append(Diagnostic("extends-missing",
+                                     f"extended file not found: {display_path(base)}", where,
+                                     "paths in 'extends' are relative to the file that names them",
+                                     len(item)))
             continue
         try:
             bases.append(_load_with_extends(base, (*stack, path)))
@@ -74,10 +62,14 @@ def _load_with_extends(path: Path, stack: tuple[Path, ...]) -> RawSpec:
             errors.extend(exc.diagnostics)
     if errors:
         raise SpecError(errors)
-    _drop(raw.values, ("extends",))
-    _drop(raw.keys, ("extends",))
+    own = RawSpec(  # the file without its `extends` key; the cached RawSpec stays untouched
+        {k: v for k, v in raw.data.items() if k != "extends"},
+        {p: o for p, o in raw.values.items() if p[:1] != ("extends",)},
+        {p: o for p, o in raw.keys.items() if p[:1] != ("extends",)},
+        raw.sources,
+    )
     merged = bases[0] if bases else None
-    for nxt in [*bases[1:], raw]:
+    for nxt in [*bases[1:], own]:
         merged = nxt if merged is None else merge(merged, nxt)
     assert merged is not None
     return merged

@@ -62,9 +62,23 @@ def read_spec_text(path: Path) -> str:
         ) from None
 
 
+_CACHE: dict[tuple[Path, int, int], RawSpec] = {}
+
+
 def load_file(path: Path) -> RawSpec:
-    """Load a spec file; a YAML error, duplicate key or non-mapping root is a SpecError."""
-    return load_text(read_spec_text(path), display_path(path))
+    """Load a spec file; a YAML error, duplicate key or non-mapping root is a SpecError.
+
+    Parsed files are kept for the life of the process (a partial that 200 specs extend is
+    parsed once); callers must treat the returned data as read-only.
+    """
+    try:
+        stat = path.stat()
+        key = (path.resolve(), stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        return load_text(read_spec_text(path), display_path(path))
+    if key not in _CACHE:
+        _CACHE[key] = load_text(read_spec_text(path), display_path(path))
+    return _CACHE[key]
 
 
 def load_text(text: str, file: str) -> RawSpec:
