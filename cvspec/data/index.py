@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, NamedTuple, Protocol
 
 SPLITS = ("train", "val", "test")
+# data.format -> the reader, imported only when used
+READERS = {
+    "imagefolder": "cvspec.data.imagefolder:read_imagefolder",
+    "yolo": "cvspec.data.yolo:read_yolo",
+    "coco": "cvspec.data.coco:read_coco",
+}
 
 
 @dataclass(frozen=True)
@@ -42,7 +51,7 @@ class DataIndex:
     format: str
     classes: tuple[str, ...]
     records: tuple[Record, ...]
-    problems: tuple[str, ...] = field(default=())  # reader-level findings (bad lines, ...)
+    problems: tuple[str, ...] = field(default=())  # reader findings: 'relative/path: why'
 
     def split(self, name: str) -> list[Record]:
         """The records of one split, in index order."""
@@ -58,3 +67,98 @@ def assign_split(rel_path: str, seed: int, val: float, test: float) -> str:
     if u < test + val:
         return "val"
     return "train"
+
+
+class Facts(Protocol):
+    """What a file read tells the index (files.FileFacts, analyze.ImageFacts)."""
+
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def mode(self) -> str: ...
+
+
+class Problem(NamedTuple):
+    """A reader finding: the check it fails ('layout' or 'classes'), the file (or line), why."""
+
+    check: str
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a reader finds before any file is opened: classes, labelled paths, problems."""
+
+    format: str
+    classes: tuple[str, ...]
+    entries: tuple[Record, ...]  # path, split and labels; file facts not read yet
+    problems: tuple[Problem, ...] = ()
+
+
+def problem(path: str, message: str, check: str = "layout") -> Problem:
+    """A reader finding about one file (or file:line) of the dataset."""
+    return Problem(check, path, message)
+
+
+def split_of(given: str, rel_path: str, splits: Any) -> str:
+    """The split a folder gives, else the one ratio splits assign to the path."""
+    return given or assign_split(rel_path, splits.seed, splits.val, splits.test)
+
+
+def read_layout(spec: Any, data_root: Path) -> Layout:
+    """Run the reader of data.format over data_root; a missing folder is a CvspecError."""
+    from cvspec.errors import CvspecError
+
+    if not data_root.is_dir():
+        raise CvspecError(
+            f"data folder not found: {data_root} (data.path in the spec; "
+            "`cvspec init --example NAME DIR` writes an example dataset)"
+        )
+    fmt = str(spec.data.format)
+    if fmt not in READERS:
+        raise CvspecError(f"data.format {fmt!r} has no reader")
+    module, func = READERS[fmt].split(":")
+    reader: Callable[[Any, Path], Layout] = getattr(importlib.import_module(module), func)
+    layout = reader(spec.data, data_root)
+    return replace(layout, entries=tuple(sorted(layout.entries, key=lambda r: r.path)))
+
+
+def build_index(spec: Any, data_root: Path) -> DataIndex:
+    """Read the dataset's layout and each file's hash and header facts (no pixel decoding)."""
+    from cvspec.data.files import configure_pil, probe
+
+    layout = read_layout(spec, data_root)
+    configure_pil()
+    facts = [probe(data_root / r.path) for r in layout.entries]
+    return with_facts(layout, data_root, facts)
+
+
+def with_facts(layout: Layout, data_root: Path, facts: Sequence[Facts]) -> DataIndex:
+    """The index of a layout, given each entry's file facts (in entry order)."""
+    records = tuple(
+        replace(e, sha256=f.sha256, width=f.width, height=f.height, mode=f.mode)
+        for e, f in zip(layout.entries, facts, strict=True)
+    )
+    problems = tuple(str(p) for p in layout.problems)
+    return DataIndex(data_root, layout.format, layout.classes, records, problems)
+
+
+def split_folders(splits: Any, root: Path) -> dict[str, str]:
+    """Split name -> folder under root for folder splits; {'': ''} for ratio splits."""
+    from cvspec.errors import CvspecError
+
+    if not hasattr(splits, "train"):
+        return {"": ""}
+    folders = {s: str(getattr(splits, s)) for s in SPLITS if getattr(splits, s) is not None}
+    for split, folder in folders.items():
+        if not (root / folder).is_dir():
+            raise CvspecError(f"data.splits.{split}: folder not found: {root / folder}")
+    return folders

@@ -12,6 +12,9 @@ from cvspec.generate.manifest import LOCK_NAME, Manifest
 from cvspec.generate.render import RenderedFile
 
 STAGE_MARK = ".cvspec-stage"
+# What other tools write inside a generated tree: never cvspec's, never an orphan.
+FOREIGN_DIRS = ("__pycache__", ".pytest_cache", ".dvc")
+FOREIGN_FILES = ("dvc.lock", ".gitignore")
 
 
 class Change(NamedTuple):
@@ -79,7 +82,7 @@ def _files_under(root: Path, out_dir: str) -> list[str]:
     base = root / out_dir
     found: list[str] = []
     for dirpath, dirnames, filenames in os.walk(base):
-        dirnames[:] = [d for d in dirnames if STAGE_MARK not in d]
+        dirnames[:] = [d for d in dirnames if STAGE_MARK not in d and d not in FOREIGN_DIRS]
         rel = Path(dirpath).relative_to(root).as_posix()
-        found.extend(f"{rel}/{name}" for name in filenames)
+        found.extend(f"{rel}/{name}" for name in filenames if name not in FOREIGN_FILES)
     return found

@@ -1,4 +1,4 @@
-"""The generated pytest data-quality suite."""
+"""The generated pytest data-quality suite: one test per gated check, limits from the spec."""
 
 from __future__ import annotations
 
@@ -9,11 +9,24 @@ from cvspec.generate.api import Artifact, BuildContext
 
 
 class DataTestsGenerator:
-    """Placeholder while this generator is being written; plans nothing."""
+    """Writes tests/test_data.py: thin, parametrized by check, calling cvspec.testing.data."""
 
     name = "data-tests"
-    version = "0"
+    version = "1"
 
     def plan(self, spec: Any, ctx: BuildContext) -> Iterator[Artifact]:
-        """Nothing yet."""
-        return iter(())
+        """One test module; checks the spec reports only (no limit) get no test."""
+        from cvspec.data.checks import applicable
+
+        limits = [(c.name, c.limit(spec)) for c in applicable(spec)]
+        yield Artifact(
+            "tests/test_data.py",
+            self.name,
+            "python",
+            template="data/test_data.py.j2",
+            context={
+                "project": ctx.project,
+                "spec_file": ctx.spec_file,
+                "limits": [(n, limit) for n, limit in limits if limit is not None],
+            },
+        )

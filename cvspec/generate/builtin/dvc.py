@@ -1,19 +1,85 @@
-"""The DVC pipeline (dvc.yaml, params.yaml)."""
+"""The DVC pipeline: generated/<project>/dvc.yaml (data -> train -> evaluate -> export)."""
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterator
 from typing import Any
 
 from cvspec.generate.api import Artifact, BuildContext
+from cvspec.generate.builtin.train_config import data_root
+from cvspec.run.graph import BY_NAME, stage_dir
+
+PIPELINE = ("data", "train", "evaluate", "export")
+# The spec keys (in params.yaml) each stage's result depends on: a new quality threshold
+# reruns the data checks, not the training.
+_LABELS = ("data.format", "data.classes", "data.splits")
+PARAMS = {
+    "data": ("data",),
+    "train": (*_LABELS, "data.augment", "model", "train"),
+    "evaluate": (*_LABELS, "model", "evaluate"),
+    "export": ("model", "export"),
+}
+# What a stage waits for from a stage it needs; the data stage's report changes with its
+# thresholds, its training-set statistics only with the training images.
+_NEEDED = {"data": "data/stats.json"}
+
+
+def pipeline(spec: Any, ctx: BuildContext) -> dict[str, Any]:
+    """dvc.yaml as data; stages run from the repository root (wdir), like CI does."""
+    up = "/".join(".." for _ in ctx.out_dir.split("/"))
+    params_file = f"{ctx.out_dir}/params.yaml"
+    data = data_root(spec, ctx)
+    stages: dict[str, Any] = {}
+    for name in PIPELINE:
+        stage = BY_NAME[name]
+        deps = [data] if name != "export" else []
+        if name == "train":
+            deps.append(f"{ctx.out_dir}/train")
+        deps += [_needed(ctx.project, need) for need in stage.needs]
+        stages[name] = {
+            "cmd": shlex.join(["cvspec", "run", ctx.spec_file, "--stage", name]),
+            "wdir": up,
+            "deps": deps,
+            "params": [{params_file: list(PARAMS[name])}],
+            "outs": [stage_dir(ctx.project, out) for out in stage.outputs],
+        }
+    runs = f"runs/{ctx.project}"
+    return {
+        "stages": stages,
+        "metrics": [f"{up}/{runs}/evaluate/metrics.json"],
+        "plots": [f"{up}/{runs}/data/class_histogram.png"],
+    }
+
+
+def _needed(project: str, need: str) -> str:
+    if need in _NEEDED:
+        return f"runs/{project}/{_NEEDED[need]}"
+    return stage_dir(project, BY_NAME[need].outputs[0])
+
+
+def params(spec: Any) -> dict[str, Any]:
+    """params.yaml: the spec sections the stages read, so DVC reruns only what changed."""
+    dumped = spec.model_dump(mode="json", include={"data", "model", "train", "evaluate", "export"})
+    return {key: dumped[key] for key in ("data", "model", "train", "evaluate", "export")}
 
 
 class DvcGenerator:
-    """Placeholder while this generator is being written; plans nothing."""
+    """Writes dvc.yaml and params.yaml when data.versioning is dvc."""
 
     name = "dvc"
-    version = "0"
+    version = "1"
 
     def plan(self, spec: Any, ctx: BuildContext) -> Iterator[Artifact]:
-        """Nothing yet."""
-        return iter(())
+        """The pipeline and its params; nothing for projects that do not use DVC."""
+        if spec.data.versioning != "dvc":
+            return
+        from cvspec.generate.render import dump_yaml
+
+        data = data_root(spec, ctx)
+        note = (
+            f"# {data} is versioned by DVC: run `dvc add {data}` once and commit {data}.dvc;\n"
+            f"# `dvc repro {ctx.out_dir}/dvc.yaml` then reruns only stages whose inputs changed.\n"
+        )
+        yield Artifact("dvc.yaml", self.name, "yaml", data=note + dump_yaml(pipeline(spec, ctx)))
+        yield Artifact("params.yaml", self.name, "yaml", data=params(spec))

@@ -1,0 +1,142 @@
+"""The data-quality check set: each check returns structured findings; the spec sets limits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Literal, NamedTuple
+
+from cvspec.data.analyze import ImageFacts
+from cvspec.data.index import DataIndex, Problem
+
+Status = Literal["pass", "fail", "info"]
+
+
+class Finding(NamedTuple):
+    """One offending file (or class, or label line) and why; `related` names the other files."""
+
+    path: str
+    message: str
+    related: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """What the checks read: the index, each record's decode facts, and the reader problems."""
+
+    index: DataIndex
+    facts: tuple[ImageFacts, ...]  # aligned with index.records
+    problems: tuple[Problem, ...]
+    spec: Any  # the validated ClassificationSpec or DetectionSpec
+
+    @cached_property
+    def decoded(self) -> list[int]:
+        """Indices of the records whose image decoded."""
+        return [i for i, f in enumerate(self.facts) if not f.error]
+
+    @cached_property
+    def exact_groups(self) -> list[list[int]]:
+        """Record indices of byte-identical files, groups of two or more, in path order."""
+        groups: dict[str, list[int]] = {}
+        for i, f in enumerate(self.facts):
+            if f.sha256:
+                groups.setdefault(f.sha256, []).append(i)
+        return [g for g in groups.values() if len(g) > 1]
+
+    @cached_property
+    def near_labels(self) -> dict[int, int]:
+        """Record index -> first record of its near-duplicate group (decoded images only)."""
+        from cvspec.data.phash import near_groups
+
+        decoded = self.decoded
+        distance = self.spec.data.quality.duplicates.near_hamming
+        labels = near_groups([self.facts[i].phash for i in decoded], distance)
+        return {i: decoded[int(label)] for i, label in zip(decoded, labels, strict=True)}
+
+
+class Outcome(NamedTuple):
+    """What a check measured: its findings and the value compared with the limit."""
+
+    findings: list[Finding]
+    value: float
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check's verdict, as the report, the summary table and the data tests show it."""
+
+    name: str
+    rule: str
+    status: Status
+    value: float
+    limit: float | None
+    findings: tuple[Finding, ...]
+
+    def describe(self, most: int = 20) -> str:
+        """The rule, the verdict and the first `most` findings, one per line."""
+        lines = [f"{self.name}: {self.status} ({self.rule}; measured {_num(self.value)})"]
+        for f in self.findings[:most]:
+            also = f" [{', '.join(f.related)}]" if f.related else ""
+            lines.append(f"  {f.path}: {f.message}{also}")
+        if len(self.findings) > most:
+            lines.append(f"  ... and {len(self.findings) - most} more")
+        return "\n".join(lines)
+
+
+class Check(NamedTuple):
+    """A check in the catalogue: name, its limit in the spec, the rule in words, the function."""
+
+    name: str
+    limit: Callable[[Any], float | None]  # spec -> limit; None: reported, never fails
+    rule: Callable[[float | None], str]  # limit -> the rule in words
+    run: Callable[[Dataset, float | None], Outcome]
+    at_least: bool = False  # the limit is a minimum (else a maximum)
+    tasks: frozenset[str] = frozenset({"classification", "detection"})
+
+    def verdict(self, ds: Dataset, limit: float | None) -> CheckResult:
+        """Run the check against `limit` (the spec's, or a generated test's)."""
+        out = self.run(ds, limit)
+        if limit is None:
+            status: Status = "info"
+        elif out.value < limit if self.at_least else out.value > limit:
+            status = "fail"
+        else:
+            status = "pass"
+        return CheckResult(
+            self.name, self.rule(limit), status, out.value, limit, tuple(out.findings)
+        )
+
+
+def limit_rule(what: str, fraction: bool = False) -> Callable[[float | None], str]:
+    """The rule of a check whose limit is a most allowed count (or fraction) of `what`."""
+
+    def rule(limit: float | None) -> str:
+        if limit is None:
+            return f"{what}: reported"
+        if limit == 0:
+            return f"no {what}"
+        return f"at most {limit:.1%} {what}" if fraction else f"at most {limit:g} {what}"
+
+    return rule
+
+
+def _num(value: float) -> str:
+    return f"{value:.4g}" if value != int(value) else str(int(value))
+
+
+def catalogue() -> list[Check]:
+    """Every check, in report order."""
+    from cvspec.data import checks_files, checks_labels
+
+    return [*checks_labels.CHECKS, *checks_files.CHECKS]
+
+
+def applicable(spec: Any) -> list[Check]:
+    """The checks that apply to a spec's task, in report order."""
+    return [c for c in catalogue() if spec.task in c.tasks]
+
+
+def run_checks(ds: Dataset) -> list[CheckResult]:
+    """Every applicable check against the spec's limits."""
+    return [check.verdict(ds, check.limit(ds.spec)) for check in applicable(ds.spec)]

@@ -1,0 +1,208 @@
+"""Checks of the image files: decoding, duplicates, leakage, sizes, light and sharpness."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from typing import Any
+
+from cvspec.data.checks import Check, Dataset, Finding, Outcome, limit_rule
+from cvspec.data.index import SPLITS
+from cvspec.data.phash import hamming
+
+DARK_P95 = 0.2  # dark: 95% of the pixels are darker than this grey level (0..1)
+BRIGHT_P5 = 0.9  # bright: 95% of the pixels are brighter than this
+BLURRY_SHARPNESS = 25.0  # blurry: Laplacian variance (0..255 grey, at ~128 px) below this
+SIZE_FACTOR = 4.0  # a side this many times off the median side is a size outlier
+ASPECT_FACTOR = 2.0  # an aspect ratio this many times off the median is an aspect outlier
+
+
+def decodable(ds: Dataset, limit: float | None) -> Outcome:
+    """Files that are missing, empty, not images, truncated, corrupt or decompression bombs."""
+    found = [
+        Finding(r.path, f.error) for r, f in zip(ds.index.records, ds.facts, strict=True) if f.error
+    ]
+    return Outcome(found, len(found))
+
+
+def exact_duplicates(ds: Dataset, limit: float | None) -> Outcome:
+    """Byte-identical copies: every file of a group after the first."""
+    paths = [r.path for r in ds.index.records]
+    found = [
+        Finding(paths[i], "byte-identical copy", (paths[g[0]],))
+        for g in ds.exact_groups
+        for i in g[1:]
+    ]
+    return Outcome(found, len(found))
+
+
+def near_duplicates(ds: Dataset, limit: float | None) -> Outcome:
+    """Near-identical images (perceptual hash): the fraction of images that repeat another."""
+    facts, paths = ds.facts, [r.path for r in ds.index.records]
+    found = []
+    first_sha: dict[tuple[int, str], int] = {}
+    for i, head in ds.near_labels.items():
+        key = (head, facts[i].sha256)
+        if key in first_sha or i == head:
+            first_sha.setdefault(key, i)
+            continue  # the group's first image, or a byte copy (exact_duplicates reports it)
+        first_sha[key] = i
+        bits = hamming(facts[i].phash, facts[head].phash)
+        found.append(Finding(paths[i], f"near-duplicate ({bits} bits apart)", (paths[head],)))
+    total = len(ds.decoded)
+    return Outcome(found, len(found) / total if total else 0.0)
+
+
+def leakage(ds: Dataset, limit: float | None) -> Outcome:
+    """Images in val/test with an identical or near-identical image in an earlier split."""
+    records, facts = ds.index.records, ds.facts
+    rank = {s: n for n, s in enumerate(SPLITS)}
+    groups: dict[tuple[str, Any], list[int]] = defaultdict(list)
+    for g in ds.exact_groups:
+        groups[("exact", g[0])].extend(g)
+    for i, head in ds.near_labels.items():
+        groups[("near", head)].append(i)
+    found: dict[str, Finding] = {}
+    for (kind, _), members in groups.items():
+        first = min(members, key=lambda i: (rank[records[i].split], records[i].path))
+        for i in members:
+            r = records[i]
+            if rank[r.split] <= rank[records[first].split] or r.path in found:
+                continue
+            if kind == "exact" or facts[i].sha256 == facts[first].sha256:
+                why = f"{r.split} image is a byte copy of a {records[first].split} image"
+            else:
+                bits = hamming(facts[i].phash, facts[first].phash)
+                why = f"{r.split} image nearly identical to a {records[first].split} image "
+                why += f"({bits} bits apart)"
+            found[r.path] = Finding(r.path, why, (records[first].path,))
+    return Outcome(sorted(found.values()), len(found))
+
+
+def _sized(ds: Dataset) -> list[tuple[str, int, int]]:
+    return [
+        (r.path, f.width, f.height)
+        for r, f in zip(ds.index.records, ds.facts, strict=True)
+        if not f.error
+    ]
+
+
+def min_side(ds: Dataset, limit: float | None) -> Outcome:
+    """The shortest image side; findings: images below the limit (else below the model input)."""
+    floor = limit if limit is not None else ds.spec.model.image_size
+    sized = _sized(ds)
+    found = [
+        Finding(p, f"{w}x{h} px, shorter side below {floor:g}")
+        for p, w, h in sized
+        if min(w, h) < floor
+    ]
+    return Outcome(found, min((min(w, h) for _, w, h in sized), default=0))
+
+
+def size_outliers(ds: Dataset, limit: float | None) -> Outcome:
+    """Images far from the typical size or aspect ratio of the dataset."""
+    sized = _sized(ds)
+    if not sized:
+        return Outcome([], 0)
+    side = statistics.median(math.sqrt(w * h) for _, w, h in sized)
+    aspect = statistics.median(w / h for _, w, h in sized)
+    found = []
+    for p, w, h in sized:
+        if abs(math.log(math.sqrt(w * h) / side)) > math.log(SIZE_FACTOR):
+            found.append(Finding(p, f"{w}x{h} px, far from the typical ~{side:.0f} px side"))
+        elif abs(math.log((w / h) / aspect)) > math.log(ASPECT_FACTOR):
+            found.append(Finding(p, f"{w}x{h} px, aspect {w / h:.2f} vs typical {aspect:.2f}"))
+    return Outcome(found, len(found))
+
+
+def _fraction(ds: Dataset, test: Any, why: Any) -> Outcome:
+    records, facts = ds.index.records, ds.facts
+    found = [Finding(records[i].path, why(facts[i])) for i in ds.decoded if test(facts[i])]
+    total = len(ds.decoded)
+    return Outcome(found, len(found) / total if total else 0.0)
+
+
+def dark(ds: Dataset, limit: float | None) -> Outcome:
+    """Nearly black images."""
+    return _fraction(
+        ds,
+        lambda f: f.p95 < DARK_P95,
+        lambda f: f"nearly black: 95% of pixels below {f.p95:.2f} grey",
+    )
+
+
+def bright(ds: Dataset, limit: float | None) -> Outcome:
+    """Nearly white images."""
+    return _fraction(
+        ds,
+        lambda f: f.p5 > BRIGHT_P5,
+        lambda f: f"nearly white: 95% of pixels above {f.p5:.2f} grey",
+    )
+
+
+def blurry(ds: Dataset, limit: float | None) -> Outcome:
+    """Images without sharp detail (low variance of the Laplacian); dark or bright ones aside."""
+    return _fraction(
+        ds,
+        lambda f: f.sharpness < BLURRY_SHARPNESS and f.p95 >= DARK_P95 and f.p5 <= BRIGHT_P5,
+        lambda f: f"blurry: Laplacian variance {f.sharpness:.1f} < {BLURRY_SHARPNESS:g}",
+    )
+
+
+CHECKS = [
+    Check(
+        "decodable",
+        lambda s: 0 if s.data.quality.decodable else None,
+        limit_rule("images that fail to decode"),
+        decodable,
+    ),
+    Check(
+        "exact_duplicates",
+        lambda s: s.data.quality.duplicates.exact,
+        limit_rule("byte-identical copies"),
+        exact_duplicates,
+    ),
+    Check(
+        "near_duplicates",
+        lambda s: s.data.quality.duplicates.near_fraction,
+        limit_rule("near-duplicate images", fraction=True),
+        near_duplicates,
+    ),
+    Check(
+        "leakage",
+        lambda s: s.data.quality.leakage,
+        limit_rule("val/test images copied from another split"),
+        leakage,
+    ),
+    Check(
+        "min_side",
+        lambda s: s.data.quality.min_side,
+        lambda limit: (
+            "images smaller than the model input: reported"
+            if limit is None
+            else f"every image at least {limit:g} px on its shorter side"
+        ),
+        min_side,
+        at_least=True,
+    ),
+    Check("size_outliers", lambda s: None, limit_rule("size or aspect outliers"), size_outliers),
+    Check(
+        "dark",
+        lambda s: s.data.quality.max_dark_fraction,
+        limit_rule("nearly black images", fraction=True),
+        dark,
+    ),
+    Check(
+        "bright",
+        lambda s: s.data.quality.max_bright_fraction,
+        limit_rule("nearly white images", fraction=True),
+        bright,
+    ),
+    Check(
+        "blurry",
+        lambda s: s.data.quality.max_blurry_fraction,
+        limit_rule("blurry images", fraction=True),
+        blurry,
+    ),
+]

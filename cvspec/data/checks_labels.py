@@ -1,0 +1,150 @@
+"""Checks of labels and layout: readable annotations, class list, balance, unseen, boxes."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from cvspec.data.checks import Check, Dataset, Finding, Outcome, limit_rule
+from cvspec.data.index import SPLITS, Record
+
+BOX_TOLERANCE = 1e-3  # normalised coordinates may overshoot the image edge by this much
+_DETECTION = frozenset({"detection"})
+
+
+def _problems(ds: Dataset, check: str) -> Outcome:
+    found = [Finding(p.path, p.message) for p in ds.problems if p.check == check]
+    return Outcome(found, len(found))
+
+
+def layout(ds: Dataset, limit: float | None) -> Outcome:
+    """Reader problems: malformed label lines, missing images, stray files, label orphans."""
+    return _problems(ds, "layout")
+
+
+def classes(ds: Dataset, limit: float | None) -> Outcome:
+    """Classes in the data that the spec does not list (folders, categories, data.yaml)."""
+    return _problems(ds, "classes")
+
+
+def class_labels(record: Record) -> set[int]:
+    """The classes an image shows: its label, or the valid class ids of its boxes."""
+    if record.label is not None:
+        return {record.label}
+    return {b.cls for b in record.boxes}
+
+
+def class_counts(ds: Dataset, split: str | None = None) -> Counter[int]:
+    """Images per class id (every class of the index, zero included), over one split or all."""
+    counts: Counter[int] = Counter({i: 0 for i in range(len(ds.index.classes))})
+    for record in ds.index.records:
+        if split is None or record.split == split:
+            counts.update(c for c in class_labels(record) if c in counts)
+    return counts
+
+
+def min_images(ds: Dataset, limit: float | None) -> Outcome:
+    """The smallest class must have at least `limit` images."""
+    counts = class_counts(ds)
+    names = ds.index.classes
+    found = [
+        Finding(names[c], f"{n} images (at least {limit:g} needed)")
+        for c, n in sorted(counts.items())
+        if limit is not None and n < limit
+    ]
+    return Outcome(found, min(counts.values(), default=0))
+
+
+def class_ratio(ds: Dataset, limit: float | None) -> Outcome:
+    """Images of the largest class divided by images of the smallest."""
+    counts = class_counts(ds)
+    if not counts:
+        return Outcome([], 0.0)
+    big, small = max(counts, key=counts.__getitem__), min(counts, key=counts.__getitem__)
+    ratio = counts[big] / counts[small] if counts[small] else float("inf")
+    names = ds.index.classes
+    found = []
+    if limit is not None and ratio > limit:
+        message = f"largest class, {counts[big]} images vs {counts[small]} of {names[small]}"
+        found.append(Finding(names[big], message, (names[small],)))
+    return Outcome(found, ratio)
+
+
+def unseen_labels(ds: Dataset, limit: float | None) -> Outcome:
+    """Classes that val or test images show but no training image does."""
+    seen = {c for c, n in class_counts(ds, "train").items() if n}
+    found = []
+    for split in SPLITS[1:]:
+        for c, n in sorted(class_counts(ds, split).items()):
+            if n and c not in seen:
+                name = ds.index.classes[c]
+                found.append(Finding(name, f"{n} {split} images but none in train"))
+    return Outcome(found, len(found))
+
+
+def box_problems(record: Record, classes: int) -> list[str]:
+    """What is wrong with an image's boxes: class ids, areas, and boxes outside the image."""
+    out = []
+    for n, b in enumerate(record.boxes):
+        what = f"box {n + 1} (class {b.cls})"
+        if not 0 <= b.cls < classes:
+            out.append(f"{what}: class id {b.cls} is not in 0..{classes - 1}")
+        if b.w <= 0 or b.h <= 0:
+            out.append(f"{what}: width and height must be positive, got {b.w:g} x {b.h:g}")
+        edges = (b.cx - b.w / 2, b.cy - b.h / 2, b.cx + b.w / 2, b.cy + b.h / 2)
+        if min(edges) < -BOX_TOLERANCE or max(edges) > 1 + BOX_TOLERANCE:
+            box = ", ".join(f"{e:.3f}" for e in edges)
+            out.append(f"{what}: extends outside the image (x0, y0, x1, y1 = {box})")
+    return out
+
+
+def boxes(ds: Dataset, limit: float | None) -> Outcome:
+    """Boxes with an invalid class id, a non-positive area, or outside the image."""
+    found = [
+        Finding(r.path, message)
+        for r in ds.index.records
+        for message in box_problems(r, len(ds.index.classes))
+    ]
+    return Outcome(found, len(found))
+
+
+def no_boxes(ds: Dataset, limit: float | None) -> Outcome:
+    """Images without any box (background images; fine in moderation)."""
+    found = [Finding(r.path, "no boxes") for r in ds.index.records if not r.boxes]
+    return Outcome(found, len(found))
+
+
+CHECKS = [
+    Check("layout", lambda s: 0, limit_rule("unreadable annotations or stray files"), layout),
+    Check("classes", lambda s: 0, limit_rule("classes in the data missing from the spec"), classes),
+    Check(
+        "min_images_per_class",
+        lambda s: s.data.quality.min_images_per_class,
+        lambda limit: (
+            "images per class: reported"
+            if limit is None
+            else f"every class has at least {limit:g} images"
+        ),
+        min_images,
+        at_least=True,
+    ),
+    Check(
+        "max_class_ratio",
+        lambda s: s.data.quality.max_class_ratio,
+        lambda limit: (
+            "largest/smallest class ratio: reported"
+            if limit is None
+            else f"largest/smallest class ratio at most {limit:g}"
+        ),
+        class_ratio,
+    ),
+    Check(
+        "unseen_labels",
+        lambda s: 0,
+        limit_rule("val/test classes never seen in train"),
+        unseen_labels,
+    ),
+    Check("boxes", lambda s: 0, limit_rule("invalid boxes"), boxes, tasks=_DETECTION),
+    Check(
+        "no_boxes", lambda s: None, limit_rule("images without boxes"), no_boxes, tasks=_DETECTION
+    ),
+]

@@ -1,0 +1,152 @@
+"""Read a COCO dataset: one JSON of images, categories and pixel boxes per split (or in all)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from cvspec.data.index import Box, Layout, Problem, Record, problem, split_of
+from cvspec.errors import CvspecError
+
+
+def read_coco(data: Any, root: Path) -> Layout:
+    """Folder splits name a folder of images with one *.json, or a .json whose file_names are
+    relative to data.path; ratio splits read the one *.json at data.path."""
+    sources: dict[str, tuple[Path, Path]] = {}  # split ('' = by ratio) -> (json, image folder)
+    if hasattr(data.splits, "train"):
+        for split in ("train", "val", "test"):
+            value = getattr(data.splits, split)
+            if value is not None:
+                sources[split] = _source(root, root / str(value), f"data.splits.{split}")
+    else:
+        sources[""] = _source(root, root, "data.path")
+    files = {split: _load(path, root) for split, (path, _) in sources.items()}
+    classes, category_index, problems = _classes(data, files, root)
+    entries: list[Record] = []
+    for split, (path, images) in sources.items():
+        entries.extend(
+            _records(files[split], path, images, root, split, data, category_index, problems)
+        )
+    return Layout("coco", classes, tuple(entries), tuple(problems))
+
+
+def _source(root: Path, target: Path, key: str) -> tuple[Path, Path]:
+    if target.suffix == ".json":
+        if not target.is_file():
+            raise CvspecError(f"{key}: COCO annotation file not found: {target}")
+        return target, root
+    if not target.is_dir():
+        raise CvspecError(f"{key}: folder not found: {target}")
+    found = sorted(target.glob("*.json"))
+    if len(found) != 1:
+        raise CvspecError(
+            f"{key}: expected exactly one COCO *.json in {target}, found {len(found)}"
+        )
+    return found[0], target
+
+
+def _load(path: Path, root: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CvspecError(f"cannot read COCO annotations {path}: {exc}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
+        raise CvspecError(f"{path}: not a COCO annotation file (no 'images' list)")
+    for key in ("annotations", "categories"):
+        if not isinstance(doc.get(key, []), list):
+            raise CvspecError(f"{path}: '{key}' must be a list")
+    return doc
+
+
+def _classes(
+    data: Any, files: dict[str, dict[str, Any]], root: Path
+) -> tuple[tuple[str, ...], dict[int, int], list[Problem]]:
+    """Class names, category id -> class index, and problems with the categories."""
+    names: dict[int, str] = {}
+    problems: list[Problem] = []
+    for doc in files.values():
+        for cat in doc.get("categories", []):
+            if isinstance(cat, dict) and isinstance(cat.get("id"), int):
+                names.setdefault(cat["id"], str(cat.get("name", cat["id"])))
+    if data.classes == "auto":
+        classes = tuple(names[k] for k in sorted(names))
+    else:
+        classes = tuple(data.classes)
+        for cid in sorted(names):
+            if names[cid] not in classes:
+                msg = (
+                    f"category {names[cid]!r} (id {cid}) is not in data.classes; its boxes ignored"
+                )
+                problems.append(problem("categories", msg, "classes"))
+    # -1: a known category left out of data.classes (reported once above)
+    index = {cid: classes.index(name) if name in classes else -1 for cid, name in names.items()}
+    return classes, index, problems
+
+
+def _records(
+    doc: dict[str, Any],
+    path: Path,
+    images: Path,
+    root: Path,
+    split: str,
+    data: Any,
+    category_index: dict[int, int],
+    problems: list[Problem],
+) -> list[Record]:
+    where = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+    boxes: dict[Any, list[Box]] = {}
+    sizes: dict[Any, tuple[float, float]] = {}
+    for item in doc["images"]:
+        if isinstance(item, dict) and "id" in item:
+            sizes[item["id"]] = (float(item.get("width") or 0), float(item.get("height") or 0))
+    for n, ann in enumerate(doc.get("annotations", [])):
+        box = _box(ann, sizes, category_index)
+        if isinstance(box, str):
+            problems.append(problem(f"{where}#annotations[{n}]", box))
+        elif box is not None:
+            boxes.setdefault(ann["image_id"], []).append(box)
+    out: list[Record] = []
+    resolved_root = root.resolve()
+    for n, item in enumerate(doc["images"]):
+        name = item.get("file_name") if isinstance(item, dict) else None
+        if not isinstance(name, str) or "id" not in item:
+            problems.append(problem(f"{where}#images[{n}]", "needs 'id' and 'file_name'"))
+            continue
+        image = (images / name).resolve()
+        if not image.is_relative_to(resolved_root):
+            problems.append(problem(f"{where}#images[{n}]", f"{name!r} is outside data.path"))
+            continue
+        rel = image.relative_to(resolved_root).as_posix()
+        if not image.is_file():
+            problems.append(problem(rel, f"listed in {where} but the file does not exist"))
+            continue
+        found = tuple(boxes.get(item["id"], ()))
+        out.append(Record(rel, split_of(split, rel, data.splits), boxes=found))
+    return out
+
+
+def _box(
+    ann: Any, sizes: dict[Any, tuple[float, float]], category_index: dict[int, int]
+) -> Box | str | None:
+    """A COCO pixel box [x, y, w, h] as a normalised Box; None for a box to skip; or why bad."""
+    if not isinstance(ann, dict) or "image_id" not in ann:
+        return "needs 'image_id', 'category_id' and 'bbox'"
+    if ann.get("iscrowd"):
+        return None
+    bbox, cid = ann.get("bbox"), ann.get("category_id")
+    if not (
+        isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)
+    ):
+        return f"bbox must be [x, y, width, height], got {bbox!r}"
+    width, height = sizes.get(ann["image_id"], (0.0, 0.0))
+    if width <= 0 or height <= 0:
+        return f"image id {ann['image_id']!r} is not listed with a width and height"
+    if cid not in category_index:
+        return f"category_id {cid!r} is not one of the file's categories"
+    if category_index[cid] < 0:
+        return None
+    x, y, w, h = (float(v) for v in bbox)
+    return Box(
+        category_index[cid], (x + w / 2) / width, (y + h / 2) / height, w / width, h / height
+    )

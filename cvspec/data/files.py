@@ -1,0 +1,120 @@
+"""Find image files safely (symlink loops, odd names) and read their facts without decoding."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+)
+# Larger images are treated as decompression bombs: a finding, never an allocation.
+MAX_PIXELS = 100_000_000
+
+
+class FileFacts(NamedTuple):
+    """What a header read tells about one file; `error` is set when it is not a usable image."""
+
+    sha256: str = ""
+    width: int = 0
+    height: int = 0
+    mode: str = ""
+    error: str = ""
+
+
+def is_image_name(name: str) -> bool:
+    """True when the file name has an image extension (case-insensitive)."""
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def walk_files(folder: Path) -> Iterator[Path]:
+    """Every file under folder, sorted, following folder links but never a link loop."""
+    seen: set[tuple[int, int]] = set()
+    stack = [folder]
+    while stack:
+        current = stack.pop()
+        try:
+            info = current.stat()
+        except OSError:
+            continue  # a dangling or looping link to a folder: nothing to list
+        key = (info.st_dev, info.st_ino)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            entries = sorted(os.scandir(current), key=lambda e: e.name)
+        except OSError:
+            continue
+        folders = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:
+                folders.append(Path(entry.path))
+            else:
+                yield Path(entry.path)
+        stack.extend(reversed(folders))
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files under folder (by extension), sorted by path."""
+    return sorted(p for p in walk_files(folder) if is_image_name(p.name))
+
+
+def configure_pil() -> None:
+    """Set PIL's pixel limit so a decompression bomb raises instead of allocating."""
+    import warnings
+
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+
+
+def read_bytes(path: Path) -> tuple[bytes, str]:
+    """The file's bytes, or b'' and why it cannot be read (missing, link loop, empty)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return b"", f"cannot read: {exc.strerror or type(exc).__name__}"
+    if not data:
+        return b"", "empty file (0 bytes)"
+    return data, ""
+
+
+def open_error(exc: Exception) -> str:
+    """A one-line reason for a PIL failure."""
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(exc, Image.DecompressionBombError):
+        return f"decompression bomb: more than {MAX_PIXELS:,} pixels"
+    if isinstance(exc, UnidentifiedImageError):
+        return "not an image (PIL cannot identify the format)"
+    return f"does not decode: {type(exc).__name__}: {exc}"
+
+
+def probe(path: Path) -> FileFacts:
+    """sha256 and the header facts (size, mode) of one file; no pixel decoding."""
+    import io
+
+    from PIL import Image
+
+    data, error = read_bytes(path)
+    if error:
+        return FileFacts(error=error)
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            width, height, mode = img.width, img.height, img.mode
+    except Exception as exc:  # PIL raises many types for bad input
+        return FileFacts(digest, error=open_error(exc))
+    if width * height > MAX_PIXELS:
+        return FileFacts(digest, width, height, error=open_error(Image.DecompressionBombError()))
+    return FileFacts(digest, width, height, mode)

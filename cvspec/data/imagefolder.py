@@ -1,0 +1,48 @@
+"""Read an imagefolder dataset: one folder per class, splits by ratio or by folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cvspec.data.files import is_image_name, list_images
+from cvspec.data.index import Layout, Problem, Record, problem, split_folders, split_of
+
+
+def read_imagefolder(data: Any, root: Path) -> Layout:
+    """Classes from folder names (or data.classes), labels from the folder each image is in."""
+    folders = split_folders(data.splits, root)  # split name -> folder ('' for ratio splits)
+    found: dict[str, list[tuple[str, str]]] = {}  # class folder -> [(split, rel path)]
+    problems: list[Problem] = []
+    for split, folder in folders.items():
+        base = root / folder if folder else root
+        for child in sorted(base.iterdir()):
+            rel = child.relative_to(root).as_posix()
+            if child.name.startswith("."):
+                continue
+            if not child.is_dir():
+                if child.is_file() and is_image_name(child.name):
+                    problems.append(problem(rel, "not inside a class folder; ignored"))
+                continue
+            items = found.setdefault(child.name, [])
+            for path in list_images(child):
+                items.append((split, path.relative_to(root).as_posix()))
+    classes = _classes(data, found, problems)
+    label_of = {name: i for i, name in enumerate(classes)}
+    entries: list[Record] = []
+    for name, items in found.items():
+        if name not in label_of:
+            continue
+        for split, rel in items:
+            entries.append(Record(rel, split_of(split, rel, data.splits), label=label_of[name]))
+    return Layout("imagefolder", classes, tuple(entries), tuple(problems))
+
+
+def _classes(data: Any, found: dict[str, Any], problems: list[Problem]) -> tuple[str, ...]:
+    if data.classes == "auto":
+        return tuple(sorted(found))
+    classes = tuple(data.classes)
+    for name in sorted(set(found) - set(classes)):
+        msg = "class folder is not in data.classes; its images are ignored"
+        problems.append(problem(name, msg, "classes"))
+    return classes

@@ -1,0 +1,84 @@
+"""The `data` stage: read and check the dataset, write its report and the drift baseline."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cvspec.run.context import RunContext, StageResult
+
+if TYPE_CHECKING:
+    from cvspec.data.checks import CheckResult, Dataset
+
+
+def load_dataset(spec: Any, data_root: Path, console: Any = None) -> Dataset:
+    """Read the layout and fully decode every image (in parallel): a checks.Dataset."""
+    from cvspec.data.analyze import analyze, process_pool
+    from cvspec.data.checks import Dataset
+    from cvspec.data.index import read_layout, with_facts
+
+    layout = read_layout(spec, data_root)
+    paths = [e.path for e in layout.entries]
+    with process_pool(len(paths)) as pool:  # the pool forks before the progress thread starts
+        if console is None:
+            facts = analyze(data_root, paths, pool)
+        else:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+            columns = (
+                "{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+            )
+            with Progress(*columns, console=console, transient=True) as progress:
+                task = progress.add_task("checking images", total=len(paths))
+                facts = analyze(data_root, paths, pool, lambda n: progress.advance(task, n))
+    return Dataset(with_facts(layout, data_root, facts), tuple(facts), layout.problems, spec)
+
+
+def run(ctx: RunContext) -> StageResult:
+    """Check the dataset; write runs/<project>/data/{report.json,report.md,stats.json,...}."""
+    from rich.console import Console
+
+    from cvspec.data.checks import run_checks
+    from cvspec.data.report import write_report
+
+    console = ctx.console or Console(stderr=True)
+    ds = load_dataset(ctx.spec, ctx.data_root, console)
+    results = run_checks(ds)
+    folder = ctx.stage_dir("data")
+    data_path = os.path.relpath(ctx.data_root, ctx.root).replace(os.sep, "/")
+    write_report(folder, ds, results, data_path)
+    console.print(summary_table(results))
+    failed = [r.name for r in results if r.status == "fail"]
+    where = os.path.relpath(folder / "report.md", ctx.root)
+    images = f"{len(ds.index.records)} images, {len(ds.index.classes)} classes"
+    if failed:
+        for r in results:
+            if r.status == "fail":
+                console.print(r.describe(20), markup=False, highlight=False, soft_wrap=True)
+        return StageResult(False, f"{images}; failed: {', '.join(failed)} (see {where})")
+    gated = sum(r.status == "pass" for r in results)
+    return StageResult(True, f"{images}; {gated} checks pass (report: {where})")
+
+
+def summary_table(results: list[CheckResult]) -> Any:
+    """A rich table: one row per check with its verdict, measure, limit and findings."""
+    from rich.table import Table
+
+    table = Table(title="data checks", title_justify="left")
+    for column in ("check", "status", "measured", "limit", "findings"):
+        table.add_column(column, justify="right" if column in {"measured", "findings"} else "left")
+    style = {"pass": "green", "fail": "bold red", "info": "dim"}
+    for r in results:
+        limit = "" if r.limit is None else f"{r.limit:g}"
+        table.add_row(
+            r.name,
+            f"[{style[r.status]}]{r.status}[/]",
+            f"{r.value:.4g}",
+            limit,
+            str(len(r.findings)),
+        )
+    return table

@@ -1,0 +1,108 @@
+"""Read a YOLO dataset: images/ with a mirrored labels/ tree of `class cx cy w h` text files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cvspec.data.files import list_images, walk_files
+from cvspec.data.index import Box, Layout, Problem, Record, problem, split_folders, split_of
+from cvspec.errors import CvspecError
+
+
+def label_path(image: Path, root: Path) -> Path:
+    """Ultralytics' rule: the last `images` folder of the path becomes `labels`, suffix .txt."""
+    parts = list(image.relative_to(root).parts)
+    for i in range(len(parts) - 2, -1, -1):
+        if parts[i] == "images":
+            parts[i] = "labels"
+            break
+    return root.joinpath(*parts).with_suffix(".txt")
+
+
+def read_yolo(data: Any, root: Path) -> Layout:
+    """Boxes per image from its label file; a missing label file means an image without boxes."""
+    folders = split_folders(data.splits, root)
+    if folders == {"": ""}:
+        folders = {"": "images"}
+        if not (root / "images").is_dir():
+            raise CvspecError(f"YOLO dataset without an images/ folder: {root / 'images'}")
+    classes = tuple(data.classes) if data.classes != "auto" else ()
+    problems = _check_data_yaml(root, classes)
+    entries: list[Record] = []
+    used_labels: set[Path] = set()
+    for split, folder in folders.items():
+        for image in list_images(root / folder):
+            rel = image.relative_to(root).as_posix()
+            labels = label_path(image, root)
+            used_labels.add(labels)
+            boxes = _read_labels(labels, root, problems) if labels.is_file() else ()
+            entries.append(Record(rel, split_of(split, rel, data.splits), boxes=boxes))
+    for folder in folders.values():
+        label_folder = label_path(root / folder / "x.jpg", root).parent
+        if label_folder.is_dir():
+            for path in walk_files(label_folder):
+                if path.suffix == ".txt" and path not in used_labels:
+                    rel = path.relative_to(root).as_posix()
+                    problems.append(problem(rel, "label file without an image"))
+    return Layout("yolo", classes, tuple(entries), tuple(problems))
+
+
+def parse_line(line: str) -> Box | str:
+    """One label line as a Box (polygons become their bounding box), or why it is malformed."""
+    fields = line.split()
+    usage = "expected 'class cx cy w h' (or 'class x1 y1 x2 y2 ...' for a polygon)"
+    if len(fields) < 5 or (len(fields) > 5 and len(fields) % 2 == 0):
+        return f"{len(fields)} values; {usage}"
+    try:
+        cls = int(fields[0])
+        values = [float(v) for v in fields[1:]]
+    except ValueError:
+        return f"not numbers: {line.strip()!r}; {usage}"
+    if len(values) == 4:
+        return Box(cls, *values)
+    xs, ys = values[0::2], values[1::2]
+    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+    return Box(cls, (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0)
+
+
+def _read_labels(path: Path, root: Path, problems: list[Problem]) -> tuple[Box, ...]:
+    rel = path.relative_to(root).as_posix()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(problem(rel, f"cannot read the label file: {exc}"))
+        return ()
+    boxes: list[Box] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        parsed = parse_line(line)
+        if isinstance(parsed, str):
+            problems.append(problem(f"{rel}:{number}", parsed))
+        else:
+            boxes.append(parsed)
+    return tuple(boxes)
+
+
+def _check_data_yaml(root: Path, classes: tuple[str, ...]) -> list[Problem]:
+    """A data.yaml next to the dataset must name the same classes as the spec."""
+    path = root / "data.yaml"
+    if not path.is_file():
+        return []
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        doc = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
+        names = doc.get("names") if isinstance(doc, dict) else None
+        if isinstance(names, dict):
+            names = [names[k] for k in sorted(names)]
+    except (YAMLError, OSError, UnicodeDecodeError, TypeError) as exc:
+        return [problem("data.yaml", f"cannot read: {exc}")]
+    if not isinstance(names, list):
+        return [problem("data.yaml", "has no 'names' list")]
+    if tuple(str(n) for n in names) != classes:
+        msg = f"names {names} differ from data.classes {list(classes)}"
+        return [problem("data.yaml", msg, "classes")]
+    return []

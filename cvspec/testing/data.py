@@ -1,0 +1,57 @@
+"""What the generated data tests call: run one data check against a limit from the spec."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cvspec.data.checks import Dataset
+
+
+@cache
+def dataset(root: Path, spec_file: str) -> Dataset:
+    """The checked dataset of a spec, decoded once per test session (a checks.Dataset)."""
+    from cvspec.data.stage import load_dataset
+    from cvspec.spec import load_spec
+
+    loaded = load_spec(root / spec_file)
+    return load_dataset(loaded.spec, (loaded.path.parent / loaded.spec.data.path).resolve())
+
+
+def check_data(test_file: str, spec_file: str, check: str, limit: float | None) -> None:
+    """Fail with the rule and the offending files unless `check` passes against `limit`."""
+    from cvspec.data.checks import catalogue
+    from cvspec.project import find_root
+
+    ds = dataset(find_root(Path(test_file).resolve().parent), spec_file)
+    by_name = {c.name: c for c in catalogue()}
+    if check not in by_name:
+        raise AssertionError(f"unknown data check {check!r}; known: {', '.join(by_name)}")
+    result = by_name[check].verdict(ds, limit)
+    if result.status == "fail":
+        raise AssertionError(f"{spec_file}: {result.describe()}")
+
+
+def synthetic_image(seed: int, size: int = 64) -> Any:
+    """A seeded RGB scene (gradient, shapes, mild noise) for tests and benchmarks."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(0, 1, size, dtype=np.float32)
+    base = rng.uniform(40, 200, 3) + rng.uniform(-60, 60, 3) * ramp[:, None, None]
+    noise = rng.normal(0, 4, (size, size, 3))
+    img = Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(img)
+    for _ in range(int(rng.integers(3, 7))):
+        x0, y0 = (int(v) for v in rng.integers(0, size * 3 // 4, 2))
+        x1, y1 = (
+            x0 + int(rng.integers(size // 8, size // 2)),
+            y0 + int(rng.integers(size // 8, size // 2)),
+        )
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        shape = (draw.ellipse, draw.rectangle)[int(rng.integers(0, 2))]
+        shape((x0, y0, x1, y1), fill=colour)
+    return img

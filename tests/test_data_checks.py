@@ -1,0 +1,214 @@
+"""Every data check finds its planted defect, and a clean dataset yields no findings at all."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import write_tree
+from PIL import Image, ImageFilter
+
+from cvspec.data.checks import CheckResult, run_checks
+from cvspec.data.stage import load_dataset
+from cvspec.spec import load_spec
+from cvspec.testing.data import synthetic_image
+
+CLASSIFICATION = """\
+cvspec: 1
+project: {name: planted}
+task: classification
+data:
+  path: ../data
+  splits: {train: train, val: val}
+  quality:
+    min_side: 16
+    max_class_ratio: 10
+    duplicates: {exact: 0, near_fraction: 0.0}
+    leakage: 0
+    max_dark_fraction: 0
+    max_bright_fraction: 0
+    max_blurry_fraction: 0
+model: {arch: timm/resnet18, image_size: 32}
+"""
+
+
+def encode(img: Image.Image, fmt: str = "PNG", **options: Any) -> bytes:
+    """An image's file bytes."""
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **options)
+    return buf.getvalue()
+
+
+def clean_tree() -> dict[str, bytes]:
+    """Two classes, train and val, distinct sharp scenes of one size."""
+    files = {}
+    for split, cls, seeds in (
+        ("train", "cat", range(0, 6)),
+        ("train", "dog", range(10, 16)),
+        ("val", "cat", range(20, 23)),
+        ("val", "dog", range(30, 33)),
+    ):
+        for seed in seeds:
+            files[f"data/{split}/{cls}/s{seed:02d}.png"] = encode(synthetic_image(seed))
+    return files
+
+
+def planted_tree() -> dict[str, bytes]:
+    """The clean tree plus one planted defect per check."""
+    files = clean_tree()
+    jpeg = encode(synthetic_image(40), "JPEG", quality=90)
+    near = synthetic_image(10).resize((58, 58))
+    cross = synthetic_image(1).resize((58, 58))
+    files.update(
+        {
+            "data/train/cat/truncated.jpg": jpeg[: len(jpeg) // 2],
+            "data/train/cat/s00_copy.png": files["data/train/cat/s00.png"],
+            "data/train/dog/s10_small.jpg": encode(near, "JPEG", quality=70),
+            "data/val/cat/s01_near.jpg": encode(cross, "JPEG", quality=70),
+            "data/val/dog/leak.png": files["data/train/dog/s11.png"],
+            "data/val/bird/b.png": encode(synthetic_image(50)),
+            "data/train/dog/tiny.png": encode(synthetic_image(60).resize((4, 4))),
+            "data/train/cat/black.png": encode(Image.new("RGB", (64, 64))),
+            "data/train/dog/blurred.png": encode(
+                synthetic_image(70).filter(ImageFilter.GaussianBlur(3))
+            ),
+        }
+    )
+    return files
+
+
+def check_all(
+    tmp_path: Path, files: dict[str, bytes], spec: str = CLASSIFICATION
+) -> dict[str, CheckResult]:
+    """Write the tree, load the spec, run every check; results by name."""
+    write_tree(tmp_path, {"specs/p.yaml": spec, **files})
+    loaded = load_spec(tmp_path / "specs/p.yaml")
+    ds = load_dataset(loaded.spec, tmp_path / "data")
+    return {r.name: r for r in run_checks(ds)}
+
+
+def found(result: CheckResult) -> list[tuple[str, tuple[str, ...]]]:
+    """(path, related) of each finding."""
+    return [(f.path, f.related) for f in result.findings]
+
+
+def test_clean_dataset_has_no_findings(tmp_path: Path) -> None:
+    results = check_all(tmp_path, clean_tree())
+    assert {n: found(r) for n, r in results.items() if r.findings} == {}
+    assert {r.status for r in results.values()} == {"pass", "info"}
+    assert [n for n, r in results.items() if r.status == "info"] == ["size_outliers"]
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CheckResult]:
+    return check_all(tmp_path_factory.mktemp("planted"), planted_tree())
+
+
+@pytest.mark.parametrize(
+    ("check", "expected"),
+    [
+        ("decodable", [("train/cat/truncated.jpg", ())]),
+        (
+            "exact_duplicates",
+            [
+                ("train/cat/s00_copy.png", ("train/cat/s00.png",)),
+                ("val/dog/leak.png", ("train/dog/s11.png",)),
+            ],
+        ),
+        (
+            "near_duplicates",
+            [
+                ("train/dog/s10_small.jpg", ("train/dog/s10.png",)),
+                ("val/cat/s01_near.jpg", ("train/cat/s01.png",)),
+            ],
+        ),
+        (
+            "leakage",
+            [
+                ("val/cat/s01_near.jpg", ("train/cat/s01.png",)),
+                ("val/dog/leak.png", ("train/dog/s11.png",)),
+            ],
+        ),
+        ("unseen_labels", [("bird", ())]),
+        ("min_side", [("train/dog/tiny.png", ())]),
+        ("size_outliers", [("train/dog/tiny.png", ())]),
+        ("dark", [("train/cat/black.png", ())]),
+        ("blurry", [("train/dog/blurred.png", ())]),
+        ("bright", []),
+        ("layout", []),
+        ("classes", []),
+    ],
+)
+def test_each_planted_defect_is_found(
+    planted: dict[str, CheckResult], check: str, expected: list[tuple[str, tuple[str, ...]]]
+) -> None:
+    result = planted[check]
+    assert found(result) == expected
+    if expected and result.limit is not None:
+        assert result.status == "fail"
+
+
+def test_findings_say_why(planted: dict[str, CheckResult]) -> None:
+    assert planted["decodable"].findings[0].message.startswith("does not decode: OSError")
+    assert planted["unseen_labels"].findings[0].message == "1 val images but none in train"
+    assert planted["min_side"].value == 4
+    assert planted["min_side"].findings[0].message == "4x4 px, shorter side below 16"
+    assert planted["leakage"].findings[1].message == "val image is a byte copy of a train image"
+    near = planted["leakage"].findings[0].message
+    assert near.startswith("val image nearly identical to a train image (")
+    assert planted["dark"].value == pytest.approx(1 / 26)  # 27 files, one does not decode
+
+
+def test_class_balance_limits(tmp_path: Path) -> None:
+    files = clean_tree()
+    for seed in range(100, 130):
+        files[f"data/train/cat/extra{seed}.png"] = encode(synthetic_image(seed))
+    spec = CLASSIFICATION.replace("max_class_ratio: 10", "max_class_ratio: 3") + (
+        "  # min images\n"
+    )
+    spec = spec.replace("    min_side: 16\n", "    min_side: 16\n    min_images_per_class: 10\n")
+    results = check_all(tmp_path, files, spec)
+    ratio, minimum = results["max_class_ratio"], results["min_images_per_class"]
+    assert (ratio.status, ratio.value) == ("fail", 39 / 9)
+    assert found(ratio) == [("cat", ("dog",))]
+    assert (minimum.status, minimum.value) == ("fail", 9)
+    assert [f.message for f in minimum.findings] == ["9 images (at least 10 needed)"]
+
+
+DETECTION = """\
+cvspec: 1
+project: {name: boxes}
+task: detection
+data:
+  path: ../data
+  format: yolo
+  classes: [a, b]
+  splits: {train: images/train, val: images/val}
+model: {arch: ultralytics/yolov8n.yaml, image_size: 64}
+"""
+
+
+def test_detection_box_sanity(tmp_path: Path) -> None:
+    img = {
+        f"data/images/{s}/{n}.png": encode(synthetic_image(i))
+        for i, (s, n) in enumerate(
+            [("train", "ok"), ("train", "bad"), ("train", "empty"), ("val", "v")]
+        )
+    }
+    labels = {
+        "data/labels/train/ok.txt": "0 0.5 0.5 0.2 0.2\n1 0.3 0.3 0.1 0.1\n",
+        "data/labels/train/bad.txt": "99 0.5 0.5 0.2 0.2\n0 0.95 0.5 0.2 0.2\n1 0.5 0.5 0 0.1\n",
+        "data/labels/val/v.txt": "1 0.5 0.5 0.4 0.4\n",
+    }
+    results = check_all(tmp_path, {**img, **labels}, DETECTION)
+    assert [f.message for f in results["boxes"].findings] == [
+        "box 1 (class 99): class id 99 is not in 0..1",
+        "box 2 (class 0): extends outside the image (x0, y0, x1, y1 = 0.850, 0.400, 1.050, 0.600)",
+        "box 3 (class 1): width and height must be positive, got 0 x 0.1",
+    ]
+    assert results["boxes"].status == "fail"
+    assert found(results["no_boxes"]) == [("images/train/empty.png", ())]
+    assert results["no_boxes"].status == "info"
+    assert results["unseen_labels"].findings == ()

@@ -1,0 +1,252 @@
+"""Readers for imagefolder, YOLO and COCO build one index; bad layouts become findings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import cvspec, project, write_tree
+from test_data_checks import encode
+
+from cvspec.data.index import Box, build_index, read_layout
+from cvspec.errors import CvspecError
+from cvspec.spec import load_spec
+from cvspec.testing.data import synthetic_image
+
+PNG = encode(synthetic_image(0, 16))
+JPG = encode(synthetic_image(1, 16), "JPEG")
+
+
+def spec_of(tmp_path: Path, data: str, task: str = "classification") -> Any:
+    """A validated spec whose data section is `data` (YAML flow text), data.path ../data."""
+    arch = "timm/resnet18" if task == "classification" else "ultralytics/yolov8n.yaml"
+    text = (
+        f"cvspec: 1\nproject: {{name: t}}\ntask: {task}\n"
+        f"data: {{path: ../data, {data}}}\nmodel: {{arch: {arch}, image_size: 32}}\n"
+    )
+    write_tree(tmp_path, {"specs/t.yaml": text})
+    return load_spec(tmp_path / "specs/t.yaml").spec
+
+
+def problems(layout: Any) -> list[tuple[str, str, str]]:
+    return [(p.check, p.path, p.message) for p in layout.problems]
+
+
+def test_imagefolder_ratio_splits_are_sorted_hashed_and_stable(tmp_path: Path) -> None:
+    write_tree(tmp_path, {f"data/{c}/{n:02d}.png": PNG for c in ("b", "a") for n in range(30)})
+    spec = spec_of(tmp_path, "splits: {val: 0.3, test: 0.2, seed: 7}")
+    index = build_index(spec, tmp_path / "data")
+    assert index.classes == ("a", "b")
+    assert [r.path for r in index.records] == sorted(r.path for r in index.records)
+    first = index.records[0]
+    assert (first.path, first.label, first.width, first.height, first.mode) == (
+        "a/00.png",
+        0,
+        16,
+        16,
+        "RGB",
+    )
+    assert len(first.sha256) == 64
+    assert {r.split for r in index.records} == {"train", "val", "test"}
+    before = {r.path: r.split for r in index.records}
+    write_tree(tmp_path, {f"data/{c}/new{n}.png": PNG for c in ("a", "b", "c") for n in range(20)})
+    after = {r.path: r.split for r in build_index(spec, tmp_path / "data").records}
+    assert {p: after[p] for p in before} == before  # adding files never moves existing ones
+
+
+def test_imagefolder_folder_splits_and_explicit_classes(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "data/train/cat/1.png": PNG,
+            "data/train/dog/1.jpg": JPG,
+            "data/train/cow/1.png": PNG,
+            "data/val/cat/2.png": PNG,
+            "data/train/stray.png": PNG,
+            "data/train/README.txt": "hi",
+            "data/val/dog/notes.txt": "not an image extension: not listed",
+        },
+    )
+    spec = spec_of(tmp_path, "classes: [dog, cat, bird], splits: {train: train, val: val}")
+    layout = read_layout(spec, tmp_path / "data")
+    assert layout.classes == ("dog", "cat", "bird")
+    assert [(r.path, r.split, r.label) for r in layout.entries] == [
+        ("train/cat/1.png", "train", 1),
+        ("train/dog/1.jpg", "train", 0),
+        ("val/cat/2.png", "val", 1),
+    ]
+    assert problems(layout) == [
+        ("layout", "train/stray.png", "not inside a class folder; ignored"),
+        ("classes", "cow", "class folder is not in data.classes; its images are ignored"),
+    ]
+
+
+def test_missing_folders_are_clear_errors(tmp_path: Path) -> None:
+    spec = spec_of(tmp_path, "splits: {train: train, val: val}")
+    with pytest.raises(CvspecError, match=r"data folder not found: .*/data \(data.path"):
+        build_index(spec, tmp_path / "data")
+    write_tree(tmp_path, {"data/train/a/1.png": PNG})
+    with pytest.raises(CvspecError, match=r"data.splits.val: folder not found: .*/data/val$"):
+        build_index(spec, tmp_path / "data")
+
+
+def test_cli_names_a_missing_data_folder(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    result = cvspec("run", "specs/demo.yaml", "--stage", "data", cwd=root)
+    assert result.code == 2
+    assert f"error: data folder not found: {root / 'data/demo'} (data.path" in result.err
+    assert "Traceback" not in result.err
+
+
+YOLO = "format: yolo, classes: [a, b], splits: {train: images/train, val: images/val}"
+
+
+def test_yolo_reader_boxes_polygons_and_malformed_lines(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "data/images/train/x.png": PNG,
+            "data/images/train/y.png": PNG,
+            "data/images/train/nolabel.png": PNG,
+            "data/images/val/v.jpg": JPG,
+            "data/labels/train/x.txt": (
+                "0 0.5 0.5 0.2 0.4\n\n1 0.125 0.125 0.375 0.125 0.375 0.625\n99 0.5 0.5 0.1 0.1\n"
+                "0 0.5 0.5\nzero 0.5 0.5 0.1 0.1\n1.5 0.5 0.5 0.1 0.1\n0 1 2 3 4 5\n"
+            ),
+            "data/labels/train/y.txt": b"\xff\xfe not utf-8",
+            "data/labels/train/orphan.txt": "0 0.5 0.5 0.1 0.1\n",
+            "data/labels/val/v.txt": "1 0.5 0.5 0.5 0.5\n",
+            "data/data.yaml": "names: {0: a, 1: c}\n",
+        },
+    )
+    layout = read_layout(spec_of(tmp_path, YOLO, "detection"), tmp_path / "data")
+    boxes = {r.path: (r.split, r.boxes) for r in layout.entries}
+    assert boxes == {
+        "images/train/nolabel.png": ("train", ()),
+        "images/train/x.png": (
+            "train",
+            (
+                Box(0, 0.5, 0.5, 0.2, 0.4),
+                Box(1, 0.25, 0.375, 0.25, 0.5),
+                Box(99, 0.5, 0.5, 0.1, 0.1),
+            ),
+        ),
+        "images/train/y.png": ("train", ()),
+        "images/val/v.jpg": ("val", (Box(1, 0.5, 0.5, 0.5, 0.5),)),
+    }
+    usage = "expected 'class cx cy w h' (or 'class x1 y1 x2 y2 ...' for a polygon)"
+    got = problems(layout)
+    assert got[0] == (
+        "classes",
+        "data.yaml",
+        "names ['a', 'c'] differ from data.classes ['a', 'b']",
+    )
+    assert got[1:5] == [
+        ("layout", "labels/train/x.txt:5", f"3 values; {usage}"),
+        ("layout", "labels/train/x.txt:6", f"not numbers: 'zero 0.5 0.5 0.1 0.1'; {usage}"),
+        ("layout", "labels/train/x.txt:7", f"not numbers: '1.5 0.5 0.5 0.1 0.1'; {usage}"),
+        ("layout", "labels/train/x.txt:8", f"6 values; {usage}"),
+    ]
+    assert got[5][:2] == ("layout", "labels/train/y.txt")
+    assert got[5][2].startswith("cannot read the label file: 'utf-8' codec can't decode")
+    assert got[6:] == [("layout", "labels/train/orphan.txt", "label file without an image")]
+
+
+def test_yolo_ratio_splits_read_images_folder(tmp_path: Path) -> None:
+    write_tree(tmp_path, {f"data/images/{n}.png": PNG for n in range(20)})
+    spec = spec_of(tmp_path, "format: yolo, classes: [a], splits: {val: 0.5, test: 0}", "detection")
+    index = build_index(spec, tmp_path / "data")
+    assert {r.split for r in index.records} == {"train", "val"}
+    write_tree(tmp_path / "empty", {"x.txt": "no images folder"})
+    with pytest.raises(CvspecError, match="YOLO dataset without an images/ folder"):
+        build_index(spec, tmp_path / "empty")
+
+
+def coco(images: list[dict[str, Any]], annotations: list[Any], categories: Any = None) -> str:
+    cats = categories or [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]
+    return json.dumps({"images": images, "annotations": annotations, "categories": cats})
+
+
+def test_coco_folder_splits_missing_images_and_bad_annotations(tmp_path: Path) -> None:
+    train = coco(
+        [
+            {"id": 1, "file_name": "p.png", "width": 16, "height": 16},
+            {"id": 2, "file_name": "gone.png", "width": 16, "height": 16},
+            {"id": 3, "file_name": "../../secret.png", "width": 16, "height": 16},
+            {"file_name": "noid.png"},
+        ],
+        [
+            {"image_id": 1, "category_id": 1, "bbox": [4, 4, 8, 4]},
+            {"image_id": 1, "category_id": 3, "bbox": [0, 0, 8, 8]},
+            {"image_id": 1, "category_id": 2, "bbox": [0, 0, 16, 16], "iscrowd": 1},
+            {"image_id": 1, "category_id": 9, "bbox": [0, 0, 1, 1]},
+            {"image_id": 1, "category_id": 1, "bbox": "wide"},
+            {"image_id": 7, "category_id": 1, "bbox": [0, 0, 1, 1]},
+        ],
+        [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}, {"id": 3, "name": "zebra"}],
+    )
+    write_tree(
+        tmp_path,
+        {
+            "data/train/p.png": PNG,
+            "data/train/_annotations.coco.json": train,
+            "data/val/q.png": PNG,
+            "data/val/_annotations.coco.json": coco(
+                [{"id": 5, "file_name": "q.png", "width": 16, "height": 16}], []
+            ),
+        },
+    )
+    spec = spec_of(
+        tmp_path, "format: coco, classes: [a, b], splits: {train: train, val: val}", "detection"
+    )
+    layout = read_layout(spec, tmp_path / "data")
+    assert [(r.path, r.split, r.boxes) for r in layout.entries] == [
+        ("train/p.png", "train", (Box(0, 0.5, 0.375, 0.5, 0.25),)),
+        ("val/q.png", "val", ()),
+    ]
+    where = "train/_annotations.coco.json"
+    assert problems(layout) == [
+        (
+            "classes",
+            "categories",
+            "category 'zebra' (id 3) is not in data.classes; its boxes ignored",
+        ),
+        ("layout", f"{where}#annotations[3]", "category_id 9 is not one of the file's categories"),
+        ("layout", f"{where}#annotations[4]", "bbox must be [x, y, width, height], got 'wide'"),
+        ("layout", f"{where}#annotations[5]", "image id 7 is not listed with a width and height"),
+        ("layout", "train/gone.png", f"listed in {where} but the file does not exist"),
+        ("layout", f"{where}#images[2]", "'../../secret.png' is outside data.path"),
+        ("layout", f"{where}#images[3]", "needs 'id' and 'file_name'"),
+    ]
+
+
+def test_coco_one_json_with_ratio_splits_and_auto_classes(tmp_path: Path) -> None:
+    images = [{"id": n, "file_name": f"img/{n}.png", "width": 16, "height": 16} for n in range(10)]
+    write_tree(tmp_path, {f"data/img/{n}.png": PNG for n in range(10)})
+    write_tree(
+        tmp_path,
+        {
+            "data/annotations.json": coco(
+                images,
+                [{"image_id": 0, "category_id": 2, "bbox": [0, 0, 16, 16]}],
+                [{"id": 2, "name": "b"}, {"id": 1, "name": "a"}],
+            )
+        },
+    )
+    spec = spec_of(tmp_path, "format: coco, splits: {val: 0.5, test: 0}", "detection")
+    index = build_index(spec, tmp_path / "data")
+    assert index.classes == ("a", "b")
+    assert index.records[0].boxes == (Box(1, 0.5, 0.5, 1.0, 1.0),)
+    assert len(index.records) == 10 and index.problems == ()
+
+
+def test_coco_broken_json_is_a_clear_error(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"data/annotations.json": "{not json"})
+    spec = spec_of(tmp_path, "format: coco", "detection")
+    with pytest.raises(CvspecError, match=r"cannot read COCO annotations .*annotations.json: "):
+        build_index(spec, tmp_path / "data")
+    write_tree(tmp_path, {"data/annotations.json": "[]"})
+    with pytest.raises(CvspecError, match=r"not a COCO annotation file \(no 'images' list\)"):
+        build_index(spec, tmp_path / "data")

@@ -1,0 +1,104 @@
+"""`cvspec run --stage data` and the generated data tests, run for real on small datasets."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import cvspec, project
+from PIL import Image
+from test_data_checks import CLASSIFICATION, clean_tree, encode
+
+from cvspec.imagestats import image_stats, summarize
+from cvspec.testing.data import synthetic_image
+
+
+def checked_project(tmp_path: Path, files: dict[str, bytes] | None = None) -> Path:
+    return project(tmp_path, CLASSIFICATION, "planted.yaml", files or clean_tree())
+
+
+def test_clean_dataset_passes_and_writes_the_report(tmp_path: Path) -> None:
+    root = checked_project(tmp_path)
+    result = cvspec("run", "specs/planted.yaml", "--stage", "data", cwd=root)
+    assert result.code == 0, result.err
+    assert "ok data" in result.err and "18 images, 2 classes; 13 checks pass" in result.err
+    out = root / "runs/planted/data"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "class_histogram.png",
+        "report.json",
+        "report.md",
+        "stats.json",
+    ]
+    report = json.loads((out / "report.json").read_text())
+    assert report["ok"] is True
+    assert report["images"] == {"total": 18, "decoded": 18, "train": 12, "val": 6, "test": 0}
+    assert report["class_counts"] == {"train": {"cat": 6, "dog": 6}, "val": {"cat": 3, "dog": 3}}
+    assert [c["name"] for c in report["checks"] if c["status"] == "fail"] == []
+    md = (out / "report.md").read_text()
+    assert md.startswith("# Data report: planted\n\n18 images in `data` (imagefolder): 12 train")
+    assert (
+        "| min_side | pass | 64 | 16 | 0 | every image at least 16 px on its shorter side |" in md
+    )
+    with Image.open(out / "class_histogram.png") as img:
+        assert img.format == "PNG" and img.width > 100
+    again = cvspec("run", "specs/planted.yaml", "--stage", "data", cwd=root)
+    assert again.code == 0
+    assert json.loads((out / "report.json").read_text()) == report  # no clock in the report
+
+
+def test_stats_json_is_the_drift_baseline_of_the_train_split(tmp_path: Path) -> None:
+    root = checked_project(tmp_path)
+    assert cvspec("run", "specs/planted.yaml", "--stage", "data", cwd=root).code == 0
+    stats = json.loads((root / "runs/planted/data/stats.json").read_text())
+    train = [Image.open(p) for p in sorted((root / "data/train").rglob("*.png"))]
+    per_image = [image_stats(img) for img in train]
+    for key in ("brightness", "contrast", "width", "height"):
+        want = summarize([s[key] for s in per_image])
+        assert stats[key] == pytest.approx(want, abs=1e-6), key
+
+
+def test_failed_check_exits_1_and_names_files(tmp_path: Path) -> None:
+    files = clean_tree()
+    files["data/train/cat/black.png"] = encode(Image.new("RGB", (64, 64)))
+    root = checked_project(tmp_path, files)
+    result = cvspec("run", "specs/planted.yaml", "--stage", "data", cwd=root)
+    assert result.code == 1
+    assert "dark: fail (no nearly black images; measured 0.05263)" in result.err
+    assert "  train/cat/black.png: nearly black: 95% of pixels below 0.00 grey" in result.err
+    report = json.loads((root / "runs/planted/data/report.json").read_text())
+    assert report["ok"] is False
+
+
+def run_pytest(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_generated_data_tests_pass_then_name_the_bad_file(tmp_path: Path) -> None:
+    root = checked_project(tmp_path)
+    assert cvspec("build", "specs/planted.yaml", cwd=root).code == 0
+    text = (root / "generated/planted/tests/test_data.py").read_text()
+    assert '    "near_duplicates": 0.0,\n    "leakage": 0,\n    "min_side": 16,\n' in text
+    assert "size_outliers" not in text  # a check without a limit gets no test
+    ok = run_pytest(root, "generated/planted/tests")
+    assert ok.returncode == 0, ok.stdout
+    assert "13 passed" in ok.stdout
+    (root / "data/val/dog/s30.png").write_bytes(encode(synthetic_image(5)))  # train/cat/s05
+    bad = run_pytest(root, "generated/planted/tests")
+    assert bad.returncode == 1
+    assert "2 failed, 11 passed" in bad.stdout
+    assert "FAILED generated/planted/tests/test_data.py::test_data[exact_duplicates]" in bad.stdout
+    assert "leakage: fail (no val/test images copied from another split" in bad.stdout
+    assert "val/dog/s30.png: val image is a byte copy of a train image [train/cat/s05.png]" in (
+        bad.stdout
+    )

@@ -1,0 +1,155 @@
+"""The DVC pipeline: generated dvc.yaml/params.yaml, and `dvc repro` for real in a git repo."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import cvspec, project, write_tree
+from ruamel.yaml import YAML
+from test_data_checks import clean_tree
+
+from cvspec.generate.api import BuildContext
+from cvspec.generate.builtin.dvc import pipeline
+from cvspec.run.graph import BY_NAME
+from cvspec.spec import load_spec
+
+SPEC = """\
+cvspec: 1
+project: {name: tiny}
+task: classification
+data:
+  path: ../data
+  splits: {train: train, val: val}
+  versioning: dvc
+  quality: {min_side: 16}
+model: {arch: timm/resnet10t, image_size: 32}
+train: {epochs: 1, batch_size: 8, workers: 0}
+"""
+
+
+def test_dvc_yaml_has_the_stage_graph_with_deps_outs_params_metrics(tmp_path: Path) -> None:
+    root = project(tmp_path, SPEC, "tiny.yaml")
+    assert cvspec("build", cwd=root).code == 0
+    text = (root / "generated/tiny/dvc.yaml").read_text()
+    assert text.splitlines()[1] == (
+        "# data is versioned by DVC: run `dvc add data` once and commit data.dvc;"
+    )
+    dvc = YAML(typ="safe").load(text)
+    params = "generated/tiny/params.yaml"
+    assert list(dvc["stages"]) == ["data", "train", "evaluate", "export"]
+    assert dvc["stages"]["data"] == {
+        "cmd": "cvspec run specs/tiny.yaml --stage data",
+        "wdir": "../..",
+        "deps": ["data"],
+        "params": [{params: ["data"]}],
+        "outs": ["runs/tiny/data"],
+    }
+    assert dvc["stages"]["train"]["deps"] == [
+        "data",
+        "generated/tiny/train",
+        "runs/tiny/data/stats.json",
+    ]
+    assert dvc["stages"]["train"]["params"] == [
+        {params: ["data.format", "data.classes", "data.splits", "data.augment", "model", "train"]}
+    ]
+    assert dvc["stages"]["evaluate"]["deps"] == ["data", "runs/tiny/train"]
+    assert dvc["stages"]["export"] == {
+        "cmd": "cvspec run specs/tiny.yaml --stage export",
+        "wdir": "../..",
+        "deps": ["runs/tiny/train"],
+        "params": [{params: ["model", "export"]}],
+        "outs": ["runs/tiny/export"],
+    }
+    assert dvc["metrics"] == ["../../runs/tiny/evaluate/metrics.json"]
+    assert dvc["plots"] == ["../../runs/tiny/data/class_histogram.png"]
+    values = YAML(typ="safe").load((root / "generated/tiny/params.yaml").read_text())
+    assert values["train"]["epochs"] == 1 and values["data"]["quality"]["min_side"] == 16
+
+
+def test_paths_with_spaces_are_quoted(tmp_path: Path) -> None:
+    root = project(tmp_path, SPEC.replace("path: ../data", "path: ../my data"), "tiny.yaml")
+    assert cvspec("build", cwd=root).code == 0
+    dvc = YAML(typ="safe").load((root / "generated/tiny/dvc.yaml").read_text())
+    assert dvc["stages"]["data"]["deps"] == ["my data"]
+    spec = load_spec(root / "specs/tiny.yaml").spec
+    ctx = BuildContext("tiny", "specs/it's here.yaml", "generated/tiny", "0")
+    cmd = pipeline(spec, ctx)["stages"]["data"]["cmd"]
+    assert cmd == "cvspec run 'specs/it'\"'\"'s here.yaml' --stage data"
+    assert shlex.split(cmd)[2] == "specs/it's here.yaml"
+
+
+def test_no_dvc_files_without_dvc_versioning(tmp_path: Path) -> None:
+    root = project(tmp_path, SPEC.replace("  versioning: dvc\n", ""), "tiny.yaml")
+    assert cvspec("build", cwd=root).code == 0
+    assert not (root / "generated/tiny/dvc.yaml").exists()
+
+
+def available_stages() -> list[str]:
+    """data, then each later pipeline stage whose runner module exists in this checkout."""
+    stages = ["data"]
+    for name in ("train", "evaluate", "export"):
+        module = BY_NAME[name].runner.split(":")[0]
+        if importlib.util.find_spec(module) is None:
+            break
+        stages.append(name)
+    return stages
+
+
+def run(root: Path, *args: str) -> str:
+    bindir = str(Path(sys.executable).parent)
+    env = {
+        **os.environ,
+        "DVC_NO_ANALYTICS": "1",
+        "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+        "CVSPEC_WORKERS": "1",
+    }
+    proc = subprocess.run(
+        args, cwd=root, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert proc.returncode == 0, f"{args}: {proc.stdout}\n{proc.stderr}"
+    return proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_dvc_repro_runs_the_pipeline_then_skips_every_stage(tmp_path: Path) -> None:
+    dvc = shutil.which("dvc", path=str(Path(sys.executable).parent)) or shutil.which("dvc")
+    git = shutil.which("git")
+    if dvc is None or git is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("dvc and git must be installed in CI (pip install 'cvspec[ops]')")
+        pytest.skip("dvc or git is not installed")
+    root = tmp_path
+    write_tree(root, {"specs/tiny.yaml": SPEC, **clean_tree()})
+    run(root, git, "init", "-q")
+    run(root, dvc, "init", "-q")
+    assert cvspec("build", cwd=root).code == 0
+    run(root, dvc, "add", "-q", "data")
+    assert (root / "data.dvc").is_file()
+    stages = available_stages()
+    targets = [f"generated/tiny/dvc.yaml:{s}" for s in stages]
+    first = run(root, dvc, "repro", *targets)
+    for stage in stages:
+        assert f"Running stage 'generated/tiny/dvc.yaml:{stage}'" in first
+    assert (root / "runs/tiny/data/report.json").is_file()
+    assert (root / "generated/tiny/dvc.lock").is_file()
+    second = run(root, dvc, "repro", *targets)
+    assert "Running stage" not in second
+    for stage in stages:
+        assert f"Stage 'generated/tiny/dvc.yaml:{stage}' didn't change, skipping" in second
+    # a new quality threshold reruns the data checks only, never the training
+    (root / "specs/tiny.yaml").write_text(SPEC.replace("min_side: 16", "min_side: 8"))
+    assert cvspec("build", cwd=root).code == 0
+    third = run(root, dvc, "repro", *targets)
+    assert "Running stage 'generated/tiny/dvc.yaml:data'" in third
+    assert [s for s in stages[1:] if f"Running stage 'generated/tiny/dvc.yaml:{s}'" in third] == []

@@ -1,0 +1,104 @@
+"""`cvspec init --example digits|shapes DIR` writes a ready project that needs no download."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from helpers import REPO, cvspec
+from PIL import Image
+
+from cvspec.data.index import build_index
+from cvspec.examples import spec_path
+from cvspec.spec import load_spec
+
+
+@pytest.mark.parametrize("name", ["digits", "shapes"])
+def test_packaged_specs_match_the_repository_examples(name: str) -> None:
+    assert spec_path(name).read_bytes() == (REPO / "specs" / f"{name}.yaml").read_bytes()
+
+
+def test_init_digits_writes_the_uci_digits_and_keeps_existing_files(tmp_path: Path) -> None:
+    result = cvspec("init", "--example", "digits", "proj", cwd=tmp_path)
+    assert result.code == 0, result.err
+    assert result.out == (
+        "wrote proj/specs/digits.yaml\n"
+        "wrote 1,797 files under proj/data/digits\n"
+        "next: cd proj && cvspec run specs/digits.yaml --stage data\n"
+    )
+    root = tmp_path / "proj"
+    assert (root / "specs/digits.yaml").read_bytes() == spec_path("digits").read_bytes()
+    images = sorted((root / "data/digits").rglob("*.png"))
+    assert Counter(p.parent.name for p in images) == {
+        "0": 178,
+        "1": 182,
+        "2": 177,
+        "3": 183,
+        "4": 181,
+        "5": 182,
+        "6": 181,
+        "7": 179,
+        "8": 174,
+        "9": 180,
+    }
+    with Image.open(root / "data/digits/0/0000.png") as img:
+        assert (img.size, img.mode) == ((8, 8), "L")
+        assert img.getextrema() == (0, 239)  # ink counts 0..16 scaled to 0..255
+    (root / "specs/digits.yaml").write_text("# mine\n")
+    again = cvspec("init", "--example", "digits", "proj", cwd=tmp_path)
+    assert again.code == 0
+    assert again.out.splitlines()[:2] == [
+        "kept proj/specs/digits.yaml: it differs from the example spec and is never overwritten",
+        "wrote 0 files under proj/data/digits, kept 1,797 that existed",
+    ]
+    assert (root / "specs/digits.yaml").read_text() == "# mine\n"
+
+
+@pytest.mark.slow
+def test_digits_example_passes_its_own_data_checks(tmp_path: Path) -> None:
+    assert cvspec("init", "--example", "digits", ".", cwd=tmp_path).code == 0
+    result = cvspec("run", "specs/digits.yaml", "--stage", "data", cwd=tmp_path)
+    assert result.code == 0, result.err
+    report = json.loads((tmp_path / "runs/digits/data/report.json").read_text())
+    assert report["images"] == {
+        "total": 1797,
+        "decoded": 1797,
+        "train": 1255,
+        "val": 284,
+        "test": 258,
+    }
+    leakage = next(c for c in report["checks"] if c["name"] == "leakage")
+    assert leakage["findings"] == [
+        {
+            "path": "6/1421.png",
+            "related": ["6/0234.png"],
+            "message": "test image nearly identical to a train image (2 bits apart)",
+        }
+    ]
+
+
+def test_init_shapes_writes_a_yolo_dataset_that_passes_its_checks(tmp_path: Path) -> None:
+    result = cvspec("init", "--example", "shapes", str(tmp_path), cwd=tmp_path)
+    assert result.code == 0, result.err
+    assert "wrote 321 files under" in result.out
+    loaded = load_spec(tmp_path / "specs/shapes.yaml")
+    index = build_index(loaded.spec, tmp_path / "data/shapes")
+    assert index.classes == ("circle", "square", "triangle")
+    assert Counter(r.split for r in index.records) == {"train": 120, "val": 40}
+    assert index.problems == ()
+    assert all(r.boxes and (r.width, r.height, r.mode) == (128, 128, "RGB") for r in index.records)
+    checked = cvspec("run", "specs/shapes.yaml", "--stage", "data", cwd=tmp_path)
+    assert checked.code == 0, checked.err
+
+
+def test_init_rejects_an_unknown_example(tmp_path: Path) -> None:
+    result = cvspec("init", "--example", "cats", "x", cwd=tmp_path)
+    assert result.code == 2
+    text = " ".join(result.err.replace("│", " ").split())
+    assert (
+        "Invalid value for '--example' / '-e': Value error, 'cats' is not one of 'digits', "
+        "'shapes'." in text
+    )
+    assert not (tmp_path / "x").exists()
