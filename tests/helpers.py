@@ -22,6 +22,22 @@ model: {arch: timm/resnet18, image_size: 32}
 """
 
 
+def tool(name: str, install: str = "pip install -e '.[dev]'") -> str:
+    """An external tool's path; missing fails the test in CI and skips it elsewhere."""
+    import shutil
+
+    import pytest
+
+    search = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    found = shutil.which(name, path=search)
+    if found:
+        return found
+    message = f"{name} is missing: {install}"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def write_tree(root: Path, tree: Mapping[str, Any]) -> Path:
     """Write {relative path: text | bytes | nested dict} under root; text is dedented."""
     for name, content in tree.items():

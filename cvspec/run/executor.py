@@ -43,7 +43,9 @@ def run_stages(ctx: RunContext, names: Sequence[str] = ()) -> list[tuple[Stage, 
         results.append((stage, result))
         if ctx.console is not None:
             mark = "[green]ok[/]" if result.ok else "[red]FAILED[/]"
-            ctx.console.print(f"{mark} {stage.name} ({elapsed:.1f} s): {result.summary}")
+            ctx.console.print(
+                f"{mark} {stage.name} ({elapsed:.1f} s): {result.summary}", soft_wrap=True
+            )
         if not result.ok:
             break
     return results

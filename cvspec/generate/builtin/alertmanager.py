@@ -1,4 +1,4 @@
-"""Alertmanager routes to Slack and Jira."""
+"""Alertmanager routes by severity to Slack and Jira; credentials only by file, never inline."""
 
 from __future__ import annotations
 
@@ -7,13 +7,93 @@ from typing import Any
 
 from cvspec.generate.api import Artifact, BuildContext
 
+NAME = "alertmanager"
+SECRETS = "/run/secrets"  # where docker compose (and Kubernetes, by convention) mounts secrets
+JIRA_USER_SECRET = "JIRA_USERNAME"
+JIRA_TOKEN_SECRET = "JIRA_API_TOKEN"
+JIRA_API_URL = "https://jira.invalid/rest/api/2/"  # the spec has no field for it yet
+SLACK_TEXT = "{{ range .Alerts }}{{ .Annotations.summary }} ({{ .Annotations.source }})\n{{ end }}"
+# Jira receivers need Alertmanager >= 0.28 (its native jira_configs).
+NOTE = (
+    "# Jira: replace global.jira_api_url with your Jira's REST API URL; Slack's webhook URL and\n"
+    "# Jira's credentials are read from files under /run/secrets (docker compose secrets).\n"
+)
+
+
+def secret_file(name: str) -> str:
+    """Where a secret named NAME is mounted: /run/secrets/<name lowercased>."""
+    return f"{SECRETS}/{name.lower()}"
+
+
+def channels(spec: Any) -> tuple[str | None, str | None]:
+    """The Slack channel and Jira project alerts go to: monitor.notify, else project.contacts."""
+    notify, contacts = spec.monitor.notify, spec.project.contacts
+    return notify.slack or contacts.slack, notify.jira or contacts.jira
+
 
 class AlertmanagerGenerator:
-    """Placeholder while this generator is being written; plans nothing."""
+    """Makes monitoring/alertmanager.yml: page -> Slack, ticket -> Jira, info -> nowhere."""
 
-    name = "alertmanager"
-    version = "0"
+    name = NAME
+    version = "1"
 
     def plan(self, spec: Any, ctx: BuildContext) -> Iterator[Artifact]:
-        """Nothing yet."""
-        return iter(())
+        """One alertmanager.yml; a note on top names what the spec cannot say."""
+        from cvspec.generate.render import dump_yaml
+
+        text = NOTE + dump_yaml(config(spec, ctx))
+        yield Artifact("monitoring/alertmanager.yml", NAME, "yaml", data=text)
+
+
+def config(spec: Any, ctx: BuildContext) -> dict[str, Any]:
+    """The Alertmanager configuration as data."""
+    slack, jira = channels(spec)
+    receivers: list[dict[str, Any]] = [{"name": "null"}]
+    if slack:
+        receivers.append({"name": "slack", "slack_configs": [_slack(spec, ctx, slack)]})
+    if jira:
+        receivers.append({"name": "jira", "jira_configs": [_jira(ctx, jira)]})
+    page = "slack" if slack else ("jira" if jira else "null")
+    ticket = "jira" if jira else page
+    out: dict[str, Any] = {
+        "route": {
+            "receiver": "null",
+            "group_by": ["alertname", "job"],
+            "group_wait": "30s",
+            "group_interval": "5m",
+            "repeat_interval": "4h",
+            "routes": [
+                {"matchers": ['severity="page"'], "receiver": page},
+                {"matchers": ['severity="ticket"'], "receiver": ticket, "repeat_interval": "24h"},
+            ],
+        },
+        "receivers": receivers,
+    }
+    if jira:
+        out = {"global": {"jira_api_url": JIRA_API_URL}, **out}
+    return out
+
+
+def _slack(spec: Any, ctx: BuildContext, channel: str) -> dict[str, Any]:
+    return {
+        "api_url_file": secret_file(spec.monitor.notify.slack_webhook_secret),
+        "channel": channel,
+        "send_resolved": True,
+        "title": f"[{{{{ .Status | toUpper }}}}] {{{{ .CommonLabels.alertname }}}} ({ctx.project})",
+        "text": SLACK_TEXT,
+    }
+
+
+def _jira(ctx: BuildContext, project: str) -> dict[str, Any]:
+    return {
+        "project": project,
+        "issue_type": "Bug",
+        "labels": ["cvspec", ctx.project],
+        "send_resolved": True,
+        "http_config": {
+            "basic_auth": {
+                "username_file": secret_file(JIRA_USER_SECRET),
+                "password_file": secret_file(JIRA_TOKEN_SECRET),
+            }
+        },
+    }

@@ -1,4 +1,4 @@
-"""CODEOWNERS lines for the spec and its generated tree."""
+"""CODEOWNERS lines for the spec and everything generated from it, from project.owners."""
 
 from __future__ import annotations
 
@@ -6,14 +6,34 @@ from collections.abc import Iterator
 from typing import Any
 
 from cvspec.generate.api import Artifact, BuildContext
+from cvspec.package.images import plain_path
+
+NAME = "codeowners"
 
 
 class CodeownersGenerator:
-    """Placeholder while this generator is being written; plans nothing."""
+    """Plans generated/<project>/CODEOWNERS: a fragment for the repository's one CODEOWNERS.
 
-    name = "codeowners"
-    version = "0"
+    GitHub and GitLab read a single CODEOWNERS at a fixed path that every project of the
+    repository shares (and that people edit), so a project cannot own that file; it owns its
+    fragment, and `cat generated/*/CODEOWNERS >> .github/CODEOWNERS` (or a copy of the lines)
+    puts it to work.
+    """
+
+    name = NAME
+    version = "1"
 
     def plan(self, spec: Any, ctx: BuildContext) -> Iterator[Artifact]:
-        """Nothing yet."""
-        return iter(())
+        """The fragment, when the project names owners."""
+        if not spec.project.owners:
+            return
+        owners = " ".join(spec.project.owners)  # each an @org/team, @user or email: no spaces
+        paths = [f"/{plain_path(ctx.spec_file, 'spec file')}", f"/{ctx.out_dir}/"]
+        if "github" in spec.ci.providers:
+            paths.append(f"/.github/workflows/cvspec-{ctx.project}.yml")
+        note = (
+            "# Lines for the repository's CODEOWNERS (GitHub: .github/CODEOWNERS, GitLab:\n"
+            "# CODEOWNERS); cvspec cannot own that shared file, so copy these lines there.\n"
+        )
+        text = note + "".join(f"{path} {owners}\n" for path in paths)
+        yield Artifact("CODEOWNERS", NAME, "text", data=text)

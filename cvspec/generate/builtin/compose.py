@@ -1,19 +1,116 @@
-"""docker-compose for the model server and its monitoring."""
+"""docker-compose.monitoring.yml: the model server, Prometheus, Alertmanager and Grafana."""
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Iterator
 from typing import Any
 
 from cvspec.generate.api import Artifact, BuildContext
 
+NAME = "compose"
+# Pinned by tag; Alertmanager >= 0.28 for its native Jira receiver; Grafana as the SDK targets.
+PROMETHEUS_IMAGE = "prom/prometheus:v2.53.2"
+ALERTMANAGER_IMAGE = "prom/alertmanager:v0.28.1"
+GRAFANA_IMAGE = "grafana/grafana:10.1.0"
+OUT = "monitoring/docker-compose.monitoring.yml"
+
+
+def serve_image(spec: Any, ctx: BuildContext) -> str:
+    """The serve image: <registry>/<deploy.image or project>-serve (tag from CVSPEC_IMAGE_TAG)."""
+    image = spec.deploy.image or ctx.project
+    if spec.deploy.registry:
+        image = f"{spec.deploy.registry}/{image}"
+    return f"{image}-serve"
+
 
 class MonitoringComposeGenerator:
-    """Placeholder while this generator is being written; plans nothing."""
+    """Makes monitoring/docker-compose.monitoring.yml: `docker compose -f ... up` starts it all."""
 
-    name = "compose"
-    version = "0"
+    name = NAME
+    version = "1"
 
     def plan(self, spec: Any, ctx: BuildContext) -> Iterator[Artifact]:
-        """Nothing yet."""
-        return iter(())
+        """One compose file next to the configs it mounts."""
+        yield Artifact(OUT, NAME, "yaml", data=compose(spec, ctx))
+
+
+def compose(spec: Any, ctx: BuildContext) -> dict[str, Any]:
+    """The compose project as data; secrets come from the environment, never from the file."""
+    from cvspec.generate.builtin.alertmanager import JIRA_TOKEN_SECRET, JIRA_USER_SECRET, channels
+
+    serve = spec.serve
+    root = posixpath.relpath(".", posixpath.dirname(f"{ctx.out_dir}/{OUT}"))
+    runs = f"{root}/runs/{ctx.project}"
+    slack, jira = channels(spec)
+    secrets = ([spec.monitor.notify.slack_webhook_secret] if slack else []) + (
+        [JIRA_USER_SECRET, JIRA_TOKEN_SECRET] if jira else []
+    )
+    tag = "${CVSPEC_IMAGE_TAG:-latest}"
+    alertmanager: dict[str, Any] = {
+        "image": ALERTMANAGER_IMAGE,
+        "command": ["--config.file=/etc/alertmanager/alertmanager.yml"],
+        "volumes": ["./alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro"],
+        "ports": ["9093:9093"],
+        "restart": "unless-stopped",
+    }
+    if secrets:
+        alertmanager["secrets"] = [s.lower() for s in secrets]
+    out: dict[str, Any] = {
+        "name": f"{ctx.project}-monitoring",
+        "services": {
+            "server": {
+                "image": f"{serve_image(spec, ctx)}:{tag}",
+                "command": [
+                    "--model-dir",
+                    "/runs/export",
+                    "--baseline",
+                    "/runs/data/stats.json",
+                    "--host",
+                    "0.0.0.0",
+                    "--port",
+                    str(serve.port),
+                    "--metrics-port",
+                    str(serve.metrics_port),
+                ],
+                "volumes": [f"{runs}:/runs:ro"],
+                "ports": [f"{serve.port}:{serve.port}"],
+                "expose": [str(serve.metrics_port)],
+                "restart": "unless-stopped",
+            },
+            "prometheus": {
+                "image": PROMETHEUS_IMAGE,
+                "command": [
+                    "--config.file=/etc/prometheus/prometheus.yml",
+                    "--storage.tsdb.path=/prometheus",
+                ],
+                "volumes": [
+                    "./prometheus.yml:/etc/prometheus/prometheus.yml:ro",
+                    "./rules.yml:/etc/prometheus/rules.yml:ro",
+                    "prometheus-data:/prometheus",
+                ],
+                "ports": ["9090:9090"],
+                "depends_on": ["server", "alertmanager"],
+                "restart": "unless-stopped",
+            },
+            "alertmanager": alertmanager,
+            "grafana": {
+                "image": GRAFANA_IMAGE,
+                "environment": {
+                    "GF_AUTH_ANONYMOUS_ENABLED": "true",
+                    "GF_AUTH_ANONYMOUS_ORG_ROLE": "Viewer",
+                },
+                "volumes": [
+                    "./grafana/provisioning:/etc/grafana/provisioning:ro",
+                    "./grafana/dashboards:/var/lib/grafana/dashboards:ro",
+                ],
+                "ports": ["3000:3000"],
+                "depends_on": ["prometheus"],
+                "restart": "unless-stopped",
+            },
+        },
+        "volumes": {"prometheus-data": {}},
+    }
+    if secrets:
+        out["secrets"] = {s.lower(): {"environment": s} for s in secrets}
+    return out

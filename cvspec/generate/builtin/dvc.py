@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import shlex
 from collections.abc import Iterator
 from typing import Any
@@ -77,6 +79,8 @@ class DvcGenerator:
         from cvspec.generate.render import dump_yaml
 
         data = data_root(spec, ctx)
+        if not all(32 <= ord(c) < 127 for c in data):  # keep the comment on its one line
+            data = json.dumps(data)
         note = (
             f"# {data} is versioned by DVC: run `dvc add {data}` once and commit {data}.dvc;\n"
             f"# `dvc repro {ctx.out_dir}/dvc.yaml` then reruns only stages whose inputs changed.\n"

@@ -1,4 +1,9 @@
-"""The GitLab CI pipeline that runs the stage graph."""
+"""The GitLab CI pipeline that runs the stage graph: jobs `<project>:<stage>`, after `check`.
+
+The file is made to be included (`include: [{local: "generated/*/ci/gitlab-ci.yml"}]` in the
+root .gitlab-ci.yml): every key it defines is a job named after the project, and it uses
+GitLab's default stages, so several projects' files merge without clashing.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,159 @@ from collections.abc import Iterator
 from typing import Any
 
 from cvspec.generate.api import Artifact, BuildContext
+from cvspec.generate.builtin import ci_common as ci
+from cvspec.generate.builtin.cuda import PYTHON_BASE
+
+NAME = "gitlab"
+DIND = "docker:29-dind"
+PIPELINE_STAGE = {"test": "test", "package": "deploy"}  # GitLab stage; the rest: build
+EVENTS = {
+    "pull_request": '$CI_PIPELINE_SOURCE == "merge_request_event"',
+    "push": '$CI_PIPELINE_SOURCE == "push"',
+    "schedule": '$CI_PIPELINE_SOURCE == "schedule"',  # the schedule itself is set in GitLab
+    "workflow_dispatch": '$CI_PIPELINE_SOURCE == "web"',
+}
 
 
 class GitLabCIGenerator:
-    """Placeholder while this generator is being written; plans nothing."""
+    """Plans generated/<project>/ci/gitlab-ci.yml when ci.providers lists gitlab."""
 
-    name = "gitlab"
-    version = "0"
+    name = NAME
+    version = "1"
 
     def plan(self, spec: Any, ctx: BuildContext) -> Iterator[Artifact]:
-        """Nothing yet."""
-        return iter(())
+        """The pipeline file, for the root .gitlab-ci.yml to include."""
+        if "gitlab" in spec.ci.providers:
+            yield Artifact("ci/gitlab-ci.yml", NAME, "yaml", data=pipeline(spec, ctx))
+
+
+def literal(value: str) -> dict[str, Any]:
+    """A variable GitLab passes on verbatim: no `$NAME` in it is expanded."""
+    return {"value": value, "expand": False}
+
+
+def pipeline(spec: Any, ctx: BuildContext) -> dict[str, Any]:
+    """The pipeline as data (dumped as YAML, so no value can change its structure)."""
+    base = f".{ctx.project}:base"
+    variables: dict[str, Any] = {k: literal(v) for k, v in ci.common_env(spec, ctx).items()}
+    variables.update(
+        {
+            "PIP_CACHE_DIR": "$CI_PROJECT_DIR/.cache/pip",
+            "CVSPEC_IMAGE_TAG": "$CI_COMMIT_SHA",
+            "CVSPEC_VCS_REF": "$CI_COMMIT_SHA",
+            "CVSPEC_SOURCE_URL": "$CI_PROJECT_URL",
+        }
+    )
+    out: dict[str, Any] = {
+        base: {
+            "image": PYTHON_BASE,
+            "variables": variables,
+            "cache": {"key": f"cvspec-pip-{ctx.cvspec_version}", "paths": [".cache/pip"]},
+            "interruptible": True,
+            "rules": _rules(spec),
+        }
+    }
+    if spec.ci.runner:
+        out[base]["tags"] = [spec.ci.runner]
+    for job in ci.jobs(spec, ctx):
+        out[f"{ctx.project}:{job.name}"] = _job(spec, ctx, job, base)
+    if ci.wants_slack(spec):
+        out[f"{ctx.project}:{ci.NOTIFY}"] = _notify(spec, base)
+    return out
+
+
+def _rules(
+    spec: Any, on_default: dict[str, str] | None = None, when: str | None = None
+) -> list[dict[str, Any]]:
+    """One rule per event of ci.on; `on_default` variables only for runs on the default branch.
+
+    With `when` (on_failure, for the notifier) merge request pipelines are left out.
+    """
+    branch = f'$CI_COMMIT_BRANCH == "{spec.ci.default_branch}"'  # a Label: no quotes or $
+    rules: list[dict[str, Any]] = []
+
+    def add(condition: str, variables: dict[str, str] | None = None) -> None:
+        rule: dict[str, Any] = {"if": condition}
+        if variables:
+            rule["variables"] = dict(variables)
+        if when:
+            rule["when"] = when
+        rules.append(rule)
+
+    for event in spec.ci.on:
+        condition = EVENTS[event]
+        if event == "pull_request":
+            if not when:
+                add(condition, {"CVSPEC_PROFILE": "ci"} if ci.has_ci_profile(spec) else None)
+        elif event == "push":  # like GitHub's push trigger: the default branch only
+            add(f"{condition} && {branch}", on_default)
+        else:
+            if on_default:
+                add(f"{condition} && {branch}", on_default)
+            add(condition)
+    return rules
+
+
+def _job(spec: Any, ctx: BuildContext, job: ci.Job, base: str) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "extends": base,
+        "stage": PIPELINE_STAGE.get(job.name, "build"),
+        # GitLab hands a job only its needs' artifacts, so it needs every stage before it.
+        "needs": [
+            {"job": f"{ctx.project}:{name}", "artifacts": True}
+            for name in (job.upstream or job.needs)
+        ],
+    }
+    if job.gpu and spec.ci.gpu_runner:
+        out["tags"] = [spec.ci.gpu_runner]
+    script = [f"python -m pip install {job.install}"]
+    if job.dataset:
+        script.append(ci.DVC_PULL)
+    script.append(job.command)
+    out["script"] = script
+    if job.name == "package":
+        out.update(_package(spec, ctx))
+    if job.outputs:
+        out["artifacts"] = {"paths": list(job.outputs), "when": "always", "expire_in": "2 weeks"}
+    return out
+
+
+def _package(spec: Any, ctx: BuildContext) -> dict[str, Any]:
+    """Docker-in-Docker over TLS; credentials and CVSPEC_PUSH only on the default branch."""
+    out: dict[str, Any] = {
+        "services": [{"name": DIND, "alias": "docker"}],
+        "variables": {
+            "DOCKER_HOST": "tcp://docker:2376",
+            "DOCKER_TLS_CERTDIR": "/certs",
+            "DOCKER_TLS_VERIFY": "1",
+            "DOCKER_CERT_PATH": "/certs/client",
+        },
+    }
+    host = ci.push_registry(spec, ctx)
+    if host is not None:
+        gitlab = host == "registry.gitlab.com"
+        user = "$CI_REGISTRY_USER" if gitlab else "$REGISTRY_USERNAME"
+        password = "$CI_REGISTRY_PASSWORD" if gitlab else "$REGISTRY_PASSWORD"
+        push = {
+            "CVSPEC_PUSH": "1",
+            "CVSPEC_REGISTRY_USERNAME": user,
+            "CVSPEC_REGISTRY_PASSWORD": password,
+        }
+        out["rules"] = _rules(spec, push)
+    return out
+
+
+def _notify(spec: Any, base: str) -> dict[str, Any]:
+    """Post to Slack when a pipeline fails; the webhook is a CI/CD variable named in the spec."""
+    secret = spec.monitor.notify.slack_webhook_secret
+    return {
+        "extends": base,
+        "stage": ".post",
+        "rules": _rules(spec, when="on_failure"),
+        "variables": {
+            "CVSPEC_SLACK_WEBHOOK": f"${secret}",
+            "CVSPEC_REF": "$CI_COMMIT_REF_NAME",
+            "CVSPEC_RUN_URL": "$CI_PIPELINE_URL",
+        },
+        "script": [ci.NOTIFY_SCRIPT],
+    }

@@ -1,4 +1,4 @@
-"""The generated pytest model-gate suite."""
+"""The generated pytest model-gate suite: generated/<project>/tests/test_model.py."""
 
 from __future__ import annotations
 
@@ -9,11 +9,30 @@ from cvspec.generate.api import Artifact, BuildContext
 
 
 class ModelTestsGenerator:
-    """Placeholder while this generator is being written; plans nothing."""
+    """One thin test per quality gate; each reads the evaluate stage's metrics.json."""
 
     name = "model-tests"
-    version = "0"
+    version = "1"
 
     def plan(self, spec: Any, ctx: BuildContext) -> Iterator[Artifact]:
-        """Nothing yet."""
-        return iter(())
+        """tests/test_model.py when the spec sets any gate; nothing otherwise."""
+        from cvspec.spec.model import set_gates
+
+        gates = [
+            {
+                "name": name,
+                "min": gate.min,
+                "max": gate.max,
+                "source": f"{ctx.spec_file} evaluate.gates.{name}",
+            }
+            for name, gate in set_gates(spec.evaluate.gates).items()
+        ]
+        if not gates:
+            return
+        yield Artifact(
+            "tests/test_model.py",
+            self.name,
+            "python",
+            template="model_tests/test_model.py.j2",
+            context={"project": ctx.project, "gates": gates},
+        )

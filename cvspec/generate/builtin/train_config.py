@@ -23,6 +23,11 @@ def data_root(spec: Any, ctx: BuildContext) -> str:
     return posixpath.normpath(posixpath.join(posixpath.dirname(ctx.spec_file), path))
 
 
+def hydra_literal(text: str | None) -> str | None:
+    """A spec string as Hydra/OmegaConf must read it: `${` escaped so it is never a reference."""
+    return text.replace("${", "\\${") if text else text
+
+
 def sweep_points(sweep: dict[str, list[Any]]) -> list[dict[str, Any]]:
     """The grid of a sweep: one {dotted key: value} per point, keys sorted, in product order."""
     keys = sorted(sweep)
@@ -68,7 +73,7 @@ class TrainConfigGenerator:
             "task": spec.task,
             "spec": ctx.spec_file,
             "data": {
-                "root": data_root(spec, ctx),
+                "root": hydra_literal(data_root(spec, ctx)),
                 "format": spec.data.format,
                 "classes": spec.data.classes,
                 "splits": spec.data.splits.model_dump(mode="json"),
@@ -78,7 +83,7 @@ class TrainConfigGenerator:
                 "library": "timm",
                 "name": spec.model.arch.split("/", 1)[1],
                 "pretrained": spec.model.pretrained,
-                "weights": spec.model.weights,
+                "weights": hydra_literal(spec.model.weights),
                 "image_size": spec.model.image_size,
             },
             "train": train,

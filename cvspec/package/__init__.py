@@ -1,0 +1,1 @@
+"""Container images of a project: what they are (images), and building them (stage)."""

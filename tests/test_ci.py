@@ -1,0 +1,324 @@
+"""The CI pipelines: valid by the providers' schemas, the stage graph, least privilege."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from helpers import MINIMAL_SPEC, cvspec, project, tool
+from ruamel.yaml import YAML
+
+from cvspec.generate.builtin.ci_common import CI_STAGES, NOTIFY_SCRIPT
+from cvspec.run.graph import BY_NAME, STAGES
+
+FULL = """\
+cvspec: 1
+project: {name: full, contacts: {slack: '#cv'}}
+task: classification
+data: {path: ../data/demo, versioning: dvc}
+model: {arch: timm/resnet18, image_size: 32}
+deploy: {registry: ghcr.io/acme}
+monitor: {notify: {slack_webhook_secret: CV_SLACK_HOOK}}
+ci:
+  providers: [github, gitlab]
+  on: [pull_request, push, schedule, workflow_dispatch]
+  cron: '0 3 * * 1'
+  default_branch: trunk
+  runner: self-hosted
+  gpu_runner: gpu-a100
+profiles: {ci: {train: {epochs: 1}}}
+"""
+SPECS = {
+    "demo.yaml": MINIMAL_SPEC,
+    "full.yaml": FULL,
+    "quay.yaml": MINIMAL_SPEC.replace("demo", "quay")
+    + "deploy: {registry: quay.io/acme}\nci: {providers: [github, gitlab]}\n",
+    "lab.yaml": MINIMAL_SPEC.replace("demo", "lab") + "ci: {providers: [gitlab]}\n",
+    "none.yaml": MINIMAL_SPEC.replace("demo", "none") + "ci: {providers: []}\n",
+}
+PINNED = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+@v[0-9]+")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("repo")
+    first, *rest = SPECS.items()
+    project(root, first[1], first[0], extra={f"specs/{n}": s for n, s in rest})
+    result = cvspec("build", cwd=root)
+    assert result.code == 0, result.err
+    return root
+
+
+def load(path: Path) -> Any:
+    return YAML(typ="safe", pure=True).load(path.read_text())
+
+
+def github(root: Path, name: str) -> Any:
+    return load(root / f".github/workflows/cvspec-{name}.yml")
+
+
+def gitlab(root: Path, name: str) -> Any:
+    return load(root / f"generated/{name}/ci/gitlab-ci.yml")
+
+
+def test_pipelines_validate_against_the_providers_schemas(built: Path) -> None:
+    workflows = sorted(str(p) for p in built.glob(".github/workflows/*.yml"))
+    pipelines = sorted(str(p) for p in built.glob("generated/*/ci/gitlab-ci.yml"))
+    assert [Path(p).name for p in workflows] == [
+        "cvspec-demo.yml",
+        "cvspec-full.yml",
+        "cvspec-quay.yml",
+    ]
+    assert [Path(p).parent.parent.name for p in pipelines] == ["full", "lab", "quay"]
+    for schema, files in (("vendor.github-workflows", workflows), ("vendor.gitlab-ci", pipelines)):
+        proc = subprocess.run(
+            [tool("check-jsonschema"), "--builtin-schema", schema, *files],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_github_job_graph_is_the_stage_graph(built: Path) -> None:
+    for name in ("demo", "full"):
+        jobs = github(built, name)["jobs"]
+        assert "needs" not in jobs["check"]
+        for stage in CI_STAGES:
+            assert jobs[stage.name]["needs"] == (list(stage.needs) or ["check"])
+            runs = [s["run"] for s in jobs[stage.name]["steps"] if "run" in s]
+            assert (
+                f'cvspec run "$CVSPEC_SPEC" --stage {stage.name} '
+                '${CVSPEC_PROFILE:+--profile "$CVSPEC_PROFILE"}'
+            ) in runs
+    assert {s.name for s in STAGES} - {s.name for s in CI_STAGES} == {"serve"}
+    assert list(github(built, "demo")["jobs"]) == ["check", *(s.name for s in CI_STAGES)]
+
+
+def closure(needs: dict[str, list[str]]) -> dict[str, set[str]]:
+    """Every job's transitive needs."""
+    out: dict[str, set[str]] = {}
+    for job in needs:
+        seen, todo = set(), list(needs[job])
+        while todo:
+            item = todo.pop()
+            if item not in seen:
+                seen.add(item)
+                todo.extend(needs[item])
+        out[job] = seen
+    return out
+
+
+def test_gitlab_job_graph_has_the_stage_graphs_order(built: Path) -> None:
+    pipeline = gitlab(built, "full")
+    needs = {
+        key.split(":", 1)[1]: [n["job"].split(":", 1)[1] for n in job["needs"]]
+        for key, job in pipeline.items()
+        if not key.startswith(".") and "needs" in job
+    }
+    graph = {"check": [], **{s.name: list(s.needs) or ["check"] for s in CI_STAGES}}
+    assert closure(needs) == closure(graph)
+    assert pipeline["full:check"]["needs"] == []
+    # included next to other projects' files: every key is this project's own job
+    assert all(re.fullmatch(r"\.?full:[a-z]+", key) for key in pipeline)
+    assert {job["stage"] for job in pipeline.values() if "stage" in job} == {
+        "build",
+        "test",
+        "deploy",
+        ".post",
+    }
+
+
+def test_actions_are_pinned_and_permissions_are_least_privilege(built: Path) -> None:
+    for name in ("demo", "full", "quay"):
+        workflow = github(built, name)
+        assert workflow["permissions"] == {"contents": "read"}
+        uses = [s["uses"] for job in workflow["jobs"].values() for s in job["steps"] if "uses" in s]
+        assert uses and all(PINNED.fullmatch(u) for u in uses), uses
+        checkouts = [
+            s
+            for job in workflow["jobs"].values()
+            for s in job["steps"]
+            if "checkout" in s.get("uses", "")
+        ]
+        assert all(s["with"] == {"persist-credentials": False} for s in checkouts)
+        granted = {
+            j: job["permissions"] for j, job in workflow["jobs"].items() if "permissions" in job
+        }
+        expected = {"package": {"contents": "read", "packages": "write"}} if name == "full" else {}
+        if name == "full":
+            expected["notify"] = {}
+        assert granted == expected
+
+
+def test_images_are_pushed_only_from_the_default_branch_with_named_secrets(built: Path) -> None:
+    on_default = (
+        "github.event_name != 'pull_request' && github.ref_name == env.CVSPEC_DEFAULT_BRANCH"
+    )
+    steps = github(built, "full")["jobs"]["package"]["steps"]
+    build, push = steps[-2], steps[-1]
+    assert build["if"] == f"!({on_default})" and "env" not in build
+    assert push["if"] == on_default
+    assert push["env"] == {
+        "CVSPEC_PUSH": "1",
+        "CVSPEC_REGISTRY_USERNAME": "${{ github.actor }}",
+        "CVSPEC_REGISTRY_PASSWORD": "${{ secrets.GITHUB_TOKEN }}",
+    }
+    assert github(built, "full")["env"]["CVSPEC_DEFAULT_BRANCH"] == "trunk"
+    quay = github(built, "quay")["jobs"]["package"]["steps"][-1]["env"]
+    assert quay["CVSPEC_REGISTRY_PASSWORD"] == "${{ secrets.REGISTRY_PASSWORD }}"
+    demo = github(built, "demo")["jobs"]["package"]["steps"]
+    assert [s.get("env") for s in demo if "run" in s] == [None, None]  # no registry: build only
+    rules = gitlab(built, "full")["full:package"]["rules"]
+    pushing = [r for r in rules if "CVSPEC_PUSH" in r.get("variables", {})]
+    assert [r["if"] for r in pushing] == [
+        '$CI_PIPELINE_SOURCE == "push" && $CI_COMMIT_BRANCH == "trunk"',
+        '$CI_PIPELINE_SOURCE == "schedule" && $CI_COMMIT_BRANCH == "trunk"',
+        '$CI_PIPELINE_SOURCE == "web" && $CI_COMMIT_BRANCH == "trunk"',
+    ]
+    quay_lab = gitlab(built, "quay")["quay:package"]["rules"][1]["variables"]
+    assert quay_lab["CVSPEC_REGISTRY_PASSWORD"] == "$REGISTRY_PASSWORD"
+
+
+def test_triggers_profile_runners_and_concurrency_follow_the_spec(built: Path) -> None:
+    full = github(built, "full")
+    assert full["on"] == {
+        "pull_request": {},
+        "push": {"branches": ["trunk"]},
+        "schedule": [{"cron": "0 3 * * 1"}],
+        "workflow_dispatch": {},
+    }
+    assert full["concurrency"] == {
+        "group": "cvspec-full-${{ github.ref }}",
+        "cancel-in-progress": "${{ github.event_name == 'pull_request' }}",
+    }
+    assert full["env"]["CVSPEC_PROFILE"] == (
+        "${{ github.event_name == 'pull_request' && 'ci' || '' }}"
+    )
+    assert "CVSPEC_PROFILE" not in github(built, "demo")["env"]
+    runners = {name: job["runs-on"] for name, job in full["jobs"].items()}
+    assert runners == {**dict.fromkeys(runners, "self-hosted"), "train": "gpu-a100"}
+    assert github(built, "demo")["jobs"]["train"]["runs-on"] == "ubuntu-latest"
+    lab = gitlab(built, "full")
+    assert lab[".full:base"]["rules"][0] == {
+        "if": '$CI_PIPELINE_SOURCE == "merge_request_event"',
+        "variables": {"CVSPEC_PROFILE": "ci"},
+    }
+    assert lab["full:train"]["tags"] == ["gpu-a100"] and lab[".full:base"]["tags"] == [
+        "self-hosted"
+    ]
+
+
+def test_stage_outputs_travel_as_artifacts(built: Path) -> None:
+    jobs = github(built, "full")["jobs"]
+    for stage in CI_STAGES:
+        steps = jobs[stage.name]["steps"]
+        uploads = [s["with"]["path"] for s in steps if "upload-artifact" in s.get("uses", "")]
+        assert uploads == [f"runs/full/{out}/" for out in stage.outputs]
+        downloads = [s["with"]["name"] for s in steps if "download-artifact" in s.get("uses", "")]
+        before = [s.name for s in STAGES if s.name in _upstream(stage.name)]
+        assert downloads == [f"cvspec-full-{name}" for name in before]
+    assert jobs["data"]["steps"][-3]["run"] == 'dvc pull "$CVSPEC_DATA"'
+    lab = gitlab(built, "full")
+    assert lab["full:train"]["artifacts"] == {
+        "paths": ["runs/full/train/"],
+        "when": "always",
+        "expire_in": "2 weeks",
+    }
+
+
+def _upstream(name: str) -> set[str]:
+    found: set[str] = set()
+    todo = list(BY_NAME[name].needs)
+    while todo:
+        item = todo.pop()
+        found.add(item)
+        todo.extend(BY_NAME[item].needs)
+    return found
+
+
+def test_providers_choose_the_files(built: Path) -> None:
+    assert not (built / ".github/workflows/cvspec-lab.yml").exists()
+    assert not (built / "generated/demo/ci").exists()
+    assert not (built / ".github/workflows/cvspec-none.yml").exists()
+    assert not (built / "generated/none/ci").exists()
+    lock = json.loads((built / "generated/demo/cvspec.lock").read_text())
+    assert lock["files"][".github/workflows/cvspec-demo.yml"]["generator"] == "github"
+    assert cvspec("check", cwd=built).code == 0
+    workflow = built / ".github/workflows/cvspec-demo.yml"
+    workflow.write_text(workflow.read_text() + "# edited\n")
+    result = cvspec("check", cwd=built)
+    assert result.code == 1
+    assert "  tamper  .github/workflows/cvspec-demo.yml: edited by hand\n" in result.out
+    workflow.write_text(workflow.read_text().removesuffix("# edited\n"))
+
+
+class _Slack(BaseHTTPRequestHandler):
+    bodies: ClassVar[list[bytes]] = []
+
+    def do_POST(self) -> None:
+        self.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def slack() -> Iterator[str]:
+    server = HTTPServer(("127.0.0.1", 0), _Slack)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    server.shutdown()
+
+
+def test_failures_are_posted_to_slack_through_the_named_secret(built: Path, slack: str) -> None:
+    jobs = github(built, "full")["jobs"]
+    notify = jobs["notify"]
+    assert notify["needs"] == [j for j in jobs if j != "notify"]
+    assert notify["if"] == "failure() && github.event_name != 'pull_request'"
+    assert notify["env"]["CVSPEC_SLACK_WEBHOOK"] == "${{ secrets.CV_SLACK_HOOK }}"
+    assert gitlab(built, "full")["full:notify"]["variables"]["CVSPEC_SLACK_WEBHOOK"] == (
+        "$CV_SLACK_HOOK"
+    )
+    assert "notify" not in github(built, "demo")["jobs"]  # no Slack channel in the spec
+    ref = 'feat/"; $(touch pwned) `id`'
+    env = {
+        **os.environ,
+        "CVSPEC_SLACK_WEBHOOK": slack,
+        "CVSPEC_PROJECT": "full",
+        "CVSPEC_REF": ref,
+        "CVSPEC_RUN_URL": "https://ci/run/1",
+    }
+    proc = subprocess.run(
+        ["bash", "-c", NOTIFY_SCRIPT], env=env, cwd=built, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(_Slack.bodies[-1]) == {
+        "text": f"cvspec full: pipeline failed on {ref}: https://ci/run/1"
+    }
+    assert not (built / "pwned").exists()
+    env["CVSPEC_SLACK_WEBHOOK"] = ""
+    skipped = subprocess.run(["bash", "-c", NOTIFY_SCRIPT], env=env, capture_output=True, text=True)
+    assert (skipped.returncode, skipped.stdout) == (0, "no Slack webhook configured: skipped\n")
+
+
+def test_a_workflow_no_longer_asked_for_is_removed(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    assert cvspec("build", cwd=root).code == 0
+    workflow = root / ".github/workflows/cvspec-demo.yml"
+    assert workflow.is_file()
+    (root / "specs/demo.yaml").write_text(MINIMAL_SPEC + "ci: {providers: [gitlab]}\n")
+    assert cvspec("build", cwd=root).code == 0
+    assert not workflow.exists()
+    assert (root / "generated/demo/ci/gitlab-ci.yml").is_file()
