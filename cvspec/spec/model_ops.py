@@ -36,7 +36,13 @@ ImageName = Annotated[
 Registry = Annotated[str, Pattern(REGISTRY_PATTERN, "a registry like 'ghcr.io/acme'", 255)]
 CudaVersion = Annotated[str, Pattern(r"^[0-9]+\.[0-9]+(\.[0-9]+)?$", "a CUDA version like '12.4'")]
 Digest = Annotated[str, Pattern(r"^sha256:[0-9a-f]{64}$", "'sha256:' and 64 lowercase hex digits")]
-Cron = Annotated[str, Pattern(r"^\S+( \S+){4}$", "a 5-field cron expression like '0 4 * * 1'")]
+Cron = Annotated[
+    str,
+    Pattern(r"^[0-9A-Za-z*/,-]+( [0-9A-Za-z*/,-]+){4}$", "a 5-field cron expression like '0 4 * * 1'"),
+]
+HttpsUrl = Annotated[
+    str, Pattern(r"^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*)?$", "an https:// URL", 2000)
+]
 Platform = Literal["linux/amd64", "linux/arm64"]
 Provider = Literal["github", "gitlab"]
 Event = Literal["pull_request", "push", "schedule", "workflow_dispatch"]
@@ -138,6 +144,9 @@ class Notify(StrictModel):
 
     slack: SlackChannel | None = Field(None, description="Slack channel for alerts.")
     jira: JiraKey | None = Field(None, description="Jira project for ticket alerts.")
+    jira_url: HttpsUrl | None = Field(
+        None, description="Your Jira's REST API URL, e.g. https://acme.atlassian.net/rest/api/2/."
+    )
     slack_webhook_secret: SecretName = Field(
         "SLACK_WEBHOOK_URL", description="Name of the secret holding the Slack webhook URL."
     )

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple, cast
 
 from pydantic import BaseModel, ValidationError
 
+from cvspec.serve.metric_names import ALERT_METRICS
 from cvspec.spec.messages import show
 from cvspec.spec.model import (
     AUGMENTATIONS,
@@ -221,8 +222,18 @@ def _alerts(spec: SpecModel) -> Iterator[Violation]:
     notify, contacts = spec.monitor.notify, spec.project.contacts
     routed = any((notify.slack, notify.jira, contacts.slack, contacts.jira))
     first: dict[str, int] = {}
+    if notify.jira and not notify.jira_url:
+        msg = "monitor.notify.jira routes tickets to Jira, but no jira_url says which Jira"
+        hint = "add jira_url: https://<your-site>.atlassian.net/rest/api/2/"
+        yield V(("monitor", "notify", "jira"), "jira-url", msg, hint)
     for i, alert in enumerate(spec.monitor.alerts):
         loc: Loc = ("monitor", "alerts", i)
+        if alert.metric not in ALERT_METRICS:
+            close = difflib.get_close_matches(alert.metric, list(ALERT_METRICS), n=1)
+            hint = f"did you mean '{close[0]}'?" if close else (
+                f"metrics: {', '.join(ALERT_METRICS)}")
+            msg = f"the server exports no metric '{alert.metric}' to alert on"
+            yield V((*loc, "metric"), "alert-metric", msg, hint)
         if alert.name in first:
             msg, hint = f"alert name '{alert.name}' is used twice", f"alerts[{first[alert.name]}]"
             yield V((*loc, "name"), "alert-name", msg, f"rename it; {hint} has that name")

@@ -11,12 +11,11 @@ NAME = "alertmanager"
 SECRETS = "/run/secrets"  # where docker compose (and Kubernetes, by convention) mounts secrets
 JIRA_USER_SECRET = "JIRA_USERNAME"
 JIRA_TOKEN_SECRET = "JIRA_API_TOKEN"
-JIRA_API_URL = "https://jira.invalid/rest/api/2/"  # the spec has no field for it yet
 SLACK_TEXT = "{{ range .Alerts }}{{ .Annotations.summary }} ({{ .Annotations.source }})\n{{ end }}"
 # Jira receivers need Alertmanager >= 0.28 (its native jira_configs).
 NOTE = (
-    "# Jira: replace global.jira_api_url with your Jira's REST API URL; Slack's webhook URL and\n"
-    "# Jira's credentials are read from files under /run/secrets (docker compose secrets).\n"
+    "# Slack's webhook URL and Jira's credentials are read from files under /run/secrets\n"
+    "# (docker compose or Kubernetes secrets), never written here.\n"
 )
 
 
@@ -26,9 +25,13 @@ def secret_file(name: str) -> str:
 
 
 def channels(spec: Any) -> tuple[str | None, str | None]:
-    """The Slack channel and Jira project alerts go to: monitor.notify, else project.contacts."""
+    """The Slack channel and Jira project alerts go to: monitor.notify, else project.contacts.
+
+    Jira needs monitor.notify.jira_url (which Jira); without it tickets go where pages go.
+    """
     notify, contacts = spec.monitor.notify, spec.project.contacts
-    return notify.slack or contacts.slack, notify.jira or contacts.jira
+    jira = (notify.jira or contacts.jira) if notify.jira_url else None
+    return notify.slack or contacts.slack, jira
 
 
 class AlertmanagerGenerator:
@@ -70,7 +73,7 @@ def config(spec: Any, ctx: BuildContext) -> dict[str, Any]:
         "receivers": receivers,
     }
     if jira:
-        out = {"global": {"jira_api_url": JIRA_API_URL}, **out}
+        out = {"global": {"jira_api_url": spec.monitor.notify.jira_url}, **out}
     return out
 
 

@@ -1,0 +1,174 @@
+"""Alertmanager output: routes by severity to Slack and Jira, secrets only by file reference."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import MINIMAL_SPEC, cvspec, project
+
+# Alertmanager's JiraConfig fields (config/notifiers.go, v0.28+): what a jira_configs entry may set.
+JIRA_FIELDS = {
+    "send_resolved",
+    "http_config",
+    "api_url",
+    "project",
+    "summary",
+    "description",
+    "labels",
+    "priority",
+    "issue_type",
+    "reopen_transition",
+    "resolve_transition",
+    "wont_fix_resolution",
+    "reopen_duration",
+    "fields",
+}
+JIRA_URL = "https://acme.atlassian.net/rest/api/2/"
+BOTH = MINIMAL_SPEC.replace(
+    "{name: demo}", "{name: demo, contacts: {slack: '#cv', jira: CV}}"
+) + f"monitor: {{notify: {{jira_url: '{JIRA_URL}'}}}}\n"
+
+
+def require(tool: str) -> str:
+    """The tool's path; missing fails under CI=true and skips elsewhere."""
+    found = shutil.which(tool)
+    if found:
+        return found
+    message = f"{tool} is not installed (apt-get install -y prometheus-alertmanager)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def load(path: Path) -> Any:
+    from ruamel.yaml import YAML
+
+    return YAML(typ="safe", pure=True).load(path.read_text())
+
+
+def dump(data: Any, path: Path) -> Path:
+    from cvspec.generate.render import dump_yaml
+
+    path.write_text(dump_yaml(data))
+    return path
+
+
+def build(tmp_path: Path, spec: str) -> Path:
+    root = project(tmp_path, spec)
+    result = cvspec("build", cwd=root)
+    assert result.code == 0, result.err
+    return root / "generated/demo/monitoring/alertmanager.yml"
+
+
+def amtool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [require("amtool"), *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def knows_jira() -> bool:
+    """Alertmanager's own Jira receiver arrived in 0.28."""
+    found = re.search(
+        r"version (\d+)\.(\d+)", amtool("--version").stdout + amtool("--version").stderr
+    )
+    return found is not None and (int(found[1]), int(found[2])) >= (0, 28)
+
+
+def checkable(config: dict[str, Any]) -> dict[str, Any]:
+    """The config an older amtool can check: the Jira parts set aside (they are checked apart)."""
+    if knows_jira():
+        return config
+    config = {**config, "global": {}}
+    config["receivers"] = [
+        {k: v for k, v in r.items() if k != "jira_configs"} for r in config["receivers"]
+    ]
+    return config
+
+
+def test_amtool_accepts_the_config_and_routes_by_severity(tmp_path: Path) -> None:
+    path = build(tmp_path, BOTH)
+    config = load(path)
+    checked = dump(checkable(config), tmp_path / "checked.yml")
+    done = amtool("check-config", str(checked))
+    assert done.returncode == 0, done.stdout + done.stderr
+    routes = {
+        s: amtool("config", "routes", "test", f"--config.file={checked}", f"severity={s}")
+        for s in ("page", "ticket", "info")
+    }
+    assert {s: r.stdout.strip() for s, r in routes.items()} == {
+        "page": "slack",
+        "ticket": "jira",
+        "info": "null",
+    }
+    jira = next(r for r in config["receivers"] if r["name"] == "jira")["jira_configs"]
+    assert len(jira) == 1 and set(jira[0]) <= JIRA_FIELDS
+    assert jira[0]["project"] == "CV" and config["global"] == {"jira_api_url": JIRA_URL}
+
+
+def test_without_a_jira_url_tickets_go_where_pages_go(tmp_path: Path) -> None:
+    spec = MINIMAL_SPEC.replace("{name: demo}", "{name: demo, contacts: {slack: '#cv', jira: CV}}")
+    config = load(build(tmp_path, spec))
+    assert [r["name"] for r in config["receivers"]] == ["null", "slack"]
+    assert "global" not in config
+
+
+def test_notify_jira_without_url_is_a_spec_error(tmp_path: Path) -> None:
+    root = project(tmp_path, MINIMAL_SPEC + "monitor: {notify: {jira: CV}}\n")
+    result = cvspec("validate", cwd=root)
+    assert result.code == 2
+    assert "error[jira-url]: monitor.notify.jira routes tickets to Jira" in result.err
+
+
+def test_credentials_are_files_never_values(tmp_path: Path) -> None:
+    spec = BOTH.replace("monitor: {notify: {", "monitor: {notify: {slack: '#cv-alerts', "
+                        "slack_webhook_secret: CV_HOOK, ")
+    path = build(tmp_path, spec)
+    config = load(path)
+    slack = next(r for r in config["receivers"] if r["name"] == "slack")["slack_configs"][0]
+    assert (slack["channel"], slack["api_url_file"]) == ("#cv-alerts", "/run/secrets/cv_hook")
+    assert "api_url" not in slack
+    auth = next(r for r in config["receivers"] if r["name"] == "jira")["jira_configs"][0]
+    assert auth["http_config"] == {
+        "basic_auth": {
+            "username_file": "/run/secrets/jira_username",
+            "password_file": "/run/secrets/jira_api_token",
+        }
+    }
+    compose = load(path.parent / "docker-compose.monitoring.yml")
+    assert compose["secrets"] == {
+        "cv_hook": {"environment": "CV_HOOK"},
+        "jira_username": {"environment": "JIRA_USERNAME"},
+        "jira_api_token": {"environment": "JIRA_API_TOKEN"},
+    }
+    assert compose["services"]["alertmanager"]["secrets"] == list(compose["secrets"])
+
+
+@pytest.mark.parametrize(
+    ("contacts", "expected"),
+    [
+        ("{slack: '#cv'}", {"page": "slack", "ticket": "slack", "info": "null"}),
+        ("{jira: CV}", {"page": "jira", "ticket": "jira", "info": "null"}),
+        ("{}", {"page": "null", "ticket": "null", "info": "null"}),
+    ],
+)
+def test_one_channel_takes_every_severity(
+    tmp_path: Path, contacts: str, expected: dict[str, str]
+) -> None:
+    spec = MINIMAL_SPEC.replace("{name: demo}", f"{{name: demo, contacts: {contacts}}}")
+    spec += f"monitor: {{notify: {{jira_url: '{JIRA_URL}'}}}}\n"
+    config = checkable(load(build(tmp_path, spec)))
+    checked = dump(config, tmp_path / "checked.yml")
+    assert amtool("check-config", str(checked)).returncode == 0
+    got = {
+        s: amtool(
+            "config", "routes", "test", f"--config.file={checked}", f"severity={s}"
+        ).stdout.strip()
+        for s in expected
+    }
+    assert got == expected
