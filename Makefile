@@ -15,7 +15,7 @@ $(VENV)/.core: pyproject.toml | $(PY)
 	@touch $@
 
 $(VENV)/.dev: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[all]'
 	@touch $@ $(VENV)/.core
 
 ## demo: install cvspec and build the example specs (training joins when it lands)

@@ -1,0 +1,1 @@
+"""Model serving: the HTTP server, dynamic batching, Prometheus metrics and drift gauges."""

@@ -1,0 +1,148 @@
+"""The HTTP API on Starlette: POST /predict, GET /health, GET /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from cvspec.serve import metric_names as m
+from cvspec.serve.batching import QueueFull
+from cvspec.serve.config import ServeConfig
+from cvspec.serve.inputs import InputError, guard_pixels, pixel_count, read_images
+from cvspec.serve.model import ModelFiles, read_model_dir
+from cvspec.serve.service import Service
+
+CONFIG_ENV = "CVSPEC_SERVE_CONFIG"  # worker processes read their ServeConfig (JSON) from here
+RETRY_AFTER_S = 1
+INLINE_PIXELS = 128 * 128  # images up to this size are decoded on the event loop itself
+log = logging.getLogger("cvspec.serve")
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+
+
+def error(status: int, code: str, message: str, retry: bool = False) -> Any:
+    """A JSON error answer: {"error": {"code", "message"}}; 503s carry Retry-After."""
+    from starlette.responses import JSONResponse
+
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if retry else None
+    return JSONResponse({"error": {"code": code, "message": message}}, status, headers)
+
+
+async def predict(request: Any) -> Any:
+    """POST /predict: one raw image, or several as multipart/form-data files."""
+    from starlette.concurrency import run_in_threadpool
+    from starlette.responses import JSONResponse
+
+    service: Service = request.app.state.service
+    if not service.ready or service.batcher is None:
+        return error(503, "not_ready", service.error or "the model is loading", retry=True)
+    config = service.config
+    try:
+        service.pending += 1
+        try:
+            blobs = await read_images(request, config.max_body_bytes, config.queue_capacity)
+            if all(0 < pixel_count(b) <= INLINE_PIXELS for b in blobs):
+                inputs = service.prepare(blobs)  # well under a millisecond: no thread hop
+            else:
+                inputs = await run_in_threadpool(service.prepare, blobs)
+        finally:
+            service.pending -= 1
+        outputs = await service.batcher.submit([p.array for p in inputs])
+    except InputError as exc:
+        return error(exc.status, exc.code, exc.message)
+    except QueueFull as exc:
+        return error(503, "overloaded", str(exc), retry=True)
+    except Exception as exc:  # the model itself failed: a JSON 500, counted like any other
+        log.exception("prediction failed")
+        return error(500, "model_error", f"{type(exc).__name__}: {exc}")
+    answers = service.answer(outputs, inputs)
+    model = {"name": service.name, "version": service.files.version}
+    return JSONResponse({"model": model, "predictions": answers})
+
+
+async def health(request: Any) -> Any:
+    """GET /health: 200 once the model is loaded and warm, else 503 (loading or failed)."""
+    from starlette.responses import JSONResponse
+
+    service: Service = request.app.state.service
+    if service.ready:
+        return JSONResponse(
+            {"status": "ok", "model": service.name, "version": service.files.version}
+        )
+    status = "failed" if service.error else "loading"
+    return JSONResponse({"status": status, "error": service.error}, 503)
+
+
+async def metrics(request: Any) -> Any:
+    """GET /metrics: Prometheus' text format."""
+    from starlette.responses import Response
+
+    body, content_type = request.app.state.service.metrics.exposition()
+    return Response(body, headers={"Content-Type": content_type})
+
+
+def build_app(config: ServeConfig, files: ModelFiles | None = None) -> TimedApp:
+    """The ASGI app; the model loads in the background once the server starts."""
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    guard_pixels(config.max_pixels)
+    service = Service(config, files or read_model_dir(config.model_dir))
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        loading = asyncio.create_task(service.start())  # /health answers 503 meanwhile
+        try:
+            yield
+        finally:
+            loading.cancel()
+            await service.stop()
+            if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+                from prometheus_client import multiprocess
+
+                multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+    routes = [
+        Route(m.PREDICT_ROUTE, predict, methods=["POST"]),
+        Route("/health", health),
+        Route("/metrics", metrics),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.service = service
+    return TimedApp(app, service)
+
+
+def app_from_env() -> TimedApp:
+    """The app of one worker process (uvicorn --factory), configured through CVSPEC_SERVE_CONFIG."""
+    return build_app(ServeConfig.from_json(os.environ[CONFIG_ENV]))
+
+
+class TimedApp:
+    """ASGI wrapper that counts every HTTP request by route and status and times it."""
+
+    def __init__(self, app: Any, service: Service) -> None:
+        self.app, self.service = app, service
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            path = scope.get("path", "")
+            route = path if path in m.ROUTES else m.OTHER_ROUTE
+            self.service.metrics.request(route, status, time.perf_counter() - started)

@@ -1,0 +1,111 @@
+"""Dynamic batching: images from many requests share one model call, through a bounded queue."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NamedTuple
+
+
+class QueueFull(Exception):
+    """The queue has no room for a request's images: answer 503 and ask to retry."""
+
+
+class _Item(NamedTuple):
+    array: Any  # one preprocessed image, (3, S, S)
+    future: asyncio.Future[Any]
+
+
+class Batcher:
+    """Collects up to max_batch images, waiting at most max_wait_s, and runs them in one call.
+
+    It waits only while more images are on their way (requests being decoded, as `pending`
+    reports): a lone request never waits for company that is not coming.
+    """
+
+    def __init__(
+        self,
+        run: Callable[[Any], Any],
+        max_batch: int,
+        max_wait_s: float,
+        capacity: int,
+        pending: Callable[[], int] = lambda: 0,
+        on_batch: Callable[[int, float], None] = lambda size, seconds: None,
+        on_depth: Callable[[int], None] = lambda depth: None,
+    ) -> None:
+        self.run, self.max_batch, self.max_wait_s, self.capacity = (
+            run,
+            max_batch,
+            max_wait_s,
+            capacity,
+        )
+        self.pending, self.on_batch, self.on_depth = pending, on_batch, on_depth
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cvspec-infer")
+
+    @property
+    def depth(self) -> int:
+        """Images waiting for a batch."""
+        return self._queue.qsize()
+
+    async def submit(self, arrays: Sequence[Any]) -> list[Any]:
+        """The model's output row for each image; QueueFull when they do not all fit."""
+        if self._queue.qsize() + len(arrays) > self.capacity:
+            raise QueueFull(f"{self._queue.qsize()} images are waiting (limit {self.capacity})")
+        loop = asyncio.get_running_loop()
+        items = [_Item(a, loop.create_future()) for a in arrays]
+        for item in items:
+            self._queue.put_nowait(item)
+        self.on_depth(self._queue.qsize())
+        return list(await asyncio.gather(*(i.future for i in items)))
+
+    async def serve_forever(self) -> None:
+        """Form and run batches until cancelled."""
+        import numpy as np
+
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                batch = await self._collect(loop)
+                self.on_depth(self._queue.qsize())
+                started = time.perf_counter()
+                try:
+                    out = await loop.run_in_executor(
+                        self._executor, self.run, np.stack([i.array for i in batch])
+                    )
+                except Exception as exc:  # the model failed: every waiting request learns why
+                    for item in batch:
+                        if not item.future.done():
+                            item.future.set_exception(exc)
+                    continue
+                self.on_batch(len(batch), time.perf_counter() - started)
+                for row, item in zip(out, batch, strict=True):
+                    if not item.future.done():
+                        item.future.set_result(row)
+        finally:
+            self._fail_waiting()
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _collect(self, loop: asyncio.AbstractEventLoop) -> list[_Item]:
+        batch = [await self._queue.get()]
+        deadline = loop.time() + self.max_wait_s
+        while len(batch) < self.max_batch:
+            if not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+                continue
+            remaining = deadline - loop.time()
+            if remaining <= 0 or self.pending() == 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+            except TimeoutError:
+                break
+        return batch
+
+    def _fail_waiting(self) -> None:
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if not item.future.done():
+                item.future.set_exception(QueueFull("the server is shutting down"))

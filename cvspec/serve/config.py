@@ -1,0 +1,74 @@
+"""How one server runs: model folder, address, batching and input limits (from spec or flags)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+QUEUE_BATCHES = 8  # the queue holds this many full batches (at least MIN_QUEUE images)
+MIN_QUEUE = 64
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Everything the server needs; built from a spec's `serve:` section or from CLI flags."""
+
+    model_dir: Path
+    baseline: Path | None = None  # data/stats.json of the training data; None: no drift gauges
+    host: str = "127.0.0.1"
+    port: int = 8080
+    metrics_port: int | None = 9090  # None: /metrics on the API port only
+    max_batch: int = 8
+    max_wait_ms: float = 5.0
+    max_body_bytes: int = 10_000_000
+    max_pixels: int = 40_000_000
+    queue_size: int = 0  # 0: max(MIN_QUEUE, QUEUE_BATCHES * max_batch)
+    threads: int = 0  # onnxruntime intra-op threads; 0: one per core
+    workers: int = 1
+    name: str = ""  # model name in cvspec_model_info; "": the model folder's parent's name
+
+    @property
+    def queue_capacity(self) -> int:
+        """Images that may wait at once; more -> 503."""
+        return self.queue_size or max(MIN_QUEUE, QUEUE_BATCHES * self.max_batch)
+
+    def to_json(self) -> str:
+        """For worker processes (passed through the environment)."""
+        data = asdict(self)
+        data["model_dir"] = str(self.model_dir)
+        data["baseline"] = str(self.baseline) if self.baseline else None
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> ServeConfig:
+        """Inverse of to_json."""
+        data: dict[str, Any] = json.loads(text)
+        data["model_dir"] = Path(data["model_dir"])
+        data["baseline"] = Path(data["baseline"]) if data["baseline"] else None
+        return cls(**data)
+
+
+def from_spec(spec: Any, runs: Path) -> ServeConfig:
+    """The config a spec describes, serving runs/<project>/export with the data stage's baseline."""
+    serve = spec.serve
+    threads = spec.evaluate.latency.threads or 0
+    return ServeConfig(
+        model_dir=runs / "export",
+        baseline=runs / "data" / "stats.json",
+        port=serve.port,
+        metrics_port=serve.metrics_port,
+        max_batch=serve.max_batch,
+        max_wait_ms=serve.max_wait_ms,
+        max_body_bytes=int(serve.max_image_bytes),
+        max_pixels=serve.max_pixels,
+        threads=threads,
+        workers=serve.workers,
+        name=str(spec.project.name),
+    )
+
+
+def override(config: ServeConfig, **changes: Any) -> ServeConfig:
+    """A copy with the given fields changed; None values leave a field as it is."""
+    return replace(config, **{k: v for k, v in changes.items() if v is not None})

@@ -1,0 +1,119 @@
+"""Turn a request into decoded images, or a 4xx with a JSON error; every limit enforced here."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import AsyncIterator
+from typing import Any
+
+from cvspec.preprocess import open_image
+
+RAW_TYPES = ("image/", "application/octet-stream")
+
+
+class InputError(Exception):
+    """A request the server refuses: HTTP status, a short code, and a message for the client."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def guard_pixels(max_pixels: int) -> None:
+    """Make PIL refuse images over max_pixels before decoding them (decompression bombs)."""
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    warnings.simplefilter("error", Image.DecompressionBombWarning)
+
+
+async def read_images(request: Any, max_bytes: int, max_images: int) -> list[bytes]:
+    """The images of a request: a raw image body, or every file part of a multipart form."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    multipart = ctype == "multipart/form-data"
+    if not multipart and not ctype.startswith(RAW_TYPES):
+        raise InputError(
+            415,
+            "unsupported_media_type",
+            f"send an image (image/*, application/octet-stream) or multipart/form-data, "
+            f"not {ctype or 'no content type'!r}",
+        )
+    body = await _read_body(request, max_bytes)
+    if not multipart:
+        images = [body]
+    else:
+        images = await _file_parts(request.headers, body, max_images)
+    if not images or any(not data for data in images):
+        raise InputError(400, "empty", "the request holds no image bytes")
+    if len(images) > max_images:
+        raise InputError(413, "too_many_images", f"at most {max_images} images per request")
+    return images
+
+
+async def _read_body(request: Any, max_bytes: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise InputError(
+            413, "too_large", f"the body is {declared} bytes; the limit is {max_bytes}"
+        )
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise InputError(413, "too_large", f"the body exceeds the limit of {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _file_parts(headers: Any, body: bytes, max_images: int) -> list[bytes]:
+    from starlette.datastructures import UploadFile
+    from starlette.formparsers import MultiPartException, MultiPartParser
+
+    async def stream() -> AsyncIterator[bytes]:
+        yield body
+
+    parser = MultiPartParser(headers, stream(), max_files=max_images, max_fields=100)  # type: ignore[arg-type]
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        if str(exc).startswith("Too many files"):
+            msg = f"at most {max_images} images per request"
+            raise InputError(413, "too_many_images", msg) from None
+        raise InputError(400, "bad_multipart", f"cannot parse the multipart body: {exc}") from None
+    files = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
+    try:
+        return [await f.read() for f in files]
+    finally:
+        await form.close()
+
+
+def pixel_count(data: bytes) -> int:
+    """Width x height from the image header alone (0 when PIL cannot tell, or refuses)."""
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return int(img.width * img.height)
+    except Exception:  # any failure: the full decode reports it properly
+        return 0
+
+
+def decode(data: bytes, index: int) -> Any:
+    """One image's bytes -> RGB PIL image; a bomb -> 413, anything undecodable -> 400."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        return open_image(data)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputError(413, "too_many_pixels", f"image {index}: {exc}") from None
+    except UnidentifiedImageError:
+        raise InputError(
+            400, "bad_image", f"image {index}: not an image format PIL reads"
+        ) from None
+    except Exception as exc:  # PIL raises many types on malformed files; all mean "bad input"
+        kind = type(exc).__name__
+        raise InputError(
+            400, "bad_image", f"image {index} cannot be decoded ({kind}: {exc})"
+        ) from None

@@ -1,0 +1,129 @@
+"""The server's Prometheus metrics (names from metric_names), in one or several processes."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from cvspec.serve import metric_names as m
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # set: workers share metrics through files there
+
+
+def multiprocess() -> bool:
+    """True when worker processes share metrics (prometheus-client's multiprocess mode)."""
+    return bool(os.environ.get(MULTIPROC_ENV))
+
+
+def scrape_registry() -> Any:
+    """The registry a /metrics endpoint collects: this process's, or every worker's files."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry
+
+
+class ServerMetrics:
+    """Every metric the server exports, created once per process."""
+
+    def __init__(self) -> None:
+        from prometheus_client import (
+            CollectorRegistry,
+            Counter,
+            Gauge,
+            Histogram,
+            ProcessCollector,
+            disable_created_metrics,
+        )
+
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series
+        shared = multiprocess()
+        self.registry = scrape_registry() if shared else CollectorRegistry()
+        reg = None if shared else self.registry
+        if not shared:
+            ProcessCollector(registry=self.registry)
+
+        def hist(
+            name: str, doc: str, buckets: tuple[float, ...], labels: tuple[str, ...] = ()
+        ) -> Any:
+            return Histogram(name, doc, labels, buckets=buckets, registry=reg)
+
+        self.requests = Counter(
+            m.REQUESTS, "HTTP requests by route and status", ("route", "status"), registry=reg
+        )
+        self.latency = hist(
+            m.REQUEST_SECONDS, "HTTP request latency", m.LATENCY_BUCKETS, ("route",)
+        )
+        self.inference = hist(m.INFERENCE_SECONDS, "Model call time per batch", m.LATENCY_BUCKETS)
+        self.batch = hist(m.BATCH_SIZE, "Images per model call", m.BATCH_BUCKETS)
+        self.queue = Gauge(
+            m.QUEUE_DEPTH, "Images waiting for a batch", registry=reg, multiprocess_mode="livesum"
+        )
+        self.predictions = Counter(m.PREDICTIONS, "Predictions by class", ("class",), registry=reg)
+        self.confidence = hist(
+            m.CONFIDENCE, "Top-1 confidence (per box for detection)", m.CONFIDENCE_BUCKETS
+        )
+        self.inputs = {
+            "brightness": hist(m.INPUT_BRIGHTNESS, "Input mean grey level, 0..1", m.UNIT_BUCKETS),
+            "contrast": hist(
+                m.INPUT_CONTRAST, "Input grey standard deviation, 0..1", m.UNIT_BUCKETS
+            ),
+            "width": hist(m.INPUT_WIDTH, "Input width in pixels", m.SIZE_BUCKETS),
+            "height": hist(m.INPUT_HEIGHT, "Input height in pixels", m.SIZE_BUCKETS),
+        }
+        self.drift = Gauge(
+            m.DRIFT,
+            "Live mean minus training mean, in training standard deviations",
+            ("stat",),
+            registry=reg,
+            multiprocess_mode="livemax",
+        )
+        self.baseline = Gauge(
+            m.BASELINE_IMAGES,
+            "Images in the drift baseline (0: none)",
+            registry=reg,
+            multiprocess_mode="livemax",
+        )
+        self.model = Gauge(
+            m.MODEL_INFO,
+            "The model served (value 1)",
+            ("name", "version", "task"),
+            registry=reg,
+            multiprocess_mode="livemax",
+        )
+
+    def prime(self, labels: tuple[str, ...]) -> None:
+        """Create the usual series at 0, so the first requests already count in rate()."""
+        for route in m.ROUTES:
+            self.latency.labels(route)
+            self.requests.labels(route, "200")
+        for label in labels:
+            self.predictions.labels(label)
+
+    def request(self, route: str, status: int, seconds: float) -> None:
+        """Count one finished HTTP request and its latency."""
+        self.requests.labels(route, str(status)).inc()
+        self.latency.labels(route).observe(seconds)
+
+    def batch_done(self, size: int, seconds: float) -> None:
+        """Record one model call."""
+        self.batch.observe(size)
+        self.inference.observe(seconds)
+
+    def predicted(self, label: str, confidence: float) -> None:
+        """Record one prediction (one image, or one box)."""
+        self.predictions.labels(label).inc()
+        self.confidence.observe(confidence)
+
+    def input_seen(self, stats: dict[str, float]) -> None:
+        """Record one input image's statistics."""
+        for key, histogram in self.inputs.items():
+            histogram.observe(stats[key])
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The text format of every metric, and its content type."""
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

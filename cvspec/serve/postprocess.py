@@ -1,0 +1,74 @@
+"""Model outputs -> answers: top-k classes, or boxes after non-maximum suppression."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TOP_K = 5
+BOX_CONF = 0.25  # detection: keep boxes at least this confident
+BOX_IOU = 0.45  # detection: suppress boxes that overlap a better one more than this
+MAX_BOXES = 100
+
+
+def classify(probs: Any, labels: tuple[str, ...]) -> list[dict[str, Any]]:
+    """One answer per row of class probabilities: the label, its confidence, the top k."""
+    import numpy as np
+
+    out = []
+    for row in probs:
+        order = np.argsort(-row, kind="stable")[: min(TOP_K, len(labels))]
+        top = [{"label": labels[i], "confidence": round(float(row[i]), 6)} for i in order]
+        out.append(
+            {
+                "label": top[0]["label"],
+                "index": int(order[0]),
+                "confidence": top[0]["confidence"],
+                "top": top,
+            }
+        )
+    return out
+
+
+def detect(raw: Any, labels: tuple[str, ...], size: tuple[int, int], side: int) -> dict[str, Any]:
+    """Boxes of one image from a YOLO-style output (4 + classes, anchors), in image pixels."""
+    import numpy as np
+
+    preds = np.asarray(raw, dtype=np.float32).T  # (anchors, 4 + classes)
+    scores = preds[:, 4:]
+    classes = scores.argmax(axis=1)
+    conf = scores[np.arange(len(preds)), classes]
+    keep = conf >= BOX_CONF
+    preds, classes, conf = preds[keep], classes[keep], conf[keep]
+    cx, cy, w, h = preds[:, 0], preds[:, 1], preds[:, 2], preds[:, 3]
+    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+    chosen = _nms(boxes + classes[:, None] * 4 * side, conf)[:MAX_BOXES]  # offset: per class
+    sx, sy = size[0] / side, size[1] / side
+    return {
+        "boxes": [
+            {
+                "label": labels[int(classes[i])],
+                "confidence": round(float(conf[i]), 6),
+                "box": [round(float(v), 2) for v in boxes[i] * (sx, sy, sx, sy)],
+            }
+            for i in chosen
+        ]
+    }
+
+
+def _nms(boxes: Any, scores: Any) -> list[int]:
+    import numpy as np
+
+    order = list(np.argsort(-scores, kind="stable"))
+    area = (boxes[:, 2] - boxes[:, 0]).clip(0) * (boxes[:, 3] - boxes[:, 1]).clip(0)
+    kept: list[int] = []
+    while order:
+        best, rest = order[0], np.asarray(order[1:], dtype=int)
+        kept.append(int(best))
+        if not len(rest):
+            break
+        lo = np.maximum(boxes[best, :2], boxes[rest, :2])
+        hi = np.minimum(boxes[best, 2:], boxes[rest, 2:])
+        inter = (hi - lo).clip(0).prod(axis=1)
+        iou = inter / (area[best] + area[rest] - inter + 1e-9)
+        order = list(rest[iou <= BOX_IOU])
+    return kept

@@ -1,0 +1,138 @@
+"""Input series that make each alert fire, and series that keep it calm, for promtool tests."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from cvspec.serve import metric_names as m
+from cvspec.serve.alerts import DEFAULT_ORIGIN, AlertRule, alert_rules, seconds
+
+INSTANCE = "server:9090"
+PER_MINUTE = 1000  # requests per minute in synthetic counters: error ratios resolve to 0.001
+_UNIT_INTERVAL = ("error_rate", "mean_confidence")  # metrics that live in [0, 1]
+Series = list[dict[str, str]]
+
+
+def rule_tests(spec: Any, job: str, rule_file: str, spec_file: str) -> dict[str, Any]:
+    """A `promtool test rules` file: per alert, one case that fires and one that does not."""
+    tests: list[dict[str, Any]] = []
+    for rule in alert_rules(spec):
+        minutes = math.ceil(seconds(rule.for_) / 60) + 20  # past `for` and the 15m windows
+        labels = {"job": job, "severity": rule.severity}
+        for fires in (True, False):
+            series = _series(rule, job, fires, minutes)
+            expected: list[dict[str, Any]] = []
+            if fires:
+                expected = [
+                    {
+                        "exp_labels": {**labels, **_extra_labels(rule)},
+                        "exp_annotations": alert_annotations(rule, spec_file, rendered=True),
+                    }
+                ]
+            tests.append(
+                {
+                    "name": f"{rule.name} {'fires' if fires else 'stays quiet'}",
+                    "interval": "1m",
+                    "input_series": series,
+                    "alert_rule_test": [
+                        {"eval_time": f"{minutes}m", "alertname": rule.name, "exp_alerts": expected}
+                    ],
+                }
+            )
+    return {"rule_files": [rule_file], "evaluation_interval": "1m", "tests": tests}
+
+
+def alert_annotations(rule: AlertRule, spec_file: str, rendered: bool = False) -> dict[str, str]:
+    """The alert's annotations: fixed text, Go-template escaped (or as Prometheus renders it)."""
+    summary = rule.summary if rendered else rule.summary.replace("{{", '{{ "{{" }}')
+    source = (
+        f"{rule.origin} for {spec_file}"
+        if rule.origin == DEFAULT_ORIGIN
+        else (f"{spec_file}: {rule.origin}")
+    )
+    return {"summary": summary, "source": source}
+
+
+def _extra_labels(rule: AlertRule) -> dict[str, str]:
+    if rule.metric.endswith("_drift"):
+        stat = "brightness" if rule.metric == "input_drift" else rule.metric.removesuffix("_drift")
+        return {"instance": INSTANCE, "stat": stat}
+    return {"instance": INSTANCE} if rule.metric == "queue_depth" else {}
+
+
+def _series(rule: AlertRule, job: str, fires: bool, minutes: int) -> Series:
+    target = _target(rule, fires)
+    if target is None:
+        return []
+    if rule.metric.startswith("latency_p"):
+        return _latency(rule, job, fires, minutes)
+    labels = f'job="{job}",instance="{INSTANCE}"'
+    n = minutes + 5
+    if rule.metric.endswith("_drift"):
+        stat = "brightness" if rule.metric == "input_drift" else rule.metric.removesuffix("_drift")
+        return [_one(f'{m.DRIFT}{{{labels},stat="{stat}"}}', target, 0, n)]
+    if rule.metric == "queue_depth":
+        return [_one(f"{m.QUEUE_DEPTH}{{{labels}}}", target, 0, n)]
+    if rule.metric == "mean_confidence":
+        return [
+            _one(f"{m.CONFIDENCE}_sum{{{labels}}}", 0, target * 60, n),
+            _one(f"{m.CONFIDENCE}_count{{{labels}}}", 0, 60, n),
+        ]
+    route = f'{labels},route="{m.PREDICT_ROUTE}"'
+    if rule.metric == "request_rate":
+        return [_one(f'{m.REQUESTS}{{{route},status="200"}}', 0, target * 60, n)]
+    errors = round(target * PER_MINUTE)  # error_rate
+    return [
+        _one(f'{m.REQUESTS}{{{route},status="200"}}', 0, PER_MINUTE - errors, n),
+        _one(f'{m.REQUESTS}{{{route},status="500"}}', 0, errors, n),
+    ]
+
+
+def _one(series: str, start: float, step: float, n: int) -> dict[str, str]:
+    return {"series": series, "values": f"{start!r}+{float(step)!r}x{n}"}
+
+
+def _target(rule: AlertRule, fires: bool) -> float | None:
+    """A value well inside the bounds (calm), or well outside them (fires); None: impossible."""
+    low, high = rule.min, rule.max
+    top = 1.0 if rule.metric in _UNIT_INTERVAL else math.inf
+    if not fires:
+        lo = max(low, 0.0) if low is not None else 0.0
+        hi = min(high, top) if high is not None else top
+        if lo > hi:
+            return None
+        return (lo + hi) / 2 if math.isfinite(hi) else (lo * 2 if lo > 0 else 1.0)
+    if high is not None and high < top:
+        return (high + top) / 2 if math.isfinite(top) else (high * 2 if high > 0 else 1.0)
+    if low is not None and low > 0:
+        return low / 2
+    return None
+
+
+def _latency(rule: AlertRule, job: str, fires: bool, minutes: int) -> Series:
+    """Histogram buckets with every request in one bucket, chosen so the quantile fits."""
+    q = m.LATENCY_QUANTILES[rule.metric.split("_")[1]]
+    ok = _violates(rule) if fires else (lambda v: not _violates(rule)(v))
+    bounds = (0.0, *m.LATENCY_BUCKETS)
+    for i in range(1, len(bounds)):
+        lo, hi = bounds[i - 1], bounds[i]
+        if ok((lo + (hi - lo) * q) * 1000):
+            labels = f'job="{job}",instance="{INSTANCE}",route="{m.PREDICT_ROUTE}"'
+            name = f"{m.REQUEST_SECONDS}_bucket"
+            out = [
+                _one(f'{name}{{{labels},le="{b!r}"}}', 0, 60 if b >= hi else 0, minutes + 5)
+                for b in m.LATENCY_BUCKETS
+            ]
+            return [*out, _one(f'{name}{{{labels},le="+Inf"}}', 0, 60, minutes + 5)]
+    return []
+
+
+def _violates(rule: AlertRule) -> Callable[[float], bool]:
+    def check(value: float) -> bool:
+        return (rule.min is not None and value < rule.min) or (
+            rule.max is not None and value > rule.max
+        )
+
+    return check

@@ -1,0 +1,86 @@
+"""Start the server: uvicorn on the API port, Prometheus on the metrics port, 1..N workers."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import tempfile
+from typing import Any
+
+from cvspec.errors import CvspecError
+from cvspec.serve.config import ServeConfig
+from cvspec.serve.model import read_model_dir
+
+KEEP_ALIVE_S = 5
+
+
+def check_port(host: str, port: int, what: str) -> None:
+    """A clear error now rather than a uvicorn traceback later when the port is taken."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise CvspecError(f"cannot serve the {what} on {host}:{port}: {exc.strerror}") from None
+
+
+def serve(config: ServeConfig) -> None:
+    """Serve until interrupted (Ctrl-C or SIGTERM)."""
+    level = os.environ.get("CVSPEC_LOG_LEVEL", "info")
+    logging.basicConfig(format="%(levelname)s:     %(message)s", level=level.upper())
+    files = read_model_dir(config.model_dir)  # fail now, not in a worker
+    check_port(config.host, config.port, "API")
+    if config.metrics_port is not None:
+        check_port(config.host, config.metrics_port, "metrics")
+    if config.workers > 1:
+        _serve_workers(config)
+        return
+    from cvspec.serve.app import build_app
+
+    app = build_app(config, files)
+    if config.metrics_port is not None:
+        _metrics_server(config, app.service.metrics.registry)
+    _uvicorn(app, config)
+
+
+def _serve_workers(config: ServeConfig) -> None:
+    """N processes, each with its own batcher; metrics are shared through files."""
+    from cvspec.serve.app import CONFIG_ENV
+    from cvspec.serve.metrics import MULTIPROC_ENV, scrape_registry
+
+    own_dir = None
+    if not os.environ.get(MULTIPROC_ENV):
+        own_dir = tempfile.mkdtemp(prefix="cvspec-metrics-")
+        os.environ[MULTIPROC_ENV] = own_dir
+    os.environ[CONFIG_ENV] = config.to_json()
+    try:
+        if config.metrics_port is not None:
+            _metrics_server(config, scrape_registry())
+        _uvicorn("cvspec.serve.app:app_from_env", config, factory=True, workers=config.workers)
+    finally:
+        if own_dir:
+            shutil.rmtree(own_dir, ignore_errors=True)
+
+
+def _metrics_server(config: ServeConfig, registry: Any) -> None:
+    from prometheus_client import start_http_server
+
+    assert config.metrics_port is not None
+    start_http_server(config.metrics_port, addr=config.host, registry=registry)
+
+
+def _uvicorn(app: Any, config: ServeConfig, **extra: Any) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        app,
+        host=config.host,
+        port=config.port,
+        access_log=False,  # the metrics count every request; a log line each costs more
+        log_level=os.environ.get("CVSPEC_LOG_LEVEL", "info").lower(),
+        timeout_keep_alive=KEEP_ALIVE_S,
+        limit_concurrency=4 * config.queue_capacity,  # beyond this uvicorn itself answers 503
+        **extra,
+    )

@@ -1,0 +1,140 @@
+"""The serving pipeline behind the routes: load, decode, batch, predict, and keep the metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, NamedTuple
+
+from cvspec.serve.batching import Batcher
+from cvspec.serve.config import ServeConfig
+from cvspec.serve.drift import DriftMonitor, load_baseline
+from cvspec.serve.inputs import decode
+from cvspec.serve.metrics import ServerMetrics
+from cvspec.serve.model import Model, ModelFiles, probabilities
+
+log = logging.getLogger("cvspec.serve")
+
+
+class Prepared(NamedTuple):
+    """One decoded image: the model input, its statistics, and its size."""
+
+    array: Any
+    stats: dict[str, float]
+    size: tuple[int, int]
+
+
+class Service:
+    """Loads the model in the background; until then `ready` is False and /health says so."""
+
+    def __init__(self, config: ServeConfig, files: ModelFiles) -> None:
+        self.config, self.files = config, files
+        self.name = config.name or files.path.resolve().parent.name
+        self.metrics = ServerMetrics()
+        self.drift = DriftMonitor(load_baseline(config.baseline))
+        self.metrics.baseline.set(self.drift.images)
+        self.metrics.prime(files.labels)
+        self.model: Model | None = None
+        self.batcher: Batcher | None = None
+        self.error: str | None = None
+        self.pending = 0  # requests being read or decoded: the batcher waits only for these
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def ready(self) -> bool:
+        """True once the model is loaded and warm."""
+        return self.batcher is not None
+
+    async def start(self) -> None:
+        """Load and warm the model in a thread, then start batching; a failure is kept in error."""
+        try:
+            model = await asyncio.to_thread(self._load)
+        except Exception as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.exception("cannot load the model from %s", self.files.path)
+            return
+        max_batch = min(self.config.max_batch, model.fixed_batch or self.config.max_batch)
+        self.model = model
+        self.metrics.model.labels(self.name, self.files.version, model.task).set(1)
+        batcher = Batcher(
+            self._run,
+            max_batch,
+            self.config.max_wait_ms / 1000,
+            self.config.queue_capacity,
+            pending=lambda: self.pending,
+            on_batch=self.metrics.batch_done,
+            on_depth=self.metrics.queue.set,
+        )
+        self._task = asyncio.create_task(batcher.serve_forever())
+        self.batcher = batcher
+        log.info(
+            "serving %s (version %s, %s, batches of up to %d)",
+            self.name,
+            self.files.version,
+            model.task,
+            max_batch,
+        )
+
+    async def stop(self) -> None:
+        """Stop batching; waiting requests get an error."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def _load(self) -> Model:
+        import numpy as np
+
+        model = Model(self.files, self.config.threads)
+        side = self.files.pre.image_size
+        for n in sorted({1, model.fixed_batch or self.config.max_batch}):
+            model.run(np.zeros((n, 3, side, side), dtype=np.float32))
+        return model
+
+    def _run(self, batch: Any) -> Any:
+        """One model call; a fixed-batch model gets zero padding."""
+        import numpy as np
+
+        assert self.model is not None
+        fixed, n = self.model.fixed_batch, len(batch)
+        if fixed is not None and n < fixed:
+            pad = np.zeros((fixed - n, *batch.shape[1:]), dtype=batch.dtype)
+            return self.model.run(np.concatenate([batch, pad]))[:n]
+        return self.model.run(batch)
+
+    def prepare(self, blobs: list[bytes]) -> list[Prepared]:
+        """Decode and preprocess (in a worker thread): exactly what evaluation does."""
+        from cvspec.imagestats import image_stats
+        from cvspec.preprocess import to_array
+
+        out = []
+        for index, data in enumerate(blobs):
+            img = decode(data, index)
+            array = to_array([img], self.files.pre)[0]
+            out.append(Prepared(array, image_stats(img), (img.width, img.height)))
+        return out
+
+    def answer(self, outputs: list[Any], inputs: list[Prepared]) -> list[dict[str, Any]]:
+        """Predictions for one request; counts classes, confidences and input statistics."""
+        import numpy as np
+
+        from cvspec.serve.postprocess import classify, detect
+
+        labels = self.files.labels
+        assert self.model is not None
+        if self.model.task == "classification":
+            answers = classify(probabilities(np.stack(outputs)), labels)
+            found = [(a["label"], a["confidence"]) for a in answers]
+        else:
+            side = self.files.pre.image_size
+            answers = [
+                detect(o, labels, p.size, side) for o, p in zip(outputs, inputs, strict=True)
+            ]
+            found = [(b["label"], b["confidence"]) for a in answers for b in a["boxes"]]
+        for label, confidence in found:
+            self.metrics.predicted(label, confidence)
+        for prepared in inputs:
+            self.metrics.input_seen(prepared.stats)
+            self.drift.add(prepared.stats)
+        for stat, value in self.drift.drift().items():
+            self.metrics.drift.labels(stat).set(value)
+        return answers

@@ -1,0 +1,196 @@
+"""Grafana output: the dashboard reads only metrics the server exports; provisioning and compose."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from helpers import MINIMAL_SPEC, cvspec, project
+
+from cvspec.serve.demo_model import write_demo_model
+from cvspec.serve.launch import ServerProcess
+
+SPEC = MINIMAL_SPEC.replace("{name: demo}", "{name: demo, contacts: {slack: '#cv'}}") + (
+    "evaluate: {gates: {accuracy: {min: 0.9}, latency_p50_ms: {max: 8},\n"
+    "                   latency_p95_ms: {max: 20}}}\n"
+    "monitor: {alerts: [{name: InputDrift, metric: brightness_drift, max: 0.2}]}\n"
+)
+_NOT_METRICS = {
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "and",
+    "or",
+    "unless",
+    "offset",
+    "inf",
+    "nan",
+}
+
+
+def promql_metrics(expr: str) -> set[str]:
+    """The metric names a PromQL expression reads (strings, matchers, ranges, functions dropped)."""
+    expr = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    expr = re.sub(r"\{[^}]*\}|\[[^\]]*\]", " ", expr)
+    expr = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", expr)
+    names = set()
+    for found in re.finditer(r"(?<![\w.$])[a-zA-Z_:][a-zA-Z0-9_:]*", expr):
+        if not expr[found.end() :].lstrip().startswith("(") and found[0] not in _NOT_METRICS:
+            names.add(found[0])
+    return names
+
+
+def load(path: Path) -> Any:
+    from ruamel.yaml import YAML
+
+    return YAML(typ="safe", pure=True).load(path.read_text())
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = project(tmp_path_factory.mktemp("repo"), SPEC)
+    result = cvspec("build", cwd=root)
+    assert result.code == 0, result.err
+    return root / "generated/demo/monitoring"
+
+
+def test_promql_parser_finds_the_metrics() -> None:
+    assert promql_metrics(
+        "histogram_quantile(0.95, sum by (le) "
+        '(rate(a_bucket{job="$job",x=~"b(c)"}[$__rate_interval])))'
+        " / on (job) group_left c:rec:p5 * 1e-05 > bool 2"
+    ) == {"a_bucket", "c:rec:p5"}
+
+
+def test_every_query_names_only_metrics_a_real_server_exports(built: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    board = json.loads((built / "grafana/dashboards/demo.json").read_text())
+    queries = [t["expr"] for p in board["panels"] for t in p["targets"]]
+    queries += [
+        v["query"].removeprefix("label_values(").rsplit(",", 1)[0]
+        for v in board["templating"]["list"]
+        if v["type"] == "query"
+    ]
+    rules = load(built / "rules.yml")["groups"]
+    recorded = {r["record"] for r in rules[0]["rules"]}
+    rule_exprs = [r["expr"] for group in rules for r in group["rules"]]
+
+    export = write_demo_model(tmp_path / "runs/demo/export", ["red", "green"], image_size=8)
+    stats = {
+        s: {"mean": 1.0, "std": 1.0, "p5": 0, "p50": 1, "p95": 2, "count": 3}
+        for s in ("brightness", "contrast", "width", "height")
+    }
+    (tmp_path / "runs/demo/data").mkdir()
+    (tmp_path / "runs/demo/data/stats.json").write_text(json.dumps(stats))
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (255, 0, 0)).save(buf, "PNG")
+    with ServerProcess(["--model-dir", str(export)]) as server:  # one request: every series exists
+        answer = httpx.post(
+            f"{server.url}/predict", content=buf.getvalue(), headers={"content-type": "image/png"}
+        )
+        assert answer.status_code == 200
+        text = httpx.get(server.metrics_url).text
+    from prometheus_client.parser import text_string_to_metric_families
+
+    exported = {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+    used = set().union(*(promql_metrics(q) for q in queries))
+    assert used and used <= exported, used - exported
+    rule_used = set().union(*(promql_metrics(q) for q in rule_exprs))
+    assert rule_used <= exported | recorded, rule_used - exported - recorded
+
+
+def test_dashboard_panels_variables_and_gate_lines(built: Path) -> None:
+    board = json.loads((built / "grafana/dashboards/demo.json").read_text())
+    assert (board["uid"], board["title"]) == ("cvspec-demo", "demo model server")
+    assert [v["name"] for v in board["templating"]["list"]] == ["datasource", "job", "instance"]
+    panels = {p["title"]: p for p in board["panels"]}
+    assert list(panels) == [
+        "Model",
+        "Queue depth",
+        "Baseline images",
+        "Request rate",
+        "Error rate",
+        "Latency of /predict",
+        "Batch size",
+        "Inference time per batch",
+        "Class distribution",
+        "Mean confidence",
+        "Confidence distribution",
+        "Input drift",
+        "Input brightness and contrast",
+        "Input size",
+    ]
+
+    def steps(title: str) -> list[tuple[float | None, str]]:
+        config = panels[title]["fieldConfig"]["defaults"]
+        return [(s["value"], s["color"]) for s in config["thresholds"]["steps"]]
+
+    assert steps("Latency of /predict") == [(None, "green"), (0.008, "orange"), (0.02, "red")]
+    latency = panels["Latency of /predict"]
+    assert latency["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"] == {"mode": "line"}
+    assert [t["legendFormat"] for t in latency["targets"]] == ["p50", "p95", "p99"]
+    assert steps("Error rate") == [(None, "green"), (0.05, "red")]
+    assert steps("Mean confidence") == [(None, "green"), (0.8, "orange")]  # 0.9 - 0.1
+    assert steps("Input drift") == [(None, "green"), (0.2, "orange"), (0.5, "orange")]
+    for panel in board["panels"]:
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+
+
+def test_provisioning_finds_the_dashboard_in_compose(built: Path) -> None:
+    datasources = load(built / "grafana/provisioning/datasources/prometheus.yml")
+    assert datasources["datasources"] == [
+        {
+            "name": "Prometheus",
+            "uid": "prometheus",
+            "type": "prometheus",
+            "access": "proxy",
+            "url": "http://prometheus:9090",
+            "isDefault": True,
+        }
+    ]
+    provider = load(built / "grafana/provisioning/dashboards/cvspec.yml")["providers"][0]
+    compose = load(built / "docker-compose.monitoring.yml")
+    mounts = dict(v.split(":")[:2] for v in compose["services"]["grafana"]["volumes"])
+    assert mounts["./grafana/dashboards"] == provider["options"]["path"]
+    assert (built / "grafana/dashboards/demo.json").is_file()
+    assert mounts["./grafana/provisioning"] == "/etc/grafana/provisioning"
+    prometheus = load(built / "prometheus.yml")
+    target = prometheus["scrape_configs"][0]["static_configs"][0]["targets"][0]
+    assert target == "server:9090" and "server" in compose["services"]
+    assert compose["services"]["server"]["expose"] == ["9090"]
+
+
+def test_compose_file_matches_the_compose_spec(built: Path) -> None:
+    search = f"{os.environ.get('PATH', os.defpath)}:{Path(sys.executable).parent}"
+    tool = shutil.which("check-jsonschema", path=search)
+    if tool is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("check-jsonschema is not installed (pip install -e '.[dev]')")
+        pytest.skip("check-jsonschema is not installed")
+    done = subprocess.run(
+        [
+            tool,
+            "--builtin-schema",
+            "vendor.compose-spec",
+            str(built / "docker-compose.monitoring.yml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

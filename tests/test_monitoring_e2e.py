@@ -1,0 +1,169 @@
+"""End to end: a real Prometheus scrapes a real server with the generated config and rules."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from helpers import MINIMAL_SPEC, cvspec, project
+
+from cvspec.generate.render import dump_yaml
+from cvspec.serve.demo_model import write_demo_model
+from cvspec.serve.launch import ServerProcess, free_port
+
+SPEC = MINIMAL_SPEC.replace("{name: demo}", "{name: demo, contacts: {slack: '#cv'}}") + (
+    "evaluate: {gates: {latency_p95_ms: {max: 20}}}\n"
+)
+DEADLINE_S = 90
+
+
+def require_prometheus() -> str:
+    found = shutil.which("prometheus")
+    if found:
+        return found
+    message = "prometheus is not installed (apt-get install -y prometheus)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def load(path: Path) -> Any:
+    from ruamel.yaml import YAML
+
+    return YAML(typ="safe", pure=True).load(path.read_text())
+
+
+def png(color: tuple[int, int, int]) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (12, 12), color).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[tuple[str, ServerProcess]]:
+    """The generated monitoring config, ports rewritten, scraping a live server every second."""
+    binary = require_prometheus()
+    root = project(tmp_path / "repo", SPEC)
+    assert cvspec("build", cwd=root).code == 0
+    generated = root / "generated/demo/monitoring"
+    export = write_demo_model(root / "runs/demo/export", ["red", "green", "blue"], image_size=8)
+    stats = {
+        s: {"mean": 0.5, "std": 0.1, "p5": 0, "p50": 0, "p95": 1, "count": 10}
+        for s in ("brightness", "contrast", "width", "height")
+    }
+    (root / "runs/demo/data").mkdir(parents=True)
+    (root / "runs/demo/data/stats.json").write_text(json.dumps(stats))
+    with ServerProcess(["--model-dir", str(export), "--threads", "1"]) as server:
+        config = load(generated / "prometheus.yml")
+        config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+        config.pop("alerting")  # no Alertmanager here; the rules still evaluate
+        config["scrape_configs"][0]["static_configs"][0]["targets"] = [
+            f"127.0.0.1:{server.metrics_port}"
+        ]
+        conf_dir = tmp_path / "prometheus"
+        conf_dir.mkdir()
+        (conf_dir / "prometheus.yml").write_text(dump_yaml(config))
+        shutil.copy(generated / "rules.yml", conf_dir / "rules.yml")
+        port = free_port()
+        with (tmp_path / "prometheus.log").open("wb") as log:
+            proc = subprocess.Popen(
+                [
+                    binary,
+                    f"--config.file={conf_dir / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                yield f"http://127.0.0.1:{port}", server
+            finally:
+                proc.terminate()
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(15)
+
+
+def query_until(base: str, promql: str, check: Any) -> list[dict[str, Any]]:
+    """Poll Prometheus' HTTP API until `check(result)` holds; fail after DEADLINE_S."""
+    deadline, result = time.monotonic() + DEADLINE_S, None
+    while time.monotonic() < deadline:
+        try:
+            answer = httpx.get(f"{base}/api/v1/query", params={"query": promql}, timeout=5)
+            result = answer.json()["data"]["result"] if answer.status_code == 200 else None
+        except httpx.TransportError:
+            result = None
+        if result is not None and check(result):
+            return list(result)
+        time.sleep(0.5)
+    raise AssertionError(f"{promql}: still {result} after {DEADLINE_S} s")
+
+
+def values(result: list[dict[str, Any]], label: str) -> dict[str, float]:
+    return {r["metric"].get(label, ""): float(r["value"][1]) for r in result}
+
+
+@pytest.mark.slow
+def test_prometheus_sees_what_the_server_did(prometheus: tuple[str, ServerProcess]) -> None:
+    base, server = prometheus
+    up = query_until(base, 'up{job="demo"}', lambda r: len(r) == 1)  # scraped once before traffic
+    assert up[0]["value"][1] == "1"
+    for color in [(200, 0, 0), (200, 0, 0), (0, 0, 200)]:
+        ok = httpx.post(
+            f"{server.url}/predict", content=png(color), headers={"content-type": "image/png"}
+        )
+        assert ok.status_code == 200
+    assert (
+        httpx.post(
+            f"{server.url}/predict", content=b"junk", headers={"content-type": "image/png"}
+        ).status_code
+        == 400
+    )
+    assert (
+        httpx.post(
+            f"{server.url}/predict", content=b"{}", headers={"content-type": "application/json"}
+        ).status_code
+        == 415
+    )
+
+    sel = 'job="demo",route="/predict"'
+    statuses = query_until(
+        base,
+        f"cvspec_requests_total{{{sel}}}",
+        lambda r: values(r, "status") == {"200": 3, "400": 1, "415": 1},
+    )
+    assert {r["metric"]["instance"] for r in statuses} == {f"127.0.0.1:{server.metrics_port}"}
+    classes = query_until(
+        base,
+        'cvspec_predictions_total{job="demo"}',
+        lambda r: values(r, "class") == {"red": 2, "green": 0, "blue": 1},
+    )
+    assert len(classes) == 3  # every class of labels.json, from the start
+    info = query_until(base, 'cvspec_model_info{job="demo"}', lambda r: len(r) == 1)
+    assert info[0]["metric"]["name"] == "demo" and info[0]["metric"]["task"] == "classification"
+    drift = query_until(base, 'cvspec_input_drift{job="demo"}', lambda r: len(r) == 4)
+    assert set(values(drift, "stat")) == {"brightness", "contrast", "width", "height"}
+    # the recording rules run on the scraped series (a rate needs two scrapes after the requests)
+    query_until(base, 'job:cvspec_requests:rate_5m{job="demo"}', lambda r: len(r) == 1)
+    query_until(
+        base,
+        'job:cvspec_request_duration_seconds:p95_5m{job="demo"}',
+        lambda r: len(r) == 1 and float(r[0]["value"][1]) > 0,
+    )
+    rules = httpx.get(f"{base}/api/v1/rules").json()["data"]["groups"]
+    loaded = {r["name"]: r["health"] for g in rules for r in g["rules"]}
+    assert "LatencyP95OutsideGate" in loaded and set(loaded.values()) == {"ok"}

@@ -1,0 +1,181 @@
+"""Dynamic batching: concurrent images share model calls; a full queue answers 503 + Retry-After."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from cvspec.serve.app import build_app
+from cvspec.serve.batching import Batcher, QueueFull
+from cvspec.serve.config import ServeConfig
+from cvspec.serve.demo_model import write_demo_model
+
+
+def double(batch: Any) -> Any:
+    return batch * 2
+
+
+def test_concurrent_images_share_one_call_and_get_their_own_rows() -> None:
+    sizes: list[int] = []
+
+    async def scenario() -> list[list[Any]]:
+        batcher = Batcher(
+            double,
+            max_batch=4,
+            max_wait_s=0.2,
+            capacity=16,
+            pending=lambda: 1,
+            on_batch=lambda n, s: sizes.append(n),
+        )
+        loop = asyncio.create_task(batcher.serve_forever())
+        try:
+            rows = [np.full((2,), i, dtype=np.float32) for i in range(6)]
+            return await asyncio.gather(*(batcher.submit([r]) for r in rows))
+        finally:
+            loop.cancel()
+
+    results = asyncio.run(scenario())
+    assert [float(r[0][0]) for r in results] == [0, 2, 4, 6, 8, 10]
+    assert sizes == [4, 2]  # the second batch stops waiting: max_wait bounds it, then it runs
+
+
+def test_a_lone_request_does_not_wait_for_company() -> None:
+    async def scenario() -> Any:
+        batcher = Batcher(double, max_batch=8, max_wait_s=3600, capacity=8)  # pending: 0
+        loop = asyncio.create_task(batcher.serve_forever())
+        try:
+            return await asyncio.wait_for(batcher.submit([np.ones(1)]), timeout=30)
+        finally:
+            loop.cancel()
+
+    assert float(asyncio.run(scenario())[0][0]) == 2.0
+
+
+def test_a_model_error_reaches_every_request_of_the_batch() -> None:
+    def broken(batch: Any) -> Any:
+        raise RuntimeError("bad weights")
+
+    async def scenario() -> list[Any]:
+        batcher = Batcher(broken, max_batch=4, max_wait_s=0.05, capacity=8, pending=lambda: 1)
+        loop = asyncio.create_task(batcher.serve_forever())
+        try:
+            jobs = [batcher.submit([np.ones(1)]) for _ in range(3)]
+            return list(await asyncio.gather(*jobs, return_exceptions=True))
+        finally:
+            loop.cancel()
+
+    assert [str(e) for e in asyncio.run(scenario())] == ["bad weights"] * 3
+
+
+def test_more_images_than_the_queue_holds_are_refused_at_once() -> None:
+    async def scenario() -> None:
+        batcher = Batcher(double, max_batch=2, max_wait_s=0, capacity=3)
+        with pytest.raises(QueueFull, match=r"0 images are waiting \(limit 3\)"):
+            await batcher.submit([np.ones(1)] * 4)
+
+    asyncio.run(scenario())
+
+
+def png() -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (0, 0, 255)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def pil_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """build_app sets PIL's pixel limit and warning filter for its process: undo both after."""
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
+    with warnings.catch_warnings():
+        yield
+
+
+@pytest.mark.usefixtures("pil_state")
+def test_a_full_queue_answers_503_with_retry_after(tmp_path: Path) -> None:
+    model = write_demo_model(tmp_path / "export", ["red", "green", "blue"], image_size=8)
+    config = ServeConfig(model, max_batch=1, max_wait_ms=0, queue_size=1, threads=1)
+    app = build_app(config)
+    service = app.service
+    release, running = threading.Event(), threading.Event()
+
+    async def scenario() -> list[httpx.Response]:
+        await service.start()
+        assert service.model is not None
+        real_run = service.model.run
+
+        def slow_run(batch: Any) -> Any:  # holds the one model call until released
+            running.set()
+            release.wait(30)
+            return real_run(batch)
+
+        service.model.run = slow_run  # type: ignore[method-assign]
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://serve") as client:
+
+            async def post() -> httpx.Response:
+                return await client.post(
+                    "/predict", content=png(), headers={"content-type": "image/png"}
+                )
+
+            first = asyncio.create_task(post())
+            while not running.is_set():
+                await asyncio.sleep(0.01)
+            second = asyncio.create_task(post())  # waits in the queue (capacity 1)
+            assert service.batcher is not None
+            while service.batcher.depth < 1:
+                await asyncio.sleep(0.01)
+            third = await post()
+            release.set()
+            answers = [third, await first, await second]
+        await service.stop()
+        return answers
+
+    third, first, second = asyncio.run(scenario())
+    assert third.status_code == 503 and third.headers["retry-after"] == "1"
+    assert third.json() == {
+        "error": {"code": "overloaded", "message": "1 images are waiting (limit 1)"}
+    }
+    assert [first.status_code, second.status_code] == [200, 200]
+    assert first.json()["predictions"][0]["label"] == "blue"
+
+
+@pytest.mark.usefixtures("pil_state")
+def test_a_failing_model_is_a_json_500(tmp_path: Path) -> None:
+    model = write_demo_model(tmp_path / "export", ["red", "green"], image_size=8)
+    app = build_app(ServeConfig(model, threads=1))
+    service = app.service
+
+    async def scenario() -> httpx.Response:
+        await service.start()
+        assert service.model is not None
+
+        def broken(batch: Any) -> Any:
+            raise RuntimeError("out of memory")
+
+        service.model.run = broken  # type: ignore[method-assign]
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://serve") as client:
+            answer = await client.post(
+                "/predict", content=png(), headers={"content-type": "image/png"}
+            )
+        await service.stop()
+        return answer
+
+    answer = asyncio.run(scenario())
+    assert answer.status_code == 500
+    assert answer.json() == {
+        "error": {"code": "model_error", "message": "RuntimeError: out of memory"}
+    }

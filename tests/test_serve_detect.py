@@ -1,0 +1,66 @@
+"""Serving a detector: YOLO-shaped outputs become boxes in image pixels, after NMS."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from cvspec.serve.demo_model import write_demo_detector
+from cvspec.serve.launch import ServerProcess
+from cvspec.serve.postprocess import detect
+
+LABELS = ("circle", "square", "triangle")
+
+
+def test_nms_keeps_the_best_of_overlapping_boxes_per_class() -> None:
+    # (4 + 3 classes, 4 anchors): two overlapping circles, one square on the same spot, one weak
+    raw = np.zeros((7, 4), dtype=np.float32)
+    raw[:4, 0] = [10, 10, 8, 8]
+    raw[:4, 1] = [11, 10, 8, 8]
+    raw[:4, 2] = [10, 10, 8, 8]
+    raw[:4, 3] = [30, 30, 4, 4]
+    raw[4, 0], raw[4, 1], raw[5, 2], raw[6, 3] = 0.9, 0.8, 0.7, 0.1
+    answer = detect(raw, LABELS, (64, 32), side=32)
+    assert answer == {
+        "boxes": [
+            {"label": "circle", "confidence": 0.9, "box": [12.0, 6.0, 28.0, 14.0]},
+            {"label": "square", "confidence": 0.7, "box": [12.0, 6.0, 28.0, 14.0]},
+        ]
+    }
+
+
+def png(color: tuple[int, int, int], size: tuple[int, int]) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_a_detector_answers_boxes_and_counts_them(tmp_path: Path) -> None:
+    export = write_demo_detector(tmp_path / "export", list(LABELS), image_size=32)
+    with ServerProcess(["--model-dir", str(export), "--threads", "1"]) as server:
+        files = [
+            ("f", ("a.png", png((204, 0, 0), (64, 32)), "image/png")),
+            ("f", ("b.png", png((0, 0, 153), (32, 32)), "image/png")),
+            ("f", ("c.png", png((51, 0, 0), (32, 32)), "image/png")),
+        ]
+        answer = httpx.post(f"{server.url}/predict", files=files)
+        metrics = httpx.get(server.metrics_url).text
+    assert answer.status_code == 200, answer.text
+    boxes = [a["boxes"] for a in answer.json()["predictions"]]
+    assert [[(b["label"], b["box"]) for b in found] for found in boxes] == [
+        [("circle", [16.0, 8.0, 48.0, 24.0])],  # centred, scaled back to the 64 x 32 image
+        [("triangle", [0.0, 0.0, 8.0, 8.0])],
+        [],  # red 0.2 is under the 0.25 confidence floor
+    ]
+    assert [b["confidence"] for found in boxes for b in found] == pytest.approx(
+        [0.8, 0.6], abs=1e-5
+    )
+    assert 'cvspec_predictions_total{class="circle"} 1.0' in metrics
+    assert 'cvspec_predictions_total{class="triangle"} 1.0' in metrics
+    assert 'task="detection"' in metrics

@@ -1,0 +1,120 @@
+"""The server's /metrics: every name of the contract, exact counts, and drift against a baseline."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cvspec.imagestats import image_stats
+from cvspec.serve import metric_names as m
+from cvspec.serve.demo_model import write_demo_model
+from cvspec.serve.launch import ServerProcess
+
+LABELS = ["red", "green", "blue"]
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def scrape(url: str) -> Samples:
+    """Every sample of a /metrics page: (name, labels) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(url).text
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def value(samples: Samples, metric: str, **labels: str) -> float:
+    return samples[(metric, frozenset(labels.items()))]
+
+
+def grey(level: int, size: tuple[int, int] = (20, 10)) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", size, (level, level, level)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def post(url: str, body: bytes, ctype: str = "image/png") -> httpx.Response:
+    return httpx.post(f"{url}/predict", content=body, headers={"content-type": ctype})
+
+
+@pytest.fixture
+def export(tmp_path: Path) -> Path:
+    folder = write_demo_model(tmp_path / "runs/demo/export", LABELS, image_size=16)
+    stats = {
+        "brightness": {"mean": 0.5, "std": 0.1, "p5": 0.3, "p50": 0.5, "p95": 0.7, "count": 50},
+        "contrast": {"mean": 0.0, "std": 0.0, "p5": 0, "p50": 0, "p95": 0, "count": 50},
+        "width": {"mean": 20.0, "std": 0.0, "p5": 20, "p50": 20, "p95": 20, "count": 50},
+        "height": {"mean": 12.0, "std": 4.0, "p5": 8, "p50": 12, "p95": 16, "count": 50},
+    }
+    (tmp_path / "runs/demo/data").mkdir(parents=True)
+    (tmp_path / "runs/demo/data/stats.json").write_text(json.dumps(stats))
+    return folder
+
+
+def test_metrics_count_what_happened(export: Path) -> None:
+    levels = [100, 140, 200]
+    with ServerProcess(["--model-dir", str(export), "--threads", "1"]) as server:
+        for level in levels:
+            assert post(server.url, grey(level)).status_code == 200
+        assert post(server.url, b"junk").status_code == 400
+        assert post(server.url, b"{}", "application/json").status_code == 415
+        assert httpx.get(f"{server.url}/nothing-here").status_code == 404
+        metrics_port = scrape(server.metrics_url)
+        api_port = scrape(f"{server.url}/metrics")
+
+    for name in m.EXPORTED:  # the whole contract the rules and dashboard rely on
+        assert any(n.startswith(name) for n, _ in metrics_port), name
+    assert {k for k in api_port if k[0].startswith("cvspec")} >= {
+        k for k in metrics_port if k[0].startswith("cvspec")
+    }
+    s = metrics_port
+    assert value(s, m.REQUESTS, route="/predict", status="200") == 3
+    assert value(s, m.REQUESTS, route="/predict", status="400") == 1
+    assert value(s, m.REQUESTS, route="/predict", status="415") == 1
+    assert value(s, m.REQUESTS, route="other", status="404") == 1
+    assert value(s, f"{m.REQUEST_SECONDS}_count", route="/predict") == 5
+    assert value(s, f"{m.BATCH_SIZE}_count") == 3 and value(s, f"{m.BATCH_SIZE}_sum") == 3
+    assert value(s, f"{m.CONFIDENCE}_count") == 3
+    assert sum(v for (n, _), v in s.items() if n == m.PREDICTIONS) == 3
+    assert value(s, f"{m.INPUT_WIDTH}_sum") == 60 and value(s, f"{m.INPUT_HEIGHT}_sum") == 30
+    assert value(s, m.QUEUE_DEPTH) == 0
+    assert value(s, m.BASELINE_IMAGES) == 50
+    assert value(s, m.MODEL_INFO, name="demo", version=_version(export), task="classification") == 1
+
+    from PIL import Image
+
+    live = [image_stats(Image.open(io.BytesIO(grey(level)))) for level in levels]
+    base = {
+        "brightness": (0.5, 0.1),
+        "contrast": (0.0, 0.01),
+        "width": (20.0, 1.0),
+        "height": (12.0, 4.0),
+    }  # (mean, std floored at MIN_SCALE)
+    for stat, (mean, std) in base.items():
+        live_mean = sum(x[stat] for x in live) / len(live)
+        assert value(s, m.DRIFT, stat=stat) == pytest.approx(abs(live_mean - mean) / std), stat
+    assert value(s, m.DRIFT, stat="height") == pytest.approx(0.5)  # |10 - 12| / 4
+
+
+def test_without_a_baseline_there_are_no_drift_gauges(tmp_path: Path) -> None:
+    export = write_demo_model(tmp_path / "model", LABELS, image_size=16)
+    with ServerProcess(["--model-dir", str(export), "--threads", "1"]) as server:
+        assert post(server.url, grey(50)).status_code == 200
+        s = scrape(server.metrics_url)
+    assert value(s, m.BASELINE_IMAGES) == 0
+    assert not [k for k in s if k[0] == m.DRIFT]
+
+
+def _version(export: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256((export / "model.onnx").read_bytes()).hexdigest()[:12]
