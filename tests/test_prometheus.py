@@ -176,9 +176,10 @@ def test_an_unknown_alert_metric_is_an_error(tmp_path: Path) -> None:
     result = cvspec("build", cwd=root)
     assert result.code == 2
     assert result.err.startswith(
-        "error: monitor.alerts[0] (Odd): unknown metric 'brightnes_drift'; use one of "
-        "brightness_drift, contrast_drift, error_rate,"
+        "specs/demo.yaml:6:40: error[alert-metric]: the server exports no metric "
+        "'brightnes_drift' to alert on\n"
     )
+    assert "help: did you mean 'brightness_drift'?" in result.err
 
 
 def test_a_detector_gets_no_confidence_collapse_alert(tmp_path: Path) -> None:

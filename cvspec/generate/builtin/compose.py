@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from cvspec.generate.api import Artifact, BuildContext
+from cvspec.package.images import repository
 
 NAME = "compose"
 # Pinned by tag; Alertmanager >= 0.28 for its native Jira receiver; Grafana as the SDK targets.
@@ -14,14 +15,6 @@ PROMETHEUS_IMAGE = "prom/prometheus:v2.53.2"
 ALERTMANAGER_IMAGE = "prom/alertmanager:v0.28.1"
 GRAFANA_IMAGE = "grafana/grafana:10.1.0"
 OUT = "monitoring/docker-compose.monitoring.yml"
-
-
-def serve_image(spec: Any, ctx: BuildContext) -> str:
-    """The serve image: <registry>/<deploy.image or project>-serve (tag from CVSPEC_IMAGE_TAG)."""
-    image = spec.deploy.image or ctx.project
-    if spec.deploy.registry:
-        image = f"{spec.deploy.registry}/{image}"
-    return f"{image}-serve"
 
 
 class MonitoringComposeGenerator:
@@ -60,7 +53,7 @@ def compose(spec: Any, ctx: BuildContext) -> dict[str, Any]:
         "name": f"{ctx.project}-monitoring",
         "services": {
             "server": {
-                "image": f"{serve_image(spec, ctx)}:{tag}",
+                "image": f"{repository(spec, 'serve')}:{tag}",  # what `--stage package` builds
                 "command": [
                     "--model-dir",
                     "/runs/export",
