@@ -115,6 +115,7 @@ def _new_environment(template_dirs: tuple[str, ...]) -> Any:
 
     env = SandboxedEnvironment(
         loader=FileSystemLoader(list(template_dirs)),
+        bytecode_cache=_bytecode_cache(),
         undefined=StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
@@ -125,6 +126,21 @@ def _new_environment(template_dirs: tuple[str, ...]) -> Any:
     env.filters["json"] = to_json
     env.filters["shquote"] = lambda v: shlex.quote(str(v))
     return env
+
+
+def _bytecode_cache() -> Any:
+    """Compiled templates kept in the user's cache folder (checked against each source's hash)."""
+    import os
+
+    from jinja2 import FileSystemBytecodeCache
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = os.path.join(base, "cvspec", "jinja")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return None  # a read-only home: compile every time
+    return FileSystemBytecodeCache(folder)
 
 
 def header_line(ctx: BuildContext) -> str:
