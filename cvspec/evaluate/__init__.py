@@ -1,0 +1,1 @@
+"""Evaluation: metrics, quality gates, export and the model card."""

@@ -1,0 +1,174 @@
+"""MODEL_CARD.md: what the model is for, its data, how it was trained, how it measures up."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from cvspec.train.runs import write_text
+
+
+def write_card(
+    ctx: Any, report: dict[str, Any], status: dict[str, Any], export: dict[str, Any]
+) -> Path:
+    """Write runs/<project>/MODEL_CARD.md from the spec and the real results."""
+    spec = ctx.spec
+    data_report = _read(ctx.runs / "data" / "report.json")
+    sections = [
+        _intended(spec, status),
+        _data(spec, data_report),
+        _training(spec, status, _read(ctx.runs / "train" / "sweep.json")),
+        _evaluation(report),
+        _export(export, report),
+        _limitations(spec, report, data_report),
+    ]
+    text = f"# Model card: {spec.project.name}\n\n" + "\n".join(sections)
+    path = ctx.runs / "MODEL_CARD.md"
+    write_text(path, text)
+    return Path(path)
+
+
+def _intended(spec: Any, status: dict[str, Any]) -> str:
+    owners = ", ".join(spec.project.owners) or "not given"
+    classes = ", ".join(f"`{c}`" for c in status.get("classes", []))
+    what = "one label per image" if spec.task == "classification" else "labelled boxes per image"
+    return (
+        f"## Intended use\n\n{spec.project.description or spec.project.name}.\n\n"
+        f"- Task: {spec.task} ({what}) over {len(status.get('classes', []))} classes: "
+        f"{classes}\n- Input: RGB images resized to {spec.model.image_size} x "
+        f"{spec.model.image_size} px (see `export/preprocess.json`)\n- Owners: {owners}\n"
+        "- Use it only on images like its training data (same source, framing and classes); "
+        "it has no notion of classes outside the list above.\n"
+    )
+
+
+def _data(spec: Any, report: dict[str, Any] | None) -> str:
+    lines = [
+        f"## Data\n\n- Dataset: `{spec.data.path}` ({spec.data.format}), "
+        f"versioning: {spec.data.versioning}"
+    ]
+    if report is None:
+        lines.append("- No data report: run the data stage for split sizes and quality checks.")
+        return "\n".join(lines) + "\n"
+    images = report.get("images", {})
+    lines.append(
+        f"- Images: {images.get('total', '?')} ({images.get('train', '?')} train, "
+        f"{images.get('val', '?')} val, {images.get('test', '?')} test)"
+    )
+    verdict = "all pass" if report.get("ok") else "**some FAIL**"
+    lines += [
+        f"- Quality checks ({verdict}; details in `data/report.md`):",
+        "",
+        "| check | status | measured | limit |",
+        "|---|---|---|---|",
+    ]
+    for c in report.get("checks", []):
+        value = c.get("value")
+        shown = f"{value:.4g}" if isinstance(value, (int, float)) else str(value)
+        limit = "" if c.get("limit") is None else f"{c['limit']:g}"
+        lines.append(f"| {c.get('name')} | {c.get('status')} | {shown} | {limit} |")
+    return "\n".join(lines) + "\n"
+
+
+def _training(spec: Any, status: dict[str, Any], sweep: dict[str, Any] | None) -> str:
+    t = spec.train
+    m = status.get("metrics", {})
+    augment = ", ".join(s.name for s in spec.data.augment) or "none"
+    lines = [
+        "## Training\n",
+        f"- Model: `{spec.model.arch}`, "
+        f"{'pretrained from ' + str(spec.model.weights) if spec.model.weights else 'from scratch'}",
+        f"- {t.epochs} epochs, batch {t.batch_size}, {t.optimizer.name} (lr {t.optimizer.lr:g}, "
+        f"weight decay {t.optimizer.weight_decay:g}), {t.schedule} schedule, "
+        f"{t.warmup_epochs:g} warmup epochs, {t.precision}, seed {t.seed}",
+        f"- Augmentations: {augment}",
+        f"- Best epoch {m.get('best_epoch')} of {m.get('epochs')}; "
+        + ", ".join(
+            f"{k} {v:.4f}"
+            for k, v in sorted(m.items())
+            if k.startswith(("val_", "map", "precision", "recall")) and isinstance(v, float)
+        ),
+    ]
+    if sweep:
+        lines.append(
+            f"- Sweep of {len(sweep['points'])} points; best: {sweep['best']} "
+            f"(see `train/sweep.md`)"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _evaluation(report: dict[str, Any]) -> str:
+    m = report["metrics"]
+    lines = [
+        f"## Evaluation\n\nOn the {report['split']} split with the exported model "
+        f"(run `{report['run_id']}`).\n",
+        "| gate | measured | required | result | spec |",
+        "|---|---|---|---|---|",
+    ]
+    for g in report["gates"]:
+        bound = " and ".join(
+            ([f">= {g['min']:g}"] if g["min"] is not None else [])
+            + ([f"<= {g['max']:g}"] if g["max"] is not None else [])
+        )
+        value = "not measured" if g["value"] is None else f"{g['value']:.4g}"
+        lines.append(
+            f"| {g['name']} | {value} | {bound} | {'pass' if g['passed'] else 'FAIL'} "
+            f"| {g['source']} |"
+        )
+    lines += ["", "| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {v:.4g} |" for k, v in sorted(m.items())]
+    if report["per_class"]:
+        first = next(iter(report["per_class"].values()))
+        keys = [k for k in first if k != "support"] + (["support"] if "support" in first else [])
+        lines += ["", "| class | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+        for name, row in report["per_class"].items():
+            lines.append(f"| {name} | " + " | ".join(f"{row[k]:.4g}" for k in keys) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _export(export: dict[str, Any], report: dict[str, Any]) -> str:
+    files = ", ".join(f"`export/{f}`" for f in export.get("files", []))
+    parity = ", ".join(f"{k} {v:.1e}" for k, v in export.get("parity", {}).items())
+    m = report["metrics"]
+    return (
+        f"## Export\n\n- Files: {files}, with `export/labels.json` and "
+        f"`export/preprocess.json`\n- Largest |difference| from the torch model on a batch: "
+        f"{parity}\n- Latency at batch {m.get('latency_batch', 1):g} on this machine: "
+        f"p50 {m.get('latency_p50_ms', 0):.2f} ms, p95 {m.get('latency_p95_ms', 0):.2f} ms\n"
+    )
+
+
+def _limitations(spec: Any, report: dict[str, Any], data: dict[str, Any] | None) -> str:
+    notes = []
+    weak = sorted(
+        (
+            (row.get("recall", row.get("ap50", 0.0)), name)
+            for name, row in report["per_class"].items()
+        )
+    )[:3]
+    if weak:
+        notes.append("Weakest classes: " + ", ".join(f"`{n}` ({v:.3f})" for v, n in weak) + ".")
+    failed = [g["name"] for g in report["gates"] if not g["passed"]]
+    if failed:
+        notes.append(f"Gates not met: {', '.join(failed)}: do not ship this model as is.")
+    if data and (data.get("images", {}).get("total", 0) or 0) < 5000:
+        notes.append(
+            "A small dataset: metrics on a few hundred evaluation images carry "
+            "an uncertainty of a few percentage points."
+        )
+    if data and not data.get("ok", True):
+        notes.append("Some data quality checks fail (see the data section).")
+    notes.append(
+        "Latency was measured on the machine that ran the evaluation; production "
+        "hardware will differ."
+    )
+    notes.append("No fairness, robustness or out-of-distribution evaluation was run.")
+    return "## Limitations\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+
+
+def _read(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,49 @@
+"""Evaluate a detector with ultralytics' validator: mAP50 and mAP50-95 overall and per class."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def evaluate_detector(
+    ctx: Any, run_path: Path, weights: Path, image_size: int, out: Path
+) -> dict[str, Any]:
+    """Box metrics of the trained weights on the spec's evaluation split."""
+    from cvspec.train.ultra import yolo
+
+    spec = ctx.spec
+    split = spec.eval_split
+    result = yolo(str(weights)).val(
+        data=str(run_path / "data.yaml"),
+        split=split,
+        imgsz=image_size,
+        batch=16,
+        conf=spec.evaluate.conf,
+        iou=spec.evaluate.iou,
+        plots=False,
+        project=str(out),
+        name="val",
+        exist_ok=True,
+        verbose=False,
+        workers=0,
+    )
+    box = result.box
+    names = result.names
+    per_class = {}
+    for i, cls in enumerate(box.ap_class_index):
+        per_class[str(names[int(cls)])] = {
+            "ap50": float(box.ap50[i]),
+            "ap50_95": float(box.ap[i]),
+            "precision": float(box.p[i]),
+            "recall": float(box.r[i]),
+        }
+    return {
+        "split": split,
+        "map50": float(box.map50),
+        "map50_95": float(box.map),
+        "precision": float(box.mp),
+        "recall": float(box.mr),
+        "min_class_ap50": min((c["ap50"] for c in per_class.values()), default=0.0),
+        "per_class": per_class,
+    }

@@ -1,0 +1,192 @@
+"""The export stage: ONNX (TorchScript when asked), parity-checked, labels and preprocessing."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cvspec.preprocess import Preprocess
+from cvspec.train.runs import current, read_json, write_json
+
+if TYPE_CHECKING:
+    from cvspec.run.context import RunContext, StageResult
+
+PARITY_TOLERANCE = 1e-4
+INFO = "export.json"
+
+
+def run(ctx: RunContext) -> StageResult:
+    """`cvspec run SPEC --stage export`: export the current run's best weights for serving."""
+    from cvspec.run.context import StageResult
+
+    fresh = is_fresh(ctx)
+    info = read_json(ctx.runs / "export" / INFO) if fresh else export(ctx)
+    worst = max(info["parity"].values(), default=0.0)
+    if info["task"] == "classification" and worst > PARITY_TOLERANCE:
+        return StageResult(
+            False,
+            f"exported model differs from torch by {worst:.2e} "
+            f"(> {PARITY_TOLERANCE:g}): {info['files']}",
+        )
+    parity = ", ".join(f"{k} max |diff| {v:.1e}" for k, v in info["parity"].items())
+    state = "up to date" if fresh else "exported"
+    return StageResult(
+        True, f"{state}: {', '.join(info['files'])} from run {info['run_id']} ({parity})"
+    )
+
+
+def export(ctx: RunContext) -> dict[str, Any]:
+    """Write runs/<p>/export/: model.onnx, labels.json, preprocess.json, export.json."""
+    run = current(ctx.runs / "train")
+    status = read_json(run.status)
+    out = ctx.stage_dir("export")
+    weights = run.path / str(status["checkpoint"])
+    images = sample_images(ctx, 8)
+    if status["task"] == "detection":
+        from cvspec.evaluate.export_detect import export_detector
+
+        formats = list(ctx.spec.export)
+        info = export_detector(weights, int(status["image_size"]), formats, images, out)
+        pre = detection_preprocess(int(status["image_size"]))
+    else:
+        info = export_classifier(weights, list(ctx.spec.export), images, out)
+        pre = Preprocess.from_json(info.pop("preprocess"))
+    write_json(out / "labels.json", list(status["classes"]))
+    write_json(out / "preprocess.json", pre.to_json())
+    info |= {
+        "task": status["task"],
+        "run_id": run.run_id,
+        "checkpoint_sha256": sha256(weights),
+        "formats": sorted(ctx.spec.export),
+    }
+    write_json(out / INFO, info)
+    return info
+
+
+def is_fresh(ctx: RunContext) -> bool:
+    """True when runs/<p>/export holds the spec's formats of the current run's weights."""
+    path = ctx.runs / "export" / INFO
+    if not path.is_file() or not (ctx.runs / "export" / "model.onnx").is_file():
+        return False
+    info = read_json(path)
+    run = current(ctx.runs / "train")
+    weights = run.path / str(read_json(run.status)["checkpoint"])
+    return bool(
+        info.get("run_id") == run.run_id
+        and info.get("formats") == sorted(ctx.spec.export)
+        and info.get("checkpoint_sha256") == sha256(weights)
+    )
+
+
+def detection_preprocess(image_size: int) -> Preprocess:
+    """ultralytics' input: RGB scaled to [0, 1], no mean/std normalisation."""
+    return Preprocess(image_size, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+
+
+def export_classifier(
+    weights: Path, formats: list[str], images: list[Any], out: Path
+) -> dict[str, Any]:
+    """ONNX (dynamic batch) and optional TorchScript; max |diff| against torch on a batch."""
+    import numpy as np
+    import torch
+
+    from cvspec.preprocess import to_array
+    from cvspec.train.checkpoint import load
+    from cvspec.train.model import from_checkpoint
+
+    ckpt = load(weights)
+    meta = ckpt["meta"]
+    model = from_checkpoint(meta, ckpt["model"])
+    pre = Preprocess.from_json(meta["preprocess"])
+    batch = (
+        torch.from_numpy(to_array(images, pre))
+        if images
+        else torch.randn(
+            4, 3, pre.image_size, pre.image_size, generator=torch.Generator().manual_seed(0)
+        )
+    )
+    with torch.inference_mode():
+        reference = model(batch).numpy()
+    exporter = onnx_export(model, batch, out / "model.onnx")
+    parity = {
+        "onnx": float(np.abs(onnx_logits(out / "model.onnx", batch.numpy()) - reference).max())
+    }
+    files = ["model.onnx"]
+    if "torchscript" in formats:
+        jit: Any = torch.jit  # untyped in torch
+        traced = jit.trace(model, batch[:1])
+        tmp = out / ".model.ts.tmp"
+        traced.save(str(tmp))
+        tmp.replace(out / "model.ts")
+        with torch.inference_mode():
+            scripted = jit.load(str(out / "model.ts"))(batch).numpy()
+        parity["torchscript"] = float(np.abs(scripted - reference).max())
+        files.append("model.ts")
+    return {
+        "files": files,
+        "parity": parity,
+        "exporter": exporter,
+        "preprocess": meta["preprocess"],
+    }
+
+
+def onnx_export(model: Any, batch: Any, path: Path) -> str:
+    """torch.onnx.export with a dynamic batch axis (dynamo exporter, TorchScript as fallback)."""
+    import torch
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        batch_dim = torch.export.Dim("batch", min=1, max=4096)
+        torch.onnx.export(
+            model,
+            (batch,),
+            str(tmp),
+            dynamo=True,
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_shapes=({0: batch_dim},),
+            verbose=False,
+            external_data=False,
+        )
+        exporter = "dynamo"
+    except Exception:  # the dynamo exporter cannot trace every timm model; the old one can
+        torch.onnx.export(
+            model,
+            (batch,),
+            str(tmp),
+            dynamo=False,
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+        )
+        exporter = "torchscript"
+    tmp.replace(path)
+    return exporter
+
+
+def onnx_logits(path: Path, batch: Any) -> Any:
+    """Run an exported model on a preprocessed batch with onnxruntime (CPU)."""
+    from cvspec.evaluate.latency import session as open_session
+
+    session = open_session(path)
+    return session.run(None, {session.get_inputs()[0].name: batch})[0]
+
+
+def sample_images(ctx: RunContext, count: int) -> list[Any]:
+    """A few images of the evaluation split (PIL, RGB) for parity checks."""
+    from cvspec.data.index import build_index
+    from cvspec.preprocess import open_image
+
+    index = build_index(ctx.spec, ctx.data_root)
+    records = [r for r in index.split(ctx.spec.eval_split) if r.mode][:count]
+    return [open_image((index.root / r.path).read_bytes()) for r in records]
+
+
+def sha256(path: Path) -> str:
+    """Hex digest of a file."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

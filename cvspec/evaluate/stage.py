@@ -1,0 +1,101 @@
+"""The evaluate stage: measure the exported model, apply every gate, write metrics and card."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from cvspec.train.progress import say
+from cvspec.train.runs import current, read_json, write_json
+
+if TYPE_CHECKING:
+    from cvspec.run.context import RunContext, StageResult
+
+
+def run(ctx: RunContext) -> StageResult:
+    """`cvspec run SPEC --stage evaluate`: metrics.json, gates, MODEL_CARD.md; fail on a gate."""
+    from rich.console import Console
+
+    from cvspec.evaluate import export as exporting
+    from cvspec.evaluate.card import write_card
+    from cvspec.evaluate.gates import evaluate, gate_sources, table
+    from cvspec.run.context import StageResult
+
+    console = ctx.console or Console(stderr=True)
+    if not exporting.is_fresh(ctx):
+        say(console, "the export is missing or older than the trained model: exporting first")
+        exporting.export(ctx)
+    export_dir = ctx.runs / "export"
+    out = ctx.stage_dir("evaluate")
+    train_run = current(ctx.runs / "train")
+    status = read_json(train_run.status)
+    measured = measure(ctx, status, train_run.path, export_dir, out)
+    results = evaluate(ctx.spec, measured, gate_sources(ctx.loaded))
+    scalars = {k: v for k, v in measured.items() if isinstance(v, (int, float))}
+    report = {
+        "project": ctx.project,
+        "task": status["task"],
+        "run_id": train_run.run_id,
+        "split": measured["split"],
+        "metrics": scalars,
+        "per_class": measured.get("per_class", {}),
+        "gates": [r.to_json() for r in results],
+        "passed": all(r.passed for r in results),
+    }
+    write_json(out / "metrics.json", report)
+    write_json(out / "gates.json", report["gates"])
+    console.print(table(results))
+    card = write_card(ctx, report, status, read_json(export_dir / "export.json"))
+    failed = [r for r in results if not r.passed]
+    for r in failed:
+        say(console, r.message())
+    head = headline(report)
+    where = os.path.relpath(out / "metrics.json", ctx.root)
+    card_at = os.path.relpath(card, ctx.root)
+    if failed:
+        names = ", ".join(r.name for r in failed)
+        return StageResult(False, f"{head}; gates FAILED: {names} (see {where})")
+    return StageResult(True, f"{head}; {len(results)} gates pass ({where}, {card_at})")
+
+
+def measure(
+    ctx: RunContext, status: dict[str, Any], run_path: Any, export_dir: Any, out: Any
+) -> dict[str, Any]:
+    """Quality metrics of the task, then latency, throughput and size of the exported model."""
+    import numpy as np
+
+    from cvspec.evaluate.latency import measure as time_model
+    from cvspec.evaluate.latency import model_size_mb
+    from cvspec.preprocess import Preprocess, to_array
+
+    info = read_json(export_dir / "export.json")
+    if status["task"] == "detection":
+        from cvspec.evaluate.detect import evaluate_detector
+
+        measured = evaluate_detector(
+            ctx, run_path, run_path / status["checkpoint"], int(status["image_size"]), out
+        )
+    else:
+        from cvspec.evaluate.classify import evaluate_classifier
+
+        measured = evaluate_classifier(ctx, export_dir, out)
+    pre = Preprocess.from_json(read_json(export_dir / "preprocess.json"))
+    from cvspec.evaluate.export import sample_images
+
+    images = sample_images(ctx, 4)
+    sample = (
+        to_array(images, pre)
+        if images
+        else np.zeros((1, 3, pre.image_size, pre.image_size), dtype=np.float32)
+    )
+    measured |= time_model(export_dir / "model.onnx", sample, ctx.spec.evaluate.latency)
+    measured["model_size_mb"] = model_size_mb(export_dir, list(info["files"]))
+    return measured
+
+
+def headline(report: dict[str, Any]) -> str:
+    """The one number a person looks at first, and the split it was measured on."""
+    m = report["metrics"]
+    if report["task"] == "detection":
+        return f"mAP50 {m['map50']:.4f} on {report['split']}"
+    return f"accuracy {m['accuracy']:.4f} on {report['split']} ({m['images']} images)"

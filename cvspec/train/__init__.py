@@ -1,0 +1,1 @@
+"""Training: the timm trainer, the ultralytics adapter, checkpoints and run folders."""

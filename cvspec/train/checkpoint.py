@@ -1,0 +1,56 @@
+"""Checkpoints written atomically: a temporary file, fsync, then a rename over the old one."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from cvspec.errors import CvspecError
+
+
+def save(obj: Any, path: Path) -> None:
+    """torch.save to path so that a reader (or a kill -9) sees the old file or the new one."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("wb") as fh:
+        torch.save(obj, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+    sync_dir(path.parent)
+
+
+def load(path: Path) -> dict[str, Any]:
+    """Read a checkpoint on the CPU; a damaged file is a clear error naming it."""
+    import torch
+
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises several kinds for a truncated or foreign file
+        raise CvspecError(f"checkpoint {path} does not load: {type(exc).__name__}: {exc}") from None
+    if not isinstance(data, dict) or "meta" not in data:
+        raise CvspecError(f"checkpoint {path} was not written by cvspec")
+    return data
+
+
+def sync_dir(folder: Path) -> None:
+    """fsync a folder so a rename inside it survives a crash."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def clean_temporaries(folder: Path) -> None:
+    """Remove half-written checkpoint files a killed run left behind."""
+    for tmp in folder.glob(".*.tmp") if folder.is_dir() else []:
+        tmp.unlink(missing_ok=True)

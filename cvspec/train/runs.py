@@ -1,0 +1,104 @@
+"""The run folder: runs/<project>/train/<run-id>/ with config, metrics, checkpoints, status."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from cvspec.errors import CvspecError
+
+CURRENT = "current.json"
+
+
+class RunDir(NamedTuple):
+    """Where one training run keeps its files."""
+
+    path: Path
+
+    @property
+    def run_id(self) -> str:
+        """The folder name."""
+        return self.path.name
+
+    @property
+    def config(self) -> Path:
+        """The resolved training config, as trained."""
+        return self.path / "config.yaml"
+
+    @property
+    def last(self) -> Path:
+        """Checkpoint after the latest finished epoch (resume point)."""
+        return self.path / "checkpoints" / "last.pt"
+
+    @property
+    def best(self) -> Path:
+        """Weights of the epoch with the best validation metric."""
+        return self.path / "checkpoints" / "best.pt"
+
+    @property
+    def status(self) -> Path:
+        """run.json: task, state (running/done), final metrics, where the weights are."""
+        return self.path / "run.json"
+
+
+def run_id(parts: dict[str, Any]) -> str:
+    """A run id from what decides the result (config and data), so a rerun finds its run."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON through a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file cvspec wrote; a missing or broken one is a clear error."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CvspecError(f"{path} not found") from None
+    except ValueError as exc:
+        raise CvspecError(f"{path} is not valid JSON: {exc}") from None
+
+
+def write_metrics(run: RunDir, history: list[dict[str, Any]]) -> None:
+    """metrics.jsonl and metrics.csv: one row per finished epoch (rewritten, never appended)."""
+    lines = "".join(json.dumps(row, sort_keys=True) + "\n" for row in history)
+    write_text(run.path / "metrics.jsonl", lines)
+    columns = sorted({k for row in history for k in row}, key=lambda k: (k != "epoch", k))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    write_text(run.path / "metrics.csv", buf.getvalue())
+
+
+def set_current(train_dir: Path, run: RunDir, task: str) -> None:
+    """Point runs/<project>/train/current.json at a run: the one later stages use."""
+    write_json(train_dir / CURRENT, {"run_id": run.run_id, "path": run.run_id, "task": task})
+
+
+def current(train_dir: Path) -> RunDir:
+    """The run later stages use; a clear error when there is none yet."""
+    pointer = train_dir / CURRENT
+    if not pointer.is_file():
+        raise CvspecError(f"no trained model: {pointer} is missing; run the train stage first")
+    data = read_json(pointer)
+    run = RunDir(train_dir / str(data["path"]))
+    if not run.status.is_file():
+        raise CvspecError(f"{pointer} names run {data['path']}, which has no run.json")
+    return run
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a text file through a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)

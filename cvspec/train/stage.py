@@ -1,0 +1,99 @@
+"""The train stage: write the spec's training config, train from it, point `current` at the run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cvspec.errors import UsageError
+from cvspec.train.progress import say
+from cvspec.train.runs import set_current
+
+if TYPE_CHECKING:
+    from cvspec.run.context import RunContext, StageResult
+    from cvspec.train.trainer import Outcome
+
+
+def run(ctx: RunContext) -> StageResult:
+    """`cvspec run SPEC --stage train`: the spec (profile and --set applied) -> a trained run."""
+    from rich.console import Console
+
+    from cvspec.run.context import StageResult
+    from cvspec.train.config import write_tree
+    from cvspec.train.model import weights_path
+
+    spec = ctx.spec
+    console = ctx.console or Console(stderr=True)
+    train_dir = ctx.stage_dir("train")
+    config_dir = write_tree(ctx.loaded, ctx.root, train_dir / "config")
+    weights = None
+    if spec.task == "detection":
+        if spec.train.sweep:
+            say(console, "train.sweep applies to classification only; training the base config")
+        spec_file = ctx.loaded.path.resolve().relative_to(ctx.root.resolve()).as_posix()
+        weights = weights_path(spec.model.weights, spec_file, ctx.root)
+    outcome = train_tree(
+        config_dir,
+        [],
+        ctx.root,
+        train_dir,
+        console,
+        multirun=bool(spec.train.sweep),
+        weights=weights,
+    )
+    return StageResult(True, summary(outcome, ctx.root))
+
+
+def train_tree(
+    config_dir: Path,
+    overrides: list[str],
+    root: Path,
+    train_dir: Path,
+    console: Any,
+    multirun: bool = False,
+    weights: Path | None = None,
+    name: str | None = None,
+) -> Outcome:
+    """Train from a generated config tree (Hydra or ultralytics); the one path every entry
+    point takes. The run it ends with becomes runs/<project>/train/current.json."""
+    from cvspec.train.config import check_known, compose, settings
+
+    if check_known(config_dir) == "detection":
+        from cvspec.train import ultra
+
+        if multirun:
+            raise UsageError("--multirun sweeps Hydra (classification) configs; detection has none")
+        outcome = ultra.train(config_dir, overrides, root, train_dir, console, weights, name)
+        task = "detection"
+    elif multirun:
+        from cvspec.train.sweep import sweep
+
+        outcome = sweep(config_dir, overrides, root, train_dir, console)[1].outcome
+        task = "classification"
+    else:
+        from cvspec.train.trainer import fit
+
+        outcome = fit(settings(compose(config_dir, overrides)), root, train_dir, console, name)
+        task = "classification"
+    set_current(train_dir, outcome.run, task)
+    say(console, summary(outcome, root))
+    return outcome
+
+
+def summary(outcome: Outcome, root: Path | None = None) -> str:
+    """One line: what happened to which run, and its headline metric."""
+    m = outcome.metrics
+    if "map50" in m:
+        head = f"mAP50 {m['map50']:.4f}, mAP50-95 {m.get('map50_95', 0.0):.4f}"
+    elif "val_accuracy" in m:
+        head = f"val accuracy {m['val_accuracy']:.4f}"
+    else:
+        head = f"train loss {m.get('train_loss', float('nan')):.4f}"
+    where = outcome.run.path
+    if root is not None:
+        where = Path(os.path.relpath(where, root))
+    return (
+        f"{outcome.note} run {outcome.run.run_id}: {head} (best epoch {m.get('best_epoch')} "
+        f"of {m.get('epochs')}) -> {where}"
+    )

@@ -1,0 +1,251 @@
+"""Train a classifier from a checked config: run folder, resume, epochs, checkpoints, status."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from cvspec.preprocess import Preprocess
+from cvspec.train import checkpoint, data, loop, optim
+from cvspec.train.config import Settings
+from cvspec.train.progress import say
+from cvspec.train.runs import (
+    RunDir,
+    read_json,
+    run_id,
+    set_current,
+    write_json,
+    write_metrics,
+    write_text,
+)
+
+# Config keys that do not change what a run computes, so they do not change its id.
+_NOT_IN_ID = ("workers",)
+
+
+class Outcome(NamedTuple):
+    """A finished (or reused) run and its final metrics."""
+
+    run: RunDir
+    metrics: dict[str, Any]
+    note: str  # "trained", "resumed at epoch N", "reused"
+
+
+def fit(s: Settings, root: Path, train_dir: Path, console: Any, name: str | None = None) -> Outcome:
+    """Train (or resume, or reuse) the run the config and data decide; return its metrics."""
+    if s.model.pretrained and not s.model.weights:
+        from cvspec.errors import UsageError
+        from cvspec.train.model import PRETRAINED_HELP
+
+        raise UsageError(PRETRAINED_HELP)
+    setup_torch(s.threads)
+    index = data.load_index(s.data, root)
+    records = {split: data.usable(index.split(split)) for split in ("train", "val")}
+    run = RunDir(train_dir / (name or run_id(_identity(s, records))))
+    if run.status.is_file() and read_json(run.status).get("state") == "done":
+        return Outcome(run, read_json(run.status)["metrics"], "reused")
+    checkpoint.clean_temporaries(run.last.parent)
+    state = checkpoint.load(run.last) if run.last.is_file() else None
+    run.path.mkdir(parents=True, exist_ok=True)
+    write_text(run.config, _yaml(s.raw))
+    write_json(run.status, {"task": "classification", "state": "running"})
+    set_current(train_dir, run, "classification")
+
+    classes = list(index.classes)
+    pre = Preprocess(s.model.image_size)
+    loaders = _loaders(s, root, pre, records)
+    engine = _engine(s, root, len(classes), len(loaders["train"]), state is None, console)
+    meta = {
+        "task": "classification",
+        "arch": s.model.arch.split("/", 1)[1],
+        "classes": classes,
+        "image_size": s.model.image_size,
+        "preprocess": pre.to_json(),
+        "run_id": run.run_id,
+    }
+    history: list[dict[str, Any]] = []
+    best: dict[str, Any] = {"epoch": 0, "score": None}
+    if state:
+        _restore(engine, state)
+        history, best = list(state["history"]), dict(state["best"])
+        say(console, f"resuming run {run.run_id} after epoch {len(history)}")
+    note = f"resumed at epoch {len(history) + 1}" if state else "trained"
+    for epoch in range(len(history), s.train.epochs):
+        row = _epoch(s, engine, loaders, epoch, console)
+        history.append(row)
+        score = row.get("val_accuracy", -row["train_loss"])
+        improved = best["score"] is None or score > best["score"]
+        if improved:
+            best = {"epoch": epoch + 1, "score": score}
+        _save(run, meta, engine, history, best, improved)
+        write_metrics(run, history)
+        say(console, _epoch_line(row, s.train.epochs))
+    metrics = {**history[best["epoch"] - 1], "best_epoch": best["epoch"], "epochs": len(history)}
+    write_json(
+        run.status,
+        {
+            "task": "classification",
+            "state": "done",
+            "metrics": metrics,
+            "classes": classes,
+            "checkpoint": "checkpoints/best.pt",
+        },
+    )
+    return Outcome(run, metrics, note)
+
+
+def _save(
+    run: RunDir,
+    meta: dict[str, Any],
+    engine: loop.Engine,
+    history: list[dict[str, Any]],
+    best: dict[str, Any],
+    improved: bool,
+) -> None:
+    """best.pt when the epoch improved; last.pt (everything a resume needs) always."""
+    weights = engine.model.state_dict()
+    if improved:
+        checkpoint.save({"meta": meta, "model": weights, "metrics": history[-1]}, run.best)
+    state = {"meta": meta, "model": weights, "history": history, "best": best, **_states(engine)}
+    checkpoint.save(state, run.last)
+
+
+def _epoch(
+    s: Settings, engine: loop.Engine, loaders: dict[str, Any], epoch: int, console: Any
+) -> dict[str, Any]:
+    """Train one epoch under a progress bar, then validate; the epoch's metrics row."""
+    import torch
+
+    from cvspec.train.progress import make as make_progress
+
+    started = time.perf_counter()
+    seed = data.mix_seed(s.train.seed, epoch)
+    torch.manual_seed(seed)
+    loaders["train"].sampler.set_epoch(epoch)
+    row: dict[str, Any] = {"epoch": epoch + 1, "lr": engine.scheduler.get_last_lr()[0]}
+    with make_progress(console) as bar:
+        task = bar.add_task(
+            f"epoch {epoch + 1}/{s.train.epochs}",
+            total=len(loaders["train"]),
+            loss=0.0,
+            lr=0.0,
+            ips=0.0,
+        )
+
+        def on_batch(loss: float, lr: float, ips: float) -> None:
+            bar.update(task, advance=1, loss=loss, lr=lr, ips=ips)
+
+        row |= loop.train_epoch(engine, loaders["train"], seed, on_batch)
+    if "val" in loaders:
+        row |= loop.validate(engine, loaders["val"])
+    row["epoch_seconds"] = time.perf_counter() - started
+    return row
+
+
+def setup_torch(threads: int | None) -> None:
+    """Threads (default: every core) and deterministic kernels where torch has them."""
+    import torch
+
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.benchmark = False
+
+
+def _identity(s: Settings, records: dict[str, list[Any]]) -> dict[str, Any]:
+    """What decides a run's result: the config (less _NOT_IN_ID) and the exact data."""
+    train = {k: v for k, v in s.raw["train"].items() if k not in _NOT_IN_ID}
+    digest = hashlib.sha256()
+    for split, recs in sorted(records.items()):
+        for r in recs:
+            digest.update(f"{split}\0{r.path}\0{r.label}\0{r.sha256}\n".encode())
+    return {
+        "data": s.raw["data"],
+        "model": s.raw["model"],
+        "train": train,
+        "files": digest.hexdigest(),
+    }
+
+
+def _engine(
+    s: Settings, root: Path, classes: int, steps: int, fresh: bool, console: Any
+) -> loop.Engine:
+    """Model (seeded), optimiser, schedule and precision on the best device here."""
+    import torch
+
+    from cvspec.train.augment import mixup_alpha
+    from cvspec.train.model import create, weights_path
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    cuda = device.type == "cuda"
+    torch.manual_seed(s.train.seed)
+    weights = weights_path(s.model.weights, s.spec_file, root) if fresh else None
+    model = create(s.model.arch.split("/", 1)[1], classes, s.model.pretrained and fresh, weights)
+    fmt = torch.channels_last if cuda else torch.contiguous_format
+    model = model.to(device, memory_format=fmt)
+    opt = optim.optimizer(model, s.train.optimizer)
+    sched = optim.scheduler(opt, s.train, steps)
+    amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(s.train.precision) if cuda else None
+    if s.train.precision != "fp32" and not cuda and fresh:
+        say(console, f"train.precision {s.train.precision} needs a GPU; training in fp32 here")
+    scaler = torch.amp.GradScaler("cuda") if amp is torch.float16 else None
+    return loop.Engine(model, opt, sched, scaler, device, amp, cuda, mixup_alpha(s.data.augment))
+
+
+def _loaders(
+    s: Settings, root: Path, pre: Preprocess, records: dict[str, list[Any]]
+) -> dict[str, Any]:
+    from cvspec.train.augment import image_transform, tensor_transform
+
+    data_root = Path(s.data.path) if Path(s.data.path).is_absolute() else root / s.data.path
+    steps = s.data.augment
+    train = data.ImageDataset(
+        data_root,
+        records["train"],
+        pre,
+        s.train.seed,
+        image_transform(steps, pre.image_size),
+        tensor_transform(steps),
+    )
+    out = {"train": data.loader(train, s.train.batch_size, s.train.workers, shuffle=True)}
+    if records["val"]:
+        val = data.ImageDataset(data_root, records["val"], pre, s.train.seed)
+        out["val"] = data.loader(val, s.train.batch_size * 2, s.train.workers, shuffle=False)
+    return out
+
+
+def _states(engine: loop.Engine) -> dict[str, Any]:
+    return {
+        "optimizer": engine.optimizer.state_dict(),
+        "scheduler": engine.scheduler.state_dict(),
+        "scaler": engine.scaler.state_dict() if engine.scaler is not None else None,
+    }
+
+
+def _restore(engine: loop.Engine, state: dict[str, Any]) -> None:
+    engine.model.load_state_dict(state["model"])
+    engine.optimizer.load_state_dict(state["optimizer"])
+    engine.scheduler.load_state_dict(state["scheduler"])
+    if engine.scaler is not None and state.get("scaler"):
+        engine.scaler.load_state_dict(state["scaler"])
+
+
+def _epoch_line(row: dict[str, Any], epochs: int) -> str:
+    val = (
+        f"  val loss {row['val_loss']:.4f}  val acc {row['val_accuracy']:.4f}"
+        if "val_loss" in row
+        else ""
+    )
+    return (
+        f"epoch {row['epoch']}/{epochs}: train loss {row['train_loss']:.4f}{val}  "
+        f"{row['images_per_s']:.0f} img/s  {row['train_seconds']:.1f} s"
+    )
+
+
+def _yaml(data: dict[str, Any]) -> str:
+    from cvspec.generate.render import dump_yaml
+
+    return dump_yaml(data)

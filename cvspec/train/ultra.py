@@ -1,0 +1,234 @@
+"""Detection through ultralytics, fully offline, with its outputs in cvspec's run layout."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from cvspec.errors import UsageError
+from cvspec.train.model import PRETRAINED_HELP
+from cvspec.train.progress import say
+from cvspec.train.runs import (
+    RunDir,
+    read_json,
+    run_id,
+    set_current,
+    write_json,
+    write_metrics,
+    write_text,
+)
+from cvspec.train.trainer import Outcome, setup_torch
+
+# ultralytics' results.csv column -> cvspec's metric name
+COLUMNS = {
+    "epoch": "epoch",
+    "train/box_loss": "train_box_loss",
+    "train/cls_loss": "train_cls_loss",
+    "train/dfl_loss": "train_dfl_loss",
+    "metrics/precision(B)": "precision",
+    "metrics/recall(B)": "recall",
+    "metrics/mAP50(B)": "map50",
+    "metrics/mAP50-95(B)": "map50_95",
+    "val/box_loss": "val_box_loss",
+    "val/cls_loss": "val_cls_loss",
+    "val/dfl_loss": "val_dfl_loss",
+    "lr/pg0": "lr",
+    "time": "seconds",
+}
+# Keys that do not change what a run computes, so they do not change its id.
+_NOT_IN_ID = ("workers", "project", "name", "exist_ok", "plots", "data")
+
+
+def offline() -> None:
+    """Make ultralytics work without network: set BEFORE it is imported (see ENVIRONMENT.md)."""
+    os.environ["YOLO_OFFLINE"] = "1"
+    os.environ["YOLO_AUTOINSTALL"] = "false"
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    if "YOLO_CONFIG_DIR" not in os.environ:
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        os.environ["YOLO_CONFIG_DIR"] = str(cache / "cvspec" / "ultralytics")
+    user_dir = Path(os.environ["YOLO_CONFIG_DIR"]) / "Ultralytics"
+    user_dir.mkdir(parents=True, exist_ok=True)
+    import matplotlib
+
+    font = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    for name in ("Arial.ttf", "Arial.Unicode.ttf"):
+        if not (user_dir / name).is_file():
+            shutil.copyfile(font, user_dir / name)
+    from ultralytics import settings
+
+    if settings.get("sync"):
+        settings.update({"sync": False})  # type: ignore[no-untyped-call]
+
+
+def yolo(source: str, **kwargs: Any) -> Any:
+    """ultralytics.YOLO(source), imported only after the offline settings are in place."""
+    offline()
+    from ultralytics import YOLO  # type: ignore[attr-defined]
+
+    return YOLO(source, **kwargs)
+
+
+def read_args(config_dir: Path, overrides: list[str]) -> dict[str, Any]:
+    """args.yaml with `key=value` overrides (values are YAML); unknown keys are errors."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    yaml = YAML(typ="safe", pure=True)
+    args = dict(yaml.load((config_dir / "args.yaml").read_text(encoding="utf-8")))
+    from ultralytics.cfg import DEFAULT_CFG_DICT  # type: ignore[attr-defined]
+
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or key not in DEFAULT_CFG_DICT:
+            raise UsageError(
+                f"invalid training override {item!r}: expected KEY=VALUE with an "
+                "ultralytics train argument as KEY (e.g. epochs=3)"
+            )
+        try:
+            args[key] = yaml.load(text) if text else None
+        except YAMLError as exc:
+            raise UsageError(f"invalid training override {item!r}: {exc}") from None
+    return args
+
+
+def train(
+    config_dir: Path,
+    overrides: list[str],
+    root: Path,
+    train_dir: Path,
+    console: Any,
+    weights: Path | None = None,
+    name: str | None = None,
+) -> Outcome:
+    """Train (resume, or reuse) the detector the config decides; ultralytics does the work."""
+    offline()
+    args = read_args(config_dir, overrides)
+    model = _model_source(args, root, weights)
+    data_yaml = _data_yaml(config_dir / "data.yaml", root)
+    setup_torch(None)
+    ident = {
+        "args": {k: v for k, v in args.items() if k not in _NOT_IN_ID},
+        "model": model,
+        "data": data_yaml,
+        "files": _files_digest(Path(data_yaml["path"])),
+    }
+    run = RunDir(train_dir / (name or run_id(ident)))
+    if run.status.is_file() and read_json(run.status).get("state") == "done":
+        return Outcome(run, read_json(run.status)["metrics"], "reused")
+    run.path.mkdir(parents=True, exist_ok=True)
+    from cvspec.generate.render import dump_yaml
+
+    write_text(run.path / "data.yaml", dump_yaml(data_yaml))
+    write_text(run.config, dump_yaml({**args, "model": model}))
+    write_json(run.status, {"task": "detection", "state": "running"})
+    set_current(train_dir, run, "detection")
+    last = run.path / "weights" / "last.pt"
+    if last.is_file() and not _finished(last):
+        return resume(run, console)
+    if not last.is_file():
+        args.update(
+            model=model,
+            data=str(run.path / "data.yaml"),
+            project=str(train_dir),
+            name=run.run_id,
+            exist_ok=True,
+        )
+        yolo(args.pop("model"), task="detect").train(**args)
+    return _finish(run, "trained")
+
+
+def resume(run: RunDir, console: Any) -> Outcome:
+    """Continue a killed detection run from weights/last.pt (ultralytics' own resume)."""
+    last = run.path / "weights" / "last.pt"
+    if not last.is_file():
+        raise UsageError(f"run {run.run_id} has no checkpoint to resume ({last})")
+    if not _finished(last):
+        say(console, f"resuming run {run.run_id} from {last}")
+        yolo(str(last)).train(resume=True)
+    return _finish(run, "resumed")
+
+
+def _finish(run: RunDir, note: str) -> Outcome:
+    """Move ultralytics' results into the run layout: metrics files and run.json."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="safe", pure=True)
+    names = yaml.load((run.path / "data.yaml").read_text(encoding="utf-8"))["names"]
+    imgsz = yaml.load(run.config.read_text(encoding="utf-8")).get("imgsz")
+    history = _history(run.path / "results.csv")
+    write_metrics(run, history)
+    best = max(history, key=lambda r: 0.1 * r.get("map50", 0) + 0.9 * r.get("map50_95", 0))
+    metrics = {**best, "best_epoch": best["epoch"], "epochs": len(history)}
+    write_json(
+        run.status,
+        {
+            "task": "detection",
+            "state": "done",
+            "metrics": metrics,
+            "classes": [str(names[i]) for i in sorted(names)],
+            "checkpoint": "weights/best.pt",
+            "image_size": imgsz,
+        },
+    )
+    return Outcome(run, metrics, note)
+
+
+def _model_source(args: dict[str, Any], root: Path, weights: Path | None) -> str:
+    """The model ultralytics starts from: a local .pt, or an architecture .yaml from scratch."""
+    model = str(weights) if weights is not None else str(args.get("model", ""))
+    if model.endswith(".pt"):
+        path = Path(model) if Path(model).is_absolute() else root / model
+        if not path.is_file():
+            raise UsageError(f"model weights {model} not found locally. {PRETRAINED_HELP}")
+        return str(path)
+    if args.get("pretrained"):
+        raise UsageError(PRETRAINED_HELP)
+    return model
+
+
+def _data_yaml(path: Path, root: Path) -> dict[str, Any]:
+    """The generated data.yaml with its dataset path made absolute (ultralytics' own rule
+    would resolve it against its datasets folder)."""
+    from ruamel.yaml import YAML
+
+    data = dict(YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8")))
+    base = Path(str(data.get("path", ".")))
+    data["path"] = str(base if base.is_absolute() else (root / base).resolve())
+    data["names"] = {int(k): str(v) for k, v in dict(data.get("names") or {}).items()}
+    return data
+
+
+def _files_digest(folder: Path) -> str:
+    """A cheap fingerprint of the dataset files: path, size and modification time."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
+        if path.is_file() and path.suffix != ".cache":  # ultralytics writes label caches there
+            info = path.stat()
+            rel = path.relative_to(folder).as_posix()
+            digest.update(f"{rel}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _finished(last: Path) -> bool:
+    """ultralytics marks the final checkpoint with epoch -1 (nothing left to resume)."""
+    import torch
+
+    ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    return int(ckpt.get("epoch", -1)) == -1
+
+
+def _history(results: Path) -> list[dict[str, Any]]:
+    """results.csv as cvspec metric rows (renamed columns, numbers)."""
+    import csv
+
+    rows = []
+    with results.open(encoding="utf-8") as fh:
+        for raw in csv.DictReader(fh):
+            row = {COLUMNS.get(k.strip(), k.strip()): float(v) for k, v in raw.items() if v}
+            row["epoch"] = int(row["epoch"])
+            rows.append(row)
+    return rows

@@ -1,0 +1,245 @@
+"""Training: the train stage and `python -m cvspec.train` on real (tiny) data, real torch."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import REPO, cvspec, project
+
+TINY_SPEC = """\
+cvspec: 1
+project: {name: tiny}
+task: classification
+data:
+  path: ../data/tiny
+  splits: {val: 0.25, test: 0.25, seed: 0}
+model: {arch: timm/resnet10t, image_size: 16}
+train:
+  epochs: 2
+  batch_size: 8
+  optimizer: {name: adamw, lr: 0.01, weight_decay: 0.0}
+  workers: 0
+"""
+CLASSES = ("checks", "columns", "rows")
+# Keys of a metrics row that measure time, not the model.
+TIMING = ("images_per_s", "train_seconds", "epoch_seconds")
+
+
+def write_images(folder: Path, per_class: int = 16, size: int = 16, seed: int = 0) -> None:
+    """An imagefolder dataset of stripes and checks with noise: tiny, yet learnable."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    patterns = {"rows": (yy // 2) % 2, "columns": (xx // 2) % 2, "checks": (yy // 2 + xx // 2) % 2}
+    for name in CLASSES:
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            grey = patterns[name] * 160 + rng.integers(0, 90, (size, size))
+            pixels = np.stack([grey, np.roll(grey, i % 3, axis=1), grey], axis=-1)
+            img = Image.fromarray(np.clip(pixels, 0, 255).astype("uint8"))
+            img.save(folder / name / f"{i:03d}.png")
+
+
+def tiny_project(tmp_path: Path, spec: str = TINY_SPEC, per_class: int = 16) -> Path:
+    """A repository with specs/tiny.yaml, its images under data/tiny, built."""
+    root = project(tmp_path, spec, name="tiny.yaml")
+    write_images(root / "data" / "tiny", per_class)
+    result = cvspec("build", cwd=root)
+    assert result.code == 0, result.err
+    return root
+
+
+def train_module(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m cvspec.train ARGS` in a fresh process, as a user would."""
+    env = {**os.environ, "PYTHONHASHSEED": "random", **(env or {})}
+    env.pop("CVSPEC_DEBUG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "cvspec.train", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def model_rows(run: Path) -> list[dict[str, object]]:
+    """metrics.jsonl without the timing columns."""
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in row.items() if k not in TIMING} for row in rows]
+
+
+def current_run(root: Path, project_name: str = "tiny") -> Path:
+    """The run runs/<project>/train/current.json points at."""
+    train = root / "runs" / project_name / "train"
+    return train / json.loads((train / "current.json").read_text())["path"]
+
+
+@pytest.mark.slow
+def test_digits_example_runs_every_stage_to_a_real_accuracy(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    assert cvspec("init", "--example", "digits", ".", cwd=tmp_path).code == 0
+    assert cvspec("build", cwd=tmp_path).code == 0
+    result = cvspec(
+        "run", "specs/digits.yaml", "--profile", "ci", "--set", "train.sweep={}",
+        cwd=tmp_path, timeout=900,
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    for stage in ("data", "train", "evaluate", "export", "test"):
+        assert f"ok {stage} (" in result.err
+    run = current_run(tmp_path, "digits")
+    status = json.loads((run / "run.json").read_text())
+    assert status["state"] == "done" and status["task"] == "classification"
+    assert status["classes"] == [str(d) for d in range(10)]
+    assert sorted(p.name for p in run.iterdir()) == [
+        "checkpoints", "config.yaml", "metrics.csv", "metrics.jsonl", "run.json",
+    ]  # fmt: skip
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
+    assert len(model_rows(run)) == 2  # the ci profile reached the trainer
+    assert (run / "metrics.csv").read_text().splitlines()[0].startswith("epoch,")
+    assert "epochs: 2" in (run / "config.yaml").read_text()
+    assert f"trained run {run.name}: val accuracy" in result.err
+    report = json.loads((tmp_path / "runs/digits/evaluate/metrics.json").read_text())
+    assert report["passed"] and report["split"] == "test"
+    assert report["metrics"]["accuracy"] > 0.9
+    assert (tmp_path / "runs/digits/test/junit.xml").is_file()
+    assert (tmp_path / "runs/digits/MODEL_CARD.md").is_file()
+
+
+@pytest.mark.slow
+def test_same_seed_gives_the_same_metrics(tmp_path: Path) -> None:
+    root = tiny_project(tmp_path)
+    runs = []
+    for name in ("first", "second"):
+        result = train_module(
+            "--config-dir", "generated/tiny/train", "--run-id", name, "+train.threads=1", cwd=root
+        )
+        assert result.returncode == 0, result.stderr
+        runs.append(model_rows(root / "runs/tiny/train" / name))
+    assert len(runs[0]) == 2
+    assert runs[0] == runs[1]
+
+
+@pytest.mark.slow
+def test_a_rerun_reuses_the_finished_run(tmp_path: Path) -> None:
+    root = tiny_project(tmp_path, TINY_SPEC.replace("epochs: 2", "epochs: 1"))
+    first = cvspec("run", "specs/tiny.yaml", "--stage", "train", cwd=root, timeout=300)
+    assert first.code == 0, first.err
+    again = cvspec("run", "specs/tiny.yaml", "--stage", "train", cwd=root, timeout=300)
+    assert again.code == 0, again.err
+    run = current_run(root)
+    assert f"reused run {run.name}" in again.err
+    changed = cvspec(
+        "run", "specs/tiny.yaml", "--stage", "train", "--set", "train.seed=1", cwd=root
+    )
+    assert changed.code == 0 and current_run(root) != run  # another config, another run
+
+
+def test_invalid_hydra_override_is_a_clear_error(tmp_path: Path) -> None:
+    root = tiny_project(tmp_path)
+    unknown = train_module("--config-dir", "generated/tiny/train", "train.epoch=3", cwd=root)
+    assert unknown.returncode == 2
+    assert unknown.stderr == (
+        "error: invalid training override: Could not override 'train.epoch'. "
+        "To append to your config use +train.epoch=3\n"
+    )
+    bad_type = train_module("--config-dir", "generated/tiny/train", "train.epochs=many", cwd=root)
+    assert bad_type.returncode == 2
+    assert bad_type.stderr.startswith(
+        "error: invalid training config: train.epochs: Input should be a valid integer"
+    )
+    syntax = train_module("--config-dir", "generated/tiny/train", "train.epochs=[1", cwd=root)
+    assert syntax.returncode == 2 and syntax.stderr.startswith("error: invalid training override")
+    for result in (unknown, bad_type, syntax):
+        assert "Traceback" not in result.stderr
+    assert not (root / "runs").exists()
+
+
+def test_pretrained_without_local_weights_says_how_to_provide_them(tmp_path: Path) -> None:
+    spec = TINY_SPEC.replace("image_size: 16}", "image_size: 16, pretrained: true}")
+    root = tiny_project(tmp_path, spec)
+    result = cvspec("run", "specs/tiny.yaml", "--stage", "train", cwd=root)
+    assert result.code == 2
+    assert "\nerror: model.pretrained is true, but pretrained weights cannot be" in result.err
+    assert "set model.weights to the local file" in result.err
+
+
+@pytest.mark.slow
+def test_local_weights_file_starts_the_model(tmp_path: Path) -> None:
+    import timm
+    import torch
+
+    spec = TINY_SPEC.replace(
+        "image_size: 16}", "image_size: 16, pretrained: true, weights: ../weights/start.pth}"
+    ).replace("epochs: 2", "epochs: 1")
+    root = project(tmp_path, spec, name="tiny.yaml")
+    (root / "weights").mkdir()
+    torch.save(
+        timm.create_model("resnet10t", num_classes=7).state_dict(), root / "weights/start.pth"
+    )
+    write_images(root / "data" / "tiny")
+    assert cvspec("build", cwd=root).code == 0
+    result = cvspec("run", "specs/tiny.yaml", "--stage", "train", cwd=root, timeout=300)
+    assert result.code == 0, result.err  # a 7-class head in the file: timm drops it
+
+
+@pytest.mark.slow
+def test_sweep_runs_every_point_and_names_the_best(tmp_path: Path) -> None:
+    spec = TINY_SPEC.replace("epochs: 2", "epochs: 1") + (
+        "  sweep: {train.optimizer.lr: [0.01, 0.0001]}\n"
+    )
+    root = tiny_project(tmp_path, spec)
+    result = cvspec("run", "specs/tiny.yaml", "--stage", "train", cwd=root, timeout=600)
+    assert result.code == 0, result.err
+    sweep = json.loads((root / "runs/tiny/train/sweep.json").read_text())
+    assert [p["name"] for p in sweep["points"]] == ["point-000", "point-001"]
+    assert [p["values"] for p in sweep["points"]] == [
+        {"train.optimizer.lr": 0.01},
+        {"train.optimizer.lr": 0.0001},
+    ]
+    best = max(sweep["points"], key=lambda p: p["metrics"]["val_accuracy"])
+    assert sweep["best"] == best["name"] and sweep["best_run"] == best["run"]
+    assert current_run(root).name == best["run"]
+    assert f"best point: {best['name']} (train.optimizer.lr=" in result.err
+    table = (root / "runs/tiny/train/sweep.md").read_text().splitlines()
+    assert table[0] == "| point | train.optimizer.lr | val_accuracy | val_loss | train_loss | run |"
+    assert len(table) == 4
+    assert "[HYDRA]" not in result.out + result.err
+
+
+@pytest.mark.slow
+def test_sweep_runs_in_parallel_with_the_joblib_launcher(tmp_path: Path) -> None:
+    spec = TINY_SPEC.replace("epochs: 2", "epochs: 1") + (
+        "  sweep: {train.optimizer.lr: [0.01, 0.0001]}\n"
+    )
+    root = tiny_project(tmp_path, spec.replace("workers: 0", "workers: 1"))
+    result = train_module(
+        "--config-dir", "generated/tiny/train", "-m", "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2", "+train.threads=1", cwd=root, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    sweep = json.loads((root / "runs/tiny/train/sweep.json").read_text())
+    assert [p["name"] for p in sweep["points"]] == [
+        "point-000 +train.threads=1",
+        "point-001 +train.threads=1",
+    ]
+    for point in sweep["points"]:
+        status = json.loads((root / "runs/tiny/train" / point["run"] / "run.json").read_text())
+        assert status["state"] == "done"
+
+
+def test_train_module_help_names_the_options() -> None:
+    result = train_module("--help", cwd=REPO)
+    assert result.returncode == 0
+    for option in ("--config-dir", "--multirun", "--resume", "--run-id"):
+        assert option in result.stdout

@@ -1,0 +1,66 @@
+"""Detection end to end on the shapes example: ultralytics offline, cvspec's run layout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers import cvspec
+from test_train import current_run
+
+
+@pytest.mark.slow
+def test_shapes_trains_exports_and_evaluates_for_one_epoch(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    env = {"YOLO_CONFIG_DIR": str(tmp_path / "yolo"), "MPLCONFIGDIR": str(tmp_path / "mpl")}
+    assert cvspec("init", "--example", "shapes", ".", cwd=tmp_path).code == 0
+    assert cvspec("build", cwd=tmp_path).code == 0
+    result = cvspec(
+        "run", "specs/shapes.yaml", "--profile", "ci", "--set", "evaluate.gates.map50.min=0",
+        "--stage", "train", "--stage", "export", "--stage", "evaluate",
+        cwd=tmp_path, env=env, timeout=900,
+    )  # fmt: skip
+    assert result.code == 0, result.err[-3000:]
+    assert (tmp_path / "yolo/Ultralytics/Arial.ttf").is_file()  # no font download was tried
+
+    run = current_run(tmp_path, "shapes")
+    status = json.loads((run / "run.json").read_text())
+    assert status["state"] == "done" and status["task"] == "detection"
+    assert status["classes"] == ["circle", "square", "triangle"]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1]
+    assert {"map50", "map50_95", "precision", "recall", "train_box_loss"} <= set(rows[0])
+    assert (run / "weights/best.pt").is_file() and (run / "config.yaml").is_file()
+
+    export = tmp_path / "runs/shapes/export"
+    assert json.loads((export / "labels.json").read_text()) == status["classes"]
+    pre = json.loads((export / "preprocess.json").read_text())
+    assert pre["image_size"] == 128 and pre["mean"] == [0.0, 0.0, 0.0] and pre["std"] == [1, 1, 1]
+    info = json.loads((export / "export.json").read_text())
+    assert info["exporter"] == "ultralytics" and info["parity"]["onnx"] >= 0.0
+
+    report = json.loads((tmp_path / "runs/shapes/evaluate/metrics.json").read_text())
+    assert report["task"] == "detection" and report["split"] == "val"
+    for key in ("map50", "map50_95", "precision", "recall", "latency_p95_ms", "model_size_mb"):
+        assert isinstance(report["metrics"][key], float), key
+    assert [g["name"] for g in report["gates"]] == ["map50", "latency_p95_ms"]
+    assert (tmp_path / "runs/shapes/MODEL_CARD.md").read_text().startswith("# Model card: shapes\n")
+
+
+@pytest.mark.slow
+def test_a_bad_ultralytics_override_is_a_clear_error(tmp_path: Path) -> None:
+    from test_train import train_module
+
+    (tmp_path / ".git").mkdir()
+    assert cvspec("init", "--example", "shapes", ".", cwd=tmp_path).code == 0
+    assert cvspec("build", cwd=tmp_path).code == 0
+    env = {"YOLO_CONFIG_DIR": str(tmp_path / "yolo"), "MPLCONFIGDIR": str(tmp_path / "mpl")}
+    result = train_module(
+        "--config-dir", "generated/shapes/train", "epochz=1", cwd=tmp_path, env=env
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        "error: invalid training override 'epochz=1': expected KEY=VALUE with an ultralytics "
+        "train argument as KEY (e.g. epochs=3)\n"
+    )
