@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CVSPEC := $(VENV)/bin/cvspec
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint typecheck pytest golden schema clean
+.PHONY: demo demo-detect test lint typecheck golden schema clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -16,16 +16,36 @@ $(VENV)/.core: pyproject.toml | $(PY)
 
 $(VENV)/.dev: pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e '.[all]'
-	@touch $@ $(VENV)/.core
+	@touch $@ $(VENV)/.core $(VENV)/.train $(VENV)/.detect
 
-## demo: install cvspec and build the example specs (training joins when it lands)
-demo: $(VENV)/.core
-	$(CVSPEC) validate
+## demo: install cvspec with training, then the whole job on the built-in digits example
+demo: $(VENV)/.train
+	$(CVSPEC) init --example digits .
 	$(CVSPEC) build
-	$(CVSPEC) check
+	@start=$$(date +%s); $(CVSPEC) run specs/digits.yaml; rc=$$?; \
+	  echo "stages took $$(( $$(date +%s) - start )) s"; exit $$rc
 	@echo
-	@echo "generated files:"
-	@find generated -type f | sort | sed 's/^/  /'
+	@echo "model:       runs/digits/export/model.onnx (labels.json, preprocess.json beside it)"
+	@echo "metrics:     runs/digits/evaluate/metrics.json (gates: runs/digits/evaluate/gates.json)"
+	@echo "data report: runs/digits/data/report.md"
+	@echo "model card:  runs/digits/MODEL_CARD.md"
+	@echo "serve it:    $(CVSPEC) serve specs/digits.yaml"
+
+## demo-detect: the same for the synthetic shapes detection example (ultralytics)
+demo-detect: $(VENV)/.detect
+	$(CVSPEC) init --example shapes .
+	$(CVSPEC) build
+	$(CVSPEC) run specs/shapes.yaml
+	@echo "model card: runs/shapes/MODEL_CARD.md"
+
+$(VENV)/.train: pyproject.toml | $(PY)
+	@start=$$(date +%s); $(PY) -m pip install -q -e '.[train]'; \
+	  echo "install took $$(( $$(date +%s) - start )) s"
+	@touch $@
+
+$(VENV)/.detect: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[detect]'
+	@touch $@
 
 ## test: lint, type-check, check generated/ is current, then every test
 test: $(VENV)/.dev lint typecheck

@@ -10,8 +10,12 @@ def image_stats(img: Any) -> dict[str, float]:
     import numpy as np
 
     grey = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
-    return {"brightness": float(grey.mean()), "contrast": float(grey.std()),
-            "width": float(img.width), "height": float(img.height)}
+    return {
+        "brightness": float(grey.mean()),
+        "contrast": float(grey.std()),
+        "width": float(img.width),
+        "height": float(img.height),
+    }
 
 
 def summarize(values: list[float]) -> dict[str, float]:
@@ -21,6 +25,11 @@ def summarize(values: list[float]) -> dict[str, float]:
     arr = np.asarray(values, dtype=np.float64)
     if arr.size == 0:
         return {"count": 0.0, "mean": 0.0, "std": 0.0, "p5": 0.0, "p50": 0.0, "p95": 0.0}
-    return {"count": float(arr.size), "mean": float(arr.mean()), "std": float(arr.std()),
-            "p5": float(np.percentile(arr, 5)), "p50": float(np.percentile(arr, 50)),
-            "p95": float(np.percentile(arr, 95))}
+    return {
+        "count": float(arr.size),
+        "mean": float(arr.mean()),
+        "std": float(arr.std()),
+        "p5": float(np.percentile(arr, 5)),
+        "p50": float(np.percentile(arr, 50)),
+        "p95": float(np.percentile(arr, 95)),
+    }

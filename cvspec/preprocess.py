@@ -27,8 +27,14 @@ class Preprocess:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Preprocess:
         """Read export/preprocess.json."""
-        return cls(int(data["image_size"]), tuple(data["mean"]), tuple(data["std"]),  # type: ignore[arg-type]
-                   str(data.get("resample", "bilinear")), str(data.get("layout", "NCHW")))
+        mean, std = (float(v) for v in data["mean"]), (float(v) for v in data["std"])
+        return cls(
+            int(data["image_size"]),
+            (next(mean), next(mean), next(mean)),
+            (next(std), next(std), next(std)),
+            str(data.get("resample", "bilinear")),
+            str(data.get("layout", "NCHW")),
+        )
 
 
 def open_image(data: bytes) -> Any:
@@ -45,11 +51,15 @@ def to_array(images: list[Any], pre: Preprocess) -> Any:
     import numpy as np
     from PIL import Image
 
-    resample = {"bilinear": Image.Resampling.BILINEAR, "nearest": Image.Resampling.NEAREST,
-                "bicubic": Image.Resampling.BICUBIC}[pre.resample]
+    resample = {
+        "bilinear": Image.Resampling.BILINEAR,
+        "nearest": Image.Resampling.NEAREST,
+        "bicubic": Image.Resampling.BICUBIC,
+    }[pre.resample]
     size = (pre.image_size, pre.image_size)
-    batch = np.stack([np.asarray(img.convert("RGB").resize(size, resample), dtype=np.float32)
-                      for img in images])
+    batch = np.stack(
+        [np.asarray(img.convert("RGB").resize(size, resample), dtype=np.float32) for img in images]
+    )
     batch /= 255.0
     batch -= np.asarray(pre.mean, dtype=np.float32)
     batch /= np.asarray(pre.std, dtype=np.float32)

@@ -96,7 +96,11 @@ def render_spec(
     spec = loaded.spec
     spec_file = _rel(root, loaded.path)
     ctx = BuildContext(
-        spec.project.name, spec_file, f"{GENERATED}/{spec.project.name}", __version__
+        spec.project.name,
+        spec_file,
+        f"{GENERATED}/{spec.project.name}",
+        __version__,
+        _origins(root, loaded),
     )
     dirs: list[Path] = []
     if options.templates is not None:
@@ -181,6 +185,16 @@ def _recorded_options(root: Path) -> dict[str, Options]:
         if manifest is not None:
             found[manifest.spec] = Options(manifest.profile, manifest.sets)
     return found
+
+
+def _origins(root: Path, loaded: LoadedSpec) -> dict[tuple[str | int, ...], str]:
+    """Each spec value's origin as generators may cite it, file paths from the repo root."""
+    out: dict[tuple[str | int, ...], str] = {}
+    for path, origin in loaded.raw.values.items():
+        if origin.file and origin.kind in ("file", "profile"):
+            origin = origin._replace(file=_rel(root, Path(origin.file)))
+        out[path] = origin.describe()
+    return out
 
 
 def _rel(root: Path, path: Path) -> str:

@@ -30,9 +30,10 @@ JIRA_FIELDS = {
     "fields",
 }
 JIRA_URL = "https://acme.atlassian.net/rest/api/2/"
-BOTH = MINIMAL_SPEC.replace(
-    "{name: demo}", "{name: demo, contacts: {slack: '#cv', jira: CV}}"
-) + f"monitor: {{notify: {{jira_url: '{JIRA_URL}'}}}}\n"
+BOTH = (
+    MINIMAL_SPEC.replace("{name: demo}", "{name: demo, contacts: {slack: '#cv', jira: CV}}")
+    + f"monitor: {{notify: {{jira_url: '{JIRA_URL}'}}}}\n"
+)
 
 
 def require(tool: str) -> str:
@@ -126,8 +127,10 @@ def test_notify_jira_without_url_is_a_spec_error(tmp_path: Path) -> None:
 
 
 def test_credentials_are_files_never_values(tmp_path: Path) -> None:
-    spec = BOTH.replace("monitor: {notify: {", "monitor: {notify: {slack: '#cv-alerts', "
-                        "slack_webhook_secret: CV_HOOK, ")
+    spec = BOTH.replace(
+        "monitor: {notify: {",
+        "monitor: {notify: {slack: '#cv-alerts', slack_webhook_secret: CV_HOOK, ",
+    )
     path = build(tmp_path, spec)
     config = load(path)
     slack = next(r for r in config["receivers"] if r["name"] == "slack")["slack_configs"][0]

@@ -135,7 +135,8 @@ def test_a_failing_gate_fails_the_generated_test(gated: tuple[Path, Result]) -> 
     measured = report["metrics"]["latency_p50_ms"]
     assert (
         f"AssertionError: gate latency_p50_ms FAILED: measured {measured:.6g}, required <= "
-        "0.0001 (from specs/tiny.yaml evaluate.gates.latency_p50_ms)"
+        f"0.0001 (from specs/tiny.yaml:{_line_of(GATED_SPEC, 'latency_p50_ms')} "
+        "evaluate.gates.latency_p50_ms)"
     ) in direct.stdout
     assert "1 failed, 1 passed" in direct.stdout
 

@@ -49,7 +49,7 @@ def test_one_thin_test_per_gate(tmp_path: Path) -> None:
         '        "latency_p95_ms",\n'
         "        min=0.5,\n"
         "        max=20.0,\n"
-        '        source="specs/demo.yaml evaluate.gates.latency_p95_ms",\n'
+        '        source="specs/demo.yaml:10 evaluate.gates.latency_p95_ms",\n'
         "    )\n"
     ) in text
     assert "        min=None,\n        max=0.05,\n" in text
@@ -72,7 +72,7 @@ def test_generated_tests_pass_and_fail_on_the_measured_values(tmp_path: Path) ->
     assert missing.returncode == 1
     assert (
         f"gate accuracy: no evaluation at {root / 'runs/demo/evaluate/metrics.json'}; run "
-        "`cvspec run SPEC --stage evaluate` first (from specs/demo.yaml evaluate.gates.accuracy)"
+        "`cvspec run SPEC --stage evaluate` first (from specs/demo.yaml:8 evaluate.gates.accuracy)"
     ) in missing.stdout
 
     _metrics(root, accuracy=0.93, ece=0.01, latency_p95_ms=3.5)
@@ -85,11 +85,11 @@ def test_generated_tests_pass_and_fail_on_the_measured_values(tmp_path: Path) ->
     assert failing.returncode == 1
     assert (
         "AssertionError: gate accuracy FAILED: measured 0.8712, required >= 0.9 "
-        "(from specs/demo.yaml evaluate.gates.accuracy)"
+        "(from specs/demo.yaml:8 evaluate.gates.accuracy)"
     ) in failing.stdout
     assert (
         "AssertionError: gate latency_p95_ms FAILED: measured 25, required >= 0.5 and <= 20 "
-        "(from specs/demo.yaml evaluate.gates.latency_p95_ms)"
+        "(from specs/demo.yaml:10 evaluate.gates.latency_p95_ms)"
     ) in failing.stdout
     assert "2 failed, 1 passed" in failing.stdout
 

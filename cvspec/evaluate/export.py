@@ -54,6 +54,11 @@ def export(ctx: RunContext) -> dict[str, Any]:
         pre = Preprocess.from_json(info.pop("preprocess"))
     write_json(out / "labels.json", list(status["classes"]))
     write_json(out / "preprocess.json", pre.to_json())
+    baseline = ctx.runs / "data" / "stats.json"
+    if (
+        baseline.is_file()
+    ):  # the drift baseline travels with the model (the serve image copies export/)
+        (out / "stats.json").write_bytes(baseline.read_bytes())
     info |= {
         "task": status["task"],
         "run_id": run.run_id,

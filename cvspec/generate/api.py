@@ -55,6 +55,11 @@ class BuildContext:
     spec_file: str  # the spec's path relative to the repository root, POSIX style
     out_dir: str  # generated/<project>, relative to the repository root
     cvspec_version: str
+    origins: Mapping[tuple[str | int, ...], str] = field(default_factory=dict)
+
+    def where(self, *path: str | int) -> str:
+        """Where a spec value was set, for messages: `specs/x.yaml:12`, `profile ci (...)`."""
+        return self.origins.get(tuple(path), f"{self.spec_file} (default)")
 
 
 @runtime_checkable

@@ -17,19 +17,45 @@ class Stage(NamedTuple):
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("data", (), "cvspec.data.stage:run", "check the dataset and write its report",
-          ("data",)),
+    Stage("data", (), "cvspec.data.stage:run", "check the dataset and write its report", ("data",)),
     Stage("train", ("data",), "cvspec.train.stage:run", "train the model", ("train",)),
-    Stage("evaluate", ("train",), "cvspec.evaluate.stage:run",
-          "measure the model and apply the gates", ("evaluate",)),
-    Stage("export", ("train",), "cvspec.evaluate.export:run",
-          "export the model for serving (ONNX, TorchScript)", ("export",)),
-    Stage("test", ("data", "evaluate", "export"), "cvspec.testing.stage:run",
-          "run the generated data and model tests", ("test",)),
-    Stage("package", ("export",), "cvspec.package.stage:run",
-          "build the train and serve container images", (), default=False),
-    Stage("serve", ("export",), "cvspec.serve.stage:run", "serve the exported model over HTTP",
-          (), default=False),
+    Stage(
+        "export",
+        ("train",),
+        "cvspec.evaluate.export:run",
+        "export the model for serving (ONNX, TorchScript)",
+        ("export",),
+    ),
+    Stage(
+        "evaluate",
+        ("train", "export"),
+        "cvspec.evaluate.stage:run",
+        "measure the exported model and apply the gates",
+        ("evaluate",),
+    ),
+    Stage(
+        "test",
+        ("data", "evaluate", "export"),
+        "cvspec.testing.stage:run",
+        "run the generated data and model tests",
+        ("test",),
+    ),
+    Stage(
+        "package",
+        ("export",),
+        "cvspec.package.stage:run",
+        "build the train and serve container images",
+        (),
+        default=False,
+    ),
+    Stage(
+        "serve",
+        ("export",),
+        "cvspec.serve.stage:run",
+        "serve the exported model over HTTP",
+        (),
+        default=False,
+    ),
 )
 BY_NAME = {s.name: s for s in STAGES}
 STAGE_NAMES = tuple(BY_NAME)

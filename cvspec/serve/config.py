@@ -56,7 +56,14 @@ def from_spec(spec: Any, runs: Path) -> ServeConfig:
     threads = spec.evaluate.latency.threads or 0
     return ServeConfig(
         model_dir=runs / "export",
-        baseline=runs / "data" / "stats.json",
+        baseline=next(
+            (
+                p
+                for p in (runs / "export" / "stats.json", runs / "data" / "stats.json")
+                if p.is_file()
+            ),
+            None,
+        ),
         port=serve.port,
         metrics_port=serve.metrics_port,
         max_batch=serve.max_batch,

@@ -47,7 +47,7 @@ class Model:
     """An onnxruntime session over one export folder; `run` maps a batch to raw outputs."""
 
     def __init__(self, files: ModelFiles, threads: int = 0) -> None:
-        import onnxruntime as ort  # type: ignore[import-untyped]
+        import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads

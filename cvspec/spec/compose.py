@@ -37,8 +37,11 @@ def _load_with_extends(path: Path, stack: tuple[Path, ...]) -> RawSpec:
     items = [extends] if isinstance(extends, str) else extends
     if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
         errors.append(
-            Diagnostic("extends-type", "'extends' must be a file name or a list of them",
-                       raw.values.get(("extends",)))
+            Diagnostic(
+                "extends-type",
+                "'extends' must be a file name or a list of them",
+                raw.values.get(("extends",)),
+            )
         )
         items = []
     for index, item in enumerate(items):
@@ -46,15 +49,26 @@ def _load_with_extends(path: Path, stack: tuple[Path, ...]) -> RawSpec:
         base = (path.parent / item).resolve()
         if base in (*stack, path):
             chain = " -> ".join(display_path(p) for p in (*stack, path, base))
-            errors.append(Diagnostic("extends-cycle", f"'extends' makes a cycle: {chain}", where,
-                                     "remove one of the 'extends' entries in the cycle",
-                                     len(item)))
+            errors.append(
+                Diagnostic(
+                    "extends-cycle",
+                    f"'extends' makes a cycle: {chain}",
+                    where,
+                    "remove one of the 'extends' entries in the cycle",
+                    len(item),
+                )
+            )
             continue
         if not base.is_file():
-            errors.append(Diagnostic("extends-missing",
-                                     f"extended file not found: {display_path(base)}", where,
-                                     "paths in 'extends' are relative to the file that names them",
-                                     len(item)))
+            errors.append(
+                Diagnostic(
+                    "extends-missing",
+                    f"extended file not found: {display_path(base)}",
+                    where,
+                    "paths in 'extends' are relative to the file that names them",
+                    len(item),
+                )
+            )
             continue
         try:
             bases.append(_load_with_extends(base, (*stack, path)))

@@ -38,10 +38,13 @@ CudaVersion = Annotated[str, Pattern(r"^[0-9]+\.[0-9]+(\.[0-9]+)?$", "a CUDA ver
 Digest = Annotated[str, Pattern(r"^sha256:[0-9a-f]{64}$", "'sha256:' and 64 lowercase hex digits")]
 Cron = Annotated[
     str,
-    Pattern(r"^[0-9A-Za-z*/,-]+( [0-9A-Za-z*/,-]+){4}$", "a 5-field cron expression like '0 4 * * 1'"),
+    Pattern(
+        r"^[0-9A-Za-z*/,-]+( [0-9A-Za-z*/,-]+){4}$", "a 5-field cron expression like '0 4 * * 1'"
+    ),
 ]
 HttpsUrl = Annotated[
-    str, Pattern(r"^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*)?$", "an https:// URL", 2000)
+    str,
+    Pattern(r"^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*)?$", "an https:// URL", 2000),
 ]
 Platform = Literal["linux/amd64", "linux/arm64"]
 Provider = Literal["github", "gitlab"]

@@ -230,8 +230,9 @@ def _alerts(spec: SpecModel) -> Iterator[Violation]:
         loc: Loc = ("monitor", "alerts", i)
         if alert.metric not in ALERT_METRICS:
             close = difflib.get_close_matches(alert.metric, list(ALERT_METRICS), n=1)
-            hint = f"did you mean '{close[0]}'?" if close else (
-                f"metrics: {', '.join(ALERT_METRICS)}")
+            hint = (
+                f"did you mean '{close[0]}'?" if close else (f"metrics: {', '.join(ALERT_METRICS)}")
+            )
             msg = f"the server exports no metric '{alert.metric}' to alert on"
             yield V((*loc, "metric"), "alert-metric", msg, hint)
         if alert.name in first:

@@ -23,7 +23,7 @@ class ModelTestsGenerator:
                 "name": name,
                 "min": gate.min,
                 "max": gate.max,
-                "source": f"{ctx.spec_file} evaluate.gates.{name}",
+                "source": f"{ctx.where('evaluate', 'gates', name)} evaluate.gates.{name}",
             }
             for name, gate in set_gates(spec.evaluate.gates).items()
         ]
