@@ -43,7 +43,7 @@ def test_dvc_yaml_has_the_stage_graph_with_deps_outs_params_metrics(tmp_path: Pa
     )
     dvc = YAML(typ="safe").load(text)
     params = "generated/tiny/params.yaml"
-    assert list(dvc["stages"]) == ["data", "train", "evaluate", "export"]
+    assert list(dvc["stages"]) == ["data", "train", "export", "evaluate"]
     assert dvc["stages"]["data"] == {
         "cmd": "cvspec run specs/tiny.yaml --stage data",
         "wdir": "../..",
@@ -59,7 +59,7 @@ def test_dvc_yaml_has_the_stage_graph_with_deps_outs_params_metrics(tmp_path: Pa
     assert dvc["stages"]["train"]["params"] == [
         {params: ["data.format", "data.classes", "data.splits", "data.augment", "model", "train"]}
     ]
-    assert dvc["stages"]["evaluate"]["deps"] == ["data", "runs/tiny/train"]
+    assert dvc["stages"]["evaluate"]["deps"] == ["data", "runs/tiny/train", "runs/tiny/export"]
     assert dvc["stages"]["export"] == {
         "cmd": "cvspec run specs/tiny.yaml --stage export",
         "wdir": "../..",

@@ -151,11 +151,11 @@ def parallel_map(
 
     from cvspec.errors import CvspecError
 
-    if pool is None:
-        results: Iterator[Any] = map(func, paths)
-    else:
-        results = pool.map(func, paths, chunksize=max(1, min(64, len(paths) // 32)))
-    try:
+    try:  # submitting can fail too, once an early worker has died
+        if pool is None:
+            results: Iterator[Any] = map(func, paths)
+        else:
+            results = pool.map(func, paths, chunksize=max(1, min(64, len(paths) // 32)))
         for result in results:
             yield result
             if on_done:

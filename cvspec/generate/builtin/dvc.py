@@ -1,4 +1,4 @@
-"""The DVC pipeline: generated/<project>/dvc.yaml (data -> train -> evaluate -> export)."""
+"""The DVC pipeline: generated/<project>/dvc.yaml (data -> train -> export -> evaluate)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from typing import Any
 
 from cvspec.generate.api import Artifact, BuildContext
 from cvspec.generate.builtin.train_config import data_root
-from cvspec.run.graph import BY_NAME, stage_dir
+from cvspec.run.graph import BY_NAME, STAGES, stage_dir
 
-PIPELINE = ("data", "train", "evaluate", "export")
 # The spec keys (in params.yaml) each stage's result depends on: a new quality threshold
 # reruns the data checks, not the training.
 _LABELS = ("data.format", "data.classes", "data.splits")
@@ -24,6 +23,7 @@ PARAMS = {
 # What a stage waits for from a stage it needs; the data stage's report changes with its
 # thresholds, its training-set statistics only with the training images.
 _NEEDED = {"data": "data/stats.json"}
+PIPELINE = tuple(s.name for s in STAGES if s.name in PARAMS)  # in the one graph's order
 
 
 def pipeline(spec: Any, ctx: BuildContext) -> dict[str, Any]:
