@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import MINIMAL_SPEC, cvspec, project
+from helpers import MINIMAL_SPEC, cvspec, project, tool
 
 # Alertmanager's JiraConfig fields (config/notifiers.go, v0.28+): what a jira_configs entry may set.
 JIRA_FIELDS = {
@@ -36,17 +34,6 @@ BOTH = (
 )
 
 
-def require(tool: str) -> str:
-    """The tool's path; missing fails under CI=true and skips elsewhere."""
-    found = shutil.which(tool)
-    if found:
-        return found
-    message = f"{tool} is not installed (apt-get install -y prometheus-alertmanager)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 def load(path: Path) -> Any:
     from ruamel.yaml import YAML
 
@@ -69,7 +56,11 @@ def build(tmp_path: Path, spec: str) -> Path:
 
 def amtool(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [require("amtool"), *args], capture_output=True, text=True, timeout=60, check=False
+        [tool("amtool", "apt-get install -y prometheus prometheus-alertmanager"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -14,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import MINIMAL_SPEC, cvspec, project
+from helpers import MINIMAL_SPEC, cvspec, project, tool
 
 from cvspec.generate.render import dump_yaml
 from cvspec.serve.demo_model import write_demo_model
@@ -24,16 +23,6 @@ SPEC = MINIMAL_SPEC.replace("{name: demo}", "{name: demo, contacts: {slack: '#cv
     "evaluate: {gates: {latency_p95_ms: {max: 20}}}\n"
 )
 DEADLINE_S = 90
-
-
-def require_prometheus() -> str:
-    found = shutil.which("prometheus")
-    if found:
-        return found
-    message = "prometheus is not installed (apt-get install -y prometheus)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def load(path: Path) -> Any:
@@ -53,7 +42,7 @@ def png(color: tuple[int, int, int]) -> bytes:
 @pytest.fixture
 def prometheus(tmp_path: Path) -> Iterator[tuple[str, ServerProcess]]:
     """The generated monitoring config, ports rewritten, scraping a live server every second."""
-    binary = require_prometheus()
+    binary = tool("prometheus", "apt-get install -y prometheus prometheus-alertmanager")
     root = project(tmp_path / "repo", SPEC)
     assert cvspec("build", cwd=root).code == 0
     generated = root / "generated/demo/monitoring"

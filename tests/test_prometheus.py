@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
-from helpers import MINIMAL_SPEC, cvspec, project
+from helpers import MINIMAL_SPEC, cvspec, project, tool
 
 MONITORED = (
     MINIMAL_SPEC
@@ -41,17 +38,6 @@ def load(path: Path) -> Any:
     return YAML(typ="safe", pure=True).load(path.read_text())
 
 
-def require(tool: str) -> str:
-    """The tool's path; missing fails under CI=true and skips elsewhere."""
-    found = shutil.which(tool)
-    if found:
-        return found
-    message = f"{tool} is not installed (apt-get install -y prometheus prometheus-alertmanager)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 def build(tmp_path: Path, spec: str) -> Path:
     root = project(tmp_path, spec.replace("project: {name: demo}\n", "", 1))
     result = cvspec("build", cwd=root)
@@ -61,7 +47,7 @@ def build(tmp_path: Path, spec: str) -> Path:
 
 def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [require("promtool"), *args],
+        [tool("promtool", "apt-get install -y prometheus prometheus-alertmanager"), *args],
         cwd=cwd,
         capture_output=True,
         text=True,

@@ -9,7 +9,7 @@ import sys
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 import tempfile
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import typer
 
@@ -48,9 +48,22 @@ app.command("serve")(serve.command)
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code: 0 ok, 1 check failed, 2 bad input, 3 a bug."""
+
+    def run() -> None:
+        try:
+            app(args=list(argv) if argv is not None else None, prog_name="cvspec")
+        except SystemExit as exc:  # typer's standalone mode always ends here
+            if exc.code not in (0, None):
+                raise
+
+    return guarded(run)
+
+
+def guarded(run: Callable[[], None]) -> int:
+    """Call `run`, mapping what it raises to an exit code; the one place errors become codes."""
     try:
-        app(args=list(argv) if argv is not None else None, prog_name="cvspec")
-    except SystemExit as exc:  # typer's standalone mode always ends here, usage errors too
+        run()
+    except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except CvspecError as exc:
         report(exc)

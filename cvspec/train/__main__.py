@@ -44,20 +44,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; exit 0 ok, 1 a failed check, 2 bad input, 3 a bug."""
     args = parser().parse_args(argv)
-    from cvspec.cli import internal_error, report
-    from cvspec.errors import CvspecError
+    from cvspec.cli import guarded
 
-    try:
-        _train(args)
-    except CvspecError as exc:
-        report(exc)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception:
-        return internal_error()
-    return 0
+    return guarded(lambda: _train(args))
 
 
 def _train(args: argparse.Namespace) -> None:
