@@ -12,19 +12,19 @@ from pydantic import BaseModel
 KeyPath = tuple[str | int, ...]
 
 
-def _members(tp: Any) -> list[Any]:
+def members(tp: Any) -> list[Any]:
     """Flatten Annotated/Optional/Union wrappers into their member types."""
     origin = typing.get_origin(tp)
     if origin is typing.Annotated:
-        return _members(typing.get_args(tp)[0])
+        return members(typing.get_args(tp)[0])
     if origin is typing.Union or origin is types.UnionType:
-        return [m for arg in typing.get_args(tp) for m in _members(arg)]
+        return [m for arg in typing.get_args(tp) for m in members(arg)]
     return [tp]
 
 
 def types_at(roots: Iterable[Any], path: KeyPath) -> list[Any]:
     """The types a value at `path` may have, starting from the given root types."""
-    current = [m for r in roots for m in _members(r)]
+    current = [m for r in roots for m in members(r)]
     for part in path:
         nxt: list[Any] = []
         for tp in current:
@@ -32,15 +32,15 @@ def types_at(roots: Iterable[Any], path: KeyPath) -> list[Any]:
             if isinstance(tp, type) and issubclass(tp, BaseModel):
                 field = _field(tp, str(part))
                 if field is not None:
-                    nxt.extend(_members(field.annotation))
+                    nxt.extend(members(field.annotation))
             elif origin in (list, tuple, set, frozenset) and isinstance(part, int):
                 args = typing.get_args(tp)
                 if args:
-                    nxt.extend(_members(args[0]))
+                    nxt.extend(members(args[0]))
             elif origin is dict:
                 args = typing.get_args(tp)
                 if len(args) == 2:
-                    nxt.extend(_members(args[1]))
+                    nxt.extend(members(args[1]))
         current = nxt
     return current
 
@@ -61,3 +61,8 @@ def _field(model: type[BaseModel], key: str) -> Any:
         if (field.alias or name) == key:
             return field
     return None
+
+
+def model_members(tp: Any) -> list[type[BaseModel]]:
+    """The pydantic models among a type's Annotated/Optional/Union members."""
+    return [m for m in members(tp) if isinstance(m, type) and issubclass(m, BaseModel)]

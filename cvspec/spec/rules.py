@@ -2,14 +2,14 @@
 
 import difflib
 import posixpath
-import types
 import typing
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
-from typing import Any, NamedTuple, cast
+from typing import NamedTuple, cast
 
 from pydantic import BaseModel, ValidationError
 
 from cvspec.serve.metric_names import ALERT_METRICS
+from cvspec.spec.introspect import model_members
 from cvspec.spec.messages import show
 from cvspec.spec.model import (
     AUGMENTATIONS,
@@ -257,16 +257,6 @@ def _lists(spec: SpecModel) -> Iterator[Violation]:
 _NO_SWEEP = ("cvspec", "extends", "task", "project", "profiles", "templates", "train.sweep")
 
 
-def _model_members(annotation: Any) -> list[type[BaseModel]]:
-    origin = typing.get_origin(annotation)
-    if origin is typing.Annotated:
-        return _model_members(typing.get_args(annotation)[0])
-    if origin is typing.Union or origin is types.UnionType:
-        return [m for arg in typing.get_args(annotation) for m in _model_members(arg)]
-    is_model = isinstance(annotation, type) and issubclass(annotation, BaseModel)
-    return [annotation] if is_model else []
-
-
 def _resolve(spec: SpecModel, key: str) -> Violation | None:
     """None when `key` names a field of `spec`, else the sweep-key violation saying why."""
     loc: Loc = ("train", "sweep", key)
@@ -292,7 +282,7 @@ def _resolve(spec: SpecModel, key: str) -> Violation | None:
             return V(loc, "sweep-key", msg, hint)
         name, field = fields[part]
         value = getattr(value, name, None) if isinstance(value, BaseModel) else None
-        owners = [type(value)] if isinstance(value, BaseModel) else _model_members(field.annotation)
+        owners = [type(value)] if isinstance(value, BaseModel) else model_members(field.annotation)
         if not owners and depth < len(parts) - 1:
             if typing.get_origin(field.annotation) is dict:
                 return None
