@@ -24,7 +24,7 @@ def command(
     profile: ProfileOpt = None,
     set_: SetOpt = None,
 ) -> None:
-    """Run the stages of a spec (data, train, evaluate, export, test; package, serve)."""
+    """Run the stages of a spec (data, train, export, evaluate, test; package, serve)."""
     from rich.console import Console
 
     from cvspec.run.context import RunContext
