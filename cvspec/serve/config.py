@@ -21,7 +21,7 @@ class ServeConfig:
     port: int = 8080
     metrics_port: int | None = 9090  # None: /metrics on the API port only
     max_batch: int = 8
-    max_wait_ms: float = 0.0
+    max_wait_ms: float = 5.0
     max_body_bytes: int = 10_000_000
     max_pixels: int = 40_000_000
     queue_size: int = 0  # 0: max(MIN_QUEUE, QUEUE_BATCHES * max_batch)

@@ -93,10 +93,7 @@ class Serve(StrictModel):
     metrics_port: int = Field(9090, ge=1, le=65535, description="Port of Prometheus /metrics.")
     max_batch: int = Field(8, ge=1, le=1024, description="Largest dynamic batch.")
     max_wait_ms: float = Field(
-        0.0,
-        ge=0,
-        le=10_000,
-        description="Longest wait to fill a batch, in ms; 0 batches what is already queued.",
+        5.0, ge=0, le=10_000, description="Longest wait to fill a batch, in ms."
     )
     max_image_bytes: Size = Field(
         ByteSize(10_000_000), description="Largest accepted upload, e.g. '5MB' or '4MiB'."
