@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from cvspec.preprocess import Preprocess
 
@@ -18,7 +19,6 @@ def write_demo_model(
     benchmark can weigh batching on a model whose cost is not all call overhead.
     """
     import numpy as np
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     n = len(labels)
@@ -63,15 +63,7 @@ def write_demo_model(
         [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", n])],
         inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    folder.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, folder / "model.onnx")
-    (folder / "labels.json").write_text(json.dumps(list(labels)), encoding="utf-8")
-    pre = Preprocess(image_size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
-    (folder / "preprocess.json").write_text(json.dumps(pre.to_json()), encoding="utf-8")
-    return folder
+    return _save(graph, folder, labels, image_size)
 
 
 def write_demo_detector(folder: Path, labels: Sequence[str], image_size: int = 32) -> Path:
@@ -81,7 +73,6 @@ def write_demo_detector(folder: Path, labels: Sequence[str], image_size: int = 3
     1 is a box of the last class in the top-left corner whose score is the mean blue level.
     """
     import numpy as np
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     n, s = len(labels), float(image_size)
@@ -113,6 +104,14 @@ def write_demo_detector(folder: Path, labels: Sequence[str], image_size: int = 3
         [helper.make_tensor_value_info("output0", TensorProto.FLOAT, ["N", 4 + n, 2])],
         inits,
     )
+    return _save(graph, folder, labels, image_size)
+
+
+def _save(graph: Any, folder: Path, labels: Sequence[str], image_size: int) -> Path:
+    """Check the graph and write the three files the server loads, as the export stage does."""
+    import onnx
+    from onnx import helper
+
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)
