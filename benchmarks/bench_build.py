@@ -2,6 +2,9 @@
 
 Every figure is the median of fresh processes, run round-robin with the baseline so that the
 drift of a noisy machine hits all of them alike; ratios to the baseline are the portable figures.
+Commands run twice where it matters: "cold" with the render cache off (CVSPEC_NO_CACHE=1: load,
+validate and render everything, as after an edit to the spec) and "cached" with it on (the
+render replayed because nothing it was made from changed; see cvspec/generate/cache.py).
 Usage: python benchmarks/bench_build.py [--runs 15] [--specs 200] [--big-runs 3] [--json PATH]
 """
 
@@ -26,7 +29,8 @@ SPECS, PACKAGE = ROOT / "specs", ROOT / "cvspec"
 BASELINE = [sys.executable, "-c", "import pydantic, jinja2, ruamel.yaml"]
 CVSPEC = [sys.executable, "-m", "cvspec"]
 ONE_SPEC, MANY_SPECS, NOOP_CHECK = 0.3, 10.0, 0.3  # targets, seconds
-Job = tuple[list[str], Path, bool]  # command, cwd, start from an empty generated/
+Job = tuple[list[str], Path, bool, bool]  # command, cwd, empty generated/ first, cache on
+COLD = {"CVSPEC_NO_CACHE": "1"}
 WORDS = ["cat", "dog", "car", "bus", "bike", "person", "tree", "sign", "cone", "box", "cup", "bag"]
 
 
@@ -40,9 +44,10 @@ class Result(NamedTuple):
     passed: bool | None
 
 
-def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
+def timed(cmd: list[str], cwd: Path, env: dict[str, str], cache: bool = True) -> float:
     """Seconds one fresh process takes; a failing command aborts the benchmark."""
     start = time.perf_counter()
+    env = env if cache else {**env, **COLD}
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
     if proc.returncode:
@@ -118,15 +123,20 @@ def child_env(tmp: Path) -> dict[str, str]:
     shutil.copytree(PACKAGE, tmp / "src" / "cvspec", ignore=shutil.ignore_patterns("__pycache__"))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     path = os.pathsep.join(p for p in (str(tmp / "src"), env.get("PYTHONPATH")) if p)
-    return {**env, "PYTHONPATH": path, "PYTHONPYCACHEPREFIX": str(tmp / "pycache")}
+    return {
+        **env,
+        "PYTHONPATH": path,
+        "PYTHONPYCACHEPREFIX": str(tmp / "pycache"),
+        "CVSPEC_CACHE_DIR": str(tmp / "render-cache"),  # never the user's
+    }
 
 
 def round_robin(jobs: dict[str, Job], runs: int, env: dict[str, str]) -> dict[str, float]:
     """Median seconds of each job, run in turn `runs` times after one untimed warm-up each."""
     times: dict[str, list[float]] = {label: [] for label in jobs}
     for round_ in range(runs + 1):
-        for label, (cmd, cwd, clean) in jobs.items():
-            elapsed = timed(cmd, fresh(cwd) if clean else cwd, env)
+        for label, (cmd, cwd, clean, cache) in jobs.items():
+            elapsed = timed(cmd, fresh(cwd) if clean else cwd, env, cache)
             if round_:
                 times[label].append(elapsed)
     return {label: statistics.median(values) for label, values in times.items()}
@@ -147,13 +157,26 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="cvspec-bench-") as tmp:
         builds, checks = make_repo(Path(tmp), "builds"), make_repo(Path(tmp), "checks")
         env = child_env(Path(tmp))
-        jobs: dict[str, Job] = {"baseline: import": (BASELINE, builds, False)}
+        jobs: dict[str, Job] = {"baseline: import": (BASELINE, builds, False, False)}
         for spec in examples:
             rel = f"specs/{spec.name}"
-            jobs[f"validate {spec.stem}"] = ([*CVSPEC, "validate", rel], builds, False)
-            jobs[f"build {spec.stem} (fresh)"] = ([*CVSPEC, "build", rel], builds, True)
+            jobs[f"validate {spec.stem}"] = ([*CVSPEC, "validate", rel], builds, False, False)
+            jobs[f"build {spec.stem} (fresh, cold)"] = (
+                [*CVSPEC, "build", rel],
+                builds,
+                True,
+                False,
+            )
+            jobs[f"build {spec.stem} (fresh, cached)"] = (
+                [*CVSPEC, "build", rel],
+                builds,
+                True,
+                True,
+            )
         timed([*CVSPEC, "build"], checks, env)
-        jobs[f"check, no-op ({len(examples)} specs)"] = ([*CVSPEC, "check"], checks, False)
+        n_ex = len(examples)
+        jobs[f"check, no-op ({n_ex} specs, cold)"] = ([*CVSPEC, "check"], checks, False, False)
+        jobs[f"check, no-op ({n_ex} specs, cached)"] = ([*CVSPEC, "check"], checks, False, True)
         print(f"timing {len(jobs)} commands x {args.runs} runs ...", file=sys.stderr)
         medians = round_robin(jobs, args.runs, env)
         for label, median in medians.items():
@@ -162,11 +185,12 @@ def main() -> int:
             rows.append((label, median, target, medians["baseline: import"]))
         mono = make_monorepo(Path(tmp), args.specs, examples)
         n = args.specs
-        big = {
-            "baseline: import (again)": (BASELINE, mono, False),
-            f"build {n} specs (fresh)": ([*CVSPEC, "build"], mono, True),
-            f"build {n} specs (no-op)": ([*CVSPEC, "build"], mono, False),
-            f"check {n} specs (no-op)": ([*CVSPEC, "check"], mono, False),
+        big: dict[str, Job] = {
+            "baseline: import (again)": (BASELINE, mono, False, False),
+            f"build {n} specs (fresh, cold)": ([*CVSPEC, "build"], mono, True, False),
+            f"build {n} specs (no-op, cold)": ([*CVSPEC, "build"], mono, False, False),
+            f"check {n} specs (no-op, cold)": ([*CVSPEC, "check"], mono, False, False),
+            f"check {n} specs (no-op, cached)": ([*CVSPEC, "check"], mono, False, True),
         }
         print(f"timing {n} specs x {args.big_runs} runs ...", file=sys.stderr)
         medians = round_robin(big, args.big_runs, env)
@@ -196,13 +220,13 @@ def main() -> int:
         f"machine: {machine['cpus']} CPUs, Python {machine['python']}, {machine['platform']}; "
         f"N = {args.runs} runs per command ({args.big_runs} for the {n}-spec monorepo)"
     )
-    print(f"\n| {'measurement':<28} | median s | x import | target   | result |")
-    print(f"|{'-' * 30}|---------:|---------:|----------|--------|")
+    print(f"\n| {'measurement':<32} | median s | x import | target   | result |")
+    print(f"|{'-' * 34}|---------:|---------:|----------|--------|")
     for r in results:
         goal = f"<= {r.target_s:g} s" if r.target_s else "-"
         verdict = {True: "PASS", False: "FAIL", None: "-"}[r.passed]
         print(
-            f"| {r.measurement:<28} | {r.median_s:8.3f} | {r.ratio:8.2f} "
+            f"| {r.measurement:<32} | {r.median_s:8.3f} | {r.ratio:8.2f} "
             f"| {goal:<8} | {verdict:<6} |"
         )
     if args.json:

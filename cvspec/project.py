@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from cvspec import __version__
 from cvspec.errors import CvspecError, Diagnostic, SpecError, UsageError
-from cvspec.generate.api import Artifact, BuildContext
+from cvspec.generate.cache import Dep, RenderCache, Rendered, code_deps, text_dep, tree_dep
 from cvspec.generate.compare import Change, compare
-from cvspec.generate.manifest import LOCK_NAME, Manifest, make_manifest, read_manifest
-from cvspec.generate.registry import Registered, load_generators
-from cvspec.generate.render import BUILTIN_TEMPLATES, RenderedFile, render_artifacts, sha256
+from cvspec.generate.manifest import LOCK_NAME, make_manifest, read_manifest
+from cvspec.generate.render import BUILTIN_TEMPLATES, sha256
 from cvspec.generate.write import WriteReport, refuse, write_project
-from cvspec.spec import LoadedSpec, load_spec
+
+if TYPE_CHECKING:  # the spec language (pydantic, ruamel) loads only when a spec is rendered
+    from cvspec.generate.api import Artifact, BuildContext
+    from cvspec.generate.registry import Registered
+    from cvspec.spec import LoadedSpec
 
 GENERATED = "generated"
 
@@ -27,13 +30,7 @@ class Options(NamedTuple):
     templates: Path | None = None  # --templates DIR: overrides every other template source
 
 
-class Output(NamedTuple):
-    """One spec's fresh render, manifest included as the last file."""
-
-    loaded: LoadedSpec
-    ctx: BuildContext
-    files: list[RenderedFile]
-    manifest: Manifest
+Output = Rendered  # one spec's render (project, spec_file, out_dir, files), manifest included
 
 
 def find_root(start: Path) -> Path:
@@ -60,6 +57,8 @@ def discover_specs(root: Path) -> list[Path]:
 
 def load_all(paths: Sequence[Path], options: Options) -> list[LoadedSpec]:
     """Load every spec, collecting the errors of all of them before failing."""
+    from cvspec.spec import load_spec
+
     loaded: list[LoadedSpec] = []
     errors: list[Diagnostic] = []
     for path in paths:
@@ -90,9 +89,16 @@ def plan(loaded: LoadedSpec, ctx: BuildContext, generators: Sequence[Registered]
 
 
 def render_spec(
-    root: Path, loaded: LoadedSpec, options: Options, generators: Sequence[Registered]
+    root: Path,
+    loaded: LoadedSpec,
+    options: Options,
+    generators: Sequence[Registered],
+    deps: list[Dep] | None = None,
 ) -> Output:
-    """Plan and render one spec, and compute the manifest that would describe it."""
+    """Plan and render one spec, manifest last; `deps` gains what the render read."""
+    from cvspec.generate.api import BuildContext
+    from cvspec.generate.render import render_artifacts
+
     spec = loaded.spec
     spec_file = _rel(root, loaded.path)
     ctx = BuildContext(
@@ -109,51 +115,78 @@ def render_spec(
         dirs.append((loaded.path.parent / spec.templates).resolve())
     dirs.extend(t for t in (r.templates for r in generators) if t is not None)
     dirs.append(BUILTIN_TEMPLATES)
+    sources = {n: t for n, t in loaded.raw.sources.items() if n != "--set"}
+    if deps is not None:  # signed before rendering: an edit made meanwhile is a later miss
+        deps.extend(text_dep(name, text) for name, text in sorted(sources.items()))
+        deps.extend(tree_dep(d) for d in dirs if d != BUILTIN_TEMPLATES)
     files = render_artifacts(plan(loaded, ctx, generators), ctx, dirs)
     inputs = {
         _rel(root, Path(name).resolve()): sha256(text.encode("utf-8"))
-        for name, text in loaded.raw.sources.items()
-        if name != "--set"
+        for name, text in sources.items()
     }
     manifest = make_manifest(
         ctx.project, spec_file, inputs, options.profile, options.sets, __version__, files
     )
-    return Output(loaded, ctx, [*files, manifest.as_rendered(ctx.out_dir)], manifest)
+    return Output(ctx.project, spec_file, ctx.out_dir, [*files, manifest.as_rendered(ctx.out_dir)])
 
 
-def render_all(root: Path, paths: Sequence[Path], options: Options) -> list[Output]:
-    """Load and render many specs; project names must be unique across them."""
-    loaded = load_all(paths, options)
-    seen: dict[str, Path] = {}
-    for item in loaded:
-        name = item.spec.project.name
-        if name in seen:
+def render_all(
+    root: Path, paths: Sequence[Path], options: Options, cache: RenderCache | None = None
+) -> list[Output]:
+    """Load and render many specs (replaying cached renders); project names must be unique."""
+    outputs: dict[Path, Output] = {}
+    if cache is not None:
+        for path in paths:
+            hit = cache.lookup(root, path, options)
+            if hit is not None:
+                outputs[path] = hit
+    todo = [path for path in paths if path not in outputs]
+    if todo:
+        from cvspec.generate.registry import load_generators
+
+        code = code_deps() if cache is not None else []
+        loaded = load_all(todo, options)
+        generators = load_generators()
+        for path, item in zip(todo, loaded, strict=True):
+            deps = list(code) if cache is not None else None
+            out = render_spec(root, item, options, generators, deps)
+            if cache is not None and deps is not None:
+                cache.store(root, path, options, out, deps)
+            outputs[path] = out
+    seen: dict[str, str] = {}
+    for out in (outputs[path] for path in paths):
+        if out.project in seen:
             raise UsageError(
-                f"two specs define project '{name}': {_rel(root, seen[name])} and "
-                f"{_rel(root, item.path)}; project names must be unique"
+                f"two specs define project '{out.project}': {seen[out.project]} and "
+                f"{out.spec_file}; project names must be unique"
             )
-        seen[name] = item.path
-    generators = load_generators()
-    return [render_spec(root, item, options, generators) for item in loaded]
+        seen[out.project] = out.spec_file
+    return [outputs[path] for path in paths]
 
 
 def build(
-    root: Path, paths: Sequence[Path], options: Options = Options(), force: bool = False
+    root: Path,
+    paths: Sequence[Path],
+    options: Options = Options(),
+    force: bool = False,
+    cache: RenderCache | None = None,
 ) -> list[tuple[Output, WriteReport]]:
     """Render every spec and write the projects; all render before any writes."""
-    outputs = render_all(root, paths, options)
+    outputs = render_all(root, paths, options, cache)
     plans = [(out, _changes(root, out)) for out in outputs]
     conflicts = [c for _, changes in plans for c in changes if c.action == "conflict"]
     if conflicts and not force:
         refuse(conflicts)
     return [
-        (out, write_project(root, out.ctx.out_dir, out.files, changes, force))
-        for out, changes in plans
+        (out, write_project(root, out.out_dir, out.files, changes, force)) for out, changes in plans
     ]
 
 
 def check(
-    root: Path, paths: Sequence[Path], options: Options | None = None
+    root: Path,
+    paths: Sequence[Path],
+    options: Options | None = None,
+    cache: RenderCache | None = None,
 ) -> list[tuple[Output, list[Change]]]:
     """Compare each spec's fresh render with the disk; the same options the build used."""
     groups: dict[Options, list[Path]] = {}
@@ -163,14 +196,14 @@ def check(
         groups.setdefault(opts, []).append(path)
     results = []
     for opts, group in groups.items():
-        for out in render_all(root, group, opts):
+        for out in render_all(root, group, opts, cache):
             results.append((out, [c for c in _changes(root, out) if c.finding is not None]))
-    return sorted(results, key=lambda r: r[0].ctx.spec_file)
+    return sorted(results, key=lambda r: r[0].spec_file)
 
 
 def _changes(root: Path, out: Output) -> list[Change]:
-    old = read_manifest(root / out.ctx.out_dir / LOCK_NAME)
-    return compare(root, out.ctx.out_dir, out.files, old)
+    old = read_manifest(root / out.out_dir / LOCK_NAME)
+    return compare(root, out.out_dir, out.files, old)
 
 
 def _recorded_options(root: Path) -> dict[str, Options]:

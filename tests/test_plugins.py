@@ -127,3 +127,24 @@ def test_broken_plugin_is_named(tmp_path: Path) -> None:
         "error: generator plugin 'broken' (broken_plugin:Gen, from broken-plugin "
         "1.0) failed to load: RuntimeError: boom\n"
     )
+
+
+def test_cached_renders_follow_plugin_installs_and_edits(tmp_path: Path, plugin_path: str) -> None:
+    """The render cache replays nothing made by a plugin that is gone or has changed."""
+    root = project(tmp_path / "repo")
+    cache = {"CVSPEC_CACHE_DIR": str(tmp_path / "cache")}
+    assert cvspec("build", cwd=root, env={**cache, "PYTHONPATH": plugin_path}).code == 0
+    assert (root / "generated/demo/MODEL.md").exists()
+    shutil.rmtree(root / "generated")
+    assert cvspec("build", cwd=root, env=cache).code == 0  # the plugin is not installed here
+    assert not (root / "generated/demo/MODEL.md").exists()
+    # an edit to the installed plugin's template: its package is part of every entry's key
+    site = Path(plugin_path.split(os.pathsep)[0])
+    edited = tmp_path / "site-copy"
+    shutil.copytree(site, edited)
+    template = edited / "cvspec_plugin_demo/templates/plugin_demo/readme.md.j2"
+    env = {**cache, "PYTHONPATH": str(edited)}
+    assert cvspec("build", cwd=root, env=env).code == 0
+    template.write_text("# {{ name }}, edited\n")
+    assert cvspec("build", cwd=root, env=env).code == 0
+    assert (root / "generated/demo/MODEL.md").read_text().endswith("# demo, edited\n")

@@ -14,6 +14,7 @@ from cvspec.cli.common import (
     make_options,
     resolve_specs,
 )
+from cvspec.generate.cache import RenderCache
 from cvspec.project import build
 
 
@@ -32,14 +33,13 @@ def command(
 ) -> None:
     """Build generated/<project>/ for each spec."""
     root, paths = resolve_specs(specs)
-    for out, report in build(root, paths, make_options(profile, set_, templates), force):
+    for out, report in build(
+        root, paths, make_options(profile, set_, templates), force, RenderCache.default()
+    ):
         parts = [f"{len(report.written)} written", f"{len(report.unchanged)} unchanged"]
         if report.removed:
             parts.append(f"{len(report.removed)} removed")
-        print(
-            f"built {out.ctx.project} from {out.ctx.spec_file} -> {out.ctx.out_dir}/ "
-            f"({', '.join(parts)})"
-        )
+        print(f"built {out.project} from {out.spec_file} -> {out.out_dir}/ ({', '.join(parts)})")
         for path in report.saved:
             print(f"  saved your edited copy as {path}")
         for change in report.kept:

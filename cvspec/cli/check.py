@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from cvspec.cli.common import ProfileOpt, SetOpt, SpecArgs, make_options, resolve_specs
+from cvspec.generate.cache import RenderCache
 from cvspec.project import check
 
 
@@ -13,15 +14,14 @@ def command(specs: SpecArgs = None, profile: ProfileOpt = None, set_: SetOpt = N
     root, paths = resolve_specs(specs)
     options = make_options(profile, set_) if (profile or set_) else None
     failed = 0
-    for out, findings in check(root, paths, options):
+    for out, findings in check(root, paths, options, RenderCache.default()):
         if not findings:
             print(
-                f"ok {out.ctx.project}: {out.ctx.out_dir}/ matches {out.ctx.spec_file} "
-                f"({len(out.files)} files)"
+                f"ok {out.project}: {out.out_dir}/ matches {out.spec_file} ({len(out.files)} files)"
             )
             continue
         failed += 1
-        print(f"FAIL {out.ctx.project}: {out.ctx.out_dir}/ does not match {out.ctx.spec_file}")
+        print(f"FAIL {out.project}: {out.out_dir}/ does not match {out.spec_file}")
         width = max(len(c.finding or "") for c in findings)
         for change in findings:
             print(f"  {change.finding:<{width}}  {change.path}: {change.reason}")

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cvspec.errors import UsageError
 from cvspec.project import Options, discover_specs, find_root
-from cvspec.spec import LoadedSpec, load_spec
+
+if TYPE_CHECKING:
+    from cvspec.spec import LoadedSpec
 
 SpecArgs = Annotated[
     list[Path] | None,
@@ -54,5 +56,7 @@ def load_one(spec: Path, profile: str | None, sets: list[str] | None) -> LoadedS
     """Load the one spec a command works on, with the composition flags applied."""
     if not spec.is_file():
         raise UsageError(f"spec file not found: {spec}")
+    from cvspec.spec import load_spec
+
     options = make_options(profile, sets)
     return load_spec(spec, options.profile, options.sets)

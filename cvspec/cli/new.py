@@ -12,10 +12,7 @@ from cvspec.errors import UsageError
 from cvspec.generate.render import BUILTIN_TEMPLATES, make_environment
 from cvspec.generate.write import atomic_write
 from cvspec.project import find_root
-from cvspec.spec.interpolate import interpolate
-from cvspec.spec.load import load_text
 from cvspec.spec.schema import SCHEMA_PATH
-from cvspec.spec.validate import validate
 
 
 def command(
@@ -30,6 +27,10 @@ def command(
     ] = None,
 ) -> None:
     """Write a starter spec for a new project."""
+    from cvspec.spec.interpolate import interpolate
+    from cvspec.spec.load import load_text
+    from cvspec.spec.validate import validate
+
     root = find_root(Path.cwd())
     target = output or root / "specs" / f"{name}.yaml"
     if target.exists():

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from cvspec.spec.compose import compose
-from cvspec.spec.load import RawSpec
-from cvspec.spec.validate import validate
+if TYPE_CHECKING:
+    from cvspec.spec.load import RawSpec
 
 
 class LoadedSpec(NamedTuple):
@@ -21,5 +20,9 @@ class LoadedSpec(NamedTuple):
 
 def load_spec(path: Path, profile: str | None = None, sets: Sequence[str] = ()) -> LoadedSpec:
     """Load, compose and validate one spec file; raise SpecError with every problem."""
+    # Imported here: the YAML loader and the pydantic models load only when a spec does.
+    from cvspec.spec.compose import compose
+    from cvspec.spec.validate import validate
+
     raw = compose(path, profile, sets)
     return LoadedSpec(validate(raw), raw, path.resolve())

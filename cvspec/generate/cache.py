@@ -1,0 +1,248 @@
+"""The render cache: what a spec rendered to, replayed while nothing it was made from changed.
+
+A render is a pure function of the spec files it read (extends included), the composition
+options, the template folders and the code that ran (cvspec, generator plugins, the libraries
+in site-packages). An entry records each of those as a dependency with its signature; a lookup
+replays the entry only when every signature still matches, so a hit is byte-identical to a
+fresh render. Spec files are compared by content (sha256), code and template folders by the
+size and mtime of every file in them (as make and ninja do), installed distributions by the
+mtime of each sys.path folder (an install or upgrade adds and removes dist-info folders there).
+
+Only the CLI uses it (`build`, `check`); the library API always renders. `CVSPEC_NO_CACHE=1`
+turns it off, `CVSPEC_CACHE_DIR` moves it (default: `$XDG_CACHE_HOME/cvspec/renders`).
+Anything wrong with an entry (unreadable, corrupt, a digest that does not match) is a miss.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from cvspec import __version__
+from cvspec.generate.render import RenderedFile, sha256
+
+FORMAT = 1
+MAX_ENTRIES = 4096  # past this, the least recently used tenth is removed
+_PACKAGE = Path(__file__).resolve().parent.parent  # cvspec/
+
+
+class Dep(NamedTuple):
+    """Something a render read: a spec file (by content) or a folder of files (by stat)."""
+
+    kind: str  # "text": sha256 of a file's UTF-8 text | "tree": signature of a folder or file
+    path: str  # absolute
+    sig: str
+
+
+class Rendered(NamedTuple):
+    """One spec's render as the cache keeps it."""
+
+    project: str
+    spec_file: str
+    out_dir: str
+    files: list[RenderedFile]
+
+
+def text_dep(path: str | Path, text: str) -> Dep:
+    """A spec file read as `text` (the text the render used, not what the disk holds now)."""
+    return Dep("text", str(Path(path).resolve()), sha256(text.encode("utf-8")))
+
+
+def tree_dep(path: str | Path) -> Dep:
+    """A folder (or one file) of code or templates, signed by each file's path, size, mtime."""
+    path = Path(path).resolve()
+    return Dep("tree", str(path), tree_signature(path))
+
+
+def code_deps() -> list[Dep]:
+    """The code a render runs: cvspec itself and the package of every generator plugin.
+
+    Taken before the generators load, so an edit made during a build is never cached as seen.
+    """
+    roots = {_PACKAGE}
+    from importlib.metadata import entry_points
+    from importlib.util import find_spec
+
+    from cvspec.generate.registry import GROUP
+
+    for ep in entry_points(group=GROUP):
+        top = ep.value.split(":")[0].split(".")[0]
+        try:
+            spec = find_spec(top)
+        except (ImportError, ValueError):
+            continue  # loading it fails too, with a clear error; nothing is cached then
+        if spec is not None and spec.origin not in (None, "built-in", "frozen"):
+            origin = Path(spec.origin).resolve()
+            roots.add(origin.parent if spec.submodule_search_locations else origin)
+    return [tree_dep(r) for r in sorted(roots)]
+
+
+def tree_signature(path: Path) -> str:
+    """sha256 over (relative path, size, mtime) of every file under path; '' when missing."""
+    lines: list[str] = []
+    try:
+        if path.is_file():
+            st = path.stat()
+            return sha256(f"{st.st_size} {st.st_mtime_ns}".encode())
+        _walk(path, "", lines)
+    except OSError:
+        return ""
+    lines.sort()
+    return sha256("\n".join(lines).encode("utf-8", "surrogateescape"))
+
+
+def _walk(folder: Path | str, prefix: str, lines: list[str]) -> None:
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name == "__pycache__":
+                continue
+            if entry.is_dir(follow_symlinks=True):
+                _walk(entry.path, f"{prefix}{entry.name}/", lines)
+            else:
+                st = entry.stat()
+                lines.append(f"{prefix}{entry.name}\0{st.st_size}\0{st.st_mtime_ns}")
+
+
+def current_sig(dep: Dep) -> str | None:
+    """The signature `dep` has now; None when it cannot be read."""
+    if dep.kind == "tree":
+        return tree_signature(Path(dep.path))
+    try:
+        return sha256(Path(dep.path).read_text(encoding="utf-8").encode("utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+class RenderCache:
+    """Entries under one folder, one per (spec, options, working folder, toolchain)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._pruned = False  # once per process is enough
+
+    @classmethod
+    def default(cls) -> RenderCache | None:
+        """The user's cache, or None when `CVSPEC_NO_CACHE` is set."""
+        if os.environ.get("CVSPEC_NO_CACHE", "") not in ("", "0"):
+            return None
+        folder = os.environ.get("CVSPEC_CACHE_DIR")
+        if not folder:
+            base = os.environ.get("XDG_CACHE_HOME") or os.path.join(
+                os.path.expanduser("~"), ".cache"
+            )
+            folder = os.path.join(base, "cvspec", "renders")
+        return cls(Path(folder))
+
+    def lookup(self, root: Path, spec: Path, options: Sequence[Any]) -> Rendered | None:
+        """The cached render of `spec` under `options`, or None unless every dependency holds."""
+        path = self._entry_path(root, spec, options)
+        try:
+            body: Any = json.loads(path.read_bytes())
+            if body.get("format") != FORMAT:
+                return None
+            deps = [Dep(*d) for d in body["deps"]]
+            if any(current_sig(d) != d.sig or not d.sig for d in deps):
+                return None
+            files = []
+            for name, generator, digest, text in body["files"]:
+                data = text.encode("utf-8")
+                if sha256(data) != digest:
+                    return None  # a damaged entry: render instead
+                files.append(RenderedFile(name, data, digest, generator))
+            rendered = Rendered(body["project"], body["spec_file"], body["out_dir"], files)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(path)  # recently used: pruning keeps it
+        return rendered
+
+    def store(
+        self,
+        root: Path,
+        spec: Path,
+        options: Sequence[Any],
+        rendered: Rendered,
+        deps: Iterable[Dep],
+    ) -> None:
+        """Record a render; a dependency that changed while rendering means nothing is kept."""
+        deps = list(deps)
+        if any(not d.sig or current_sig(d) != d.sig for d in deps):
+            return
+        try:
+            texts = [f.content.decode("utf-8") for f in rendered.files]
+        except UnicodeDecodeError:
+            return  # not text: not worth a cache format of its own
+        body = {
+            "format": FORMAT,
+            "project": rendered.project,
+            "spec_file": rendered.spec_file,
+            "out_dir": rendered.out_dir,
+            "deps": [list(d) for d in deps],
+            "files": [
+                [f.path, f.generator, f.sha256, text]
+                for f, text in zip(rendered.files, texts, strict=True)
+            ],
+        }
+        path = self._entry_path(root, spec, options)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
+            os.replace(tmp, path)  # readers see the old entry or the new, never half
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            return  # a read-only or full disk: the build itself is unaffected
+        if not self._pruned:
+            self._pruned = True
+            self._prune()
+
+    def _entry_path(self, root: Path, spec: Path, options: Sequence[Any]) -> Path:
+        key = json.dumps(
+            [
+                FORMAT,
+                __version__,
+                sys.version,
+                sys.executable,
+                _import_path(),
+                str(root.resolve()),
+                os.getcwd(),
+                str(spec.resolve()),
+                [str(Path(o).resolve()) if isinstance(o, Path) else o for o in options],
+            ],
+            default=str,
+        )
+        digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
+        return self.folder / digest[:2] / f"{digest[2:]}.json"
+
+    def _prune(self) -> None:
+        try:
+            entries = [(p.stat().st_mtime_ns, p) for p in self.folder.glob("*/*.json")]
+        except OSError:
+            return
+        if len(entries) <= MAX_ENTRIES:
+            return
+        entries.sort()
+        for _, old in entries[: len(entries) - MAX_ENTRIES * 9 // 10]:
+            old.unlink(missing_ok=True)
+
+
+def _import_path() -> list[tuple[str, int]]:
+    """Each sys.path folder with its mtime: installing, upgrading or removing a distribution
+    (a plugin too) adds or removes a dist-info folder there. The working folder is left out:
+    it is part of the key already, and a build changes it."""
+    found = []
+    cwd = os.getcwd()
+    for entry in sys.path:
+        if not entry or os.path.abspath(entry) == cwd:
+            continue
+        try:
+            found.append((entry, os.stat(entry).st_mtime_ns))
+        except OSError:
+            found.append((entry, -1))
+    return found
