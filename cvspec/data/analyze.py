@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from cvspec.data.files import MAX_PIXELS, configure_pil, open_error, read_bytes
-from cvspec.data.phash import phash
+from cvspec.data.phash import phash, phashes
 
 MEASURE_MIN = 64  # images with both sides >= 2x this are measured at half resolution
 WORK_SIDE = 64  # blur is measured at 64-127 px (as CleanVision does), one threshold for all sizes
+CHUNK = 64  # images per task sent to a worker
 SERIAL_BELOW = 64  # fewer images than this are analysed in-process (a pool costs more)
 
 
@@ -37,6 +38,38 @@ class ImageFacts(NamedTuple):
 
 def analyze_file(path: str) -> ImageFacts:
     """Read, verify, fully decode and measure one image; never raises for a bad file."""
+    return analyze_files([path])[0]
+
+
+def analyze_files(paths: Sequence[str]) -> list[ImageFacts]:
+    """analyze_file for many images: each decodes on its own, then all are measured together,
+    a few numpy calls per batch instead of per image (the calls, not the arithmetic, cost)."""
+    facts: list[ImageFacts] = []
+    groups: dict[tuple[int, int], list[tuple[int, _Decoded]]] = {}
+    for i, path in enumerate(paths):
+        found = _decode(path)
+        if isinstance(found, ImageFacts):
+            facts.append(found)
+            continue
+        facts.append(ImageFacts())  # measured below
+        groups.setdefault(found.work.size, []).append((i, found))
+    for members in groups.values():
+        measured = _measure([d for _, d in members])
+        for (i, d), figures in zip(members, measured, strict=True):
+            facts[i] = ImageFacts(d.sha256, d.width, d.height, d.mode, "", *figures)
+    return facts
+
+
+class _Decoded(NamedTuple):
+    sha256: str
+    width: int
+    height: int
+    mode: str
+    histogram: list[int]  # grey levels at half resolution (full below 2 * MEASURE_MIN)
+    work: Any  # grey PIL image, WORK_SIDE..2*WORK_SIDE px on its longer side
+
+
+def _decode(path: str) -> ImageFacts | _Decoded:
     from PIL import Image
 
     data, error = read_bytes(Path(path))
@@ -61,34 +94,42 @@ def analyze_file(path: str) -> ImageFacts:
             grey = grey.reduce(2)
     except Exception as exc:  # PIL raises many types for bad input
         return ImageFacts(digest, error=open_error(exc))
-    return ImageFacts(digest, width, height, mode, "", *_grey_stats(grey))
-
-
-def _grey_stats(grey: Any) -> tuple[float, float, float, float, float, int]:
-    """brightness, contrast, p5, p95 (from the histogram), sharpness and phash of a grey image.
-
-    Few numpy calls on small arrays: at these sizes call overhead, not arithmetic, is the cost.
-    """
-    import numpy as np
-
-    hist = np.array(grey.histogram(), dtype=np.float64)
-    count = float(hist.sum())
-    total, squares = hist @ _moments()
-    mean = total / count
-    var = max(squares / count - mean * mean, 0.0)
-    p5, p95 = np.searchsorted(np.cumsum(hist), (0.05 * count, 0.95 * count))
     factor = max(1, max(grey.size) // WORK_SIDE)
     work = grey.reduce(factor) if factor > 1 else grey
-    pixels = np.frombuffer(work.tobytes(), np.uint8).reshape(work.height, work.width)
-    pixels = pixels.astype(np.float32)
-    return (
-        mean / 255,
-        var**0.5 / 255,
-        float(p5) / 255,
-        float(p95) / 255,
-        laplacian_var(pixels),
-        phash(work, pixels),
-    )
+    return _Decoded(digest, width, height, mode, grey.histogram(), work)
+
+
+def _measure(batch: Sequence[_Decoded]) -> list[tuple[float, float, float, float, float, int]]:
+    """brightness, contrast, p5, p95 (from the histograms), sharpness and phash of images
+    whose work images share one size. Integer arithmetic where it matters: the figures do not
+    depend on how images are batched."""
+    import numpy as np
+
+    n = len(batch)
+    hist = np.array([d.histogram for d in batch], dtype=np.float64)
+    count = hist.sum(axis=1)
+    sums = hist @ _moments()
+    mean = sums[:, 0] / count
+    var = np.maximum(sums[:, 1] / count - mean * mean, 0.0)
+    cum = np.cumsum(hist, axis=1)
+    p5 = (cum < (0.05 * count)[:, None]).sum(axis=1)
+    p95 = (cum < (0.95 * count)[:, None]).sum(axis=1)
+    width, height = batch[0].work.size
+    pixels = np.frombuffer(b"".join(d.work.tobytes() for d in batch), np.uint8)
+    pixels = pixels.reshape(n, height, width)
+    sharp = _laplacian_vars(pixels)
+    hashes = phashes(pixels) if (height, width) == (64, 64) else None
+    return [
+        (
+            float(mean[k]) / 255,
+            float(var[k]) ** 0.5 / 255,
+            float(p5[k]) / 255,
+            float(p95[k]) / 255,
+            float(sharp[k]),
+            hashes[k] if hashes is not None else phash(batch[k].work),
+        )
+        for k in range(n)
+    ]
 
 
 @cache
@@ -100,18 +141,31 @@ def _moments() -> Any:
     return np.stack([levels, levels * levels], axis=1)
 
 
+def _laplacian_vars(a: Any) -> Any:
+    """Variance of the 4-neighbour Laplacian of each uint8 image of a (n, h, w) stack (exact:
+    integers throughout); 0 for images under 3x3."""
+    import numpy as np
+
+    n, h, w = a.shape
+    if h < 3 or w < 3:
+        return np.zeros(n)
+    x = a.astype(np.int32)
+    lap = x[:, 1:-1, :-2] + x[:, 1:-1, 2:]
+    lap += x[:, :-2, 1:-1]
+    lap += x[:, 2:, 1:-1]
+    lap -= 4 * x[:, 1:-1, 1:-1]
+    flat = lap.reshape(n, -1).astype(np.int64)
+    size = flat.shape[1]
+    total = flat.sum(axis=1)
+    squares = (flat * flat).sum(axis=1)
+    return np.maximum(squares / size - (total / size) ** 2, 0.0)
+
+
 def laplacian_var(a: Any) -> float:
-    """Variance of the 4-neighbour Laplacian of a float32 grey array (0 when under 3x3)."""
-    if a.shape[0] < 3 or a.shape[1] < 3:
-        return 0.0
-    lap = a[1:-1, :-2] + a[1:-1, 2:]
-    lap += a[:-2, 1:-1]
-    lap += a[2:, 1:-1]
-    lap -= 4 * a[1:-1, 1:-1]
-    flat = lap.ravel()
-    size = int(flat.size)
-    mean = float(flat.sum()) / size
-    return max(float(flat @ flat) / size - mean * mean, 0.0)
+    """Variance of the 4-neighbour Laplacian of one grey image (uint8 array, h x w)."""
+    import numpy as np
+
+    return float(_laplacian_vars(np.asarray(a, dtype=np.uint8)[None])[0])
 
 
 def worker_count() -> int:
@@ -141,12 +195,14 @@ def process_pool(items: int, processes: int | None = None) -> Iterator[Any]:
 
 
 def parallel_map(
-    func: Callable[[str], Any],
-    paths: Sequence[str],
+    func: Callable[[Any], Any],
+    paths: Sequence[Any],
     pool: Any,
     on_done: Callable[[int], None] | None = None,
+    chunksize: int | None = None,
 ) -> Iterator[Any]:
-    """func over paths, in order, on the pool (or in this process when pool is None)."""
+    """func over paths, in order, on the pool (or in this process when pool is None); tasks
+    carry `chunksize` items (default: up to 64, at least 32 tasks)."""
     from concurrent.futures.process import BrokenProcessPool
 
     from cvspec.errors import CvspecError
@@ -155,7 +211,8 @@ def parallel_map(
         if pool is None:
             results: Iterator[Any] = map(func, paths)
         else:
-            results = pool.map(func, paths, chunksize=max(1, min(64, len(paths) // 32)))
+            chunksize = chunksize or max(1, min(CHUNK, len(paths) // 32))
+            results = pool.map(func, paths, chunksize=chunksize)
         for result in results:
             yield result
             if on_done:
@@ -177,4 +234,11 @@ def analyze(
     if pool is None:
         configure_pil()
     paths = [str(root / p) for p in rel_paths]
-    return list(parallel_map(analyze_file, paths, pool, on_done))
+    size = max(1, min(CHUNK, len(paths) // 32))  # as parallel_map chunks one-path tasks
+    chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
+    facts: list[ImageFacts] = []
+    for done in parallel_map(analyze_files, chunks, pool, chunksize=1):
+        facts.extend(done)
+        if on_done:
+            on_done(len(done))
+    return facts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -34,6 +35,18 @@ class Dataset:
     def decoded(self) -> list[int]:
         """Indices of the records whose image decoded."""
         return [i for i, f in enumerate(self.facts) if not f.error]
+
+    @cached_property
+    def split_class_counts(self) -> dict[str, Counter[int]]:
+        """Split -> images per class id that split shows (an image counts once per class)."""
+        out: dict[str, Counter[int]] = {}
+        for record in self.index.records:
+            counts = out.setdefault(record.split, Counter())
+            if record.label is not None:
+                counts[record.label] += 1
+            else:
+                counts.update({b.cls for b in record.boxes})
+        return out
 
     @cached_property
     def exact_groups(self) -> list[list[int]]:

@@ -26,19 +26,14 @@ def classes(ds: Dataset, limit: float | None) -> Outcome:
     return _problems(ds, "classes")
 
 
-def class_labels(record: Record) -> set[int]:
-    """The classes an image shows: its label, or the valid class ids of its boxes."""
-    if record.label is not None:
-        return {record.label}
-    return {b.cls for b in record.boxes}
-
-
 def class_counts(ds: Dataset, split: str | None = None) -> Counter[int]:
     """Images per class id (every class of the index, zero included), over one split or all."""
     counts: Counter[int] = Counter({i: 0 for i in range(len(ds.index.classes))})
-    for record in ds.index.records:
-        if split is None or record.split == split:
-            counts.update(c for c in class_labels(record) if c in counts)
+    for name, found in ds.split_class_counts.items():
+        if split is None or name == split:
+            for c, n in found.items():
+                if c in counts:
+                    counts[c] += n
     return counts
 
 

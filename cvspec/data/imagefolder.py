@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cvspec.data.files import is_image_name, list_images
+from cvspec.data.files import is_image_name, list_image_paths, relative_posix
 from cvspec.data.index import Layout, Problem, Record, problem, split_folders, split_of
 
 
@@ -25,8 +25,8 @@ def read_imagefolder(data: Any, root: Path) -> Layout:
                     problems.append(problem(rel, "not inside a class folder; ignored"))
                 continue
             items = found.setdefault(child.name, [])
-            for path in list_images(child):
-                items.append((split, path.relative_to(root).as_posix()))
+            top = str(root)
+            items.extend((split, relative_posix(p, top)) for p in list_image_paths(str(child)))
     classes = _classes(data, found, problems)
     label_of = {name: i for i, name in enumerate(classes)}
     entries: list[Record] = []

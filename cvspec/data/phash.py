@@ -19,6 +19,14 @@ def _dct_rows() -> Any:
     return np.cos(np.pi * (2 * k[None, :] + 1) * k[:8, None] / (2 * _SIDE)).astype(np.float32)
 
 
+@cache
+def _pooled_dct_rows() -> Any:
+    """_dct_rows applied to a 2x2 sum-shrink: 8x64, so a 64x64 image needs no shrink step."""
+    import numpy as np
+
+    return np.repeat(_dct_rows(), 2, axis=1)
+
+
 def phash(grey: Any, pixels: Any = None) -> int:
     """64-bit pHash of a grey PIL image: low DCT frequencies above their median (as imagehash).
 
@@ -28,7 +36,8 @@ def phash(grey: Any, pixels: Any = None) -> int:
     from PIL import Image
 
     if pixels is not None and pixels.shape == (2 * _SIDE, 2 * _SIDE):
-        small = pixels[0::2, 0::2] + pixels[1::2, 0::2] + pixels[0::2, 1::2] + pixels[1::2, 1::2]
+        rows = _pooled_dct_rows()  # the 2x2 box shrink to 32x32 folded into the DCT
+        low = (rows @ pixels @ rows.T).ravel()
     else:
         w, h = grey.size
         if w % _SIDE == 0 and h % _SIDE == 0 and w == h:
@@ -36,11 +45,23 @@ def phash(grey: Any, pixels: Any = None) -> int:
         else:
             shrunk = grey.resize((_SIDE, _SIDE), Image.Resampling.BOX)
         small = np.frombuffer(shrunk.tobytes(), np.uint8).reshape(_SIDE, _SIDE)
-    rows = _dct_rows()
-    low = (rows @ small.astype(np.float32) @ rows.T).ravel()
+        rows = _dct_rows()
+        low = (rows @ small.astype(np.float32) @ rows.T).ravel()
     middle = np.partition(low, (31, 32))[31:33]  # the median of 64 values, without a sort
     bits = low > (middle[0] + middle[1]) / 2
     return int.from_bytes(np.packbits(bits).tobytes(), "big")
+
+
+def phashes(pixels: Any) -> list[int]:
+    """phash of each 64x64 grey image of a (n, 64, 64) uint8 stack, as phash() gives them."""
+    import numpy as np
+
+    rows = _pooled_dct_rows()
+    low = (rows @ pixels.astype(np.float32) @ rows.T).reshape(len(pixels), 64)
+    middle = np.partition(low, (31, 32), axis=1)[:, 31:33]
+    bits = low > ((middle[:, 0] + middle[:, 1]) / 2)[:, None]
+    packed = np.packbits(bits, axis=1)
+    return [int(v) for v in packed.view(">u8").ravel()]
 
 
 def hamming(a: int, b: int) -> int:
