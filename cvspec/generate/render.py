@@ -74,7 +74,10 @@ def _dumper() -> Any:
     base = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
     class Dumper(base):  # type: ignore[misc,valid-type]
-        """libyaml's safe dumper, writing scripts as literal blocks."""
+        """libyaml's safe dumper, writing scripts as literal blocks and never an alias."""
+
+        def ignore_aliases(self, data: Any) -> bool:  # a repeated value is written out again
+            return True
 
     def represent_str(dumper: Any, value: str) -> Any:
         style = "|" if _literal_ok(value) else None

@@ -180,6 +180,14 @@ def _train(spec: SpecModel) -> Iterator[Violation]:
                 msg = f"{field}: {count} needs a launcher, but engine is 'none'"
                 hint = "set engine: torchrun, kubernetes or slurm"
                 yield V(("train", "distributed", field), "distributed", msg, hint)
+    elif spec.task == "detection":
+        msg = "distributed training is for classification (timm under DistributedDataParallel)"
+        hint = "detection trains in one process: set engine: none"
+        yield V(("train", "distributed", "engine"), "distributed", msg, hint)
+    elif train.sweep:
+        msg = f"a sweep trains its points one after another; engine '{dist.engine}' cannot run it"
+        hint = "sweep with engine: none, then train the best point distributed"
+        yield V(("train", "sweep"), "distributed", msg, hint)
     world = dist.nodes * dist.gpus_per_node
     if train.batch_size % world:
         msg = f"batch_size {train.batch_size} does not split evenly over {world} GPUs"

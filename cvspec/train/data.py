@@ -79,35 +79,51 @@ class ImageDataset:
 
 
 class EpochSampler:
-    """Yields (epoch, index): a fresh seeded shuffle per epoch, or the plain order."""
+    """Yields (epoch, index): a fresh seeded shuffle per epoch, or the plain order.
 
-    def __init__(self, size: int, seed: int, shuffle: bool) -> None:
+    With several training processes, each takes every `world`-th item of the same order from
+    its `rank` on; a shuffled order is first padded by repeating its head, so every process
+    runs the same number of steps (gradients are averaged at each one)."""
+
+    def __init__(self, size: int, seed: int, shuffle: bool, rank: int = 0, world: int = 1) -> None:
         self.size, self.seed, self.shuffle, self.epoch = size, seed, shuffle, 0
+        self.rank, self.world = rank, world
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch the next iteration draws its order for."""
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.size
+        if self.shuffle:
+            return -(-self.size // self.world)
+        return len(range(self.rank, self.size, self.world))
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         import numpy as np
 
-        order = range(self.size)
+        order: list[int] = list(range(self.size))
         if self.shuffle:
             rng = np.random.default_rng(mix_seed(self.seed, self.epoch, -1))
             order = rng.permutation(self.size).tolist()
-        return ((self.epoch, int(i)) for i in order)
+            padded = len(self) * self.world
+            order = (order * (padded // max(1, self.size) + 1))[:padded]
+        return ((self.epoch, int(i)) for i in order[self.rank :: self.world])
 
 
-def loader(dataset: ImageDataset, batch_size: int, workers: int, shuffle: bool) -> Any:
-    """A DataLoader over (epoch, index) keys; workers stay alive across epochs."""
+def loader(
+    dataset: ImageDataset,
+    batch_size: int,
+    workers: int,
+    shuffle: bool,
+    rank: int = 0,
+    world: int = 1,
+) -> Any:
+    """A DataLoader over (epoch, index) keys, this process's shard; workers stay alive."""
     import torch
 
     if len(dataset) == 0:
         raise CvspecError("a training split has no usable images; run the data stage")
-    sampler = EpochSampler(len(dataset), dataset.seed, shuffle)
+    sampler = EpochSampler(len(dataset), dataset.seed, shuffle, rank, world)
     items: Any = dataset  # a map-style dataset by protocol; torch's stubs want its base class
     return torch.utils.data.DataLoader(
         items,
@@ -115,7 +131,7 @@ def loader(dataset: ImageDataset, batch_size: int, workers: int, shuffle: bool) 
         sampler=sampler,
         num_workers=workers,
         persistent_workers=workers > 0,
-        drop_last=shuffle and len(dataset) > batch_size,
+        drop_last=shuffle and len(sampler) > batch_size,
         # Linux's fork, even inside a sweep launcher's worker (joblib's loky changes the default)
         multiprocessing_context="fork" if workers > 0 and sys.platform == "linux" else None,
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any, NamedTuple
 
+from cvspec.train.distributed import World, sum_all, unwrap
+
 
 class Engine(NamedTuple):
     """The moving parts an epoch needs."""
@@ -27,8 +29,11 @@ def to_device(engine: Engine, x: Any, y: Any) -> tuple[Any, Any]:
     return x.to(engine.device, memory_format=fmt, non_blocking=True), y.to(engine.device)
 
 
-def train_epoch(engine: Engine, loader: Any, seed: int, on_batch: Any) -> dict[str, float]:
-    """Train over one epoch; returns loss, accuracy, images/s and seconds of the pass."""
+def train_epoch(
+    engine: Engine, loader: Any, seed: int, on_batch: Any, w: World = World()
+) -> dict[str, float]:
+    """Train over one epoch; returns loss, accuracy, images/s and seconds of the pass, over
+    every training process."""
     import torch
     import torch.nn.functional as F
 
@@ -68,20 +73,22 @@ def train_epoch(engine: Engine, loader: Any, seed: int, on_batch: Any) -> dict[s
         elapsed = time.perf_counter() - started
         on_batch(float(loss.detach()), engine.scheduler.get_last_lr()[0], seen / elapsed)
     elapsed = time.perf_counter() - started
+    loss_sum, right, count = sum_all(w, [total_loss, correct, seen])
     return {
-        "train_loss": total_loss / max(1, seen),
-        "train_accuracy": correct / max(1, seen),
-        "images_per_s": seen / elapsed if elapsed else 0.0,
+        "train_loss": loss_sum / max(1, count),
+        "train_accuracy": right / max(1, count),
+        "images_per_s": count / elapsed if elapsed else 0.0,
         "train_seconds": elapsed,
     }
 
 
-def validate(engine: Engine, loader: Any) -> dict[str, float]:
-    """Loss and top-1 accuracy over a split, in eval mode."""
+def validate(engine: Engine, loader: Any, w: World = World()) -> dict[str, float]:
+    """Loss and top-1 accuracy over a split, in eval mode, summed over every process's shard
+    (the bare model: no collective inside the pass, so shards may differ in length)."""
     import torch
     import torch.nn.functional as F
 
-    model = engine.model.eval()
+    model = unwrap(engine.model).eval()
     total_loss, correct, seen = 0.0, 0, 0
     with torch.inference_mode():
         for x_cpu, y_cpu in loader:
@@ -93,7 +100,8 @@ def validate(engine: Engine, loader: Any) -> dict[str, float]:
             total_loss += float(F.cross_entropy(logits, y, reduction="sum"))
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
-    return {"val_loss": total_loss / max(1, seen), "val_accuracy": correct / max(1, seen)}
+    loss_sum, right, count = sum_all(w, [total_loss, correct, seen])
+    return {"val_loss": loss_sum / max(1, count), "val_accuracy": right / max(1, count)}
 
 
 def _mix(mixup: tuple[float, float] | None, rng: Any, size: int) -> tuple[float, Any] | None:

@@ -33,6 +33,10 @@ def run(ctx: RunContext) -> StageResult:
             say(console, "train.sweep applies to classification only; training the base config")
         spec_file = ctx.loaded.path.resolve().relative_to(ctx.root.resolve()).as_posix()
         weights = weights_path(spec.model.weights, spec_file, ctx.root)
+    if spec.train.distributed.engine != "none":
+        outcome = launch(ctx, config_dir, train_dir)
+        say(console, summary(outcome, ctx.root))
+        return StageResult(True, summary(outcome, ctx.root))
     outcome = train_tree(
         config_dir,
         [],
@@ -43,6 +47,50 @@ def run(ctx: RunContext) -> StageResult:
         weights=weights,
     )
     return StageResult(True, summary(outcome, ctx.root))
+
+
+def launch(ctx: RunContext, config_dir: Path, train_dir: Path) -> Outcome:
+    """Data-parallel training on this machine: torchrun starts gpus_per_node processes (gloo
+    on the CPU where there is no GPU) over the same config tree; several machines start from
+    the generated launch file instead."""
+    import subprocess
+    import sys
+
+    from cvspec.errors import CvspecError
+    from cvspec.train.runs import current, read_json
+    from cvspec.train.trainer import Outcome
+
+    dist = ctx.spec.train.distributed
+    if dist.nodes > 1:
+        launcher = {"torchrun": "torchrun.sh", "slurm": "train.sbatch"}.get(
+            dist.engine, "pytorchjob.yaml"
+        )
+        raise UsageError(
+            f"train.distributed.nodes is {dist.nodes}: `cvspec run` trains on this machine "
+            f"only; start the {dist.engine} job from generated/{ctx.project}/launch/{launcher}, "
+            "or run here with --set train.distributed.nodes=1"
+        )
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={dist.gpus_per_node}",
+        "-m",
+        "cvspec.train",
+        "--config-dir",
+        str(config_dir),
+    ]
+    done = subprocess.run(command, cwd=ctx.root, check=False)
+    if done.returncode:
+        raise CvspecError(
+            f"distributed training failed (torchrun exited {done.returncode}); its output is "
+            "above, each process's prefixed by its rank"
+        )
+    run = current(train_dir)
+    return Outcome(
+        run, read_json(run.status)["metrics"], f"trained ({dist.gpus_per_node} processes)"
+    )
 
 
 def train_tree(
@@ -76,8 +124,11 @@ def train_tree(
 
         outcome = fit(settings(compose(config_dir, overrides)), root, train_dir, console, name)
         task = "classification"
-    set_current(train_dir, outcome.run, task)
-    say(console, summary(outcome, root))
+    from cvspec.train.distributed import world
+
+    if world().main:  # under torchrun, every process gets here; rank 0 reports
+        set_current(train_dir, outcome.run, task)
+        say(console, summary(outcome, root))
     return outcome
 
 

@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 from cvspec.preprocess import Preprocess
 from cvspec.train import checkpoint, data, loop, optim
 from cvspec.train.config import Settings
+from cvspec.train.distributed import World, start, stop, unwrap, world, wrap
 from cvspec.train.progress import say
 from cvspec.train.runs import (
     RunDir,
@@ -41,23 +42,30 @@ def fit(s: Settings, root: Path, train_dir: Path, console: Any, name: str | None
         from cvspec.train.model import PRETRAINED_HELP
 
         raise UsageError(PRETRAINED_HELP)
-    setup_torch(s.threads)
+    w = world()
+    if not w.main:  # one progress report and one set of files: rank 0's
+        from rich.console import Console
+
+        console = Console(quiet=True)
+    setup_torch(s.threads or threads_per_process(w))
     index = data.load_index(s.data, root)
     records = {split: data.usable(index.split(split)) for split in ("train", "val")}
     run = RunDir(train_dir / (name or run_id(_identity(s, records))))
     if run.status.is_file() and read_json(run.status).get("state") == "done":
         return Outcome(run, read_json(run.status)["metrics"], "reused")
-    checkpoint.clean_temporaries(run.last.parent)
+    if w.main:
+        checkpoint.clean_temporaries(run.last.parent)
     state = checkpoint.load(run.last) if run.last.is_file() else None
-    run.path.mkdir(parents=True, exist_ok=True)
-    write_text(run.config, _yaml(s.raw))
-    write_json(run.status, {"task": "classification", "state": "running"})
-    set_current(train_dir, run, "classification")
+    if w.main:
+        run.path.mkdir(parents=True, exist_ok=True)
+        write_text(run.config, _yaml(s.raw))
+        write_json(run.status, {"task": "classification", "state": "running"})
+        set_current(train_dir, run, "classification")
 
     classes = list(index.classes)
     pre = Preprocess(s.model.image_size)
-    loaders = _loaders(s, root, pre, records)
-    engine = _engine(s, root, len(classes), len(loaders["train"]), state is None, console)
+    loaders = _loaders(s, root, pre, records, w)
+    engine = _engine(s, root, len(classes), len(loaders["train"]), state is None, console, w)
     meta = {
         "task": "classification",
         "arch": s.model.arch.split("/", 1)[1],
@@ -74,26 +82,30 @@ def fit(s: Settings, root: Path, train_dir: Path, console: Any, name: str | None
         say(console, f"resuming run {run.run_id} after epoch {len(history)}")
     note = f"resumed at epoch {len(history) + 1}" if state else "trained"
     for epoch in range(len(history), s.train.epochs):
-        row = _epoch(s, engine, loaders, epoch, console)
+        row = _epoch(s, engine, loaders, epoch, console, w)
         history.append(row)
         score = row.get("val_accuracy", -row["train_loss"])
         improved = best["score"] is None or score > best["score"]
         if improved:
             best = {"epoch": epoch + 1, "score": score}
-        _save(run, meta, engine, history, best, improved)
-        write_metrics(run, history)
+        if w.main:
+            _save(run, meta, engine, history, best, improved)
+            write_metrics(run, history)
         say(console, _epoch_line(row, s.train.epochs))
     metrics = {**history[best["epoch"] - 1], "best_epoch": best["epoch"], "epochs": len(history)}
-    write_json(
-        run.status,
-        {
-            "task": "classification",
-            "state": "done",
-            "metrics": metrics,
-            "classes": classes,
-            "checkpoint": "checkpoints/best.pt",
-        },
-    )
+    if w.main:
+        write_json(
+            run.status,
+            {
+                "task": "classification",
+                "state": "done",
+                "metrics": metrics,
+                "classes": classes,
+                "checkpoint": "checkpoints/best.pt",
+                "processes": w.size,
+            },
+        )
+    stop(w)  # every process waits here for rank 0's files
     return Outcome(run, metrics, note)
 
 
@@ -106,7 +118,7 @@ def _save(
     improved: bool,
 ) -> None:
     """best.pt when the epoch improved; last.pt (everything a resume needs) always."""
-    weights = engine.model.state_dict()
+    weights = unwrap(engine.model).state_dict()
     if improved:
         checkpoint.save({"meta": meta, "model": weights, "metrics": history[-1]}, run.best)
     state = {"meta": meta, "model": weights, "history": history, "best": best, **_states(engine)}
@@ -114,7 +126,12 @@ def _save(
 
 
 def _epoch(
-    s: Settings, engine: loop.Engine, loaders: dict[str, Any], epoch: int, console: Any
+    s: Settings,
+    engine: loop.Engine,
+    loaders: dict[str, Any],
+    epoch: int,
+    console: Any,
+    w: World,
 ) -> dict[str, Any]:
     """Train one epoch under a progress bar, then validate; the epoch's metrics row."""
     import torch
@@ -138,11 +155,18 @@ def _epoch(
         def on_batch(loss: float, lr: float, ips: float) -> None:
             bar.update(task, advance=1, loss=loss, lr=lr, ips=ips)
 
-        row |= loop.train_epoch(engine, loaders["train"], seed, on_batch)
+        row |= loop.train_epoch(engine, loaders["train"], seed, on_batch, w)
     if "val" in loaders:
-        row |= loop.validate(engine, loaders["val"])
+        row |= loop.validate(engine, loaders["val"], w)
     row["epoch_seconds"] = time.perf_counter() - started
     return row
+
+
+def threads_per_process(w: World) -> int:
+    """This machine's cores shared among the training processes running on it."""
+    from cvspec.train.distributed import threads_per_process as share
+
+    return share(w, os.cpu_count() or 1)
 
 
 def setup_torch(threads: int | None) -> None:
@@ -171,16 +195,20 @@ def _identity(s: Settings, records: dict[str, list[Any]]) -> dict[str, Any]:
 
 
 def _engine(
-    s: Settings, root: Path, classes: int, steps: int, fresh: bool, console: Any
+    s: Settings, root: Path, classes: int, steps: int, fresh: bool, console: Any, w: World
 ) -> loop.Engine:
-    """Model (seeded), optimiser, schedule and precision on the best device here."""
+    """Model (seeded), optimiser, schedule and precision on the best device here; under
+    DistributedDataParallel when several processes train."""
     import torch
 
     from cvspec.train.augment import mixup_alpha
     from cvspec.train.model import create, weights_path
 
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    cuda = device.type == "cuda"
+    cuda = torch.cuda.is_available()
+    device = torch.device(
+        f"cuda:{w.local_rank}" if cuda and w.distributed else "cuda" if cuda else "cpu"
+    )
+    start(w, cuda)
     torch.manual_seed(s.train.seed)
     weights = weights_path(s.model.weights, s.spec_file, root) if fresh else None
     model = create(s.model.arch.split("/", 1)[1], classes, s.model.pretrained and fresh, weights)
@@ -188,6 +216,7 @@ def _engine(
     model = model.to(device, memory_format=fmt)
     opt = optim.optimizer(model, s.train.optimizer)
     sched = optim.scheduler(opt, s.train, steps)
+    model = wrap(model, w, cuda)
     amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(s.train.precision) if cuda else None
     if s.train.precision != "fp32" and not cuda and fresh:
         say(console, f"train.precision {s.train.precision} needs a GPU; training in fp32 here")
@@ -196,8 +225,9 @@ def _engine(
 
 
 def _loaders(
-    s: Settings, root: Path, pre: Preprocess, records: dict[str, list[Any]]
+    s: Settings, root: Path, pre: Preprocess, records: dict[str, list[Any]], w: World
 ) -> dict[str, Any]:
+    """This process's loaders: its shard of each split, its share of the global batch."""
     from cvspec.train.augment import image_transform, tensor_transform
 
     data_root = Path(s.data.path) if Path(s.data.path).is_absolute() else root / s.data.path
@@ -210,10 +240,13 @@ def _loaders(
         image_transform(steps, pre.image_size),
         tensor_transform(steps),
     )
-    out = {"train": data.loader(train, s.train.batch_size, s.train.workers, shuffle=True)}
+    batch = max(1, s.train.batch_size // w.size)  # the spec's batch size is the global one
+    out = {
+        "train": data.loader(train, batch, s.train.workers, True, w.rank, w.size),
+    }
     if records["val"]:
         val = data.ImageDataset(data_root, records["val"], pre, s.train.seed)
-        out["val"] = data.loader(val, s.train.batch_size * 2, s.train.workers, shuffle=False)
+        out["val"] = data.loader(val, batch * 2, s.train.workers, False, w.rank, w.size)
     return out
 
 
@@ -226,7 +259,7 @@ def _states(engine: loop.Engine) -> dict[str, Any]:
 
 
 def _restore(engine: loop.Engine, state: dict[str, Any]) -> None:
-    engine.model.load_state_dict(state["model"])
+    unwrap(engine.model).load_state_dict(state["model"])
     engine.optimizer.load_state_dict(state["optimizer"])
     engine.scheduler.load_state_dict(state["scheduler"])
     if engine.scaler is not None and state.get("scaler"):

@@ -1,0 +1,129 @@
+"""Launch files for training on more than one GPU or machine: torchrun, Slurm, Kubernetes.
+
+`train.distributed.engine` picks one; `cvspec run --stage train` itself runs torchrun on this
+machine (nodes: 1). Each file starts `python -m cvspec.train` on the generated config tree
+under torchrun, so every engine trains exactly what `cvspec run` trains.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterator
+from typing import Any
+
+from cvspec.generate.api import Artifact, BuildContext
+from cvspec.generate.builtin.train_config import data_root
+from cvspec.package.images import repository
+
+NAME = "launch"
+FILES = {"torchrun": "launch/torchrun.sh", "slurm": "launch/train.sbatch"}
+JOB = "launch/pytorchjob.yaml"
+WORKDIR = "/app"  # the train image's working folder (docker generator)
+
+
+class LaunchGenerator:
+    """Plans generated/<project>/launch/: the launcher `train.distributed.engine` names."""
+
+    name = NAME
+    version = "1"
+
+    def plan(self, spec: Any, ctx: BuildContext) -> Iterator[Artifact]:
+        """Nothing for engine none; otherwise one launch file."""
+        dist = spec.train.distributed
+        if dist.engine == "none":
+            return
+        if dist.engine == "kubernetes":
+            yield Artifact(JOB, NAME, "yaml", data=pytorch_job(spec, ctx))
+            return
+        path = FILES[dist.engine]
+        context = {
+            "project": ctx.project,
+            "nodes": dist.nodes,
+            "gpus": dist.gpus_per_node,
+            "cpus": dist.gpus_per_node * (spec.train.workers + 1),
+            "config_dir": f"{ctx.out_dir}/train",
+            "data": data_root(spec, ctx),
+            "up": "/".join(".." for _ in posixpath.dirname(f"{ctx.out_dir}/{path}").split("/")),
+            "script": f"{ctx.out_dir}/{path}",
+        }
+        yield Artifact(path, NAME, "shell", template=f"{path}.j2", context=context)
+
+
+def torchrun_args(spec: Any, ctx: BuildContext, endpoint: str, rdzv_id: str) -> list[str]:
+    """`python -m torch.distributed.run ... -m cvspec.train --config-dir ...` as argv."""
+    dist = spec.train.distributed
+    return [
+        "python",
+        "-m",
+        "torch.distributed.run",
+        f"--nnodes={dist.nodes}",
+        f"--nproc-per-node={dist.gpus_per_node}",
+        "--rdzv-backend=c10d",
+        f"--rdzv-endpoint={endpoint}",
+        f"--rdzv-id={rdzv_id}",
+        "-m",
+        "cvspec.train",
+        "--config-dir",
+        f"{ctx.out_dir}/train",
+    ]
+
+
+def pytorch_job(spec: Any, ctx: BuildContext) -> dict[str, Any]:
+    """A Kubeflow PyTorchJob: one Master pod and nodes - 1 Worker pods of the train image.
+
+    The training operator gives every pod MASTER_ADDR and MASTER_PORT; torchrun's c10d
+    rendezvous there assigns the ranks. The images and the runs live on two volumes the cluster
+    provides (PersistentVolumeClaims <project>-data and <project>-runs, ReadWriteMany).
+    """
+    dist = spec.train.distributed
+    data = data_root(spec, ctx)
+    mount = data if posixpath.isabs(data) else posixpath.join(WORKDIR, data)
+    argv = torchrun_args(spec, ctx, "$(MASTER_ADDR):$(MASTER_PORT)", f"{ctx.project}-train")
+    container: dict[str, Any] = {
+        "name": "pytorch",  # the name the training operator looks for
+        "image": f"{repository(spec, 'train')}:latest",
+        "imagePullPolicy": "Always",
+        "command": argv[:3],
+        "args": argv[3:],
+        "volumeMounts": [
+            {"name": "data", "mountPath": mount, "readOnly": True},
+            {"name": "runs", "mountPath": f"{WORKDIR}/runs"},
+            {"name": "shm", "mountPath": "/dev/shm"},  # data loader workers share tensors here
+        ],
+    }
+    if spec.deploy.gpu:
+        container["resources"] = {"limits": {"nvidia.com/gpu": dist.gpus_per_node}}
+    pod = {
+        "metadata": {"labels": _labels(ctx)},
+        "spec": {
+            "containers": [container],
+            "volumes": [
+                {"name": "data", "persistentVolumeClaim": {"claimName": f"{ctx.project}-data"}},
+                {"name": "runs", "persistentVolumeClaim": {"claimName": f"{ctx.project}-runs"}},
+                {"name": "shm", "emptyDir": {"medium": "Memory"}},
+            ],
+        },
+    }
+    replicas: dict[str, Any] = {
+        "Master": {"replicas": 1, "restartPolicy": "OnFailure", "template": pod}
+    }
+    if dist.nodes > 1:
+        replicas["Worker"] = {
+            "replicas": dist.nodes - 1,
+            "restartPolicy": "OnFailure",
+            "template": pod,
+        }
+    return {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "PyTorchJob",
+        "metadata": {"name": f"{ctx.project}-train"[:63], "labels": _labels(ctx)},
+        "spec": {"runPolicy": {"cleanPodPolicy": "None"}, "pytorchReplicaSpecs": replicas},
+    }
+
+
+def _labels(ctx: BuildContext) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": ctx.project,
+        "app.kubernetes.io/component": "train",
+        "app.kubernetes.io/managed-by": "cvspec",
+    }

@@ -1,0 +1,123 @@
+"""Training on several processes: launch files per engine, and real torchrun on the CPU (gloo)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers import MINIMAL_SPEC, cvspec, project, tool
+from test_train import TINY_SPEC, current_run, tiny_project
+
+from cvspec.train.data import EpochSampler
+
+DISTRIBUTED = MINIMAL_SPEC + "train:\n  batch_size: 32\n  distributed: {ENGINE}\n"
+
+
+def build(tmp_path: Path, engine: str, extra: str = "") -> Path:
+    root = project(tmp_path, DISTRIBUTED.replace("ENGINE", engine) + extra)
+    result = cvspec("build", cwd=root)
+    assert result.code == 0, result.err
+    return root / "generated/demo/launch"
+
+
+@pytest.mark.parametrize(
+    ("engine", "name"),
+    [("torchrun", "torchrun.sh"), ("slurm", "train.sbatch")],
+)
+def test_shell_launchers_pass_shellcheck(tmp_path: Path, engine: str, name: str) -> None:
+    launch = build(tmp_path, f"engine: {engine}, nodes: 2, gpus_per_node: 4")
+    script = launch / name
+    checked = subprocess.run(
+        [tool("shellcheck"), "--severity=style", str(script)], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout
+    text = script.read_text()
+    assert "--nnodes=2" in text or "--nodes=2" in text
+    assert "--nproc-per-node=4" in text
+    assert "-m cvspec.train --config-dir generated/demo/train" in text
+    assert sorted(p.name for p in launch.iterdir()) == [name]
+
+
+def test_kubernetes_gets_a_pytorchjob(tmp_path: Path) -> None:
+    launch = build(
+        tmp_path, "engine: kubernetes, nodes: 4, gpus_per_node: 2", "deploy: {gpu: true}\n"
+    )
+    text = (launch / "pytorchjob.yaml").read_text()
+    assert "&" not in text and "*" not in text  # no YAML aliases: each pod spelled out
+    job = yaml.safe_load(text)
+    assert (job["apiVersion"], job["kind"]) == ("kubeflow.org/v1", "PyTorchJob")
+    replicas = job["spec"]["pytorchReplicaSpecs"]
+    assert replicas["Master"]["replicas"] == 1 and replicas["Worker"]["replicas"] == 3
+    (container,) = replicas["Worker"]["template"]["spec"]["containers"]
+    assert container["name"] == "pytorch" and container["image"] == "demo-train:latest"
+    assert container["resources"] == {"limits": {"nvidia.com/gpu": 2}}
+    argv = container["command"] + container["args"]
+    assert argv[:3] == ["python", "-m", "torch.distributed.run"]
+    assert "--rdzv-endpoint=$(MASTER_ADDR):$(MASTER_PORT)" in argv
+    assert argv[-3:] == ["cvspec.train", "--config-dir", "generated/demo/train"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["data"] == "/app/data/demo" and mounts["runs"] == "/app/runs"
+
+
+def test_engine_none_makes_no_launch_files(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    assert cvspec("build", cwd=root).code == 0
+    assert not (root / "generated/demo/launch").exists()
+
+
+def test_shards_cover_the_epoch_once_with_equal_lengths() -> None:
+    for size, world in ((10, 3), (9, 3), (2, 4)):
+        shards = [list(EpochSampler(size, 0, True, rank, world)) for rank in range(world)]
+        assert len({len(s) for s in shards}) == 1  # same steps on every process
+        seen = [i for shard in shards for _, i in shard]
+        assert set(seen) == set(range(size)) and len(seen) == len(shards[0]) * world
+        plain = [list(EpochSampler(size, 0, False, rank, world)) for rank in range(world)]
+        assert sorted(i for shard in plain for _, i in shard) == list(range(size))
+
+
+DDP_SPEC = TINY_SPEC + "  distributed: {engine: torchrun, gpus_per_node: 2}\n"
+
+
+def test_cvspec_run_trains_on_two_processes(tmp_path: Path) -> None:
+    root = tiny_project(tmp_path, DDP_SPEC)
+    result = cvspec("run", "specs/tiny.yaml", "--stage", "train", cwd=root, timeout=300)
+    assert result.code == 0, result.err[-3000:]
+    run = current_run(root)
+    status = json.loads((run / "run.json").read_text())
+    assert status["state"] == "done" and status["processes"] == 2
+    assert [p.name for p in run.parent.glob("*/run.json")] == ["run.json"]  # one run: rank 0's
+    rows = (run / "metrics.jsonl").read_text().splitlines()
+    assert len(rows) == 2 and json.loads(rows[-1])["val_accuracy"] > 0.5
+    import torch
+
+    weights = torch.load(run / "checkpoints/best.pt", weights_only=False)["model"]
+    assert not any(k.startswith("module.") for k in weights)  # the bare model's, not DDP's
+    exported = cvspec("run", "specs/tiny.yaml", "--stage", "export", cwd=root, timeout=300)
+    assert exported.code == 0, exported.err[-3000:]
+
+
+def test_generated_torchrun_script_runs(tmp_path: Path) -> None:
+    root = tiny_project(tmp_path, DDP_SPEC)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # the venv's python
+    env = {**os.environ, "PATH": path, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    env.pop("CVSPEC_DEBUG", None)
+    done = subprocess.run(
+        ["bash", "tiny/launch/torchrun.sh", "train.epochs=1"],
+        cwd=tmp_path / "generated",  # the script finds the repository root itself
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = current_run(root)
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 1
