@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import zlib
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,7 @@ def test_a_hit_replays_the_render_byte_for_byte(
     cold = render(root, None)
     assert any(b"\n# override" in data for data in cold.values())  # the override is used
     assert render(root, cache) == cold  # a miss renders and stores
-    assert len(list((tmp_path / "cache").glob("*/*.json"))) == 1
+    assert len(list((tmp_path / "cache").glob("*/*.json.z"))) == 1
     monkeypatch.setattr(proj, "load_all", no_render)
     assert render(root, cache) == cold  # a hit: nothing was loaded or rendered
 
@@ -104,16 +105,16 @@ def test_a_damaged_entry_is_a_miss(
     cache = RenderCache(tmp_path / "cache")
     monkeypatch.chdir(root)
     cold = render(root, cache)
-    (entry,) = (tmp_path / "cache").glob("*/*.json")
+    (entry,) = (tmp_path / "cache").glob("*/*.json.z")
     if damage == "garbage":
         entry.write_bytes(b"\x00{not json")
     else:
-        body = json.loads(entry.read_text())
+        body = json.loads(zlib.decompress(entry.read_bytes()))
         if damage == "content":
             body["files"][0][3] += "tampered\n"  # the digest no longer matches
         else:
             body["format"] = 999
-        entry.write_text(json.dumps(body))
+        entry.write_bytes(zlib.compress(json.dumps(body).encode()))
     assert render(root, cache) == cold
 
 
@@ -155,7 +156,7 @@ def test_cli_uses_the_cache_and_can_do_without(tmp_path: Path) -> None:
     first = snapshot(root / "generated")
     env = {"CVSPEC_CACHE_DIR": str(off), "CVSPEC_NO_CACHE": "1"}
     assert cvspec("check", cwd=root, env=env).code == 0
-    assert list(cached.glob("*/*.json")) and not off.exists()
+    assert list(cached.glob("*/*.json.z")) and not off.exists()
     (root / "generated/demo/train/config.yaml").write_text("edited\n")
     result = cvspec("check", cwd=root, env={"CVSPEC_CACHE_DIR": str(cached)})
     assert result.code == 1 and "tamper  generated/demo/train/config.yaml" in result.out

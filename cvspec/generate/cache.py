@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import sys
+import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -27,8 +28,9 @@ from typing import Any, NamedTuple
 from cvspec import __version__
 from cvspec.generate.render import RenderedFile, sha256
 
-FORMAT = 1
-MAX_ENTRIES = 4096  # past this, the least recently used tenth is removed
+FORMAT = 2
+MAX_ENTRIES = 1024  # past this, the least recently used tenth is removed
+SUFFIX = ".json.z"  # JSON, zlib-compressed: the examples render ~70 KB of text, ~12 KB here
 _PACKAGE = Path(__file__).resolve().parent.parent  # cvspec/
 
 
@@ -143,7 +145,7 @@ class RenderCache:
         """The cached render of `spec` under `options`, or None unless every dependency holds."""
         path = self._entry_path(root, spec, options)
         try:
-            body: Any = json.loads(path.read_bytes())
+            body: Any = json.loads(zlib.decompress(path.read_bytes()))
             if body.get("format") != FORMAT:
                 return None
             deps = [Dep(*d) for d in body["deps"]]
@@ -156,7 +158,7 @@ class RenderCache:
                     return None  # a damaged entry: render instead
                 files.append(RenderedFile(name, data, digest, generator))
             rendered = Rendered(body["project"], body["spec_file"], body["out_dir"], files)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, zlib.error):
             return None
         with contextlib.suppress(OSError):
             os.utime(path)  # recently used: pruning keeps it
@@ -193,7 +195,7 @@ class RenderCache:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
+            tmp.write_bytes(zlib.compress(json.dumps(body, ensure_ascii=False).encode(), 1))
             os.replace(tmp, path)  # readers see the old entry or the new, never half
         except OSError:
             tmp.unlink(missing_ok=True)
@@ -218,11 +220,11 @@ class RenderCache:
             default=str,
         )
         digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
-        return self.folder / digest[:2] / f"{digest[2:]}.json"
+        return self.folder / digest[:2] / f"{digest[2:]}{SUFFIX}"
 
     def _prune(self) -> None:
         try:
-            entries = [(p.stat().st_mtime_ns, p) for p in self.folder.glob("*/*.json")]
+            entries = [(p.stat().st_mtime_ns, p) for p in self.folder.glob(f"*/*{SUFFIX}")]
         except OSError:
             return
         if len(entries) <= MAX_ENTRIES:
