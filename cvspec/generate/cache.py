@@ -127,6 +127,7 @@ class RenderCache:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._pruned = False  # once per process is enough
+        self._trees: dict[str, str | None] = {}  # folder -> signature, for lookups
 
     @classmethod
     def default(cls) -> RenderCache | None:
@@ -149,7 +150,7 @@ class RenderCache:
             if body.get("format") != FORMAT:
                 return None
             deps = [Dep(*d) for d in body["deps"]]
-            if any(current_sig(d) != d.sig or not d.sig for d in deps):
+            if any(self._seen_sig(d) != d.sig or not d.sig for d in deps):
                 return None
             files = []
             for name, generator, digest, text in body["files"]:
@@ -163,6 +164,15 @@ class RenderCache:
         with contextlib.suppress(OSError):
             os.utime(path)  # recently used: pruning keeps it
         return rendered
+
+    def _seen_sig(self, dep: Dep) -> str | None:
+        """current_sig, with folders signed once per command: cvspec's own code is a
+        dependency of every entry, and a 200-spec check should walk it once, not 200 times."""
+        if dep.kind != "tree":
+            return current_sig(dep)
+        if dep.path not in self._trees:
+            self._trees[dep.path] = current_sig(dep)
+        return self._trees[dep.path]
 
     def store(
         self,
