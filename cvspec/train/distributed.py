@@ -103,6 +103,6 @@ def unwrap(model: Any) -> Any:
     return getattr(model, "module", model)
 
 
-def threads_per_process(w: World, cpus: int) -> int:
-    """CPU threads for each of the processes sharing this machine."""
-    return max(1, cpus // max(1, w.local_size))
+def threads_per_process(w: World) -> int:
+    """This machine's cores shared among the training processes running on it."""
+    return max(1, (os.cpu_count() or 1) // max(1, w.local_size))

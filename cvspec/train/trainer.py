@@ -11,7 +11,15 @@ from typing import Any, NamedTuple
 from cvspec.preprocess import Preprocess
 from cvspec.train import checkpoint, data, loop, optim
 from cvspec.train.config import Settings
-from cvspec.train.distributed import World, start, stop, unwrap, world, wrap
+from cvspec.train.distributed import (
+    World,
+    start,
+    stop,
+    threads_per_process,
+    unwrap,
+    world,
+    wrap,
+)
 from cvspec.train.progress import say
 from cvspec.train.runs import (
     RunDir,
@@ -160,13 +168,6 @@ def _epoch(
         row |= loop.validate(engine, loaders["val"], w)
     row["epoch_seconds"] = time.perf_counter() - started
     return row
-
-
-def threads_per_process(w: World) -> int:
-    """This machine's cores shared among the training processes running on it."""
-    from cvspec.train.distributed import threads_per_process as share
-
-    return share(w, os.cpu_count() or 1)
 
 
 def setup_torch(threads: int | None) -> None:
