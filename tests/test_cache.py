@@ -164,3 +164,15 @@ def test_cli_uses_the_cache_and_can_do_without(tmp_path: Path) -> None:
         path.unlink() if path.is_file() else path.rmdir()
     assert cvspec("build", cwd=root, env={"CVSPEC_CACHE_DIR": str(cached)}).code == 0
     assert snapshot(root / "generated") == first  # replayed from the cache, byte for byte
+
+
+def test_a_path_that_is_not_utf8_is_rendered_each_time_not_an_error(tmp_path: Path) -> None:
+    from cvspec.generate.render import RenderedFile, sha256
+
+    cache = RenderCache(tmp_path / "cache")
+    name = "generated/d\udcffemo/x.txt"  # a file name with an undecodable byte
+    out = proj.Output(
+        "demo", "specs/demo.yaml", "generated/demo", [RenderedFile(name, b"x", sha256(b"x"), "t")]
+    )
+    cache.store(tmp_path, tmp_path / "specs/demo.yaml", proj.Options(), out, [tree_dep(tmp_path)])
+    assert not list((tmp_path / "cache").glob("*/*.json.z"))  # not stored, and no error

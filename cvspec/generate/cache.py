@@ -201,11 +201,15 @@ class RenderCache:
                 for f, text in zip(rendered.files, texts, strict=True)
             ],
         }
+        try:
+            payload = zlib.compress(json.dumps(body, ensure_ascii=False).encode("utf-8"), 1)
+        except UnicodeEncodeError:
+            return  # a path that is not valid UTF-8 (undecodable bytes): render it each time
         path = self._entry_path(root, spec, options)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(zlib.compress(json.dumps(body, ensure_ascii=False).encode(), 1))
+            tmp.write_bytes(payload)
             os.replace(tmp, path)  # readers see the old entry or the new, never half
         except OSError:
             tmp.unlink(missing_ok=True)
