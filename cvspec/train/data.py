@@ -131,6 +131,7 @@ def loader(
         sampler=sampler,
         num_workers=workers,
         persistent_workers=workers > 0,
+        pin_memory=torch.cuda.is_available(),  # lets the copy to the GPU overlap compute
         drop_last=shuffle and len(sampler) > batch_size,
         # Linux's fork, even inside a sweep launcher's worker (joblib's loky changes the default)
         multiprocessing_context="fork" if workers > 0 and sys.platform == "linux" else None,
