@@ -15,8 +15,13 @@ class Registered(NamedTuple):
     """A loaded generator and where it came from (distribution and module)."""
 
     generator: Generator
-    distribution: str
+    dist: Any  # importlib.metadata.Distribution, or None
     module: str
+
+    @property
+    def distribution(self) -> str:
+        """'name version' of the installed distribution that provides it."""
+        return _label(self.dist)
 
     @property
     def builtin(self) -> bool:
@@ -36,18 +41,17 @@ def load_generators() -> list[Registered]:
 
     found: dict[str, Registered] = {}
     for ep in entry_points(group=GROUP):
-        dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else "unknown"
         try:
             obj: Any = ep.load()
             gen = obj() if isinstance(obj, type) else obj
         except Exception as exc:
             raise PluginError(
-                f"generator plugin '{ep.name}' ({ep.value}, from {dist}) failed to load: "
-                f"{type(exc).__name__}: {exc}"
+                f"generator plugin '{ep.name}' ({ep.value}, from {_label(ep.dist)}) failed to "
+                f"load: {type(exc).__name__}: {exc}"
             ) from exc
         if not isinstance(gen, Generator):
             raise PluginError(
-                f"generator plugin '{ep.name}' ({ep.value}, from {dist}) does not "
+                f"generator plugin '{ep.name}' ({ep.value}, from {_label(ep.dist)}) does not "
                 "provide name, version and plan(spec, ctx)"
             )
         if gen.name != ep.name:
@@ -58,7 +62,13 @@ def load_generators() -> list[Registered]:
         if ep.name in found and found[ep.name].module != ep.value:
             raise PluginError(
                 f"two generators are named '{ep.name}': {found[ep.name].module} "
-                f"({found[ep.name].distribution}) and {ep.value} ({dist})"
+                f"({found[ep.name].distribution}) and {ep.value} ({_label(ep.dist)})"
             )
-        found[ep.name] = Registered(gen, dist, ep.value)
+        found[ep.name] = Registered(gen, ep.dist, ep.value)
     return [found[name] for name in sorted(found)]
+
+
+def _label(dist: Any) -> str:
+    """'name version'. Reading them parses the distribution's whole METADATA file (its long
+    description too): only listings and error messages ask."""
+    return f"{dist.name} {dist.version}" if dist is not None else "unknown"
