@@ -1,7 +1,5 @@
 """`python -m cvspec`: the same as the `cvspec` command."""
 
-import sys
+from cvspec.console import main
 
-from cvspec.cli import main
-
-sys.exit(main())
+main()
