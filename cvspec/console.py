@@ -1,13 +1,14 @@
 """The `cvspec` process itself: the console script and `python -m cvspec` start here.
 
 The compile commands (validate, build, check, ...) live a few hundred milliseconds, most of it
-importing and building pydantic's schema, and two CPython defaults cost them a sixth of that:
-the cyclic garbage collector runs hundreds of times over the millions of objects imports create
-(none of them garbage), and interpreter teardown frees each of those objects one by one before
-the process ends. So for those commands the collector runs rarely, and the process ends right
-after the command, output flushed, without the teardown (mypy does both for the same reason).
-The long-lived commands (run, serve) keep CPython's defaults: training and serving create real
-garbage, and their threads, child processes and temporary folders need the normal shutdown.
+spent importing libraries and building pydantic's schema, and two CPython defaults cost them a
+fifth of that: the cyclic garbage collector runs over a hundred times while the imports
+allocate objects that all live to the end, and interpreter teardown then frees every one of
+them, module by module, before the process may end. So for those commands the collector runs
+rarely, and the process ends right after the command, output flushed, without the teardown
+(mypy does both for the same reason). The long-lived commands (run, serve) keep CPython's
+defaults: training and serving make real garbage, and their threads, child processes and
+temporary folders need the normal shutdown.
 
 This module imports nothing heavy: it runs before the CLI is imported.
 """

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from cvspec.errors import PluginError
 from cvspec.generate.api import Generator
+
+if TYPE_CHECKING:
+    from importlib.metadata import Distribution
 
 GROUP = "cvspec.generators"
 
@@ -15,7 +18,7 @@ class Registered(NamedTuple):
     """A loaded generator and where it came from (distribution and module)."""
 
     generator: Generator
-    dist: Any  # importlib.metadata.Distribution, or None
+    dist: Distribution | None
     module: str
 
     @property
@@ -68,7 +71,7 @@ def load_generators() -> list[Registered]:
     return [found[name] for name in sorted(found)]
 
 
-def _label(dist: Any) -> str:
+def _label(dist: Distribution | None) -> str:
     """'name version'. Reading them parses the distribution's whole METADATA file (its long
     description too): only listings and error messages ask."""
     return f"{dist.name} {dist.version}" if dist is not None else "unknown"
