@@ -2,20 +2,37 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 
 def image_stats(img: Any) -> dict[str, float]:
-    """Brightness (mean grey level, 0..1), contrast (grey std, 0..1), width and height."""
+    """Brightness (mean grey level, 0..1), contrast (grey std, 0..1), width and height.
+
+    From the grey histogram (256 counts, computed in C): two dot products instead of two
+    passes over every pixel in float.
+    """
     import numpy as np
 
-    grey = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+    levels, squares = _levels()
+    counts = np.asarray(img.convert("L").histogram(), dtype=np.float64)
+    n = counts.sum()
+    mean = float(counts @ levels) / n
+    var = max(float(counts @ squares) / n - mean * mean, 0.0)
     return {
-        "brightness": float(grey.mean()),
-        "contrast": float(grey.std()),
+        "brightness": mean / 255.0,
+        "contrast": var**0.5 / 255.0,
         "width": float(img.width),
         "height": float(img.height),
     }
+
+
+@functools.cache
+def _levels() -> tuple[Any, Any]:
+    import numpy as np
+
+    levels = np.arange(256, dtype=np.float64)
+    return levels, levels * levels
 
 
 def summarize(values: list[float]) -> dict[str, float]:

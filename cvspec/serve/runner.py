@@ -72,8 +72,15 @@ def _metrics_server(config: ServeConfig, registry: Any) -> None:
 
 
 def _uvicorn(app: Any, config: ServeConfig, **extra: Any) -> None:
+    import importlib.util
+
     import uvicorn
 
+    # httptools (the serve extra installs it): its parser, with one send() per response
+    if importlib.util.find_spec("httptools") is not None:
+        from cvspec.serve.transport import PROTOCOL
+
+        extra.setdefault("http", PROTOCOL)
     uvicorn.run(
         app,
         host=config.host,
