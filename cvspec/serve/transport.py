@@ -30,12 +30,12 @@ class CoalescingTransport:
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Hold `data` until this loop step ends, or send everything now once it is large."""
-        if not self._held:
-            self._loop.call_soon(self.flush)
         self._held.append(bytes(data))
         self._size += len(data)
         if self._size >= COALESCE_BYTES:
             self.flush()
+        elif len(self._held) == 1:
+            self._loop.call_soon(self.flush)
 
     def flush(self) -> None:
         """Hand what is held to the real transport (one send when the socket takes it)."""
