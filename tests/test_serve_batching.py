@@ -48,6 +48,32 @@ def test_concurrent_images_share_one_call_and_get_their_own_rows() -> None:
     assert sizes == [4, 2]  # the second batch stops waiting: max_wait bounds it, then it runs
 
 
+def test_finish_runs_once_per_batch_with_each_images_meta_in_order() -> None:
+    calls: list[tuple[list[float], list[str]]] = []
+
+    def finish(out: Any, metas: Any) -> list[str]:
+        calls.append(([float(row[0]) for row in out], list(metas)))
+        return [f"{meta}={float(row[0]):g}" for row, meta in zip(out, metas, strict=True)]
+
+    async def scenario() -> list[list[Any]]:
+        batcher = Batcher(
+            double, max_batch=3, max_wait_s=0.2, capacity=16, pending=lambda: 1, finish=finish
+        )
+        loop = asyncio.create_task(batcher.serve_forever())
+        try:
+            jobs = [
+                batcher.submit([np.full((1,), 1.0)], ["a"]),
+                batcher.submit([np.full((1,), 2.0), np.full((1,), 3.0)], ["b", "c"]),
+                batcher.submit([np.full((1,), 4.0)], ["d"]),
+            ]
+            return list(await asyncio.gather(*jobs))
+        finally:
+            loop.cancel()
+
+    assert asyncio.run(scenario()) == [["a=2"], ["b=4", "c=6"], ["d=8"]]
+    assert calls == [([2.0, 4.0, 6.0], ["a", "b", "c"]), ([8.0], ["d"])]
+
+
 def test_a_lone_request_does_not_wait_for_company() -> None:
     async def scenario() -> Any:
         batcher = Batcher(double, max_batch=8, max_wait_s=3600, capacity=8)  # pending: 0

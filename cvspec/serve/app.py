@@ -52,7 +52,7 @@ async def predict(request: Any) -> Any:
                 inputs = await run_in_threadpool(service.prepare, blobs)
         finally:
             service.pending -= 1
-        outputs = await service.batcher.submit([p.array for p in inputs])
+        answers = await service.batcher.submit([p.array for p in inputs], inputs)
     except InputError as exc:
         return error(exc.status, exc.code, exc.message)
     except QueueFull as exc:
@@ -60,7 +60,6 @@ async def predict(request: Any) -> Any:
     except Exception as exc:  # the model itself failed: a JSON 500, counted like any other
         log.exception("prediction failed")
         return error(500, "model_error", f"{type(exc).__name__}: {exc}")
-    answers = service.answer(outputs, inputs)
     model = {"name": service.name, "version": service.files.version}
     return JSONResponse({"model": model, "predictions": answers})
 

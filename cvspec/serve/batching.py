@@ -15,14 +15,21 @@ class QueueFull(Exception):
 
 class _Item(NamedTuple):
     array: Any  # one preprocessed image, (3, S, S)
+    meta: Any  # what `finish` needs besides the model's row (the image's size, its statistics)
     future: asyncio.Future[Any]
+
+
+def _rows(out: Any, metas: Sequence[Any]) -> Sequence[Any]:
+    return list(out)
 
 
 class Batcher:
     """Collects up to max_batch images, waiting at most max_wait_s, and runs them in one call.
 
     It waits only while more images are on their way (requests being decoded, as `pending`
-    reports): a lone request never waits for company that is not coming.
+    reports): a lone request never waits for company that is not coming. `run` (the model call)
+    runs in a worker thread; `finish` turns its output into one result per image on the event
+    loop, once per batch, so post-processing and bookkeeping are vectorised over the batch too.
     """
 
     def __init__(
@@ -34,6 +41,7 @@ class Batcher:
         pending: Callable[[], int] = lambda: 0,
         on_batch: Callable[[int, float], None] = lambda size, seconds: None,
         on_depth: Callable[[int], None] = lambda depth: None,
+        finish: Callable[[Any, Sequence[Any]], Sequence[Any]] = _rows,
     ) -> None:
         self.run, self.max_batch, self.max_wait_s, self.capacity = (
             run,
@@ -42,6 +50,7 @@ class Batcher:
             capacity,
         )
         self.pending, self.on_batch, self.on_depth = pending, on_batch, on_depth
+        self.finish = finish
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cvspec-infer")
 
@@ -50,15 +59,18 @@ class Batcher:
         """Images waiting for a batch."""
         return self._queue.qsize()
 
-    async def submit(self, arrays: Sequence[Any]) -> list[Any]:
-        """The model's output row for each image; QueueFull when they do not all fit."""
+    async def submit(self, arrays: Sequence[Any], metas: Sequence[Any] | None = None) -> list[Any]:
+        """`finish`'s result for each image; QueueFull when they do not all fit."""
         if self._queue.qsize() + len(arrays) > self.capacity:
             raise QueueFull(f"{self._queue.qsize()} images are waiting (limit {self.capacity})")
         loop = asyncio.get_running_loop()
-        items = [_Item(a, loop.create_future()) for a in arrays]
+        metas = [None] * len(arrays) if metas is None else metas
+        items = [_Item(a, m, loop.create_future()) for a, m in zip(arrays, metas, strict=True)]
         for item in items:
             self._queue.put_nowait(item)
         self.on_depth(self._queue.qsize())
+        if len(items) == 1:  # the usual case: no gathering future for one image
+            return [await items[0].future]
         return list(await asyncio.gather(*(i.future for i in items)))
 
     async def serve_forever(self) -> None:
@@ -75,13 +87,15 @@ class Batcher:
                     out = await loop.run_in_executor(
                         self._executor, self.run, np.stack([i.array for i in batch])
                     )
+                    seconds = time.perf_counter() - started
+                    rows = self.finish(out, [i.meta for i in batch])
                 except Exception as exc:  # the model failed: every waiting request learns why
                     for item in batch:
                         if not item.future.done():
                             item.future.set_exception(exc)
                     continue
-                self.on_batch(len(batch), time.perf_counter() - started)
-                for row, item in zip(out, batch, strict=True):
+                self.on_batch(len(batch), seconds)
+                for row, item in zip(rows, batch, strict=True):
                     if not item.future.done():
                         item.future.set_result(row)
         finally:

@@ -11,17 +11,25 @@ MAX_BOXES = 100
 
 
 def classify(probs: Any, labels: tuple[str, ...]) -> list[dict[str, Any]]:
-    """One answer per row of class probabilities: the label, its confidence, the top k."""
+    """One answer per row of class probabilities: the label, its confidence, the top k.
+
+    Ranks the whole batch in one call; confidences are Python floats rounded to 6 places.
+    """
     import numpy as np
 
+    k = min(TOP_K, len(labels))
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    values = np.take_along_axis(probs, order, axis=1).tolist()
     out = []
-    for row in probs:
-        order = np.argsort(-row, kind="stable")[: min(TOP_K, len(labels))]
-        top = [{"label": labels[i], "confidence": round(float(row[i]), 6)} for i in order]
+    for indices, confidences in zip(order.tolist(), values, strict=True):
+        top = [
+            {"label": labels[i], "confidence": round(c, 6)}
+            for i, c in zip(indices, confidences, strict=True)
+        ]
         out.append(
             {
                 "label": top[0]["label"],
-                "index": int(order[0]),
+                "index": indices[0],
                 "confidence": top[0]["confidence"],
                 "top": top,
             }

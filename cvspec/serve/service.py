@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from cvspec.serve.batching import Batcher
@@ -64,6 +65,7 @@ class Service:
             pending=lambda: self.pending,
             on_batch=self.metrics.batch_done,
             on_depth=self.metrics.queue.set,
+            finish=self.finish,
         )
         self._task = asyncio.create_task(batcher.serve_forever())
         self.batcher = batcher
@@ -113,16 +115,18 @@ class Service:
             out.append(Prepared(array, image_stats(img), (img.width, img.height)))
         return out
 
-    def answer(self, outputs: list[Any], inputs: list[Prepared]) -> list[dict[str, Any]]:
-        """Predictions for one request; counts classes, confidences and input statistics."""
-        import numpy as np
+    def finish(self, outputs: Any, inputs: Sequence[Prepared]) -> list[dict[str, Any]]:
+        """One answer per image of a batch; counts classes, confidences and input statistics.
 
+        Called once per model call, so the softmax, the ranking and the drift gauges are
+        computed per batch rather than per request.
+        """
         from cvspec.serve.postprocess import classify, detect
 
         labels = self.files.labels
         assert self.model is not None
         if self.model.task == "classification":
-            answers = classify(probabilities(np.stack(outputs)), labels)
+            answers = classify(probabilities(outputs), labels)
             found = [(a["label"], a["confidence"]) for a in answers]
         else:
             side = self.files.pre.image_size
