@@ -4,7 +4,9 @@ Measures, in one run: throughput and p50/p95/p99 latency per cell (zero errors r
 server's p50 overhead over the same work done in-process (decode + preprocess + the same
 onnxruntime session); the server's RSS over a longer run (flat = no leak, bounded queue).
 Usage: python benchmarks/bench_serve.py [--model-dir runs/digits/export] [--seconds 10]
-       [--memory-seconds 60] [--threads 0] [--json PATH]
+       [--memory-seconds 60] [--threads 0] [--workers 1] [--json PATH]
+With --workers N every server runs N processes (serve.workers), each with its own event loop
+and batcher; the in-process baseline stays one process.
 """
 
 from __future__ import annotations
@@ -109,11 +111,32 @@ def in_process(
 
 
 def rss_mb(pid: int) -> float:
-    """Resident memory of a process (Linux /proc), MB."""
+    """Resident memory of a process and its children (worker processes; Linux /proc), MB."""
+    total = 0.0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for {pid}")
+            total = int(line.split()[1]) / 1024
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return total + sum(rss_mb(int(child)) for child in children)
+
+
+def all_ready(server: ServerProcess, workers: int, timeout: float = 120.0) -> None:
+    """Wait until every worker answers: /health 200 on many fresh connections in a row."""
+    import urllib.error
+    import urllib.request
+
+    if workers == 1:
+        return  # ServerProcess already saw /health 200
+    deadline, streak = time.monotonic() + timeout, 0
+    while streak < 20 * workers:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not every one of {workers} workers got ready in {timeout:.0f} s")
+        try:
+            with urllib.request.urlopen(f"{server.url}/health", timeout=5) as answer:
+                streak = streak + 1 if answer.status == 200 else 0
+        except urllib.error.HTTPError:
+            streak = 0
+            time.sleep(0.1)
 
 
 def memory_run(server: ServerProcess, body: bytes, seconds: float) -> dict[str, Any]:
@@ -158,7 +181,7 @@ def _slope(points: list[tuple[float, float]]) -> float:
 
 
 def measure(
-    model_dir: Path, body: bytes, threads: int, rounds: int, seconds: float
+    model_dir: Path, body: bytes, threads: int, rounds: int, seconds: float, workers: int = 1
 ) -> dict[str, Any]:
     """Every cell and the in-process baseline, round-robin so a noisy machine hits all alike."""
     from contextlib import ExitStack
@@ -167,7 +190,7 @@ def measure(
 
     files = read_model_dir(model_dir)
     model = Model(files, threads)
-    args = ["--model-dir", str(model_dir), "--threads", str(threads)]
+    args = server_args(model_dir, threads, workers)
     lat: dict[str, list[float]] = {}
     rps: dict[str, list[float]] = {}
     errors: dict[str, int] = {}
@@ -175,6 +198,7 @@ def measure(
     with ExitStack() as stack:
         servers = {m: stack.enter_context(ServerProcess([*args, *f])) for m, f in BATCHING.items()}
         for server in servers.values():
+            all_ready(server, workers)
             load(server.port, body, 16, 1)  # warm-up, discarded
         in_process(model, files.pre, body, 1)
         for _ in range(rounds):
@@ -206,6 +230,11 @@ def measure(
     }
 
 
+def server_args(model_dir: Path, threads: int, workers: int) -> list[str]:
+    """The flags every server of a run shares."""
+    return ["--model-dir", str(model_dir), "--threads", str(threads), "--workers", str(workers)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=Path, default=Path("runs/digits/export"))
@@ -213,6 +242,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="per cell and round")
     parser.add_argument("--memory-seconds", type=float, default=60.0)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=1, help="server processes")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     model_dir, source = args.model_dir, str(args.model_dir)
@@ -224,9 +254,10 @@ def main() -> None:
     print(
         f"model: {source}\nmachine: {os.cpu_count()} cores, python {platform.python_version()}, "
         f"load average {os.getloadavg()[0]:.1f} at start\n"
-        f"{args.rounds} rounds x {args.seconds:g} s per cell, round-robin\n"
+        f"{args.rounds} rounds x {args.seconds:g} s per cell, round-robin; "
+        f"{args.workers} server process(es), ORT threads {args.threads}\n"
     )
-    result = measure(model_dir, body, args.threads, args.rounds, args.seconds)
+    result = measure(model_dir, body, args.threads, args.rounds, args.seconds, args.workers)
     cells, direct = result["cells"], result["in_process"]
     print(
         f"{'batching':<10}{'clients':>8}{'req/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
@@ -239,8 +270,9 @@ def main() -> None:
             f"{cell['p95_ms']:>9.2f}{cell['p99_ms']:>9.2f}{cell['errors']:>8}"
         )
     with ServerProcess(
-        ["--model-dir", str(model_dir), "--threads", str(args.threads), *BATCHING["on"]]
+        [*server_args(model_dir, args.threads, args.workers), *BATCHING["on"]]
     ) as server:
+        all_ready(server, args.workers)
         memory = memory_run(server, body, args.memory_seconds)
     base = direct["with_preprocess"]["p50_ms"]
     summary = {
