@@ -89,7 +89,7 @@ class Batcher:
                     )
                     seconds = time.perf_counter() - started
                     rows = self.finish(out, [i.meta for i in batch])
-                except Exception as exc:  # the model failed: every waiting request learns why
+                except Exception as exc:  # the model or `finish` failed: every request learns why
                     for item in batch:
                         if not item.future.done():
                             item.future.set_exception(exc)
