@@ -42,7 +42,11 @@ def open_image(data: bytes) -> Any:
     """Decode image bytes to an RGB PIL image (raises PIL errors on bad input)."""
     from PIL import Image
 
-    img = Image.open(io.BytesIO(data))  # no file to close: the bytes are in memory
+    return as_rgb(Image.open(io.BytesIO(data)))  # no file to close: the bytes are in memory
+
+
+def as_rgb(img: Any) -> Any:
+    """Decode an opened PIL image (so far only its header is read) and make it RGB."""
     img.load()
     return img if img.mode == "RGB" else img.convert("RGB")
 

@@ -78,7 +78,8 @@ def test_predictions_equal_the_same_session_on_the_same_preprocessing(
 ) -> None:
     import onnxruntime as ort  # type: ignore[import-untyped]
 
-    blobs = [image((200, 10, 10)), image((10, 10, 200), fmt="JPEG"), noise_jpeg()]
+    blobs = [image((200, 10, 10)), image((10, 10, 200), fmt="JPEG"), noise_jpeg(), noise_jpeg(256)]
+    # the 256 px image sends the multipart request's decoding to a thread; the raw one stays inline
     pre = Preprocess.from_json(json.loads((model_dir / "preprocess.json").read_text()))
     session = ort.InferenceSession(str(model_dir / "model.onnx"))
     batch = to_array([open_image(b) for b in blobs], pre)
@@ -104,6 +105,13 @@ def test_predictions_equal_the_same_session_on_the_same_preprocessing(
 
 BAD_INPUTS = [
     ("truncated jpeg", noise_jpeg()[:400], "image/jpeg", 400, "bad_image"),
+    (
+        "truncated 256 px jpeg, decoded in a thread",
+        noise_jpeg(256)[:3000],
+        "image/jpeg",
+        400,
+        "bad_image",
+    ),
     ("zero bytes", b"", "image/jpeg", 400, "empty"),
     ("not an image", b"hello, world", "image/png", 400, "bad_image"),
     ("50000x50000 png header", png_header(50_000, 50_000), "image/png", 413, "too_many_pixels"),

@@ -6,7 +6,7 @@ import warnings
 from collections.abc import AsyncIterator
 from typing import Any
 
-from cvspec.preprocess import open_image
+from cvspec.preprocess import as_rgb
 
 RAW_TYPES = ("image/", "application/octet-stream")
 
@@ -87,33 +87,34 @@ async def _file_parts(headers: Any, body: bytes, max_images: int) -> list[bytes]
         await form.close()
 
 
-def pixel_count(data: bytes) -> int:
-    """Width x height from the image header alone (0 when PIL cannot tell, or refuses)."""
+def open_header(data: bytes, index: int) -> Any:
+    """Read one image's header (format, size): a bomb -> 413, not an image -> 400."""
     import io
 
     from PIL import Image
 
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            return int(img.width * img.height)
-    except Exception:  # any failure: the full decode reports it properly
-        return 0
+        return Image.open(io.BytesIO(data))
+    except Exception as exc:
+        raise input_error(exc, index) from None
 
 
-def decode(data: bytes, index: int) -> Any:
-    """One image's bytes -> RGB PIL image; a bomb -> 413, anything undecodable -> 400."""
+def decode(img: Any, index: int) -> Any:
+    """Decode an image open_header opened, as RGB; a truncated or corrupt one -> 400."""
+    try:
+        return as_rgb(img)
+    except Exception as exc:
+        raise input_error(exc, index) from None
+
+
+def input_error(exc: Exception, index: int) -> InputError:
+    """What a client is told when PIL fails on image `index`."""
     from PIL import Image, UnidentifiedImageError
 
-    try:
-        return open_image(data)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InputError(413, "too_many_pixels", f"image {index}: {exc}") from None
-    except UnidentifiedImageError:
-        raise InputError(
-            400, "bad_image", f"image {index}: not an image format PIL reads"
-        ) from None
-    except Exception as exc:  # PIL raises many types on malformed files; all mean "bad input"
-        kind = type(exc).__name__
-        raise InputError(
-            400, "bad_image", f"image {index} cannot be decoded ({kind}: {exc})"
-        ) from None
+    if isinstance(exc, Image.DecompressionBombError | Image.DecompressionBombWarning):
+        return InputError(413, "too_many_pixels", f"image {index}: {exc}")
+    if isinstance(exc, UnidentifiedImageError):
+        return InputError(400, "bad_image", f"image {index}: not an image format PIL reads")
+    # PIL raises many types on malformed files; all mean "bad input"
+    kind = type(exc).__name__
+    return InputError(400, "bad_image", f"image {index} cannot be decoded ({kind}: {exc})")

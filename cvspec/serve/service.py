@@ -103,14 +103,14 @@ class Service:
             return self.model.run(np.concatenate([batch, pad]))[:n]
         return self.model.run(batch)
 
-    def prepare(self, blobs: list[bytes]) -> list[Prepared]:
-        """Decode and preprocess (in a worker thread): exactly what evaluation does."""
+    def prepare(self, images: list[Any]) -> list[Prepared]:
+        """Decode opened images and preprocess them: exactly what evaluation does."""
         from cvspec.imagestats import image_stats
         from cvspec.preprocess import to_array
 
         out = []
-        for index, data in enumerate(blobs):
-            img = decode(data, index)
+        for index, opened in enumerate(images):
+            img = decode(opened, index)
             array = to_array([img], self.files.pre)[0]
             out.append(Prepared(array, image_stats(img), (img.width, img.height)))
         return out
