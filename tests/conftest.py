@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+_OWN_CACHE: list[str] = [""]  # the render cache pytest_configure made, removed at the end
 
 
 def pytest_configure(config: object) -> None:
@@ -15,4 +16,14 @@ def pytest_configure(config: object) -> None:
     import tempfile
 
     if "CVSPEC_CACHE_DIR" not in os.environ:
-        os.environ["CVSPEC_CACHE_DIR"] = tempfile.mkdtemp(prefix="cvspec-test-cache-")
+        os.environ["CVSPEC_CACHE_DIR"] = _OWN_CACHE[0] = tempfile.mkdtemp(
+            prefix="cvspec-test-cache-"
+        )
+
+
+def pytest_unconfigure(config: object) -> None:
+    """Remove the session's render cache (only the one made above, never one given by the user)."""
+    import shutil
+
+    if _OWN_CACHE[0]:
+        shutil.rmtree(_OWN_CACHE[0], ignore_errors=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -122,19 +123,29 @@ def test_internal_error_is_one_line_and_exit_3(tmp_path: Path) -> None:
         "import sys; from cvspec.cli import main; "
         "import cvspec.cli.common as c; c.find_root = None; sys.exit(main(['build']))"
     )
+    logs = tmp_path / "logs"
+    logs.mkdir()
     bug = subprocess.run(
-        [sys.executable, "-c", breaks], cwd=root, capture_output=True, text=True, check=False
+        [sys.executable, "-c", breaks],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "TMPDIR": str(logs)},
     )
     assert bug.returncode == 3
     assert bug.stderr.startswith("cvspec: internal error (TypeError: ")
     assert "this is a bug in cvspec" in bug.stderr and "Traceback" not in bug.stderr
+    (log,) = logs.glob("cvspec-crash-*.log")  # the traceback is kept, and named in the message
+    assert str(log) in bug.stderr
+    assert "Traceback (most recent call last)" in log.read_text() and "find_root" in log.read_text()
     debug = subprocess.run(
         [sys.executable, "-c", breaks],
         cwd=root,
         capture_output=True,
         text=True,
         check=False,
-        env={"CVSPEC_DEBUG": "1", "PATH": "/usr/bin"},
+        env={"CVSPEC_DEBUG": "1", "PATH": "/usr/bin", "TMPDIR": str(logs)},
     )
     assert debug.returncode == 3 and "Traceback (most recent call last)" in debug.stderr
 

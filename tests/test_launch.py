@@ -86,9 +86,14 @@ DDP_SPEC = TINY_SPEC + "  distributed: {engine: torchrun, gpus_per_node: 2}\n"
 
 def test_cvspec_run_trains_on_two_processes(tmp_path: Path) -> None:
     root = tiny_project(tmp_path, DDP_SPEC)
-    result = cvspec("run", "specs/tiny.yaml", "--stage", "train", cwd=root, timeout=300)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {"TMPDIR": str(scratch)}
+    result = cvspec("run", "specs/tiny.yaml", "--stage", "train", cwd=root, timeout=300, env=env)
     assert result.code == 0, result.err[-3000:]
+    assert not list(scratch.glob("torchelastic_*"))  # torchrun's logs stay with the runs
     run = current_run(root)
+    assert list((run.parent / "torchrun").glob("*/attempt_0"))
     status = json.loads((run / "run.json").read_text())
     assert status["state"] == "done" and status["processes"] == 2
     assert [p.name for p in run.parent.glob("*/run.json")] == ["run.json"]  # one run: rank 0's
@@ -109,6 +114,7 @@ def test_generated_torchrun_script_runs(tmp_path: Path) -> None:
         port = sock.getsockname()[1]
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # the venv's python
     env = {**os.environ, "PATH": path, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    env["TMPDIR"] = str(tmp_path)  # torchrun's default log folder is a new one in the temp dir
     env.pop("CVSPEC_DEBUG", None)
     done = subprocess.run(
         ["bash", "tiny/launch/torchrun.sh", "train.epochs=1"],

@@ -10,6 +10,8 @@ from cvspec.errors import UsageError
 from cvspec.train.progress import say
 from cvspec.train.runs import set_current
 
+TORCHRUN_LOGS = "torchrun"  # under the train stage's folder
+
 if TYPE_CHECKING:
     from cvspec.run.context import RunContext, StageResult
     from cvspec.train.trainer import Outcome
@@ -76,6 +78,8 @@ def launch(ctx: RunContext, config_dir: Path, train_dir: Path) -> Outcome:
         "torch.distributed.run",
         "--standalone",
         f"--nproc-per-node={dist.gpus_per_node}",
+        # torchrun's log folder (one per launch) with the runs, not a new /tmp/torchelastic_*
+        f"--log-dir={train_dir / TORCHRUN_LOGS}",
         "-m",
         "cvspec.train",
         "--config-dir",
