@@ -1,7 +1,9 @@
-"""A build killed with SIGKILL at any moment leaves the previous tree whole."""
+"""Atomic writes: a build killed with SIGKILL leaves the previous tree whole; parallel writers of
+one file never collide; a failed write keeps the old file."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -9,7 +11,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from helpers import MINIMAL_SPEC, cvspec, project, snapshot, write_tree
+
+from cvspec.atomic import SUFFIX, staged, write_bytes
 
 # A plugin that makes the write phase long: 300 files of 100 kB whose content follows the spec.
 BULKY = """
@@ -74,3 +79,65 @@ def test_kill_9_during_build_leaves_old_or_new_tree(tmp_path: Path) -> None:
     assert cvspec("build", cwd=root, env=env).code == 0
     assert not list((root / "generated").glob(".*cvspec-stage*"))
     assert cvspec("check", cwd=root, env=env).code == 0
+
+
+# Writers of one file in parallel, as parallel sweep points all setting current.json.
+WRITER = """
+import json, sys
+from pathlib import Path
+from cvspec.train.runs import write_json
+for i in range(300):
+    write_json(Path(sys.argv[1]), {"writer": sys.argv[2], "i": i})
+"""
+
+
+def test_parallel_writers_of_one_file_never_collide(tmp_path: Path) -> None:
+    target = tmp_path / "current.json"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(target), str(n)], stderr=subprocess.PIPE, text=True
+        )
+        for n in range(4)
+    ]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], errors
+    data = json.loads(target.read_text())
+    assert data["i"] == 299 and data["writer"] in {"0", "1", "2", "3"}
+    assert [p.name for p in tmp_path.iterdir()] == ["current.json"]  # no temporaries left
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "model.onnx"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError, match="exporter failed"), staged(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("exporter failed")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+    write_bytes(target, b"new", durable=True)
+    assert target.read_bytes() == b"new"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+
+
+KILLED = """
+import os, sys
+from pathlib import Path
+from cvspec.atomic import staged
+with staged(Path(sys.argv[1])) as tmp:
+    tmp.write_bytes(b"half")
+    os._exit(9)  # killed mid-write: no cleanup runs
+"""
+
+
+def test_temporaries_a_killed_writer_left_are_the_ones_cleaned(tmp_path: Path) -> None:
+    from cvspec.train.checkpoint import clean_temporaries
+
+    (tmp_path / "best.pt").write_bytes(b"whole")
+    killed = subprocess.run([sys.executable, "-c", KILLED, str(tmp_path / "best.pt")], check=False)
+    assert killed.returncode == 9
+    assert (tmp_path / "best.pt").read_bytes() == b"whole"
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "best.pt"]
+    assert len(leftovers) == 1 and leftovers[0].startswith(".best.pt.")
+    assert leftovers[0].endswith(SUFFIX)
+    clean_temporaries(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]

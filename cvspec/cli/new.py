@@ -8,9 +8,9 @@ from typing import Annotated, Literal
 
 import typer
 
+from cvspec.atomic import write_bytes
 from cvspec.errors import UsageError
 from cvspec.generate.render import BUILTIN_TEMPLATES, make_environment
-from cvspec.generate.write import atomic_write
 from cvspec.project import find_root
 from cvspec.spec.schema import SCHEMA_PATH
 
@@ -42,5 +42,5 @@ def command(
         .render(name=name, spec_file=os.path.relpath(target), schema_url=Path(schema).as_posix())
     )
     validate(interpolate(load_text(text, str(target))))  # a bad NAME fails here, nothing written
-    atomic_write(target, text.encode("utf-8"))
+    write_bytes(target, text.encode("utf-8"), durable=True)
     print(f"wrote {target}; next: cvspec validate {os.path.relpath(target)}")

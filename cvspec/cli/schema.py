@@ -27,7 +27,7 @@ def command(
     if target.is_file() and target.read_bytes() == data:
         print(f"{target} is up to date")
         return
-    from cvspec.generate.write import atomic_write
+    from cvspec.atomic import write_bytes
 
-    atomic_write(target, data)
+    write_bytes(target, data, durable=True)
     print(f"wrote {target}")

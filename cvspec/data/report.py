@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cvspec.atomic import staged, write_text
 from cvspec.data.checks import CheckResult, Dataset
 from cvspec.data.checks_labels import class_counts
 from cvspec.data.index import SPLITS
@@ -144,7 +145,8 @@ def class_histogram(counts: dict[str, dict[str, int]], classes: Sequence[str], p
     for n, split in enumerate(counts):
         draw.rectangle([left + n * 70, 8, left + n * 70 + 10, 18], fill=_COLOURS[split])
         draw.text((left + n * 70 + 14, 7), split, fill="black")
-    img.save(path, format="PNG")
+    with staged(path) as tmp:
+        img.save(tmp, format="PNG")
 
 
 def write_report(
@@ -153,15 +155,9 @@ def write_report(
     """Write report.json, report.md, class_histogram.png and stats.json into folder."""
     report = report_data(ds, results, data_path)
     folder.mkdir(parents=True, exist_ok=True)
-    _write(folder / "report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
-    _write(folder / "report.md", report_markdown(report))
+    write_text(folder / "report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
+    write_text(folder / "report.md", report_markdown(report))
     stats = json.dumps(drift_baseline(ds), indent=2, sort_keys=True) + "\n"
-    _write(folder / "stats.json", stats)
+    write_text(folder / "stats.json", stats)
     class_histogram(report["class_counts"], ds.index.classes, folder / "class_histogram.png")
     return report
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)

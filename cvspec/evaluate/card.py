@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from cvspec.train.runs import write_text
+from cvspec.atomic import write_text
 
 
 def write_card(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from cvspec.atomic import staged
 from cvspec.errors import CvspecError
 from cvspec.train.runs import read_json, write_json
 
@@ -70,6 +71,5 @@ def draw_confusion(matrix: list[list[int]], classes: list[str], path: Path) -> N
         draw.text((4, margin + k * cell + 8), name[:12], fill="black")
         draw.text((margin + k * cell + 3, margin - 14), name[:4], fill="black")
     draw.text((4, 4), "rows: true class, columns: predicted class", fill="black")
-    tmp = path.with_name(f".{path.name}.tmp")
-    img.save(tmp, format="PNG")
-    tmp.replace(path)
+    with staged(path) as tmp:
+        img.save(tmp, format="PNG")

@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cvspec.atomic import staged
 from cvspec.preprocess import Preprocess
 from cvspec.train.runs import current, read_json, write_json
 
@@ -121,9 +122,8 @@ def export_classifier(
     if "torchscript" in formats:
         jit: Any = torch.jit  # untyped in torch
         traced = jit.trace(model, batch[:1])
-        tmp = out / ".model.ts.tmp"
-        traced.save(str(tmp))
-        tmp.replace(out / "model.ts")
+        with staged(out / "model.ts") as tmp:
+            traced.save(str(tmp))
         with torch.inference_mode():
             scripted = jit.load(str(out / "model.ts"))(batch).numpy()
         parity["torchscript"] = float(np.abs(scripted - reference).max())
@@ -140,33 +140,32 @@ def onnx_export(model: Any, batch: Any, path: Path) -> str:
     """torch.onnx.export with a dynamic batch axis (dynamo exporter, TorchScript as fallback)."""
     import torch
 
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        batch_dim = torch.export.Dim("batch", min=1, max=4096)
-        torch.onnx.export(
-            model,
-            (batch,),
-            str(tmp),
-            dynamo=True,
-            input_names=["input"],
-            output_names=["logits"],
-            dynamic_shapes=({0: batch_dim},),
-            verbose=False,
-            external_data=False,
-        )
-        exporter = "dynamo"
-    except Exception:  # the dynamo exporter cannot trace every timm model; the old one can
-        torch.onnx.export(
-            model,
-            (batch,),
-            str(tmp),
-            dynamo=False,
-            input_names=["input"],
-            output_names=["logits"],
-            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-        )
-        exporter = "torchscript"
-    tmp.replace(path)
+    with staged(path) as tmp:
+        try:
+            batch_dim = torch.export.Dim("batch", min=1, max=4096)
+            torch.onnx.export(
+                model,
+                (batch,),
+                str(tmp),
+                dynamo=True,
+                input_names=["input"],
+                output_names=["logits"],
+                dynamic_shapes=({0: batch_dim},),
+                verbose=False,
+                external_data=False,
+            )
+            exporter = "dynamo"
+        except Exception:  # the dynamo exporter cannot trace every timm model; the old one can
+            torch.onnx.export(
+                model,
+                (batch,),
+                str(tmp),
+                dynamo=False,
+                input_names=["input"],
+                output_names=["logits"],
+                dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+            )
+            exporter = "torchscript"
     return exporter
 
 

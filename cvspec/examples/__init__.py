@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cvspec.atomic import write_bytes
+
 HERE = Path(__file__).resolve().parent
 EXAMPLES = ("digits", "shapes")
 
@@ -29,8 +31,5 @@ def write_file(path: Path, data: bytes) -> bool:
     """Write data unless the file exists (a person's file is never overwritten); True if written."""
     if path.exists():
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    write_bytes(path, data)
     return True

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from cvspec import __version__
+from cvspec.atomic import write_bytes
 from cvspec.generate.render import RenderedFile, sha256
 
 FORMAT = 2
@@ -206,13 +207,9 @@ class RenderCache:
         except UnicodeEncodeError:
             return  # a path that is not valid UTF-8 (undecodable bytes): render it each time
         path = self._entry_path(root, spec, options)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(payload)
-            os.replace(tmp, path)  # readers see the old entry or the new, never half
+            write_bytes(path, payload)  # readers see the old entry or the new, never half
         except OSError:
-            tmp.unlink(missing_ok=True)
             return  # a read-only or full disk: the build itself is unaffected
         if not self._pruned:
             self._pruned = True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import os
 import shutil
@@ -10,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from cvspec.atomic import sync_dir, write_bytes
 from cvspec.errors import CheckFailed
 from cvspec.generate.compare import STAGE_MARK, Change
 from cvspec.generate.render import RenderedFile
@@ -77,20 +77,9 @@ def _apply_single(root: Path, change: Change, file: RenderedFile | None) -> None
     if change.action == "conflict":
         shutil.copy2(path, path.with_name(path.name + ".orig"))
     if change.action in ("create", "update", "conflict") and file is not None:
-        atomic_write(path, file.content)
+        write_bytes(path, file.content, durable=True)
     elif change.action == "remove":
         path.unlink(missing_ok=True)
-
-
-def atomic_write(path: Path, content: bytes) -> None:
-    """Write a file by temp file + fsync + rename, so readers see old or new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.cvspec-tmp-{os.getpid()}")
-    with tmp.open("wb") as fh:
-        fh.write(content)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _clean_stale_stages(target: Path) -> None:
@@ -163,15 +152,6 @@ def _sync_filesystem(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def _swap_in(stage: Path, target: Path) -> None:
     """Make `stage` the tree at `target` in one step, then drop the old tree."""
     if not target.exists():
@@ -183,7 +163,7 @@ def _swap_in(stage: Path, target: Path) -> None:
         os.rename(target, old)
         os.rename(stage, target)
         shutil.rmtree(old, ignore_errors=True)
-    _fsync_dir(target.parent)
+    sync_dir(target.parent)
 
 
 def _exchange(a: Path, b: Path) -> bool:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
+from cvspec.atomic import SUFFIX, staged
 from cvspec.errors import CvspecError
 
 
@@ -13,14 +13,8 @@ def save(obj: Any, path: Path) -> None:
     """torch.save to path so that a reader (or a kill -9) sees the old file or the new one."""
     import torch
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as fh:
-        torch.save(obj, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
-    sync_dir(path.parent)
+    with staged(path, durable=True) as tmp:
+        torch.save(obj, tmp)
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -36,21 +30,7 @@ def load(path: Path) -> dict[str, Any]:
     return data
 
 
-def sync_dir(folder: Path) -> None:
-    """fsync a folder so a rename inside it survives a crash."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def clean_temporaries(folder: Path) -> None:
     """Remove half-written checkpoint files a killed run left behind."""
-    for tmp in folder.glob(".*.tmp") if folder.is_dir() else []:
+    for tmp in folder.glob(f".*{SUFFIX}") if folder.is_dir() else []:
         tmp.unlink(missing_ok=True)

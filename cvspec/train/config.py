@@ -105,10 +105,10 @@ def write_tree(loaded: Any, root: Path, dest: Path) -> Path:
     the very generator that writes generated/<project>/train/ for `cvspec build`.
     """
     from cvspec import __version__
+    from cvspec.atomic import write_text
     from cvspec.generate.api import BuildContext
     from cvspec.generate.builtin.train_config import TrainConfigGenerator
     from cvspec.generate.render import dump_yaml
-    from cvspec.train.runs import write_text
 
     spec = loaded.spec
     try:

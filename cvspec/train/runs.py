@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from cvspec.atomic import write_text
 from cvspec.errors import CvspecError
 
 CURRENT = "current.json"
@@ -53,9 +54,7 @@ def run_id(parts: dict[str, Any]) -> str:
 
 def write_json(path: Path, data: Any) -> None:
     """Write JSON through a temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def read_json(path: Path) -> Any:
@@ -95,10 +94,3 @@ def current(train_dir: Path) -> RunDir:
     if not run.status.is_file():
         raise CvspecError(f"{pointer} names run {data['path']}, which has no run.json")
     return run
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write a text file through a temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)

@@ -6,10 +6,11 @@ import functools
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from cvspec.atomic import write_text
 from cvspec.errors import UsageError
 from cvspec.train.config import CONFIG_NAME, hydra_message, settings
 from cvspec.train.progress import say
-from cvspec.train.runs import write_json, write_text
+from cvspec.train.runs import write_json
 from cvspec.train.trainer import Outcome, fit
 
 # Hydra would otherwise point the root logger at stdout for the rest of the process.

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from cvspec.atomic import write_text
 from cvspec.preprocess import Preprocess
 from cvspec.train import checkpoint, data, loop, optim
 from cvspec.train.config import Settings
@@ -21,15 +22,7 @@ from cvspec.train.distributed import (
     wrap,
 )
 from cvspec.train.progress import say
-from cvspec.train.runs import (
-    RunDir,
-    read_json,
-    run_id,
-    set_current,
-    write_json,
-    write_metrics,
-    write_text,
-)
+from cvspec.train.runs import RunDir, read_json, run_id, set_current, write_json, write_metrics
 
 # Config keys that do not change what a run computes, so they do not change its id.
 _NOT_IN_ID = ("workers",)

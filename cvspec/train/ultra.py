@@ -8,18 +8,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from cvspec.atomic import write_text
 from cvspec.errors import UsageError
 from cvspec.train.model import PRETRAINED_HELP
 from cvspec.train.progress import say
-from cvspec.train.runs import (
-    RunDir,
-    read_json,
-    run_id,
-    set_current,
-    write_json,
-    write_metrics,
-    write_text,
-)
+from cvspec.train.runs import RunDir, read_json, run_id, set_current, write_json, write_metrics
 from cvspec.train.trainer import Outcome, setup_torch
 
 # ultralytics' results.csv column -> cvspec's metric name
