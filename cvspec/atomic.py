@@ -30,7 +30,7 @@ def staged(path: Path, *, durable: bool = False) -> Iterator[Path]:
     try:
         yield tmp
         if durable:
-            _fsync(tmp)
+            _fsync_file(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -51,18 +51,23 @@ def write_text(path: Path, text: str, *, durable: bool = False) -> None:
 
 
 def sync_dir(folder: Path) -> None:
-    """fsync a folder so a rename inside it survives a crash."""
-    _fsync(folder)
-
-
-def _fsync(path: Path) -> None:
+    """fsync a folder so a rename inside it survives a crash (best effort: not every OS can)."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(folder, os.O_RDONLY)
     except OSError:
         return  # a folder some platforms will not open: the rename is still atomic
     try:
         os.fsync(fd)
     except OSError:
         pass  # a file system without fsync on folders
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    """fsync a written file; a failure (EIO, full disk) is raised, never hidden."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
     finally:
         os.close(fd)
