@@ -25,9 +25,12 @@ def staged(path: Path, *, durable: bool = False) -> Iterator[Path]:
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=SUFFIX, dir=path.parent)
-    os.close(fd)
     tmp = Path(name)
     try:
+        try:
+            os.fchmod(fd, _mode_for(path))  # mkstemp makes 0600: give the file its usual mode
+        finally:
+            os.close(fd)
         yield tmp
         if durable:
             _fsync_file(tmp)
@@ -37,6 +40,27 @@ def staged(path: Path, *, durable: bool = False) -> Iterator[Path]:
         raise
     if durable:
         sync_dir(path.parent)
+
+
+def _mode_for(path: Path) -> int:
+    """The mode `path` keeps (its own, when it exists) or gets (0666 less the umask), as
+    open() would give it."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux shows it (other threads may be
+    creating files); elsewhere set and put back at once."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            return next(int(x.split()[1], 8) for x in fh if x.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        old = os.umask(0o022)
+        os.umask(old)
+        return old
 
 
 def write_bytes(path: Path, data: bytes, *, durable: bool = False) -> None:

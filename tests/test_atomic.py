@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 from helpers import MINIMAL_SPEC, cvspec, project, snapshot, write_tree
 
-from cvspec.atomic import SUFFIX, staged, write_bytes
+from cvspec.atomic import SUFFIX, staged, write_bytes, write_text
 
 # A plugin that makes the write phase long: 300 files of 100 kB whose content follows the spec.
 BULKY = """
@@ -141,3 +142,23 @@ def test_temporaries_a_killed_writer_left_are_the_ones_cleaned(tmp_path: Path) -
     assert leftovers[0].endswith(SUFFIX)
     clean_temporaries(tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]
+
+
+def test_written_files_get_the_mode_open_would_give(tmp_path: Path) -> None:
+    """A new file: 0666 less the umask (not mkstemp's 0600); an existing one keeps its mode."""
+    old = os.umask(0o022)
+    try:
+        fresh = tmp_path / "fresh.yaml"
+        write_text(fresh, "a: 1\n")
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o644
+        script = tmp_path / "run.sh"
+        script.write_text("#!/bin/sh\n")
+        script.chmod(0o750)
+        write_text(script, "#!/bin/sh\necho hi\n")
+        assert stat.S_IMODE(script.stat().st_mode) == 0o750
+        os.umask(0o077)
+        private = tmp_path / "private.json"
+        write_text(private, "{}\n")
+        assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    finally:
+        os.umask(old)
