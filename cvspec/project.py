@@ -72,20 +72,32 @@ def load_all(paths: Sequence[Path], options: Options) -> list[LoadedSpec]:
 
 
 def plan(loaded: LoadedSpec, ctx: BuildContext, generators: Sequence[Registered]) -> list[Artifact]:
-    """Ask every generator for its artifacts."""
+    """Ask every generator for its artifacts; what is not an Artifact of its own is its error."""
+    from cvspec.generate.api import Artifact
+
     artifacts: list[Artifact] = []
     for reg in generators:
+        name = reg.generator.name
         try:
             made = list(reg.generator.plan(loaded.spec, ctx))
         except CvspecError:
             raise
         except Exception as exc:
-            raise CvspecError(
-                f"generator '{reg.generator.name}' ({reg.module}, from "
-                f"{reg.distribution}) failed: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise CvspecError(f"{_named(reg)} failed: {type(exc).__name__}: {exc}") from exc
+        for art in made:
+            if not isinstance(art, Artifact):
+                raise CvspecError(f"{_named(reg)} planned a {type(art).__name__}, not an Artifact")
+            if art.generator != name:
+                raise CvspecError(
+                    f"{_named(reg)} planned {art.path} as generator '{art.generator}'; "
+                    f"an artifact names the generator that made it"
+                )
         artifacts.extend(made)
     return artifacts
+
+
+def _named(reg: Registered) -> str:
+    return f"generator '{reg.generator.name}' ({reg.module}, from {reg.distribution})"
 
 
 def render_spec(
@@ -108,13 +120,7 @@ def render_spec(
         __version__,
         _origins(root, loaded),
     )
-    dirs: list[Path] = []
-    if options.templates is not None:
-        dirs.append(options.templates.resolve())
-    if spec.templates:
-        dirs.append((loaded.path.parent / spec.templates).resolve())
-    dirs.extend(t for t in (r.templates for r in generators) if t is not None)
-    dirs.append(BUILTIN_TEMPLATES)
+    dirs = _template_dirs(loaded, options, generators)
     sources = {n: t for n, t in loaded.raw.sources.items() if n != "--set"}
     if deps is not None:  # signed before rendering: an edit made meanwhile is a later miss
         deps.extend(text_dep(name, text) for name, text in sorted(sources.items()))
@@ -124,10 +130,45 @@ def render_spec(
         _rel(root, Path(name).resolve()): sha256(text.encode("utf-8"))
         for name, text in sources.items()
     }
+    for file in files:
+        if file.path in inputs:
+            raise CvspecError(
+                f"generator '{file.generator}' would overwrite {file.path}, a spec this build reads"
+            )
+    templates = None if options.templates is None else _rel(root, options.templates)
     manifest = make_manifest(
-        ctx.project, spec_file, inputs, options.profile, options.sets, __version__, files
+        ctx.project, spec_file, inputs, options.profile, options.sets, __version__, files, templates
     )
     return Output(ctx.project, spec_file, ctx.out_dir, [*files, manifest.as_rendered(ctx.out_dir)])
+
+
+def _template_dirs(
+    loaded: LoadedSpec, options: Options, generators: Sequence[Registered]
+) -> list[Path]:
+    """Template folders, first wins: --templates, the spec's `templates:`, plugins, built-ins."""
+    dirs: list[Path] = []
+    if options.templates is not None:
+        if not options.templates.is_dir():
+            raise UsageError(f"--templates {options.templates}: not a folder")
+        dirs.append(options.templates.resolve())
+    if loaded.spec.templates:
+        folder = (loaded.path.parent / loaded.spec.templates).resolve()
+        if not folder.is_dir():
+            where = loaded.raw.values.get(("templates",))
+            raise SpecError(
+                [
+                    Diagnostic(
+                        "templates-missing",
+                        f"templates folder '{loaded.spec.templates}' does not exist ({folder})",
+                        where,
+                        "the path is relative to the spec file",
+                    )
+                ]
+            )
+        dirs.append(folder)
+    dirs.extend(t for t in (r.templates for r in generators) if t is not None)
+    dirs.append(BUILTIN_TEMPLATES)
+    return dirs
 
 
 def render_all(
@@ -154,6 +195,7 @@ def render_all(
                 cache.store(root, path, options, out, deps)
             outputs[path] = out
     seen: dict[str, str] = {}
+    shared: dict[str, str] = {}  # files outside generated/<project>/ -> the spec that makes them
     for out in (outputs[path] for path in paths):
         if out.project in seen:
             raise UsageError(
@@ -161,6 +203,16 @@ def render_all(
                 f"{out.spec_file}; project names must be unique"
             )
         seen[out.project] = out.spec_file
+        for file in out.files:
+            if file.path.startswith(out.out_dir + "/"):
+                continue
+            if file.path in shared:
+                raise UsageError(
+                    f"{shared[file.path]} and {out.spec_file} both make {file.path} "
+                    f"(generator '{file.generator}'); a file outside generated/ needs a name "
+                    "of its own per project"
+                )
+            shared[file.path] = out.spec_file
     return [outputs[path] for path in paths]
 
 
@@ -216,7 +268,8 @@ def _recorded_options(root: Path) -> dict[str, Options]:
         except CvspecError:
             continue  # the project's own check reports it
         if manifest is not None:
-            found[manifest.spec] = Options(manifest.profile, manifest.sets)
+            templates = None if manifest.templates is None else root / manifest.templates
+            found[manifest.spec] = Options(manifest.profile, manifest.sets, templates)
     return found
 
 

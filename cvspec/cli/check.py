@@ -2,22 +2,44 @@
 
 from __future__ import annotations
 
+import json
+
 import typer
 
-from cvspec.cli.common import ProfileOpt, SetOpt, SpecArgs, make_options, resolve_specs
+from cvspec.cli.common import (
+    ProfileOpt,
+    SetOpt,
+    SpecArgs,
+    TemplatesOpt,
+    make_options,
+    resolve_specs,
+)
 from cvspec.generate.cache import RenderCache
-from cvspec.project import check
+from cvspec.generate.compare import describe_options
+from cvspec.generate.manifest import LOCK_NAME
+from cvspec.project import Output, check
 
 
-def command(specs: SpecArgs = None, profile: ProfileOpt = None, set_: SetOpt = None) -> None:
-    """Exit 0 when generated output matches the specs, 1 otherwise."""
+def command(
+    specs: SpecArgs = None,
+    profile: ProfileOpt = None,
+    set_: SetOpt = None,
+    templates: TemplatesOpt = None,
+) -> None:
+    """Exit 0 when generated output matches the specs, 1 otherwise.
+
+    With no --profile, --set or --templates, each spec is checked with the options its last
+    build recorded in cvspec.lock.
+    """
     root, paths = resolve_specs(specs)
-    options = make_options(profile, set_) if (profile or set_) else None
+    given = profile or set_ or templates is not None
+    options = make_options(profile, set_, templates) if given else None
     failed = 0
     for out, findings in check(root, paths, options, RenderCache.default()):
         if not findings:
             print(
-                f"ok {out.project}: {out.out_dir}/ matches {out.spec_file} ({len(out.files)} files)"
+                f"ok {out.project}: {out.out_dir}/ matches {out.spec_file} ({len(out.files)} "
+                f"files{_options(out)})"
             )
             continue
         failed += 1
@@ -28,6 +50,14 @@ def command(specs: SpecArgs = None, profile: ProfileOpt = None, set_: SetOpt = N
     if failed:
         print(
             f"\n{failed} project(s) out of date; run `cvspec build` (it never overwrites "
-            "hand edits; see `--force`)"
+            "hand edits; see `--force`); an orphan cvspec did not make is yours to move or delete"
         )
         raise typer.Exit(1)
+
+
+def _options(out: Output) -> str:
+    """`, built with --profile ci` when the build options were not the defaults."""
+    lock = next((f for f in out.files if f.path == f"{out.out_dir}/{LOCK_NAME}"), None)
+    options = json.loads(lock.content).get("options", {}) if lock is not None else {}
+    words = describe_options(options)
+    return "" if words == "no options" else f", built with {words}"

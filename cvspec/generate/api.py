@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 Format = Literal["yaml", "json", "python", "dockerfile", "text", "markdown", "toml", "ini", "shell"]
@@ -21,6 +20,29 @@ COMMENT_PREFIX: dict[str, tuple[str, str] | None] = {
     "markdown": ("<!-- ", " -->"),
     "json": None,
 }
+LOCK_NAME = "cvspec.lock"  # the build manifest in generated/<project>/: no generator may make it
+# Top-level folders of the repository that no generator may write into with at_root=True:
+# git's own files, every project's generated tree (a plain path says where in its own), specs.
+RESERVED_AT_ROOT = (".git", "generated", "specs")
+
+
+def path_problem(path: object, at_root: bool) -> str | None:
+    """Why an artifact path is not acceptable, or None: a plain relative POSIX file path only.
+
+    One spelling per file, so the collision check, the manifest and the disk agree: no empty,
+    `.` or `..` parts, no doubled or trailing slash, no backslash.
+    """
+    if not isinstance(path, str) or not path:
+        return "must be a non-empty string"
+    if path.startswith("/") or "\\" in path:
+        return "must be relative, with / between folders"
+    if any(part in ("", ".", "..") for part in path.split("/")):
+        return "must be a plain path inside the output (no empty, '.' or '..' parts)"
+    if at_root and path.split("/")[0] in RESERVED_AT_ROOT:
+        return f"at_root must not write under {', '.join(d + '/' for d in RESERVED_AT_ROOT)}"
+    if not at_root and path == LOCK_NAME:
+        return f"{LOCK_NAME} is cvspec's build manifest"
+    return None
 
 
 @dataclass(frozen=True)
@@ -41,10 +63,14 @@ class Artifact:
     header: bool = True  # False for files whose first line is fixed (a shebang, say)
 
     def __post_init__(self) -> None:
+        problem = path_problem(self.path, self.at_root)
+        if problem is not None:
+            raise ValueError(f"artifact path {self.path!r} {problem}")
         if (self.template is None) == (self.data is None):
             raise ValueError(f"artifact {self.path}: set exactly one of template or data")
-        if self.path.startswith("/") or ".." in Path(self.path).parts or "\\" in self.path:
-            raise ValueError(f"artifact path must be relative and inside the output: {self.path}")
+        if self.format not in COMMENT_PREFIX:
+            formats = ", ".join(COMMENT_PREFIX)
+            raise ValueError(f"artifact {self.path}: unknown format {self.format!r} ({formats})")
 
 
 @dataclass(frozen=True)

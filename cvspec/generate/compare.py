@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+from cvspec.errors import CvspecError
 from cvspec.generate.manifest import LOCK_NAME, Manifest
 from cvspec.generate.render import RenderedFile
 
@@ -43,6 +46,7 @@ def compare(
     owned = dict(old.files) if old else {}
     lock = f"{out_dir}/{LOCK_NAME}"
     changes: list[Change] = []
+    stale = stale_reason(old, new[lock].content) if lock in new else "output is stale"
     for path in sorted(set(new) | set(owned) | set(_files_under(root, out_dir))):
         disk = file_sha(root / path)
         if path in new:
@@ -50,9 +54,10 @@ def compare(
             if disk == want:
                 changes.append(Change(path, "same", None, "up to date"))
             elif disk is None:
+                _check_room(root, path, new[path].generator)
                 changes.append(Change(path, "create", "missing", "not on disk"))
             elif path == lock or (path in owned and owned[path][0] == disk):
-                changes.append(Change(path, "update", "drift", "the spec changed; output is stale"))
+                changes.append(Change(path, "update", "drift", stale))
             elif path in owned:
                 changes.append(Change(path, "conflict", "tamper", "edited by hand"))
             else:
@@ -73,9 +78,56 @@ def compare(
                         "no longer generated, but edited by hand: left in place",
                     )
                 )
+        elif _SAVED.search(path):
+            changes.append(Change(path, "keep", "orphan", SAVED_REASON))
         else:
             changes.append(Change(path, "keep", "orphan", "not made by cvspec: left in place"))
     return changes
+
+
+def stale_reason(old: Manifest | None, lock: bytes) -> str:
+    """Why output differs from the last build, from its manifest and the new one."""
+    if old is None:
+        return "output is stale"
+    try:
+        new = json.loads(lock)
+    except ValueError:
+        return "output is stale"
+    if new.get("inputs") != dict(old.inputs):
+        return "the spec changed; output is stale"
+    if new.get("options") != old.options:
+        now = describe_options(new.get("options") or {})
+        return f"built with other options ({describe_options(old.options)} before, now {now})"
+    if new.get("cvspec") != old.cvspec:
+        return f"cvspec changed ({old.cvspec} -> {new.get('cvspec')}); output is stale"
+    return "a template, generator or plugin changed; output is stale"
+
+
+def describe_options(options: dict[str, Any]) -> str:
+    """Build options as the flags that give them: `--profile ci --set a=1`, or `no options`."""
+    words = []
+    if options.get("profile"):
+        words.append(f"--profile {options['profile']}")
+    words.extend(f"--set {s}" for s in options.get("set") or [])
+    if options.get("templates"):
+        words.append(f"--templates {options['templates']}")
+    return " ".join(words) or "no options"
+
+
+_SAVED = re.compile(r"\.orig(\.[0-9]+)?$")
+SAVED_REASON = "your edited copy, saved by build --force: merge what you need, then delete it"
+
+
+def _check_room(root: Path, path: str, generator: str) -> None:
+    """A file can be written at `path`: no folder there, and no file where a folder must be."""
+    target = root / path
+    if target.is_dir():
+        raise CvspecError(f"generator '{generator}' makes {path}, but a folder is there on disk")
+    for parent in target.relative_to(root).parents:
+        if parent != Path(".") and (root / parent).exists() and not (root / parent).is_dir():
+            raise CvspecError(
+                f"generator '{generator}' makes {path}, but {parent.as_posix()} is a file on disk"
+            )
 
 
 def _files_under(root: Path, out_dir: str) -> list[str]:

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from cvspec.errors import CvspecError
+from cvspec.generate.api import LOCK_NAME
 from cvspec.generate.render import RenderedFile, sha256
 
 SCHEMA_VERSION = 1
-LOCK_NAME = "cvspec.lock"
+__all__ = ["LOCK_NAME", "Manifest", "make_manifest", "read_manifest"]
 
 
 class Manifest(NamedTuple):
@@ -25,6 +26,15 @@ class Manifest(NamedTuple):
     sets: tuple[str, ...]
     cvspec: str
     files: Mapping[str, tuple[str, str]]  # path from repo root -> (sha256, generator)
+    templates: str | None = None  # --templates DIR of the build, from the repository root
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The build options `check` repeats: profile, --set, and --templates when given."""
+        options: dict[str, Any] = {"profile": self.profile, "set": list(self.sets)}
+        if self.templates is not None:
+            options["templates"] = self.templates
+        return options
 
     def to_bytes(self) -> bytes:
         """Deterministic JSON bytes (sorted keys, LF, trailing newline)."""
@@ -35,7 +45,7 @@ class Manifest(NamedTuple):
             "spec": self.spec,
             "spec_sha256": self.spec_sha256,
             "inputs": dict(sorted(self.inputs.items())),
-            "options": {"profile": self.profile, "set": list(self.sets)},
+            "options": self.options,
             "files": {p: {"sha256": s, "generator": g} for p, (s, g) in sorted(self.files.items())},
         }
         return (json.dumps(body, indent=2, sort_keys=True) + "\n").encode("utf-8")
@@ -54,6 +64,7 @@ def make_manifest(
     sets: Sequence[str],
     version: str,
     files: Sequence[RenderedFile],
+    templates: str | None = None,
 ) -> Manifest:
     """Build the manifest for a rendered project."""
     return Manifest(
@@ -65,6 +76,7 @@ def make_manifest(
         tuple(sets),
         version,
         {f.path: (f.sha256, f.generator) for f in files},
+        templates,
     )
 
 
@@ -90,6 +102,7 @@ def read_manifest(path: Path) -> Manifest | None:
             sets=tuple(options.get("set", ())),
             cvspec=str(body["cvspec"]),
             files={p: (str(v["sha256"]), str(v["generator"])) for p, v in body["files"].items()},
+            templates=options.get("templates"),
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise CvspecError(

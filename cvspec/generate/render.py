@@ -172,17 +172,31 @@ def render_artifacts(
             )
         data = text.encode("utf-8")
         out[path] = RenderedFile(path, data, sha256(data), art.generator)
+    for path, file in out.items():  # one path cannot be a file and a folder
+        parts = path.split("/")
+        for parent in ("/".join(parts[:n]) for n in range(1, len(parts))):
+            if parent in out:
+                raise CvspecError(
+                    f"generator '{out[parent].generator}' makes the file {parent}, but "
+                    f"generator '{file.generator}' needs a folder there for {path}"
+                )
     return [out[p] for p in sorted(out)]
 
 
 def _render_one(art: Artifact, env: Any) -> str:
     if art.template is None:
-        if art.format == "json":
-            return to_json(art.data, indent=2) + "\n"
-        if art.format == "yaml" and not isinstance(art.data, str):
-            return dump_yaml(art.data)
+        try:
+            if art.format == "json":
+                return to_json(art.data, indent=2) + "\n"
+            if art.format == "yaml" and not isinstance(art.data, str):
+                return dump_yaml(art.data)
+        except Exception as exc:  # a value JSON or YAML cannot hold: the generator's mistake
+            raise CvspecError(
+                f"generator '{art.generator}': cannot write {art.path} as {art.format}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
         return str(art.data)
-    from jinja2 import TemplateError, TemplateNotFound, TemplateSyntaxError
+    from jinja2 import TemplateNotFound, TemplateSyntaxError
 
     try:
         template = env.get_template(art.template)
@@ -190,16 +204,43 @@ def _render_one(art: Artifact, env: Any) -> str:
     except TemplateNotFound as exc:
         raise CvspecError(f"generator '{art.generator}': template '{exc.name}' not found") from None
     except TemplateSyntaxError as exc:
-        where = Origin("file", exc.filename or exc.name or art.template, exc.lineno or 0, 1)
+        where = Origin("file", _shown(exc.filename or exc.name or art.template), exc.lineno or 0, 1)
         raise CvspecError(
             f"template {art.template} is broken",
             [Diagnostic("template", exc.message or "syntax error", where)],
         ) from None
-    except TemplateError as exc:
+    except Exception as exc:  # undefined names, sandbox refusals, 1/0, bad bytes: all the author's
+        file, line = _template_frame(exc, env, art.template)
         raise CvspecError(
-            f"template {art.template} (generator '{art.generator}') failed: "
-            f"{type(exc).__name__}: {exc}"
+            f"template {art.template} (generator '{art.generator}') failed",
+            [Diagnostic("template", f"{type(exc).__name__}: {exc}", Origin("file", file, line, 1))],
         ) from None
+
+
+def _template_frame(exc: BaseException, env: Any, name: str) -> tuple[str, int]:
+    """The template file and line an error was raised at (an included one, if so).
+
+    Jinja maps the frames of rendered code back to template files and lines; before any code
+    ran (the file could not be read), the file is the one the loader picked for `name`.
+    """
+    import traceback
+
+    folders = [str(Path(d)) for d in getattr(env.loader, "searchpath", ())]
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if any(frame.filename.startswith(f + "/") for f in folders):
+            return _shown(frame.filename), frame.lineno or 0
+    for folder in folders:
+        if (Path(folder) / name).is_file():
+            return _shown(str(Path(folder) / name)), 0
+    return name, 0
+
+
+def _shown(filename: str) -> str:
+    """A template's path as messages show it: from the working folder when it lies below it."""
+    try:
+        return Path(filename).relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return filename
 
 
 def _with_header(text: str, art: Artifact, ctx: BuildContext) -> str:

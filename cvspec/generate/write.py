@@ -41,25 +41,45 @@ def write_project(
         refuse(conflicts)
     new = {f.path: f for f in rendered}
     todo = {c.path: c for c in changes}
+    saved = _saved_names(root, conflicts)
     report = WriteReport(
         written=[c.path for c in changes if c.action in ("create", "update", "conflict")],
         unchanged=[c.path for c in changes if c.action == "same"],
         removed=[c.path for c in changes if c.action == "remove"],
         kept=[c for c in changes if c.action == "keep"],
-        saved=[f"{c.path}.orig" for c in conflicts],
+        saved=list(saved.values()),
     )
     if not report.written and not report.removed:
         return report
     prefix = out_dir + "/"
-    for change in changes:  # files outside generated/<project>/ are replaced one by one
-        if not change.path.startswith(prefix):
-            _apply_single(root, change, new.get(change.path))
     target = root / out_dir
     _clean_stale_stages(target)
     stage = target.parent / f".{target.name}{STAGE_MARK}-{os.getpid()}"
-    _build_stage(root, target, stage, prefix, new, todo)
+    try:
+        _build_stage(target, stage, prefix, new, todo, saved)
+        for change in changes:  # files outside generated/<project>/ are replaced one by one
+            if not change.path.startswith(prefix):
+                _apply_single(root, change, new.get(change.path), saved)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)  # the tree on disk is as it was
+        raise
     _swap_in(stage, target)
     return report
+
+
+def _saved_names(root: Path, conflicts: Sequence[Change]) -> dict[str, str]:
+    """Where --force saves each hand-edited file: <file>.orig, or .orig.N when that is taken.
+
+    An earlier saved copy is never overwritten.
+    """
+    names: dict[str, str] = {}
+    for change in conflicts:
+        name, n = f"{change.path}.orig", 0
+        while os.path.lexists(root / name) or name in names.values():
+            n += 1
+            name = f"{change.path}.orig.{n}"
+        names[change.path] = name
+    return names
 
 
 def refuse(conflicts: Sequence[Change]) -> None:
@@ -72,10 +92,12 @@ def refuse(conflicts: Sequence[Change]) -> None:
     )
 
 
-def _apply_single(root: Path, change: Change, file: RenderedFile | None) -> None:
+def _apply_single(
+    root: Path, change: Change, file: RenderedFile | None, saved: dict[str, str]
+) -> None:
     path = root / change.path
     if change.action == "conflict":
-        shutil.copy2(path, path.with_name(path.name + ".orig"))
+        shutil.copy2(path, root / saved[change.path])
     if change.action in ("create", "update", "conflict") and file is not None:
         write_bytes(path, file.content, durable=True)
     elif change.action == "remove":
@@ -95,12 +117,12 @@ def _clean_stale_stages(target: Path) -> None:
 
 
 def _build_stage(
-    root: Path,
     target: Path,
     stage: Path,
     prefix: str,
     new: dict[str, RenderedFile],
     todo: dict[str, Change],
+    saved: dict[str, str],
 ) -> None:
     stage.mkdir(parents=True)
     if target.is_dir():
@@ -115,7 +137,7 @@ def _build_stage(
                     continue
                 src = Path(dirpath) / name
                 if change is not None and change.action == "conflict":
-                    shutil.copy2(src, stage / f"{rel}.orig")
+                    shutil.copy2(src, stage / saved[prefix + rel][len(prefix) :])
                     continue
                 _link_or_copy(src, stage / rel)  # unchanged or not ours: keep it, mtime and all
     for path, file in new.items():
