@@ -88,7 +88,8 @@ def test_new_rejects_a_bad_name_and_writes_nothing(tmp_path: Path) -> None:
     (tmp_path / ".git").mkdir()
     result = cvspec("new", "Bad Name", cwd=tmp_path)
     assert result.code == 2
-    assert "project.name" in result.err
+    assert result.err.startswith("error: cannot start a spec named 'Bad Name': project.name: ")
+    assert "Bad Name.yaml:" not in result.err  # no location inside a file that was not written
     assert not (tmp_path / "specs").exists()
 
 
@@ -96,6 +97,10 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert cvspec("build", "--no-such-flag", cwd=tmp_path).code == 2
     missing = cvspec("validate", "nope.yaml", cwd=tmp_path)
     assert (missing.code, missing.err) == (2, "error: spec file not found: nope.yaml\n")
+    (tmp_path / "specs").mkdir()
+    folder = cvspec("validate", "specs", cwd=tmp_path)
+    assert (folder.code, folder.err) == (2, "error: specs is a folder; give spec files\n")
+    (tmp_path / "specs").rmdir()
     empty = cvspec("validate", cwd=tmp_path)
     assert empty.code == 2 and "no spec given and no specs/*.yaml" in empty.err
 

@@ -37,6 +37,9 @@ def resolve_specs(specs: list[Path] | None) -> tuple[Path, list[Path]]:
     root = find_root(Path.cwd())
     if not specs:
         return root, discover_specs(root)
+    folders = [s for s in specs if s.is_dir()]
+    if folders:
+        raise UsageError(f"{', '.join(str(f) for f in folders)} is a folder; give spec files")
     missing = [s for s in specs if not s.is_file()]
     if missing:
         raise UsageError("spec file not found: " + ", ".join(str(m) for m in missing))

@@ -17,7 +17,7 @@ from cvspec.spec.load import KeyPath
 def command(
     spec: Annotated[Path, typer.Argument(help="The spec file.")],
     key: Annotated[
-        str | None, typer.Argument(help="Only this key (dotted), e.g. train.lr.")
+        str | None, typer.Argument(help="Only this key (dotted), e.g. train.optimizer.lr.")
     ] = None,
     profile: ProfileOpt = None,
     set_: SetOpt = None,

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import typer
 
 from cvspec.atomic import write_bytes
-from cvspec.errors import UsageError
+from cvspec.errors import SpecError, UsageError
 from cvspec.generate.render import BUILTIN_TEMPLATES, make_environment
 from cvspec.project import find_root
 from cvspec.spec.schema import SCHEMA_PATH
@@ -41,6 +41,10 @@ def command(
         .get_template(f"new/{task}.yaml.j2")
         .render(name=name, spec_file=os.path.relpath(target), schema_url=Path(schema).as_posix())
     )
-    validate(interpolate(load_text(text, str(target))))  # a bad NAME fails here, nothing written
+    try:
+        validate(interpolate(load_text(text, str(target))))  # a bad NAME fails here
+    except SpecError as exc:  # the file is not written: point at the argument, not into it
+        problems = "; ".join(d.message for d in exc.diagnostics)
+        raise UsageError(f"cannot start a spec named {name!r}: {problems}") from None
     write_bytes(target, text.encode("utf-8"), durable=True)
     print(f"wrote {target}; next: cvspec validate {os.path.relpath(target)}")
