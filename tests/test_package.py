@@ -16,7 +16,11 @@ from cvspec.package.context import classic_dockerfile, context_files
 from cvspec.package.images import Image, images
 from cvspec.package.stage import Settings, build_all, preflight
 
-SPEC = MINIMAL_SPEC + "deploy: {registry: ghcr.io/acme, platforms: [linux/amd64, linux/arm64]}\n"
+SPEC = (
+    MINIMAL_SPEC
+    + "deploy: {registry: ghcr.io/acme, platforms: [linux/amd64, linux/arm64]}\n"
+    + "ci: {providers: [github, gitlab]}\n"
+)
 
 
 class FakeAPI:
@@ -260,3 +264,48 @@ def test_without_an_engine_the_stage_prints_one_line_and_exits_1(repo: Path) -> 
         "exist; start Docker (or Podman's Docker API), or set DOCKER_HOST to a running engine "
         "(e.g. ssh://user@build-host)"
     )
+
+
+def test_pushing_needs_an_evaluation_whose_gates_passed(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CI pushes on the default branch; a model that failed its gates is never published."""
+    import json
+
+    from cvspec.run.context import RunContext
+    from cvspec.spec import load_spec
+
+    client = FakeClient([{"stream": "done\n"}])
+    monkeypatch.setattr(stage, "connect", lambda env: client)
+    monkeypatch.setenv("CVSPEC_PUSH", "1")
+    ctx = RunContext(repo, load_spec(repo / "specs/demo.yaml"))
+    assert stage.run(ctx) == (
+        False,
+        "runs/demo/evaluate/metrics.json is missing: run `cvspec run specs/demo.yaml --stage "
+        "evaluate` before pushing",
+    )
+    report = repo / "runs/demo/evaluate/metrics.json"
+    report.parent.mkdir(parents=True)
+    gates = [{"name": "accuracy", "passed": False}, {"name": "latency_p95_ms", "passed": True}]
+    report.write_text(json.dumps({"passed": False, "gates": gates}))
+    assert stage.run(ctx) == (
+        False,
+        "not pushing: the model failed its gates (accuracy; runs/demo/evaluate/metrics.json)",
+    )
+    assert client.api.builds == [] and client.api.pushes == []
+    report.write_text(json.dumps({"passed": True, "gates": []}))
+    assert stage.run(ctx)[0] is True
+    assert client.api.pushes
+
+
+def test_ci_packages_only_after_the_gates_and_tests(built: Path) -> None:
+    from cvspec.run.graph import BY_NAME
+
+    assert {"evaluate", "test"} <= set(BY_NAME["package"].needs)
+    workflow = (built / ".github/workflows/cvspec-demo.yml").read_text()
+    gitlab = (built / "generated/demo/ci/gitlab-ci.yml").read_text()
+    import yaml
+
+    assert set(yaml.safe_load(workflow)["jobs"]["package"]["needs"]) >= {"evaluate", "test"}
+    needs = yaml.safe_load(gitlab)["demo:package"]["needs"]
+    assert {n["job"] for n in needs} >= {"demo:evaluate", "demo:test"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import re
 import sys
@@ -61,6 +62,8 @@ def run(ctx: RunContext) -> StageResult:
     wanted = images(ctx.spec, spec_file, f"generated/{ctx.project}")
     settings = Settings.from_env(os.environ)
     problem = preflight(ctx.root, wanted, settings, spec_file)
+    if problem is None and settings.push:
+        problem = gates_problem(ctx.root, ctx.project, spec_file)
     if problem:
         return StageResult(False, problem)
     try:
@@ -89,6 +92,22 @@ def preflight(root: Path, wanted: list[Image], settings: Settings, spec_file: st
     if settings.push and any(registry_host(i.repository) is None for i in wanted):
         return "CVSPEC_PUSH is set but deploy.registry is not: there is nowhere to push to"
     return None
+
+
+def gates_problem(root: Path, project: str, spec_file: str) -> str | None:
+    """Pushing publishes the model: only one whose evaluation passed every gate."""
+    where = f"runs/{project}/evaluate/metrics.json"
+    try:
+        report = json.loads((root / where).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return f"{where} is missing: run `cvspec run {spec_file} --stage evaluate` before pushing"
+    except (OSError, ValueError) as exc:
+        return f"{where} is unreadable ({exc}): run the evaluate stage again before pushing"
+    if report.get("passed") is True:
+        return None
+    failed = [str(g.get("name")) for g in report.get("gates", []) if not g.get("passed")]
+    names = ", ".join(failed) or "see the report"
+    return f"not pushing: the model failed its gates ({names}; {where})"
 
 
 def connect(env: Mapping[str, str]) -> Any:

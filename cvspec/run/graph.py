@@ -40,9 +40,9 @@ STAGES: tuple[Stage, ...] = (
         "run the generated data and model tests",
         ("test",),
     ),
-    Stage(
+    Stage(  # after the gates and tests: CI must never publish a model that failed them
         "package",
-        ("export",),
+        ("export", "evaluate", "test"),
         "cvspec.package.stage:run",
         "build the train and serve container images",
         (),
