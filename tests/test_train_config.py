@@ -67,11 +67,9 @@ def test_detection_config_uses_only_keys_ultralytics_accepts(tmp_path: Path) -> 
     assert result.code == 0, result.err
     yaml = YAML(typ="safe")
     data = yaml.load((root / "generated/boxes/train/data.yaml").read_text())
-    assert data == {
+    assert data == {  # one images/ folder split by ratio: the trainer writes the split lists
         "path": "data/boxes",
-        "train": "images/train",
-        "val": "images/val",
-        "test": "images/test",
+        "cvspec_ratio_splits": {"images": "images", "val": 0.2, "test": 0.1, "seed": 0},
         "nc": 2,
         "names": {0: "cat", 1: "dog"},
     }

@@ -64,3 +64,45 @@ def test_a_bad_ultralytics_override_is_a_clear_error(tmp_path: Path) -> None:
         "error: invalid training override 'epochz=1': expected KEY=VALUE with an ultralytics "
         "train argument as KEY (e.g. epochs=3)\n"
     )
+
+
+@pytest.mark.slow
+def test_a_flat_yolo_dataset_with_ratio_splits_trains(tmp_path: Path) -> None:
+    """`cvspec new --task detection`'s layout: one images/ and labels/ folder, split by ratio.
+
+    Ultralytics gets one list of images per split, assigned as the data stage assigns them.
+    """
+    import shutil
+
+    from cvspec.data.index import assign_split
+
+    (tmp_path / ".git").mkdir()
+    env = {"YOLO_CONFIG_DIR": str(tmp_path / "yolo"), "MPLCONFIGDIR": str(tmp_path / "mpl")}
+    assert cvspec("init", "--example", "shapes", ".", cwd=tmp_path).code == 0
+    data = tmp_path / "data/shapes"
+    for kind in ("images", "labels"):
+        for split in ("train", "val"):
+            for path in sorted((data / kind / split).iterdir()):
+                shutil.move(path, data / kind / f"{split}-{path.name}")
+            (data / kind / split).rmdir()
+    spec = tmp_path / "specs/shapes.yaml"
+    text = spec.read_text()
+    old = "splits: {train: images/train, val: images/val}"
+    assert old in text
+    spec.write_text(text.replace(old, "splits: {val: 0.3, test: 0.0, seed: 7}"))
+    assert cvspec("build", cwd=tmp_path).code == 0
+    result = cvspec(
+        "run", "specs/shapes.yaml", "--profile", "ci", "--stage", "data", "--stage", "train",
+        cwd=tmp_path, env=env, timeout=900,
+    )  # fmt: skip
+    assert result.code == 0, result.err[-3000:]
+    run = current_run(tmp_path, "shapes")
+    lists = {s: (run / f"{s}.txt").read_text().splitlines() for s in ("train", "val")}
+    assert not (run / "test.txt").exists()
+    images = sorted(p.name for p in (data / "images").iterdir())
+    assert sorted(Path(p).name for p in lists["train"] + lists["val"]) == images
+    for split, paths in lists.items():
+        assert lists[split], split
+        for path in paths:
+            assert assign_split(f"images/{Path(path).name}", 7, 0.3, 0.0) == split
+    assert json.loads((run / "run.json").read_text())["state"] == "done"

@@ -115,6 +115,7 @@ def train(
     run.path.mkdir(parents=True, exist_ok=True)
     from cvspec.generate.render import dump_yaml
 
+    data_yaml = _with_split_lists(data_yaml, run.path)
     write_text(run.path / "data.yaml", dump_yaml(data_yaml))
     write_text(run.config, dump_yaml({**args, "model": model}))
     write_json(run.status, {"task": "detection", "state": "running"})
@@ -192,6 +193,35 @@ def _data_yaml(path: Path, root: Path) -> dict[str, Any]:
     base = Path(str(data.get("path", ".")))
     data["path"] = str(base if base.is_absolute() else (root / base).resolve())
     data["names"] = {int(k): str(v) for k, v in dict(data.get("names") or {}).items()}
+    return data
+
+
+def _with_split_lists(data: dict[str, Any], run_path: Path) -> dict[str, Any]:
+    """Ratio splits as ultralytics reads them: one list of image paths per split, written into
+    the run, assigned exactly as the data stage assigns them (a hash of each path)."""
+    from cvspec.data.files import list_images
+    from cvspec.data.index import assign_split
+    from cvspec.generate.builtin.train_config import RATIO_SPLITS_KEY
+
+    ratio = data.pop(RATIO_SPLITS_KEY, None)
+    if ratio is None:
+        return data
+    root = Path(data["path"])
+    lists: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    for image in list_images(root / str(ratio.get("images", "images"))):
+        rel = image.relative_to(root).as_posix()
+        split = assign_split(rel, int(ratio["seed"]), float(ratio["val"]), float(ratio["test"]))
+        lists[split].append(str(image))
+    for split in ("train", "val"):
+        if not lists[split]:
+            raise UsageError(
+                f"data.splits gives the {split} split no image of {root / 'images'} "
+                f"({sum(map(len, lists.values()))} images in all): add images or change the ratios"
+            )
+    for split, images in lists.items():
+        if images:
+            write_text(run_path / f"{split}.txt", "".join(f"{p}\n" for p in images))
+            data[split] = str(run_path / f"{split}.txt")
     return data
 
 

@@ -115,13 +115,22 @@ class TrainConfigGenerator:
             dirs = {"train": splits.train, "val": splits.val}
             if splits.test:
                 dirs["test"] = splits.test
-        else:
-            dirs = {"train": "images/train", "val": "images/val"}
-            if splits.test > 0:
-                dirs["test"] = "images/test"
+        else:  # one images/ folder split by ratio: the trainer writes the lists it assigns
+            ratio = {
+                "images": "images",
+                "val": splits.val,
+                "test": splits.test,
+                "seed": splits.seed,
+            }
+            dirs = {RATIO_SPLITS_KEY: ratio}
         data_yaml = {"path": root, **dirs, "nc": len(classes), "names": dict(enumerate(classes))}
         yield Artifact("train/data.yaml", NAME, "yaml", data=data_yaml)
         yield Artifact("train/args.yaml", NAME, "yaml", data=ultralytics_args(spec, ctx))
+
+
+# In data.yaml, instead of train/val/test folders: how cvspec splits the images/ folder. The
+# trainer turns it into the image lists ultralytics reads, with the data stage's assignment.
+RATIO_SPLITS_KEY = "cvspec_ratio_splits"
 
 
 def ultralytics_args(spec: Any, ctx: BuildContext) -> dict[str, Any]:
