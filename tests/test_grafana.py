@@ -194,3 +194,14 @@ def test_compose_file_matches_the_compose_spec(built: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_composed_server_serves_with_the_spec_settings(built: Path) -> None:
+    """The compose server runs the image's spec, so max_batch, limits and ports are the spec's."""
+    compose = load(built / "docker-compose.monitoring.yml")
+    command = compose["services"]["server"]["command"]
+    assert command[0] == "specs/demo.yaml"  # the serve image copies specs/ into /app
+    dockerfile = (built.parent / "docker/Dockerfile.serve").read_text()
+    assert "COPY specs specs" in dockerfile and "WORKDIR /app" in dockerfile
+    flags = {c for c in command if c.startswith("--")}
+    assert flags == {"--model-dir", "--baseline", "--host"}  # nothing that overrides serve:

@@ -54,17 +54,14 @@ def compose(spec: Any, ctx: BuildContext) -> dict[str, Any]:
         "services": {
             "server": {
                 "image": f"{repository(spec, 'serve')}:{tag}",  # what `--stage package` builds
-                "command": [
+                "command": [  # the spec (in the image) gives every serve: setting
+                    ctx.spec_file,
                     "--model-dir",
                     "/runs/export",
                     "--baseline",
                     "/runs/data/stats.json",
                     "--host",
                     "0.0.0.0",
-                    "--port",
-                    str(serve.port),
-                    "--metrics-port",
-                    str(serve.metrics_port),
                 ],
                 "volumes": [f"{runs}:/runs:ro"],
                 "ports": [f"{serve.port}:{serve.port}"],
