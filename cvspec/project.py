@@ -222,16 +222,28 @@ def build(
     options: Options = Options(),
     force: bool = False,
     cache: RenderCache | None = None,
+    complete: bool = False,
 ) -> list[tuple[Output, WriteReport]]:
-    """Render every spec and write the projects; all render before any writes."""
+    """Render every spec and write the projects; all render before any writes.
+
+    `complete`: `paths` are every spec of the repository, so a generated/<project>/ that none
+    of them makes any more (a renamed or deleted project) is cleaned up like any orphan: its
+    unedited files go, edited ones stay.
+    """
     outputs = render_all(root, paths, options, cache)
     plans = [(out, _changes(root, out)) for out in outputs]
+    if complete:
+        plans.extend(_orphan_projects(root, paths, outputs))
     conflicts = [c for _, changes in plans for c in changes if c.action == "conflict"]
     if conflicts and not force:
         refuse(conflicts)
-    return [
-        (out, write_project(root, out.out_dir, out.files, changes, force)) for out, changes in plans
-    ]
+    done = []
+    for out, changes in plans:
+        report = write_project(root, out.out_dir, out.files, changes, force)
+        if not out.files:  # an orphaned project: drop the folders its removed files leave
+            _prune_empty(root / out.out_dir)
+        done.append((out, report))
+    return done
 
 
 def check(
@@ -239,8 +251,13 @@ def check(
     paths: Sequence[Path],
     options: Options | None = None,
     cache: RenderCache | None = None,
+    complete: bool = False,
 ) -> list[tuple[Output, list[Change]]]:
-    """Compare each spec's fresh render with the disk; the same options the build used."""
+    """Compare each spec's fresh render with the disk; the same options the build used.
+
+    `complete`: `paths` are every spec of the repository; a generated/<project>/ that none of
+    them makes is reported too (an Output without files).
+    """
     groups: dict[Options, list[Path]] = {}
     recorded = _recorded_options(root) if options is None else {}
     for path in paths:
@@ -250,7 +267,57 @@ def check(
     for opts, group in groups.items():
         for out in render_all(root, group, opts, cache):
             results.append((out, [c for c in _changes(root, out) if c.finding is not None]))
+    if complete:
+        outputs = [out for out, _ in results]
+        results.extend(_orphan_projects(root, paths, outputs))
     return sorted(results, key=lambda r: r[0].spec_file)
+
+
+def _orphan_projects(
+    root: Path, paths: Sequence[Path], outputs: Sequence[Output]
+) -> list[tuple[Output, list[Change]]]:
+    """Each generated/<project>/ that no spec makes any more, with what a build does about it.
+
+    Its spec is gone, or is one of `paths` and now makes another project (a rename). A project
+    built from a spec elsewhere that still exists is not this command's business.
+    """
+    made = {out.out_dir for out in outputs}
+    specs = {_rel(root, p) for p in paths}
+    folder = root / GENERATED
+    found = []
+    for lock in sorted(folder.glob(f"*/{LOCK_NAME}")) if folder.is_dir() else []:
+        out_dir = f"{GENERATED}/{lock.parent.name}"
+        if out_dir in made:
+            continue
+        old = read_manifest(lock)
+        if old is None or (old.spec not in specs and (root / old.spec).is_file()):
+            continue
+        why = f"no spec makes project '{old.project}' any more (built from {old.spec})"
+        changes = [
+            c._replace(reason=why) if c.action == "remove" else c
+            for c in compare(root, out_dir, [], old)
+            if c.path != f"{out_dir}/{LOCK_NAME}"
+        ]
+        gone = all(c.action == "remove" for c in changes)  # no edits to keep: the lock goes too
+        lock_change = Change(
+            f"{out_dir}/{LOCK_NAME}",
+            "remove" if gone else "keep",
+            "orphan",
+            why if gone else f"{why}; kept while edited files are left",
+        )
+        orphan = Output(old.project, old.spec, out_dir, [])
+        found.append((orphan, [*changes, lock_change]))
+    return found
+
+
+def _prune_empty(folder: Path) -> None:
+    """Remove the folders under `folder` (and itself) that hold no file any more."""
+    import contextlib
+    import os
+
+    for dirpath, _, _ in sorted(os.walk(folder), key=lambda w: -len(w[0])):
+        with contextlib.suppress(OSError):  # a folder with files in it stays
+            os.rmdir(dirpath)
 
 
 def _changes(root: Path, out: Output) -> list[Change]:

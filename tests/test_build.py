@@ -148,3 +148,38 @@ def test_duplicate_project_names_are_refused(tmp_path: Path) -> None:
     result = cvspec("build", cwd=root)
     assert result.code == 2
     assert "two specs define project 'demo': specs/demo.yaml and specs/other.yaml" in result.err
+
+
+def test_a_renamed_project_leaves_nothing_behind(tmp_path: Path) -> None:
+    """Renaming project.name: check names the old folder; build removes what it made there."""
+    spec = MINIMAL_SPEC + "ci: {providers: [github]}\n"
+    root = project(tmp_path, spec, extra={"elsewhere/keep.yaml": spec.replace("demo}", "keep}")})
+    assert cvspec("build", cwd=root).code == 0
+    assert cvspec("build", "elsewhere/keep.yaml", cwd=root).code == 0  # outside specs/
+    (root / "specs/demo.yaml").write_text(spec.replace("{name: demo}", "{name: renamed}"))
+    (root / "generated/demo/tests").mkdir(exist_ok=True)
+    (root / "generated/demo/tests/my_notes.txt").write_text("mine\n")  # not cvspec's
+    result = cvspec("check", cwd=root)
+    assert result.code == 1
+    assert "FAIL demo: generated/demo/ is left over; no spec makes it any more" in result.out
+    assert (
+        "orphan  .github/workflows/cvspec-demo.yml: no spec makes project 'demo' any more "
+        "(built from specs/demo.yaml)" in result.out
+    )
+    built = cvspec("build", cwd=root)
+    assert built.code == 0, built.err
+    assert "no spec makes project 'demo' any more" in built.out
+    assert not (root / ".github/workflows/cvspec-demo.yml").exists()
+    assert (root / ".github/workflows/cvspec-renamed.yml").is_file()
+    left = sorted(p.relative_to(root).as_posix() for p in (root / "generated/demo").rglob("*"))
+    assert left == [
+        "generated/demo/cvspec.lock",
+        "generated/demo/tests",
+        "generated/demo/tests/my_notes.txt",
+    ]
+    assert (root / "generated/keep/cvspec.lock").is_file()  # its spec still exists
+    (root / "generated/demo/tests/my_notes.txt").unlink()
+    assert cvspec("build", cwd=root).code == 0
+    assert not (root / "generated/demo").exists()
+    result = cvspec("check", cwd=root)
+    assert result.code == 0, result.out

@@ -33,9 +33,16 @@ def command(
 ) -> None:
     """Build generated/<project>/ for each spec."""
     root, paths = resolve_specs(specs)
-    for out, report in build(
-        root, paths, make_options(profile, set_, templates), force, RenderCache.default()
-    ):
+    options = make_options(profile, set_, templates)
+    for out, report in build(root, paths, options, force, RenderCache.default(), not specs):
+        if not out.files:  # a project no spec makes any more
+            print(
+                f"removed {len(report.removed)} file(s) of {out.out_dir}/: no spec makes "
+                f"project '{out.project}' any more (built from {out.spec_file})"
+            )
+            for change in report.kept:
+                print(f"  kept {change.path}: {change.reason}")
+            continue
         parts = [f"{len(report.written)} written", f"{len(report.unchanged)} unchanged"]
         if report.removed:
             parts.append(f"{len(report.removed)} removed")

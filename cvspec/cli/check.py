@@ -35,7 +35,7 @@ def command(
     given = profile or set_ or templates is not None
     options = make_options(profile, set_, templates) if given else None
     failed = 0
-    for out, findings in check(root, paths, options, RenderCache.default()):
+    for out, findings in check(root, paths, options, RenderCache.default(), not specs):
         if not findings:
             print(
                 f"ok {out.project}: {out.out_dir}/ matches {out.spec_file} ({len(out.files)} "
@@ -43,7 +43,10 @@ def command(
             )
             continue
         failed += 1
-        print(f"FAIL {out.project}: {out.out_dir}/ does not match {out.spec_file}")
+        if out.files:
+            print(f"FAIL {out.project}: {out.out_dir}/ does not match {out.spec_file}")
+        else:
+            print(f"FAIL {out.project}: {out.out_dir}/ is left over; no spec makes it any more")
         width = max(len(c.finding or "") for c in findings)
         for change in findings:
             print(f"  {change.finding:<{width}}  {change.path}: {change.reason}")
