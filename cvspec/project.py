@@ -57,15 +57,31 @@ def discover_specs(root: Path) -> list[Path]:
 
 def load_all(paths: Sequence[Path], options: Options) -> list[LoadedSpec]:
     """Load every spec, collecting the errors of all of them before failing."""
+    import os
+
     from cvspec.spec import load_spec
 
     loaded: list[LoadedSpec] = []
     errors: list[Diagnostic] = []
+    first: dict[str, str] = {}  # project name -> the spec that defines it first
     for path in paths:
         try:
-            loaded.append(load_spec(path, options.profile, options.sets))
+            item = load_spec(path, options.profile, options.sets)
         except SpecError as exc:
             errors.extend(exc.diagnostics)
+            continue
+        loaded.append(item)
+        name, shown = str(item.spec.project.name), os.path.relpath(item.path)
+        if name in first:
+            errors.append(
+                Diagnostic(
+                    "duplicate-project",
+                    f"two specs define project '{name}': {first[name]} and {shown}",
+                    item.raw.values.get(("project", "name")),
+                    "project names must be unique: each has its own generated/<project>/",
+                )
+            )
+        first.setdefault(name, shown)
     if errors:
         raise SpecError(errors)
     return loaded

@@ -185,3 +185,40 @@ def test_python_dash_m_and_console_script_agree() -> None:
         cwd=REPO,
     )
     assert "validate" in a.stdout and a.stdout == b.stdout
+
+
+def test_validate_finds_two_specs_with_one_project_name(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    spec = "cvspec: 1\nproject: {name: cats}\ntask: classification\ndata: {path: d}\n"
+    spec += "model: {arch: timm/resnet18, image_size: 32}\n"
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs/a.yaml").write_text(spec)
+    (tmp_path / "specs/b.yaml").write_text(spec)
+    result = cvspec("validate", cwd=tmp_path)
+    assert result.code == 2
+    assert result.err.startswith(
+        "specs/b.yaml:2:17: error[duplicate-project]: two specs define project 'cats': "
+        "specs/a.yaml and specs/b.yaml"
+    )
+
+
+def test_set_with_an_empty_mapping_empties_it(tmp_path: Path) -> None:
+    """`--set train.sweep={}` turns a sweep off; a non-empty mapping still merges key by key."""
+    root = project(
+        tmp_path,
+        "cvspec: 1\nproject: {name: demo}\ntask: classification\ndata: {path: d}\n"
+        "model: {arch: timm/resnet18}\n"
+        "train: {optimizer: {name: sgd, lr: 0.1}, sweep: {train.optimizer.lr: [0.1, 0.01]}}\n"
+        "profiles: {ci: {train: {sweep: {}}}}\n",
+    )
+    off = cvspec("explain", "specs/demo.yaml", "train.sweep", "--set", "train.sweep={}", cwd=root)
+    assert off.out == "train.sweep = {}  # --set train.sweep={}\n", off.err
+    # in a file (here a profile) an empty mapping merges as ever: nothing changes
+    kept = cvspec("explain", "specs/demo.yaml", "train.sweep", "--profile", "ci", cwd=root)
+    assert "train.sweep.train.optimizer.lr = [0.1, 0.01]" in kept.out
+    merged = cvspec(
+        "explain", "specs/demo.yaml", "train.optimizer", "--set", "train.optimizer={lr: 0.5}",
+        cwd=root,
+    )  # fmt: skip
+    assert 'train.optimizer.name = "sgd"' in merged.out
+    assert "train.optimizer.lr = 0.5" in merged.out

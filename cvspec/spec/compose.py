@@ -103,7 +103,8 @@ def _merge_into(
     keys: dict[KeyPath, Origin],
 ) -> Any:
     src = _get(over.data, path)
-    if isinstance(dst, dict) and isinstance(src, dict):
+    emptied = src == {} and getattr(over.values.get(path), "kind", None) == "set"
+    if isinstance(dst, dict) and isinstance(src, dict) and not emptied:  # --set k={} empties k
         out = dict(dst)
         if path in over.values:
             values[path] = over.values[path]
