@@ -96,8 +96,10 @@ def plan(loaded: LoadedSpec, ctx: BuildContext, generators: Sequence[Registered]
         name = reg.generator.name
         try:
             made = list(reg.generator.plan(loaded.spec, ctx))
-        except CvspecError:
-            raise
+        except CvspecError as exc:
+            if reg.builtin:  # cvspec's own say where in the spec; a plugin's is named too
+                raise
+            raise CvspecError(f"{_named(reg)}: {exc.message}", exc.diagnostics) from exc
         except Exception as exc:
             raise CvspecError(f"{_named(reg)} failed: {type(exc).__name__}: {exc}") from exc
         for art in made:

@@ -182,3 +182,13 @@ def test_generated_files_outside_generated_are_readable_by_others(tmp_path: Path
         os.umask(old)
     workflow = root / ".github/workflows/cvspec-demo.yml"
     assert stat.S_IMODE(workflow.stat().st_mode) == 0o644
+
+
+def test_a_plugins_own_error_is_named(tmp_path: Path) -> None:
+    body = "from cvspec.errors import CvspecError; raise CvspecError('needs serve.port 80')"
+    root = project(tmp_path / "repo")
+    result = cvspec("build", cwd=root, env=plugin_env(tmp_path, body))
+    assert result.code == 2
+    assert result.err == (
+        "error: generator 'acme' (acme_gen:Gen, from acme-gen 1.0): needs serve.port 80\n"
+    )

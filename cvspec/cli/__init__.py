@@ -34,6 +34,25 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from cvspec import __version__
+
+        print(f"cvspec {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Compile one declarative YAML spec of a computer-vision project into its MLOps."""
+
+
 app.command("validate")(validate.command)
 app.command("build")(build.command)
 app.command("check")(check.command)

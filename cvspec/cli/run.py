@@ -18,7 +18,8 @@ def command(
         list[str] | None,
         typer.Option(
             "--stage",
-            help=f"Stage(s) to run: {', '.join(STAGE_NAMES)}. Default: data to test.",
+            help=f"A stage to run, repeatable (--stage train --stage export): "
+            f"{', '.join(STAGE_NAMES)}. Default: data to test.",
         ),
     ] = None,
     profile: ProfileOpt = None,
