@@ -100,3 +100,10 @@ def test_init_rejects_an_unknown_example(tmp_path: Path) -> None:
     assert "Invalid value for '--example' / '-e':" in text
     assert "'cats' is not one of 'digits', 'shapes'." in text
     assert not (tmp_path / "x").exists()
+
+
+def test_init_in_the_current_folder_suggests_no_cd(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    result = cvspec("init", "--example", "digits", ".", cwd=tmp_path)
+    assert result.code == 0, result.err
+    assert result.out.endswith("next: cvspec run specs/digits.yaml --stage data\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -34,4 +35,6 @@ def command(
     written, kept = write_data(example, data)
     note = f", kept {kept:,} that existed" if kept else ""
     print(f"wrote {written:,} files under {data}{note}")
-    print(f"next: cd {folder} && cvspec run specs/{example}.yaml --stage data")
+    here = folder.resolve() == Path.cwd().resolve()
+    cd = "" if here else f"cd {shlex.quote(str(folder))} && "
+    print(f"next: {cd}cvspec run specs/{example}.yaml --stage data")
