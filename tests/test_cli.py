@@ -82,6 +82,10 @@ def test_new_writes_starter_specs_that_validate(tmp_path: Path) -> None:
         assert cvspec("validate", f"specs/{name}.yaml", cwd=tmp_path).code == 0
     again = cvspec("new", "my-cla", cwd=tmp_path)
     assert again.code == 2 and "already exists" in again.err
+    hint = "`cvspec schema` writes it"
+    assert hint in result.out  # the modeline's schema is not there yet
+    assert cvspec("schema", cwd=tmp_path).code == 0
+    assert hint not in cvspec("new", "third", cwd=tmp_path).out
 
 
 def test_new_rejects_a_bad_name_and_writes_nothing(tmp_path: Path) -> None:

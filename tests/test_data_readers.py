@@ -94,10 +94,13 @@ def test_missing_folders_are_clear_errors(tmp_path: Path) -> None:
 
 def test_cli_names_a_missing_data_folder(tmp_path: Path) -> None:
     root = project(tmp_path)
-    result = cvspec("run", "specs/demo.yaml", "--stage", "data", cwd=root)
-    assert result.code == 2
-    assert f"error: data folder not found: {root / 'data/demo'} (data.path" in result.err
-    assert "Traceback" not in result.err
+    for stage in ("data", "train"):
+        result = cvspec("run", "specs/demo.yaml", "--stage", stage, cwd=root)
+        assert result.code == 2
+        assert f"error: data folder not found: {root / 'data/demo'}\n" in result.err
+        assert "specs/demo.yaml:4:14: error[data-missing]: data.path: no folder at" in result.err
+        assert "Traceback" not in result.err
+        assert not (root / "runs").exists()  # nothing half-made, for either stage
 
 
 YOLO = "format: yolo, classes: [a, b], splits: {train: images/train, val: images/val}"

@@ -48,3 +48,5 @@ def command(
         raise UsageError(f"cannot start a spec named {name!r}: {problems}") from None
     write_bytes(target, text.encode("utf-8"), durable=True)
     print(f"wrote {target}; next: cvspec validate {os.path.relpath(target)}")
+    if not (root / SCHEMA_PATH).is_file():
+        print(f"its first line names {SCHEMA_PATH} for completion: `cvspec schema` writes it")

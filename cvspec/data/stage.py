@@ -46,7 +46,7 @@ def run(ctx: RunContext) -> StageResult:
     from cvspec.data.report import write_report
 
     console = ctx.console or Console(stderr=True)
-    ds = load_dataset(ctx.spec, ctx.data_root, console)
+    ds = load_dataset(ctx.spec, ctx.require_data(), console)
     results = run_checks(ds)
     folder = ctx.stage_dir("data")
     data_path = os.path.relpath(ctx.data_root, ctx.root).replace(os.sep, "/")

@@ -52,6 +52,27 @@ class RunContext:
         """The dataset folder: data.path, relative to the spec file."""
         return (self.loaded.path.parent / str(self.loaded.spec.data.path)).resolve()
 
+    def require_data(self) -> Path:
+        """data_root, or an error at data.path's line in the spec when the folder is missing."""
+        from cvspec.errors import CvspecError, Diagnostic
+
+        folder = self.data_root
+        if not folder.is_dir():
+            where = self.loaded.raw.values.get(("data", "path"))
+            raise CvspecError(
+                f"data folder not found: {folder}",
+                [
+                    Diagnostic(
+                        "data-missing",
+                        f"data.path: no folder at {folder}",
+                        where,
+                        "data.path is relative to the spec file; `dvc pull` fetches a versioned "
+                        "dataset; `cvspec init --example NAME DIR` writes an example one",
+                    )
+                ],
+            )
+        return folder
+
     @property
     def generated(self) -> Path:
         """generated/<project>/ under the repository root."""

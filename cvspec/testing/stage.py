@@ -31,6 +31,7 @@ def run(ctx: RunContext) -> StageResult:
         "pytest",
         str(tests),
         "-q",
+        "--tb=short",  # a failed gate or data check: its message and line, not pages of frames
         "-p",
         "no:cacheprovider",
         f"--junitxml={junit}",

@@ -27,6 +27,7 @@ def run(ctx: RunContext) -> StageResult:
 
     spec = ctx.spec
     console = ctx.console or Console(stderr=True)
+    ctx.require_data()  # before anything is written under runs/
     train_dir = ctx.stage_dir("train")
     config_dir = write_tree(ctx.loaded, ctx.root, train_dir / "config")
     weights = None
