@@ -24,14 +24,14 @@ def staged(path: Path, *, durable: bool = False) -> Iterator[Path]:
     is removed and `path` is left as it was. `durable` also fsyncs the file and its folder.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = _mode_for(path)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=SUFFIX, dir=path.parent)
+    os.close(fd)
     tmp = Path(name)
     try:
-        try:
-            os.fchmod(fd, _mode_for(path))  # mkstemp makes 0600: give the file its usual mode
-        finally:
-            os.close(fd)
         yield tmp
+        # mkstemp makes 0600: the file gets its usual mode, once written (it may be read-only)
+        os.chmod(tmp, mode)
         if durable:
             _fsync_file(tmp)
         os.replace(tmp, path)

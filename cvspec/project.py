@@ -280,6 +280,11 @@ def check(
     recorded = _recorded_options(root) if options is None else {}
     for path in paths:
         opts = options or recorded.get(_rel(root, path), Options())
+        if opts.templates is not None and not opts.templates.is_dir():
+            raise UsageError(
+                f"{_rel(root, path)}: its last build used --templates {opts.templates}, which "
+                "is not a folder here; pass --templates DIR to check, or build without it"
+            )
         groups.setdefault(opts, []).append(path)
     results = []
     for opts, group in groups.items():
@@ -297,9 +302,13 @@ def _orphan_projects(
     """Each generated/<project>/ that no spec makes any more, with what a build does about it.
 
     Its spec is gone, or is one of `paths` and now makes another project (a rename). A project
-    built from a spec elsewhere that still exists is not this command's business.
+    built from a spec elsewhere that still exists is not this command's business, nor is a
+    folder whose manifest is another project's (a copy: its paths are that project's files).
+    Files a current project makes are never removed. An unreadable manifest is reported and
+    its folder left alone.
     """
     made = {out.out_dir for out in outputs}
+    current = {f.path for out in outputs for f in out.files}
     specs = {_rel(root, p) for p in paths}
     folder = root / GENERATED
     found = []
@@ -307,18 +316,26 @@ def _orphan_projects(
         out_dir = f"{GENERATED}/{lock.parent.name}"
         if out_dir in made:
             continue
-        old = read_manifest(lock)
-        if old is None or (old.spec not in specs and (root / old.spec).is_file()):
+        lock_path = f"{out_dir}/{LOCK_NAME}"
+        try:
+            old = read_manifest(lock)
+        except CvspecError as exc:
+            keep = Change(lock_path, "keep", "orphan", f"{exc.message}; left in place")
+            found.append((Output(lock.parent.name, "?", out_dir, []), [keep]))
+            continue
+        if old is None or f"{GENERATED}/{old.project}" != out_dir:
+            continue
+        if old.spec not in specs and (root / old.spec).is_file():
             continue
         why = f"no spec makes project '{old.project}' any more (built from {old.spec})"
         changes = [
             c._replace(reason=why) if c.action == "remove" else c
             for c in compare(root, out_dir, [], old)
-            if c.path != f"{out_dir}/{LOCK_NAME}"
+            if c.path != lock_path and c.path not in current
         ]
         gone = all(c.action == "remove" for c in changes)  # no edits to keep: the lock goes too
         lock_change = Change(
-            f"{out_dir}/{LOCK_NAME}",
+            lock_path,
             "remove" if gone else "keep",
             "orphan",
             why if gone else f"{why}; kept while edited files are left",
@@ -352,7 +369,7 @@ def _recorded_options(root: Path) -> dict[str, Options]:
             manifest = read_manifest(lock)
         except CvspecError:
             continue  # the project's own check reports it
-        if manifest is not None:
+        if manifest is not None and lock.parent.name == manifest.project:  # not a copy
             templates = None if manifest.templates is None else root / manifest.templates
             found[manifest.spec] = Options(manifest.profile, manifest.sets, templates)
     return found

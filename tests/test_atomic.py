@@ -162,3 +162,15 @@ def test_written_files_get_the_mode_open_would_give(tmp_path: Path) -> None:
         assert stat.S_IMODE(private.stat().st_mode) == 0o600
     finally:
         os.umask(old)
+
+
+def test_a_read_only_file_is_replaced_and_stays_read_only(tmp_path: Path) -> None:
+    """The writer gets a file it can write; the mode (here 0444) is applied once it is written."""
+    target = tmp_path / "ro.yaml"
+    target.write_text("old\n")
+    target.chmod(0o444)
+    with staged(target) as tmp:
+        assert stat.S_IMODE(tmp.stat().st_mode) & 0o200  # writable while the writer works
+        tmp.write_text("new\n")
+    assert target.read_text() == "new\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o444

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 from helpers import MINIMAL_SPEC, cvspec, project, snapshot
@@ -183,3 +184,51 @@ def test_a_renamed_project_leaves_nothing_behind(tmp_path: Path) -> None:
     assert not (root / "generated/demo").exists()
     result = cvspec("check", cwd=root)
     assert result.code == 0, result.out
+
+
+def test_a_copied_project_folder_never_removes_the_projects_files(tmp_path: Path) -> None:
+    """A copy's manifest names the real project's files: the copy is not an orphan to clean."""
+    root = project(tmp_path, MINIMAL_SPEC + "ci: {providers: [github]}\n")
+    assert cvspec("build", cwd=root).code == 0
+    shutil.copytree(root / "generated/demo", root / "generated/demo.bak")
+    before = snapshot(root / "generated/demo")
+    result = cvspec("build", cwd=root)
+    assert result.code == 0, result.err
+    assert snapshot(root / "generated/demo") == before
+    assert (root / ".github/workflows/cvspec-demo.yml").is_file()
+    assert (root / "generated/demo.bak/cvspec.lock").is_file()
+    assert cvspec("check", cwd=root).code == 0
+
+
+def test_an_unreadable_lock_of_a_stray_folder_blocks_nothing(tmp_path: Path) -> None:
+    root = project(tmp_path, extra={"generated/old/cvspec.lock": "{bad"})
+    built = cvspec("build", cwd=root)
+    assert built.code == 0, built.err
+    assert (root / "generated/demo/cvspec.lock").is_file()
+    assert (root / "generated/old/cvspec.lock").read_text() == "{bad"
+    result = cvspec("check", cwd=root)
+    assert result.code == 1
+    assert "orphan  generated/old/cvspec.lock: " in result.out
+    assert "the build manifest is unreadable" in result.out
+
+
+def test_an_owned_file_where_a_folder_now_goes_is_replaced(tmp_path: Path) -> None:
+    """cvspec made a file `train`; now it makes `train/...`: the unedited file is removed."""
+    import hashlib
+
+    root = project(tmp_path)
+    assert cvspec("build", cwd=root).code == 0
+    out = root / "generated/demo"
+    lock = json.loads((out / "cvspec.lock").read_text())
+    files = {p: v for p, v in lock["files"].items() if not p.startswith("generated/demo/train/")}
+    shutil.rmtree(out / "train")
+    (out / "train").write_text("old\n")
+    digest = hashlib.sha256(b"old\n").hexdigest()
+    files["generated/demo/train"] = {"sha256": digest, "generator": "train"}
+    lock["files"] = files
+    (out / "cvspec.lock").write_text(json.dumps(lock))
+    result = cvspec("build", cwd=root)
+    assert result.code == 0, result.err
+    assert "1 removed" in result.out
+    assert (out / "train/config.yaml").is_file()
+    assert cvspec("check", cwd=root).code == 0

@@ -197,11 +197,23 @@ def test_compose_file_matches_the_compose_spec(built: Path) -> None:
 
 
 def test_the_composed_server_serves_with_the_spec_settings(built: Path) -> None:
-    """The compose server runs the image's spec, so max_batch, limits and ports are the spec's."""
+    """The compose server runs the image's spec with every serve setting this build composed."""
     compose = load(built / "docker-compose.monitoring.yml")
     command = compose["services"]["server"]["command"]
     assert command[0] == "specs/demo.yaml"  # the serve image copies specs/ into /app
     dockerfile = (built.parent / "docker/Dockerfile.serve").read_text()
     assert "COPY specs specs" in dockerfile and "WORKDIR /app" in dockerfile
-    flags = {c for c in command if c.startswith("--")}
-    assert flags == {"--model-dir", "--baseline", "--host"}  # nothing that overrides serve:
+    flags = dict(zip(command[1::2], command[2::2], strict=True))
+    assert flags["--max-batch"] == "8" and flags["--max-image-bytes"] == "10000000"
+    assert flags["--port"] == "8080" and flags["--metrics-port"] == "9090"
+
+
+def test_the_composed_server_gets_the_builds_profile(tmp_path: Path) -> None:
+    spec = SPEC + "profiles: {prod: {serve: {port: 9000, max_batch: 4}}}\n"
+    root = project(tmp_path, spec)
+    assert cvspec("build", "--profile", "prod", cwd=root).code == 0
+    compose = load(root / "generated/demo/monitoring/docker-compose.monitoring.yml")
+    server = compose["services"]["server"]
+    flags = dict(zip(server["command"][1::2], server["command"][2::2], strict=True))
+    assert server["ports"] == ["9000:9000"]
+    assert flags["--port"] == "9000" and flags["--max-batch"] == "4"

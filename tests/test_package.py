@@ -286,14 +286,23 @@ def test_pushing_needs_an_evaluation_whose_gates_passed(
     )
     report = repo / "runs/demo/evaluate/metrics.json"
     report.parent.mkdir(parents=True)
+    (repo / "runs/demo/export/export.json").write_text(json.dumps({"run_id": "r2"}))
     gates = [{"name": "accuracy", "passed": False}, {"name": "latency_p95_ms", "passed": True}]
-    report.write_text(json.dumps({"passed": False, "gates": gates}))
+    report.write_text(json.dumps({"run_id": "r2", "passed": False, "gates": gates}))
     assert stage.run(ctx) == (
         False,
         "not pushing: the model failed its gates (accuracy; runs/demo/evaluate/metrics.json)",
     )
+    report.write_text(json.dumps({"run_id": "r1", "passed": True, "gates": []}))
+    assert stage.run(ctx) == (  # a passing evaluation of an earlier run does not count
+        False,
+        "runs/demo/evaluate/metrics.json evaluated run r1, but the export is of run r2: run "
+        "`cvspec run specs/demo.yaml --stage evaluate` before pushing",
+    )
+    report.write_text("[1, 2]")
+    assert "is not an evaluation report" in stage.run(ctx)[1]
     assert client.api.builds == [] and client.api.pushes == []
-    report.write_text(json.dumps({"passed": True, "gates": []}))
+    report.write_text(json.dumps({"run_id": "r2", "passed": True, "gates": []}))
     assert stage.run(ctx)[0] is True
     assert client.api.pushes
 

@@ -7,6 +7,7 @@ entry point on PYTHONPATH), run through the real CLI.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -191,4 +192,29 @@ def test_a_plugins_own_error_is_named(tmp_path: Path) -> None:
     assert result.code == 2
     assert result.err == (
         "error: generator 'acme' (acme_gen:Gen, from acme-gen 1.0): needs serve.port 80\n"
+    )
+
+
+def test_a_rename_keeps_a_root_file_the_renamed_project_still_makes(tmp_path: Path) -> None:
+    env = plugin_env(tmp_path, _art("tools/lint.yaml", at_root="True"))
+    root = project(tmp_path / "repo")
+    assert cvspec("build", cwd=root, env=env).code == 0
+    spec = root / "specs/demo.yaml"
+    spec.write_text(spec.read_text().replace("{name: demo}", "{name: renamed}"))
+    result = cvspec("build", cwd=root, env=env)
+    assert result.code == 0, result.err
+    assert (root / "tools/lint.yaml").is_file()
+    assert not (root / "generated/demo").exists()
+    assert cvspec("check", cwd=root, env=env).code == 0
+
+
+def test_check_says_when_the_recorded_templates_folder_is_gone(tmp_path: Path) -> None:
+    root = project(tmp_path / "repo", extra={"over/repo/gitattributes.j2": "* -diff\n"})
+    assert cvspec("build", "--templates", "over", cwd=root).code == 0
+    shutil.rmtree(root / "over")
+    result = cvspec("check", cwd=root)
+    assert result.code == 2
+    assert result.err == (
+        f"error: specs/demo.yaml: its last build used --templates {root / 'over'}, which is not "
+        "a folder here; pass --templates DIR to check, or build without it\n"
     )

@@ -54,7 +54,7 @@ def compare(
             if disk == want:
                 changes.append(Change(path, "same", None, "up to date"))
             elif disk is None:
-                _check_room(root, path, new[path].generator)
+                _check_room(root, path, new[path].generator, owned, new)
                 changes.append(Change(path, "create", "missing", "not on disk"))
             elif path == lock or (path in owned and owned[path][0] == disk):
                 changes.append(Change(path, "update", "drift", stale))
@@ -118,16 +118,26 @@ _SAVED = re.compile(r"\.orig(\.[0-9]+)?$")
 SAVED_REASON = "your edited copy, saved by build --force: merge what you need, then delete it"
 
 
-def _check_room(root: Path, path: str, generator: str) -> None:
-    """A file can be written at `path`: no folder there, and no file where a folder must be."""
+def _check_room(
+    root: Path,
+    path: str,
+    generator: str,
+    owned: dict[str, tuple[str, str]],
+    new: dict[str, RenderedFile],
+) -> None:
+    """A file can be written at `path`: no folder there, and no file where a folder must be,
+    unless that file is one cvspec made, left unedited and no longer makes (the build removes
+    it first)."""
     target = root / path
     if target.is_dir():
         raise CvspecError(f"generator '{generator}' makes {path}, but a folder is there on disk")
-    for parent in target.relative_to(root).parents:
-        if parent != Path(".") and (root / parent).exists() and not (root / parent).is_dir():
-            raise CvspecError(
-                f"generator '{generator}' makes {path}, but {parent.as_posix()} is a file on disk"
-            )
+    for parent in Path(path).parents:
+        if parent == Path(".") or not (root / parent).exists() or (root / parent).is_dir():
+            continue
+        rel = parent.as_posix()
+        if rel in owned and rel not in new and file_sha(root / parent) == owned[rel][0]:
+            continue
+        raise CvspecError(f"generator '{generator}' makes {path}, but {rel} is a file on disk")
 
 
 def _files_under(root: Path, out_dir: str) -> list[str]:

@@ -95,17 +95,32 @@ def preflight(root: Path, wanted: list[Image], settings: Settings, spec_file: st
 
 
 def gates_problem(root: Path, project: str, spec_file: str) -> str | None:
-    """Pushing publishes the model: only one whose evaluation passed every gate."""
+    """Pushing publishes the model: only one whose evaluation passed every gate, and an
+    evaluation of the model exported now (not of an earlier training run)."""
     where = f"runs/{project}/evaluate/metrics.json"
+    again = f"run `cvspec run {spec_file} --stage evaluate` before pushing"
     try:
         report = json.loads((root / where).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return f"{where} is missing: run `cvspec run {spec_file} --stage evaluate` before pushing"
+        exported = json.loads((root / f"runs/{project}/export/export.json").read_text("utf-8"))
+    except FileNotFoundError as exc:
+        return f"{os.path.relpath(exc.filename, root)} is missing: {again}"
     except (OSError, ValueError) as exc:
-        return f"{where} is unreadable ({exc}): run the evaluate stage again before pushing"
+        return f"{where} or export.json is unreadable ({exc}): {again}"
+    if not isinstance(report, dict) or not isinstance(exported, dict):
+        return f"{where} is not an evaluation report: {again}"
+    if report.get("run_id") != exported.get("run_id"):
+        return (
+            f"{where} evaluated run {report.get('run_id')}, but the export is of run "
+            f"{exported.get('run_id')}: {again}"
+        )
     if report.get("passed") is True:
         return None
-    failed = [str(g.get("name")) for g in report.get("gates", []) if not g.get("passed")]
+    gates = report.get("gates")
+    failed = [
+        str(g.get("name"))
+        for g in (gates if isinstance(gates, list) else [])
+        if isinstance(g, dict) and not g.get("passed")
+    ]
     names = ", ".join(failed) or "see the report"
     return f"not pushing: the model failed its gates ({names}; {where})"
 

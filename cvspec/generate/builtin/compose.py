@@ -28,6 +28,30 @@ class MonitoringComposeGenerator:
         yield Artifact(OUT, NAME, "yaml", data=compose(spec, ctx))
 
 
+def server_command(spec: Any, ctx: BuildContext) -> list[str]:
+    """`cvspec serve` arguments: the spec the image holds, and every serve setting as a flag.
+
+    The flags come from the spec as this build composed it, so a --profile or --set of the
+    build reaches the server too (the spec file alone would give the base values).
+    """
+    serve = spec.serve
+    settings = {
+        "--port": serve.port,
+        "--metrics-port": serve.metrics_port,
+        "--max-batch": serve.max_batch,
+        "--max-wait-ms": serve.max_wait_ms,
+        "--max-image-bytes": int(serve.max_image_bytes),
+        "--max-pixels": serve.max_pixels,
+        "--threads": spec.evaluate.latency.threads or 0,
+        "--workers": serve.workers,
+    }
+    command = [ctx.spec_file, "--model-dir", "/runs/export", "--baseline", "/runs/data/stats.json"]
+    command += ["--host", "0.0.0.0"]
+    for flag, value in settings.items():
+        command += [flag, str(value)]
+    return command
+
+
 def compose(spec: Any, ctx: BuildContext) -> dict[str, Any]:
     """The compose project as data; secrets come from the environment, never from the file."""
     from cvspec.generate.builtin.alertmanager import JIRA_TOKEN_SECRET, JIRA_USER_SECRET, channels
@@ -54,15 +78,7 @@ def compose(spec: Any, ctx: BuildContext) -> dict[str, Any]:
         "services": {
             "server": {
                 "image": f"{repository(spec, 'serve')}:{tag}",  # what `--stage package` builds
-                "command": [  # the spec (in the image) gives every serve: setting
-                    ctx.spec_file,
-                    "--model-dir",
-                    "/runs/export",
-                    "--baseline",
-                    "/runs/data/stats.json",
-                    "--host",
-                    "0.0.0.0",
-                ],
+                "command": server_command(spec, ctx),
                 "volumes": [f"{runs}:/runs:ro"],
                 "ports": [f"{serve.port}:{serve.port}"],
                 "expose": [str(serve.metrics_port)],
