@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import typer
 
 from cvspec.cli.common import (
@@ -16,7 +14,7 @@ from cvspec.cli.common import (
 )
 from cvspec.generate.cache import RenderCache
 from cvspec.generate.compare import describe_options
-from cvspec.generate.manifest import LOCK_NAME
+from cvspec.generate.manifest import LOCK_NAME, parse_manifest
 from cvspec.project import Output, check
 
 
@@ -61,6 +59,7 @@ def command(
 def _options(out: Output) -> str:
     """`, built with --profile ci` when the build options were not the defaults."""
     lock = next((f for f in out.files if f.path == f"{out.out_dir}/{LOCK_NAME}"), None)
-    options = json.loads(lock.content).get("options", {}) if lock is not None else {}
-    words = describe_options(options)
+    if lock is None:
+        return ""
+    words = describe_options(parse_manifest(lock.content, lock.path).options)
     return "" if words == "no options" else f", built with {words}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from collections.abc import Sequence
@@ -11,7 +10,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from cvspec.errors import CvspecError
-from cvspec.generate.manifest import LOCK_NAME, Manifest
+from cvspec.generate.manifest import LOCK_NAME, Manifest, parse_manifest
 from cvspec.generate.render import RenderedFile
 
 STAGE_MARK = ".cvspec-stage"
@@ -89,17 +88,14 @@ def stale_reason(old: Manifest | None, lock: bytes) -> str:
     """Why output differs from the last build, from its manifest and the new one."""
     if old is None:
         return "output is stale"
-    try:
-        new = json.loads(lock)
-    except ValueError:
-        return "output is stale"
-    if new.get("inputs") != dict(old.inputs):
+    new = parse_manifest(lock, "the new build manifest")
+    if dict(new.inputs) != dict(old.inputs):
         return "the spec changed; output is stale"
-    if new.get("options") != old.options:
-        now = describe_options(new.get("options") or {})
+    if new.options != old.options:
+        now = describe_options(new.options)
         return f"built with other options ({describe_options(old.options)} before, now {now})"
-    if new.get("cvspec") != old.cvspec:
-        return f"cvspec changed ({old.cvspec} -> {new.get('cvspec')}); output is stale"
+    if new.cvspec != old.cvspec:
+        return f"cvspec changed ({old.cvspec} -> {new.cvspec}); output is stale"
     return "a template, generator or plugin changed; output is stale"
 
 

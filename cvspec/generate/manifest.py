@@ -12,7 +12,7 @@ from cvspec.generate.api import LOCK_NAME
 from cvspec.generate.render import RenderedFile, sha256
 
 SCHEMA_VERSION = 1
-__all__ = ["LOCK_NAME", "Manifest", "make_manifest", "read_manifest"]
+__all__ = ["LOCK_NAME", "Manifest", "make_manifest", "parse_manifest", "read_manifest"]
 
 
 class Manifest(NamedTuple):
@@ -83,12 +83,24 @@ def make_manifest(
 def read_manifest(path: Path) -> Manifest | None:
     """Read a manifest; None when there is none; a corrupt one is an error naming the file."""
     try:
-        body: Any = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
         raise CvspecError(
             f"{path}: the build manifest is unreadable ({exc}); restore it from git "
+            "or delete it and rebuild with --force"
+        ) from None
+    return parse_manifest(text, str(path))
+
+
+def parse_manifest(text: str | bytes, source: str) -> Manifest:
+    """A manifest from its JSON text; a corrupt one is an error naming `source`."""
+    try:
+        body: Any = json.loads(text)
+    except ValueError as exc:
+        raise CvspecError(
+            f"{source}: the build manifest is unreadable ({exc}); restore it from git "
             "or delete it and rebuild with --force"
         ) from None
     try:
@@ -106,6 +118,6 @@ def read_manifest(path: Path) -> Manifest | None:
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise CvspecError(
-            f"{path}: the build manifest is malformed (missing {exc}); restore it "
+            f"{source}: the build manifest is malformed (missing {exc}); restore it "
             "from git or delete it and rebuild with --force"
         ) from None
