@@ -129,6 +129,18 @@ def test_orphans_are_removed_only_when_owned_and_unmodified(tmp_path: Path) -> N
     assert "generated/demo/train/experiment/point-001.yaml" not in lock["files"]
 
 
+def test_a_folder_left_empty_by_removed_files_goes_too(tmp_path: Path) -> None:
+    root = project(tmp_path, SWEEP_SPEC)
+    assert cvspec("build", cwd=root).code == 0
+    out = root / "generated/demo"
+    assert (out / "train/experiment").is_dir()
+    result = cvspec("build", "--set", "train.sweep={}", cwd=root)
+    assert result.code == 0, result.err
+    assert "2 removed" in result.out
+    assert not (out / "train/experiment").exists()
+    assert (out / "train/config.yaml").is_file()
+
+
 def test_check_reuses_the_profile_the_build_used(tmp_path: Path) -> None:
     spec = MINIMAL_SPEC + "profiles: {ci: {train: {epochs: 1}}}\n"
     root = project(tmp_path, spec)

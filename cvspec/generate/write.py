@@ -147,7 +147,22 @@ def _build_stage(
         dest = stage / path[len(prefix) :]
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(file.content)
+    _prune_emptied(stage, prefix, todo)
     _sync_filesystem(stage)  # one flush for the whole stage before it becomes the tree
+
+
+def _prune_emptied(stage: Path, prefix: str, todo: dict[str, Change]) -> None:
+    """Drop the folders a removed file leaves empty (a sweep turned off: train/experiment/)."""
+    for path, change in todo.items():
+        if change.action != "remove" or not path.startswith(prefix):
+            continue
+        for parent in Path(path[len(prefix) :]).parents:
+            if parent == Path("."):
+                break
+            try:
+                (stage / parent).rmdir()
+            except OSError:  # not empty (or already gone): neither are the folders above it
+                break
 
 
 def _link_or_copy(src: Path, dest: Path) -> None:
