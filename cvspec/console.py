@@ -22,7 +22,9 @@ from collections.abc import Sequence
 from contextlib import suppress
 from typing import NoReturn
 
-SHORT_COMMANDS = frozenset({"validate", "build", "check", "explain", "schema", "generators", "new"})
+SHORT_COMMANDS = frozenset(
+    {"validate", "build", "check", "diff", "explain", "schema", "generators", "new"}
+)
 GC_THRESHOLD = (100_000, 50, 100)  # CPython's default is (700, 10, 10)
 
 

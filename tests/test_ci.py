@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -322,3 +323,26 @@ def test_a_workflow_no_longer_asked_for_is_removed(tmp_path: Path) -> None:
     assert cvspec("build", cwd=root).code == 0
     assert not workflow.exists()
     assert (root / "generated/demo/ci/gitlab-ci.yml").is_file()
+
+
+def test_the_check_job_fails_on_stale_output_and_logs_the_diff(tmp_path: Path) -> None:
+    root = project(tmp_path, MINIMAL_SPEC + "ci: {providers: [github, gitlab]}\n")
+    assert cvspec("build", cwd=root).code == 0
+    scripts = [
+        " && ".join(gitlab(root, "demo")["demo:check"]["script"][1:]),  # after the pip install
+        github(root, "demo")["jobs"]["check"]["steps"][-1]["run"],
+    ]
+    bindir = str(Path(sys.executable).parent)
+    env = {**os.environ, "CVSPEC_SPEC": "specs/demo.yaml", "PATH": f"{bindir}:/usr/bin:/bin"}
+    for script in scripts:
+        ok = subprocess.run(["bash", "-ec", script], cwd=root, env=env, capture_output=True)
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+    spec = root / "specs/demo.yaml"
+    spec.write_text(spec.read_text().replace("image_size: 32", "image_size: 64"))
+    for script in scripts:
+        stale = subprocess.run(
+            ["bash", "-ec", script], cwd=root, env=env, capture_output=True, text=True
+        )
+        assert stale.returncode == 1
+        assert "drift  generated/demo/train/config.yaml" in stale.stdout
+        assert "\n-  image_size: 32\n+  image_size: 64\n" in stale.stdout

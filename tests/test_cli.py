@@ -166,7 +166,7 @@ def test_validate_build_check_import_nothing_heavy(tmp_path: Path) -> None:
         "from cvspec.cli import main\ncode = main(sys.argv[1:])\n"
         "import json\nprint(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
     )
-    for command in ("validate", "build", "check"):
+    for command in ("validate", "build", "check", "diff"):
         proc = subprocess.run(
             [sys.executable, "-c", probe, command],
             cwd=root,

@@ -16,6 +16,7 @@ import typer
 from cvspec.cli import (
     build,
     check,
+    diff,
     explain,
     generators,
     init,
@@ -56,6 +57,7 @@ def _options(
 app.command("validate")(validate.command)
 app.command("build")(build.command)
 app.command("check")(check.command)
+app.command("diff")(diff.command)
 app.command("explain")(explain.command)
 app.command("new")(new.command)
 app.command("schema")(schema.command)

@@ -50,8 +50,9 @@ def command(
             print(f"  {change.finding:<{width}}  {change.path}: {change.reason}")
     if failed:
         print(
-            f"\n{failed} project(s) out of date; run `cvspec build` (it never overwrites "
-            "hand edits; see `--force`); an orphan cvspec did not make is yours to move or delete"
+            f"\n{failed} project(s) out of date; `cvspec diff` shows the changes; run `cvspec "
+            "build` (it never overwrites hand edits; see `--force`); an orphan cvspec did not "
+            "make is yours to move or delete"
         )
         raise typer.Exit(1)
 

@@ -19,7 +19,8 @@ DATASET_STAGES = frozenset({"data", "train", "evaluate", "test"})
 RUN_STAGE = (
     'cvspec run "$CVSPEC_SPEC" --stage {stage} ${{CVSPEC_PROFILE:+--profile "$CVSPEC_PROFILE"}}'
 )
-CHECK_COMMAND = 'cvspec check "$CVSPEC_SPEC"'
+# A stale build fails the job, and its log shows the lines the spec change would generate.
+CHECK_COMMAND = 'cvspec check "$CVSPEC_SPEC" || { cvspec diff "$CVSPEC_SPEC"; exit 1; }'
 DVC_PULL = 'dvc pull "$CVSPEC_DATA"'
 # Reads only environment variables, so no value can change what the script does.
 NOTIFY_SCRIPT = (

@@ -1,0 +1,52 @@
+"""`cvspec diff`: what `check` finds, line by line, as a patch of what a build would change."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from cvspec.cli.common import (
+    ProfileOpt,
+    SetOpt,
+    SpecArgs,
+    TemplatesOpt,
+    make_options,
+    resolve_specs,
+)
+from cvspec.generate.cache import RenderCache
+from cvspec.generate.diff import colored, project_diff
+from cvspec.project import check
+
+
+def command(
+    specs: SpecArgs = None,
+    profile: ProfileOpt = None,
+    set_: SetOpt = None,
+    templates: TemplatesOpt = None,
+) -> None:
+    """Show how generated output differs from what the specs make; exit 1 if it does.
+
+    The diff is what `cvspec build` would change (a patch `git apply` takes), from the same
+    findings as `check`: with no --profile, --set or --templates, each spec is compared with
+    the options its last build recorded in cvspec.lock. Nothing is written.
+    """
+    root, paths = resolve_specs(specs)
+    given = profile or set_ or templates is not None
+    options = make_options(profile, set_, templates) if given else None
+    lines: list[str] = []
+    summary: list[str] = []
+    edited = False
+    for out, findings in check(root, paths, options, RenderCache.default(), not specs):
+        if findings:
+            lines.extend(project_diff(root, findings, out.files))
+            summary.append(f"{out.project}: {len(findings)} file(s) differ")
+            edited = edited or any(c.action == "conflict" for c in findings)
+    color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    sys.stdout.writelines(colored(lines) if color else lines)
+    if summary:
+        sys.stdout.flush()
+        how = " (a hand-edited file only with --force)" if edited else ""
+        print(f"{'; '.join(summary)}; `cvspec build` makes these changes{how}", file=sys.stderr)
+        raise typer.Exit(1)

@@ -1,0 +1,121 @@
+"""`cvspec diff`: what `check` finds, as a patch of exactly what `cvspec build` would change."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from helpers import MINIMAL_SPEC, cvspec, project, snapshot
+
+from cvspec.generate.diff import colored
+
+SWEEP_SPEC = MINIMAL_SPEC + "train: {sweep: {train.optimizer.lr: [0.1, 0.01]}}\n"
+
+
+def _git_apply(root: Path, patch: str) -> None:
+    git = shutil.which("git")
+    assert git, "git is needed to apply the diff"
+    subprocess.run([git, "apply", "-"], cwd=root, input=patch, text=True, check=True)
+
+
+def test_no_difference_prints_nothing_and_exits_0(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    assert cvspec("build", cwd=root).code == 0
+    result = cvspec("diff", cwd=root)
+    assert (result.code, result.out, result.err) == (0, "", "")
+
+
+def test_a_spec_change_shows_each_changed_line_and_the_patch_is_the_build(
+    tmp_path: Path,
+) -> None:
+    root = project(tmp_path, SWEEP_SPEC)
+    assert cvspec("build", cwd=root).code == 0
+    (root / "specs/demo.yaml").write_text(MINIMAL_SPEC.replace("image_size: 32", "image_size: 64"))
+    before = snapshot(root / "generated")
+    result = cvspec("diff", cwd=root)
+    assert result.code == 1
+    assert snapshot(root / "generated") == before, "diff wrote something"
+    out = result.out
+    assert "# drift: generated/demo/train/config.yaml: the spec changed; output is stale\n" in out
+    assert "--- a/generated/demo/train/config.yaml\n+++ b/generated/demo/train/config.yaml\n" in out
+    assert "\n-  image_size: 32\n+  image_size: 64\n" in out
+    assert "--- a/generated/demo/train/experiment/point-000.yaml\n+++ /dev/null\n" in out
+    assert out.index("generated/demo/cvspec.lock") > out.index("train/config.yaml"), "lock last"
+    assert "demo: " in result.err and "`cvspec build` makes these changes" in result.err
+
+    _git_apply(root, out)
+    assert cvspec("check", cwd=root).code == 0, "applying the diff is not what build does"
+    applied = snapshot(root / "generated")
+    assert cvspec("build", cwd=root).code == 0
+    assert snapshot(root / "generated") == applied
+
+
+def test_missing_edited_and_stray_files(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    assert cvspec("build", cwd=root).code == 0
+    out = root / "generated/demo"
+    config = out / "train/config.yaml"
+    config.write_text(config.read_text().replace("epochs: 10", "epochs: 99"))
+    (out / ".gitattributes").unlink()
+    (out / "notes.txt").write_text("mine\n")
+    result = cvspec("diff", cwd=root)
+    assert result.code == 1
+    assert "--- /dev/null\n+++ b/generated/demo/.gitattributes\n@@ -0,0 +1,2 @@\n" in result.out
+    assert (
+        "# tamper: generated/demo/train/config.yaml: edited by hand; `build` keeps it, "
+        "`build --force` makes this change\n" in result.out
+    )
+    assert "\n-  epochs: 99\n+  epochs: 10\n" in result.out
+    assert "# orphan: generated/demo/notes.txt: not made by cvspec: left in place\n" in result.out
+    assert "notes.txt\n---" not in result.out and "+++ /dev/null" not in result.out
+    assert "only with --force" in result.err
+
+
+def test_a_file_without_a_last_newline_gets_gits_marker(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    assert cvspec("build", cwd=root).code == 0
+    config = root / "generated/demo/train/config.yaml"
+    config.write_text(config.read_text().rstrip("\n"))
+    result = cvspec("diff", cwd=root)
+    assert result.code == 1
+    assert "\\ No newline at end of file\n" in result.out
+    _git_apply(root, result.out)
+    assert cvspec("check", cwd=root).code == 0
+
+
+def test_diff_uses_the_options_the_build_recorded_unless_given(tmp_path: Path) -> None:
+    spec = MINIMAL_SPEC + "profiles: {ci: {train: {epochs: 1}}}\n"
+    root = project(tmp_path, spec)
+    assert cvspec("build", "--profile", "ci", cwd=root).code == 0
+    assert cvspec("diff", cwd=root).code == 0
+    plain = cvspec("diff", "--set", "train.epochs=3", cwd=root)
+    assert plain.code == 1 and "\n-  epochs: 1\n+  epochs: 3\n" in plain.out
+
+
+def test_a_deleted_spec_shows_its_project_removed(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    assert cvspec("build", cwd=root).code == 0
+    (root / "specs/demo.yaml").rename(root / "specs/demo2.yaml")
+    renamed = (root / "specs/demo2.yaml").read_text().replace("name: demo", "name: demo2")
+    (root / "specs/demo2.yaml").write_text(renamed)
+    result = cvspec("diff", cwd=root)
+    assert result.code == 1
+    assert "--- a/generated/demo/train/config.yaml\n+++ /dev/null\n" in result.out
+    assert "--- /dev/null\n+++ b/generated/demo2/train/config.yaml\n" in result.out
+    _git_apply(root, result.out)
+    assert cvspec("check", cwd=root).code == 0
+
+
+def test_an_invalid_spec_is_the_usual_located_error(tmp_path: Path) -> None:
+    root = project(tmp_path, MINIMAL_SPEC + "trian: {}\n")
+    result = cvspec("diff", cwd=root)
+    assert result.code == 2
+    assert "specs/demo.yaml:6:1: error[unknown-key]" in result.err and result.out == ""
+
+
+def test_colors_follow_git() -> None:
+    lines = ["# drift: a: why\n", "--- a/a\n", "+++ b/a\n", "@@ -1 +1 @@\n", "-x\n", "+y\n", " z\n"]
+    shown = list(colored(lines))
+    assert shown[4] == "\x1b[31m-x\x1b[0m\n" and shown[5] == "\x1b[32m+y\x1b[0m\n"
+    assert shown[6] == " z\n"
