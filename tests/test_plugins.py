@@ -121,12 +121,31 @@ def test_broken_plugin_is_named(tmp_path: Path) -> None:
             "broken = broken_plugin:Gen\n",
         },
     )
-    result = cvspec("generators", cwd=tmp_path, env={"PYTHONPATH": str(tmp_path / "site")})
+    env = {"PYTHONPATH": str(tmp_path / "site")}
+    result = cvspec("generators", cwd=tmp_path, env=env)
     assert result.code == 2
     assert result.err == (
         "error: generator plugin 'broken' (broken_plugin:Gen, from broken-plugin "
         "1.0) failed to load: RuntimeError: boom\n"
     )
+    assert "train " in result.out and "built-in" in result.out, "the rest is still listed"
+    write_tree(
+        tmp_path / "site",
+        {
+            "nameless-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: nameless\n"
+            "Version: 1.0\n",
+            "nameless-1.0.dist-info/entry_points.txt": "[cvspec.generators]\n"
+            "nameless = json:dumps\n",
+        },
+    )
+    both = cvspec("generators", cwd=tmp_path, env=env)
+    assert both.code == 2 and both.err.startswith("error: 2 generator plugins failed to load:\n")
+    assert "  generator plugin 'nameless' (json:dumps, from nameless 1.0) does not" in both.err
+    assert "'broken'" in both.err
+    root = project(tmp_path / "repo")
+    build = cvspec("build", cwd=root, env=env)
+    assert build.code == 2 and "2 generator plugins failed to load" in build.err
+    assert not (root / "generated").exists()
 
 
 def test_cached_renders_follow_plugin_installs_and_edits(tmp_path: Path, plugin_path: str) -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from cvspec.generate.registry import load_generators
+from cvspec.generate.registry import broken, scan_generators
 
 
 def command() -> None:
-    """List every generator (built-in or plugin) with its version and source."""
+    """List every generator (built-in or plugin) with its version and source.
+
+    A plugin that fails to load is reported after the list, and the command exits 2.
+    """
+    found, problems = scan_generators()
     rows = [
         (
             r.generator.name,
@@ -14,8 +18,10 @@ def command() -> None:
             "built-in" if r.builtin else "plugin",
             f"{r.module} ({r.distribution})",
         )
-        for r in load_generators()
+        for r in found
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(3)] if rows else [0, 0, 0]
     for row in rows:
         print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3])
+    if problems:
+        raise broken(problems)

@@ -40,35 +40,54 @@ class Registered(NamedTuple):
 
 def load_generators() -> list[Registered]:
     """Every installed generator, sorted by name; a broken plugin is a PluginError."""
+    found, problems = scan_generators()
+    if problems:
+        raise broken(problems)
+    return found
+
+
+def broken(problems: list[str]) -> PluginError:
+    """One error naming every plugin that failed to load."""
+    if len(problems) == 1:
+        return PluginError(problems[0])
+    listed = "\n".join(f"  {p}" for p in problems)
+    return PluginError(f"{len(problems)} generator plugins failed to load:\n{listed}")
+
+
+def scan_generators() -> tuple[list[Registered], list[str]]:
+    """Every generator that loads, sorted by name, and what is wrong with each one that does not."""
     from importlib.metadata import entry_points
 
     found: dict[str, Registered] = {}
+    problems: list[str] = []
     for ep in entry_points(group=GROUP):
         try:
             obj: Any = ep.load()
             gen = obj() if isinstance(obj, type) else obj
         except Exception as exc:
-            raise PluginError(
+            problems.append(
                 f"generator plugin '{ep.name}' ({ep.value}, from {_label(ep.dist)}) failed to "
                 f"load: {type(exc).__name__}: {exc}"
-            ) from exc
+            )
+            continue
         if not isinstance(gen, Generator):
-            raise PluginError(
+            problems.append(
                 f"generator plugin '{ep.name}' ({ep.value}, from {_label(ep.dist)}) does not "
                 "provide name, version and plan(spec, ctx)"
             )
-        if gen.name != ep.name:
-            raise PluginError(
+        elif gen.name != ep.name:
+            problems.append(
                 f"generator plugin '{ep.name}' ({ep.value}) calls itself "
                 f"'{gen.name}'; the entry-point name and Generator.name must agree"
             )
-        if ep.name in found and found[ep.name].module != ep.value:
-            raise PluginError(
+        elif ep.name in found and found[ep.name].module != ep.value:
+            problems.append(
                 f"two generators are named '{ep.name}': {found[ep.name].module} "
                 f"({found[ep.name].distribution}) and {ep.value} ({_label(ep.dist)})"
             )
-        found[ep.name] = Registered(gen, ep.dist, ep.value)
-    return [found[name] for name in sorted(found)]
+        else:
+            found[ep.name] = Registered(gen, ep.dist, ep.value)
+    return [found[name] for name in sorted(found)], problems
 
 
 def _label(dist: Distribution | None) -> str:
