@@ -12,14 +12,15 @@ def format_diagnostic(diag: Diagnostic, sources: Mapping[str, str] | None = None
     """Render one diagnostic the way compilers do, with the source line when it is known."""
     origin = diag.origin
     lines: list[str] = []
+    head = f"{diag.severity}[{diag.code}]: {diag.message}"
     if origin is None:
-        lines.append(f"error[{diag.code}]: {diag.message}")
+        lines.append(head)
     elif origin.kind == "set":
-        lines.append(f"{origin.detail}: error[{diag.code}]: {diag.message}")
+        lines.append(f"{origin.detail}: {head}")
     else:
         where = f"{origin.file}:{origin.line}:{origin.col}" if origin.line else f"{origin.file}"
         label = f" (in profile '{origin.detail}')" if origin.kind == "profile" else ""
-        lines.append(f"{where}: error[{diag.code}]: {diag.message}{label}")
+        lines.append(f"{where}: {head}{label}")
         source = _source_line(origin.file, origin.line, sources)
         if source is not None:
             number = str(origin.line)

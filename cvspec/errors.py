@@ -38,6 +38,7 @@ class Diagnostic(NamedTuple):
     origin: Origin | None = None
     help: str | None = None
     span: int = 1  # how many characters the caret underlines
+    severity: str = "error"  # "error" | "warning" (a warning never fails a command)
 
 
 class CvspecError(Exception):

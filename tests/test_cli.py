@@ -88,6 +88,24 @@ def test_new_writes_starter_specs_that_validate(tmp_path: Path) -> None:
     assert hint not in cvspec("new", "third", cwd=tmp_path).out
 
 
+def test_validate_warns_at_each_value_still_left_as_todo(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    assert cvspec("new", "cats", cwd=tmp_path).code == 0
+    spec = tmp_path / "specs/cats.yaml"
+    result = cvspec("validate", cwd=tmp_path)
+    assert result.code == 0
+    assert result.out == "ok specs/cats.yaml (classification, project cats, 1 warning(s))\n"
+    line = spec.read_text().splitlines().index('  description: "TODO: what the model is for"') + 1
+    assert result.err.startswith(
+        f"specs/cats.yaml:{line}:16: warning[placeholder]: project.description is still a "
+        "placeholder: 'TODO: what the model is for'\n"
+    )
+    spec.write_text(spec.read_text().replace("TODO: what the model is for", "Cats by breed"))
+    clean = cvspec("validate", cwd=tmp_path)
+    assert (clean.code, clean.err) == (0, "")
+    assert clean.out == "ok specs/cats.yaml (classification, project cats)\n"
+
+
 def test_new_rejects_a_bad_name_and_writes_nothing(tmp_path: Path) -> None:
     (tmp_path / ".git").mkdir()
     result = cvspec("new", "Bad Name", cwd=tmp_path)

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import sys
+
 from cvspec.cli.common import ProfileOpt, SetOpt, SpecArgs, make_options, resolve_specs
+from cvspec.diagnostics import format_diagnostic
 from cvspec.project import load_all
 
 
 def command(specs: SpecArgs = None, profile: ProfileOpt = None, set_: SetOpt = None) -> None:
-    """Validate spec files (and what they extend) without writing anything."""
+    """Validate spec files (and what they extend) without writing anything.
+
+    Values still left as TODO are reported as warnings; they do not fail validation.
+    """
+    from cvspec.spec.lint import warnings
+
     root, paths = resolve_specs(specs)
     for loaded in load_all(paths, make_options(profile, set_)):
         spec = loaded.spec
         rel = loaded.path.relative_to(root) if loaded.path.is_relative_to(root) else loaded.path
-        print(f"ok {rel} ({spec.task}, project {spec.project.name})")
+        found = warnings(loaded.raw)
+        noted = f", {len(found)} warning(s)" if found else ""
+        print(f"ok {rel} ({spec.task}, project {spec.project.name}{noted})")
+        for diag in found:
+            print(format_diagnostic(diag, loaded.raw.sources) + "\n", file=sys.stderr)
