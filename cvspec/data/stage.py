@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cvspec.run.context import RunContext, StageResult
+from cvspec.tables import print_table
 
 if TYPE_CHECKING:
     from cvspec.data.checks import CheckResult, Dataset
@@ -51,7 +52,7 @@ def run(ctx: RunContext) -> StageResult:
     folder = ctx.stage_dir("data")
     data_path = os.path.relpath(ctx.data_root, ctx.root).replace(os.sep, "/")
     write_report(folder, ds, results, data_path)
-    console.print(summary_table(results))
+    print_table(console, summary_table(results))
     failed = [r.name for r in results if r.status == "fail"]
     where = os.path.relpath(folder / "report.md", ctx.root)
     images = f"{len(ds.index.records)} images, {len(ds.index.classes)} classes"

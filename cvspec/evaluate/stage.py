@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from cvspec.tables import print_table
 from cvspec.train.progress import say
 from cvspec.train.runs import current, read_json, write_json
 
@@ -44,7 +45,7 @@ def run(ctx: RunContext) -> StageResult:
     }
     write_json(out / "metrics.json", report)
     write_json(out / "gates.json", report["gates"])
-    console.print(table(results))
+    print_table(console, table(results))
     card = write_card(ctx, report, status, read_json(export_dir / "export.json"))
     failed = [r for r in results if not r.passed]
     for r in failed:

@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 
 from cvspec.atomic import write_text
 from cvspec.errors import UsageError
+from cvspec.tables import print_table
 from cvspec.train.config import CONFIG_NAME, hydra_message, settings
 from cvspec.train.progress import say
 from cvspec.train.runs import write_json
@@ -122,7 +123,7 @@ def _report(points: list[Point], best: Point, train_dir: Path, console: Any) -> 
         cells += [f"{p.outcome.metrics[c]:.4f}" if c in p.outcome.metrics else "" for c in cols]
         table.add_row(p.name + mark, *cells, p.outcome.run.run_id)
         lines.append(f"| {p.name}{mark} | " + " | ".join([*cells, p.outcome.run.run_id]) + " |")
-    console.print(table)
+    print_table(console, table)
     say(
         console,
         f"best point: {best.name} ({_describe(best.values)}), run {best.outcome.run.run_id}",
