@@ -9,7 +9,7 @@ from cvspec.cli.common import (
     SetOpt,
     SpecArgs,
     TemplatesOpt,
-    make_options,
+    given_options,
     resolve_specs,
 )
 from cvspec.generate.cache import RenderCache
@@ -30,8 +30,7 @@ def command(
     build recorded in cvspec.lock.
     """
     root, paths = resolve_specs(specs)
-    given = profile or set_ or templates is not None
-    options = make_options(profile, set_, templates) if given else None
+    options = given_options(profile, set_, templates)
     failed = 0
     for out, findings in check(root, paths, options, RenderCache.default(), not specs):
         if not findings:

@@ -55,6 +55,16 @@ def make_options(
     return Options(profile, tuple(sets or ()), templates)
 
 
+def given_options(
+    profile: str | None, sets: list[str] | None, templates: Path | None
+) -> Options | None:
+    """The composition flags of `check` and `diff`; None when none were given, so that each
+    spec is compared with the options its last build recorded in cvspec.lock."""
+    if profile or sets or templates is not None:
+        return make_options(profile, sets, templates)
+    return None
+
+
 def load_one(spec: Path, profile: str | None, sets: list[str] | None) -> LoadedSpec:
     """Load the one spec a command works on, with the composition flags applied."""
     if not spec.is_file():

@@ -12,7 +12,7 @@ from cvspec.cli.common import (
     SetOpt,
     SpecArgs,
     TemplatesOpt,
-    make_options,
+    given_options,
     resolve_specs,
 )
 from cvspec.generate.cache import RenderCache
@@ -33,8 +33,7 @@ def command(
     the options its last build recorded in cvspec.lock. Nothing is written.
     """
     root, paths = resolve_specs(specs)
-    given = profile or set_ or templates is not None
-    options = make_options(profile, set_, templates) if given else None
+    options = given_options(profile, set_, templates)
     lines: list[str] = []
     summary: list[str] = []
     edited = False
