@@ -49,7 +49,8 @@ def test_one_thin_test_per_gate(tmp_path: Path) -> None:
         '        "latency_p95_ms",\n'
         "        min=0.5,\n"
         "        max=20.0,\n"
-        '        source="specs/demo.yaml:10 evaluate.gates.latency_p95_ms",\n'
+        '        source="specs/demo.yaml: evaluate.gates.latency_p95_ms",\n'
+        "        spec=SPEC,\n"
         "    )\n"
     ) in text
     assert "        min=None,\n        max=0.05,\n" in text
@@ -72,7 +73,7 @@ def test_generated_tests_pass_and_fail_on_the_measured_values(tmp_path: Path) ->
     assert missing.returncode == 1
     assert (
         f"gate accuracy: no evaluation at {root / 'runs/demo/evaluate/metrics.json'}; run "
-        "`cvspec run SPEC --stage evaluate` first (from specs/demo.yaml:8 evaluate.gates.accuracy)"
+        "`cvspec run SPEC --stage evaluate` first (from specs/demo.yaml: evaluate.gates.accuracy)"
     ) in missing.stdout
 
     _metrics(root, accuracy=0.93, ece=0.01, latency_p95_ms=3.5)
@@ -85,14 +86,71 @@ def test_generated_tests_pass_and_fail_on_the_measured_values(tmp_path: Path) ->
     assert failing.returncode == 1
     assert (
         "AssertionError: gate accuracy FAILED: measured 0.8712, required >= 0.9 "
-        "(from specs/demo.yaml:8 evaluate.gates.accuracy)"
+        "(from specs/demo.yaml: evaluate.gates.accuracy)"
     ) in failing.stdout
     assert (
         "AssertionError: gate latency_p95_ms FAILED: measured 25, required >= 0.5 and <= 20 "
-        "(from specs/demo.yaml:10 evaluate.gates.latency_p95_ms)"
+        "(from specs/demo.yaml: evaluate.gates.latency_p95_ms)"
     ) in failing.stdout
     assert "2 failed, 1 passed" in failing.stdout
 
     _metrics(root, ece=0.01, latency_p95_ms=3.5)
     unmeasured = _pytest(root)
     assert "gate accuracy FAILED: not measured, required >= 0.9" in unmeasured.stdout
+
+
+def test_an_edit_elsewhere_in_the_spec_leaves_the_model_tests_alone(tmp_path: Path) -> None:
+    root = project(tmp_path, MINIMAL_SPEC + GATES)
+    assert cvspec("build", cwd=root).code == 0
+    before = (root / "generated/demo/tests/test_model.py").read_bytes()
+    spec = root / "specs/demo.yaml"
+    spec.write_text("# a note at the top\n" + spec.read_text())
+    assert cvspec("build", cwd=root).code == 0
+    assert (root / "generated/demo/tests/test_model.py").read_bytes() == before
+
+
+@pytest.mark.slow
+def test_the_test_stage_checks_the_bounds_of_the_runs_profile_and_sets(tmp_path: Path) -> None:
+    """A pull request's pipeline runs evaluate and test with `--profile ci`: both apply the
+    profile's relaxed gate, and a --set data limit reaches the data tests too."""
+    (tmp_path / ".git").mkdir()
+    assert cvspec("init", "--example", "digits", ".", cwd=tmp_path).code == 0
+    spec = tmp_path / "specs/digits.yaml"
+    text = spec.read_text()
+    assert "  ci: {train: {epochs: 2}}\n" in text
+    relaxed = "  ci: {train: {epochs: 2}, evaluate: {gates: {accuracy: {min: 0.5}}}}\n"
+    spec.write_text(text.replace("  ci: {train: {epochs: 2}}\n", relaxed))
+    assert cvspec("build", cwd=tmp_path).code == 0
+    folder = tmp_path / "runs/digits/evaluate"
+    folder.mkdir(parents=True)
+    metrics = {"accuracy": 0.7, "min_class_recall": 0.9, "latency_p95_ms": 3.0}
+    (folder / "metrics.json").write_text(json.dumps({"metrics": metrics}))
+    env = {"CVSPEC_RUN_OPTIONS": '{"profile": "ci"}'}  # the stage decides, not the caller's env
+
+    test = ("run", "specs/digits.yaml", "--stage", "test")
+    plain = cvspec(*test, cwd=tmp_path, env=env, timeout=300)
+    assert plain.code == 1
+    assert "gate accuracy FAILED: measured 0.7, required >= 0.95 (from specs/digits.yaml: " in (
+        plain.out
+    )
+
+    line = text.splitlines().index("  ci: {train: {epochs: 2}}") + 1
+    ci = cvspec(*test, "--profile", "ci", cwd=tmp_path, timeout=300)
+    assert ci.code == 0, ci.out + ci.err
+
+    strict = cvspec(
+        *test, "--profile", "ci", "--set",
+        "data.quality.min_images_per_class=1000", "--set", "evaluate.gates.accuracy.min=0.8",
+        cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert strict.code == 1
+    assert (
+        "gate accuracy FAILED: measured 0.7, required >= 0.8 (from --set "
+        "evaluate.gates.accuracy.min=0.8, with --profile ci --set "
+        "data.quality.min_images_per_class=1000 --set evaluate.gates.accuracy.min=0.8)"
+    ) in strict.out
+    assert (
+        "specs/digits.yaml with --profile ci --set data.quality.min_images_per_class=1000 "
+        "--set evaluate.gates.accuracy.min=0.8: " in strict.out
+    )
+    assert f"profile ci (specs/digits.yaml:{line})" not in strict.out  # --set wins over it

@@ -6,32 +6,42 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cvspec.testing.options import RunOptions, composed, run_options
+
 if TYPE_CHECKING:
     from cvspec.data.checks import Dataset
 
 
 @cache
-def dataset(root: Path, spec_file: str) -> Dataset:
-    """The checked dataset of a spec, decoded once per test session (a checks.Dataset)."""
+def dataset(root: Path, spec_file: str, options: RunOptions | None = None) -> Dataset:
+    """The checked dataset of a spec as the run composed it, decoded once per test session."""
     from cvspec.data.stage import load_dataset
-    from cvspec.spec import load_spec
 
-    loaded = load_spec(root / spec_file)
+    loaded = composed(root, spec_file, options)
     return load_dataset(loaded.spec, (loaded.path.parent / loaded.spec.data.path).resolve())
 
 
 def check_data(test_file: str, spec_file: str, check: str, limit: float | None) -> None:
-    """Fail with the rule and the offending files unless `check` passes against `limit`."""
+    """Fail with the rule and the offending files unless `check` passes against `limit`.
+
+    Under the test stage of a run with --profile or --set, the dataset and the limit are the
+    ones that run composed (see cvspec.testing.options); `limit` is the spec's as built.
+    """
     from cvspec.data.checks import catalogue
     from cvspec.project import find_root
 
-    ds = dataset(find_root(Path(test_file).resolve().parent), spec_file)
     by_name = {c.name: c for c in catalogue()}
     if check not in by_name:
         raise AssertionError(f"unknown data check {check!r}; known: {', '.join(by_name)}")
+    options = run_options()
+    ds = dataset(find_root(Path(test_file).resolve().parent), spec_file, options)
+    where = spec_file
+    if options is not None:
+        limit = by_name[check].limit(ds.spec)
+        where = f"{spec_file} with {options.describe()}"
     result = by_name[check].verdict(ds, limit)
     if result.status == "fail":
-        raise AssertionError(f"{spec_file}: {result.describe()}")
+        raise AssertionError(f"{where}: {result.describe()}")
 
 
 def synthetic_image(seed: int, size: int = 64) -> Any:

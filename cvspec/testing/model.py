@@ -6,21 +6,48 @@ import json
 import os
 from pathlib import Path
 
+from cvspec.testing.options import composed, run_options
 
-def metrics_file(project: str) -> Path:
-    """runs/<project>/evaluate/metrics.json under $CVSPEC_ROOT, else the repository of the cwd."""
+
+def repository() -> Path:
+    """$CVSPEC_ROOT, else the repository of the working directory."""
     from cvspec.project import find_root
 
-    root = (
-        Path(os.environ["CVSPEC_ROOT"]) if os.environ.get("CVSPEC_ROOT") else find_root(Path.cwd())
-    )
-    return root / "runs" / project / "evaluate" / "metrics.json"
+    env = os.environ.get("CVSPEC_ROOT")
+    return Path(env) if env else find_root(Path.cwd())
 
 
-def check_gate(project: str, name: str, min: float | None, max: float | None, source: str) -> None:
-    """Assert one quality gate; the failure says the measured value, the bound and its spec line."""
+def metrics_file(project: str) -> Path:
+    """runs/<project>/evaluate/metrics.json of the repository."""
+    return repository() / "runs" / project / "evaluate" / "metrics.json"
+
+
+def check_gate(
+    project: str,
+    name: str,
+    min: float | None,
+    max: float | None,
+    source: str,
+    spec: str | None = None,
+) -> None:
+    """Assert one quality gate; the failure says the measured value, the bound and its source.
+
+    Under the test stage of a run with --profile or --set, the bounds are those of the spec
+    that run composed (the evaluate stage's), with their provenance: `min`, `max` are the
+    spec's as built.
+    """
     from cvspec.evaluate.gates import GateResult
 
+    options = run_options()
+    if options is not None and spec is not None:
+        from cvspec.evaluate.gates import gate_sources
+        from cvspec.spec.model import set_gates
+
+        loaded = composed(repository(), spec, options)
+        gate = set_gates(loaded.spec.evaluate.gates).get(name)
+        if gate is not None:
+            min, max = gate.min, gate.max
+            source = f"{gate_sources(loaded)[name]}, with {options.describe()}"
     path = metrics_file(project)
     if not path.is_file():
         raise AssertionError(

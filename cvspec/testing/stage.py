@@ -24,7 +24,10 @@ def run(ctx: RunContext) -> StageResult:
     if not tests.is_dir():
         raise CvspecError(f"{os.path.relpath(tests, ctx.root)} not found: run `cvspec build`")
     junit = ctx.stage_dir("test") / "junit.xml"
-    env = {**os.environ, "CVSPEC_ROOT": str(ctx.root)}
+    from cvspec.testing.options import ENV, as_env
+
+    env = {k: v for k, v in os.environ.items() if k != ENV}
+    env.update({"CVSPEC_ROOT": str(ctx.root), **as_env(ctx.profile, ctx.sets)})
     command = [
         sys.executable,
         "-m",

@@ -4,6 +4,7 @@
 from cvspec.testing.model import check_gate
 
 PROJECT = "digits"
+SPEC = "specs/digits.yaml"
 
 
 def test_gate_accuracy() -> None:
@@ -12,7 +13,8 @@ def test_gate_accuracy() -> None:
         "accuracy",
         min=0.95,
         max=None,
-        source="specs/digits.yaml:41 evaluate.gates.accuracy",
+        source="specs/digits.yaml: evaluate.gates.accuracy",
+        spec=SPEC,
     )
 
 
@@ -22,7 +24,8 @@ def test_gate_min_class_recall() -> None:
         "min_class_recall",
         min=0.85,
         max=None,
-        source="specs/digits.yaml:42 evaluate.gates.min_class_recall",
+        source="specs/digits.yaml: evaluate.gates.min_class_recall",
+        spec=SPEC,
     )
 
 
@@ -32,5 +35,6 @@ def test_gate_latency_p95_ms() -> None:
         "latency_p95_ms",
         min=None,
         max=20.0,
-        source="specs/digits.yaml:43 evaluate.gates.latency_p95_ms",
+        source="specs/digits.yaml: evaluate.gates.latency_p95_ms",
+        spec=SPEC,
     )

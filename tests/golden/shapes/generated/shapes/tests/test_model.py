@@ -4,6 +4,7 @@
 from cvspec.testing.model import check_gate
 
 PROJECT = "shapes"
+SPEC = "specs/shapes.yaml"
 
 
 def test_gate_map50() -> None:
@@ -12,7 +13,8 @@ def test_gate_map50() -> None:
         "map50",
         min=0.5,
         max=None,
-        source="specs/shapes.yaml:34 evaluate.gates.map50",
+        source="specs/shapes.yaml: evaluate.gates.map50",
+        spec=SPEC,
     )
 
 
@@ -22,5 +24,6 @@ def test_gate_latency_p95_ms() -> None:
         "latency_p95_ms",
         min=None,
         max=50.0,
-        source="specs/shapes.yaml:35 evaluate.gates.latency_p95_ms",
+        source="specs/shapes.yaml: evaluate.gates.latency_p95_ms",
+        spec=SPEC,
     )
