@@ -119,3 +119,19 @@ def test_colors_follow_git() -> None:
     shown = list(colored(lines))
     assert shown[4] == "\x1b[31m-x\x1b[0m\n" and shown[5] == "\x1b[32m+y\x1b[0m\n"
     assert shown[6] == " z\n"
+
+
+def test_a_saved_copy_left_after_force_is_the_users_not_a_build_to_run(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    assert cvspec("build", cwd=root).code == 0
+    config = root / "generated/demo/train/config.yaml"
+    config.write_text(config.read_text() + "# mine\n")
+    (root / "specs/demo.yaml").write_text(MINIMAL_SPEC.replace("image_size: 32", "image_size: 64"))
+    assert cvspec("build", "--force", cwd=root).code == 0
+    for command in ("check", "diff"):
+        result = cvspec(command, cwd=root)
+        assert result.code == 1, command
+        said = result.out + result.err
+        assert "generated/demo/train/config.yaml.orig" in said
+        assert "1 file(s) a build leaves to you" in said
+        assert "cvspec build" not in said, f"{command} sends the user to a build that does nothing"

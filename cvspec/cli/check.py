@@ -32,6 +32,7 @@ def command(
     root, paths = resolve_specs(specs)
     options = given_options(profile, set_, templates)
     failed = 0
+    stale = left = 0  # findings a build fixes; files a build leaves for the user
     for out, findings in check(root, paths, options, RenderCache.default(), not specs):
         if not findings:
             print(
@@ -47,12 +48,20 @@ def command(
         width = max(len(c.finding or "") for c in findings)
         for change in findings:
             print(f"  {change.finding:<{width}}  {change.path}: {change.reason}")
+        left += sum(c.action == "keep" for c in findings)
+        stale += sum(c.action != "keep" for c in findings)
     if failed:
-        print(
-            f"\n{failed} project(s) out of date; `cvspec diff` shows the changes; run `cvspec "
-            "build` (it never overwrites hand edits; see `--force`); an orphan cvspec did not "
-            "make is yours to move or delete"
-        )
+        print()
+        if stale:
+            print(
+                f"{stale} file(s) out of date; `cvspec diff` shows the changes; run `cvspec "
+                "build` (it never overwrites hand edits; see `--force`)"
+            )
+        if left:
+            print(
+                f"{left} file(s) a build leaves to you (an edited copy, a file cvspec did not "
+                "make): merge what you need, then move or delete them"
+            )
         raise typer.Exit(1)
 
 

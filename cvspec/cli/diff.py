@@ -36,16 +36,26 @@ def command(
     options = given_options(profile, set_, templates)
     lines: list[str] = []
     summary: list[str] = []
-    edited = False
+    edited = left = 0
     for out, findings in check(root, paths, options, RenderCache.default(), not specs):
         if findings:
             lines.extend(project_diff(root, findings, out.files))
-            summary.append(f"{out.project}: {len(findings)} file(s) differ")
-            edited = edited or any(c.action == "conflict" for c in findings)
+            changed = sum(c.action != "keep" for c in findings)
+            if changed:
+                summary.append(f"{out.project}: {changed} file(s) differ")
+            edited += sum(c.action == "conflict" for c in findings)
+            left += sum(c.action == "keep" for c in findings)
     color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     sys.stdout.writelines(colored(lines) if color else lines)
+    sys.stdout.flush()
     if summary:
-        sys.stdout.flush()
         how = " (a hand-edited file only with --force)" if edited else ""
         print(f"{'; '.join(summary)}; `cvspec build` makes these changes{how}", file=sys.stderr)
+    if left:
+        print(
+            f"{left} file(s) a build leaves to you (the `#` notes): merge what you need, then "
+            "move or delete them",
+            file=sys.stderr,
+        )
+    if summary or left:
         raise typer.Exit(1)
