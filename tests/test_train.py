@@ -243,3 +243,20 @@ def test_train_module_help_names_the_options() -> None:
     assert result.returncode == 0
     for option in ("--config-dir", "--multirun", "--resume", "--run-id"):
         assert option in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [0, 1])
+def test_an_image_whose_pixels_do_not_decode_is_named(tmp_path: Path, workers: int) -> None:
+    """Its header reads, so the index takes it; training then names it instead of a traceback,
+    also when a DataLoader worker process hit it."""
+    spec = TINY_SPEC.replace("epochs: 2", "epochs: 1").replace("workers: 0", f"workers: {workers}")
+    root = tiny_project(tmp_path, spec)
+    bad = root / "data/tiny/rows/003.png"
+    bad.write_bytes(bad.read_bytes()[:80])  # header and a little of the pixel data
+    result = cvspec("run", "specs/tiny.yaml", "--stage", "train", cwd=root, timeout=300)
+    assert result.code == 2, result.err
+    message = next(line for line in result.err.splitlines() if line.startswith("error: "))
+    assert message.startswith("error: rows/003.png (under ")
+    assert "does not decode: OSError: " in message and "--stage data" in message
+    assert "Traceback" not in result.err and "internal error" not in result.err

@@ -17,10 +17,11 @@ def evaluate_classifier(ctx: Any, export_dir: Path, out: Path) -> dict[str, Any]
     """Metrics of runs/<p>/export/model.onnx on the spec's evaluation split."""
     import numpy as np
 
+    from cvspec.data.decode import decode
     from cvspec.data.index import build_index
     from cvspec.evaluate.latency import session
     from cvspec.evaluate.metrics import classification
-    from cvspec.preprocess import Preprocess, open_image, to_array
+    from cvspec.preprocess import Preprocess, to_array
 
     classes = [str(c) for c in read_json(export_dir / "labels.json")]
     pre = Preprocess.from_json(read_json(export_dir / "preprocess.json"))
@@ -38,9 +39,7 @@ def evaluate_classifier(ctx: Any, export_dir: Path, out: Path) -> dict[str, Any]
     name = sess.get_inputs()[0].name
     chunks = []
     for start in range(0, len(records), BATCH):
-        imgs = [
-            open_image((index.root / r.path).read_bytes()) for r in records[start : start + BATCH]
-        ]
+        imgs = [decode(index.root, r) for r in records[start : start + BATCH]]
         chunks.append(sess.run(None, {name: to_array(imgs, pre)})[0])
     labels = [int(r.label) for r in records if r.label is not None]
     result = classification(np.concatenate(chunks), labels, classes)

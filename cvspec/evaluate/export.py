@@ -179,12 +179,12 @@ def onnx_logits(path: Path, batch: Any) -> Any:
 
 def sample_images(ctx: RunContext, count: int) -> list[Any]:
     """A few images of the evaluation split (PIL, RGB) for parity checks."""
+    from cvspec.data.decode import decode
     from cvspec.data.index import build_index
-    from cvspec.preprocess import open_image
 
     index = build_index(ctx.spec, ctx.data_root)
     records = [r for r in index.split(ctx.spec.eval_split) if r.mode][:count]
-    return [open_image((index.root / r.path).read_bytes()) for r in records]
+    return [decode(index.root, r) for r in records]
 
 
 def sha256(path: Path) -> str:

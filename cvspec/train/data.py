@@ -8,8 +8,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from cvspec.data.decode import decode
 from cvspec.errors import CvspecError
-from cvspec.preprocess import Preprocess, open_image, to_array
+from cvspec.preprocess import Preprocess, to_array
 
 
 def load_index(data: Any, root: Path) -> Any:
@@ -61,7 +62,7 @@ class ImageDataset:
 
         epoch, index = key
         record = self.records[index]
-        img = open_image((self.root / record.path).read_bytes())
+        img = decode(self.root, record)
         if self.image_tf is None and self.tensor_tf is None:
             return torch.from_numpy(to_array([img], self.pre)[0]), int(record.label)
         gen = torch.default_generator  # what torchvision's transforms draw from
