@@ -28,7 +28,7 @@ demo: $(VENV)/.train
 	@echo "model:       runs/digits/export/model.onnx (labels.json, preprocess.json beside it)"
 	@echo "metrics:     runs/digits/evaluate/metrics.json (gates: runs/digits/evaluate/gates.json)"
 	@echo "data report: runs/digits/data/report.md"
-	@echo "model card:  runs/digits/MODEL_CARD.md"
+	@echo "model card:  runs/digits/evaluate/MODEL_CARD.md"
 	@echo "serve it:    $(CVSPEC) serve specs/digits.yaml"
 
 ## demo-detect: the same for the synthetic shapes detection example (ultralytics)
@@ -36,7 +36,7 @@ demo-detect: $(VENV)/.detect
 	$(CVSPEC) init --example shapes .
 	$(CVSPEC) build
 	$(CVSPEC) run specs/shapes.yaml
-	@echo "model card: runs/shapes/MODEL_CARD.md"
+	@echo "model card: runs/shapes/evaluate/MODEL_CARD.md"
 
 $(VENV)/.train: pyproject.toml | $(PY)
 	@start=$$(date +%s); $(PY) -m pip install -q -e '.[train]'; \

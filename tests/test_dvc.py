@@ -48,7 +48,18 @@ def test_dvc_yaml_has_the_stage_graph_with_deps_outs_params_metrics(tmp_path: Pa
         "cmd": "cvspec run specs/tiny.yaml --stage data",
         "wdir": "../..",
         "deps": ["data"],
-        "params": [{params: ["data"]}],
+        "params": [
+            {
+                params: [
+                    "data.path",
+                    "data.format",
+                    "data.classes",
+                    "data.splits",
+                    "data.versioning",
+                    "data.quality",
+                ]
+            }
+        ],  # not data.augment: only training reads it
         "outs": ["runs/tiny/data"],
     }
     assert dvc["stages"]["train"]["deps"] == [
@@ -59,11 +70,16 @@ def test_dvc_yaml_has_the_stage_graph_with_deps_outs_params_metrics(tmp_path: Pa
     assert dvc["stages"]["train"]["params"] == [
         {params: ["data.format", "data.classes", "data.splits", "data.augment", "model", "train"]}
     ]
-    assert dvc["stages"]["evaluate"]["deps"] == ["data", "runs/tiny/train", "runs/tiny/export"]
+    assert dvc["stages"]["evaluate"]["deps"] == [
+        "data",
+        "runs/tiny/train",
+        "runs/tiny/export",
+        "runs/tiny/data/report.json",  # the model card quotes it
+    ]
     assert dvc["stages"]["export"] == {
         "cmd": "cvspec run specs/tiny.yaml --stage export",
         "wdir": "../..",
-        "deps": ["runs/tiny/train"],
+        "deps": ["runs/tiny/train", "runs/tiny/data/stats.json"],  # shipped beside the model
         "params": [{params: ["model", "export"]}],
         "outs": ["runs/tiny/export"],
     }
@@ -147,9 +163,18 @@ def test_dvc_repro_runs_the_pipeline_then_skips_every_stage(tmp_path: Path) -> N
     assert "Running stage" not in second
     for stage in stages:
         assert f"Stage 'generated/tiny/dvc.yaml:{stage}' didn't change, skipping" in second
-    # a new quality threshold reruns the data checks only, never the training
-    (root / "specs/tiny.yaml").write_text(SPEC.replace("min_side: 16", "min_side: 8"))
+    # a new quality threshold reruns the data checks (and the model card quoting them), never
+    # the training
+    spec = SPEC.replace("min_side: 16", "min_side: 8")
+    (root / "specs/tiny.yaml").write_text(spec)
     assert cvspec("build", cwd=root).code == 0
     third = run(root, dvc, "repro", *targets)
-    assert "Running stage 'generated/tiny/dvc.yaml:data'" in third
-    assert [s for s in stages[1:] if f"Running stage 'generated/tiny/dvc.yaml:{s}'" in third] == []
+    ran = [s for s in stages if f"Running stage 'generated/tiny/dvc.yaml:{s}'" in third]
+    assert ran == [s for s in stages if s in ("data", "evaluate")]
+    # an augmentation reruns the training and what follows it, not the data checks
+    augmented = spec.replace("  quality:", "  augment: [{hflip: {p: 0.5}}]\n  quality:")
+    (root / "specs/tiny.yaml").write_text(augmented)
+    assert cvspec("build", cwd=root).code == 0
+    fourth = run(root, dvc, "repro", *targets)
+    ran = [s for s in stages if f"Running stage 'generated/tiny/dvc.yaml:{s}'" in fourth]
+    assert ran == stages[1:]

@@ -113,7 +113,7 @@ def test_digits_example_runs_every_stage_to_a_real_accuracy(tmp_path: Path) -> N
     assert report["passed"] and report["split"] == "test"
     assert report["metrics"]["accuracy"] > 0.9
     assert (tmp_path / "runs/digits/test/junit.xml").is_file()
-    assert (tmp_path / "runs/digits/MODEL_CARD.md").is_file()
+    assert (tmp_path / "runs/digits/evaluate/MODEL_CARD.md").is_file()
 
 
 @pytest.mark.slow

@@ -45,7 +45,8 @@ def test_shapes_trains_exports_and_evaluates_for_one_epoch(tmp_path: Path) -> No
     for key in ("map50", "map50_95", "precision", "recall", "latency_p95_ms", "model_size_mb"):
         assert isinstance(report["metrics"][key], float), key
     assert [g["name"] for g in report["gates"]] == ["map50", "latency_p95_ms"]
-    assert (tmp_path / "runs/shapes/MODEL_CARD.md").read_text().startswith("# Model card: shapes\n")
+    card = (tmp_path / "runs/shapes/evaluate/MODEL_CARD.md").read_text()
+    assert card.startswith("# Model card: shapes\n")
 
 
 @pytest.mark.slow

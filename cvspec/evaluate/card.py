@@ -12,7 +12,7 @@ from cvspec.atomic import write_text
 def write_card(
     ctx: Any, report: dict[str, Any], status: dict[str, Any], export: dict[str, Any]
 ) -> Path:
-    """Write runs/<project>/MODEL_CARD.md from the spec and the real results."""
+    """Write runs/<project>/evaluate/MODEL_CARD.md from the spec and the real results."""
     spec = ctx.spec
     data_report = _read(ctx.runs / "data" / "report.json")
     sections = [
@@ -24,7 +24,7 @@ def write_card(
         _limitations(spec, report, data_report),
     ]
     text = f"# Model card: {spec.project.name}\n\n" + "\n".join(sections)
-    path = ctx.runs / "MODEL_CARD.md"
+    path = ctx.runs / "evaluate" / "MODEL_CARD.md"  # inside the stage output CI and DVC keep
     write_text(path, text)
     return Path(path)
 

@@ -15,7 +15,7 @@ from cvspec.run.graph import BY_NAME, STAGES, stage_dir
 # reruns the data checks, not the training.
 _LABELS = ("data.format", "data.classes", "data.splits")
 PARAMS = {
-    "data": ("data",),
+    "data": ("data",),  # less data.augment, which only training reads: see _params
     "train": (*_LABELS, "data.augment", "model", "train"),
     "evaluate": (*_LABELS, "model", "evaluate"),
     "export": ("model", "export"),
@@ -23,6 +23,9 @@ PARAMS = {
 # What a stage waits for from a stage it needs; the data stage's report changes with its
 # thresholds, its training-set statistics only with the training images.
 _NEEDED = {"data": "data/stats.json"}
+# Files a stage reads from an earlier stage's output besides what it needs: the drift baseline
+# the export ships beside the model, the data report the model card quotes.
+_READS = {"export": ("data/stats.json",), "evaluate": ("data/report.json",)}
 PIPELINE = tuple(s.name for s in STAGES if s.name in PARAMS)  # in the one graph's order
 
 
@@ -38,11 +41,12 @@ def pipeline(spec: Any, ctx: BuildContext) -> dict[str, Any]:
         if name == "train":
             deps.append(f"{ctx.out_dir}/train")
         deps += [_needed(ctx.project, need) for need in stage.needs]
+        deps += [f"runs/{ctx.project}/{read}" for read in _READS.get(name, ())]
         stages[name] = {
             "cmd": shlex.join(["cvspec", "run", ctx.spec_file, "--stage", name]),
             "wdir": up,
-            "deps": deps,
-            "params": [{params_file: list(PARAMS[name])}],
+            "deps": list(dict.fromkeys(deps)),
+            "params": [{params_file: _params(spec, name)}],
             "outs": [stage_dir(ctx.project, out) for out in stage.outputs],
         }
     runs = f"runs/{ctx.project}"
@@ -51,6 +55,13 @@ def pipeline(spec: Any, ctx: BuildContext) -> dict[str, Any]:
         "metrics": [f"{up}/{runs}/evaluate/metrics.json"],
         "plots": [f"{up}/{runs}/data/class_histogram.png"],
     }
+
+
+def _params(spec: Any, stage: str) -> list[str]:
+    """The params.yaml keys a stage depends on: an augmentation change reruns training only."""
+    if stage != "data":
+        return list(PARAMS[stage])
+    return [f"data.{key}" for key in type(spec.data).model_fields if key != "augment"]
 
 
 def _needed(project: str, need: str) -> str:
