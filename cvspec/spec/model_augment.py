@@ -25,17 +25,21 @@ class Rotate(StrictModel):
     """Rotate images by a random angle."""
 
     degrees: float = Field(15.0, gt=0, le=180, description="Largest rotation, in degrees.")
-    p: Probability = Field(0.5, description="Probability of rotating an image.")
+    p: Probability = Field(
+        0.5, description="Probability of rotating an image (detection rotates every image)."
+    )
 
 
 class ColorJitter(StrictModel):
     """Randomly change brightness, contrast, saturation and hue."""
 
     brightness: float = Field(0.4, ge=0, description="Brightness change factor range.")
-    contrast: float = Field(0.4, ge=0, description="Contrast change factor range.")
+    contrast: float = Field(0.4, ge=0, description="Contrast change factor range (classification).")
     saturation: float = Field(0.4, ge=0, description="Saturation change factor range.")
     hue: float = Field(0.0, ge=0, le=0.5, description="Hue shift range, in turns.")
-    p: Probability = Field(0.8, description="Probability of jittering an image.")
+    p: Probability = Field(
+        0.8, description="Probability of jittering an image (detection jitters every image)."
+    )
 
 
 class Mixup(StrictModel):

@@ -97,7 +97,9 @@ class DataBase(StrictModel):
     versioning: Literal["dvc", "none"] = Field("none", description="How the dataset is versioned.")
     quality: Quality = Field(default_factory=Quality, description="Data quality checks.")
     augment: list[AugmentStep] = Field(
-        default_factory=list, description="Training augmentations, applied in order."
+        default_factory=list,
+        description="Training augmentations (classification: applied in this order; detection: "
+        "ultralytics applies its own fixed order).",
     )
 
 

@@ -152,6 +152,15 @@ def _splits(spec: SpecModel) -> Iterator[Violation]:
             yield V(("evaluate", "split"), "eval-split", msg, "add a test split or use 'val'")
 
 
+# Augmentation settings ultralytics has no argument for: detection would drop them silently.
+_NOT_IN_ULTRALYTICS = {
+    ("rotate", "p"): "ultralytics rotates every image, by a random angle up to `degrees`",
+    ("color_jitter", "p"): "ultralytics jitters every image (hue, saturation, brightness)",
+    ("color_jitter", "contrast"): "ultralytics jitters hue, saturation and brightness only",
+    ("mixup", "alpha"): "ultralytics draws its own mixing ratio; `p` sets how often it mixes",
+}
+
+
 def _augment(spec: SpecModel) -> Iterator[Violation]:
     for i, step in enumerate(spec.data.augment):
         loc: Loc = ("data", "augment", i, step.name)
@@ -159,6 +168,12 @@ def _augment(spec: SpecModel) -> Iterator[Violation]:
             usable = ", ".join(n for n, a in AUGMENTATIONS.items() if spec.task in a.tasks)
             msg = f"'{step.name}' is not available for {spec.task}"
             yield V(loc, "augment-task", msg, f"use one of: {usable}")
+        if spec.task == "detection":
+            for field in sorted(step.params.model_fields_set):
+                why = _NOT_IN_ULTRALYTICS.get((step.name, field))
+                if why is not None:
+                    msg = f"{step.name}.{field} has no effect on detection: {why}"
+                    yield V((*loc, field), "augment-detection", msg, f"remove {field}")
         params = step.params
         if isinstance(params, RandomResizedCrop):
             for field, (low, high) in (("scale", params.scale), ("ratio", params.ratio)):
