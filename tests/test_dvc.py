@@ -70,6 +70,7 @@ def test_dvc_yaml_has_the_stage_graph_with_deps_outs_params_metrics(tmp_path: Pa
     assert dvc["stages"]["train"]["params"] == [
         {params: ["data.format", "data.classes", "data.splits", "data.augment", "model", "train"]}
     ]
+    assert dvc["stages"]["train"]["outs"] == [{"runs/tiny/train": {"persist": True}}]
     assert dvc["stages"]["evaluate"]["deps"] == [
         "data",
         "runs/tiny/train",
@@ -178,3 +179,9 @@ def test_dvc_repro_runs_the_pipeline_then_skips_every_stage(tmp_path: Path) -> N
     fourth = run(root, dvc, "repro", *targets)
     ran = [s for s in stages if f"Running stage 'generated/tiny/dvc.yaml:{s}'" in fourth]
     assert ran == stages[1:]
+    if "train" in stages:  # the training output persists: the first run is still there
+        assert len(list((root / "runs/tiny/train").glob("*/run.json"))) == 2
+        (root / "specs/tiny.yaml").write_text(spec)
+        assert cvspec("build", cwd=root).code == 0
+        back = run(root, dvc, "repro", *targets)
+        assert "reused run" in back, "going back to the first config trains again"

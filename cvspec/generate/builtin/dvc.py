@@ -47,7 +47,7 @@ def pipeline(spec: Any, ctx: BuildContext) -> dict[str, Any]:
             "wdir": up,
             "deps": list(dict.fromkeys(deps)),
             "params": [{params_file: _params(spec, name)}],
-            "outs": [stage_dir(ctx.project, out) for out in stage.outputs],
+            "outs": [_out(ctx.project, out) for out in stage.outputs],
         }
     runs = f"runs/{ctx.project}"
     return {
@@ -55,6 +55,14 @@ def pipeline(spec: Any, ctx: BuildContext) -> dict[str, Any]:
         "metrics": [f"{up}/{runs}/evaluate/metrics.json"],
         "plots": [f"{up}/{runs}/data/class_histogram.png"],
     }
+
+
+def _out(project: str, output: str) -> Any:
+    """A stage's output folder; training's persists (DVC would delete it before the stage
+    runs), so `dvc repro` after a killed training resumes it and reuses finished runs, as
+    `cvspec run` does."""
+    path = stage_dir(project, output)
+    return {path: {"persist": True}} if output == "train" else path
 
 
 def _params(spec: Any, stage: str) -> list[str]:
