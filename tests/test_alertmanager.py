@@ -139,8 +139,14 @@ def test_credentials_are_files_never_values(tmp_path: Path) -> None:
         "cv_hook": {"environment": "CV_HOOK"},
         "jira_username": {"environment": "JIRA_USERNAME"},
         "jira_api_token": {"environment": "JIRA_API_TOKEN"},
+        "grafana_admin_password": {"environment": "GRAFANA_ADMIN_PASSWORD"},
     }
-    assert compose["services"]["alertmanager"]["secrets"] == list(compose["secrets"])
+    assert compose["services"]["alertmanager"]["secrets"] == list(compose["secrets"])[:3]
+    grafana = compose["services"]["grafana"]
+    assert grafana["secrets"] == ["grafana_admin_password"]
+    assert grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD__FILE"] == (
+        "/run/secrets/grafana_admin_password"
+    )
 
 
 @pytest.mark.parametrize(

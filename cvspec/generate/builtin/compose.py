@@ -14,6 +14,7 @@ NAME = "compose"
 PROMETHEUS_IMAGE = "prom/prometheus:v2.53.2"
 ALERTMANAGER_IMAGE = "prom/alertmanager:v0.28.1"
 GRAFANA_IMAGE = "grafana/grafana:10.1.0"
+GRAFANA_SECRET = "GRAFANA_ADMIN_PASSWORD"  # the environment variable compose reads it from
 OUT = "monitoring/docker-compose.monitoring.yml"
 
 
@@ -105,7 +106,10 @@ def compose(spec: Any, ctx: BuildContext) -> dict[str, Any]:
                 "environment": {
                     "GF_AUTH_ANONYMOUS_ENABLED": "true",
                     "GF_AUTH_ANONYMOUS_ORG_ROLE": "Viewer",
+                    # never Grafana's default admin/admin: the password is a secret
+                    "GF_SECURITY_ADMIN_PASSWORD__FILE": f"/run/secrets/{GRAFANA_SECRET.lower()}",
                 },
+                "secrets": [GRAFANA_SECRET.lower()],
                 "volumes": [
                     "./grafana/provisioning:/etc/grafana/provisioning:ro",
                     "./grafana/dashboards:/var/lib/grafana/dashboards:ro",
@@ -117,6 +121,5 @@ def compose(spec: Any, ctx: BuildContext) -> dict[str, Any]:
         },
         "volumes": {"prometheus-data": {}},
     }
-    if secrets:
-        out["secrets"] = {s.lower(): {"environment": s} for s in secrets}
+    out["secrets"] = {s.lower(): {"environment": s} for s in [*secrets, GRAFANA_SECRET]}
     return out
