@@ -80,7 +80,7 @@ def planted_tree() -> dict[str, bytes]:
 
 
 def check_all(
-    tmp_path: Path, files: dict[str, bytes], spec: str = CLASSIFICATION
+    tmp_path: Path, files: dict[str, Any], spec: str = CLASSIFICATION
 ) -> dict[str, CheckResult]:
     """Write the tree, load the spec, run every check; results by name."""
     write_tree(tmp_path, {"specs/p.yaml": spec, **files})
@@ -175,6 +175,18 @@ def test_class_balance_limits(tmp_path: Path) -> None:
     assert found(ratio) == [("cat", ("dog",))]
     assert (minimum.status, minimum.value) == ("fail", 9)
     assert [f.message for f in minimum.findings] == ["9 images (at least 10 needed)"]
+
+
+def test_an_empty_class_fails_the_class_ratio_by_name(tmp_path: Path) -> None:
+    results = check_all(tmp_path, {**clean_tree(), "data/train/bird": {}, "data/val/bird": {}})
+    ratio = results["max_class_ratio"]
+    assert (ratio.status, ratio.value) == ("fail", float("inf"))
+    assert [(f.path, f.message, f.related) for f in ratio.findings] == [
+        ("bird", "no images, while the largest class, cat, has 9", ("cat",))
+    ]
+    assert ratio.describe().startswith(
+        "max_class_ratio: fail (largest/smallest class ratio at most 10; measured inf)\n"
+    )
 
 
 DETECTION = """\

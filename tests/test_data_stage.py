@@ -72,6 +72,20 @@ def test_failed_check_exits_1_and_names_files(tmp_path: Path) -> None:
     assert report["ok"] is False
 
 
+def test_an_empty_class_folder_fails_cleanly(tmp_path: Path) -> None:
+    root = project(tmp_path, CLASSIFICATION, "planted.yaml", {**clean_tree(), "data/val/bird": {}})
+    result = cvspec("run", "specs/planted.yaml", "--stage", "data", cwd=root)
+    assert result.code == 1, result.err
+    assert "internal error" not in result.err
+    assert "max_class_ratio: fail (largest/smallest class ratio at most 10; measured inf)" in (
+        result.err
+    )
+    assert "  bird: no images, while the largest class, cat, has 9 [cat]" in result.err
+    report = json.loads((root / "runs/planted/data/report.json").read_text())
+    ratio = next(c for c in report["checks"] if c["name"] == "max_class_ratio")
+    assert (ratio["status"], ratio["value"], ratio["findings_count"]) == ("fail", "inf", 1)
+
+
 def run_pytest(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -135,6 +136,9 @@ def limit_rule(what: str, fraction: bool = False) -> Callable[[float | None], st
 
 
 def _num(value: float) -> str:
+    """A measured value as the check's description shows it: inf and nan as themselves."""
+    if not math.isfinite(value):
+        return str(value)
     return f"{value:.4g}" if value != int(value) else str(int(value))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
 from cvspec.data.checks import Check, Dataset, Finding, Outcome, limit_rule
@@ -50,13 +51,26 @@ def min_images(ds: Dataset, limit: float | None) -> Outcome:
 
 
 def class_ratio(ds: Dataset, limit: float | None) -> Outcome:
-    """Images of the largest class divided by images of the smallest."""
+    """Images of the largest class divided by images of the smallest; infinite when a class
+    has no image, and then each empty class is a finding."""
     counts = class_counts(ds)
     if not counts:
         return Outcome([], 0.0)
     big, small = max(counts, key=counts.__getitem__), min(counts, key=counts.__getitem__)
-    ratio = counts[big] / counts[small] if counts[small] else float("inf")
     names = ds.index.classes
+    also: tuple[str, ...]
+    if not counts[small]:
+        message, also = "no images, nor has any other class", ()
+        if counts[big]:
+            message = f"no images, while the largest class, {names[big]}, has {counts[big]}"
+            also = (names[big],)
+        found = [
+            Finding(names[c], message, also)
+            for c, n in sorted(counts.items())
+            if not n and limit is not None
+        ]
+        return Outcome(found, math.inf)
+    ratio = counts[big] / counts[small]
     found = []
     if limit is not None and ratio > limit:
         message = f"largest class, {counts[big]} images vs {counts[small]} of {names[small]}"
