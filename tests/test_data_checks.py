@@ -6,11 +6,14 @@ import io
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from helpers import write_tree
 from PIL import Image, ImageFilter
 
+from cvspec.data.analyze import analyze_file
 from cvspec.data.checks import CheckResult, run_checks
+from cvspec.data.phash import hamming, nearest_lower
 from cvspec.data.stage import load_dataset
 from cvspec.spec import load_spec
 from cvspec.testing.data import synthetic_image
@@ -159,6 +162,62 @@ def test_findings_say_why(planted: dict[str, CheckResult]) -> None:
     near = planted["leakage"].findings[0].message
     assert near.startswith("val image nearly identical to a train image (")
     assert planted["dark"].value == pytest.approx(1 / 26)  # 27 files, one does not decode
+
+
+def test_near_duplicates_do_not_chain(tmp_path: Path) -> None:
+    """A~B and B~C within near_hamming (6), A and C not: C is near B only, and C's nearest
+    earlier-split image is too far, so only B leaks."""
+    a, far = synthetic_image(86), synthetic_image(99)
+    files = {
+        **clean_tree(),
+        "data/train/cat/a.png": encode(a),
+        "data/val/cat/b.png": encode(Image.blend(a, far, 0.2)),
+        "data/val/cat/c.png": encode(Image.blend(a, far, 0.3)),
+    }
+    results = check_all(tmp_path, files)
+    chain = ("train/cat/a.png", "val/cat/b.png", "val/cat/c.png")
+    hashes = [analyze_file(str(tmp_path / "data" / p)).phash for p in chain]
+    ab, bc, ac = (hamming(hashes[i], hashes[j]) for i, j in ((0, 1), (1, 2), (0, 2)))
+    assert ab <= 6 and bc <= 6 < ac, (ab, bc, ac)  # the premise: a chain, not a cluster
+    near = results["near_duplicates"]
+    assert [(f.path, f.message, f.related) for f in near.findings] == [
+        ("val/cat/b.png", f"near-duplicate ({ab} bits apart)", ("train/cat/a.png",)),
+        ("val/cat/c.png", f"near-duplicate ({bc} bits apart)", ("val/cat/b.png",)),
+    ]
+    assert near.value == pytest.approx(2 / 21)
+    leak = "val image nearly identical to a train image"
+    assert [(f.path, f.message, f.related) for f in results["leakage"].findings] == [
+        ("val/cat/b.png", f"{leak} ({ab} bits apart)", ("train/cat/a.png",))
+    ]
+
+
+def test_nearest_lower_matches_a_brute_force_search() -> None:
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        n = trial % 50
+        hashes = rng.integers(0, 2**63, 4, dtype=np.uint64)[rng.integers(0, 4, n)]
+        for _ in range(4):  # flip a few random bits of some hashes
+            bit = np.uint64(1) << rng.integers(0, 64, n).astype(np.uint64)
+            hashes ^= bit * (rng.random(n) < 0.5).astype(np.uint64)
+        ranks = rng.integers(0, 3, n) if trial % 2 else np.arange(n)
+        distance = int(rng.integers(0, 10))
+        ((found, bits),) = nearest_lower(hashes, [ranks], distance)
+        for i in range(n):
+            close = [
+                (hamming(int(hashes[i]), int(hashes[j])), int(ranks[j]), j)
+                for j in range(n)
+                if ranks[j] < ranks[i] and hamming(int(hashes[i]), int(hashes[j])) <= distance
+            ]
+            nearest = min(close, default=(0, 0, -1))
+            assert (int(bits[i]), int(found[i])) == (nearest[0], nearest[2]), (trial, i)
+
+
+def test_a_dataset_without_a_decodable_image_is_checked(tmp_path: Path) -> None:
+    broken = encode(synthetic_image(1), "JPEG")[:100]
+    results = check_all(tmp_path, {"data/train/cat/a.jpg": broken, "data/val/cat/b.jpg": broken})
+    assert results["decodable"].value == 2 and results["decodable"].status == "fail"
+    assert results["near_duplicates"].findings == ()
+    assert found(results["leakage"]) == [("val/cat/b.jpg", ("train/cat/a.jpg",))]
 
 
 def test_class_balance_limits(tmp_path: Path) -> None:
