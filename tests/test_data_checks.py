@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -274,12 +275,65 @@ def test_detection_box_sanity(tmp_path: Path) -> None:
         "data/labels/val/v.txt": "1 0.5 0.5 0.4 0.4\n",
     }
     results = check_all(tmp_path, {**img, **labels}, DETECTION)
+    at = "at labels/train/bad.txt"
     assert [f.message for f in results["boxes"].findings] == [
-        "box 1 (class 99): class id 99 is not in 0..1",
-        "box 2 (class 0): extends outside the image (x0, y0, x1, y1 = 0.850, 0.400, 1.050, 0.600)",
-        "box 3 (class 1): width and height must be positive, got 0 x 0.1",
+        f"box 1 (class 99) {at}:1: class id 99 is not in 0..1",
+        f"box 2 (class 0) {at}:2: extends outside the image (x0, y0, x1, y1 = 0.850, 0.400, "
+        "1.050, 0.600)",
+        f"box 3 (class 1) {at}:3: width and height must be positive, got 0 x 0.1",
     ]
     assert results["boxes"].status == "fail"
     assert found(results["no_boxes"]) == [("images/train/empty.png", ())]
     assert results["no_boxes"].status == "info"
     assert results["unseen_labels"].findings == ()
+
+
+def test_box_coordinates_must_be_finite_numbers(tmp_path: Path) -> None:
+    img = {
+        f"data/images/{s}/{n}.png": encode(synthetic_image(i))
+        for i, (s, n) in enumerate([("train", "t"), ("val", "v")])
+    }
+    labels = {
+        "data/labels/train/t.txt": (
+            "0 nan 0.5 0.2 0.2\n1 0.5 inf 0.2 0.2\n0 0.5 0.5 -inf NaN\n"
+            "1 0.1 0.1 nan 0.2 0.3 0.3\n1 0.1 0.1 0.2 nan 0.3 0.3\n0 0.5 0.5 0.2 0.2\n"
+        ),
+        "data/labels/val/v.txt": "1 0.5 0.5 0.4 0.4\n",
+    }
+    results = check_all(tmp_path, {**img, **labels}, DETECTION)
+    at = "at labels/train/t.txt"
+    assert [(f.path, f.message) for f in results["boxes"].findings] == [
+        ("images/train/t.png", f"box 1 (class 0) {at}:1: not a finite number: cx = nan"),
+        ("images/train/t.png", f"box 2 (class 1) {at}:2: not a finite number: cy = inf"),
+        ("images/train/t.png", f"box 3 (class 0) {at}:3: not a finite number: w = -inf, h = nan"),
+        ("images/train/t.png", f"box 4 (class 1) {at}:4: not a finite number: cx = nan, w = nan"),
+        ("images/train/t.png", f"box 5 (class 1) {at}:5: not a finite number: cy = nan, h = nan"),
+    ]
+    assert results["boxes"].status == "fail"
+
+
+def test_coco_boxes_must_be_finite_numbers(tmp_path: Path) -> None:
+    spec = DETECTION.replace("format: yolo", "format: coco").replace(
+        "{train: images/train, val: images/val}", "{train: train, val: val}"
+    )
+    categories = [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]
+    image = {"id": 1, "file_name": "p.png", "width": 64, "height": 64}
+    train = {
+        "images": [image],
+        "annotations": [{"image_id": 1, "category_id": 2, "bbox": [float("nan"), 0, 8, 8]}],
+        "categories": categories,
+    }
+    val = {**train, "annotations": [{"image_id": 1, "category_id": 2, "bbox": [0, 0, 8, 8]}]}
+    files = {
+        "data/train/p.png": encode(synthetic_image(1)),
+        "data/train/coco.json": json.dumps(train),  # NaN: json's (and Python's) extension
+        "data/val/p.png": encode(synthetic_image(2)),
+        "data/val/coco.json": json.dumps(val),
+    }
+    results = check_all(tmp_path, files, spec)
+    assert [(f.path, f.message) for f in results["boxes"].findings] == [
+        (
+            "train/p.png",
+            "box 1 (class 1) at train/coco.json#annotations[0]: not a finite number: cx = nan",
+        )
+    ]

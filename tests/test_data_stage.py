@@ -6,11 +6,12 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import cvspec, project
 from PIL import Image
-from test_data_checks import CLASSIFICATION, clean_tree, encode
+from test_data_checks import CLASSIFICATION, DETECTION, clean_tree, encode
 
 from cvspec.imagestats import image_stats, summarize
 from cvspec.testing.data import synthetic_image
@@ -84,6 +85,23 @@ def test_an_empty_class_folder_fails_cleanly(tmp_path: Path) -> None:
     report = json.loads((root / "runs/planted/data/report.json").read_text())
     ratio = next(c for c in report["checks"] if c["name"] == "max_class_ratio")
     assert (ratio["status"], ratio["value"], ratio["findings_count"]) == ("fail", "inf", 1)
+
+
+def test_a_nan_box_fails_the_data_stage(tmp_path: Path) -> None:
+    files: dict[str, Any] = {
+        "data/images/train/t.png": encode(synthetic_image(1)),
+        "data/images/val/v.png": encode(synthetic_image(2)),
+        "data/labels/train/t.txt": "0 nan 0.5 0.2 0.2\n",
+        "data/labels/val/v.txt": "0 0.5 0.5 0.2 0.2\n",
+    }
+    root = project(tmp_path, DETECTION, "boxes.yaml", files)
+    result = cvspec("run", "specs/boxes.yaml", "--stage", "data", cwd=root)
+    assert result.code == 1, result.err
+    assert "boxes: fail (no invalid boxes; measured 1)" in result.err
+    assert (
+        "  images/train/t.png: box 1 (class 0) at labels/train/t.txt:1: not a finite number: "
+        "cx = nan" in result.err
+    )
 
 
 def run_pytest(root: Path, *args: str) -> subprocess.CompletedProcess[str]:

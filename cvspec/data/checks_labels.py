@@ -91,12 +91,18 @@ def unseen_labels(ds: Dataset, limit: float | None) -> Outcome:
 
 
 def box_problems(record: Record, classes: int) -> list[str]:
-    """What is wrong with an image's boxes: class ids, areas, and boxes outside the image."""
+    """What is wrong with an image's boxes: class ids, coordinates that are not finite numbers,
+    areas, and boxes outside the image; each names the label line (or annotation) it came from."""
     out = []
     for n, b in enumerate(record.boxes):
-        what = f"box {n + 1} (class {b.cls})"
+        what = f"box {n + 1} (class {b.cls})" + (f" at {b.source}" if b.source else "")
         if not 0 <= b.cls < classes:
             out.append(f"{what}: class id {b.cls} is not in 0..{classes - 1}")
+        values = {"cx": b.cx, "cy": b.cy, "w": b.w, "h": b.h}
+        bad = [f"{k} = {v}" for k, v in values.items() if not math.isfinite(v)]
+        if bad:  # nan compares false with everything: the tests below would pass it
+            out.append(f"{what}: not a finite number: {', '.join(bad)}")
+            continue
         if b.w <= 0 or b.h <= 0:
             out.append(f"{what}: width and height must be positive, got {b.w:g} x {b.h:g}")
         edges = (b.cx - b.w / 2, b.cy - b.h / 2, b.cx + b.w / 2, b.cy + b.h / 2)
@@ -107,7 +113,8 @@ def box_problems(record: Record, classes: int) -> list[str]:
 
 
 def boxes(ds: Dataset, limit: float | None) -> Outcome:
-    """Boxes with an invalid class id, a non-positive area, or outside the image."""
+    """Boxes with an invalid class id, a coordinate that is not a finite number, a non-positive
+    area, or outside the image."""
     found = [
         Finding(r.path, message)
         for r in ds.index.records

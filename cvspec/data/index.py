@@ -27,6 +27,8 @@ class Box:
     cy: float
     w: float
     h: float
+    # where it was read, for messages: 'labels/train/x.txt:3', 'train.json#annotations[7]'
+    source: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)

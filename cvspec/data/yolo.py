@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -60,10 +62,18 @@ def parse_line(line: str) -> Box | str:
     except ValueError:
         return f"not numbers: {line.strip()!r}; {usage}"
     if len(values) == 4:
-        return Box(cls, *values)
-    xs, ys = values[0::2], values[1::2]
-    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+        cx, cy, w, h = values
+        return Box(cls, cx, cy, w, h)
+    (x0, x1), (y0, y1) = _span(values[0::2]), _span(values[1::2])
     return Box(cls, (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0)
+
+
+def _span(values: list[float]) -> tuple[float, float]:
+    """Lowest and highest polygon coordinate; nan when one is nan (min and max may drop it),
+    so the boxes check still sees it."""
+    if any(math.isnan(v) for v in values):
+        return math.nan, math.nan
+    return min(values), max(values)
 
 
 def _read_labels(path: Path, root: Path, problems: list[Problem]) -> tuple[Box, ...]:
@@ -81,7 +91,7 @@ def _read_labels(path: Path, root: Path, problems: list[Problem]) -> tuple[Box, 
         if isinstance(parsed, str):
             problems.append(problem(f"{rel}:{number}", parsed))
         else:
-            boxes.append(parsed)
+            boxes.append(replace(parsed, source=f"{rel}:{number}"))
     return tuple(boxes)
 
 
