@@ -272,6 +272,7 @@ def test_detection_box_sanity(tmp_path: Path) -> None:
     labels = {
         "data/labels/train/ok.txt": "0 0.5 0.5 0.2 0.2\n1 0.3 0.3 0.1 0.1\n",
         "data/labels/train/bad.txt": "99 0.5 0.5 0.2 0.2\n0 0.95 0.5 0.2 0.2\n1 0.5 0.5 0 0.1\n",
+        "data/labels/train/empty.txt": "",
         "data/labels/val/v.txt": "1 0.5 0.5 0.4 0.4\n",
     }
     results = check_all(tmp_path, {**img, **labels}, DETECTION)
@@ -286,6 +287,26 @@ def test_detection_box_sanity(tmp_path: Path) -> None:
     assert found(results["no_boxes"]) == [("images/train/empty.png", ())]
     assert results["no_boxes"].status == "info"
     assert results["unseen_labels"].findings == ()
+
+
+def test_a_missing_label_file_is_not_a_background_image(tmp_path: Path) -> None:
+    names = [("train", "ok"), ("train", "background"), ("train", "gone"), ("val", "v")]
+    img = {f"data/images/{s}/{n}.png": encode(synthetic_image(i)) for i, (s, n) in enumerate(names)}
+    labels = {
+        "data/labels/train/ok.txt": "0 0.5 0.5 0.2 0.2\n",
+        "data/labels/train/background.txt": "",
+        "data/labels/val/v.txt": "1 0.5 0.5 0.4 0.4\n",
+    }
+    why = "no label file labels/train/gone.txt (an empty one marks a background image)"
+    for limit, status in (("", "fail"), ("1", "pass"), ("null", "info")):
+        quality = f"  quality: {{missing_labels: {limit}}}\nmodel:" if limit else "model:"
+        spec = DETECTION.replace("model:", quality)
+        results = check_all(tmp_path / (limit or "default"), {**img, **labels}, spec)
+        missing = results["missing_labels"]
+        assert [(f.path, f.message) for f in missing.findings] == [("images/train/gone.png", why)]
+        assert (missing.status, missing.value) == (status, 1)
+        assert found(results["no_boxes"]) == [("images/train/background.png", ())]
+        assert results["layout"].findings == ()
 
 
 def test_box_coordinates_must_be_finite_numbers(tmp_path: Path) -> None:
@@ -331,6 +352,7 @@ def test_coco_boxes_must_be_finite_numbers(tmp_path: Path) -> None:
         "data/val/coco.json": json.dumps(val),
     }
     results = check_all(tmp_path, files, spec)
+    assert "missing_labels" not in results  # COCO has no label files
     assert [(f.path, f.message) for f in results["boxes"].findings] == [
         (
             "train/p.png",

@@ -104,6 +104,29 @@ def test_a_nan_box_fails_the_data_stage(tmp_path: Path) -> None:
     )
 
 
+def test_an_image_without_a_label_file_fails_the_data_stage(tmp_path: Path) -> None:
+    files: dict[str, Any] = {
+        "data/images/train/t.png": encode(synthetic_image(1)),
+        "data/images/train/ok.png": encode(synthetic_image(4)),
+        "data/images/train/background.png": encode(synthetic_image(3)),
+        "data/images/val/v.png": encode(synthetic_image(2)),
+        "data/labels/train/ok.txt": "0 0.5 0.5 0.2 0.2\n1 0.2 0.2 0.1 0.1\n",
+        "data/labels/train/background.txt": "",
+        "data/labels/val/v.txt": "0 0.5 0.5 0.2 0.2\n",
+    }
+    root = project(tmp_path, DETECTION, "boxes.yaml", files)
+    result = cvspec("run", "specs/boxes.yaml", "--stage", "data", cwd=root)
+    assert result.code == 1, result.err
+    assert "failed: missing_labels (see " in result.err
+    assert "missing_labels: fail (no images without a label file; measured 1)" in result.err
+    assert (
+        "  images/train/t.png: no label file labels/train/t.txt (an empty one marks a "
+        "background image)" in result.err
+    )
+    relaxed = "--set", "data.quality.missing_labels=null"
+    assert cvspec("run", "specs/boxes.yaml", "--stage", "data", *relaxed, cwd=root).code == 0
+
+
 def run_pytest(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],

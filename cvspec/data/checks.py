@@ -128,6 +128,7 @@ class Check(NamedTuple):
     run: Callable[[Dataset, float | None], Outcome]
     at_least: bool = False  # the limit is a minimum (else a maximum)
     tasks: frozenset[str] = frozenset({"classification", "detection"})
+    formats: frozenset[str] = frozenset()  # data.format values it applies to; empty: all
 
     def verdict(self, ds: Dataset, limit: float | None) -> CheckResult:
         """Run the check against `limit` (the spec's, or a generated test's)."""
@@ -171,8 +172,12 @@ def catalogue() -> list[Check]:
 
 
 def applicable(spec: Any) -> list[Check]:
-    """The checks that apply to a spec's task, in report order."""
-    return [c for c in catalogue() if spec.task in c.tasks]
+    """The checks that apply to a spec's task and data format, in report order."""
+    return [
+        c
+        for c in catalogue()
+        if spec.task in c.tasks and (not c.formats or spec.data.format in c.formats)
+    ]
 
 
 def run_checks(ds: Dataset) -> list[CheckResult]:

@@ -123,9 +123,20 @@ def boxes(ds: Dataset, limit: float | None) -> Outcome:
     return Outcome(found, len(found))
 
 
+def missing_labels(ds: Dataset, limit: float | None) -> Outcome:
+    """YOLO images without a label file: usually a mistake (an empty file marks a background)."""
+    return _problems(ds, "missing_labels")
+
+
 def no_boxes(ds: Dataset, limit: float | None) -> Outcome:
-    """Images without any box (background images; fine in moderation)."""
-    found = [Finding(r.path, "no boxes") for r in ds.index.records if not r.boxes]
+    """Images without any box (background images; fine in moderation). Images without a
+    label file are missing_labels findings, not these."""
+    missing = {p.path for p in ds.problems if p.check == "missing_labels"}
+    found = [
+        Finding(r.path, "no boxes")
+        for r in ds.index.records
+        if not r.boxes and r.path not in missing
+    ]
     return Outcome(found, len(found))
 
 
@@ -160,6 +171,14 @@ CHECKS = [
         unseen_labels,
     ),
     Check("boxes", lambda s: 0, limit_rule("invalid boxes"), boxes, tasks=_DETECTION),
+    Check(
+        "missing_labels",
+        lambda s: s.data.quality.missing_labels,
+        limit_rule("images without a label file"),
+        missing_labels,
+        tasks=_DETECTION,
+        formats=frozenset({"yolo"}),
+    ),
     Check(
         "no_boxes", lambda s: None, limit_rule("images without boxes"), no_boxes, tasks=_DETECTION
     ),

@@ -85,7 +85,8 @@ class Facts(Protocol):
 
 
 class Problem(NamedTuple):
-    """A reader finding: the check it fails ('layout' or 'classes'), the file (or line), why."""
+    """A reader finding: the check it fails ('layout', 'classes' or 'missing_labels'), the file
+    (or line), why."""
 
     check: str
     path: str

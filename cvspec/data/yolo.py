@@ -23,7 +23,8 @@ def label_path(image: Path, root: Path) -> Path:
 
 
 def read_yolo(data: Any, root: Path) -> Layout:
-    """Boxes per image from its label file; a missing label file means an image without boxes."""
+    """Boxes per image from its label file. An empty label file marks a background image; a
+    missing one is a 'missing_labels' problem (the image has no boxes, as ultralytics reads it)."""
     folders = split_folders(data.splits, root)
     if folders == {"": ""}:
         folders = {"": "images"}
@@ -38,7 +39,13 @@ def read_yolo(data: Any, root: Path) -> Layout:
             rel = image.relative_to(root).as_posix()
             labels = label_path(image, root)
             used_labels.add(labels)
-            boxes = _read_labels(labels, root, problems) if labels.is_file() else ()
+            boxes: tuple[Box, ...] = ()
+            if labels.is_file():
+                boxes = _read_labels(labels, root, problems)
+            else:
+                where = labels.relative_to(root).as_posix()
+                why = f"no label file {where} (an empty one marks a background image)"
+                problems.append(problem(rel, why, "missing_labels"))
             entries.append(Record(rel, split_of(split, rel, data.splits), boxes=boxes))
     for folder in folders.values():
         label_folder = label_path(root / folder / "x.jpg", root).parent
