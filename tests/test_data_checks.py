@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from helpers import write_tree
 from PIL import Image, ImageFilter
 
+from cvspec.data.analyze import analyze_file
 from cvspec.data.checks import CheckResult, run_checks
+from cvspec.data.phash import hamming, nearest_lower
 from cvspec.data.stage import load_dataset
 from cvspec.spec import load_spec
 from cvspec.testing.data import synthetic_image
@@ -80,7 +84,7 @@ def planted_tree() -> dict[str, bytes]:
 
 
 def check_all(
-    tmp_path: Path, files: dict[str, bytes], spec: str = CLASSIFICATION
+    tmp_path: Path, files: dict[str, Any], spec: str = CLASSIFICATION
 ) -> dict[str, CheckResult]:
     """Write the tree, load the spec, run every check; results by name."""
     write_tree(tmp_path, {"specs/p.yaml": spec, **files})
@@ -161,6 +165,62 @@ def test_findings_say_why(planted: dict[str, CheckResult]) -> None:
     assert planted["dark"].value == pytest.approx(1 / 26)  # 27 files, one does not decode
 
 
+def test_near_duplicates_do_not_chain(tmp_path: Path) -> None:
+    """A~B and B~C within near_hamming (6), A and C not: C is near B only, and C's nearest
+    earlier-split image is too far, so only B leaks."""
+    a, far = synthetic_image(86), synthetic_image(99)
+    files = {
+        **clean_tree(),
+        "data/train/cat/a.png": encode(a),
+        "data/val/cat/b.png": encode(Image.blend(a, far, 0.2)),
+        "data/val/cat/c.png": encode(Image.blend(a, far, 0.3)),
+    }
+    results = check_all(tmp_path, files)
+    chain = ("train/cat/a.png", "val/cat/b.png", "val/cat/c.png")
+    hashes = [analyze_file(str(tmp_path / "data" / p)).phash for p in chain]
+    ab, bc, ac = (hamming(hashes[i], hashes[j]) for i, j in ((0, 1), (1, 2), (0, 2)))
+    assert ab <= 6 and bc <= 6 < ac, (ab, bc, ac)  # the premise: a chain, not a cluster
+    near = results["near_duplicates"]
+    assert [(f.path, f.message, f.related) for f in near.findings] == [
+        ("val/cat/b.png", f"near-duplicate ({ab} bits apart)", ("train/cat/a.png",)),
+        ("val/cat/c.png", f"near-duplicate ({bc} bits apart)", ("val/cat/b.png",)),
+    ]
+    assert near.value == pytest.approx(2 / 21)
+    leak = "val image nearly identical to a train image"
+    assert [(f.path, f.message, f.related) for f in results["leakage"].findings] == [
+        ("val/cat/b.png", f"{leak} ({ab} bits apart)", ("train/cat/a.png",))
+    ]
+
+
+def test_nearest_lower_matches_a_brute_force_search() -> None:
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        n = trial % 50
+        hashes = rng.integers(0, 2**63, 4, dtype=np.uint64)[rng.integers(0, 4, n)]
+        for _ in range(4):  # flip a few random bits of some hashes
+            bit = np.uint64(1) << rng.integers(0, 64, n).astype(np.uint64)
+            hashes ^= bit * (rng.random(n) < 0.5).astype(np.uint64)
+        ranks = rng.integers(0, 3, n) if trial % 2 else np.arange(n)
+        distance = int(rng.integers(0, 10))
+        ((found, bits),) = nearest_lower(hashes, [ranks], distance)
+        for i in range(n):
+            close = [
+                (hamming(int(hashes[i]), int(hashes[j])), int(ranks[j]), j)
+                for j in range(n)
+                if ranks[j] < ranks[i] and hamming(int(hashes[i]), int(hashes[j])) <= distance
+            ]
+            nearest = min(close, default=(0, 0, -1))
+            assert (int(bits[i]), int(found[i])) == (nearest[0], nearest[2]), (trial, i)
+
+
+def test_a_dataset_without_a_decodable_image_is_checked(tmp_path: Path) -> None:
+    broken = encode(synthetic_image(1), "JPEG")[:100]
+    results = check_all(tmp_path, {"data/train/cat/a.jpg": broken, "data/val/cat/b.jpg": broken})
+    assert results["decodable"].value == 2 and results["decodable"].status == "fail"
+    assert results["near_duplicates"].findings == ()
+    assert found(results["leakage"]) == [("val/cat/b.jpg", ("train/cat/a.jpg",))]
+
+
 def test_class_balance_limits(tmp_path: Path) -> None:
     files = clean_tree()
     for seed in range(100, 130):
@@ -175,6 +235,18 @@ def test_class_balance_limits(tmp_path: Path) -> None:
     assert found(ratio) == [("cat", ("dog",))]
     assert (minimum.status, minimum.value) == ("fail", 9)
     assert [f.message for f in minimum.findings] == ["9 images (at least 10 needed)"]
+
+
+def test_an_empty_class_fails_the_class_ratio_by_name(tmp_path: Path) -> None:
+    results = check_all(tmp_path, {**clean_tree(), "data/train/bird": {}, "data/val/bird": {}})
+    ratio = results["max_class_ratio"]
+    assert (ratio.status, ratio.value) == ("fail", float("inf"))
+    assert [(f.path, f.message, f.related) for f in ratio.findings] == [
+        ("bird", "no images, while the largest class, cat, has 9", ("cat",))
+    ]
+    assert ratio.describe().startswith(
+        "max_class_ratio: fail (largest/smallest class ratio at most 10; measured inf)\n"
+    )
 
 
 DETECTION = """\
@@ -200,15 +272,90 @@ def test_detection_box_sanity(tmp_path: Path) -> None:
     labels = {
         "data/labels/train/ok.txt": "0 0.5 0.5 0.2 0.2\n1 0.3 0.3 0.1 0.1\n",
         "data/labels/train/bad.txt": "99 0.5 0.5 0.2 0.2\n0 0.95 0.5 0.2 0.2\n1 0.5 0.5 0 0.1\n",
+        "data/labels/train/empty.txt": "",
         "data/labels/val/v.txt": "1 0.5 0.5 0.4 0.4\n",
     }
     results = check_all(tmp_path, {**img, **labels}, DETECTION)
+    at = "at labels/train/bad.txt"
     assert [f.message for f in results["boxes"].findings] == [
-        "box 1 (class 99): class id 99 is not in 0..1",
-        "box 2 (class 0): extends outside the image (x0, y0, x1, y1 = 0.850, 0.400, 1.050, 0.600)",
-        "box 3 (class 1): width and height must be positive, got 0 x 0.1",
+        f"box 1 (class 99) {at}:1: class id 99 is not in 0..1",
+        f"box 2 (class 0) {at}:2: extends outside the image (x0, y0, x1, y1 = 0.850, 0.400, "
+        "1.050, 0.600)",
+        f"box 3 (class 1) {at}:3: width and height must be positive, got 0 x 0.1",
     ]
     assert results["boxes"].status == "fail"
     assert found(results["no_boxes"]) == [("images/train/empty.png", ())]
     assert results["no_boxes"].status == "info"
     assert results["unseen_labels"].findings == ()
+
+
+def test_a_missing_label_file_is_not_a_background_image(tmp_path: Path) -> None:
+    names = [("train", "ok"), ("train", "background"), ("train", "gone"), ("val", "v")]
+    img = {f"data/images/{s}/{n}.png": encode(synthetic_image(i)) for i, (s, n) in enumerate(names)}
+    labels = {
+        "data/labels/train/ok.txt": "0 0.5 0.5 0.2 0.2\n",
+        "data/labels/train/background.txt": "",
+        "data/labels/val/v.txt": "1 0.5 0.5 0.4 0.4\n",
+    }
+    why = "no label file labels/train/gone.txt (an empty one marks a background image)"
+    for limit, status in (("", "fail"), ("1", "pass"), ("null", "info")):
+        quality = f"  quality: {{missing_labels: {limit}}}\nmodel:" if limit else "model:"
+        spec = DETECTION.replace("model:", quality)
+        results = check_all(tmp_path / (limit or "default"), {**img, **labels}, spec)
+        missing = results["missing_labels"]
+        assert [(f.path, f.message) for f in missing.findings] == [("images/train/gone.png", why)]
+        assert (missing.status, missing.value) == (status, 1)
+        assert found(results["no_boxes"]) == [("images/train/background.png", ())]
+        assert results["layout"].findings == ()
+
+
+def test_box_coordinates_must_be_finite_numbers(tmp_path: Path) -> None:
+    img = {
+        f"data/images/{s}/{n}.png": encode(synthetic_image(i))
+        for i, (s, n) in enumerate([("train", "t"), ("val", "v")])
+    }
+    labels = {
+        "data/labels/train/t.txt": (
+            "0 nan 0.5 0.2 0.2\n1 0.5 inf 0.2 0.2\n0 0.5 0.5 -inf NaN\n"
+            "1 0.1 0.1 nan 0.2 0.3 0.3\n1 0.1 0.1 0.2 nan 0.3 0.3\n0 0.5 0.5 0.2 0.2\n"
+        ),
+        "data/labels/val/v.txt": "1 0.5 0.5 0.4 0.4\n",
+    }
+    results = check_all(tmp_path, {**img, **labels}, DETECTION)
+    at = "at labels/train/t.txt"
+    assert [(f.path, f.message) for f in results["boxes"].findings] == [
+        ("images/train/t.png", f"box 1 (class 0) {at}:1: not a finite number: cx = nan"),
+        ("images/train/t.png", f"box 2 (class 1) {at}:2: not a finite number: cy = inf"),
+        ("images/train/t.png", f"box 3 (class 0) {at}:3: not a finite number: w = -inf, h = nan"),
+        ("images/train/t.png", f"box 4 (class 1) {at}:4: not a finite number: cx = nan, w = nan"),
+        ("images/train/t.png", f"box 5 (class 1) {at}:5: not a finite number: cy = nan, h = nan"),
+    ]
+    assert results["boxes"].status == "fail"
+
+
+def test_coco_boxes_must_be_finite_numbers(tmp_path: Path) -> None:
+    spec = DETECTION.replace("format: yolo", "format: coco").replace(
+        "{train: images/train, val: images/val}", "{train: train, val: val}"
+    )
+    categories = [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]
+    image = {"id": 1, "file_name": "p.png", "width": 64, "height": 64}
+    train = {
+        "images": [image],
+        "annotations": [{"image_id": 1, "category_id": 2, "bbox": [float("nan"), 0, 8, 8]}],
+        "categories": categories,
+    }
+    val = {**train, "annotations": [{"image_id": 1, "category_id": 2, "bbox": [0, 0, 8, 8]}]}
+    files = {
+        "data/train/p.png": encode(synthetic_image(1)),
+        "data/train/coco.json": json.dumps(train),  # NaN: json's (and Python's) extension
+        "data/val/p.png": encode(synthetic_image(2)),
+        "data/val/coco.json": json.dumps(val),
+    }
+    results = check_all(tmp_path, files, spec)
+    assert "missing_labels" not in results  # COCO has no label files
+    assert [(f.path, f.message) for f in results["boxes"].findings] == [
+        (
+            "train/p.png",
+            "box 1 (class 1) at train/coco.json#annotations[0]: not a finite number: cx = nan",
+        )
+    ]

@@ -146,15 +146,20 @@ def test_yolo_reader_boxes_polygons_and_malformed_lines(tmp_path: Path) -> None:
         "data.yaml",
         "names ['a', 'c'] differ from data.classes ['a', 'b']",
     )
-    assert got[1:5] == [
+    assert got[1] == (
+        "missing_labels",
+        "images/train/nolabel.png",
+        "no label file labels/train/nolabel.txt (an empty one marks a background image)",
+    )
+    assert got[2:6] == [
         ("layout", "labels/train/x.txt:5", f"3 values; {usage}"),
         ("layout", "labels/train/x.txt:6", f"not numbers: 'zero 0.5 0.5 0.1 0.1'; {usage}"),
         ("layout", "labels/train/x.txt:7", f"not numbers: '1.5 0.5 0.5 0.1 0.1'; {usage}"),
         ("layout", "labels/train/x.txt:8", f"6 values; {usage}"),
     ]
-    assert got[5][:2] == ("layout", "labels/train/y.txt")
-    assert got[5][2].startswith("cannot read the label file: 'utf-8' codec can't decode")
-    assert got[6:] == [("layout", "labels/train/orphan.txt", "label file without an image")]
+    assert got[6][:2] == ("layout", "labels/train/y.txt")
+    assert got[6][2].startswith("cannot read the label file: 'utf-8' codec can't decode")
+    assert got[7:] == [("layout", "labels/train/orphan.txt", "label file without an image")]
 
 
 def test_yolo_ratio_splits_read_images_folder(tmp_path: Path) -> None:

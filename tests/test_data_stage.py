@@ -6,11 +6,12 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import cvspec, project
 from PIL import Image
-from test_data_checks import CLASSIFICATION, clean_tree, encode
+from test_data_checks import CLASSIFICATION, DETECTION, clean_tree, encode
 
 from cvspec.imagestats import image_stats, summarize
 from cvspec.testing.data import synthetic_image
@@ -70,6 +71,60 @@ def test_failed_check_exits_1_and_names_files(tmp_path: Path) -> None:
     assert "  train/cat/black.png: nearly black: 95% of pixels below 0.00 grey" in result.err
     report = json.loads((root / "runs/planted/data/report.json").read_text())
     assert report["ok"] is False
+
+
+def test_an_empty_class_folder_fails_cleanly(tmp_path: Path) -> None:
+    root = project(tmp_path, CLASSIFICATION, "planted.yaml", {**clean_tree(), "data/val/bird": {}})
+    result = cvspec("run", "specs/planted.yaml", "--stage", "data", cwd=root)
+    assert result.code == 1, result.err
+    assert "internal error" not in result.err
+    assert "max_class_ratio: fail (largest/smallest class ratio at most 10; measured inf)" in (
+        result.err
+    )
+    assert "  bird: no images, while the largest class, cat, has 9 [cat]" in result.err
+    report = json.loads((root / "runs/planted/data/report.json").read_text())
+    ratio = next(c for c in report["checks"] if c["name"] == "max_class_ratio")
+    assert (ratio["status"], ratio["value"], ratio["findings_count"]) == ("fail", "inf", 1)
+
+
+def test_a_nan_box_fails_the_data_stage(tmp_path: Path) -> None:
+    files: dict[str, Any] = {
+        "data/images/train/t.png": encode(synthetic_image(1)),
+        "data/images/val/v.png": encode(synthetic_image(2)),
+        "data/labels/train/t.txt": "0 nan 0.5 0.2 0.2\n",
+        "data/labels/val/v.txt": "0 0.5 0.5 0.2 0.2\n",
+    }
+    root = project(tmp_path, DETECTION, "boxes.yaml", files)
+    result = cvspec("run", "specs/boxes.yaml", "--stage", "data", cwd=root)
+    assert result.code == 1, result.err
+    assert "boxes: fail (no invalid boxes; measured 1)" in result.err
+    assert (
+        "  images/train/t.png: box 1 (class 0) at labels/train/t.txt:1: not a finite number: "
+        "cx = nan" in result.err
+    )
+
+
+def test_an_image_without_a_label_file_fails_the_data_stage(tmp_path: Path) -> None:
+    files: dict[str, Any] = {
+        "data/images/train/t.png": encode(synthetic_image(1)),
+        "data/images/train/ok.png": encode(synthetic_image(4)),
+        "data/images/train/background.png": encode(synthetic_image(3)),
+        "data/images/val/v.png": encode(synthetic_image(2)),
+        "data/labels/train/ok.txt": "0 0.5 0.5 0.2 0.2\n1 0.2 0.2 0.1 0.1\n",
+        "data/labels/train/background.txt": "",
+        "data/labels/val/v.txt": "0 0.5 0.5 0.2 0.2\n",
+    }
+    root = project(tmp_path, DETECTION, "boxes.yaml", files)
+    result = cvspec("run", "specs/boxes.yaml", "--stage", "data", cwd=root)
+    assert result.code == 1, result.err
+    assert "failed: missing_labels (see " in result.err
+    assert "missing_labels: fail (no images without a label file; measured 1)" in result.err
+    assert (
+        "  images/train/t.png: no label file labels/train/t.txt (an empty one marks a "
+        "background image)" in result.err
+    )
+    relaxed = "--set", "data.quality.missing_labels=null"
+    assert cvspec("run", "specs/boxes.yaml", "--stage", "data", *relaxed, cwd=root).code == 0
 
 
 def run_pytest(root: Path, *args: str) -> subprocess.CompletedProcess[str]:

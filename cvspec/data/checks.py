@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from functools import cached_property
 from typing import Any, Literal, NamedTuple
 
 from cvspec.data.analyze import ImageFacts
-from cvspec.data.index import DataIndex, Problem
+from cvspec.data.index import SPLITS, DataIndex, Problem
 
 Status = Literal["pass", "fail", "info"]
 
@@ -58,14 +59,35 @@ class Dataset:
         return [g for g in groups.values() if len(g) > 1]
 
     @cached_property
-    def near_labels(self) -> dict[int, int]:
-        """Record index -> first record of its near-duplicate group (decoded images only)."""
-        from cvspec.data.phash import near_groups
+    def near_matches(self) -> dict[int, tuple[int, int]]:
+        """Decoded record index -> (the nearest decoded record before it in path order that is
+        at most near_hamming bits away, their distance in bits); images without one left out."""
+        return self._nearest[0]
+
+    @cached_property
+    def near_leaks(self) -> dict[int, tuple[int, int]]:
+        """Decoded val/test record index -> (the nearest decoded record of an earlier split at
+        most near_hamming bits away, their distance in bits); ties go to the earlier split."""
+        return self._nearest[1]
+
+    @cached_property
+    def _nearest(self) -> list[dict[int, tuple[int, int]]]:
+        """near_matches and near_leaks, from one search of the perceptual hashes."""
+        from cvspec.data.phash import nearest_lower
 
         decoded = self.decoded
+        rank = {s: n for n, s in enumerate(SPLITS)}
+        rankings = [range(len(decoded)), [rank[self.index.records[i].split] for i in decoded]]
         distance = self.spec.data.quality.duplicates.near_hamming
-        labels = near_groups([self.facts[i].phash for i in decoded], distance)
-        return {i: decoded[int(label)] for i, label in zip(decoded, labels, strict=True)}
+        hashes = [self.facts[i].phash for i in decoded]
+        return [
+            {
+                decoded[k]: (decoded[int(j)], int(b))
+                for k, (j, b) in enumerate(zip(found, bits, strict=True))
+                if j >= 0
+            }
+            for found, bits in nearest_lower(hashes, rankings, distance)
+        ]
 
 
 class Outcome(NamedTuple):
@@ -106,6 +128,7 @@ class Check(NamedTuple):
     run: Callable[[Dataset, float | None], Outcome]
     at_least: bool = False  # the limit is a minimum (else a maximum)
     tasks: frozenset[str] = frozenset({"classification", "detection"})
+    formats: frozenset[str] = frozenset()  # data.format values it applies to; empty: all
 
     def verdict(self, ds: Dataset, limit: float | None) -> CheckResult:
         """Run the check against `limit` (the spec's, or a generated test's)."""
@@ -135,6 +158,9 @@ def limit_rule(what: str, fraction: bool = False) -> Callable[[float | None], st
 
 
 def _num(value: float) -> str:
+    """A measured value as the check's description shows it: inf and nan as themselves."""
+    if not math.isfinite(value):
+        return str(value)
     return f"{value:.4g}" if value != int(value) else str(int(value))
 
 
@@ -146,8 +172,12 @@ def catalogue() -> list[Check]:
 
 
 def applicable(spec: Any) -> list[Check]:
-    """The checks that apply to a spec's task, in report order."""
-    return [c for c in catalogue() if spec.task in c.tasks]
+    """The checks that apply to a spec's task and data format, in report order."""
+    return [
+        c
+        for c in catalogue()
+        if spec.task in c.tasks and (not c.formats or spec.data.format in c.formats)
+    ]
 
 
 def run_checks(ds: Dataset) -> list[CheckResult]:

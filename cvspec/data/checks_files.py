@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections import defaultdict
 from typing import Any
 
 from cvspec.data.checks import Check, Dataset, Finding, Outcome, limit_rule
 from cvspec.data.index import SPLITS
-from cvspec.data.phash import hamming
 
 DARK_P95 = 0.2  # dark: 95% of the pixels are darker than this grey level (0..1)
 BRIGHT_P5 = 0.9  # bright: 95% of the pixels are brighter than this
@@ -38,45 +36,37 @@ def exact_duplicates(ds: Dataset, limit: float | None) -> Outcome:
 
 
 def near_duplicates(ds: Dataset, limit: float | None) -> Outcome:
-    """Near-identical images (perceptual hash): the fraction of images that repeat another."""
-    facts, paths = ds.facts, [r.path for r in ds.index.records]
-    found = []
-    first_sha: dict[tuple[int, str], int] = {}
-    for i, head in ds.near_labels.items():
-        key = (head, facts[i].sha256)
-        if key in first_sha or i == head:
-            first_sha.setdefault(key, i)
-            continue  # the group's first image, or a byte copy (exact_duplicates reports it)
-        first_sha[key] = i
-        bits = hamming(facts[i].phash, facts[head].phash)
-        found.append(Finding(paths[i], f"near-duplicate ({bits} bits apart)", (paths[head],)))
+    """Near-identical images (perceptual hash): the fraction of images at most near_hamming bits
+    from an earlier image (path order), each shown with its nearest. Byte copies of an earlier
+    file are left to exact_duplicates."""
+    paths = [r.path for r in ds.index.records]
+    copies = {i for g in ds.exact_groups for i in g[1:]}
+    found = [
+        Finding(paths[i], f"near-duplicate ({bits} bits apart)", (paths[j],))
+        for i, (j, bits) in ds.near_matches.items()
+        if i not in copies
+    ]
     total = len(ds.decoded)
     return Outcome(found, len(found) / total if total else 0.0)
 
 
 def leakage(ds: Dataset, limit: float | None) -> Outcome:
-    """Images in val/test with an identical or near-identical image in an earlier split."""
-    records, facts = ds.index.records, ds.facts
+    """Images in val/test with a byte copy in an earlier split, or an image there at most
+    near_hamming bits away (the nearest is shown)."""
+    records = ds.index.records
     rank = {s: n for n, s in enumerate(SPLITS)}
-    groups: dict[tuple[str, Any], list[int]] = defaultdict(list)
-    for g in ds.exact_groups:
-        groups[("exact", g[0])].extend(g)
-    for i, head in ds.near_labels.items():
-        groups[("near", head)].append(i)
     found: dict[str, Finding] = {}
-    for (kind, _), members in groups.items():
-        first = min(members, key=lambda i: (rank[records[i].split], records[i].path))
-        for i in members:
-            r = records[i]
-            if rank[r.split] <= rank[records[first].split] or r.path in found:
-                continue
-            if kind == "exact" or facts[i].sha256 == facts[first].sha256:
-                why = f"{r.split} image is a byte copy of a {records[first].split} image"
-            else:
-                bits = hamming(facts[i].phash, facts[first].phash)
-                why = f"{r.split} image nearly identical to a {records[first].split} image "
-                why += f"({bits} bits apart)"
-            found[r.path] = Finding(r.path, why, (records[first].path,))
+    for g in ds.exact_groups:
+        first = records[min(g, key=lambda i: (rank[records[i].split], records[i].path))]
+        for r in (records[i] for i in g):
+            if rank[r.split] > rank[first.split] and r.path not in found:
+                why = f"{r.split} image is a byte copy of a {first.split} image"
+                found[r.path] = Finding(r.path, why, (first.path,))
+    for i, (j, bits) in ds.near_leaks.items():
+        r, near = records[i], records[j]
+        if r.path not in found:
+            why = f"{r.split} image nearly identical to a {near.split} image ({bits} bits apart)"
+            found[r.path] = Finding(r.path, why, (near.path,))
     return Outcome(sorted(found.values()), len(found))
 
 

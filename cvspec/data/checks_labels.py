@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
 from cvspec.data.checks import Check, Dataset, Finding, Outcome, limit_rule
@@ -50,13 +51,26 @@ def min_images(ds: Dataset, limit: float | None) -> Outcome:
 
 
 def class_ratio(ds: Dataset, limit: float | None) -> Outcome:
-    """Images of the largest class divided by images of the smallest."""
+    """Images of the largest class divided by images of the smallest; infinite when a class
+    has no image, and then each empty class is a finding."""
     counts = class_counts(ds)
     if not counts:
         return Outcome([], 0.0)
     big, small = max(counts, key=counts.__getitem__), min(counts, key=counts.__getitem__)
-    ratio = counts[big] / counts[small] if counts[small] else float("inf")
     names = ds.index.classes
+    also: tuple[str, ...]
+    if not counts[small]:
+        message, also = "no images, nor has any other class", ()
+        if counts[big]:
+            message = f"no images, while the largest class, {names[big]}, has {counts[big]}"
+            also = (names[big],)
+        found = [
+            Finding(names[c], message, also)
+            for c, n in sorted(counts.items())
+            if not n and limit is not None
+        ]
+        return Outcome(found, math.inf)
+    ratio = counts[big] / counts[small]
     found = []
     if limit is not None and ratio > limit:
         message = f"largest class, {counts[big]} images vs {counts[small]} of {names[small]}"
@@ -77,12 +91,18 @@ def unseen_labels(ds: Dataset, limit: float | None) -> Outcome:
 
 
 def box_problems(record: Record, classes: int) -> list[str]:
-    """What is wrong with an image's boxes: class ids, areas, and boxes outside the image."""
+    """What is wrong with an image's boxes: class ids, coordinates that are not finite numbers,
+    areas, and boxes outside the image; each names the label line (or annotation) it came from."""
     out = []
     for n, b in enumerate(record.boxes):
-        what = f"box {n + 1} (class {b.cls})"
+        what = f"box {n + 1} (class {b.cls})" + (f" at {b.source}" if b.source else "")
         if not 0 <= b.cls < classes:
             out.append(f"{what}: class id {b.cls} is not in 0..{classes - 1}")
+        values = {"cx": b.cx, "cy": b.cy, "w": b.w, "h": b.h}
+        bad = [f"{k} = {v}" for k, v in values.items() if not math.isfinite(v)]
+        if bad:  # nan compares false with everything: the tests below would pass it
+            out.append(f"{what}: not a finite number: {', '.join(bad)}")
+            continue
         if b.w <= 0 or b.h <= 0:
             out.append(f"{what}: width and height must be positive, got {b.w:g} x {b.h:g}")
         edges = (b.cx - b.w / 2, b.cy - b.h / 2, b.cx + b.w / 2, b.cy + b.h / 2)
@@ -93,7 +113,8 @@ def box_problems(record: Record, classes: int) -> list[str]:
 
 
 def boxes(ds: Dataset, limit: float | None) -> Outcome:
-    """Boxes with an invalid class id, a non-positive area, or outside the image."""
+    """Boxes with an invalid class id, a coordinate that is not a finite number, a non-positive
+    area, or outside the image."""
     found = [
         Finding(r.path, message)
         for r in ds.index.records
@@ -102,9 +123,20 @@ def boxes(ds: Dataset, limit: float | None) -> Outcome:
     return Outcome(found, len(found))
 
 
+def missing_labels(ds: Dataset, limit: float | None) -> Outcome:
+    """YOLO images without a label file: usually a mistake (an empty file marks a background)."""
+    return _problems(ds, "missing_labels")
+
+
 def no_boxes(ds: Dataset, limit: float | None) -> Outcome:
-    """Images without any box (background images; fine in moderation)."""
-    found = [Finding(r.path, "no boxes") for r in ds.index.records if not r.boxes]
+    """Images without any box (background images; fine in moderation). Images without a
+    label file are missing_labels findings, not these."""
+    missing = {p.path for p in ds.problems if p.check == "missing_labels"}
+    found = [
+        Finding(r.path, "no boxes")
+        for r in ds.index.records
+        if not r.boxes and r.path not in missing
+    ]
     return Outcome(found, len(found))
 
 
@@ -139,6 +171,14 @@ CHECKS = [
         unseen_labels,
     ),
     Check("boxes", lambda s: 0, limit_rule("invalid boxes"), boxes, tasks=_DETECTION),
+    Check(
+        "missing_labels",
+        lambda s: s.data.quality.missing_labels,
+        limit_rule("images without a label file"),
+        missing_labels,
+        tasks=_DETECTION,
+        formats=frozenset({"yolo"}),
+    ),
     Check(
         "no_boxes", lambda s: None, limit_rule("images without boxes"), no_boxes, tasks=_DETECTION
     ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,9 @@ def _records(
         if isinstance(box, str):
             problems.append(problem(f"{where}#annotations[{n}]", box))
         elif box is not None:
-            boxes.setdefault(ann["image_id"], []).append(box)
+            boxes.setdefault(ann["image_id"], []).append(
+                replace(box, source=f"{where}#annotations[{n}]")
+            )
     out: list[Record] = []
     resolved_root = root.resolve()
     for n, item in enumerate(doc["images"]):

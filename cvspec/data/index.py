@@ -27,6 +27,8 @@ class Box:
     cy: float
     w: float
     h: float
+    # where it was read, for messages: 'labels/train/x.txt:3', 'train.json#annotations[7]'
+    source: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,8 @@ class Facts(Protocol):
 
 
 class Problem(NamedTuple):
-    """A reader finding: the check it fails ('layout' or 'classes'), the file (or line), why."""
+    """A reader finding: the check it fails ('layout', 'classes' or 'missing_labels'), the file
+    (or line), why."""
 
     check: str
     path: str

@@ -1,8 +1,9 @@
-"""Perceptual hashes and their near-duplicate groups, found by multi-index hashing (not n^2)."""
+"""Perceptual hashes and the nearest near-duplicate of each, by multi-index hashing (not n^2)."""
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator, Sequence
 from functools import cache
 from typing import Any
 
@@ -108,16 +109,75 @@ def _flips(bits: int, radius: int) -> Any:
     return np.asarray(masks, dtype=np.uint64)
 
 
-def near_groups(hashes: Any, distance: int) -> Any:
-    """Group label per hash (the smallest index in its group): hashes within `distance` bits
-    are joined, transitively. Memory and time grow with the matches, not with n^2."""
+def nearest_lower(hashes: Any, rankings: Sequence[Any], distance: int) -> list[tuple[Any, Any]]:
+    """For each ranking of the hashes, each hash's nearest hash of a lower rank at most
+    `distance` bits away: (index, bits) arrays, index -1 where there is none. Ties go to the
+    lower rank, then the lower index.
+
+    Ranks that are the positions (0, 1, 2, ...) give each hash its nearest earlier one. Only
+    pairs of hashes that close are ever compared, once for all the rankings: time and memory
+    grow with them, not with n^2.
+    """
     import numpy as np
 
     hashes = np.asarray(hashes, dtype=np.uint64)
     unique, inverse = np.unique(hashes, return_inverse=True)
-    n = unique.size
-    parent = np.arange(n)
-    chunks, radius = _plan(distance, n)
+    lower = [_Lower(np.asarray(r, dtype=np.int64), inverse.ravel(), unique.size) for r in rankings]
+    for left, right, apart in _close_pairs(unique, distance):
+        for each in lower:
+            each.update(left, right, apart)
+    return [each.result() for each in lower]
+
+
+class _Lower:
+    """nearest_lower for one ranking, pair batch by pair batch. A candidate is the key
+    bits * size + its place in (rank, index) order, so the smallest key is the nearest."""
+
+    def __init__(self, ranks: Any, inverse: Any, distinct: int) -> None:
+        import numpy as np
+
+        size = self.size = ranks.size
+        self.ranks, self.inverse = ranks, inverse
+        self.order = np.lexsort((np.arange(size), ranks))
+        place = np.empty(size, dtype=np.int64)
+        place[self.order] = np.arange(size)
+        self.head = np.full(distinct, size, dtype=np.int64)  # place of each distinct hash's first
+        np.minimum.at(self.head, inverse, place)
+        self.head_rank = ranks[self.order[self.head]]
+        self.none = (HASH_BITS + 1) * size
+        # best[u]: the nearest other hash whose first ranks below u's first (what u's first sees)
+        self.best = np.full(distinct, self.none, dtype=np.int64)
+
+    def update(self, left: Any, right: Any, apart: Any) -> None:
+        """Take in a batch of close pairs of distinct hashes."""
+        import numpy as np
+
+        for a, b in ((left, right), (right, left)):
+            lower = self.head_rank[b] < self.head_rank[a]
+            np.minimum.at(self.best, a[lower], apart[lower] * self.size + self.head[b[lower]])
+
+    def result(self) -> tuple[Any, Any]:
+        """(index, bits) of each hash's nearest of a lower rank; index -1 where none."""
+        import numpy as np
+
+        u = self.inverse
+        # an image ranked above the first of its own hash matches that first, 0 bits apart
+        key = np.where(self.head_rank[u] < self.ranks, self.head[u], self.best[u])
+        found, bits = np.full(self.size, -1, dtype=np.int64), np.zeros(self.size, dtype=np.int64)
+        has = key < self.none
+        found[has] = self.order[key[has] % self.size]
+        bits[has] = key[has] // self.size
+        return found, bits
+
+
+def _close_pairs(unique: Any, distance: int) -> Iterator[tuple[Any, Any, Any]]:
+    """Batches of pairs (i < j) of the distinct `unique` hashes at most `distance` bits apart,
+    with their distance; a pair may come in more than one batch."""
+    import numpy as np
+
+    if unique.size < 2:
+        return  # nothing to pair (and _plan, costing nothing, would pick every 6-bit flip)
+    chunks, radius = _plan(distance, unique.size)
     bits = HASH_BITS // chunks
     mask = np.uint64((1 << bits) - 1) if bits < 64 else np.uint64(2**64 - 1)
     flips = _flips(bits, radius)
@@ -125,14 +185,9 @@ def near_groups(hashes: Any, distance: int) -> Any:
         keys = (unique >> np.uint64(chunk * bits)) & mask
         table = _Table(keys, bits)
         for flip in flips:
-            left, right = _matches(keys ^ flip, table, unique, distance)
+            left, right, apart = _matches(keys ^ flip, table, unique, distance)
             if left.size:
-                _union(parent, left, right)
-    roots = _resolve(parent)
-    # label = the smallest original index whose hash is in the group
-    first = np.full(n, hashes.size, dtype=np.int64)
-    np.minimum.at(first, roots[inverse], np.arange(hashes.size))
-    return first[roots[inverse]]
+                yield left, right, apart
 
 
 class _Table:
@@ -163,7 +218,8 @@ class _Table:
 
 
 def _matches(queries: Any, table: _Table, unique: Any, distance: int) -> Any:
-    """Pairs (i < j) of unique hashes whose chunk equals a query and whose full hash is close."""
+    """Pairs (i < j) of unique hashes whose chunk equals a query and whose full hash is close,
+    with their distance."""
     import numpy as np
 
     lo, hi = table.ranges(queries)
@@ -171,35 +227,12 @@ def _matches(queries: Any, table: _Table, unique: Any, distance: int) -> Any:
     total = int(counts.sum())
     if total == 0:
         empty = np.empty(0, dtype=np.int64)
-        return empty, empty
+        return empty, empty, empty
     left = np.repeat(np.arange(queries.size), counts)
     starts = np.repeat(lo - np.cumsum(counts) + counts, counts)
     right = table.order[starts + np.arange(total)]
     keep = left < right
     left, right = left[keep], right[keep]
-    close = popcount(unique[left] ^ unique[right]) <= distance
-    return left[close], right[close]
-
-
-def _union(parent: Any, left: Any, right: Any) -> None:
-    """Join the groups of each (left, right) pair: link larger roots to smaller ones."""
-    import numpy as np
-
-    while True:
-        roots = _resolve(parent)
-        a, b = roots[left], roots[right]
-        differ = a != b
-        if not differ.any():
-            return
-        a, b = a[differ], b[differ]
-        np.minimum.at(parent, np.maximum(a, b), np.minimum(a, b))
-        left, right = a, b
-
-
-def _resolve(parent: Any) -> Any:
-    """Point every node at its root (pointer jumping), in place; returns parent."""
-    while True:
-        grand = parent[parent]
-        if (grand == parent).all():
-            return parent
-        parent[:] = grand
+    apart = popcount(unique[left] ^ unique[right]).astype(np.int64)
+    close = apart <= distance
+    return left[close], right[close], apart[close]

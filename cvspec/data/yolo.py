@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,8 @@ def label_path(image: Path, root: Path) -> Path:
 
 
 def read_yolo(data: Any, root: Path) -> Layout:
-    """Boxes per image from its label file; a missing label file means an image without boxes."""
+    """Boxes per image from its label file. An empty label file marks a background image; a
+    missing one is a 'missing_labels' problem (the image has no boxes, as ultralytics reads it)."""
     folders = split_folders(data.splits, root)
     if folders == {"": ""}:
         folders = {"": "images"}
@@ -36,7 +39,13 @@ def read_yolo(data: Any, root: Path) -> Layout:
             rel = image.relative_to(root).as_posix()
             labels = label_path(image, root)
             used_labels.add(labels)
-            boxes = _read_labels(labels, root, problems) if labels.is_file() else ()
+            boxes: tuple[Box, ...] = ()
+            if labels.is_file():
+                boxes = _read_labels(labels, root, problems)
+            else:
+                where = labels.relative_to(root).as_posix()
+                why = f"no label file {where} (an empty one marks a background image)"
+                problems.append(problem(rel, why, "missing_labels"))
             entries.append(Record(rel, split_of(split, rel, data.splits), boxes=boxes))
     for folder in folders.values():
         label_folder = label_path(root / folder / "x.jpg", root).parent
@@ -60,10 +69,18 @@ def parse_line(line: str) -> Box | str:
     except ValueError:
         return f"not numbers: {line.strip()!r}; {usage}"
     if len(values) == 4:
-        return Box(cls, *values)
-    xs, ys = values[0::2], values[1::2]
-    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+        cx, cy, w, h = values
+        return Box(cls, cx, cy, w, h)
+    (x0, x1), (y0, y1) = _span(values[0::2]), _span(values[1::2])
     return Box(cls, (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0)
+
+
+def _span(values: list[float]) -> tuple[float, float]:
+    """Lowest and highest polygon coordinate; nan when one is nan (min and max may drop it),
+    so the boxes check still sees it."""
+    if any(math.isnan(v) for v in values):
+        return math.nan, math.nan
+    return min(values), max(values)
 
 
 def _read_labels(path: Path, root: Path, problems: list[Problem]) -> tuple[Box, ...]:
@@ -81,7 +98,7 @@ def _read_labels(path: Path, root: Path, problems: list[Problem]) -> tuple[Box, 
         if isinstance(parsed, str):
             problems.append(problem(f"{rel}:{number}", parsed))
         else:
-            boxes.append(parsed)
+            boxes.append(replace(parsed, source=f"{rel}:{number}"))
     return tuple(boxes)
 
 

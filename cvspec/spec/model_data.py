@@ -82,6 +82,19 @@ class Quality(StrictModel):
     )
 
 
+class DetectionQuality(Quality):
+    """Data quality checks of a detection dataset: those of every dataset, and label files."""
+
+    missing_labels: int | None = Field(
+        0,
+        ge=0,
+        description=(
+            "YOLO: most images without a label file (an empty one marks a background image); "
+            "null: reported only."
+        ),
+    )
+
+
 class DataBase(StrictModel):
     """The dataset: location, format, classes, splits, versioning, checks and augmentation."""
 
@@ -116,4 +129,7 @@ class DetectionData(DataBase):
 
     format: Literal["yolo", "coco"] = Field(
         "yolo", description="On-disk layout: yolo (images/ + labels/*.txt) or coco (json)."
+    )
+    quality: DetectionQuality = Field(
+        default_factory=DetectionQuality, description="Data quality checks."
     )
