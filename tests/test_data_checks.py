@@ -298,7 +298,7 @@ def test_a_missing_label_file_is_not_a_background_image(tmp_path: Path) -> None:
         "data/labels/val/v.txt": "1 0.5 0.5 0.4 0.4\n",
     }
     why = "no label file labels/train/gone.txt (an empty one marks a background image)"
-    for limit, status in (("", "fail"), ("1", "pass"), ("null", "info")):
+    for limit, status in (("", "info"), ("0", "fail"), ("1", "pass"), ("null", "info")):
         quality = f"  quality: {{missing_labels: {limit}}}\nmodel:" if limit else "model:"
         spec = DETECTION.replace("model:", quality)
         results = check_all(tmp_path / (limit or "default"), {**img, **labels}, spec)

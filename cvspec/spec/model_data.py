@@ -86,7 +86,7 @@ class DetectionQuality(Quality):
     """Data quality checks of a detection dataset: those of every dataset, and label files."""
 
     missing_labels: int | None = Field(
-        0,
+        None,  # ultralytics reads a missing label file as a background image: not an error
         ge=0,
         description=(
             "YOLO: most images without a label file (an empty one marks a background image); "
