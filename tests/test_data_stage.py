@@ -50,6 +50,30 @@ def test_clean_dataset_passes_and_writes_the_report(tmp_path: Path) -> None:
     assert json.loads((out / "report.json").read_text()) == report  # no clock in the report
 
 
+def test_the_report_says_which_data_it_describes(tmp_path: Path) -> None:
+    """A fingerprint of the exact images and labels, and the .dvc file versioning them."""
+    spec = CLASSIFICATION.replace("  splits:", "  versioning: dvc\n  splits:")
+    root = project(tmp_path, spec, "planted.yaml", clean_tree())
+    report = root / "runs/planted/data/report.json"
+
+    def dataset() -> Any:
+        result = cvspec("run", "specs/planted.yaml", "--stage", "data", cwd=root)
+        assert result.code == 0, result.err
+        return result.err, json.loads(report.read_text())["dataset"]
+
+    said, first = dataset()
+    assert len(first["fingerprint"]) == 64 and first["dvc"] is None
+    assert "warning: data.versioning is dvc, but data is not tracked by DVC yet: run " in said
+    assert "`dvc add data`" in said
+    (root / "data.dvc").write_text("outs:\n- md5: 0123abcd.dir\n  path: data\n")
+    said, tracked = dataset()
+    assert "warning" not in said
+    assert tracked == {**first, "dvc": {"file": "data.dvc", "md5": "0123abcd.dir"}}
+    moved = root / "data/train/cat/s00.png"  # the same bytes under another label
+    moved.rename(root / "data/train/dog/s00.png")
+    assert dataset()[1]["fingerprint"] != first["fingerprint"]
+
+
 def test_stats_json_is_the_drift_baseline_of_the_train_split(tmp_path: Path) -> None:
     root = checked_project(tmp_path)
     assert cvspec("run", "specs/planted.yaml", "--stage", "data", cwd=root).code == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shlex
 import shutil
@@ -158,7 +159,12 @@ def test_dvc_repro_runs_the_pipeline_then_skips_every_stage(tmp_path: Path) -> N
     first = run(root, dvc, "repro", *targets)
     for stage in stages:
         assert f"Running stage 'generated/tiny/dvc.yaml:{stage}'" in first
-    assert (root / "runs/tiny/data/report.json").is_file()
+    dataset = json.loads((root / "runs/tiny/data/report.json").read_text())["dataset"]
+    md5 = YAML(typ="safe").load((root / "data.dvc").read_text())["outs"][0]["md5"]
+    assert dataset["dvc"] == {"file": "data.dvc", "md5": md5}
+    if "evaluate" in stages:  # the model card names the data version it was evaluated on
+        card = (root / "runs/tiny/evaluate/MODEL_CARD.md").read_text()
+        assert f"- Version: fingerprint `{dataset['fingerprint'][:16]}`; `data.dvc` md5 " in card
     assert (root / "generated/tiny/dvc.lock").is_file()
     second = run(root, dvc, "repro", *targets)
     assert "Running stage" not in second

@@ -44,12 +44,23 @@ def drift_baseline(ds: Dataset) -> dict[str, dict[str, float]]:
     }
 
 
-def report_data(ds: Dataset, results: Sequence[CheckResult], data_path: str) -> dict[str, Any]:
-    """Everything report.json holds; no clock, so an unchanged dataset gives the same bytes."""
+def report_data(
+    ds: Dataset,
+    results: Sequence[CheckResult],
+    data_path: str,
+    dvc: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Everything report.json holds; no clock, so an unchanged dataset gives the same bytes.
+
+    `dataset` says which data this is: the fingerprint of its images and labels, and the
+    `.dvc` file (with its md5) that versions it, when there is one."""
+    from cvspec.data.version import fingerprint
+
     records = ds.index.records
     return {
         "project": ds.spec.project.name,
         "data": data_path,
+        "dataset": {"fingerprint": fingerprint(records), "dvc": dvc},
         "format": ds.index.format,
         "classes": list(ds.index.classes),
         "images": {
@@ -150,10 +161,14 @@ def class_histogram(counts: dict[str, dict[str, int]], classes: Sequence[str], p
 
 
 def write_report(
-    folder: Path, ds: Dataset, results: Sequence[CheckResult], data_path: str
+    folder: Path,
+    ds: Dataset,
+    results: Sequence[CheckResult],
+    data_path: str,
+    dvc: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write report.json, report.md, class_histogram.png and stats.json into folder."""
-    report = report_data(ds, results, data_path)
+    report = report_data(ds, results, data_path, dvc)
     folder.mkdir(parents=True, exist_ok=True)
     write_text(folder / "report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
     write_text(folder / "report.md", report_markdown(report))

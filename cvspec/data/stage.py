@@ -51,7 +51,7 @@ def run(ctx: RunContext) -> StageResult:
     results = run_checks(ds)
     folder = ctx.stage_dir("data")
     data_path = os.path.relpath(ctx.data_root, ctx.root).replace(os.sep, "/")
-    write_report(folder, ds, results, data_path)
+    write_report(folder, ds, results, data_path, _dvc(ctx, data_path, console))
     print_table(console, summary_table(results))
     failed = [r.name for r in results if r.status == "fail"]
     where = os.path.relpath(folder / "report.md", ctx.root)
@@ -63,6 +63,25 @@ def run(ctx: RunContext) -> StageResult:
         return StageResult(False, f"{images}; failed: {', '.join(failed)} (see {where})")
     gated = sum(r.status == "pass" for r in results)
     return StageResult(True, f"{images}; {gated} checks pass (report: {where})")
+
+
+def _dvc(ctx: RunContext, data_path: str, console: Any) -> dict[str, Any] | None:
+    """The .dvc file versioning the data (and its md5) when the spec says DVC versions it;
+    a warning when it does not exist yet (CI's `dvc pull` needs it)."""
+    from cvspec.data.version import dvc_file, dvc_md5
+    from cvspec.train.progress import say
+
+    if ctx.spec.data.versioning != "dvc":
+        return None
+    found = dvc_file(ctx.data_root, ctx.root)
+    if found is None:
+        say(
+            console,
+            f"warning: data.versioning is dvc, but {data_path} is not tracked by DVC yet: run "
+            f"`dvc add {data_path}`, commit {data_path}.dvc and `dvc push` (CI runs `dvc pull`)",
+        )
+        return None
+    return {"file": os.path.relpath(found, ctx.root).replace(os.sep, "/"), "md5": dvc_md5(found)}
 
 
 def summary_table(results: list[CheckResult]) -> Any:

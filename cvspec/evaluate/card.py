@@ -51,6 +51,11 @@ def _data(spec: Any, report: dict[str, Any] | None) -> str:
     if report is None:
         lines.append("- No data report: run the data stage for split sizes and quality checks.")
         return "\n".join(lines) + "\n"
+    dataset = report.get("dataset") or {}
+    if dataset.get("fingerprint"):
+        dvc = dataset.get("dvc") or {}
+        tracked = f"; `{dvc['file']}` md5 `{dvc.get('md5')}`" if dvc.get("file") else ""
+        lines.append(f"- Version: fingerprint `{dataset['fingerprint'][:16]}`{tracked}")
     images = report.get("images", {})
     lines.append(
         f"- Images: {images.get('total', '?')} ({images.get('train', '?')} train, "
