@@ -74,6 +74,41 @@ def test_the_report_says_which_data_it_describes(tmp_path: Path) -> None:
     assert dataset()[1]["fingerprint"] != first["fingerprint"]
 
 
+def test_excluded_images_are_left_out_and_stale_patterns_named(tmp_path: Path) -> None:
+    files = clean_tree()
+    files["data/val/dog/copy.png"] = files["data/train/cat/s00.png"]  # a leak, mislabelled
+    root = checked_project(tmp_path, files)
+    dirty = cvspec("run", "specs/planted.yaml", "--stage", "data", cwd=root)
+    assert dirty.code == 1 and "exact_duplicates" in dirty.err and "leakage" in dirty.err
+    spec = root / "specs/planted.yaml"
+    quarantine = '  exclude: [val/dog/copy.png, "old/*"]  # copy.png: a copy of a train cat\n'
+    spec.write_text(spec.read_text().replace("  splits:", quarantine + "  splits:"))
+    clean = cvspec("run", "specs/planted.yaml", "--stage", "data", cwd=root)
+    assert clean.code == 0, clean.err
+    assert "1 image(s) left out by data.exclude" in clean.err
+    assert "warning: data.exclude pattern 'old/*' matches no image: remove it" in clean.err
+    report = json.loads((root / "runs/planted/data/report.json").read_text())
+    assert report["images"]["total"] == 18
+    assert report["excluded"] == {
+        "count": 1,
+        "paths": ["val/dog/copy.png"],
+        "unmatched_patterns": ["old/*"],
+    }
+    md = (root / "runs/planted/data/report.md").read_text()
+    assert "## excluded by data.exclude\n\n- `val/dog/copy.png`\n" in md
+    assert "- pattern `old/*` matches no image: remove it from data.exclude" in md
+
+
+def test_exclude_patterns_name_files_folders_or_shell_patterns() -> None:
+    from cvspec.data.index import is_excluded
+
+    patterns = ["3/0003.png", "raw", "*/tmp_*.png", "val/[ab]?.jpg"]
+    for path in ("3/0003.png", "raw/x.png", "raw/deep/y.png", "cat/tmp_1.png", "val/a1.jpg"):
+        assert is_excluded(path, patterns), path
+    for path in ("3/0003.png.bak", "rawdata/x.png", "3/00031.png", "val/c1.jpg", "x/tmp.png"):
+        assert not is_excluded(path, patterns), path
+
+
 def test_stats_json_is_the_drift_baseline_of_the_train_split(tmp_path: Path) -> None:
     root = checked_project(tmp_path)
     assert cvspec("run", "specs/planted.yaml", "--stage", "data", cwd=root).code == 0

@@ -57,6 +57,7 @@ def test_dvc_yaml_has_the_stage_graph_with_deps_outs_params_metrics(tmp_path: Pa
                     "data.classes",
                     "data.splits",
                     "data.versioning",
+                    "data.exclude",
                     "data.quality",
                 ]
             }
@@ -69,7 +70,17 @@ def test_dvc_yaml_has_the_stage_graph_with_deps_outs_params_metrics(tmp_path: Pa
         "runs/tiny/data/stats.json",
     ]
     assert dvc["stages"]["train"]["params"] == [
-        {params: ["data.format", "data.classes", "data.splits", "data.augment", "model", "train"]}
+        {
+            params: [
+                "data.format",
+                "data.classes",
+                "data.splits",
+                "data.exclude",
+                "data.augment",
+                "model",
+                "train",
+            ]
+        }
     ]
     assert dvc["stages"]["train"]["outs"] == [{"runs/tiny/train": {"persist": True}}]
     assert dvc["stages"]["evaluate"]["deps"] == [

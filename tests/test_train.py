@@ -260,3 +260,17 @@ def test_an_image_whose_pixels_do_not_decode_is_named(tmp_path: Path, workers: i
     assert message.startswith("error: rows/003.png (under ")
     assert "does not decode: OSError: " in message and "--stage data" in message
     assert "Traceback" not in result.err and "internal error" not in result.err
+
+
+@pytest.mark.slow
+def test_an_excluded_image_is_left_out_of_training(tmp_path: Path) -> None:
+    spec = TINY_SPEC.replace("epochs: 2", "epochs: 1").replace(
+        "  splits:", "  exclude: [rows/003.png]  # truncated by a bad copy\n  splits:"
+    )
+    root = tiny_project(tmp_path, spec)
+    bad = root / "data/tiny/rows/003.png"
+    bad.write_bytes(bad.read_bytes()[:80])
+    result = cvspec("run", "specs/tiny.yaml", "--stage", "train", cwd=root, timeout=300)
+    assert result.code == 0, result.err
+    config = (current_run(root) / "config.yaml").read_text()
+    assert "rows/003.png" in config  # the run records what it left out

@@ -107,3 +107,31 @@ def test_a_flat_yolo_dataset_with_ratio_splits_trains(tmp_path: Path) -> None:
         for path in paths:
             assert assign_split(f"images/{Path(path).name}", 7, 0.3, 0.0) == split
     assert json.loads((run / "run.json").read_text())["state"] == "done"
+
+
+def test_excluded_images_never_reach_ultralytics_lists(tmp_path: Path) -> None:
+    """Ultralytics reads folders or lists of images: with data.exclude every split becomes a
+    list without the excluded images, for folder and for ratio splits alike."""
+    from cvspec.data.index import assign_split
+    from cvspec.train.ultra import _with_split_lists
+
+    root = tmp_path / "data"
+    for rel in ("images/train/a.png", "images/train/b.png", "images/val/c.png"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"")  # names only: nothing here decodes an image
+    folders = {"path": str(root), "train": "images/train", "val": "images/val"}
+    kept = _with_split_lists({**folders, "cvspec_exclude": ["images/train/b.png"]}, tmp_path)
+    assert Path(kept["train"]).read_text() == f"{root}/images/train/a.png\n"
+    assert Path(kept["val"]).read_text() == f"{root}/images/val/c.png\n"
+    assert "cvspec_exclude" not in kept
+    assert _with_split_lists(dict(folders), tmp_path) == folders  # nothing to list
+
+    flat = {"path": str(root), "cvspec_ratio_splits": {"val": 0.5, "test": 0.0, "seed": 3}}
+    for name in "defghijk":
+        (root / f"images/{name}.png").write_bytes(b"")
+    ratio = _with_split_lists({**flat, "cvspec_exclude": ["images/train", "images/val"]}, tmp_path)
+    listed = Path(ratio["train"]).read_text().split() + Path(ratio["val"]).read_text().split()
+    assert sorted(Path(p).name for p in listed) == [f"{n}.png" for n in "defghijk"]
+    for split in ("train", "val"):
+        for path in Path(ratio[split]).read_text().split():
+            assert assign_split(f"images/{Path(path).name}", 3, 0.5, 0.0) == split

@@ -54,6 +54,8 @@ class DataIndex:
     classes: tuple[str, ...]
     records: tuple[Record, ...]
     problems: tuple[str, ...] = field(default=())  # reader findings: 'relative/path: why'
+    excluded: tuple[str, ...] = ()  # images data.exclude leaves out
+    unmatched: tuple[str, ...] = ()  # data.exclude patterns that match no image
 
     def split(self, name: str) -> list[Record]:
         """The records of one split, in index order."""
@@ -104,6 +106,8 @@ class Layout:
     classes: tuple[str, ...]
     entries: tuple[Record, ...]  # path, split and labels; file facts not read yet
     problems: tuple[Problem, ...] = ()
+    excluded: tuple[str, ...] = ()  # images data.exclude leaves out
+    unmatched: tuple[str, ...] = ()  # data.exclude patterns that match no image
 
 
 def problem(path: str, message: str, check: str = "layout") -> Problem:
@@ -131,7 +135,72 @@ def read_layout(spec: Any, data_root: Path) -> Layout:
     module, func = READERS[fmt].split(":")
     reader: Callable[[Any, Path], Layout] = getattr(importlib.import_module(module), func)
     layout = reader(spec.data, data_root)
-    return replace(layout, entries=tuple(sorted(layout.entries, key=lambda r: r.path)))
+    layout = replace(layout, entries=tuple(sorted(layout.entries, key=lambda r: r.path)))
+    return without_excluded(layout, tuple(getattr(spec.data, "exclude", ()) or ()))
+
+
+def is_excluded(path: str, patterns: Sequence[str]) -> bool:
+    """True when `path` (relative to the data root, POSIX) matches a data.exclude pattern:
+    the path itself, a folder above it, or a shell-style pattern (`*` also crosses folders)."""
+    return Exclusions(tuple(patterns)).match(path) is not None
+
+
+class Exclusions:
+    """data.exclude compiled once: exact paths and folders by lookup, patterns by one regex."""
+
+    def __init__(self, patterns: tuple[str, ...]) -> None:
+        import fnmatch
+        import re
+
+        self.patterns = patterns
+        self.exact = {p.rstrip("/"): p for p in patterns if not any(c in p for c in "*?[")}
+        globs = [p for p in patterns if p not in self.exact.values()]
+        self.globs = [(p, re.compile(fnmatch.translate(p))) for p in globs]
+        self.any_glob = re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in globs) or "$^")
+
+    def match(self, path: str) -> str | None:
+        """The first pattern that leaves `path` out, or None."""
+        parts = path.split("/")
+        for i in range(len(parts), 0, -1):  # the file, then each folder above it
+            hit = self.exact.get("/".join(parts[:i]))
+            if hit is not None:
+                return hit
+        if self.any_glob.match(path):
+            return next(p for p, rx in self.globs if rx.match(path))
+        return None
+
+
+def without_excluded(layout: Layout, patterns: tuple[str, ...]) -> Layout:
+    """The layout less the images data.exclude leaves out (and the reader problems about them,
+    such as a missing or malformed label file of an excluded image)."""
+    if not patterns:
+        return layout
+    rules = Exclusions(patterns)
+    kept, dropped, used = [], [], set()
+    for entry in layout.entries:
+        hit = rules.match(entry.path)
+        if hit is None:
+            kept.append(entry)
+        else:
+            dropped.append(entry.path)
+            used.add(hit)
+    gone = set(dropped)
+    problems = tuple(
+        p
+        for p in layout.problems
+        if p.path.split(":", 1)[0] not in gone and rules.match(p.path.split(":", 1)[0]) is None
+    )
+    return replace(
+        layout,
+        entries=tuple(kept),
+        problems=problems,
+        excluded=tuple(dropped),
+        unmatched=tuple(
+            p
+            for p in patterns
+            if p not in used and not any(Exclusions((p,)).match(d) for d in dropped)
+        ),
+    )
 
 
 def build_index(spec: Any, data_root: Path) -> DataIndex:
@@ -151,7 +220,15 @@ def with_facts(layout: Layout, data_root: Path, facts: Sequence[Facts]) -> DataI
         for e, f in zip(layout.entries, facts, strict=True)
     )
     problems = tuple(str(p) for p in layout.problems)
-    return DataIndex(data_root, layout.format, layout.classes, records, problems)
+    return DataIndex(
+        data_root,
+        layout.format,
+        layout.classes,
+        records,
+        problems,
+        layout.excluded,
+        layout.unmatched,
+    )
 
 
 def split_folders(splits: Any, root: Path) -> dict[str, str]:

@@ -61,6 +61,11 @@ def report_data(
         "project": ds.spec.project.name,
         "data": data_path,
         "dataset": {"fingerprint": fingerprint(records), "dvc": dvc},
+        "excluded": {
+            "count": len(ds.index.excluded),
+            "paths": list(ds.index.excluded[:MAX_FINDINGS_JSON]),
+            "unmatched_patterns": list(ds.index.unmatched),
+        },
         "format": ds.index.format,
         "classes": list(ds.index.classes),
         "images": {
@@ -123,7 +128,22 @@ def report_markdown(report: dict[str, Any]) -> str:
         if c["findings_count"] > MAX_FINDINGS_MD:
             lines.append(f"- ... {c['findings_count'] - MAX_FINDINGS_MD} more in report.json")
         lines.append("")
+    lines += _excluded_markdown(report.get("excluded") or {})
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _excluded_markdown(excluded: dict[str, Any]) -> list[str]:
+    """What data.exclude left out, and its patterns that match nothing (stale entries)."""
+    count, stale = excluded.get("count", 0), excluded.get("unmatched_patterns", [])
+    if not count and not stale:
+        return []
+    lines = ["## excluded by data.exclude", ""]
+    paths = excluded.get("paths", [])
+    lines += [f"- `{p}`" for p in paths[:MAX_FINDINGS_MD]]
+    if count > min(len(paths), MAX_FINDINGS_MD):
+        lines.append(f"- ... {count - min(len(paths), MAX_FINDINGS_MD)} more")
+    lines += [f"- pattern `{p}` matches no image: remove it from data.exclude" for p in stale]
+    return [*lines, ""]
 
 
 def class_histogram(counts: dict[str, dict[str, int]], classes: Sequence[str], path: Path) -> None:

@@ -94,6 +94,15 @@ PathStr = Annotated[
     str, Pattern(r"^[^\x00-\x1f\x7f]+$", "a non-empty path without control characters", 4096)
 ]
 """A file or directory path, relative to the spec file unless absolute."""
+DataPattern = Annotated[
+    str,
+    Pattern(
+        r"^(?!/)(?!.*(?:^|/)\.\.(?:/|$))[^\x00-\x1f\x7f]+$",
+        "a path or pattern inside data.path, like '3/0003.png' or 'raw/*.tif'",
+        4096,
+    ),
+]
+"""A file path or shell-style pattern relative to data.path (`*` also crosses folders)."""
 Text = Annotated[
     str, Pattern(r"^[^\x00-\x08\x0b-\x1f\x7f]*$", "text without control characters", 2000)
 ]

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 from pydantic import Discriminator, Field, Tag
 
 from cvspec.spec.model_augment import AugmentStep
-from cvspec.spec.model_base import ClassName, PathStr, Probability, StrictModel
+from cvspec.spec.model_base import ClassName, DataPattern, PathStr, Probability, StrictModel
 
 
 class RatioSplits(StrictModel):
@@ -108,6 +108,11 @@ class DataBase(StrictModel):
         description="Ratios {val, test, seed} of one dataset, or directories {train, val, test}.",
     )
     versioning: Literal["dvc", "none"] = Field("none", description="How the dataset is versioned.")
+    exclude: list[DataPattern] = Field(
+        default_factory=list,
+        description="Files left out of the dataset (a quarantine): paths or shell-style patterns "
+        "relative to data.path; they are neither checked, trained on nor evaluated.",
+    )
     quality: Quality = Field(default_factory=Quality, description="Data quality checks.")
     augment: list[AugmentStep] = Field(
         default_factory=list,

@@ -66,11 +66,14 @@ def settings(cfg: Any) -> Settings:
         threads = train.pop("threads", None)
         arch = f"{model.pop('library')}/{model.pop('name')}"
         keys = ("format", "classes", "splits", "augment")
+        optional = {k: data[k] for k in ("exclude",) if k in data}
         return Settings(
             project=str(raw["project"]),
             spec_file=str(raw["spec"]),
             data=_check(
-                "data", ClassificationData, {"path": data["root"]} | {k: data[k] for k in keys}
+                "data",
+                ClassificationData,
+                {"path": data["root"]} | {k: data[k] for k in keys} | optional,
             ),
             model=_check("model", ClassificationModel, {"arch": arch, **model}),
             train=_check("train", Train, train),

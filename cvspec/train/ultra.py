@@ -197,26 +197,40 @@ def _data_yaml(path: Path, root: Path) -> dict[str, Any]:
 
 
 def _with_split_lists(data: dict[str, Any], run_path: Path) -> dict[str, Any]:
-    """Ratio splits as ultralytics reads them: one list of image paths per split, written into
-    the run, assigned exactly as the data stage assigns them (a hash of each path)."""
+    """The splits as image lists written into the run, where folders will not do: ratio splits
+    of one images/ folder (assigned exactly as the data stage assigns them, by a hash of each
+    path), and any split when data.exclude leaves images out (ultralytics has no such list)."""
     from cvspec.data.files import list_images
-    from cvspec.data.index import assign_split
-    from cvspec.generate.builtin.train_config import RATIO_SPLITS_KEY
+    from cvspec.data.index import Exclusions, assign_split
+    from cvspec.generate.builtin.train_config import EXCLUDE_KEY, RATIO_SPLITS_KEY
 
     ratio = data.pop(RATIO_SPLITS_KEY, None)
-    if ratio is None:
+    rules = Exclusions(tuple(data.pop(EXCLUDE_KEY, None) or ()))
+    if ratio is None and not rules.patterns:
         return data
     root = Path(data["path"])
     lists: dict[str, list[str]] = {"train": [], "val": [], "test": []}
-    for image in list_images(root / str(ratio.get("images", "images"))):
-        rel = image.relative_to(root).as_posix()
-        split = assign_split(rel, int(ratio["seed"]), float(ratio["val"]), float(ratio["test"]))
-        lists[split].append(str(image))
+    if ratio is not None:
+        folder = root / str(ratio.get("images", "images"))
+        for image in list_images(folder):
+            rel = image.relative_to(root).as_posix()
+            if rules.match(rel) is None:
+                split = assign_split(
+                    rel, int(ratio["seed"]), float(ratio["val"]), float(ratio["test"])
+                )
+                lists[split].append(str(image))
+    else:
+        folder = root
+        for split in lists:
+            if data.get(split):
+                for image in list_images(root / str(data[split])):
+                    if rules.match(image.relative_to(root).as_posix()) is None:
+                        lists[split].append(str(image))
     for split in ("train", "val"):
         if not lists[split]:
             raise UsageError(
-                f"data.splits gives the {split} split no image of {root / 'images'} "
-                f"({sum(map(len, lists.values()))} images in all): add images or change the ratios"
+                f"the {split} split has no image of {folder} ({sum(map(len, lists.values()))} "
+                "images in all, after data.exclude): add images or change data.splits"
             )
     for split, images in lists.items():
         if images:

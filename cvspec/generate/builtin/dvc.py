@@ -13,7 +13,8 @@ from cvspec.run.graph import BY_NAME, STAGES, stage_dir
 
 # The spec keys (in params.yaml) each stage's result depends on: a new quality threshold
 # reruns the data checks, not the training.
-_LABELS = ("data.format", "data.classes", "data.splits")
+# which images, labelled how
+_LABELS = ("data.format", "data.classes", "data.splits", "data.exclude")
 PARAMS = {
     "data": ("data",),  # less data.augment, which only training reads: see _params
     "train": (*_LABELS, "data.augment", "model", "train"),

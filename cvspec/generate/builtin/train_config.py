@@ -78,6 +78,7 @@ class TrainConfigGenerator:
                 "classes": spec.data.classes,
                 "splits": spec.data.splits.model_dump(mode="json"),
                 "augment": [{s.name: s.params.model_dump(mode="json")} for s in spec.data.augment],
+                **({"exclude": list(spec.data.exclude)} if spec.data.exclude else {}),
             },
             "model": {
                 "library": "timm",
@@ -124,6 +125,8 @@ class TrainConfigGenerator:
             }
             dirs = {RATIO_SPLITS_KEY: ratio}
         data_yaml = {"path": root, **dirs, "nc": len(classes), "names": dict(enumerate(classes))}
+        if spec.data.exclude:  # the trainer lists each split's images without them
+            data_yaml[EXCLUDE_KEY] = list(spec.data.exclude)
         yield Artifact("train/data.yaml", NAME, "yaml", data=data_yaml)
         yield Artifact("train/args.yaml", NAME, "yaml", data=ultralytics_args(spec, ctx))
 
@@ -131,6 +134,8 @@ class TrainConfigGenerator:
 # In data.yaml, instead of train/val/test folders: how cvspec splits the images/ folder. The
 # trainer turns it into the image lists ultralytics reads, with the data stage's assignment.
 RATIO_SPLITS_KEY = "cvspec_ratio_splits"
+# In data.yaml: data.exclude, which ultralytics does not know; the trainer applies it.
+EXCLUDE_KEY = "cvspec_exclude"
 
 
 def ultralytics_args(spec: Any, ctx: BuildContext) -> dict[str, Any]:
