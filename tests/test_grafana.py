@@ -150,6 +150,31 @@ def test_dashboard_panels_variables_and_gate_lines(built: Path) -> None:
         assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
 
 
+def test_dashboard_uids_stay_unique_and_within_grafanas_limit(tmp_path: Path) -> None:
+    from cvspec.serve.dashboard import UID_MAX, dashboard_uid
+
+    assert dashboard_uid("demo") == "cvspec-demo"  # short names keep the uid they always had
+    fits = "a" * (UID_MAX - len("cvspec-"))
+    assert dashboard_uid(fits) == f"cvspec-{fits}"
+    names = [
+        "handwritten-digit-classifier-europe-west",
+        "handwritten-digit-classifier-europe-east",
+        "a" * 63,
+        "a" * 62 + "b",
+        fits + "b",
+    ]
+    uids = [dashboard_uid(n) for n in names]
+    assert len(set(uids)) == len(names)
+    assert all(len(u) <= UID_MAX and re.fullmatch(r"[a-z0-9_-]+", u) for u in uids)
+    assert uids[0].startswith("cvspec-handwritten-digit-cla")
+    assert dashboard_uid(names[0]) == uids[0]  # stable from build to build
+    for name in names[:2]:  # the build writes that uid
+        root = project(tmp_path / name, MINIMAL_SPEC.replace("demo", name, 1), f"{name}.yaml")
+        assert cvspec("build", cwd=root).code == 0
+        board = root / f"generated/{name}/monitoring/grafana/dashboards/{name}.json"
+        assert json.loads(board.read_text())["uid"] == dashboard_uid(name)
+
+
 def test_provisioning_finds_the_dashboard_in_compose(built: Path) -> None:
     datasources = load(built / "grafana/provisioning/datasources/prometheus.yml")
     assert datasources["datasources"] == [

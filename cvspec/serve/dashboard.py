@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, NamedTuple
 
 from cvspec.serve import metric_names as m
 from cvspec.serve.alerts import alert_rules
 
 SEL = 'job="$job",instance=~"$instance"'
+UID_MAX = 40  # Grafana's limit on a dashboard uid
 PREDICT = f'{SEL},route="{m.PREDICT_ROUTE}"'
 RATE = "$__rate_interval"
 
@@ -34,6 +36,19 @@ class PanelSpec(NamedTuple):
     min: float | None = None
     max: float | None = None
     instant: bool = False  # one value over the dashboard's range instead of a time series
+
+
+def dashboard_uid(project: str) -> str:
+    """The dashboard's uid: `cvspec-<project>` when it fits Grafana's 40 characters.
+
+    A longer one is cut and ends in a hash of the whole name, so two long names that share
+    their first 24 characters still get two dashboards.
+    """
+    uid = f"cvspec-{project}"
+    if len(uid) <= UID_MAX:
+        return uid
+    digest = hashlib.sha256(project.encode()).hexdigest()[:8]
+    return f"{uid[: UID_MAX - len(digest) - 1]}-{digest}"
 
 
 def _quantile(q: float, metric: str, sel: str) -> str:
