@@ -88,7 +88,8 @@ def panels(spec: Any) -> list[PanelSpec]:
             "timeseries",
             "none",
             ((f"sum by (instance) ({m.QUEUE_DEPTH}{{{SEL}}})", "{{instance}}"),),
-            "Images waiting for a batch.",
+            "Images waiting for a batch; lines: the queue-depth alerts.",
+            lines["queue_depth"],
             width=8,
             height=4,
             min=0,
@@ -112,8 +113,11 @@ def panels(spec: Any) -> list[PanelSpec]:
                     f"sum by (route, status) (rate({m.REQUESTS}{{{SEL}}}[{RATE}]))",
                     "{{route}} {{status}}",
                 ),
+                (requests, f"{m.PREDICT_ROUTE} (all)"),
             ),
-            "Requests per second by route and status.",
+            f"Requests per second by route and status, and of all {m.PREDICT_ROUTE} answers; "
+            "lines: the request-rate alerts.",
+            lines["request_rate"],
             min=0,
         ),
         PanelSpec(
@@ -215,14 +219,16 @@ def panels(spec: Any) -> list[PanelSpec]:
     ]
 
 
+def line_panel(metric: str) -> str:
+    """The panel an alert metric's bounds are drawn on (a key of `_lines`' result)."""
+    if metric.startswith("latency_p"):
+        return "latency"
+    return "drift" if metric.endswith("_drift") else metric
+
+
 def _lines(spec: Any) -> dict[str, tuple[Threshold, ...]]:
     """Threshold lines per panel from the alerts (which carry the gates' values)."""
-    out: dict[str, list[Threshold]] = {
-        "latency": [],
-        "error_rate": [],
-        "mean_confidence": [],
-        "drift": [],
-    }
+    out: dict[str, list[Threshold]] = {line_panel(metric): [] for metric in m.ALERT_METRICS}
     colors = {"page": "red", "ticket": "orange", "info": "blue"}
     for rule in alert_rules(spec):
         for bound in (rule.min, rule.max):
@@ -230,9 +236,6 @@ def _lines(spec: Any) -> dict[str, tuple[Threshold, ...]]:
                 continue
             line = Threshold(bound, colors[rule.severity], f"{rule.name} ({rule.origin})")
             if rule.metric.startswith("latency_p"):
-                out["latency"].append(line._replace(value=bound / 1000))
-            elif rule.metric.endswith("_drift"):
-                out["drift"].append(line)
-            elif rule.metric in out:
-                out[rule.metric].append(line)
+                line = line._replace(value=bound / 1000)  # the panel is in seconds
+            out[line_panel(rule.metric)].append(line)
     return {k: tuple(sorted(v)) for k, v in out.items()}
