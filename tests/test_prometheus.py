@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 from helpers import MINIMAL_SPEC, cvspec, project, tool
 
 MONITORED = (
@@ -181,3 +182,31 @@ evaluate: {gates: {map50: {min: 0.5}, latency_p95_ms: {max: 50}}}
     alerts = [a["alert"] for a in load(out / "rules.yml")["groups"][1]["rules"]]
     assert alerts == ["LatencyP95OutsideGate", "HighErrorRate", "InputDistributionDrift"]
     assert promtool("test", "rules", "rules.test.yml", cwd=out).returncode == 0
+
+
+def test_bounds_near_the_edge_of_reach_still_get_a_firing_case(tmp_path: Path) -> None:
+    spec = MINIMAL_SPEC + (
+        "project: {name: demo, contacts: {slack: '#cv'}}\n"
+        "evaluate: {gates: {latency_p95_ms: {max: 9999}}}\n"  # only +Inf reads above 9750 ms
+        "serve: {max_batch: 16, workers: 2}\n"
+        "monitor:\n"
+        "  alerts:\n"
+        "    - {name: AlmostAllErrors, metric: error_rate, max: 0.999}\n"
+        "    - {name: FullQueues, metric: queue_depth, max: 255}\n"  # 2 workers x 128 images
+        "    - {name: FastP50, metric: latency_p50_ms, min: 0.6}\n"  # the first bucket: 0.5 ms
+        "    - {name: Trickle, metric: request_rate, min: 0.001}\n"
+    )
+    out = build(tmp_path, spec)
+    done = promtool("test", "rules", "rules.test.yml", cwd=out)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_rule_tests_refuse_an_alert_that_cannot_fire(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Validation rejects such bounds (alert-range); reaching here is a bug, not a test."""
+    from cvspec.serve import rule_tests
+    from cvspec.serve.alerts import AlertRule
+
+    never = AlertRule("Errors", "error_rate", None, 5.0, "5m", "page", "s", "monitor.alerts[0]")
+    monkeypatch.setattr(rule_tests, "alert_rules", lambda spec: [never])
+    with pytest.raises(RuntimeError, match="no input series can make Errors fire"):
+        rule_tests.rule_tests(None, "demo", "rules.yml", "specs/demo.yaml")

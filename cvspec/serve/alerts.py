@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, NamedTuple
 
@@ -26,6 +27,15 @@ class AlertRule(NamedTuple):
     severity: str
     summary: str
     origin: str  # the spec key it came from, e.g. evaluate.gates.latency_p95_ms
+    key: tuple[str | int, ...] = ()  # where its min and max are in the spec; (): a default
+
+
+class Reach(NamedTuple):
+    """The values an alert metric can take, as its alert expression reads them."""
+
+    low: float
+    high: float  # math.inf: no ceiling
+    text: str  # what the metric is and its range, for diagnostics
 
 
 def seconds(duration: str) -> float:
@@ -38,6 +48,46 @@ def seconds(duration: str) -> float:
 def number(value: float) -> str:
     """A float as PromQL reads it back exactly ('20.0', '0.2', '1e-05')."""
     return repr(float(value))
+
+
+def reach(metric: str, spec: Any) -> Reach:
+    """The lowest and highest value the server can show for an alert metric.
+
+    A latency quantile comes from the request histogram: a quantile in its first bucket is
+    interpolated from 0 (so it is at least q x 1 ms) and one in +Inf reads as the highest
+    finite bucket (10 s). The queue refuses images beyond its capacity, per worker process.
+    """
+    if metric.startswith("latency_p"):
+        q = metric.removeprefix("latency_").removesuffix("_ms")
+        low = m.LATENCY_QUANTILES[q] * m.LATENCY_BUCKETS[0] * 1000
+        high = m.LATENCY_BUCKETS[-1] * 1000
+        text = (
+            f"the {q} of {m.PREDICT_ROUTE} latency in ms, read from the server's histogram: "
+            f"from {low:g} to {high:g} (its highest finite bucket is {high / 1000:g} s)"
+        )
+        return Reach(low, high, text)
+    if metric == "queue_depth":
+        from pathlib import Path
+
+        from cvspec.serve.config import MIN_QUEUE, QUEUE_BATCHES, ServeConfig
+
+        serve = spec.serve
+        capacity = ServeConfig(Path(), max_batch=serve.max_batch).queue_capacity
+        text = (
+            "the number of images waiting for a batch, from 0 to the queue's capacity: "
+            f"max({MIN_QUEUE}, {QUEUE_BATCHES} x serve.max_batch) = {capacity}"
+        )
+        if serve.workers > 1:
+            text += f" per worker, {capacity * serve.workers} for {serve.workers} workers"
+        return Reach(0, capacity * serve.workers, text)
+    fixed = {
+        "error_rate": (1, f"the share of {m.PREDICT_ROUTE} answers that are 5xx, from 0 to 1"),
+        "mean_confidence": (1, "the mean top-1 confidence, a probability from 0 to 1"),
+        "request_rate": (math.inf, f"{m.PREDICT_ROUTE} requests per second, 0 or more"),
+    }
+    drift = (math.inf, "a shift in training standard deviations, 0 or more")  # the *_drift metrics
+    high, text = fixed.get(metric, drift)
+    return Reach(0, high, text)
 
 
 def metric_expr(metric: str, job: str) -> str:
@@ -107,8 +157,17 @@ def _own(index: int, alert: Any) -> AlertRule:
             f"{where} ({alert.name}): unknown metric '{alert.metric}'; use one of {known}"
         )
     summary = alert.description or f"{alert.metric} is {_bounds_text(alert.min, alert.max)}"
+    key = ("monitor", "alerts", index)
     return AlertRule(
-        alert.name, alert.metric, alert.min, alert.max, alert.for_, alert.severity, summary, where
+        alert.name,
+        alert.metric,
+        alert.min,
+        alert.max,
+        alert.for_,
+        alert.severity,
+        summary,
+        where,
+        key,
     )
 
 
@@ -119,24 +178,30 @@ def _derived(spec: Any) -> list[AlertRule]:
         metric, name = f"latency_{q}_ms", f"Latency{q.upper()}OutsideGate"
         if (gate := getattr(gates, metric, None)) is not None:
             text = f"{q} latency of {m.PREDICT_ROUTE} is {_bounds_text(gate.min, gate.max)} ms"
-            origin = f"evaluate.gates.{metric}"
-            rows.append((name, metric, gate.min, gate.max, "10m", severity, text, origin))
+            origin, key = f"evaluate.gates.{metric}", ("evaluate", "gates", metric)
+            rows.append(
+                AlertRule(name, metric, gate.min, gate.max, "10m", severity, text, origin, key)
+            )
     errors, drift = DEFAULT_ERROR_RATE, DEFAULT_DRIFT
     text = f"more than {errors:.0%} of {m.PREDICT_ROUTE} answers are errors (5xx)"
-    rows.append(("HighErrorRate", "error_rate", None, errors, "5m", "page", text, default))
+    rows.append(AlertRule("HighErrorRate", "error_rate", None, errors, "5m", "page", text, default))
     if spec.task == "classification":
         floor, origin = _confidence_floor(gates)
         text = f"mean top-1 confidence fell below {floor:g}"
         rows.append(
-            ("ConfidenceCollapse", "mean_confidence", floor, None, "15m", "ticket", text, origin)
+            AlertRule(
+                "ConfidenceCollapse", "mean_confidence", floor, None, "15m", "ticket", text, origin
+            )
         )
     text = (
         f"an input statistic moved more than {drift:g} training standard deviations from training"
     )
     rows.append(
-        ("InputDistributionDrift", "input_drift", None, drift, "30m", "ticket", text, default)
+        AlertRule(
+            "InputDistributionDrift", "input_drift", None, drift, "30m", "ticket", text, default
+        )
     )
-    return [AlertRule(*row) for row in rows]
+    return rows
 
 
 def _confidence_floor(gates: Any) -> tuple[float, str]:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from typing import Any
 
 from cvspec.serve import metric_names as m
-from cvspec.serve.alerts import DEFAULT_ORIGIN, AlertRule, alert_rules, seconds
+from cvspec.serve.alerts import DEFAULT_ORIGIN, AlertRule, Reach, alert_rules, reach, seconds
 
 INSTANCE = "server:9090"
 PER_MINUTE = 1000  # requests per minute in synthetic counters: error ratios resolve to 0.001
-_UNIT_INTERVAL = ("error_rate", "mean_confidence")  # metrics that live in [0, 1]
 Series = list[dict[str, str]]
 
 
@@ -21,8 +21,11 @@ def rule_tests(spec: Any, job: str, rule_file: str, spec_file: str) -> dict[str,
     for rule in alert_rules(spec):
         minutes = math.ceil(seconds(rule.for_) / 60) + 20  # past `for` and the 15m windows
         labels = {"job": job, "severity": rule.severity}
+        span = reach(rule.metric, spec)
         for fires in (True, False):
-            series = _series(rule, job, fires, minutes)
+            series = _series(rule, span, job, fires, minutes)
+            if fires and not series:  # validation rejects such bounds (rules.py: alert-range)
+                raise RuntimeError(f"no input series can make {rule.name} fire ({rule.origin})")
             expected: list[dict[str, Any]] = []
             if fires:
                 expected = [
@@ -62,8 +65,8 @@ def _extra_labels(rule: AlertRule) -> dict[str, str]:
     return {"instance": INSTANCE} if rule.metric == "queue_depth" else {}
 
 
-def _series(rule: AlertRule, job: str, fires: bool, minutes: int) -> Series:
-    target = _target(rule, fires)
+def _series(rule: AlertRule, span: Reach, job: str, fires: bool, minutes: int) -> Series:
+    target = _target(rule, span, fires)
     if target is None:
         return []
     if rule.metric.startswith("latency_p"):
@@ -94,20 +97,19 @@ def _one(series: str, start: float, step: float, n: int) -> dict[str, str]:
     return {"series": series, "values": f"{start!r}+{float(step)!r}x{n}"}
 
 
-def _target(rule: AlertRule, fires: bool) -> float | None:
+def _target(rule: AlertRule, span: Reach, fires: bool) -> float | None:
     """A value well inside the bounds (calm), or well outside them (fires); None: impossible."""
-    low, high = rule.min, rule.max
-    top = 1.0 if rule.metric in _UNIT_INTERVAL else math.inf
+    low, high, top = rule.min, rule.max, span.high
     if not fires:
-        lo = max(low, 0.0) if low is not None else 0.0
+        lo = max(low, span.low) if low is not None else span.low
         hi = min(high, top) if high is not None else top
         if lo > hi:
             return None
         return (lo + hi) / 2 if math.isfinite(hi) else (lo * 2 if lo > 0 else 1.0)
     if high is not None and high < top:
         return (high + top) / 2 if math.isfinite(top) else (high * 2 if high > 0 else 1.0)
-    if low is not None and low > 0:
-        return low / 2
+    if low is not None and low > span.low:
+        return (low + span.low) / 2
     return None
 
 
@@ -116,9 +118,10 @@ def _latency(rule: AlertRule, job: str, fires: bool, minutes: int) -> Series:
     q = m.LATENCY_QUANTILES[rule.metric.split("_")[1]]
     ok = _violates(rule) if fires else (lambda v: not _violates(rule)(v))
     bounds = (0.0, *m.LATENCY_BUCKETS)
-    for i in range(1, len(bounds)):
-        lo, hi = bounds[i - 1], bounds[i]
-        if ok((lo + (hi - lo) * q) * 1000):
+    # in a finite bucket the quantile is interpolated; in +Inf it reads as the highest bound
+    reads = [(lo + (hi - lo) * q, hi) for lo, hi in itertools.pairwise(bounds)]
+    for value, hi in [*reads, (m.LATENCY_BUCKETS[-1], math.inf)]:
+        if ok(value * 1000):
             labels = f'job="{job}",instance="{INSTANCE}",route="{m.PREDICT_ROUTE}"'
             name = f"{m.REQUEST_SECONDS}_bucket"
             out = [
