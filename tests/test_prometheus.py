@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from helpers import MINIMAL_SPEC, cvspec, project, tool
 
+HEALTH = ["TargetDown", "TargetMissing", "ModelNotLoaded"]  # every server gets them, as pages
 MONITORED = (
     MINIMAL_SPEC
     + """\
@@ -95,6 +96,13 @@ def test_alerts_come_from_the_spec_and_its_gates(tmp_path: Path) -> None:
             "ticket",
         ),
         "InputDistributionDrift": ('cvspec_input_drift{job="demo"} > 0.5', "30m", "ticket"),
+        "TargetDown": ('up{job="demo"} == 0', "3m", "page"),
+        "TargetMissing": ('absent(up{job="demo"})', "5m", "page"),
+        "ModelNotLoaded": (
+            'up{job="demo"} == 1 unless on (job, instance) cvspec_model_info{job="demo"}',
+            "5m",
+            "page",
+        ),
     }
     assert alerts["LatencyP95OutsideGate"]["annotations"] == {
         "summary": "p95 latency of /predict is above 20 ms",
@@ -136,6 +144,34 @@ def test_a_wrong_threshold_fails_the_rule_tests(tmp_path: Path) -> None:
     assert "LatencyP95OutsideGate fires" in done.stdout + done.stderr
 
 
+def test_a_dead_missing_or_modelless_server_pages(tmp_path: Path) -> None:
+    out = build(tmp_path, MONITORED)
+    cases = {
+        t["name"]: {s["series"]: s["values"].split("+")[0] for s in t["input_series"]}
+        for t in load(out / "rules.test.yml")["tests"]
+    }
+    up = 'up{job="demo",instance="server:9090"}'
+    assert cases["TargetDown fires"] == {up: "0"} and cases["TargetDown stays quiet"] == {up: "1"}
+    assert cases["TargetMissing fires"] == {'up{job="other",instance="server:9090"}': "1"}
+    assert cases["TargetMissing stays quiet"] == {up: "1"}
+    assert cases["ModelNotLoaded fires"] == {up: "1"}  # scraped, but no cvspec_model_info
+    info = (
+        'cvspec_model_info{job="demo",instance="server:9090",name="demo",version="0",'
+        'task="classification"}'
+    )
+    assert cases["ModelNotLoaded stays quiet"] == {up: "1", info: "1"}
+    rules = out / "rules.yml"
+    text = rules.read_text()
+    for right, wrong in (  # the rule tests catch each mistake
+        ('up{job="demo"} == 0', 'up{job="demo"} == 1'),
+        ('absent(up{job="demo"})', "absent(up)"),
+        ('cvspec_model_info{job="demo"}', 'cvspec_model_info{job="other"}'),
+    ):
+        rules.write_text(text.replace(right, wrong))
+        done = promtool("test", "rules", "rules.test.yml", cwd=out)
+        assert done.returncode == 1, wrong
+
+
 def test_a_spec_alert_replaces_the_derived_one_on_its_metric(tmp_path: Path) -> None:
     spec = MINIMAL_SPEC + (
         "evaluate: {gates: {latency_p95_ms: {max: 20}}}\n"
@@ -149,6 +185,7 @@ def test_a_spec_alert_replaces_the_derived_one_on_its_metric(tmp_path: Path) -> 
         "HighErrorRate",
         "ConfidenceCollapse",
         "InputDistributionDrift",
+        *HEALTH,
     ]
     assert alerts[2]["expr"].endswith("< 0.5")  # no accuracy gate: the default floor
     assert promtool("test", "rules", "rules.test.yml", cwd=out).returncode == 0
@@ -180,7 +217,7 @@ evaluate: {gates: {map50: {min: 0.5}, latency_p95_ms: {max: 50}}}
 """
     out = build(tmp_path, spec)
     alerts = [a["alert"] for a in load(out / "rules.yml")["groups"][1]["rules"]]
-    assert alerts == ["LatencyP95OutsideGate", "HighErrorRate", "InputDistributionDrift"]
+    assert alerts == ["LatencyP95OutsideGate", "HighErrorRate", "InputDistributionDrift", *HEALTH]
     assert promtool("test", "rules", "rules.test.yml", cwd=out).returncode == 0
 
 

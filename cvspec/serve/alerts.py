@@ -13,6 +13,8 @@ DEFAULT_ERROR_RATE = 0.05  # share of /predict answers that are 5xx
 DEFAULT_DRIFT = 0.5  # shift of a live mean, in training standard deviations ("medium" effect)
 DEFAULT_CONFIDENCE = 0.5  # mean top-1 confidence floor when no accuracy gate says more
 DEFAULT_ORIGIN = "cvspec default"  # the origin of an alert no spec key asked for
+# Alerts on the server itself rather than on a value's bounds (their AlertRule.metric).
+HEALTH = ("target_down", "target_missing", "model_not_loaded")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 
 
@@ -108,8 +110,26 @@ def metric_expr(metric: str, job: str) -> str:
     return f"{simple[metric]}{{{sel}}}"
 
 
+def health_expr(kind: str, job: str) -> str:
+    """The condition of a HEALTH alert: the target fails its scrapes, is gone, or has no model.
+
+    A server whose model failed to load still answers /metrics (and /health with 503) but never
+    sets cvspec_model_info; a dead one leaves only Prometheus' `up` at 0.
+    """
+    sel = f'job="{job}"'
+    up = f"{m.UP}{{{sel}}}"
+    conditions = {
+        "target_down": f"{up} == 0",
+        "target_missing": f"absent({up})",
+        "model_not_loaded": f"{up} == 1 unless on (job, instance) {m.MODEL_INFO}{{{sel}}}",
+    }
+    return conditions[kind]
+
+
 def alert_expr(rule: AlertRule, job: str) -> str:
-    """The alert condition: the metric outside [min, max]."""
+    """The alert condition: the metric outside [min, max] (or a HEALTH condition)."""
+    if rule.metric in HEALTH:
+        return health_expr(rule.metric, job)
     expr = metric_expr(rule.metric, job)
     low = f"{expr} < {number(rule.min)}" if rule.min is not None else None
     high = f"{expr} > {number(rule.max)}" if rule.max is not None else None
@@ -172,7 +192,7 @@ def _own(index: int, alert: Any) -> AlertRule:
 
 
 def _derived(spec: Any) -> list[AlertRule]:
-    """The alerts the gates imply, then the defaults every server gets (errors, drift)."""
+    """The alerts the gates imply, then the defaults every server gets (errors, drift, health)."""
     gates, rows, default = spec.evaluate.gates, [], DEFAULT_ORIGIN
     for q, severity in (("p50", "ticket"), ("p95", "page")):
         metric, name = f"latency_{q}_ms", f"Latency{q.upper()}OutsideGate"
@@ -201,6 +221,21 @@ def _derived(spec: Any) -> list[AlertRule]:
             "InputDistributionDrift", "input_drift", None, drift, "30m", "ticket", text, default
         )
     )
+    health = [
+        (
+            "TargetDown",
+            "3m",
+            "Prometheus cannot scrape the model server: it is down or unreachable",
+        ),
+        ("TargetMissing", "5m", "Prometheus has no model server to scrape: its target is gone"),
+        (
+            "ModelNotLoaded",
+            "5m",
+            "the model server runs without a model: it failed to load (/health answers 503)",
+        ),
+    ]
+    for (name, for_, text), kind in zip(health, HEALTH, strict=True):
+        rows.append(AlertRule(name, kind, None, None, for_, "page", text, default))
     return rows
 
 

@@ -8,7 +8,15 @@ from collections.abc import Callable
 from typing import Any
 
 from cvspec.serve import metric_names as m
-from cvspec.serve.alerts import DEFAULT_ORIGIN, AlertRule, Reach, alert_rules, reach, seconds
+from cvspec.serve.alerts import (
+    DEFAULT_ORIGIN,
+    HEALTH,
+    AlertRule,
+    Reach,
+    alert_rules,
+    reach,
+    seconds,
+)
 
 INSTANCE = "server:9090"
 PER_MINUTE = 1000  # requests per minute in synthetic counters: error ratios resolve to 0.001
@@ -21,9 +29,8 @@ def rule_tests(spec: Any, job: str, rule_file: str, spec_file: str) -> dict[str,
     for rule in alert_rules(spec):
         minutes = math.ceil(seconds(rule.for_) / 60) + 20  # past `for` and the 15m windows
         labels = {"job": job, "severity": rule.severity}
-        span = reach(rule.metric, spec)
         for fires in (True, False):
-            series = _series(rule, span, job, fires, minutes)
+            series = _series(rule, spec, job, fires, minutes)
             if fires and not series:  # validation rejects such bounds (rules.py: alert-range)
                 raise RuntimeError(f"no input series can make {rule.name} fire ({rule.origin})")
             expected: list[dict[str, Any]] = []
@@ -59,14 +66,18 @@ def alert_annotations(rule: AlertRule, spec_file: str, rendered: bool = False) -
 
 
 def _extra_labels(rule: AlertRule) -> dict[str, str]:
+    if rule.metric in HEALTH:
+        return {} if rule.metric == "target_missing" else {"instance": INSTANCE}
     if rule.metric.endswith("_drift"):
         stat = "brightness" if rule.metric == "input_drift" else rule.metric.removesuffix("_drift")
         return {"instance": INSTANCE, "stat": stat}
     return {"instance": INSTANCE} if rule.metric == "queue_depth" else {}
 
 
-def _series(rule: AlertRule, span: Reach, job: str, fires: bool, minutes: int) -> Series:
-    target = _target(rule, span, fires)
+def _series(rule: AlertRule, spec: Any, job: str, fires: bool, minutes: int) -> Series:
+    if rule.metric in HEALTH:
+        return _health(rule, job, spec.task, fires, minutes + 5)
+    target = _target(rule, reach(rule.metric, spec), fires)
     if target is None:
         return []
     if rule.metric.startswith("latency_p"):
@@ -91,6 +102,17 @@ def _series(rule: AlertRule, span: Reach, job: str, fires: bool, minutes: int) -
         _one(f'{m.REQUESTS}{{{route},status="200"}}', 0, PER_MINUTE - errors, n),
         _one(f'{m.REQUESTS}{{{route},status="500"}}', 0, errors, n),
     ]
+
+
+def _health(rule: AlertRule, job: str, task: str, fires: bool, n: int) -> Series:
+    """A target that is down (or up), gone (or there), up without (or with) its model."""
+    up = f'{m.UP}{{job="{job}",instance="{INSTANCE}"}}'
+    if rule.metric == "target_down":
+        return [_one(up, 0 if fires else 1, 0, n)]
+    if rule.metric == "target_missing":  # another job's target is still scraped
+        return [_one(up.replace(f'job="{job}"', 'job="other"') if fires else up, 1, 0, n)]
+    labels = f'job="{job}",instance="{INSTANCE}",name="{job}",version="0",task="{task}"'
+    return [_one(up, 1, 0, n)] + ([] if fires else [_one(f"{m.MODEL_INFO}{{{labels}}}", 1, 0, n)])
 
 
 def _one(series: str, start: float, step: float, n: int) -> dict[str, str]:
