@@ -104,12 +104,26 @@ def test_alerts_come_from_the_spec_and_its_gates(tmp_path: Path) -> None:
             "page",
         ),
     }
-    assert alerts["LatencyP95OutsideGate"]["annotations"] == {
-        "summary": "p95 latency of /predict is above 20 ms",
-        "source": "specs/demo.yaml: evaluate.gates.latency_p95_ms",
-    }
-    assert alerts["QueueBacklog"]["annotations"]["summary"] == (
+    p95 = alerts["LatencyP95OutsideGate"]["annotations"]
+    assert list(p95) == ["summary", "description", "dashboard", "source"]
+    assert p95["summary"] == "p95 latency of /predict is above 20 ms"
+    assert p95["description"].startswith(
+        'latency_p95_ms is {{ $value | printf "%.5g" }} ms for job demo (alerting above 20). '
+        "Served slower than the gate"  # then what to do
+    )
+    assert p95["dashboard"] == "/d/cvspec-demo"  # the Grafana dashboard's uid
+    assert p95["source"] == "specs/demo.yaml: evaluate.gates.latency_p95_ms"
+    assert alerts["QueueBacklog"]["annotations"]["summary"] == "queue_depth is below 0 or above 40"
+    assert alerts["QueueBacklog"]["annotations"]["description"] == (
+        'queue_depth is {{ $value | printf "%.5g" }} images on {{ $labels.instance }} '
+        "(alerting below 0 or above 40). "
         'queue above {{ "{{" }} 40 }} images: add workers'  # a Go template prints it as written
+    )
+    assert alerts["HighErrorRate"]["annotations"]["description"].startswith(
+        "error_rate is {{ $value | humanizePercentage }} for job demo (alerting above 0.05). "
+    )
+    assert alerts["TargetDown"]["annotations"]["description"].startswith(
+        "Prometheus has failed to scrape {{ $labels.instance }} (job demo) for 3m. "
     )
     records = [r["record"] for r in rules["groups"][0]["rules"]]
     assert records == [
@@ -133,6 +147,33 @@ def test_every_alert_has_a_firing_and_a_quiet_case(tmp_path: Path) -> None:
         expected = case["alert_rule_test"][0]["exp_alerts"]
         assert case["input_series"], case["name"]  # quiet cases carry traffic too
         assert bool(expected) == case["name"].endswith("fires")
+
+
+def test_the_rule_tests_expect_annotations_as_prometheus_renders_them(tmp_path: Path) -> None:
+    out = build(tmp_path, MONITORED)
+    tests = {t["name"]: t for t in load(out / "rules.test.yml")["tests"]}
+
+    def shown(name: str) -> dict[str, str]:
+        alerts = tests[f"{name} fires"]["alert_rule_test"][0]["exp_alerts"]
+        return dict(alerts[0]["exp_annotations"])
+
+    assert shown("QueueBacklog") == {
+        "summary": "queue_depth is below 0 or above 40",
+        "description": "queue_depth is 52 images on server:9090 (alerting below 0 or above 40). "
+        "queue above {{ 40 }} images: add workers",
+        "dashboard": "/d/cvspec-demo",
+        "source": "specs/demo.yaml: monitor.alerts[1]",
+    }
+    assert shown("HighErrorRate")["description"].startswith(
+        "error_rate is 52.5% for job demo (alerting above 0.05). "
+    )
+    assert shown("InputDistributionDrift")["description"].startswith(
+        "input_drift of brightness is 1 training standard deviations on server:9090 "
+    )
+    rules = out / "rules.yml"  # promtool compares them with what Prometheus renders
+    rules.write_text(rules.read_text().replace("humanizePercentage", "humanize"))
+    done = promtool("test", "rules", "rules.test.yml", cwd=out)
+    assert done.returncode == 1 and "HighErrorRate fires" in done.stdout + done.stderr
 
 
 def test_a_wrong_threshold_fails_the_rule_tests(tmp_path: Path) -> None:

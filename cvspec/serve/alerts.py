@@ -30,6 +30,7 @@ class AlertRule(NamedTuple):
     summary: str
     origin: str  # the spec key it came from, e.g. evaluate.gates.latency_p95_ms
     key: tuple[str | int, ...] = ()  # where its min and max are in the spec; (): a default
+    advice: str = ""  # what it means and what to do: the spec's description, or cvspec's
 
 
 class Reach(NamedTuple):
@@ -176,7 +177,7 @@ def _own(index: int, alert: Any) -> AlertRule:
         raise CvspecError(
             f"{where} ({alert.name}): unknown metric '{alert.metric}'; use one of {known}"
         )
-    summary = alert.description or f"{alert.metric} is {_bounds_text(alert.min, alert.max)}"
+    summary = f"{alert.metric} is {bounds_text(alert.min, alert.max)}"
     key = ("monitor", "alerts", index)
     return AlertRule(
         alert.name,
@@ -188,6 +189,7 @@ def _own(index: int, alert: Any) -> AlertRule:
         summary,
         where,
         key,
+        alert.description,
     )
 
 
@@ -197,28 +199,70 @@ def _derived(spec: Any) -> list[AlertRule]:
     for q, severity in (("p50", "ticket"), ("p95", "page")):
         metric, name = f"latency_{q}_ms", f"Latency{q.upper()}OutsideGate"
         if (gate := getattr(gates, metric, None)) is not None:
-            text = f"{q} latency of {m.PREDICT_ROUTE} is {_bounds_text(gate.min, gate.max)} ms"
+            text = f"{q} latency of {m.PREDICT_ROUTE} is {bounds_text(gate.min, gate.max)} ms"
             origin, key = f"evaluate.gates.{metric}", ("evaluate", "gates", metric)
+            advice = (
+                "Served slower than the gate the model passed: on the dashboard, a long queue "
+                "or full batches mean more load than the server takes (add workers or "
+                "replicas); a longer inference time per batch points at the host or the model."
+            )
             rows.append(
-                AlertRule(name, metric, gate.min, gate.max, "10m", severity, text, origin, key)
+                AlertRule(
+                    name, metric, gate.min, gate.max, "10m", severity, text, origin, key, advice
+                )
             )
     errors, drift = DEFAULT_ERROR_RATE, DEFAULT_DRIFT
     text = f"more than {errors:.0%} of {m.PREDICT_ROUTE} answers are errors (5xx)"
-    rows.append(AlertRule("HighErrorRate", "error_rate", None, errors, "5m", "page", text, default))
+    advice = (
+        "Request rate shows which status: 500 is the model itself failing (the server log has "
+        "the traceback), 503 a full queue (add workers or replicas) or a model not loaded."
+    )
+    rows.append(
+        AlertRule(
+            "HighErrorRate", "error_rate", None, errors, "5m", "page", text, default, (), advice
+        )
+    )
     if spec.task == "classification":
         floor, origin = _confidence_floor(gates)
         text = f"mean top-1 confidence fell below {floor:g}"
+        advice = (
+            "The model is unsure of what it sees: check Input drift and the class distribution "
+            "on the dashboard, and whether Model shows the version you meant to deploy."
+        )
         rows.append(
             AlertRule(
-                "ConfidenceCollapse", "mean_confidence", floor, None, "15m", "ticket", text, origin
+                "ConfidenceCollapse",
+                "mean_confidence",
+                floor,
+                None,
+                "15m",
+                "ticket",
+                text,
+                origin,
+                (),
+                advice,
             )
         )
     text = (
         f"an input statistic moved more than {drift:g} training standard deviations from training"
     )
+    advice = (
+        "Live images no longer look like the training data (camera, lighting, resolution, "
+        "or a client sending something else): compare samples with the training set; "
+        "retrain on new data if the change is there to stay."
+    )
     rows.append(
         AlertRule(
-            "InputDistributionDrift", "input_drift", None, drift, "30m", "ticket", text, default
+            "InputDistributionDrift",
+            "input_drift",
+            None,
+            drift,
+            "30m",
+            "ticket",
+            text,
+            default,
+            (),
+            advice,
         )
     )
     health = [
@@ -226,16 +270,26 @@ def _derived(spec: Any) -> list[AlertRule]:
             "TargetDown",
             "3m",
             "Prometheus cannot scrape the model server: it is down or unreachable",
+            "Check that the server's container or process runs (its log says why it stopped) "
+            "and that Prometheus reaches its metrics port.",
         ),
-        ("TargetMissing", "5m", "Prometheus has no model server to scrape: its target is gone"),
+        (
+            "TargetMissing",
+            "5m",
+            "Prometheus has no model server to scrape: its target is gone",
+            "Prometheus' configuration or service discovery lost the server: check "
+            "prometheus.yml and the deployment that should run it.",
+        ),
         (
             "ModelNotLoaded",
             "5m",
             "the model server runs without a model: it failed to load (/health answers 503)",
+            "GET /health names the error and the server log has the traceback: the model "
+            "files may be missing, corrupt or from another export.",
         ),
     ]
-    for (name, for_, text), kind in zip(health, HEALTH, strict=True):
-        rows.append(AlertRule(name, kind, None, None, for_, "page", text, default))
+    for (name, for_, text, advice), kind in zip(health, HEALTH, strict=True):
+        rows.append(AlertRule(name, kind, None, None, for_, "page", text, default, (), advice))
     return rows
 
 
@@ -249,7 +303,8 @@ def _confidence_floor(gates: Any) -> tuple[float, str]:
     return round(max(0.05, accuracy.min - slack), 6), origin
 
 
-def _bounds_text(low: float | None, high: float | None) -> str:
+def bounds_text(low: float | None, high: float | None) -> str:
+    """'below 1 or above 5': where an alert with these bounds fires."""
     parts = [
         f"below {low:g}" if low is not None else "",
         f"above {high:g}" if high is not None else "",
