@@ -103,6 +103,17 @@ def test_amtool_accepts_the_config_and_routes_by_severity(tmp_path: Path) -> Non
     assert jira[0]["project"] == "CV" and config["global"] == {"jira_api_url": JIRA_URL}
 
 
+def test_slack_shows_summary_description_and_dashboard(tmp_path: Path) -> None:
+    slack = next(r for r in load(build(tmp_path, BOTH))["receivers"] if r["name"] == "slack")
+    text = slack["slack_configs"][0]["text"]
+    for annotation in ("summary", "description", "dashboard", "source"):
+        assert f"{{{{ .Annotations.{annotation} }}}}" in text
+    (tmp_path / "none.tmpl").write_text("")
+    glob = f"--template.glob={tmp_path / 'none.tmpl'}"
+    done = amtool("template", "render", glob, f"--template.text={text}")
+    assert done.returncode == 0, done.stdout + done.stderr  # a template Alertmanager parses
+
+
 def test_without_a_jira_url_tickets_go_where_pages_go(tmp_path: Path) -> None:
     spec = MINIMAL_SPEC.replace("{name: demo}", "{name: demo, contacts: {slack: '#cv', jira: CV}}")
     config = load(build(tmp_path, spec))

@@ -110,7 +110,8 @@ def test_every_query_names_only_metrics_a_real_server_exports(built: Path, tmp_p
     used = set().union(*(promql_metrics(q) for q in queries))
     assert used and used <= exported, used - exported
     rule_used = set().union(*(promql_metrics(q) for q in rule_exprs))
-    assert rule_used <= exported | recorded, rule_used - exported - recorded
+    prometheus_own = {"up"}  # Prometheus writes it per target: the rules' target-down alerts
+    assert rule_used <= exported | recorded | prometheus_own, rule_used - exported - recorded
 
 
 def test_dashboard_panels_variables_and_gate_lines(built: Path) -> None:
@@ -144,10 +145,71 @@ def test_dashboard_panels_variables_and_gate_lines(built: Path) -> None:
     assert latency["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"] == {"mode": "line"}
     assert [t["legendFormat"] for t in latency["targets"]] == ["p50", "p95", "p99"]
     assert steps("Error rate") == [(None, "green"), (0.05, "red")]
+    assert steps("Queue depth") == steps("Request rate") == [(None, "green")]  # no such alert
+    assert [t["legendFormat"] for t in panels["Request rate"]["targets"]] == [
+        "{{route}} {{status}}",
+        "/predict (all)",
+    ]
     assert steps("Mean confidence") == [(None, "green"), (0.8, "orange")]  # 0.9 - 0.1
     assert steps("Input drift") == [(None, "green"), (0.2, "orange"), (0.5, "orange")]
     for panel in board["panels"]:
         assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+
+
+def test_every_alert_metric_draws_its_bounds_on_its_panel(tmp_path: Path) -> None:
+    from cvspec.serve.dashboard import panels
+    from cvspec.serve.metric_names import ALERT_METRICS
+    from cvspec.spec import load_spec
+
+    bounds = {  # metric: (bound, value on the panel, panel)
+        "latency_p50_ms": ("max: 150", 0.15, "Latency of /predict"),
+        "latency_p95_ms": ("max: 250", 0.25, "Latency of /predict"),
+        "latency_p99_ms": ("max: 350", 0.35, "Latency of /predict"),
+        "error_rate": ("max: 0.02", 0.02, "Error rate"),
+        "request_rate": ("min: 3", 3, "Request rate"),
+        "mean_confidence": ("min: 0.4", 0.4, "Mean confidence"),
+        "queue_depth": ("max: 48", 48, "Queue depth"),
+        "input_drift": ("max: 0.9", 0.9, "Input drift"),
+        "brightness_drift": ("max: 0.3", 0.3, "Input drift"),
+        "contrast_drift": ("max: 0.4", 0.4, "Input drift"),
+        "width_drift": ("max: 0.6", 0.6, "Input drift"),
+        "height_drift": ("max: 0.7", 0.7, "Input drift"),
+    }
+    assert set(bounds) == set(ALERT_METRICS)
+    alerts = "".join(
+        f"    - {{name: A{i}, metric: {metric}, {bound}, severity: info}}\n"
+        for i, (metric, (bound, _, _)) in enumerate(bounds.items())
+    )
+    root = project(tmp_path, MINIMAL_SPEC + f"monitor:\n  alerts:\n{alerts}")
+    shown = {p.title: p.thresholds for p in panels(load_spec(root / "specs/demo.yaml").spec)}
+    for i, (metric, (_, value, title)) in enumerate(bounds.items()):
+        lines = [t for t in shown[title] if t.origin == f"A{i} (monitor.alerts[{i}])"]
+        assert [(t.value, t.color) for t in lines] == [(value, "blue")], metric
+
+
+def test_dashboard_uids_stay_unique_and_within_grafanas_limit(tmp_path: Path) -> None:
+    from cvspec.serve.dashboard import UID_MAX, dashboard_uid
+
+    assert dashboard_uid("demo") == "cvspec-demo"  # short names keep the uid they always had
+    fits = "a" * (UID_MAX - len("cvspec-"))
+    assert dashboard_uid(fits) == f"cvspec-{fits}"
+    names = [
+        "handwritten-digit-classifier-europe-west",
+        "handwritten-digit-classifier-europe-east",
+        "a" * 63,
+        "a" * 62 + "b",
+        fits + "b",
+    ]
+    uids = [dashboard_uid(n) for n in names]
+    assert len(set(uids)) == len(names)
+    assert all(len(u) <= UID_MAX and re.fullmatch(r"[a-z0-9_-]+", u) for u in uids)
+    assert uids[0].startswith("cvspec-handwritten-digit-cla")
+    assert dashboard_uid(names[0]) == uids[0]  # stable from build to build
+    for name in names[:2]:  # the build writes that uid
+        root = project(tmp_path / name, MINIMAL_SPEC.replace("demo", name, 1), f"{name}.yaml")
+        assert cvspec("build", cwd=root).code == 0
+        board = root / f"generated/{name}/monitoring/grafana/dashboards/{name}.json"
+        assert json.loads(board.read_text())["uid"] == dashboard_uid(name)
 
 
 def test_provisioning_finds_the_dashboard_in_compose(built: Path) -> None:

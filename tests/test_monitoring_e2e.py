@@ -156,3 +156,11 @@ def test_prometheus_sees_what_the_server_did(prometheus: tuple[str, ServerProces
     rules = httpx.get(f"{base}/api/v1/rules").json()["data"]["groups"]
     loaded = {r["name"]: r["health"] for g in rules for r in g["rules"]}
     assert "LatencyP95OutsideGate" in loaded and set(loaded.values()) == {"ok"}
+    # the health alerts: quiet while the server serves its model; TargetDown's once it is gone
+    exprs = {r["name"]: r["query"] for g in rules for r in g["rules"] if r["type"] == "alerting"}
+    for name in ("TargetDown", "TargetMissing", "ModelNotLoaded"):
+        assert query_until(base, exprs[name], lambda r: True) == [], name
+    server.stop()
+    down = query_until(base, exprs["TargetDown"], lambda r: len(r) == 1)
+    assert down[0]["metric"]["instance"] == f"127.0.0.1:{server.metrics_port}"
+    assert query_until(base, exprs["ModelNotLoaded"], lambda r: True) == []  # no page twice

@@ -6,8 +6,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 from helpers import MINIMAL_SPEC, cvspec, project, tool
 
+HEALTH = ["TargetDown", "TargetMissing", "ModelNotLoaded"]  # every server gets them, as pages
 MONITORED = (
     MINIMAL_SPEC
     + """\
@@ -94,13 +96,34 @@ def test_alerts_come_from_the_spec_and_its_gates(tmp_path: Path) -> None:
             "ticket",
         ),
         "InputDistributionDrift": ('cvspec_input_drift{job="demo"} > 0.5', "30m", "ticket"),
+        "TargetDown": ('up{job="demo"} == 0', "3m", "page"),
+        "TargetMissing": ('absent(up{job="demo"})', "5m", "page"),
+        "ModelNotLoaded": (
+            'up{job="demo"} == 1 unless on (job, instance) cvspec_model_info{job="demo"}',
+            "5m",
+            "page",
+        ),
     }
-    assert alerts["LatencyP95OutsideGate"]["annotations"] == {
-        "summary": "p95 latency of /predict is above 20 ms",
-        "source": "specs/demo.yaml: evaluate.gates.latency_p95_ms",
-    }
-    assert alerts["QueueBacklog"]["annotations"]["summary"] == (
+    p95 = alerts["LatencyP95OutsideGate"]["annotations"]
+    assert list(p95) == ["summary", "description", "dashboard", "source"]
+    assert p95["summary"] == "p95 latency of /predict is above 20 ms"
+    assert p95["description"].startswith(
+        'latency_p95_ms is {{ $value | printf "%.5g" }} ms for job demo (alerting above 20). '
+        "Served slower than the gate"  # then what to do
+    )
+    assert p95["dashboard"] == "/d/cvspec-demo"  # the Grafana dashboard's uid
+    assert p95["source"] == "specs/demo.yaml: evaluate.gates.latency_p95_ms"
+    assert alerts["QueueBacklog"]["annotations"]["summary"] == "queue_depth is below 0 or above 40"
+    assert alerts["QueueBacklog"]["annotations"]["description"] == (
+        'queue_depth is {{ $value | printf "%.5g" }} images on {{ $labels.instance }} '
+        "(alerting below 0 or above 40). "
         'queue above {{ "{{" }} 40 }} images: add workers'  # a Go template prints it as written
+    )
+    assert alerts["HighErrorRate"]["annotations"]["description"].startswith(
+        "error_rate is {{ $value | humanizePercentage }} for job demo (alerting above 0.05). "
+    )
+    assert alerts["TargetDown"]["annotations"]["description"].startswith(
+        "Prometheus has failed to scrape {{ $labels.instance }} (job demo) for 3m. "
     )
     records = [r["record"] for r in rules["groups"][0]["rules"]]
     assert records == [
@@ -126,6 +149,33 @@ def test_every_alert_has_a_firing_and_a_quiet_case(tmp_path: Path) -> None:
         assert bool(expected) == case["name"].endswith("fires")
 
 
+def test_the_rule_tests_expect_annotations_as_prometheus_renders_them(tmp_path: Path) -> None:
+    out = build(tmp_path, MONITORED)
+    tests = {t["name"]: t for t in load(out / "rules.test.yml")["tests"]}
+
+    def shown(name: str) -> dict[str, str]:
+        alerts = tests[f"{name} fires"]["alert_rule_test"][0]["exp_alerts"]
+        return dict(alerts[0]["exp_annotations"])
+
+    assert shown("QueueBacklog") == {
+        "summary": "queue_depth is below 0 or above 40",
+        "description": "queue_depth is 52 images on server:9090 (alerting below 0 or above 40). "
+        "queue above {{ 40 }} images: add workers",
+        "dashboard": "/d/cvspec-demo",
+        "source": "specs/demo.yaml: monitor.alerts[1]",
+    }
+    assert shown("HighErrorRate")["description"].startswith(
+        "error_rate is 52.5% for job demo (alerting above 0.05). "
+    )
+    assert shown("InputDistributionDrift")["description"].startswith(
+        "input_drift of brightness is 1 training standard deviations on server:9090 "
+    )
+    rules = out / "rules.yml"  # promtool compares them with what Prometheus renders
+    rules.write_text(rules.read_text().replace("humanizePercentage", "humanize"))
+    done = promtool("test", "rules", "rules.test.yml", cwd=out)
+    assert done.returncode == 1 and "HighErrorRate fires" in done.stdout + done.stderr
+
+
 def test_a_wrong_threshold_fails_the_rule_tests(tmp_path: Path) -> None:
     out = build(tmp_path, MONITORED)
     rules = out / "rules.yml"
@@ -133,6 +183,34 @@ def test_a_wrong_threshold_fails_the_rule_tests(tmp_path: Path) -> None:
     done = promtool("test", "rules", "rules.test.yml", cwd=out)
     assert done.returncode == 1
     assert "LatencyP95OutsideGate fires" in done.stdout + done.stderr
+
+
+def test_a_dead_missing_or_modelless_server_pages(tmp_path: Path) -> None:
+    out = build(tmp_path, MONITORED)
+    cases = {
+        t["name"]: {s["series"]: s["values"].split("+")[0] for s in t["input_series"]}
+        for t in load(out / "rules.test.yml")["tests"]
+    }
+    up = 'up{job="demo",instance="server:9090"}'
+    assert cases["TargetDown fires"] == {up: "0"} and cases["TargetDown stays quiet"] == {up: "1"}
+    assert cases["TargetMissing fires"] == {'up{job="other",instance="server:9090"}': "1"}
+    assert cases["TargetMissing stays quiet"] == {up: "1"}
+    assert cases["ModelNotLoaded fires"] == {up: "1"}  # scraped, but no cvspec_model_info
+    info = (
+        'cvspec_model_info{job="demo",instance="server:9090",name="demo",version="0",'
+        'task="classification"}'
+    )
+    assert cases["ModelNotLoaded stays quiet"] == {up: "1", info: "1"}
+    rules = out / "rules.yml"
+    text = rules.read_text()
+    for right, wrong in (  # the rule tests catch each mistake
+        ('up{job="demo"} == 0', 'up{job="demo"} == 1'),
+        ('absent(up{job="demo"})', "absent(up)"),
+        ('cvspec_model_info{job="demo"}', 'cvspec_model_info{job="other"}'),
+    ):
+        rules.write_text(text.replace(right, wrong))
+        done = promtool("test", "rules", "rules.test.yml", cwd=out)
+        assert done.returncode == 1, wrong
 
 
 def test_a_spec_alert_replaces_the_derived_one_on_its_metric(tmp_path: Path) -> None:
@@ -148,6 +226,7 @@ def test_a_spec_alert_replaces_the_derived_one_on_its_metric(tmp_path: Path) -> 
         "HighErrorRate",
         "ConfidenceCollapse",
         "InputDistributionDrift",
+        *HEALTH,
     ]
     assert alerts[2]["expr"].endswith("< 0.5")  # no accuracy gate: the default floor
     assert promtool("test", "rules", "rules.test.yml", cwd=out).returncode == 0
@@ -179,5 +258,33 @@ evaluate: {gates: {map50: {min: 0.5}, latency_p95_ms: {max: 50}}}
 """
     out = build(tmp_path, spec)
     alerts = [a["alert"] for a in load(out / "rules.yml")["groups"][1]["rules"]]
-    assert alerts == ["LatencyP95OutsideGate", "HighErrorRate", "InputDistributionDrift"]
+    assert alerts == ["LatencyP95OutsideGate", "HighErrorRate", "InputDistributionDrift", *HEALTH]
     assert promtool("test", "rules", "rules.test.yml", cwd=out).returncode == 0
+
+
+def test_bounds_near_the_edge_of_reach_still_get_a_firing_case(tmp_path: Path) -> None:
+    spec = MINIMAL_SPEC + (
+        "project: {name: demo, contacts: {slack: '#cv'}}\n"
+        "evaluate: {gates: {latency_p95_ms: {max: 9999}}}\n"  # only +Inf reads above 9750 ms
+        "serve: {max_batch: 16, workers: 2}\n"
+        "monitor:\n"
+        "  alerts:\n"
+        "    - {name: AlmostAllErrors, metric: error_rate, max: 0.999}\n"
+        "    - {name: FullQueues, metric: queue_depth, max: 255}\n"  # 2 workers x 128 images
+        "    - {name: FastP50, metric: latency_p50_ms, min: 0.6}\n"  # the first bucket: 0.5 ms
+        "    - {name: Trickle, metric: request_rate, min: 0.001}\n"
+    )
+    out = build(tmp_path, spec)
+    done = promtool("test", "rules", "rules.test.yml", cwd=out)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_rule_tests_refuse_an_alert_that_cannot_fire(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Validation rejects such bounds (alert-range); reaching here is a bug, not a test."""
+    from cvspec.serve import rule_tests
+    from cvspec.serve.alerts import AlertRule
+
+    never = AlertRule("Errors", "error_rate", None, 5.0, "5m", "page", "s", "monitor.alerts[0]")
+    monkeypatch.setattr(rule_tests, "alert_rules", lambda spec: [never])
+    with pytest.raises(RuntimeError, match="no input series can make Errors fire"):
+        rule_tests.rule_tests(None, "demo", "rules.yml", "specs/demo.yaml")

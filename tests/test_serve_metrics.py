@@ -105,6 +105,43 @@ def test_metrics_count_what_happened(export: Path) -> None:
     assert value(s, m.DRIFT, stat="height") == pytest.approx(0.5)  # |10 - 12| / 4
 
 
+def test_a_model_that_fails_to_load_leaves_metrics_up_without_model_info(tmp_path: Path) -> None:
+    """What the ModelNotLoaded alert watches: up (a /metrics answer) without cvspec_model_info."""
+    import subprocess
+    import sys
+    import time
+
+    from cvspec.serve.launch import free_port
+
+    export = write_demo_model(tmp_path / "model", LABELS, image_size=16)
+    (export / "model.onnx").write_bytes(b"not an ONNX model")
+    port, metrics_port = free_port(), free_port()
+    args = ["--model-dir", str(export), "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cvspec", "serve", *args, "--metrics-port", str(metrics_port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline, health = time.monotonic() + 60, None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health")
+                if health.json()["status"] == "failed":
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        assert health is not None and health.status_code == 503, health
+        assert health.json()["status"] == "failed" and proc.poll() is None  # it stays up
+        samples = scrape(f"http://127.0.0.1:{metrics_port}/metrics")
+    finally:
+        proc.terminate()
+        proc.wait(15)
+    names = {name for name, _ in samples}
+    assert m.MODEL_INFO not in names and m.REQUESTS in names
+
+
 def test_without_a_baseline_there_are_no_drift_gauges(tmp_path: Path) -> None:
     export = write_demo_model(tmp_path / "model", LABELS, image_size=16)
     with ServerProcess(["--model-dir", str(export), "--threads", "1"]) as server:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, NamedTuple
 
@@ -12,6 +13,8 @@ DEFAULT_ERROR_RATE = 0.05  # share of /predict answers that are 5xx
 DEFAULT_DRIFT = 0.5  # shift of a live mean, in training standard deviations ("medium" effect)
 DEFAULT_CONFIDENCE = 0.5  # mean top-1 confidence floor when no accuracy gate says more
 DEFAULT_ORIGIN = "cvspec default"  # the origin of an alert no spec key asked for
+# Alerts on the server itself rather than on a value's bounds (their AlertRule.metric).
+HEALTH = ("target_down", "target_missing", "model_not_loaded")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 
 
@@ -26,6 +29,16 @@ class AlertRule(NamedTuple):
     severity: str
     summary: str
     origin: str  # the spec key it came from, e.g. evaluate.gates.latency_p95_ms
+    key: tuple[str | int, ...] = ()  # where its min and max are in the spec; (): a default
+    advice: str = ""  # what it means and what to do: the spec's description, or cvspec's
+
+
+class Reach(NamedTuple):
+    """The values an alert metric can take, as its alert expression reads them."""
+
+    low: float
+    high: float  # math.inf: no ceiling
+    text: str  # what the metric is and its range, for diagnostics
 
 
 def seconds(duration: str) -> float:
@@ -38,6 +51,46 @@ def seconds(duration: str) -> float:
 def number(value: float) -> str:
     """A float as PromQL reads it back exactly ('20.0', '0.2', '1e-05')."""
     return repr(float(value))
+
+
+def reach(metric: str, spec: Any) -> Reach:
+    """The lowest and highest value the server can show for an alert metric.
+
+    A latency quantile comes from the request histogram: a quantile in its first bucket is
+    interpolated from 0 (so it is at least q x 1 ms) and one in +Inf reads as the highest
+    finite bucket (10 s). The queue refuses images beyond its capacity, per worker process.
+    """
+    if metric.startswith("latency_p"):
+        q = metric.removeprefix("latency_").removesuffix("_ms")
+        low = m.LATENCY_QUANTILES[q] * m.LATENCY_BUCKETS[0] * 1000
+        high = m.LATENCY_BUCKETS[-1] * 1000
+        text = (
+            f"the {q} of {m.PREDICT_ROUTE} latency in ms, read from the server's histogram: "
+            f"from {low:g} to {high:g} (its highest finite bucket is {high / 1000:g} s)"
+        )
+        return Reach(low, high, text)
+    if metric == "queue_depth":
+        from pathlib import Path
+
+        from cvspec.serve.config import MIN_QUEUE, QUEUE_BATCHES, ServeConfig
+
+        serve = spec.serve
+        capacity = ServeConfig(Path(), max_batch=serve.max_batch).queue_capacity
+        text = (
+            "the number of images waiting for a batch, from 0 to the queue's capacity: "
+            f"max({MIN_QUEUE}, {QUEUE_BATCHES} x serve.max_batch) = {capacity}"
+        )
+        if serve.workers > 1:
+            text += f" per worker, {capacity * serve.workers} for {serve.workers} workers"
+        return Reach(0, capacity * serve.workers, text)
+    fixed = {
+        "error_rate": (1, f"the share of {m.PREDICT_ROUTE} answers that are 5xx, from 0 to 1"),
+        "mean_confidence": (1, "the mean top-1 confidence, a probability from 0 to 1"),
+        "request_rate": (math.inf, f"{m.PREDICT_ROUTE} requests per second, 0 or more"),
+    }
+    drift = (math.inf, "a shift in training standard deviations, 0 or more")  # the *_drift metrics
+    high, text = fixed.get(metric, drift)
+    return Reach(0, high, text)
 
 
 def metric_expr(metric: str, job: str) -> str:
@@ -58,8 +111,26 @@ def metric_expr(metric: str, job: str) -> str:
     return f"{simple[metric]}{{{sel}}}"
 
 
+def health_expr(kind: str, job: str) -> str:
+    """The condition of a HEALTH alert: the target fails its scrapes, is gone, or has no model.
+
+    A server whose model failed to load still answers /metrics (and /health with 503) but never
+    sets cvspec_model_info; a dead one leaves only Prometheus' `up` at 0.
+    """
+    sel = f'job="{job}"'
+    up = f"{m.UP}{{{sel}}}"
+    conditions = {
+        "target_down": f"{up} == 0",
+        "target_missing": f"absent({up})",
+        "model_not_loaded": f"{up} == 1 unless on (job, instance) {m.MODEL_INFO}{{{sel}}}",
+    }
+    return conditions[kind]
+
+
 def alert_expr(rule: AlertRule, job: str) -> str:
-    """The alert condition: the metric outside [min, max]."""
+    """The alert condition: the metric outside [min, max] (or a HEALTH condition)."""
+    if rule.metric in HEALTH:
+        return health_expr(rule.metric, job)
     expr = metric_expr(rule.metric, job)
     low = f"{expr} < {number(rule.min)}" if rule.min is not None else None
     high = f"{expr} > {number(rule.max)}" if rule.max is not None else None
@@ -106,37 +177,120 @@ def _own(index: int, alert: Any) -> AlertRule:
         raise CvspecError(
             f"{where} ({alert.name}): unknown metric '{alert.metric}'; use one of {known}"
         )
-    summary = alert.description or f"{alert.metric} is {_bounds_text(alert.min, alert.max)}"
+    summary = f"{alert.metric} is {bounds_text(alert.min, alert.max)}"
+    key = ("monitor", "alerts", index)
     return AlertRule(
-        alert.name, alert.metric, alert.min, alert.max, alert.for_, alert.severity, summary, where
+        alert.name,
+        alert.metric,
+        alert.min,
+        alert.max,
+        alert.for_,
+        alert.severity,
+        summary,
+        where,
+        key,
+        alert.description,
     )
 
 
 def _derived(spec: Any) -> list[AlertRule]:
-    """The alerts the gates imply, then the defaults every server gets (errors, drift)."""
+    """The alerts the gates imply, then the defaults every server gets (errors, drift, health)."""
     gates, rows, default = spec.evaluate.gates, [], DEFAULT_ORIGIN
     for q, severity in (("p50", "ticket"), ("p95", "page")):
         metric, name = f"latency_{q}_ms", f"Latency{q.upper()}OutsideGate"
         if (gate := getattr(gates, metric, None)) is not None:
-            text = f"{q} latency of {m.PREDICT_ROUTE} is {_bounds_text(gate.min, gate.max)} ms"
-            origin = f"evaluate.gates.{metric}"
-            rows.append((name, metric, gate.min, gate.max, "10m", severity, text, origin))
+            text = f"{q} latency of {m.PREDICT_ROUTE} is {bounds_text(gate.min, gate.max)} ms"
+            origin, key = f"evaluate.gates.{metric}", ("evaluate", "gates", metric)
+            advice = (
+                "Served slower than the gate the model passed: on the dashboard, a long queue "
+                "or full batches mean more load than the server takes (add workers or "
+                "replicas); a longer inference time per batch points at the host or the model."
+            )
+            rows.append(
+                AlertRule(
+                    name, metric, gate.min, gate.max, "10m", severity, text, origin, key, advice
+                )
+            )
     errors, drift = DEFAULT_ERROR_RATE, DEFAULT_DRIFT
     text = f"more than {errors:.0%} of {m.PREDICT_ROUTE} answers are errors (5xx)"
-    rows.append(("HighErrorRate", "error_rate", None, errors, "5m", "page", text, default))
+    advice = (
+        "Request rate shows which status: 500 is the model itself failing (the server log has "
+        "the traceback), 503 a full queue (add workers or replicas) or a model not loaded."
+    )
+    rows.append(
+        AlertRule(
+            "HighErrorRate", "error_rate", None, errors, "5m", "page", text, default, (), advice
+        )
+    )
     if spec.task == "classification":
         floor, origin = _confidence_floor(gates)
         text = f"mean top-1 confidence fell below {floor:g}"
+        advice = (
+            "The model is unsure of what it sees: check Input drift and the class distribution "
+            "on the dashboard, and whether Model shows the version you meant to deploy."
+        )
         rows.append(
-            ("ConfidenceCollapse", "mean_confidence", floor, None, "15m", "ticket", text, origin)
+            AlertRule(
+                "ConfidenceCollapse",
+                "mean_confidence",
+                floor,
+                None,
+                "15m",
+                "ticket",
+                text,
+                origin,
+                (),
+                advice,
+            )
         )
     text = (
         f"an input statistic moved more than {drift:g} training standard deviations from training"
     )
-    rows.append(
-        ("InputDistributionDrift", "input_drift", None, drift, "30m", "ticket", text, default)
+    advice = (
+        "Live images no longer look like the training data (camera, lighting, resolution, "
+        "or a client sending something else): compare samples with the training set; "
+        "retrain on new data if the change is there to stay."
     )
-    return [AlertRule(*row) for row in rows]
+    rows.append(
+        AlertRule(
+            "InputDistributionDrift",
+            "input_drift",
+            None,
+            drift,
+            "30m",
+            "ticket",
+            text,
+            default,
+            (),
+            advice,
+        )
+    )
+    health = [
+        (
+            "TargetDown",
+            "3m",
+            "Prometheus cannot scrape the model server: it is down or unreachable",
+            "Check that the server's container or process runs (its log says why it stopped) "
+            "and that Prometheus reaches its metrics port.",
+        ),
+        (
+            "TargetMissing",
+            "5m",
+            "Prometheus has no model server to scrape: its target is gone",
+            "Prometheus' configuration or service discovery lost the server: check "
+            "prometheus.yml and the deployment that should run it.",
+        ),
+        (
+            "ModelNotLoaded",
+            "5m",
+            "the model server runs without a model: it failed to load (/health answers 503)",
+            "GET /health names the error and the server log has the traceback: the model "
+            "files may be missing, corrupt or from another export.",
+        ),
+    ]
+    for (name, for_, text, advice), kind in zip(health, HEALTH, strict=True):
+        rows.append(AlertRule(name, kind, None, None, for_, "page", text, default, (), advice))
+    return rows
 
 
 def _confidence_floor(gates: Any) -> tuple[float, str]:
@@ -149,7 +303,8 @@ def _confidence_floor(gates: Any) -> tuple[float, str]:
     return round(max(0.05, accuracy.min - slack), 6), origin
 
 
-def _bounds_text(low: float | None, high: float | None) -> str:
+def bounds_text(low: float | None, high: float | None) -> str:
+    """'below 1 or above 5': where an alert with these bounds fires."""
     parts = [
         f"below {low:g}" if low is not None else "",
         f"above {high:g}" if high is not None else "",

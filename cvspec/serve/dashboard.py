@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, NamedTuple
 
 from cvspec.serve import metric_names as m
 from cvspec.serve.alerts import alert_rules
 
 SEL = 'job="$job",instance=~"$instance"'
+UID_MAX = 40  # Grafana's limit on a dashboard uid
 PREDICT = f'{SEL},route="{m.PREDICT_ROUTE}"'
 RATE = "$__rate_interval"
 
@@ -34,6 +36,19 @@ class PanelSpec(NamedTuple):
     min: float | None = None
     max: float | None = None
     instant: bool = False  # one value over the dashboard's range instead of a time series
+
+
+def dashboard_uid(project: str) -> str:
+    """The dashboard's uid: `cvspec-<project>` when it fits Grafana's 40 characters.
+
+    A longer one is cut and ends in a hash of the whole name, so two long names that share
+    their first 24 characters still get two dashboards.
+    """
+    uid = f"cvspec-{project}"
+    if len(uid) <= UID_MAX:
+        return uid
+    digest = hashlib.sha256(project.encode()).hexdigest()[:8]
+    return f"{uid[: UID_MAX - len(digest) - 1]}-{digest}"
 
 
 def _quantile(q: float, metric: str, sel: str) -> str:
@@ -73,7 +88,8 @@ def panels(spec: Any) -> list[PanelSpec]:
             "timeseries",
             "none",
             ((f"sum by (instance) ({m.QUEUE_DEPTH}{{{SEL}}})", "{{instance}}"),),
-            "Images waiting for a batch.",
+            "Images waiting for a batch; lines: the queue-depth alerts.",
+            lines["queue_depth"],
             width=8,
             height=4,
             min=0,
@@ -97,8 +113,11 @@ def panels(spec: Any) -> list[PanelSpec]:
                     f"sum by (route, status) (rate({m.REQUESTS}{{{SEL}}}[{RATE}]))",
                     "{{route}} {{status}}",
                 ),
+                (requests, f"{m.PREDICT_ROUTE} (all)"),
             ),
-            "Requests per second by route and status.",
+            f"Requests per second by route and status, and of all {m.PREDICT_ROUTE} answers; "
+            "lines: the request-rate alerts.",
+            lines["request_rate"],
             min=0,
         ),
         PanelSpec(
@@ -200,14 +219,16 @@ def panels(spec: Any) -> list[PanelSpec]:
     ]
 
 
+def line_panel(metric: str) -> str:
+    """The panel an alert metric's bounds are drawn on (a key of `_lines`' result)."""
+    if metric.startswith("latency_p"):
+        return "latency"
+    return "drift" if metric.endswith("_drift") else metric
+
+
 def _lines(spec: Any) -> dict[str, tuple[Threshold, ...]]:
     """Threshold lines per panel from the alerts (which carry the gates' values)."""
-    out: dict[str, list[Threshold]] = {
-        "latency": [],
-        "error_rate": [],
-        "mean_confidence": [],
-        "drift": [],
-    }
+    out: dict[str, list[Threshold]] = {line_panel(metric): [] for metric in m.ALERT_METRICS}
     colors = {"page": "red", "ticket": "orange", "info": "blue"}
     for rule in alert_rules(spec):
         for bound in (rule.min, rule.max):
@@ -215,9 +236,6 @@ def _lines(spec: Any) -> dict[str, tuple[Threshold, ...]]:
                 continue
             line = Threshold(bound, colors[rule.severity], f"{rule.name} ({rule.origin})")
             if rule.metric.startswith("latency_p"):
-                out["latency"].append(line._replace(value=bound / 1000))
-            elif rule.metric.endswith("_drift"):
-                out["drift"].append(line)
-            elif rule.metric in out:
-                out[rule.metric].append(line)
+                line = line._replace(value=bound / 1000)  # the panel is in seconds
+            out[line_panel(rule.metric)].append(line)
     return {k: tuple(sorted(v)) for k, v in out.items()}

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from typing import Any
 
 from cvspec.serve import metric_names as m
-from cvspec.serve.alerts import DEFAULT_ORIGIN, AlertRule, alert_rules, seconds
+from cvspec.serve.alerts import (
+    DEFAULT_ORIGIN,
+    HEALTH,
+    AlertRule,
+    Reach,
+    alert_rules,
+    bounds_text,
+    reach,
+    seconds,
+)
 
 INSTANCE = "server:9090"
 PER_MINUTE = 1000  # requests per minute in synthetic counters: error ratios resolve to 0.001
-_UNIT_INTERVAL = ("error_rate", "mean_confidence")  # metrics that live in [0, 1]
 Series = list[dict[str, str]]
+Case = tuple[Series, float]  # input series, and the value the alert reads from them (or nan)
 
 
 def rule_tests(spec: Any, job: str, rule_file: str, spec_file: str) -> dict[str, Any]:
@@ -22,14 +32,14 @@ def rule_tests(spec: Any, job: str, rule_file: str, spec_file: str) -> dict[str,
         minutes = math.ceil(seconds(rule.for_) / 60) + 20  # past `for` and the 15m windows
         labels = {"job": job, "severity": rule.severity}
         for fires in (True, False):
-            series = _series(rule, job, fires, minutes)
+            series, value = _series(rule, spec, job, fires, minutes)
+            if fires and not series:  # validation rejects such bounds (rules.py: alert-range)
+                raise RuntimeError(f"no input series can make {rule.name} fire ({rule.origin})")
             expected: list[dict[str, Any]] = []
             if fires:
+                shown = alert_annotations(rule, job, spec_file, rendered=True, value=value)
                 expected = [
-                    {
-                        "exp_labels": {**labels, **_extra_labels(rule)},
-                        "exp_annotations": alert_annotations(rule, spec_file, rendered=True),
-                    }
+                    {"exp_labels": {**labels, **_extra_labels(rule)}, "exp_annotations": shown}
                 ]
             tests.append(
                 {
@@ -44,89 +54,159 @@ def rule_tests(spec: Any, job: str, rule_file: str, spec_file: str) -> dict[str,
     return {"rule_files": [rule_file], "evaluation_interval": "1m", "tests": tests}
 
 
-def alert_annotations(rule: AlertRule, spec_file: str, rendered: bool = False) -> dict[str, str]:
-    """The alert's annotations: fixed text, Go-template escaped (or as Prometheus renders it)."""
-    summary = rule.summary if rendered else rule.summary.replace("{{", '{{ "{{" }}')
+def alert_annotations(
+    rule: AlertRule, job: str, spec_file: str, rendered: bool = False, value: float = math.nan
+) -> dict[str, str]:
+    """The alert's annotations, Go templates with the spec's text escaped; or, `rendered`, as
+    Prometheus renders them for `value` on the rule tests' instance.
+
+    summary: what is wrong; description: the value and where, then what to do; dashboard: the
+    path of the project's Grafana dashboard; source: the spec key the alert came from.
+    """
+    from cvspec.serve.dashboard import dashboard_uid
+
+    def fixed(text: str) -> str:
+        return text if rendered else text.replace("{{", '{{ "{{" }}')
+
+    description = _observed(rule, job, rendered, _value(rule, value if rendered else None))
+    if rule.advice:
+        description += f". {fixed(rule.advice)}"
     source = (
         f"{rule.origin} for {spec_file}"
         if rule.origin == DEFAULT_ORIGIN
         else (f"{spec_file}: {rule.origin}")
     )
-    return {"summary": summary, "source": source}
+    return {
+        "summary": fixed(rule.summary),
+        "description": description,
+        "dashboard": f"/d/{dashboard_uid(job)}",
+        "source": source,
+    }
+
+
+def _value(rule: AlertRule, value: float | None) -> str:
+    """The alert's value: a template (value None) or as the template prints `value`."""
+    unit = m.ALERT_METRICS.get(rule.metric, "")
+    if unit in ("ratio", "probability"):  # humanizePercentage is Go's %.4g of value x 100
+        return "{{ $value | humanizePercentage }}" if value is None else f"{value * 100:.4g}%"
+    shown = '{{ $value | printf "%.5g" }}' if value is None else f"{value:.5g}"
+    return f"{shown} {unit}"
+
+
+def _observed(rule: AlertRule, job: str, rendered: bool, value: str) -> str:
+    """What Prometheus saw: the value and the instance (or the job, for a job-wide series)."""
+
+    def label(name: str) -> str:  # as the rule tests' series carry it, or a template
+        return _extra_labels(rule)[name] if rendered else f"{{{{ $labels.{name} }}}}"
+
+    if rule.metric == "target_down":
+        return f"Prometheus has failed to scrape {label('instance')} (job {job}) for {rule.for_}"
+    if rule.metric == "target_missing":
+        return f"Prometheus has had no target for job {job} for {rule.for_}"
+    if rule.metric == "model_not_loaded":
+        return f"{label('instance')} (job {job}) has answered without a model for {rule.for_}"
+    where = f"on {label('instance')}" if _extra_labels(rule) else f"for job {job}"
+    metric = rule.metric
+    if metric == "input_drift":  # one series per statistic
+        metric += f" of {label('stat')}"
+    return f"{metric} is {value} {where} (alerting {bounds_text(rule.min, rule.max)})"
 
 
 def _extra_labels(rule: AlertRule) -> dict[str, str]:
+    if rule.metric in HEALTH:
+        return {} if rule.metric == "target_missing" else {"instance": INSTANCE}
     if rule.metric.endswith("_drift"):
         stat = "brightness" if rule.metric == "input_drift" else rule.metric.removesuffix("_drift")
         return {"instance": INSTANCE, "stat": stat}
     return {"instance": INSTANCE} if rule.metric == "queue_depth" else {}
 
 
-def _series(rule: AlertRule, job: str, fires: bool, minutes: int) -> Series:
-    target = _target(rule, fires)
+def _series(rule: AlertRule, spec: Any, job: str, fires: bool, minutes: int) -> Case:
+    if rule.metric in HEALTH:
+        return _health(rule, job, spec.task, fires, minutes + 5), math.nan
+    target = _target(rule, reach(rule.metric, spec), fires)
     if target is None:
-        return []
+        return [], math.nan
     if rule.metric.startswith("latency_p"):
         return _latency(rule, job, fires, minutes)
     labels = f'job="{job}",instance="{INSTANCE}"'
     n = minutes + 5
     if rule.metric.endswith("_drift"):
         stat = "brightness" if rule.metric == "input_drift" else rule.metric.removesuffix("_drift")
-        return [_one(f'{m.DRIFT}{{{labels},stat="{stat}"}}', target, 0, n)]
+        return [_one(f'{m.DRIFT}{{{labels},stat="{stat}"}}', target, 0, n)], target
     if rule.metric == "queue_depth":
-        return [_one(f"{m.QUEUE_DEPTH}{{{labels}}}", target, 0, n)]
+        return [_one(f"{m.QUEUE_DEPTH}{{{labels}}}", target, 0, n)], target
     if rule.metric == "mean_confidence":
         return [
             _one(f"{m.CONFIDENCE}_sum{{{labels}}}", 0, target * 60, n),
             _one(f"{m.CONFIDENCE}_count{{{labels}}}", 0, 60, n),
-        ]
+        ], target
     route = f'{labels},route="{m.PREDICT_ROUTE}"'
     if rule.metric == "request_rate":
-        return [_one(f'{m.REQUESTS}{{{route},status="200"}}', 0, target * 60, n)]
+        return [_one(f'{m.REQUESTS}{{{route},status="200"}}', 0, target * 60, n)], target
     errors = round(target * PER_MINUTE)  # error_rate
     return [
         _one(f'{m.REQUESTS}{{{route},status="200"}}', 0, PER_MINUTE - errors, n),
         _one(f'{m.REQUESTS}{{{route},status="500"}}', 0, errors, n),
-    ]
+    ], errors / PER_MINUTE
+
+
+def _health(rule: AlertRule, job: str, task: str, fires: bool, n: int) -> Series:
+    """A target that is down (or up), gone (or there), up without (or with) its model."""
+    up = f'{m.UP}{{job="{job}",instance="{INSTANCE}"}}'
+    if rule.metric == "target_down":
+        return [_one(up, 0 if fires else 1, 0, n)]
+    if rule.metric == "target_missing":  # another job's target is still scraped
+        return [_one(up.replace(f'job="{job}"', 'job="other"') if fires else up, 1, 0, n)]
+    labels = f'job="{job}",instance="{INSTANCE}",name="{job}",version="0",task="{task}"'
+    return [_one(up, 1, 0, n)] + ([] if fires else [_one(f"{m.MODEL_INFO}{{{labels}}}", 1, 0, n)])
 
 
 def _one(series: str, start: float, step: float, n: int) -> dict[str, str]:
     return {"series": series, "values": f"{start!r}+{float(step)!r}x{n}"}
 
 
-def _target(rule: AlertRule, fires: bool) -> float | None:
+def _target(rule: AlertRule, span: Reach, fires: bool) -> float | None:
     """A value well inside the bounds (calm), or well outside them (fires); None: impossible."""
-    low, high = rule.min, rule.max
-    top = 1.0 if rule.metric in _UNIT_INTERVAL else math.inf
+    low, high, top = rule.min, rule.max, span.high
     if not fires:
-        lo = max(low, 0.0) if low is not None else 0.0
+        lo = max(low, span.low) if low is not None else span.low
         hi = min(high, top) if high is not None else top
         if lo > hi:
             return None
         return (lo + hi) / 2 if math.isfinite(hi) else (lo * 2 if lo > 0 else 1.0)
     if high is not None and high < top:
-        return (high + top) / 2 if math.isfinite(top) else (high * 2 if high > 0 else 1.0)
-    if low is not None and low > 0:
-        return low / 2
+        value = (high + top) / 2 if math.isfinite(top) else (high * 2 if high > 0 else 1.0)
+        return _short(value, lambda v: high < v <= top)
+    if low is not None and low > span.low:
+        return _short((low + span.low) / 2, lambda v: span.low <= v < low)
     return None
 
 
-def _latency(rule: AlertRule, job: str, fires: bool, minutes: int) -> Series:
+def _short(value: float, fires: Callable[[float], bool]) -> float:
+    """The value to 3 significant digits if that still fires: annotations print it exactly."""
+    short = float(f"{value:.3g}")
+    return short if fires(short) else value
+
+
+def _latency(rule: AlertRule, job: str, fires: bool, minutes: int) -> Case:
     """Histogram buckets with every request in one bucket, chosen so the quantile fits."""
     q = m.LATENCY_QUANTILES[rule.metric.split("_")[1]]
     ok = _violates(rule) if fires else (lambda v: not _violates(rule)(v))
     bounds = (0.0, *m.LATENCY_BUCKETS)
-    for i in range(1, len(bounds)):
-        lo, hi = bounds[i - 1], bounds[i]
-        if ok((lo + (hi - lo) * q) * 1000):
+    # in a finite bucket the quantile is interpolated; in +Inf it reads as the highest bound
+    reads = [(lo + (hi - lo) * q, hi) for lo, hi in itertools.pairwise(bounds)]
+    for value, hi in [*reads, (m.LATENCY_BUCKETS[-1], math.inf)]:
+        if ok(value * 1000):
             labels = f'job="{job}",instance="{INSTANCE}",route="{m.PREDICT_ROUTE}"'
             name = f"{m.REQUEST_SECONDS}_bucket"
             out = [
                 _one(f'{name}{{{labels},le="{b!r}"}}', 0, 60 if b >= hi else 0, minutes + 5)
                 for b in m.LATENCY_BUCKETS
             ]
-            return [*out, _one(f'{name}{{{labels},le="+Inf"}}', 0, 60, minutes + 5)]
-    return []
+            inf = _one(f'{name}{{{labels},le="+Inf"}}', 0, 60, minutes + 5)
+            return [*out, inf], value * 1000
+    return [], math.nan
 
 
 def _violates(rule: AlertRule) -> Callable[[float], bool]:

@@ -269,6 +269,40 @@ def _alerts(spec: SpecModel) -> Iterator[Violation]:
             yield V((*loc, "severity"), "alert-route", msg, hint)
 
 
+def _alert_reach(spec: SpecModel) -> Iterator[Violation]:
+    """Bounds the served metric can never cross (the alert never fires) or always crosses.
+
+    A gate only below what the server can read (a sub-millisecond latency) stays allowed: it
+    gates the offline benchmark, and the alert it implies fires as soon as there is traffic.
+    """
+    from cvspec.serve.alerts import alert_rules, reach
+
+    if any(alert.metric not in ALERT_METRICS for alert in spec.monitor.alerts):
+        return  # alert-metric says which; their alerts do not exist yet
+    for rule in alert_rules(spec):
+        if not rule.key:
+            continue  # a default: within reach by construction
+        span = reach(rule.metric, spec)
+        own = rule.key[0] == "monitor"
+        what = "this alert" if own else f"the {rule.name} alert it implies"
+        given = [(b, v) for b, v in (("min", rule.min), ("max", rule.max)) if v is not None]
+        never = [(b, v) for b, v in given if (v <= span.low if b == "min" else v >= span.high)]
+        for bound, value in given:
+            side = "above" if bound == "max" else "below"
+            if own and ((value > span.high) if bound == "min" else (value < span.low)):
+                msg = f"{rule.metric} is always {side} {value:g}, so {what} would always fire"
+            elif len(never) == len(given) and (bound, value) in never:
+                msg = f"{rule.metric} is never {side} {value:g}, so {what} can never fire"
+            else:
+                continue
+            hint = f"{rule.metric} is {span.text}"
+            if span.high == 1 and 1 < value <= 100:
+                hint += f"; did you mean {value / 100:g}?"
+            elif not own:
+                hint += f"; an alert on {rule.metric} in monitor.alerts replaces the implied one"
+            yield V((*rule.key, bound), "alert-range", msg, hint)
+
+
 def _lists(spec: SpecModel) -> Iterator[Violation]:
     yield from _duplicates(("export",), spec.export, "format")
     yield from _duplicates(("project", "owners"), spec.project.owners, "owner")
@@ -361,4 +395,4 @@ def _sweep(spec: SpecModel) -> Iterator[Violation]:
 
 
 RULES: list[Rule] = [_classes, _arch, _image_size, _gates, _splits, _augment, _train, _ops]
-RULES += [_alerts, _lists, _sweep]
+RULES += [_alerts, _alert_reach, _lists, _sweep]

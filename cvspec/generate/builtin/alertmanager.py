@@ -11,7 +11,11 @@ NAME = "alertmanager"
 SECRETS = "/run/secrets"  # where docker compose (and Kubernetes, by convention) mounts secrets
 JIRA_USER_SECRET = "JIRA_USERNAME"
 JIRA_TOKEN_SECRET = "JIRA_API_TOKEN"
-SLACK_TEXT = "{{ range .Alerts }}{{ .Annotations.summary }} ({{ .Annotations.source }})\n{{ end }}"
+# Per alert: what is wrong, then its value, instance and what to do; the dashboard, the spec key.
+SLACK_TEXT = (
+    "{{ range .Alerts }}*{{ .Annotations.summary }}*\n{{ .Annotations.description }}\n"
+    "Dashboard {{ .Annotations.dashboard }}, from {{ .Annotations.source }}\n{{ end }}"
+)
 # Jira receivers need Alertmanager >= 0.28 (its native jira_configs).
 NOTE = (
     "# Slack's webhook URL and Jira's credentials are read from files under /run/secrets\n"

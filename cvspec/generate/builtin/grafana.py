@@ -66,13 +66,13 @@ def dashboard(spec: Any, ctx: BuildContext) -> dict[str, Any]:
         raise CvspecError(
             "the grafana generator needs grafana-foundation-sdk: pip install 'cvspec[ops]'"
         ) from None
-    from cvspec.serve.dashboard import panels
+    from cvspec.serve.dashboard import dashboard_uid, panels
 
     ds = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
     refresh = dm.VariableRefresh.ON_TIME_RANGE_CHANGED
     board = (
         db.Dashboard(f"{ctx.project} model server")
-        .uid(f"cvspec-{ctx.project}"[:40])
+        .uid(dashboard_uid(ctx.project))
         .description(spec.project.description or f"cvspec project {ctx.project}")
         .tags(["cvspec", ctx.project])
         .refresh("30s")
