@@ -119,7 +119,7 @@ def test_force_never_overwrites_an_earlier_saved_copy(tmp_path: Path) -> None:
     check = cvspec("check", cwd=root)
     assert check.code == 1
     assert "Dockerfile.train.orig.1: your edited copy, saved by build --force" in check.out
-    assert "yours to move or delete" in check.out
+    assert "2 file(s) a build leaves to you" in check.out
 
 
 def test_template_runtime_errors_point_at_the_template_line(tmp_path: Path) -> None:
