@@ -42,6 +42,10 @@ async def predict(request: Any) -> Any:
     if not service.ready or service.batcher is None:
         return error(503, "not_ready", service.error or "the model is loading", retry=True)
     config = service.config
+    if service.in_flight >= config.request_capacity:  # before reading: bounds the bodies held
+        message = f"{service.in_flight} requests in flight (limit {config.request_capacity})"
+        return error(503, "overloaded", message, retry=True)
+    service.in_flight += 1
     try:
         service.pending += 1
         try:
@@ -53,6 +57,7 @@ async def predict(request: Any) -> Any:
                 inputs = await run_in_threadpool(service.prepare, images)
         finally:
             service.pending -= 1
+        del blobs, images  # only the model inputs wait for the batch, not the uploaded bytes
         answers = await service.batcher.submit([p.array for p in inputs], inputs)
     except InputError as exc:
         return error(exc.status, exc.code, exc.message)
@@ -61,6 +66,8 @@ async def predict(request: Any) -> Any:
     except Exception as exc:  # the model itself failed: a JSON 500, counted like any other
         log.exception("prediction failed")
         return error(500, "model_error", f"{type(exc).__name__}: {exc}")
+    finally:
+        service.in_flight -= 1
     model = {"name": service.name, "version": service.files.version}
     return JSONResponse({"model": model, "predictions": answers})
 

@@ -39,6 +39,7 @@ class Service:
         self.batcher: Batcher | None = None
         self.error: str | None = None
         self.pending = 0  # requests being read or decoded: the batcher waits only for these
+        self.in_flight = 0  # /predict requests admitted and not yet answered
         self._task: asyncio.Task[None] | None = None
 
     @property
