@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import select
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 
@@ -44,6 +45,14 @@ def requests_total(server: ServerProcess) -> dict[tuple[str, str], float]:
         for s in family.samples
         if s.name == m.REQUESTS
     }
+
+
+def wait_for_count(server: ServerProcess, key: tuple[str, str], count: float) -> None:
+    """Until cvspec_requests_total{key} reaches count: the server learns of hang-ups later."""
+    deadline = time.monotonic() + SOCKET_TIMEOUT_S
+    while requests_total(server).get(key, 0) < count:
+        assert time.monotonic() < deadline, f"{key} never reached {count}"
+        time.sleep(0.05)
 
 
 def connect(server: ServerProcess) -> socket.socket:
@@ -164,5 +173,23 @@ def test_requests_in_flight_over_the_limit_get_the_apps_counted_503(
         "error": {"code": "overloaded", "message": "4 requests in flight (limit 4)"}
     }
     assert health.status_code == 200
+    closed = (m.PREDICT_ROUTE, "499")
+    wait_for_count(server, closed, before.get(closed, 0) + 4 * QUEUE)  # the four hung up
     after = requests_total(server)
     assert after[(m.PREDICT_ROUTE, "503")] == before.get((m.PREDICT_ROUTE, "503"), 0) + 1
+
+
+def test_a_client_that_hangs_up_mid_upload_is_a_499_not_a_500(server: ServerProcess) -> None:
+    before = requests_total(server)
+    with connect(server) as sock:
+        sock.sendall(predict_head(100_000, expect_continue=True))
+        assert read_head(sock).startswith(b"HTTP/1.1 100 ")  # the app is reading the body
+        sock.sendall(b"\x89PNG" + b"\0" * 1020)  # 1 KB of the 100,000 announced, then gone
+    closed, failed = (m.PREDICT_ROUTE, "499"), (m.PREDICT_ROUTE, "500")
+    wait_for_count(server, closed, before.get(closed, 0) + 1)
+    after = requests_total(server)
+    assert after[closed] == before.get(closed, 0) + 1
+    assert after.get(failed, 0) == before.get(failed, 0)
+    log = server.log()
+    assert "Traceback" not in log and "ERROR" not in log, log
+    assert httpx.get(f"{server.url}/health").status_code == 200

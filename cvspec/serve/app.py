@@ -19,6 +19,7 @@ from cvspec.serve.service import Service
 
 CONFIG_ENV = "CVSPEC_SERVE_CONFIG"  # worker processes read their ServeConfig (JSON) from here
 RETRY_AFTER_S = 1
+CLIENT_CLOSED = 499  # nginx's "client closed request": the client left mid-upload; not a 5xx
 INLINE_PIXELS = 128 * 128  # images up to this size are decoded on the event loop itself
 log = logging.getLogger("cvspec.serve")
 Scope = MutableMapping[str, Any]
@@ -36,7 +37,8 @@ def error(status: int, code: str, message: str, retry: bool = False) -> Any:
 async def predict(request: Any) -> Any:
     """POST /predict: one raw image, or several as multipart/form-data files."""
     from starlette.concurrency import run_in_threadpool
-    from starlette.responses import JSONResponse
+    from starlette.requests import ClientDisconnect
+    from starlette.responses import JSONResponse, Response
 
     service: Service = request.app.state.service
     if not service.ready or service.batcher is None:
@@ -63,6 +65,9 @@ async def predict(request: Any) -> Any:
         return error(exc.status, exc.code, exc.message)
     except QueueFull as exc:
         return error(503, "overloaded", str(exc), retry=True)
+    except ClientDisconnect:  # nobody reads this answer; it is sent for the metrics' status
+        log.debug("the client closed the connection before its upload ended")
+        return Response(status_code=CLIENT_CLOSED)
     except Exception as exc:  # the model itself failed: a JSON 500, counted like any other
         log.exception("prediction failed")
         return error(500, "model_error", f"{type(exc).__name__}: {exc}")
