@@ -193,3 +193,152 @@ def test_a_client_that_hangs_up_mid_upload_is_a_499_not_a_500(server: ServerProc
     log = server.log()
     assert "Traceback" not in log and "ERROR" not in log, log
     assert httpx.get(f"{server.url}/health").status_code == 200
+
+
+BIG = 4000  # a 4000 x 4000 solid-colour PNG: 50 KB compressed, 16 M pixels decoded
+
+
+@pytest.fixture(scope="module")
+def big_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """Room to decode two BIG images at once (2 x --max-pixels), eight more may wait."""
+    model = write_demo_model(tmp_path_factory.mktemp("export"), ["red", "green"], image_size=8)
+    args = ["--model-dir", str(model), "--threads", "1", "--queue-size", "8"]
+    args += ["--max-pixels", str(BIG * BIG), "--max-image-bytes", "1000000"]
+    with ServerProcess(args) as running:
+        yield running
+
+
+def decode_pixels(server: ServerProcess) -> float:
+    for line in httpx.get(server.metrics_url).text.splitlines():
+        if line.startswith(f"{m.DECODE_PIXELS} "):
+            return float(line.split()[1])
+    raise AssertionError(f"no {m.DECODE_PIXELS} on /metrics")
+
+
+def test_parallel_decodes_of_large_images_are_bounded_and_the_rest_refused(
+    big_server: ServerProcess,
+) -> None:
+    import json
+    import threading
+
+    body, uploads = png(BIG), 24
+    before = requests_total(big_server)
+    samples: list[float] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            samples.append(decode_pixels(big_server))
+
+    with ExitStack() as stack:
+        socks = [stack.enter_context(connect(big_server)) for _ in range(uploads)]
+        for sock in socks:  # every upload but its last byte, then all last bytes at once
+            sock.sendall(predict_head(len(body)) + body[:-1])
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        for sock in socks:
+            sock.sendall(body[-1:])
+        answers = [read_answer(sock) for sock in socks]
+        done.set()
+        sampler.join()
+
+    statuses = [status for status, _, _ in answers]
+    refused = [(head, json.loads(text)) for status, head, text in answers if status == 503]
+    assert set(statuses) <= {200, 503}, answers
+    assert statuses.count(200) >= 2 and refused, statuses  # not all 24 decoded at once
+    for head, error in refused:
+        assert b"\r\nretry-after: 1\r\n" in head.lower() and error["error"]["code"] == "overloaded"
+    assert any("pixels are being decoded" in e["error"]["message"] for _, e in refused)
+    assert max(samples, default=0) <= 2 * BIG * BIG  # never more than the budget at once
+    after = requests_total(big_server)
+    for status in (200, 503):
+        key = (m.PREDICT_ROUTE, str(status))
+        assert after.get(key, 0) - before.get(key, 0) == statuses.count(status)
+    assert decode_pixels(big_server) == 0
+    assert httpx.get(f"{big_server.url}/health").status_code == 200
+
+
+def read_answer(sock: socket.socket) -> tuple[int, bytes, str]:
+    """Status, head and body of one response (the body by Content-Length)."""
+    got = read_head(sock)
+    head, body = got.split(b"\r\n\r\n", 1)
+    length = next(
+        int(line.split(b":")[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += sock.recv(4096)
+    return int(head.split()[1]), head + b"\r\n", body.decode()
+
+
+def test_the_pixel_budget_grants_in_order_makes_a_short_line_and_refuses_past_it() -> None:
+    import asyncio
+
+    from cvspec.serve.admission import PixelBudget
+    from cvspec.serve.batching import QueueFull
+
+    seen: list[int] = []
+    budget = PixelBudget(limit=10, max_waiting=2, on_change=seen.append)
+    order: list[str] = []
+
+    async def decode(name: str, pixels: int, release: asyncio.Event) -> None:
+        async with budget.hold(pixels):
+            order.append(name)
+            await release.wait()
+
+    async def scenario() -> None:
+        events = {name: asyncio.Event() for name in "abcde"}
+        a = asyncio.create_task(decode("a", 6, events["a"]))
+        b = asyncio.create_task(decode("b", 4, events["b"]))
+        await asyncio.sleep(0)
+        assert (order, budget.in_use) == (["a", "b"], 10)
+        c = asyncio.create_task(decode("c", 8, events["c"]))
+        d = asyncio.create_task(decode("d", 1, events["d"]))  # fits, but waits behind c
+        await asyncio.sleep(0)
+        with pytest.raises(QueueFull, match=r"10 pixels are being decoded \(limit 10\) and 2 "):
+            await decode("e", 1, events["e"])
+        events["a"].set()
+        await a
+        assert order == ["a", "b"]  # 4 + 8 > 10: c still waits, and d behind it
+        events["b"].set()
+        await b
+        await asyncio.sleep(0)
+        assert (order, budget.in_use) == (["a", "b", "c", "d"], 9)
+        c.cancel()  # a request cancelled while it decodes gives its pixels back
+        await asyncio.gather(c, return_exceptions=True)
+        events["d"].set()
+        await d
+        assert budget.in_use == 0
+
+    asyncio.run(scenario())
+    assert seen[-1] == 0 and max(seen) == 10
+
+
+def test_a_request_cancelled_while_it_waits_leaves_the_line() -> None:
+    import asyncio
+
+    from cvspec.serve.admission import PixelBudget
+
+    budget = PixelBudget(limit=4, max_waiting=1)
+
+    async def scenario() -> None:
+        release = asyncio.Event()
+
+        async def hold(pixels: int) -> None:
+            async with budget.hold(pixels):
+                await release.wait()
+
+        first = asyncio.create_task(hold(4))
+        await asyncio.sleep(0)
+        waiting = asyncio.create_task(hold(4))
+        await asyncio.sleep(0)
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+        third = asyncio.create_task(hold(2))  # the line has room again
+        await asyncio.sleep(0)
+        release.set()
+        await asyncio.gather(first, third)
+        assert budget.in_use == 0
+
+    asyncio.run(scenario())

@@ -53,10 +53,12 @@ async def predict(request: Any) -> Any:
         try:
             blobs = await read_images(request, config.max_body_bytes, config.queue_capacity)
             images = [open_header(data, index) for index, data in enumerate(blobs)]
-            if all(img.width * img.height <= INLINE_PIXELS for img in images):
+            pixels = max(img.width * img.height for img in images)
+            if pixels <= INLINE_PIXELS:
                 inputs = service.prepare(images)  # well under a millisecond: no thread hop
             else:
-                inputs = await run_in_threadpool(service.prepare, images)
+                async with service.decoding.hold(pixels):  # may wait; QueueFull: 503
+                    inputs = await run_in_threadpool(service.prepare, images)
         finally:
             service.pending -= 1
         del blobs, images  # only the model inputs wait for the batch, not the uploaded bytes

@@ -94,8 +94,9 @@ def _uvicorn(app: Any, config: ServeConfig, **extra: Any) -> None:
         # request, so a few hundred idle sockets took /health down and no metric counted it.
         # Admission is the app's, counted and with Retry-After (app.py): /predict requests in
         # flight (ServeConfig.request_capacity, which bounds the bodies held: each at most
-        # max_body_bytes) and the batch queue. Connections that never complete a request head
-        # are closed after KEEP_ALIVE_S (protocol.py).
+        # max_body_bytes), the pixels being decoded (ServeConfig.decode_budget, which bounds
+        # the decoded images: admission.py) and the batch queue. Connections that never
+        # complete a request head are closed after KEEP_ALIVE_S (protocol.py).
         limit_concurrency=None,
         **extra,
     )
