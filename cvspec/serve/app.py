@@ -19,6 +19,7 @@ from cvspec.serve.service import Service
 
 CONFIG_ENV = "CVSPEC_SERVE_CONFIG"  # worker processes read their ServeConfig (JSON) from here
 RETRY_AFTER_S = 1
+CLIENT_CLOSED = 499  # nginx's "client closed request": the client left mid-upload; not a 5xx
 INLINE_PIXELS = 128 * 128  # images up to this size are decoded on the event loop itself
 log = logging.getLogger("cvspec.serve")
 Scope = MutableMapping[str, Any]
@@ -36,31 +37,44 @@ def error(status: int, code: str, message: str, retry: bool = False) -> Any:
 async def predict(request: Any) -> Any:
     """POST /predict: one raw image, or several as multipart/form-data files."""
     from starlette.concurrency import run_in_threadpool
-    from starlette.responses import JSONResponse
+    from starlette.requests import ClientDisconnect
+    from starlette.responses import JSONResponse, Response
 
     service: Service = request.app.state.service
     if not service.ready or service.batcher is None:
         return error(503, "not_ready", service.error or "the model is loading", retry=True)
     config = service.config
+    if service.in_flight >= config.request_capacity:  # before reading: bounds the bodies held
+        message = f"{service.in_flight} requests in flight (limit {config.request_capacity})"
+        return error(503, "overloaded", message, retry=True)
+    service.in_flight += 1
     try:
         service.pending += 1
         try:
             blobs = await read_images(request, config.max_body_bytes, config.queue_capacity)
             images = [open_header(data, index) for index, data in enumerate(blobs)]
-            if all(img.width * img.height <= INLINE_PIXELS for img in images):
+            pixels = max(img.width * img.height for img in images)
+            if pixels <= INLINE_PIXELS:
                 inputs = service.prepare(images)  # well under a millisecond: no thread hop
             else:
-                inputs = await run_in_threadpool(service.prepare, images)
+                async with service.decoding.hold(pixels):  # may wait; QueueFull: 503
+                    inputs = await run_in_threadpool(service.prepare, images)
         finally:
             service.pending -= 1
+        del blobs, images  # only the model inputs wait for the batch, not the uploaded bytes
         answers = await service.batcher.submit([p.array for p in inputs], inputs)
     except InputError as exc:
         return error(exc.status, exc.code, exc.message)
     except QueueFull as exc:
         return error(503, "overloaded", str(exc), retry=True)
+    except ClientDisconnect:  # nobody reads this answer; it is sent for the metrics' status
+        log.debug("the client closed the connection before its upload ended")
+        return Response(status_code=CLIENT_CLOSED)
     except Exception as exc:  # the model itself failed: a JSON 500, counted like any other
         log.exception("prediction failed")
         return error(500, "model_error", f"{type(exc).__name__}: {exc}")
+    finally:
+        service.in_flight -= 1
     model = {"name": service.name, "version": service.files.version}
     return JSONResponse({"model": model, "predictions": answers})
 

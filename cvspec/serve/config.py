@@ -9,6 +9,8 @@ from typing import Any
 
 QUEUE_BATCHES = 8  # the queue holds this many full batches (at least MIN_QUEUE images)
 MIN_QUEUE = 64
+REQUESTS_PER_QUEUED_IMAGE = 4  # /predict requests in flight per image the queue holds
+DECODE_IMAGES = 2  # images of max_pixels that may be decoded at once (admission.py)
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,18 @@ class ServeConfig:
     def queue_capacity(self) -> int:
         """Images that may wait at once; more -> 503."""
         return self.queue_size or max(MIN_QUEUE, QUEUE_BATCHES * self.max_batch)
+
+    @property
+    def request_capacity(self) -> int:
+        """/predict requests in flight at once (read, decoded, or waiting for their batch); more
+        -> 503. With max_body_bytes it bounds the request bodies held in memory."""
+        return REQUESTS_PER_QUEUED_IMAGE * self.queue_capacity
+
+    @property
+    def decode_budget(self) -> int:
+        """Pixels that may be decoded at once; up to queue_capacity requests wait, more -> 503.
+        Decoding takes 5 to 9 bytes a pixel at its peak: this bounds the decoded images' memory."""
+        return DECODE_IMAGES * self.max_pixels
 
     def to_json(self) -> str:
         """For worker processes (passed through the environment)."""

@@ -8,6 +8,7 @@ REQUEST_SECONDS = "cvspec_request_duration_seconds"  # histogram {route}
 INFERENCE_SECONDS = "cvspec_inference_duration_seconds"  # histogram: one model call per batch
 BATCH_SIZE = "cvspec_batch_size"  # histogram: images per model call
 QUEUE_DEPTH = "cvspec_queue_depth"  # gauge: images waiting for a batch
+DECODE_PIXELS = "cvspec_decode_pixels"  # gauge: pixels being decoded now (<= 2 x max_pixels)
 PREDICTIONS = "cvspec_predictions_total"  # counter {class}
 CONFIDENCE = "cvspec_prediction_confidence"  # histogram: top-1 probability (per box: detection)
 INPUT_BRIGHTNESS = "cvspec_input_brightness"  # histogram: mean grey level, 0..1
@@ -29,7 +30,16 @@ HISTOGRAMS = (
     INPUT_WIDTH,
     INPUT_HEIGHT,
 )
-EXPORTED = (REQUESTS, QUEUE_DEPTH, PREDICTIONS, DRIFT, BASELINE_IMAGES, MODEL_INFO, *HISTOGRAMS)
+EXPORTED = (
+    REQUESTS,
+    QUEUE_DEPTH,
+    DECODE_PIXELS,
+    PREDICTIONS,
+    DRIFT,
+    BASELINE_IMAGES,
+    MODEL_INFO,
+    *HISTOGRAMS,
+)
 
 PREDICT_ROUTE = "/predict"
 ROUTES = (PREDICT_ROUTE, "/health", "/metrics")

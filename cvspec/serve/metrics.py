@@ -61,6 +61,12 @@ class ServerMetrics:
         self.queue = Gauge(
             m.QUEUE_DEPTH, "Images waiting for a batch", registry=reg, multiprocess_mode="livesum"
         )
+        self.decoding = Gauge(
+            m.DECODE_PIXELS,
+            "Pixels of the images being decoded now (the decode budget bounds it)",
+            registry=reg,
+            multiprocess_mode="livesum",
+        )
         self.predictions = Counter(m.PREDICTIONS, "Predictions by class", ("class",), registry=reg)
         self.confidence = hist(
             m.CONFIDENCE, "Top-1 confidence (per box for detection)", m.CONFIDENCE_BUCKETS

@@ -76,9 +76,10 @@ def _uvicorn(app: Any, config: ServeConfig, **extra: Any) -> None:
 
     import uvicorn
 
-    # httptools (the serve extra installs it): its parser, with one send() per response
+    # httptools (the serve extra installs it): its parser, with one send() per response and a
+    # deadline and a size limit on request heads (protocol.py)
     if importlib.util.find_spec("httptools") is not None:
-        from cvspec.serve.transport import PROTOCOL
+        from cvspec.serve.protocol import PROTOCOL
 
         extra.setdefault("http", PROTOCOL)
     uvicorn.run(
@@ -87,7 +88,15 @@ def _uvicorn(app: Any, config: ServeConfig, **extra: Any) -> None:
         port=config.port,
         access_log=False,  # the metrics count every request; a log line each costs more
         log_level=os.environ.get("CVSPEC_LOG_LEVEL", "info").lower(),
-        timeout_keep_alive=KEEP_ALIVE_S,
-        limit_concurrency=4 * config.queue_capacity,  # beyond this uvicorn itself answers 503
+        timeout_keep_alive=KEEP_ALIVE_S,  # also the deadline for a request head (protocol.py)
+        # No limit_concurrency: uvicorn counts open connections against it, idle ones included,
+        # and past it answers a plain-text 503 without Retry-After before the app sees the
+        # request, so a few hundred idle sockets took /health down and no metric counted it.
+        # Admission is the app's, counted and with Retry-After (app.py): /predict requests in
+        # flight (ServeConfig.request_capacity, which bounds the bodies held: each at most
+        # max_body_bytes), the pixels being decoded (ServeConfig.decode_budget, which bounds
+        # the decoded images: admission.py) and the batch queue. Connections that never
+        # complete a request head are closed after KEEP_ALIVE_S (protocol.py).
+        limit_concurrency=None,
         **extra,
     )

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+from cvspec.serve.admission import PixelBudget
 from cvspec.serve.batching import Batcher
 from cvspec.serve.config import ServeConfig
 from cvspec.serve.drift import DriftMonitor, load_baseline
@@ -39,6 +40,10 @@ class Service:
         self.batcher: Batcher | None = None
         self.error: str | None = None
         self.pending = 0  # requests being read or decoded: the batcher waits only for these
+        self.in_flight = 0  # /predict requests admitted and not yet answered
+        self.decoding = PixelBudget(
+            config.decode_budget, config.queue_capacity, on_change=self.metrics.decoding.set
+        )
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -104,15 +109,23 @@ class Service:
         return self.model.run(batch)
 
     def prepare(self, images: list[Any]) -> list[Prepared]:
-        """Decode opened images and preprocess them: exactly what evaluation does."""
+        """Decode opened images and preprocess them: exactly what evaluation does.
+
+        One image at a time, each freed before the next is decoded, so a request never holds
+        more decoded pixels than its largest image (what it takes of the decode budget).
+        """
         from cvspec.imagestats import image_stats
         from cvspec.preprocess import to_array
 
         out = []
         for index, opened in enumerate(images):
-            img = decode(opened, index)
-            array = to_array([img], self.files.pre)[0]
-            out.append(Prepared(array, image_stats(img), (img.width, img.height)))
+            try:
+                img = decode(opened, index)
+                array = to_array([img], self.files.pre)[0]
+                out.append(Prepared(array, image_stats(img), (img.width, img.height)))
+                img.close()
+            finally:
+                opened.close()
         return out
 
     def finish(self, outputs: Any, inputs: Sequence[Prepared]) -> list[dict[str, Any]]:

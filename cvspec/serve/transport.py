@@ -17,7 +17,6 @@ from typing import Any, cast
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 COALESCE_BYTES = 64 * 1024
-PROTOCOL = "cvspec.serve.transport:CoalescingHttpToolsProtocol"  # uvicorn's `http=` setting
 
 
 class CoalescingTransport:
