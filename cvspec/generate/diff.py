@@ -7,7 +7,6 @@ change `build --force` would make; a file a build leaves in place gets a note an
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -20,6 +19,8 @@ NO_NEWLINE = "\\ No newline at end of file\n"
 
 def file_diff(root: Path, change: Change, new: RenderedFile | None) -> list[str]:
     """The lines of one path's diff, each ending in a newline: a `#` note, then the hunks."""
+    import difflib  # only when there is a diff to show: every command imports this module
+
     note = f"# {change.finding}: {change.path}: {change.reason}\n"
     if change.action == "keep":
         return [note]
