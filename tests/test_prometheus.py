@@ -73,7 +73,12 @@ def test_alerts_come_from_the_spec_and_its_gates(tmp_path: Path) -> None:
     rules = load(build(tmp_path, MONITORED) / "rules.yml")
     alerts = {r["alert"]: r for r in rules["groups"][1]["rules"]}
     assert {name: (r["expr"], r["for"], r["labels"]["severity"]) for name, r in alerts.items()} == {
-        "InputDrift": ('cvspec_input_drift{job="demo",stat="brightness"} > 0.2', "15m", "ticket"),
+        "InputDrift": (
+            '(cvspec_input_drift{job="demo",stat="brightness"} > 0.2) '
+            'and on (job) job:cvspec_requests:rate_5m{job="demo"} > 0',
+            "15m",
+            "ticket",
+        ),
         "QueueBacklog": (
             '(cvspec_queue_depth{job="demo"} < 0.0) or (cvspec_queue_depth{job="demo"} > 40.0)',
             "1m",
@@ -89,13 +94,23 @@ def test_alerts_come_from_the_spec_and_its_gates(tmp_path: Path) -> None:
             "10m",
             "page",
         ),
-        "HighErrorRate": ('job:cvspec_request_errors:ratio_5m{job="demo"} > 0.05', "5m", "page"),
+        "HighErrorRate": (
+            '(job:cvspec_request_errors:ratio_5m{job="demo"} > 0.05) '
+            'and on (job) job:cvspec_requests:rate_5m{job="demo"} >= 0.1',
+            "5m",
+            "page",
+        ),
         "ConfidenceCollapse": (  # accuracy 0.9 - ece 0.05
             'job:cvspec_prediction_confidence:mean_15m{job="demo"} < 0.85',
             "15m",
             "ticket",
         ),
-        "InputDistributionDrift": ('cvspec_input_drift{job="demo"} > 0.5', "30m", "ticket"),
+        "InputDistributionDrift": (
+            '(cvspec_input_drift{job="demo"} > 0.5) '
+            'and on (job) job:cvspec_requests:rate_5m{job="demo"} > 0',
+            "30m",
+            "ticket",
+        ),
         "TargetDown": ('up{job="demo"} == 0', "3m", "page"),
         "TargetMissing": ('absent(up{job="demo"})', "5m", "page"),
         "ModelNotLoaded": (
@@ -140,13 +155,18 @@ def test_every_alert_has_a_firing_and_a_quiet_case(tmp_path: Path) -> None:
     out = build(tmp_path, MONITORED)
     tests = load(out / "rules.test.yml")["tests"]
     names = [r["alert"] for r in load(out / "rules.yml")["groups"][1]["rules"]]
+    guarded = ("InputDrift", "HighErrorRate", "InputDistributionDrift")  # need traffic
+    little = ("stays quiet on too little traffic",)
     assert [t["name"] for t in tests] == [
-        f"{n} {c}" for n in names for c in ("fires", "stays quiet")
+        f"{n} {c}" for n in names for c in ("fires", "stays quiet", *(little * (n in guarded)))
     ]
     for case in tests:
         expected = case["alert_rule_test"][0]["exp_alerts"]
         assert case["input_series"], case["name"]  # quiet cases carry traffic too
         assert bool(expected) == case["name"].endswith("fires")
+        if case["name"].endswith("traffic"):  # the values that fire, on a trickle of requests
+            requests = [s for s in case["input_series"] if "requests_total" in s["series"]]
+            assert all("+0.5x" in s["values"] for s in requests), requests
 
 
 def test_the_rule_tests_expect_annotations_as_prometheus_renders_them(tmp_path: Path) -> None:

@@ -127,16 +127,32 @@ def health_expr(kind: str, job: str) -> str:
     return conditions[kind]
 
 
+# Least /predict traffic (requests per second over 5m) an alert needs to mean anything:
+# one failed request out of two is not an outage worth a page, and a drift gauge keeps the
+# value of the last images it saw after traffic stops.
+MIN_TRAFFIC = {"error_rate": 0.1}
+
+
+def min_traffic(metric: str) -> float | None:
+    """The request rate an alert on `metric` needs (0: any traffic at all), or None."""
+    return 0.0 if metric.endswith("_drift") else MIN_TRAFFIC.get(metric)
+
+
 def alert_expr(rule: AlertRule, job: str) -> str:
-    """The alert condition: the metric outside [min, max] (or a HEALTH condition)."""
+    """The alert condition: the metric outside [min, max] (or a HEALTH condition), while the
+    server gets the traffic the metric needs to mean anything (MIN_TRAFFIC)."""
     if rule.metric in HEALTH:
         return health_expr(rule.metric, job)
     expr = metric_expr(rule.metric, job)
     low = f"{expr} < {number(rule.min)}" if rule.min is not None else None
     high = f"{expr} > {number(rule.max)}" if rule.max is not None else None
-    if low and high:
-        return f"({low}) or ({high})"
-    return low or high or ""
+    condition = f"({low}) or ({high})" if low and high else low or high or ""
+    least = min_traffic(rule.metric)
+    if least is None:
+        return condition
+    traffic = f'{m.RECORDED_REQUEST_RATE}{{job="{job}"}}'
+    guard = f"{traffic} > 0" if least == 0 else f"{traffic} >= {number(least)}"
+    return f"({condition}) and on (job) {guard}"
 
 
 def recording_rules(job: str) -> list[dict[str, str]]:

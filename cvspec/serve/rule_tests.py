@@ -15,6 +15,7 @@ from cvspec.serve.alerts import (
     Reach,
     alert_rules,
     bounds_text,
+    min_traffic,
     reach,
     seconds,
 )
@@ -31,19 +32,24 @@ def rule_tests(spec: Any, job: str, rule_file: str, spec_file: str) -> dict[str,
     for rule in alert_rules(spec):
         minutes = math.ceil(seconds(rule.for_) / 60) + 20  # past `for` and the 15m windows
         labels = {"job": job, "severity": rule.severity}
-        for fires in (True, False):
+        cases = [("fires", True), ("stays quiet", False)]
+        if min_traffic(rule.metric) is not None:
+            cases.append(("stays quiet on too little traffic", True))
+        for case, fires in cases:
             series, value = _series(rule, spec, job, fires, minutes)
             if fires and not series:  # validation rejects such bounds (rules.py: alert-range)
                 raise RuntimeError(f"no input series can make {rule.name} fire ({rule.origin})")
             expected: list[dict[str, Any]] = []
-            if fires:
+            if case == "fires":
                 shown = alert_annotations(rule, job, spec_file, rendered=True, value=value)
                 expected = [
                     {"exp_labels": {**labels, **_extra_labels(rule)}, "exp_annotations": shown}
                 ]
+            elif fires:  # the same values on a trickle of requests
+                series = _sparse(series, minutes)
             tests.append(
                 {
-                    "name": f"{rule.name} {'fires' if fires else 'stays quiet'}",
+                    "name": f"{rule.name} {case}",
                     "interval": "1m",
                     "input_series": series,
                     "alert_rule_test": [
@@ -131,9 +137,11 @@ def _series(rule: AlertRule, spec: Any, job: str, fires: bool, minutes: int) -> 
         return _latency(rule, job, fires, minutes)
     labels = f'job="{job}",instance="{INSTANCE}"'
     n = minutes + 5
-    if rule.metric.endswith("_drift"):
+    route = f'{labels},route="{m.PREDICT_ROUTE}"'
+    if rule.metric.endswith("_drift"):  # drift counts only while images arrive
         stat = "brightness" if rule.metric == "input_drift" else rule.metric.removesuffix("_drift")
-        return [_one(f'{m.DRIFT}{{{labels},stat="{stat}"}}', target, 0, n)], target
+        traffic = _one(f'{m.REQUESTS}{{{route},status="200"}}', 0, PER_MINUTE, n)
+        return [_one(f'{m.DRIFT}{{{labels},stat="{stat}"}}', target, 0, n), traffic], target
     if rule.metric == "queue_depth":
         return [_one(f"{m.QUEUE_DEPTH}{{{labels}}}", target, 0, n)], target
     if rule.metric == "mean_confidence":
@@ -141,7 +149,6 @@ def _series(rule: AlertRule, spec: Any, job: str, fires: bool, minutes: int) -> 
             _one(f"{m.CONFIDENCE}_sum{{{labels}}}", 0, target * 60, n),
             _one(f"{m.CONFIDENCE}_count{{{labels}}}", 0, 60, n),
         ], target
-    route = f'{labels},route="{m.PREDICT_ROUTE}"'
     if rule.metric == "request_rate":
         return [_one(f'{m.REQUESTS}{{{route},status="200"}}', 0, target * 60, n)], target
     errors = round(target * PER_MINUTE)  # error_rate
@@ -149,6 +156,21 @@ def _series(rule: AlertRule, spec: Any, job: str, fires: bool, minutes: int) -> 
         _one(f'{m.REQUESTS}{{{route},status="200"}}', 0, PER_MINUTE - errors, n),
         _one(f'{m.REQUESTS}{{{route},status="500"}}', 0, errors, n),
     ], errors / PER_MINUTE
+
+
+def _sparse(series: Series, minutes: int) -> Series:
+    """The series of a firing case on too little traffic for the alert (MIN_TRAFFIC): no
+    requests at all beside a drift gauge, or one request a minute, every other one failing."""
+    others = [s for s in series if not s["series"].startswith(m.REQUESTS)]
+    requests = [s for s in series if s["series"].startswith(m.REQUESTS)]
+    if not others:  # error_rate: keep the ratio, lose the volume
+        ok, failed = requests
+        n = minutes + 5
+        return [
+            _one(ok["series"], 0, 0.5, n),
+            _one(failed["series"], 0, 0.5, n),
+        ]
+    return others
 
 
 def _health(rule: AlertRule, job: str, task: str, fires: bool, n: int) -> Series:
