@@ -60,6 +60,28 @@ def test_confusion_and_ece_edge_cases() -> None:
     assert ece(perfect, [0, 1]) == 0.0
 
 
+def test_label_review_lists_confident_mistakes_first() -> None:
+    from types import SimpleNamespace
+
+    from cvspec.evaluate.review import candidates
+
+    records = [
+        SimpleNamespace(path=f"{i}.png", label=label) for i, label in enumerate([0, 1, 1, 0])
+    ]
+    logits = [[4.0, 0.0], [3.0, 0.0], [0.0, 1.0], [1.0, 0.0]]  # 1.png: a confident mistake
+    found = candidates(logits, records, ["cat", "dog"])
+    assert [(c["path"], c["label"], c["predicted"]) for c in found] == [("1.png", "dog", "cat")]
+    assert found[0]["confidence"] == round(math.exp(3) / (math.exp(3) + 1), 4)
+    assert found[0]["label_probability"] == round(1 / (math.exp(3) + 1), 4)
+    many = candidates(
+        [[0.0, 2.0]] * 3 + [[0.0, 5.0]],
+        [SimpleNamespace(path=f"{i}", label=0) for i in range(4)],
+        ["a", "b"],
+        limit=2,
+    )
+    assert [c["path"] for c in many] == ["3", "0"]  # most confident first, then by path
+
+
 def test_gate_results_say_value_bound_and_source() -> None:
     low = GateResult("accuracy", 0.91234, 0.95, None, "specs/a.yaml:40")
     assert not low.passed
@@ -114,6 +136,17 @@ def test_a_failing_gate_fails_the_stage_with_its_message(gated: tuple[Path, Resu
     matrix = json.loads((root / "runs/tiny/evaluate/confusion.json").read_text())
     assert sum(map(sum, matrix["matrix"])) == metrics["images"]
     assert (root / "runs/tiny/evaluate/confusion.png").read_bytes()[:4] == b"\x89PNG"
+    review = json.loads((root / "runs/tiny/evaluate/label_review.json").read_text())
+    wrong = metrics["images"] - sum(matrix["matrix"][i][i] for i in range(3))
+    assert len(review) == min(25, wrong)  # every mistake, up to the queue's length
+    assert [r["confidence"] for r in review] == sorted(
+        (r["confidence"] for r in review), reverse=True
+    )
+    assert all(
+        r["label"] != r["predicted"] and (root / "data/tiny" / r["path"]).is_file() for r in review
+    )
+    md = (root / "runs/tiny/evaluate/label_review.md").read_text()
+    assert md.startswith("# Label review\n") and all(f"`{r['path']}`" in md for r in review)
 
 
 @pytest.mark.slow
@@ -153,3 +186,4 @@ def test_the_model_card_reports_data_training_gates_and_limits(
     assert "| latency_p50_ms |" in card and "| FAIL |" in card
     assert "Gates not met: latency_p50_ms: do not ship this model as is." in card
     assert "No data report: run the data stage" in card  # only train and evaluate ran
+    assert "Label review: " in card

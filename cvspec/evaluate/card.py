@@ -19,7 +19,7 @@ def write_card(
         _intended(spec, status),
         _data(spec, data_report),
         _training(spec, status, _read(ctx.runs / "train" / "sweep.json")),
-        _evaluation(report),
+        _evaluation(report) + _review(_read(ctx.runs / "evaluate" / "label_review.json")),
         _export(export, report),
         _limitations(spec, report, data_report),
     ]
@@ -130,6 +130,18 @@ def _evaluation(report: dict[str, Any]) -> str:
         for name, row in report["per_class"].items():
             lines.append(f"| {name} | " + " | ".join(f"{row[k]:.4g}" for k in keys) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _review(items: Any) -> str:
+    """A line on the label review queue of a classifier's evaluation, when there is one."""
+    if not isinstance(items, list):
+        return ""
+    if not items:
+        return "\nLabel review: the model classifies every evaluated image as labelled.\n"
+    return (
+        f"\nLabel review: {len(items)} evaluated image(s) the model puts in another class, most "
+        "confident first, in `evaluate/label_review.md`: check their labels.\n"
+    )
 
 
 def _export(export: dict[str, Any], report: dict[str, Any]) -> str:

@@ -3,6 +3,7 @@ preprocessing, with per-class metrics and a confusion matrix (JSON and PNG)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,13 @@ def evaluate_classifier(ctx: Any, export_dir: Path, out: Path) -> dict[str, Any]
     for start in range(0, len(records), BATCH):
         imgs = [decode(index.root, r) for r in records[start : start + BATCH]]
         chunks.append(sess.run(None, {name: to_array(imgs, pre)})[0])
+    from cvspec.evaluate.review import candidates, write_review
+
+    logits = np.concatenate(chunks)
     labels = [int(r.label) for r in records if r.label is not None]
-    result = classification(np.concatenate(chunks), labels, classes)
+    result = classification(logits, labels, classes)
+    review = candidates(logits, records, classes)
+    write_review(out, review, os.path.relpath(ctx.data_root, ctx.root), split)
     matrix = result.pop("confusion")
     write_json(
         out / "confusion.json",

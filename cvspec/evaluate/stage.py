@@ -47,6 +47,12 @@ def run(ctx: RunContext) -> StageResult:
     write_json(out / "gates.json", report["gates"])
     print_table(console, table(results))
     card = write_card(ctx, report, status, read_json(export_dir / "export.json"))
+    review = out / "label_review.json"
+    if status["task"] == "classification" and review.is_file():
+        count = len(read_json(review))
+        if count:
+            shown = os.path.relpath(out / "label_review.md", ctx.root)
+            say(console, f"label review: {count} image(s) predicted as another class ({shown})")
     failed = [r for r in results if not r.passed]
     for r in failed:
         say(console, r.message())

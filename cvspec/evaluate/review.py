@@ -1,0 +1,67 @@
+"""Label review: the evaluated images the model most confidently puts in another class.
+
+A wrong label looks, to a model that learned the rest of the data, like a confident mistake:
+these are the first images a person should look at when cleaning labels. The list is only a
+queue for review; a confident mistake can as well be the model's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from cvspec.atomic import write_text
+
+LIMIT = 25  # images in the queue; the rest of the mistakes are in the confusion matrix
+
+
+def candidates(
+    logits: Any, records: Sequence[Any], classes: Sequence[str], limit: int = LIMIT
+) -> list[dict[str, Any]]:
+    """The misclassified images, most confident first: path, label, prediction, both scores."""
+    import numpy as np
+
+    z = np.asarray(logits, dtype=np.float64)
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    probs = z / z.sum(axis=1, keepdims=True)
+    found = []
+    for record, p in zip(records, probs, strict=True):
+        guess, label = int(p.argmax()), int(record.label)
+        if guess != label:
+            found.append(
+                {
+                    "path": record.path,
+                    "label": classes[label],
+                    "predicted": classes[guess],
+                    "confidence": round(float(p[guess]), 4),
+                    "label_probability": round(float(p[label]), 4),
+                }
+            )
+    found.sort(key=lambda c: (-c["confidence"], c["path"]))
+    return found[:limit]
+
+
+def write_review(out: Path, items: list[dict[str, Any]], data_path: str, split: str) -> None:
+    """label_review.json and label_review.md in the evaluate stage's folder."""
+    write_text(out / "label_review.json", json.dumps(items, indent=2) + "\n")
+    lines = [
+        "# Label review",
+        "",
+        f"The {len(items)} images of the {split} split (under `{data_path}`) the model most "
+        "confidently puts in another class.",
+        "Look at each: fix its label (move the file), add it to `data.exclude` if it does not "
+        "belong in the dataset, or leave it if the model is wrong.",
+        "",
+    ]
+    if items:
+        lines += ["| image | label | predicted | confidence | p(label) |", "|---|---|---|---|---|"]
+        lines += [
+            f"| `{c['path']}` | {c['label']} | {c['predicted']} | {c['confidence']:.3f} | "
+            f"{c['label_probability']:.3f} |"
+            for c in items
+        ]
+    else:
+        lines.append("The model classifies every image of the split as labelled.")
+    write_text(out / "label_review.md", "\n".join(lines) + "\n")
