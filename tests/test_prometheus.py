@@ -308,3 +308,14 @@ def test_the_rule_tests_refuse_an_alert_that_cannot_fire(monkeypatch: pytest.Mon
     monkeypatch.setattr(rule_tests, "alert_rules", lambda spec: [never])
     with pytest.raises(RuntimeError, match="no input series can make Errors fire"):
         rule_tests.rule_tests(None, "demo", "rules.yml", "specs/demo.yaml")
+
+
+def test_alerts_link_the_dashboard_on_the_specs_grafana(tmp_path: Path) -> None:
+    spec = MONITORED.replace("monitor:\n", "monitor:\n  grafana_url: https://grafana.acme.com/\n")
+    assert spec != MONITORED
+    out = build(tmp_path, spec)
+    rules = load(out / "rules.yml")["groups"][1]["rules"]
+    assert {r["annotations"]["dashboard"] for r in rules} == {
+        "https://grafana.acme.com/d/cvspec-demo"
+    }
+    assert promtool("test", "rules", "rules.test.yml", cwd=out).returncode == 0

@@ -41,7 +41,8 @@ def rule_tests(spec: Any, job: str, rule_file: str, spec_file: str) -> dict[str,
                 raise RuntimeError(f"no input series can make {rule.name} fire ({rule.origin})")
             expected: list[dict[str, Any]] = []
             if case == "fires":
-                shown = alert_annotations(rule, job, spec_file, rendered=True, value=value)
+                grafana = spec.monitor.grafana_url
+                shown = alert_annotations(rule, job, spec_file, True, value, grafana)
                 expected = [
                     {"exp_labels": {**labels, **_extra_labels(rule)}, "exp_annotations": shown}
                 ]
@@ -61,13 +62,19 @@ def rule_tests(spec: Any, job: str, rule_file: str, spec_file: str) -> dict[str,
 
 
 def alert_annotations(
-    rule: AlertRule, job: str, spec_file: str, rendered: bool = False, value: float = math.nan
+    rule: AlertRule,
+    job: str,
+    spec_file: str,
+    rendered: bool = False,
+    value: float = math.nan,
+    grafana: str | None = None,
 ) -> dict[str, str]:
     """The alert's annotations, Go templates with the spec's text escaped; or, `rendered`, as
     Prometheus renders them for `value` on the rule tests' instance.
 
     summary: what is wrong; description: the value and where, then what to do; dashboard: the
-    path of the project's Grafana dashboard; source: the spec key the alert came from.
+    project's Grafana dashboard (on `grafana`, monitor.grafana_url, else its path); source: the
+    spec key the alert came from.
     """
     from cvspec.serve.dashboard import dashboard_uid
 
@@ -85,7 +92,7 @@ def alert_annotations(
     return {
         "summary": fixed(rule.summary),
         "description": description,
-        "dashboard": f"/d/{dashboard_uid(job)}",
+        "dashboard": f"{(grafana or '').rstrip('/')}/d/{dashboard_uid(job)}",
         "source": source,
     }
 

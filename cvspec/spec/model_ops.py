@@ -42,6 +42,10 @@ Cron = Annotated[
         r"^[0-9A-Za-z*/,-]+( [0-9A-Za-z*/,-]+){4}$", "a 5-field cron expression like '0 4 * * 1'"
     ),
 ]
+WebUrl = Annotated[
+    str,
+    Pattern(r"^https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*)?$", "an http(s):// URL", 2000),
+]
 HttpsUrl = Annotated[
     str,
     Pattern(r"^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*)?$", "an https:// URL", 2000),
@@ -160,6 +164,11 @@ class Monitor(StrictModel):
 
     alerts: list[Alert] = Field(default_factory=list, description="Extra alerts.")
     notify: Notify = Field(default_factory=Notify, description="Alert routing.")
+    grafana_url: WebUrl | None = Field(
+        None,
+        description="Your Grafana's address, e.g. https://grafana.acme.com: each alert links to "
+        "the project's dashboard there; null: the link is the dashboard's path.",
+    )
 
 
 class CI(StrictModel):

@@ -56,7 +56,9 @@ def rule_file(spec: Any, ctx: BuildContext) -> dict[str, Any]:
             "expr": alert_expr(rule, ctx.project),
             "for": rule.for_,
             "labels": {"severity": rule.severity},
-            "annotations": alert_annotations(rule, ctx.project, ctx.spec_file),
+            "annotations": alert_annotations(
+                rule, ctx.project, ctx.spec_file, grafana=spec.monitor.grafana_url
+            ),
         }
         for rule in alert_rules(spec)
     ]
