@@ -79,9 +79,11 @@ def _needed(project: str, need: str) -> str:
     return stage_dir(project, BY_NAME[need].outputs[0])
 
 
-def params(spec: Any) -> dict[str, Any]:
-    """params.yaml: the spec sections the stages read, so DVC reruns only what changed."""
+def params(spec: Any, ctx: BuildContext) -> dict[str, Any]:
+    """params.yaml: the spec sections the stages read, so DVC reruns only what changed; the
+    data path from the repository root, as dvc.yaml names it (the spec's is relative to it)."""
     dumped = spec.model_dump(mode="json", include={"data", "model", "train", "evaluate", "export"})
+    dumped["data"]["path"] = data_root(spec, ctx)
     return {key: dumped[key] for key in ("data", "model", "train", "evaluate", "export")}
 
 
@@ -105,4 +107,4 @@ class DvcGenerator:
             f"# `dvc repro {ctx.out_dir}/dvc.yaml` then reruns only stages whose inputs changed.\n"
         )
         yield Artifact("dvc.yaml", self.name, "yaml", data=note + dump_yaml(pipeline(spec, ctx)))
-        yield Artifact("params.yaml", self.name, "yaml", data=params(spec))
+        yield Artifact("params.yaml", self.name, "yaml", data=params(spec, ctx))
