@@ -135,3 +135,28 @@ def test_a_saved_copy_left_after_force_is_the_users_not_a_build_to_run(tmp_path:
         assert "generated/demo/train/config.yaml.orig" in said
         assert "1 file(s) a build leaves to you" in said
         assert "cvspec build" not in said, f"{command} sends the user to a build that does nothing"
+
+
+def test_a_symbolic_link_is_never_read_through(tmp_path: Path) -> None:
+    """A link committed under generated/ must not make check, diff (which CI runs on pull
+    requests) or build --force read, print or copy the file it points at."""
+    root = project(tmp_path)
+    assert cvspec("build", cwd=root).code == 0
+    secret = tmp_path / "secret.txt"
+    secret.write_text("AWS_SECRET_ACCESS_KEY=abc123\n")
+    config = root / "generated/demo/train/config.yaml"
+    config.unlink()
+    config.symlink_to(secret)
+    (root / "generated/demo/stray.yaml").symlink_to(secret)
+    for command in ("check", "diff"):
+        result = cvspec(command, cwd=root)
+        said = result.out + result.err
+        assert result.code == 1 and "abc123" not in said, command
+        assert "generated/demo/train/config.yaml: a symbolic link where cvspec writes" in said
+        assert "generated/demo/stray.yaml: a symbolic link where cvspec writes" in said
+    forced = cvspec("build", "--force", cwd=root)
+    assert forced.code == 0, forced.err
+    saved = root / "generated/demo/train/config.yaml.orig"
+    assert saved.is_symlink() and not config.is_symlink()
+    assert "abc123" not in config.read_text()
+    assert (root / "generated/demo/stray.yaml").is_symlink()  # not cvspec's: left in place

@@ -28,9 +28,16 @@ class Change(NamedTuple):
     reason: str
 
 
+LINK = "symbolic link"  # what file_sha says of a link: cvspec never reads through one
+
+
 def file_sha(path: Path) -> str | None:
-    """sha256 of a file on disk, or None when there is no regular file there."""
+    """sha256 of a file on disk; LINK for a symbolic link (never followed: a link committed
+    under generated/ must not make cvspec read, print or copy what it points at); None when
+    there is no regular file there."""
     try:
+        if path.is_symlink():
+            return LINK
         with path.open("rb") as fh:
             return hashlib.file_digest(fh, "sha256").hexdigest()
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
@@ -55,6 +62,8 @@ def compare(
             elif disk is None:
                 _check_room(root, path, new[path].generator, owned, new)
                 changes.append(Change(path, "create", "missing", "not on disk"))
+            elif disk == LINK:
+                changes.append(Change(path, "conflict", "tamper", LINK_REASON))
             elif path == lock or (path in owned and owned[path][0] == disk):
                 changes.append(Change(path, "update", "drift", stale))
             elif path in owned:
@@ -77,6 +86,8 @@ def compare(
                         "no longer generated, but edited by hand: left in place",
                     )
                 )
+        elif disk == LINK:
+            changes.append(Change(path, "keep", "orphan", f"{LINK_REASON}: left in place"))
         elif _SAVED.search(path):
             changes.append(Change(path, "keep", "orphan", SAVED_REASON))
         else:
@@ -110,6 +121,7 @@ def describe_options(options: dict[str, Any]) -> str:
     return " ".join(words) or "no options"
 
 
+LINK_REASON = "a symbolic link where cvspec writes files (its target is never read)"
 _SAVED = re.compile(r"\.orig(\.[0-9]+)?$")
 SAVED_REASON = "your edited copy, saved by build --force: merge what you need, then delete it"
 

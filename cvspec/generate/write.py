@@ -97,7 +97,7 @@ def _apply_single(
 ) -> None:
     path = root / change.path
     if change.action == "conflict":
-        shutil.copy2(path, root / saved[change.path])
+        shutil.copy2(path, root / saved[change.path], follow_symlinks=False)
     if change.action in ("create", "update", "conflict") and file is not None:
         write_bytes(path, file.content, durable=True)
     elif change.action == "remove":
@@ -137,7 +137,8 @@ def _build_stage(
                     continue
                 src = Path(dirpath) / name
                 if change is not None and change.action == "conflict":
-                    shutil.copy2(src, stage / saved[prefix + rel][len(prefix) :])
+                    dest = stage / saved[prefix + rel][len(prefix) :]
+                    shutil.copy2(src, dest, follow_symlinks=False)  # a link stays a link
                     continue
                 _link_or_copy(src, stage / rel)  # unchanged or not ours: keep it, mtime and all
     for path, file in new.items():
