@@ -154,3 +154,7 @@ def test_the_test_stage_checks_the_bounds_of_the_runs_profile_and_sets(tmp_path:
         "--set evaluate.gates.accuracy.min=0.8: " in strict.out
     )
     assert f"profile ci (specs/digits.yaml:{line})" not in strict.out  # --set wins over it
+
+    removed = cvspec(*test, "--set", "evaluate.gates.accuracy=null", cwd=tmp_path, timeout=300)
+    assert removed.code == 0, removed.out + removed.err  # evaluate no longer checks it either
+    assert "1 skipped" in removed.err or "1 skipped" in removed.out

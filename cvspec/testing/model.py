@@ -45,9 +45,12 @@ def check_gate(
 
         loaded = composed(repository(), spec, options)
         gate = set_gates(loaded.spec.evaluate.gates).get(name)
-        if gate is not None:
-            min, max = gate.min, gate.max
-            source = f"{gate_sources(loaded)[name]}, with {options.describe()}"
+        if gate is None:  # the run's options removed it, so its evaluate did not check it
+            import pytest
+
+            pytest.skip(f"gate {name} is not set with {options.describe()}")
+        min, max = gate.min, gate.max
+        source = f"{gate_sources(loaded)[name]}, with {options.describe()}"
     path = metrics_file(project)
     if not path.is_file():
         raise AssertionError(
