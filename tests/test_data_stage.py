@@ -217,3 +217,45 @@ def test_generated_data_tests_pass_then_name_the_bad_file(tmp_path: Path) -> Non
     assert "val/dog/s30.png: val image is a byte copy of a train image [train/cat/s05.png]" in (
         bad.stdout
     )
+
+
+def test_excluding_an_image_takes_its_label_file_and_an_emptied_class_with_it(
+    tmp_path: Path,
+) -> None:
+    from types import SimpleNamespace
+
+    from helpers import write_tree
+
+    from cvspec.data.index import read_layout
+
+    def layout(root: Path, **data: Any) -> Any:
+        spec = SimpleNamespace(data=SimpleNamespace(**data))
+        return read_layout(spec, root / "data")
+
+    yolo = tmp_path / "yolo"
+    write_tree(yolo, {
+        "data/images/train/a.png": encode(synthetic_image(1)),
+        "data/images/train/b.png": encode(synthetic_image(2)),
+        "data/labels/train/a.txt": "0 0.5 0.5 0.2 0.2\n",
+        "data/labels/train/b.txt": "0 abc 0.5 0.1 0.1\n",  # malformed
+        "data/images/val/c.png": encode(synthetic_image(3)),
+        "data/labels/val/c.txt": "0 0.5 0.5 0.2 0.2\n",
+    })  # fmt: skip
+    splits = SimpleNamespace(train="images/train", val="images/val", test=None)
+    common = {"format": "yolo", "classes": ["thing"], "splits": splits}
+    dirty = layout(yolo, exclude=[], **common)
+    assert any(p.path.startswith("labels/train/b.txt") for p in dirty.problems)
+    clean = layout(yolo, exclude=["./images/train/b.png"], **common)
+    assert [e.path for e in clean.entries] == ["images/train/a.png", "images/val/c.png"]
+    assert clean.problems == () and clean.unmatched == ()
+
+    folders = tmp_path / "folders"
+    write_tree(folders, {
+        f"data/{cls}/{i}.png": encode(synthetic_image(i)) for cls in ("a", "b", "c") for i in (1, 2)
+    } | {"data/d/.keep": b""})  # fmt: skip
+    (folders / "data/d/.keep").unlink()  # an empty class folder: the checks report it
+    ratio = SimpleNamespace(val=0.0, test=0.0, seed=0)
+    auto = {"format": "imagefolder", "classes": "auto", "splits": ratio}
+    kept = layout(folders, exclude=["b/*/", "b"], **auto)
+    assert kept.classes == ("a", "c", "d") and kept.unmatched == ("b/*/",)
+    assert {(e.path.split("/")[0], e.label) for e in kept.entries} == {("a", 0), ("c", 1)}

@@ -136,7 +136,8 @@ def read_layout(spec: Any, data_root: Path) -> Layout:
     reader: Callable[[Any, Path], Layout] = getattr(importlib.import_module(module), func)
     layout = reader(spec.data, data_root)
     layout = replace(layout, entries=tuple(sorted(layout.entries, key=lambda r: r.path)))
-    return without_excluded(layout, tuple(getattr(spec.data, "exclude", ()) or ()))
+    patterns = tuple(getattr(spec.data, "exclude", ()) or ())
+    return without_excluded(layout, patterns, spec.data.classes == "auto")
 
 
 def is_excluded(path: str, patterns: Sequence[str]) -> bool:
@@ -146,33 +147,60 @@ def is_excluded(path: str, patterns: Sequence[str]) -> bool:
 
 
 class Exclusions:
-    """data.exclude compiled once: exact paths and folders by lookup, patterns by one regex."""
+    """data.exclude compiled once: exact paths and folders by lookup, patterns by one regex.
+
+    A leading `./` is ignored; a pattern ending in `/` names folders (`3/*/`)."""
 
     def __init__(self, patterns: tuple[str, ...]) -> None:
         import fnmatch
         import re
 
         self.patterns = patterns
-        self.exact = {p.rstrip("/"): p for p in patterns if not any(c in p for c in "*?[")}
-        globs = [p for p in patterns if p not in self.exact.values()]
-        self.globs = [(p, re.compile(fnmatch.translate(p))) for p in globs]
-        self.any_glob = re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in globs) or "$^")
+        self.exact: dict[str, str] = {}
+        self.globs: list[tuple[str, re.Pattern[str], bool]] = []  # pattern, regex, folders only
+        for pattern in patterns:
+            clean = pattern.removeprefix("./").rstrip("/")
+            if any(c in clean for c in "*?["):
+                rx = re.compile(fnmatch.translate(clean))
+                self.globs.append((pattern, rx, pattern.endswith("/")))
+            else:
+                self.exact.setdefault(clean, pattern)
+        either = "|".join(f"(?:{rx.pattern})" for _, rx, _ in self.globs)
+        self.any_glob = re.compile(either or "$^")
 
     def match(self, path: str) -> str | None:
-        """The first pattern that leaves `path` out, or None."""
+        """The first pattern that leaves `path` out (the file, or a folder above it), or None."""
         parts = path.split("/")
         for i in range(len(parts), 0, -1):  # the file, then each folder above it
-            hit = self.exact.get("/".join(parts[:i]))
+            prefix = "/".join(parts[:i])
+            hit = self.exact.get(prefix)
+            if hit is None and self.globs and self.any_glob.match(prefix):
+                folder = i < len(parts)
+                hit = next(
+                    (p for p, rx, only in self.globs if (folder or not only) and rx.match(prefix)),
+                    None,
+                )
             if hit is not None:
                 return hit
-        if self.any_glob.match(path):
-            return next(p for p, rx in self.globs if rx.match(path))
         return None
 
 
-def without_excluded(layout: Layout, patterns: tuple[str, ...]) -> Layout:
-    """The layout less the images data.exclude leaves out (and the reader problems about them,
-    such as a missing or malformed label file of an excluded image)."""
+def label_file(image: str) -> str:
+    """The YOLO label file of an image path, by ultralytics' rule: the last images/ folder
+    becomes labels/, the suffix .txt."""
+    parts = image.split("/")
+    for i in range(len(parts) - 2, -1, -1):
+        if parts[i] == "images":
+            parts[i] = "labels"
+            break
+    stem = parts[-1].rsplit(".", 1)[0]
+    return "/".join([*parts[:-1], f"{stem}.txt"])
+
+
+def without_excluded(layout: Layout, patterns: tuple[str, ...], auto_classes: bool) -> Layout:
+    """The layout less the images data.exclude leaves out, with the reader problems about them
+    (a missing or malformed YOLO label file of an excluded image); with `auto_classes`, a class
+    folder left empty by it is no class any more."""
     if not patterns:
         return layout
     rules = Exclusions(patterns)
@@ -184,23 +212,43 @@ def without_excluded(layout: Layout, patterns: tuple[str, ...]) -> Layout:
         else:
             dropped.append(entry.path)
             used.add(hit)
-    gone = set(dropped)
-    problems = tuple(
-        p
-        for p in layout.problems
-        if p.path.split(":", 1)[0] not in gone and rules.match(p.path.split(":", 1)[0]) is None
-    )
-    return replace(
+    gone = set(dropped) | ({label_file(d) for d in dropped} if layout.format == "yolo" else set())
+    problems = []
+    for p in layout.problems:
+        where = p.path.split(":", 1)[0].split("#", 1)[0]
+        hit = rules.match(where)
+        if hit is not None:
+            used.add(hit)
+        if where not in gone and hit is None:
+            problems.append(p)
+    stale = [
+        p for p in patterns if p not in used and not any(Exclusions((p,)).match(d) for d in dropped)
+    ]
+    out = replace(
         layout,
         entries=tuple(kept),
-        problems=problems,
+        problems=tuple(problems),
         excluded=tuple(dropped),
-        unmatched=tuple(
-            p
-            for p in patterns
-            if p not in used and not any(Exclusions((p,)).match(d) for d in dropped)
-        ),
+        unmatched=tuple(stale),
     )
+    had = {e.label for e in layout.entries}
+    return _without_emptied_classes(out, had) if auto_classes else out
+
+
+def _without_emptied_classes(layout: Layout, had: set[int | None]) -> Layout:
+    """Drop the classes data.exclude emptied (classes: auto) and renumber the labels; a class
+    folder that was empty before stays, for the checks to report."""
+    if layout.format != "imagefolder":
+        return layout
+    left = {e.label for e in layout.entries}
+    keep = [i for i in range(len(layout.classes)) if i in left or i not in had]
+    if len(keep) == len(layout.classes):
+        return layout
+    new = {old: i for i, old in enumerate(keep)}
+    entries = tuple(
+        replace(e, label=None if e.label is None else new[e.label]) for e in layout.entries
+    )
+    return replace(layout, classes=tuple(layout.classes[i] for i in keep), entries=entries)
 
 
 def build_index(spec: Any, data_root: Path) -> DataIndex:

@@ -21,12 +21,14 @@ def fingerprint(records: Iterable[Any]) -> str:
 def dvc_file(data_root: Path, repo: Path) -> Path | None:
     """The `.dvc` file that tracks the data folder or a folder above it inside the repository
     (`dvc add data/digits` writes data/digits.dvc), or None."""
+    if data_root == repo or not data_root.is_relative_to(repo):
+        return None  # DVC tracks what is inside the repository, never the repository itself
     for folder in (data_root, *data_root.parents):
+        if folder == repo:
+            return None
         candidate = folder.parent / f"{folder.name}.dvc"
         if candidate.is_file():
             return candidate
-        if folder == repo or folder.parent == folder:
-            return None
     return None
 
 
