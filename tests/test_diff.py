@@ -91,6 +91,7 @@ def test_diff_uses_the_options_the_build_recorded_unless_given(tmp_path: Path) -
     assert cvspec("diff", cwd=root).code == 0
     plain = cvspec("diff", "--set", "train.epochs=3", cwd=root)
     assert plain.code == 1 and "\n-  epochs: 1\n+  epochs: 3\n" in plain.out
+    assert "`cvspec build --set train.epochs=3` makes these changes" in plain.err
 
 
 def test_a_deleted_spec_shows_its_project_removed(tmp_path: Path) -> None:

@@ -50,7 +50,11 @@ def command(
     sys.stdout.flush()
     if summary:
         how = " (a hand-edited file only with --force)" if edited else ""
-        print(f"{'; '.join(summary)}; `cvspec build` makes these changes{how}", file=sys.stderr)
+        flags = "".join(f" {word}" for word in _flags(profile, set_, templates))
+        print(
+            f"{'; '.join(summary)}; `cvspec build{flags}` makes these changes{how}",
+            file=sys.stderr,
+        )
     if left:
         print(
             f"{left} file(s) a build leaves to you (the `#` notes): merge what you need, then "
@@ -59,3 +63,14 @@ def command(
         )
     if summary or left:
         raise typer.Exit(1)
+
+
+def _flags(profile: str | None, sets: list[str] | None, templates: object) -> list[str]:
+    """The composition flags given, as a build repeats them (shell-quoted)."""
+    import shlex
+
+    words = [f"--profile {shlex.quote(profile)}"] if profile else []
+    words += [f"--set {shlex.quote(s)}" for s in sets or ()]
+    if templates is not None:
+        words.append(f"--templates {shlex.quote(str(templates))}")
+    return words
