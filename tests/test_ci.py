@@ -346,3 +346,33 @@ def test_the_check_job_fails_on_stale_output_and_logs_the_diff(tmp_path: Path) -
         assert stale.returncode == 1
         assert "drift  generated/demo/train/config.yaml" in stale.stdout
         assert "\n-  image_size: 32\n+  image_size: 64\n" in stale.stdout
+
+
+def _scripts(root: Path, name: str) -> dict[str, str]:
+    """Every shell script of a project's pipelines: GitHub `run:` steps, GitLab `script:`s."""
+    found = {}
+    for job, body in github(root, name)["jobs"].items():
+        for i, step in enumerate(body["steps"]):
+            if "run" in step:
+                found[f"github {job} step {i}"] = step["run"]
+    for job, body in gitlab(root, name).items():
+        if isinstance(body, dict) and "script" in body:
+            found[f"gitlab {job}"] = "\n".join(body["script"])
+    return found
+
+
+def test_every_pipeline_script_passes_shellcheck(built: Path, tmp_path: Path) -> None:
+    """Spec values reach scripts only through the environment: no `${{ }}` in a script, and
+    each passes shellcheck as the bash the runners use."""
+    scripts = {
+        f"{n} {where}": text for n in ("full", "quay") for where, text in _scripts(built, n).items()
+    }
+    assert len(scripts) > 10
+    for where, text in scripts.items():
+        assert "${{" not in text, where
+        path = tmp_path / "script.sh"
+        path.write_text(f"#!/bin/bash\nset -eo pipefail\n{text}\n")
+        proc = subprocess.run(
+            [tool("shellcheck"), "--severity=style", str(path)], capture_output=True, text=True
+        )
+        assert proc.returncode == 0, f"{where}:\n{text}\n{proc.stdout}"
