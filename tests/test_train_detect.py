@@ -135,3 +135,23 @@ def test_excluded_images_never_reach_ultralytics_lists(tmp_path: Path) -> None:
     for split in ("train", "val"):
         for path in Path(ratio[split]).read_text().split():
             assert assign_split(f"images/{Path(path).name}", 3, 0.5, 0.0) == split
+
+
+def test_the_data_digest_of_a_detection_run_is_its_content(tmp_path: Path) -> None:
+    """A checkout or a restored file (new mtimes, same bytes) reuses the finished run; a
+    change to an excluded file does too; a changed label does not."""
+    import os
+
+    from cvspec.train.ultra import _files_digest
+
+    label = tmp_path / "labels/train/a.txt"
+    label.parent.mkdir(parents=True)
+    label.write_text("0 0.5 0.5 0.2 0.2\n")
+    (tmp_path / "images/train").mkdir(parents=True)
+    (tmp_path / "images/train/bad.png").write_bytes(b"broken")
+    first = _files_digest(tmp_path, ("images/train/bad.png",))
+    os.utime(label, (1, 1))
+    (tmp_path / "images/train/bad.png").write_bytes(b"broken differently")
+    assert _files_digest(tmp_path, ("images/train/bad.png",)) == first
+    label.write_text("0 0.5 0.5 0.3 0.3\n")
+    assert _files_digest(tmp_path, ("images/train/bad.png",)) != first

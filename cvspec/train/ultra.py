@@ -107,7 +107,7 @@ def train(
         "args": {k: v for k, v in args.items() if k not in _NOT_IN_ID},
         "model": model,
         "data": data_yaml,
-        "files": _files_digest(Path(data_yaml["path"])),
+        "files": _files_digest(Path(data_yaml["path"]), _excluded(data_yaml)),
     }
     run = RunDir(train_dir / (name or run_id(ident)))
     if run.status.is_file() and read_json(run.status).get("state") == "done":
@@ -196,6 +196,12 @@ def _data_yaml(path: Path, root: Path) -> dict[str, Any]:
     return data
 
 
+def _excluded(data: dict[str, Any]) -> tuple[str, ...]:
+    from cvspec.generate.builtin.train_config import EXCLUDE_KEY
+
+    return tuple(str(p) for p in data.get(EXCLUDE_KEY) or ())
+
+
 def _with_split_lists(data: dict[str, Any], run_path: Path) -> dict[str, Any]:
     """The splits as image lists written into the run, where folders will not do: ratio splits
     of one images/ folder (assigned exactly as the data stage assigns them, by a hash of each
@@ -239,14 +245,20 @@ def _with_split_lists(data: dict[str, Any], run_path: Path) -> dict[str, Any]:
     return data
 
 
-def _files_digest(folder: Path) -> str:
-    """A cheap fingerprint of the dataset files: path, size and modification time."""
+def _files_digest(folder: Path, exclude: tuple[str, ...] = ()) -> str:
+    """A fingerprint of the dataset's content: each file's path and bytes, less what
+    data.exclude leaves out, so a checkout or a restored file reuses the finished run."""
+    from cvspec.data.index import Exclusions
+
+    rules = Exclusions(exclude)
     digest = hashlib.sha256()
     for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
         if path.is_file() and path.suffix != ".cache":  # ultralytics writes label caches there
-            info = path.stat()
             rel = path.relative_to(folder).as_posix()
-            digest.update(f"{rel}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+            if rules.match(rel) is None:
+                with path.open("rb") as fh:
+                    content = hashlib.file_digest(fh, "sha256").hexdigest()
+                digest.update(f"{rel}\0{content}\n".encode())
     return digest.hexdigest()
 
 
