@@ -187,3 +187,23 @@ def test_the_model_card_reports_data_training_gates_and_limits(
     assert "Gates not met: latency_p50_ms: do not ship this model as is." in card
     assert "No data report: run the data stage" in card  # only train and evaluate ran
     assert "Label review: " in card
+
+
+@pytest.mark.slow
+def test_the_model_card_describes_the_evaluated_run_not_the_spec_as_it_reads_now(
+    gated: tuple[Path, Result],
+) -> None:
+    root, _ = gated
+    spec = root / "specs/tiny.yaml"
+    text = spec.read_text()
+    spec.write_text(
+        text.replace("epochs: 1", "epochs: 7").replace("image_size: 16", "image_size: 64")
+    )
+    try:
+        again = cvspec("run", "specs/tiny.yaml", "--stage", "evaluate", cwd=root, timeout=300)
+        assert again.code == 1, again.err  # the impossible latency gate, as before
+        card = (root / "runs/tiny/evaluate/MODEL_CARD.md").read_text()
+        assert "- 1 epochs, batch 8, adamw (lr 0.01, weight decay 0)" in card
+        assert "- Input: RGB images resized to 16 x 16 px" in card
+    finally:
+        spec.write_text(text)

@@ -12,13 +12,19 @@ from cvspec.atomic import write_text
 def write_card(
     ctx: Any, report: dict[str, Any], status: dict[str, Any], export: dict[str, Any]
 ) -> Path:
-    """Write runs/<project>/evaluate/MODEL_CARD.md from the spec and the real results."""
+    """Write runs/<project>/evaluate/MODEL_CARD.md: the spec's intent, and the evaluated run's
+    real settings and results (a run trained with --profile or --set differs from the spec)."""
+    from cvspec.train.runs import current
+
     spec = ctx.spec
     data_report = _read(ctx.runs / "data" / "report.json")
+    run = current(ctx.runs / "train")
+    trained = _settings(status.get("task", spec.task), _yaml(run.config))
+    size = (_read(ctx.runs / "export" / "preprocess.json") or {}).get("image_size")
     sections = [
-        _intended(spec, status),
+        _intended(spec, status, size or trained.get("image_size") or spec.model.image_size),
         _data(spec, data_report),
-        _training(spec, status, _read(ctx.runs / "train" / "sweep.json")),
+        _training(trained, status, _read(ctx.runs / "train" / "sweep.json")),
         _evaluation(report) + _review(_read(ctx.runs / "evaluate" / "label_review.json")),
         _export(export, report),
         _limitations(spec, report, data_report),
@@ -29,15 +35,15 @@ def write_card(
     return Path(path)
 
 
-def _intended(spec: Any, status: dict[str, Any]) -> str:
+def _intended(spec: Any, status: dict[str, Any], size: int) -> str:
     owners = ", ".join(spec.project.owners) or "not given"
     classes = ", ".join(f"`{c}`" for c in status.get("classes", []))
     what = "one label per image" if spec.task == "classification" else "labelled boxes per image"
     return (
         f"## Intended use\n\n{spec.project.description or spec.project.name}.\n\n"
         f"- Task: {spec.task} ({what}) over {len(status.get('classes', []))} classes: "
-        f"{classes}\n- Input: RGB images resized to {spec.model.image_size} x "
-        f"{spec.model.image_size} px (see `export/preprocess.json`)\n- Owners: {owners}\n"
+        f"{classes}\n- Input: RGB images resized to {size} x {size} px (see "
+        f"`export/preprocess.json`)\n- Owners: {owners}\n"
         "- Use it only on images like its training data (same source, framing and classes); "
         "it has no notion of classes outside the list above.\n"
     )
@@ -76,18 +82,67 @@ def _data(spec: Any, report: dict[str, Any] | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _training(spec: Any, status: dict[str, Any], sweep: dict[str, Any] | None) -> str:
-    t = spec.train
+# ultralytics' argument that an augmentation of the spec sets -> the augmentation's name
+_ULTRA_AUGMENT = {
+    "fliplr": "hflip",
+    "flipud": "vflip",
+    "degrees": "rotate",
+    "hsv_v": "color_jitter",
+    "mosaic": "mosaic",
+    "mixup": "mixup",
+    "translate": "affine",
+}
+
+
+def _settings(task: str, config: dict[str, Any]) -> dict[str, Any]:
+    """What the run was trained with, from its own config.yaml (timm's Hydra config, or the
+    ultralytics arguments), in one shape."""
+    if task == "detection":
+        on = {name for key, name in _ULTRA_AUGMENT.items() if config.get(key)}
+        return {
+            "arch": f"ultralytics/{config.get('model')}",
+            "weights": None,
+            "epochs": config.get("epochs"),
+            "batch": config.get("batch"),
+            "optimizer": str(config.get("optimizer", "?")).lower(),
+            "lr": config.get("lr0"),
+            "weight_decay": config.get("weight_decay"),
+            "schedule": "cosine" if config.get("cos_lr") else "linear",
+            "warmup": config.get("warmup_epochs"),
+            "precision": "mixed" if config.get("amp") else "fp32",
+            "seed": config.get("seed"),
+            "augment": sorted(on),
+            "image_size": config.get("imgsz"),
+        }
+    model, train = config.get("model") or {}, config.get("train") or {}
+    optimizer = train.get("optimizer") or {}
+    return {
+        "arch": f"{model.get('library', 'timm')}/{model.get('name')}",
+        "weights": model.get("weights"),
+        "epochs": train.get("epochs"),
+        "batch": train.get("batch_size"),
+        "optimizer": optimizer.get("name"),
+        "lr": optimizer.get("lr"),
+        "weight_decay": optimizer.get("weight_decay"),
+        "schedule": train.get("schedule"),
+        "warmup": train.get("warmup_epochs"),
+        "precision": train.get("precision"),
+        "seed": train.get("seed"),
+        "augment": [next(iter(step)) for step in (config.get("data") or {}).get("augment") or []],
+        "image_size": model.get("image_size"),
+    }
+
+
+def _training(t: dict[str, Any], status: dict[str, Any], sweep: dict[str, Any] | None) -> str:
     m = status.get("metrics", {})
-    augment = ", ".join(s.name for s in spec.data.augment) or "none"
+    start = f"pretrained from {t['weights']}" if t.get("weights") else "from scratch"
     lines = [
         "## Training\n",
-        f"- Model: `{spec.model.arch}`, "
-        f"{'pretrained from ' + str(spec.model.weights) if spec.model.weights else 'from scratch'}",
-        f"- {t.epochs} epochs, batch {t.batch_size}, {t.optimizer.name} (lr {t.optimizer.lr:g}, "
-        f"weight decay {t.optimizer.weight_decay:g}), {t.schedule} schedule, "
-        f"{t.warmup_epochs:g} warmup epochs, {t.precision}, seed {t.seed}",
-        f"- Augmentations: {augment}",
+        f"- Model: `{t['arch']}`, {start}",
+        f"- {t['epochs']} epochs, batch {t['batch']}, {t['optimizer']} (lr {_g(t['lr'])}, "
+        f"weight decay {_g(t['weight_decay'])}), {t['schedule']} schedule, "
+        f"{_g(t['warmup'])} warmup epochs, {t['precision']}, seed {t['seed']}",
+        f"- Augmentations: {', '.join(t['augment']) or 'none'}",
         f"- Best epoch {m.get('best_epoch')} of {m.get('epochs')}; "
         + ", ".join(
             f"{k} {v:.4f}"
@@ -101,6 +156,20 @@ def _training(spec: Any, status: dict[str, Any], sweep: dict[str, Any] | None) -
             f"(see `train/sweep.md`)"
         )
     return "\n".join(lines) + "\n"
+
+
+def _g(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
+
+
+def _yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _evaluation(report: dict[str, Any]) -> str:

@@ -9,12 +9,13 @@ from typing import Any
 def evaluate_detector(
     ctx: Any, run_path: Path, weights: Path, image_size: int, out: Path
 ) -> dict[str, Any]:
-    """Box metrics of the trained weights on the spec's evaluation split."""
+    """Box metrics of a model file (the exported ONNX, or ultralytics weights) on the spec's
+    evaluation split, through ultralytics' validator."""
     from cvspec.train.ultra import yolo
 
     spec = ctx.spec
     split = spec.eval_split
-    result = yolo(str(weights)).val(
+    result = yolo(str(weights), task="detect").val(
         data=str(run_path / "data.yaml"),
         split=split,
         imgsz=image_size,

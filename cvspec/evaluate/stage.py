@@ -79,8 +79,8 @@ def measure(
     if status["task"] == "detection":
         from cvspec.evaluate.detect import evaluate_detector
 
-        measured = evaluate_detector(
-            ctx, run_path, run_path / status["checkpoint"], int(status["image_size"]), out
+        measured = evaluate_detector(  # the model that ships: its ONNX export, not best.pt
+            ctx, run_path, export_dir / "model.onnx", int(status["image_size"]), out
         )
     else:
         from cvspec.evaluate.classify import evaluate_classifier
