@@ -244,3 +244,16 @@ def test_an_owned_file_where_a_folder_now_goes_is_replaced(tmp_path: Path) -> No
     assert "1 removed" in result.out
     assert (out / "train/config.yaml").is_file()
     assert cvspec("check", cwd=root).code == 0
+
+
+def test_run_warns_when_generated_output_is_out_of_date(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    assert cvspec("build", cwd=root).code == 0
+    quiet = cvspec("run", "specs/demo.yaml", "--stage", "data", cwd=root)
+    assert "out of date" not in quiet.err  # (the data folder is missing: a located error)
+    (root / "specs/demo.yaml").write_text(MINIMAL_SPEC.replace("image_size: 32", "image_size: 64"))
+    stale = cvspec("run", "specs/demo.yaml", "--stage", "data", cwd=root)
+    assert (
+        "warning: generated/demo/ is out of date with specs/demo.yaml (2 file(s); `cvspec diff` "
+        "shows them): run `cvspec build`" in stale.err
+    )

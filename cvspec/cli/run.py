@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cvspec.cli.common import ProfileOpt, SetOpt, load_one
 from cvspec.project import find_root
 from cvspec.run.graph import STAGE_NAMES
+
+if TYPE_CHECKING:
+    from cvspec.run.context import RunContext
 
 
 def command(
@@ -35,6 +38,30 @@ def command(
     ctx = RunContext(
         find_root(Path.cwd()), loaded, profile, tuple(set_ or ()), Console(stderr=True)
     )
+    _warn_if_stale(ctx)
     results = run_stages(ctx, stage or ())
     if not all(result.ok for _, result in results):
         raise typer.Exit(1)
+
+
+def _warn_if_stale(ctx: RunContext) -> None:
+    """Say so when generated/<project>/ no longer matches the spec: the test stage runs its
+    generated tests, and CI its generated pipeline. A warning only: the stages still run."""
+    from cvspec.errors import CvspecError
+    from cvspec.generate.cache import RenderCache
+    from cvspec.project import check
+    from cvspec.train.progress import say
+
+    try:
+        found = check(ctx.root, [ctx.loaded.path], None, RenderCache.default())
+    except CvspecError:
+        return  # a spec or template problem: the stages that need it say so
+    for out, changes in found:
+        stale = [c for c in changes if c.action != "keep"]
+        if stale:
+            say(
+                ctx.console,
+                f"warning: {out.out_dir}/ is out of date with {out.spec_file} ({len(stale)} "
+                "file(s); `cvspec diff` shows them): run `cvspec build` so the generated tests "
+                "and pipelines match the spec",
+            )
