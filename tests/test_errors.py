@@ -76,7 +76,7 @@ def test_yaml_1_2_words_stay_strings(tmp_path: Path) -> None:
     """YAML 1.2: `no` is text and `on` a key, so this spec is valid (hence not in the corpus)."""
     (tmp_path / "spec.yaml").write_text(
         "cvspec: 1\n"
-        "project: {name: demo, description: no}\n"
+        "project: {name: demo, description: no, contacts: {slack: '#cv'}}\n"
         "task: classification\n"
         "data: {path: data}\n"
         "model: {arch: timm/resnet18, image_size: 32}\n"

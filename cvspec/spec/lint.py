@@ -31,6 +31,29 @@ def warnings(raw: RawSpec) -> list[Diagnostic]:
     return found
 
 
+def receiver_warnings(loaded: Any) -> list[Diagnostic]:
+    """A `warning[no-receiver]` when no Slack channel or Jira project is named anywhere: every
+    generated alert then goes to Alertmanager's `null` receiver, so nobody hears of it."""
+    from cvspec.generate.builtin.alertmanager import channels
+
+    slack, jira = channels(loaded.spec)
+    if slack or jira:
+        return []
+    raw = loaded.raw
+    where = raw.keys.get(("monitor",)) or raw.keys.get(("project",))
+    return [
+        Diagnostic(
+            "no-receiver",
+            "no alert reaches anyone: neither monitor.notify nor project.contacts names a "
+            "Slack channel (or a Jira project with monitor.notify.jira_url)",
+            where,
+            "set project.contacts.slack (e.g. '#cv-alerts'); until then alerts show in "
+            "Prometheus and Grafana only",
+            severity="warning",
+        )
+    ]
+
+
 def _strings(node: Any, path: KeyPath) -> Iterator[tuple[KeyPath, str]]:
     if isinstance(node, str):
         yield path, node
