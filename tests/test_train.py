@@ -274,3 +274,12 @@ def test_an_excluded_image_is_left_out_of_training(tmp_path: Path) -> None:
     assert result.code == 0, result.err
     config = (current_run(root) / "config.yaml").read_text()
     assert "rows/003.png" in config  # the run records what it left out
+
+
+@pytest.mark.slow
+def test_more_workers_than_cpus_are_capped_quietly(tmp_path: Path) -> None:
+    spec = TINY_SPEC.replace("epochs: 2", "epochs: 1").replace("workers: 0", "workers: 64")
+    root = tiny_project(tmp_path, spec)
+    result = cvspec("run", "specs/tiny.yaml", "--stage", "train", cwd=root, timeout=300)
+    assert result.code == 0, result.err
+    assert "worker processes in total" not in result.err  # torch's warning past the CPU count

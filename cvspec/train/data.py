@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -124,6 +125,12 @@ def loader(
 
     if len(dataset) == 0:
         raise CvspecError("a training split has no usable images; run the data stage")
+    # no more worker processes than CPUs this process may use (torch warns past that); the
+    # augmentation of an image never depends on the worker count
+    workers = min(
+        workers,
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
+    )
     sampler = EpochSampler(len(dataset), dataset.seed, shuffle, rank, world)
     items: Any = dataset  # a map-style dataset by protocol; torch's stubs want its base class
     return torch.utils.data.DataLoader(
