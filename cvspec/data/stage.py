@@ -53,7 +53,7 @@ def run(ctx: RunContext) -> StageResult:
     data_path = os.path.relpath(ctx.data_root, ctx.root).replace(os.sep, "/")
     write_report(folder, ds, results, data_path, _dvc(ctx, data_path, console))
     print_table(console, summary_table(results))
-    _say_excluded(ds, console)
+    _say_excluded(ctx, ds, console)
     failed = [r.name for r in results if r.status == "fail"]
     where = os.path.relpath(folder / "report.md", ctx.root)
     images = f"{len(ds.index.records)} images, {len(ds.index.classes)} classes"
@@ -66,14 +66,20 @@ def run(ctx: RunContext) -> StageResult:
     return StageResult(True, f"{images}; {gated} checks pass (report: {where})")
 
 
-def _say_excluded(ds: Dataset, console: Any) -> None:
-    """How many images data.exclude left out, and each of its patterns that matches none."""
+def _say_excluded(ctx: RunContext, ds: Dataset, console: Any) -> None:
+    """How many images data.exclude left out, and each of its patterns that matches none (at
+    its line in the spec)."""
     from cvspec.train.progress import say
 
     if ds.index.excluded:
         say(console, f"{len(ds.index.excluded)} image(s) left out by data.exclude")
+    patterns = list(ctx.spec.data.exclude)
     for pattern in ds.index.unmatched:
-        say(console, f"warning: data.exclude pattern {pattern!r} matches no image: remove it")
+        origin = ctx.loaded.raw.values.get(("data", "exclude", patterns.index(pattern)))
+        where = f"{origin.describe()}: " if origin is not None else ""
+        say(
+            console, f"{where}warning: data.exclude pattern {pattern!r} matches no image: remove it"
+        )
 
 
 def _dvc(ctx: RunContext, data_path: str, console: Any) -> dict[str, Any] | None:
