@@ -13,13 +13,16 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @dataclass(frozen=True)
 class Preprocess:
-    """How an image becomes a model input: RGB, square resize, scale to [0, 1], normalise."""
+    """How an image becomes a model input: RGB, a square of image_size (stretched, or for a
+    detector letterboxed: scaled to fit, its aspect kept, padded with grey as ultralytics
+    does), scaled to [0, 1], normalised."""
 
     image_size: int
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     resample: str = "bilinear"
     layout: str = "NCHW"
+    fit: str = "stretch"  # "stretch" | "letterbox"
 
     def to_json(self) -> dict[str, Any]:
         """As written to export/preprocess.json."""
@@ -35,6 +38,7 @@ class Preprocess:
             (next(std), next(std), next(std)),
             str(data.get("resample", "bilinear")),
             str(data.get("layout", "NCHW")),
+            str(data.get("fit", "stretch")),
         )
 
 
@@ -66,11 +70,30 @@ def to_array(images: list[Any], pre: Preprocess) -> Any:
     out = np.empty((len(images), 3, side, side), dtype=np.float32)
     for i, img in enumerate(images):
         rgb = img if img.mode == "RGB" else img.convert("RGB")
-        pixels = np.asarray(rgb.resize((side, side), resample), dtype=np.float32)
+        if pre.fit == "letterbox":
+            _, nw, nh, left, top = letterbox(rgb.size, side)
+            pixels = np.full((side, side, 3), PAD, dtype=np.float32)
+            inner = rgb if (nw, nh) == rgb.size else rgb.resize((nw, nh), resample)
+            pixels[top : top + nh, left : left + nw] = np.asarray(inner, dtype=np.float32)
+        else:
+            pixels = np.asarray(rgb.resize((side, side), resample), dtype=np.float32)
         pixels *= scale  # one multiply and one subtract per value instead of three passes
         pixels -= offset
         out[i] = pixels.transpose(2, 0, 1)
     return out
+
+
+PAD = 114.0  # ultralytics' letterbox grey
+
+
+def letterbox(size: tuple[int, int], side: int) -> tuple[float, int, int, int, int]:
+    """(scale, width, height, left, top) of an image of `size` letterboxed into side x side,
+    rounded as ultralytics' LetterBox rounds them."""
+    w, h = size
+    r = min(side / w, side / h)
+    nw, nh = round(w * r), round(h * r)
+    left, top = round((side - nw) / 2 - 0.1), round((side - nh) / 2 - 0.1)
+    return r, nw, nh, left, top
 
 
 @functools.cache

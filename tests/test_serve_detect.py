@@ -54,13 +54,46 @@ def test_a_detector_answers_boxes_and_counts_them(tmp_path: Path) -> None:
     assert answer.status_code == 200, answer.text
     boxes = [a["boxes"] for a in answer.json()["predictions"]]
     assert [[(b["label"], b["box"]) for b in found] for found in boxes] == [
-        [("circle", [16.0, 8.0, 48.0, 24.0])],  # centred, scaled back to the 64 x 32 image
+        # centred in the letterboxed square (the image in its middle rows, grey above and
+        # below), mapped back through the letterbox: the image's whole height
+        [("circle", [16.0, 0.0, 48.0, 32.0])],
         [("triangle", [0.0, 0.0, 8.0, 8.0])],
         [],  # red 0.2 is under the 0.25 confidence floor
     ]
     assert [b["confidence"] for found in boxes for b in found] == pytest.approx(
-        [0.8, 0.6], abs=1e-5
+        [(204 + 114) / 2 / 255, 0.6],
+        abs=1e-5,  # half the square is the letterbox's grey
     )
     assert 'cvspec_predictions_total{class="circle"} 1.0' in metrics
     assert 'cvspec_predictions_total{class="triangle"} 1.0' in metrics
     assert 'task="detection"' in metrics
+
+
+@pytest.mark.parametrize("size", [(64, 32), (33, 100), (640, 480), (32, 32)])
+def test_the_letterbox_is_ultralytics_own(size: tuple[int, int]) -> None:
+    """Where the image lands in the square, as ultralytics' LetterBox places it for the model
+    it trained (the grey it pads with included)."""
+    import numpy as np
+    from PIL import Image
+
+    from cvspec.preprocess import Preprocess, letterbox, to_array
+    from cvspec.train.ultra import offline
+
+    offline()
+    from ultralytics.data.augment import LetterBox
+
+    side = 32
+    theirs = LetterBox(new_shape=(side, side), auto=False, scale_fill=False, scaleup=True)(
+        image=np.full((size[1], size[0], 3), 255, dtype=np.uint8)
+    )
+    rows, cols = np.nonzero(theirs[:, :, 0] == 255)
+    _, nw, nh, left, top = letterbox(size, side)
+    assert (left, top, left + nw - 1, top + nh - 1) == (
+        cols.min(),
+        rows.min(),
+        cols.max(),
+        rows.max(),
+    )
+    pre = Preprocess(side, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), fit="letterbox")
+    ours = to_array([Image.new("RGB", size, (255, 255, 255))], pre)[0][0] * 255
+    assert np.allclose(ours, theirs[:, :, 0], atol=1)

@@ -87,7 +87,7 @@ def is_fresh(ctx: RunContext) -> bool:
 
 def detection_preprocess(image_size: int) -> Preprocess:
     """ultralytics' input: RGB scaled to [0, 1], no mean/std normalisation."""
-    return Preprocess(image_size, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    return Preprocess(image_size, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), fit="letterbox")
 
 
 def export_classifier(

@@ -104,10 +104,12 @@ def write_demo_detector(folder: Path, labels: Sequence[str], image_size: int = 3
         [helper.make_tensor_value_info("output0", TensorProto.FLOAT, ["N", 4 + n, 2])],
         inits,
     )
-    return _save(graph, folder, labels, image_size)
+    return _save(graph, folder, labels, image_size, fit="letterbox")  # as a detector's export
 
 
-def _save(graph: Any, folder: Path, labels: Sequence[str], image_size: int) -> Path:
+def _save(
+    graph: Any, folder: Path, labels: Sequence[str], image_size: int, fit: str = "stretch"
+) -> Path:
     """Check the graph and write the three files the server loads, as the export stage does."""
     import onnx
     from onnx import helper
@@ -118,6 +120,6 @@ def _save(graph: Any, folder: Path, labels: Sequence[str], image_size: int) -> P
     folder.mkdir(parents=True, exist_ok=True)
     onnx.save(model, folder / "model.onnx")
     (folder / "labels.json").write_text(json.dumps(list(labels)), encoding="utf-8")
-    pre = Preprocess(image_size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    pre = Preprocess(image_size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), fit=fit)
     (folder / "preprocess.json").write_text(json.dumps(pre.to_json()), encoding="utf-8")
     return folder

@@ -37,8 +37,11 @@ def classify(probs: Any, labels: tuple[str, ...]) -> list[dict[str, Any]]:
     return out
 
 
-def detect(raw: Any, labels: tuple[str, ...], size: tuple[int, int], side: int) -> dict[str, Any]:
-    """Boxes of one image from a YOLO-style output (4 + classes, anchors), in image pixels."""
+def detect(
+    raw: Any, labels: tuple[str, ...], size: tuple[int, int], side: int, fit: str = "stretch"
+) -> dict[str, Any]:
+    """Boxes of one image from a YOLO-style output (4 + classes, anchors), in image pixels:
+    the model's square mapped back through the stretch or the letterbox that made it."""
     import numpy as np
 
     preds = np.asarray(raw, dtype=np.float32).T  # (anchors, 4 + classes)
@@ -50,13 +53,20 @@ def detect(raw: Any, labels: tuple[str, ...], size: tuple[int, int], side: int) 
     cx, cy, w, h = preds[:, 0], preds[:, 1], preds[:, 2], preds[:, 3]
     boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
     chosen = _nms(boxes + classes[:, None] * 4 * side, conf)[:MAX_BOXES]  # offset: per class
-    sx, sy = size[0] / side, size[1] / side
+    if fit == "letterbox":
+        from cvspec.preprocess import letterbox
+
+        r, _, _, left, top = letterbox(size, side)
+        image = (boxes - (left, top, left, top)) / r
+        image = image.clip(0, (size[0], size[1], size[0], size[1]))
+    else:
+        image = boxes * (size[0] / side, size[1] / side, size[0] / side, size[1] / side)
     return {
         "boxes": [
             {
                 "label": labels[int(classes[i])],
                 "confidence": round(float(conf[i]), 6),
-                "box": [round(float(v), 2) for v in boxes[i] * (sx, sy, sx, sy)],
+                "box": [round(float(v), 2) for v in image[i]],
             }
             for i in chosen
         ]

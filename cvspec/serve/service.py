@@ -142,9 +142,9 @@ class Service:
             answers = classify(probabilities(outputs), labels)
             found = [(a["label"], a["confidence"]) for a in answers]
         else:
-            side = self.files.pre.image_size
+            side, fit = self.files.pre.image_size, self.files.pre.fit
             answers = [
-                detect(o, labels, p.size, side) for o, p in zip(outputs, inputs, strict=True)
+                detect(o, labels, p.size, side, fit) for o, p in zip(outputs, inputs, strict=True)
             ]
             found = [(b["label"], b["confidence"]) for a in answers for b in a["boxes"]]
         for label, confidence in found:
