@@ -248,6 +248,8 @@ def test_an_owned_file_where_a_folder_now_goes_is_replaced(tmp_path: Path) -> No
 
 def test_run_warns_when_generated_output_is_out_of_date(tmp_path: Path) -> None:
     root = project(tmp_path)
+    unbuilt = cvspec("run", "specs/demo.yaml", "--stage", "data", cwd=root)
+    assert "warning: generated/demo/ is not built yet: run `cvspec build`" in unbuilt.err
     assert cvspec("build", cwd=root).code == 0
     quiet = cvspec("run", "specs/demo.yaml", "--stage", "data", cwd=root)
     assert "out of date" not in quiet.err  # (the data folder is missing: a located error)

@@ -67,7 +67,7 @@ def test_the_report_says_which_data_it_describes(tmp_path: Path) -> None:
     assert "`dvc add data`" in said
     (root / "data.dvc").write_text("outs:\n- md5: 0123abcd.dir\n  path: data\n")
     said, tracked = dataset()
-    assert "warning" not in said
+    assert "warning: data.versioning" not in said
     assert tracked == {**first, "dvc": {"file": "data.dvc", "md5": "0123abcd.dir"}}
     moved = root / "data/train/cat/s00.png"  # the same bytes under another label
     moved.rename(root / "data/train/dog/s00.png")

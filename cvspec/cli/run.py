@@ -58,7 +58,13 @@ def _warn_if_stale(ctx: RunContext) -> None:
         return  # a spec or template problem: the stages that need it say so
     for out, changes in found:
         stale = [c for c in changes if c.action != "keep"]
-        if stale:
+        if stale and all(c.finding == "missing" for c in stale):
+            say(
+                ctx.console,
+                f"warning: {out.out_dir}/ is not built yet: run `cvspec build` for the "
+                "generated tests (the test stage runs them) and pipelines",
+            )
+        elif stale:
             say(
                 ctx.console,
                 f"warning: {out.out_dir}/ is out of date with {out.spec_file} ({len(stale)} "
