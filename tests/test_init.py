@@ -25,6 +25,7 @@ def test_init_digits_writes_the_uci_digits_and_keeps_existing_files(tmp_path: Pa
     assert result.code == 0, result.err
     assert result.out == (
         "wrote proj/specs/digits.yaml\n"
+        "wrote proj/.gitignore (runs/)\n"
         "wrote 1,797 files under proj/data/digits\n"
         "next: cd proj && cvspec run specs/digits.yaml --stage data\n"
     )
@@ -54,6 +55,19 @@ def test_init_digits_writes_the_uci_digits_and_keeps_existing_files(tmp_path: Pa
         "wrote 0 files under proj/data/digits, kept 1,797 that existed",
     ]
     assert (root / "specs/digits.yaml").read_text() == "# mine\n"
+    assert (root / ".gitignore").read_text().endswith("\nruns/\n")
+    assert ".gitignore" not in again.out  # already ignored: left as it is
+
+
+def test_new_and_init_add_runs_to_an_existing_gitignore_once(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".gitignore").write_text("*.pyc")  # no last newline
+    first = cvspec("new", "cats", cwd=tmp_path)
+    assert first.code == 0 and f"added runs/ to {tmp_path / '.gitignore'}" in first.out
+    assert (tmp_path / ".gitignore").read_text().startswith("*.pyc\n# what `cvspec run` writes")
+    before = (tmp_path / ".gitignore").read_text()
+    assert cvspec("init", "--example", "digits", ".", cwd=tmp_path).code == 0
+    assert (tmp_path / ".gitignore").read_text() == before
 
 
 @pytest.mark.slow

@@ -73,3 +73,21 @@ def load_one(spec: Path, profile: str | None, sets: list[str] | None) -> LoadedS
 
     options = make_options(profile, sets)
     return load_spec(spec, options.profile, options.sets)
+
+
+RUNS_IGNORED = ("runs", "runs/", "/runs", "/runs/")
+
+
+def ignore_runs(folder: Path) -> str | None:
+    """Make the project's .gitignore ignore runs/ (stage outputs: models, reports, hundreds of
+    MB that DVC or CI artifacts keep, not git); what was done, or None when it already did."""
+    from cvspec.atomic import write_bytes
+
+    path = folder / ".gitignore"
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    if any(line.strip() in RUNS_IGNORED for line in text.splitlines()):
+        return None
+    gap = "" if not text or text.endswith("\n") else "\n"
+    lines = "# what `cvspec run` writes: models, reports (DVC and CI artifacts keep them)\nruns/\n"
+    write_bytes(path, (text + gap + lines).encode("utf-8"))
+    return f"added runs/ to {path}" if text else f"wrote {path} (runs/)"

@@ -19,6 +19,7 @@ def command(
     folder: Annotated[Path, typer.Argument(help="Project folder to write into.")] = Path("."),
 ) -> None:
     """Write an example project: specs/NAME.yaml and its dataset under data/NAME/."""
+    from cvspec.cli.common import ignore_runs
     from cvspec.examples import spec_path, write_data, write_file
 
     if folder.exists() and not folder.is_dir():
@@ -31,6 +32,9 @@ def command(
         print(f"kept {target} (already the example spec)")
     else:
         print(f"kept {target}: it differs from the example spec and is never overwritten")
+    ignored = ignore_runs(folder)
+    if ignored:
+        print(ignored)
     data = folder / "data" / example
     written, kept = write_data(example, data)
     note = f", kept {kept:,} that existed" if kept else ""

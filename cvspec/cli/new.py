@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 import typer
 
 from cvspec.atomic import write_bytes
+from cvspec.cli.common import ignore_runs
 from cvspec.errors import SpecError, UsageError
 from cvspec.generate.render import BUILTIN_TEMPLATES, make_environment
 from cvspec.project import find_root
@@ -47,6 +48,9 @@ def command(
         problems = "; ".join(d.message for d in exc.diagnostics)
         raise UsageError(f"cannot start a spec named {name!r}: {problems}") from None
     write_bytes(target, text.encode("utf-8"), durable=True)
+    ignored = ignore_runs(root)
+    if ignored:
+        print(ignored)
     print(f"wrote {target}; next: cvspec validate {os.path.relpath(target)}")
     if not (root / SCHEMA_PATH).is_file():
         print(f"its first line names {SCHEMA_PATH} for completion: `cvspec schema` writes it")
