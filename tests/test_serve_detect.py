@@ -97,3 +97,17 @@ def test_the_letterbox_is_ultralytics_own(size: tuple[int, int]) -> None:
     pre = Preprocess(side, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), fit="letterbox")
     ours = to_array([Image.new("RGB", size, (255, 255, 255))], pre)[0][0] * 255
     assert np.allclose(ours, theirs[:, :, 0], atol=1)
+
+
+def test_the_box_confidence_floor_is_a_setting(tmp_path: Path) -> None:
+    export = write_demo_detector(tmp_path / "export", list(LABELS), image_size=32)
+    args = ["--model-dir", str(export), "--threads", "1", "--box-confidence", "0.61"]
+    with ServerProcess(args) as server:
+        files = [
+            ("f", ("a.png", png((204, 0, 0), (64, 32)), "image/png")),  # circle at 0.62
+            ("f", ("b.png", png((0, 0, 153), (32, 32)), "image/png")),  # triangle at 0.6
+        ]
+        answer = httpx.post(f"{server.url}/predict", files=files)
+    assert answer.status_code == 200, answer.text
+    labels = [[b["label"] for b in a["boxes"]] for a in answer.json()["predictions"]]
+    assert labels == [["circle"], []]

@@ -125,6 +125,26 @@ def command(
         int | None,
         typer.Option("--workers", min=1, max=256, help="Server processes.", show_default=False),
     ] = None,
+    box_confidence: Annotated[
+        float | None,
+        typer.Option(
+            "--box-confidence",
+            min=0.0,
+            max=1.0,
+            help="Detection: least confidence of an answered box (default: serve.box_confidence).",
+            show_default=False,
+        ),
+    ] = None,
+    box_iou: Annotated[
+        float | None,
+        typer.Option(
+            "--box-iou",
+            min=0.0,
+            max=1.0,
+            help="Detection: overlap past which a weaker box is dropped (default: serve.box_iou).",
+            show_default=False,
+        ),
+    ] = None,
     profile: ProfileOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -160,6 +180,8 @@ def command(
         workers=workers,
         max_body_bytes=max_image_bytes,
         max_pixels=max_pixels,
+        box_confidence=box_confidence,
+        box_iou=box_iou,
     )
     if metrics_port is not None:
         config = replace(config, metrics_port=metrics_port or None)

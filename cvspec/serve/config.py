@@ -29,6 +29,8 @@ class ServeConfig:
     queue_size: int = 0  # 0: max(MIN_QUEUE, QUEUE_BATCHES * max_batch)
     threads: int = 0  # onnxruntime intra-op threads; 0: one per core
     workers: int = 1
+    box_confidence: float = 0.25  # detection: the least confidence a box is answered with
+    box_iou: float = 0.45  # detection: non-maximum suppression overlap
     name: str = ""  # model name in cvspec_model_info; "": the model folder's parent's name
 
     @property
@@ -86,6 +88,8 @@ def from_spec(spec: Any, runs: Path) -> ServeConfig:
         max_pixels=serve.max_pixels,
         threads=threads,
         workers=serve.workers,
+        box_confidence=serve.box_confidence,
+        box_iou=serve.box_iou,
         name=str(spec.project.name),
     )
 

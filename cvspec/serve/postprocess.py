@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 TOP_K = 5
-BOX_CONF = 0.25  # detection: keep boxes at least this confident
-BOX_IOU = 0.45  # detection: suppress boxes that overlap a better one more than this
+BOX_CONF = 0.25  # detection: keep boxes at least this confident (default of serve.box_confidence)
+BOX_IOU = 0.45  # detection: suppress boxes overlapping a better one more (serve.box_iou)
 MAX_BOXES = 100
 
 
@@ -38,7 +38,13 @@ def classify(probs: Any, labels: tuple[str, ...]) -> list[dict[str, Any]]:
 
 
 def detect(
-    raw: Any, labels: tuple[str, ...], size: tuple[int, int], side: int, fit: str = "stretch"
+    raw: Any,
+    labels: tuple[str, ...],
+    size: tuple[int, int],
+    side: int,
+    fit: str = "stretch",
+    conf_floor: float = BOX_CONF,
+    iou: float = BOX_IOU,
 ) -> dict[str, Any]:
     """Boxes of one image from a YOLO-style output (4 + classes, anchors), in image pixels:
     the model's square mapped back through the stretch or the letterbox that made it."""
@@ -48,11 +54,11 @@ def detect(
     scores = preds[:, 4:]
     classes = scores.argmax(axis=1)
     conf = scores[np.arange(len(preds)), classes]
-    keep = conf >= BOX_CONF
+    keep = conf >= conf_floor
     preds, classes, conf = preds[keep], classes[keep], conf[keep]
     cx, cy, w, h = preds[:, 0], preds[:, 1], preds[:, 2], preds[:, 3]
     boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
-    chosen = _nms(boxes + classes[:, None] * 4 * side, conf)[:MAX_BOXES]  # offset: per class
+    chosen = _nms(boxes + classes[:, None] * 4 * side, conf, iou)[:MAX_BOXES]  # offset: per class
     if fit == "letterbox":
         from cvspec.preprocess import letterbox
 
@@ -73,7 +79,7 @@ def detect(
     }
 
 
-def _nms(boxes: Any, scores: Any) -> list[int]:
+def _nms(boxes: Any, scores: Any, iou_limit: float = BOX_IOU) -> list[int]:
     import numpy as np
 
     order = list(np.argsort(-scores, kind="stable"))
@@ -88,5 +94,5 @@ def _nms(boxes: Any, scores: Any) -> list[int]:
         hi = np.minimum(boxes[best, 2:], boxes[rest, 2:])
         inter = (hi - lo).clip(0).prod(axis=1)
         iou = inter / (area[best] + area[rest] - inter + 1e-9)
-        order = list(rest[iou <= BOX_IOU])
+        order = list(rest[iou <= iou_limit])
     return kept

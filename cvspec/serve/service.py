@@ -143,8 +143,10 @@ class Service:
             found = [(a["label"], a["confidence"]) for a in answers]
         else:
             side, fit = self.files.pre.image_size, self.files.pre.fit
+            floor, iou = self.config.box_confidence, self.config.box_iou
             answers = [
-                detect(o, labels, p.size, side, fit) for o, p in zip(outputs, inputs, strict=True)
+                detect(o, labels, p.size, side, fit, floor, iou)
+                for o, p in zip(outputs, inputs, strict=True)
             ]
             found = [(b["label"], b["confidence"]) for a in answers for b in a["boxes"]]
         for label, confidence in found:

@@ -12,6 +12,7 @@ from cvspec.spec.model_base import (
     Owner,
     PascalName,
     Pattern,
+    Probability,
     ProjectName,
     SecretName,
     SlackChannel,
@@ -108,6 +109,12 @@ class Serve(StrictModel):
         description="Largest decoded image, width x height (decompression bomb guard).",
     )
     workers: int = Field(1, ge=1, le=256, description="Server worker processes.")
+    box_confidence: Probability = Field(
+        0.25, description="Detection: boxes less confident than this are not answered."
+    )
+    box_iou: Probability = Field(
+        0.45, description="Detection: a box overlapping a better one of its class more is dropped."
+    )
 
 
 class Deploy(StrictModel):

@@ -45,6 +45,8 @@ def server_command(spec: Any, ctx: BuildContext) -> list[str]:
         "--max-pixels": serve.max_pixels,
         "--threads": spec.evaluate.latency.threads or 0,
         "--workers": serve.workers,
+        "--box-confidence": serve.box_confidence,
+        "--box-iou": serve.box_iou,
     }
     command = [ctx.spec_file, "--model-dir", "/runs/export", "--baseline", "/runs/data/stats.json"]
     command += ["--host", "0.0.0.0"]
