@@ -140,12 +140,6 @@ def read_layout(spec: Any, data_root: Path) -> Layout:
     return without_excluded(layout, patterns, spec.data.classes == "auto")
 
 
-def is_excluded(path: str, patterns: Sequence[str]) -> bool:
-    """True when `path` (relative to the data root, POSIX) matches a data.exclude pattern:
-    the path itself, a folder above it, or a shell-style pattern (`*` also crosses folders)."""
-    return Exclusions(tuple(patterns)).match(path) is not None
-
-
 class Exclusions:
     """data.exclude compiled once: exact paths and folders by lookup, patterns by one regex.
 

@@ -28,8 +28,9 @@ class RunOptions(NamedTuple):
 
     def describe(self) -> str:
         """As the flags that give them: `--profile ci --set a=1`."""
-        words = [f"--profile {self.profile}"] if self.profile else []
-        return " ".join([*words, *(f"--set {s}" for s in self.sets)])
+        from cvspec.generate.compare import describe_options
+
+        return describe_options({"profile": self.profile, "set": list(self.sets)})
 
 
 def as_env(profile: str | None, sets: tuple[str, ...]) -> dict[str, str]:
