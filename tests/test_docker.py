@@ -20,8 +20,9 @@ VARIANTS = {
     "demo.yaml": MINIMAL_SPEC.replace("{name: demo}", "{name: demo, description: Tiny demo}"),
     "gpu.yaml": MINIMAL_SPEC.replace("demo", "gpu")
     + f"deploy: {{gpu: true, cuda: '12.6', base_digest: '{DIGEST}'}}\n"
-    + "serve: {port: 8000, metrics_port: 9100}\n",
-    "boxes.yaml": DETECTION + "deploy: {gpu: true}\n",
+    + "serve: {port: 8000, metrics_port: 9100}\n"
+    + "evaluate: {latency: {device: cuda}}\n",
+    "boxes.yaml": DETECTION + "deploy: {gpu: true}\nevaluate: {latency: {device: cuda}}\n",
     "pinned.yaml": MINIMAL_SPEC.replace("demo", "pinned")
     + f"deploy: {{base_digest: '{DIGEST}'}}\n",
     "scripted.yaml": MINIMAL_SPEC.replace("demo", "scripted") + "export: [torchscript]\n",
@@ -115,6 +116,22 @@ def test_detection_gpu_image_uses_the_default_cuda_and_opencv_libraries(built: P
     assert "python3 python3-venv libgl1 libglib2.0-0t64 \\\n" in text
     assert 'ARG TORCH_INDEX_URL="https://download.pytorch.org/whl/cu130"\n' in text
     assert 'ARG CVSPEC_REQUIREMENT="cvspec[detect]==0.1.0"\n' in text
+
+
+def test_a_latency_gate_on_cuda_gets_onnxruntime_built_for_the_images_cuda(built: Path) -> None:
+    # onnxruntime-gpu 1.27 moved from CUDA 12 to 13; each image gets the build for its CUDA
+    swap = (
+        '    && /opt/venv/bin/pip install "${CVSPEC_REQUIREMENT}" \\\n'
+        "    && /opt/venv/bin/pip uninstall --yes onnxruntime \\\n"
+        '    && /opt/venv/bin/pip install "${ONNXRUNTIME_GPU}"\n'
+    )
+    for name, wanted in (("gpu", ">=1.21,<1.27"), ("boxes", ">=1.27,<2")):
+        text = dockerfile(built, name, "train")
+        assert f'ARG ONNXRUNTIME_GPU="onnxruntime-gpu[cuda,cudnn]{wanted}"\n' in text, name
+        assert swap in text, name
+        assert "ONNXRUNTIME_GPU" not in dockerfile(built, name, "serve")
+    for name in ("demo", "pinned"):  # CPU latency: onnxruntime as cvspec[train] brings it
+        assert "onnxruntime-gpu" not in dockerfile(built, name, "train")
 
 
 def test_base_digest_pins_the_python_base(built: Path) -> None:

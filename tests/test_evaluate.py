@@ -207,3 +207,26 @@ def test_the_model_card_describes_the_evaluated_run_not_the_spec_as_it_reads_now
         assert "- Input: RGB images resized to 16 x 16 px" in card
     finally:
         spec.write_text(text)
+
+
+@pytest.mark.slow
+def test_a_cuda_benchmark_without_a_cuda_onnxruntime_stops_before_any_work(
+    gated: tuple[Path, Result],
+) -> None:
+    root, _ = gated
+    spec = root / "specs/tiny.yaml"
+    text = spec.read_text()
+    spec.write_text(
+        text.replace("evaluate:\n", "deploy:\n  gpu: true\nevaluate:\n  latency: {device: cuda}\n")
+    )
+    before = {p: p.read_bytes() for p in (root / "runs/tiny/evaluate").iterdir() if p.is_file()}
+    try:
+        again = cvspec("run", "specs/tiny.yaml", "--stage", "evaluate", cwd=root, timeout=300)
+        assert again.code == 2 and "Traceback" not in again.err, again.err  # a setup error
+        assert "evaluate.latency.device is cuda, but this onnxruntime" in again.err
+        assert "has no CUDA provider (only " in again.err
+        assert "set evaluate.latency.device: cpu" in again.err
+        after = {p: p.read_bytes() for p in (root / "runs/tiny/evaluate").iterdir() if p.is_file()}
+        assert after == before  # no CPU figure was measured or written in the GPU's name
+    finally:
+        spec.write_text(text)

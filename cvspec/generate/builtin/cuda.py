@@ -17,6 +17,7 @@ class TorchBuild(NamedTuple):
     index_url: str  # the PyTorch wheel index whose builds match the base
     cuda: str | None  # full CUDA version of the base; None for CPU
     gl_packages: tuple[str, ...]  # the OS packages OpenCV (ultralytics) loads, by their names here
+    onnxruntime_gpu: str | None = None  # the onnxruntime-gpu requirement built for this CUDA
 
     @property
     def python_base(self) -> bool:
@@ -33,10 +34,20 @@ TORCH, TORCHVISION = "2.12.1", "0.27.1"
 CPU = TorchBuild(PYTHON_BASE, "image", TORCH, TORCHVISION, f"{TORCH_INDEX}/cpu", None, _BOOKWORM_GL)
 
 
+# onnxruntime-gpu on PyPI is built for one CUDA major per release: up to 1.26 for CUDA 12,
+# from 1.27 for CUDA 13 (read from each release's `cuda` extra). The extras bring the CUDA and
+# cuDNN libraries as wheels, as torch's do.
+ONNXRUNTIME_GPU = {
+    "12": "onnxruntime-gpu[cuda,cudnn]>=1.21,<1.27",
+    "13": "onnxruntime-gpu[cuda,cudnn]>=1.27,<2",
+}
+
+
 def _cuda(version: str) -> TorchBuild:
     wheels = f"{TORCH_INDEX}/cu{''.join(version.split('.')[:2])}"
     base = f"nvidia/cuda:{version}-runtime-ubuntu24.04"
-    return TorchBuild(base, "apt", TORCH, TORCHVISION, wheels, version, _NOBLE_GL)
+    ort = ONNXRUNTIME_GPU[version.split(".")[0]]
+    return TorchBuild(base, "apt", TORCH, TORCHVISION, wheels, version, _NOBLE_GL, ort)
 
 
 # CUDA major.minor -> build: the CUDA lines torch 2.12 ships wheels for. Each runtime base is

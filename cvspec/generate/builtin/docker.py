@@ -71,6 +71,9 @@ def dockerfile_context(spec: Any, ctx: BuildContext, image: Image) -> dict[str, 
     if image.purpose == "train":
         apt = ["python3", "python3-venv"] if build.python == "apt" else []
         apt += list(build.gl_packages) if spec.task == "detection" else []
+    # A latency gate timed on CUDA needs onnxruntime's CUDA build in place of the CPU one.
+    cuda_ort = image.purpose == "train" and spec.evaluate.latency.device == "cuda"
+    onnxruntime_gpu = build.onnxruntime_gpu if cuda_ort else None
     port = int(spec.serve.port)
     probe = f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}/health')"
     title = ctx.project if image.purpose == "serve" else f"{ctx.project}-train"
@@ -100,6 +103,7 @@ def dockerfile_context(spec: Any, ctx: BuildContext, image: Image) -> dict[str, 
         "quoted": {
             "requirement": dockerfile_quote(requirement(spec, ctx, image.purpose)),
             "torch_index_url": dockerfile_quote(index_url),
+            "onnxruntime_gpu": dockerfile_quote(onnxruntime_gpu) if onnxruntime_gpu else "",
             "labels": [(k, dockerfile_quote(v)) for k, v in labels.items() if v],
         },
     }
