@@ -228,6 +228,17 @@ def test_coco_folder_splits_missing_images_and_bad_annotations(tmp_path: Path) -
         ("layout", f"{where}#images[2]", "'../../secret.png' is outside data.path"),
         ("layout", f"{where}#images[3]", "needs 'id' and 'file_name'"),
     ]
+    # excluding an image leaves out its annotations' problems with it, not others'
+    spec = spec_of(
+        tmp_path,
+        "format: coco, classes: [a, b], splits: {train: train, val: val}, exclude: [train/p.png]",
+        "detection",
+    )
+    left = [where for _, where, _ in problems(read_layout(spec, tmp_path / "data"))]
+    assert left == [
+        "categories", f"{where}#annotations[5]", "train/gone.png", f"{where}#images[2]",
+        f"{where}#images[3]",
+    ]  # fmt: skip
 
 
 def test_coco_one_json_with_ratio_splits_and_auto_classes(tmp_path: Path) -> None:

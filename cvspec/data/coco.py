@@ -98,19 +98,25 @@ def _records(
     where = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
     boxes: dict[Any, list[Box]] = {}
     sizes: dict[Any, tuple[float, float]] = {}
+    names: dict[Any, str] = {}  # image id -> its path under data.path, for the problems
+    resolved_root = root.resolve()
     for item in doc["images"]:
         if isinstance(item, dict) and "id" in item:
             sizes[item["id"]] = (float(item.get("width") or 0), float(item.get("height") or 0))
+            if isinstance(item.get("file_name"), str):
+                image = (images / item["file_name"]).resolve()
+                if image.is_relative_to(resolved_root):
+                    names[item["id"]] = image.relative_to(resolved_root).as_posix()
     for n, ann in enumerate(doc.get("annotations", [])):
         box = _box(ann, sizes, category_index)
         if isinstance(box, str):
-            problems.append(problem(f"{where}#annotations[{n}]", box))
+            about = names.get(ann.get("image_id"), "") if isinstance(ann, dict) else ""
+            problems.append(problem(f"{where}#annotations[{n}]", box, image=about))
         elif box is not None:
             boxes.setdefault(ann["image_id"], []).append(
                 replace(box, source=f"{where}#annotations[{n}]")
             )
     out: list[Record] = []
-    resolved_root = root.resolve()
     for n, item in enumerate(doc["images"]):
         name = item.get("file_name") if isinstance(item, dict) else None
         if not isinstance(name, str) or "id" not in item:

@@ -88,11 +88,13 @@ class Facts(Protocol):
 
 class Problem(NamedTuple):
     """A reader finding: the check it fails ('layout', 'classes' or 'missing_labels'), the file
-    (or line), why."""
+    (or line), why; `image` names the image it concerns when `path` is another file's entry
+    (a COCO annotation), so data.exclude can leave it out with its image."""
 
     check: str
     path: str
     message: str
+    image: str = ""
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}"
@@ -110,9 +112,9 @@ class Layout:
     unmatched: tuple[str, ...] = ()  # data.exclude patterns that match no image
 
 
-def problem(path: str, message: str, check: str = "layout") -> Problem:
-    """A reader finding about one file (or file:line) of the dataset."""
-    return Problem(check, path, message)
+def problem(path: str, message: str, check: str = "layout", image: str = "") -> Problem:
+    """A reader finding about one file (or file:line) of the dataset, or about `image`."""
+    return Problem(check, path, message, image)
 
 
 def split_of(given: str, rel_path: str, splits: Any) -> str:
@@ -209,7 +211,7 @@ def without_excluded(layout: Layout, patterns: tuple[str, ...], auto_classes: bo
     gone = set(dropped) | ({label_file(d) for d in dropped} if layout.format == "yolo" else set())
     problems = []
     for p in layout.problems:
-        where = p.path.split(":", 1)[0].split("#", 1)[0]
+        where = p.image or p.path.split(":", 1)[0].split("#", 1)[0]
         hit = rules.match(where)
         if hit is not None:
             used.add(hit)
