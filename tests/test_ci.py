@@ -44,6 +44,14 @@ SPECS = {
     + "deploy: {registry: quay.io/acme}\nci: {providers: [github, gitlab]}\n",
     "lab.yaml": MINIMAL_SPEC.replace("demo", "lab") + "ci: {providers: [gitlab]}\n",
     "none.yaml": MINIMAL_SPEC.replace("demo", "none") + "ci: {providers: []}\n",
+    "wide.yaml": MINIMAL_SPEC.replace("demo", "wide").replace(
+        "../data/wide}", "../data/demo, versioning: dvc}"
+    )
+    + "train: {distributed: {engine: slurm, nodes: 4, gpus_per_node: 8}}\n"
+    + "ci: {providers: [github, gitlab]}\n",
+    "boxes.yaml": "cvspec: 1\nproject: {name: boxes}\ntask: detection\n"
+    + "data: {path: ../data/boxes, classes: [cat]}\n"
+    + "model: {arch: ultralytics/yolov8n.yaml, image_size: 64}\nci: {providers: [gitlab]}\n",
 }
 PINNED = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+@v[0-9]+")
 
@@ -77,8 +85,11 @@ def test_pipelines_validate_against_the_providers_schemas(built: Path) -> None:
         "cvspec-demo.yml",
         "cvspec-full.yml",
         "cvspec-quay.yml",
+        "cvspec-wide.yml",
     ]
-    assert [Path(p).parent.parent.name for p in pipelines] == ["full", "lab", "quay"]
+    assert [Path(p).parent.parent.name for p in pipelines] == [
+        "boxes", "full", "lab", "quay", "wide",
+    ]  # fmt: skip
     for schema, files in (("vendor.github-workflows", workflows), ("vendor.gitlab-ci", pipelines)):
         proc = subprocess.run(
             [tool("check-jsonschema"), "--builtin-schema", schema, *files],
@@ -376,3 +387,34 @@ def test_every_pipeline_script_passes_shellcheck(built: Path, tmp_path: Path) ->
             [tool("shellcheck"), "--severity=style", str(path)], capture_output=True, text=True
         )
         assert proc.returncode == 0, f"{where}:\n{text}\n{proc.stdout}"
+
+
+def test_a_spec_on_several_machines_trains_on_the_pipelines_one(built: Path) -> None:
+    # `cvspec run` refuses nodes > 1 (the launch file starts them), so CI trains on one machine
+    profile = '${CVSPEC_PROFILE:+--profile "$CVSPEC_PROFILE"}'
+    one = f"--stage train {profile} --set train.distributed.nodes=1"
+    (step,) = [
+        s for s in github(built, "wide")["jobs"]["train"]["steps"] if "--stage" in s.get("run", "")
+    ]
+    assert step["run"].endswith(one)
+    assert gitlab(built, "wide")["wide:train"]["script"][-1].endswith(one)
+    others = [j["script"][-1] for k, j in gitlab(built, "wide").items() if "script" in j]
+    assert sum("nodes=1" in line for line in others) == 1  # only training
+    dvc = load(built / "generated/wide/dvc.yaml")["stages"]
+    assert dvc["train"]["cmd"].endswith(" --stage train --set train.distributed.nodes=1")
+    assert [n for n, stage in dvc.items() if "--set" in stage["cmd"]] == ["train"]
+    demo = [
+        s for s in github(built, "demo")["jobs"]["train"]["steps"] if "--stage" in s.get("run", "")
+    ]
+    assert "--set" not in demo[0]["run"]
+
+
+def test_detection_jobs_on_gitlab_install_the_libraries_opencv_loads(built: Path) -> None:
+    pipeline = gitlab(built, "boxes")
+    apt = (
+        "apt-get update && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 "
+        "&& rm -rf /var/lib/apt/lists/*"
+    )
+    with_apt = sorted(k.split(":")[1] for k, j in pipeline.items() if apt in j.get("script", []))
+    assert with_apt == ["evaluate", "export", "test", "train"]  # the jobs that load ultralytics
+    assert all(apt not in j.get("script", []) for j in gitlab(built, "full").values())

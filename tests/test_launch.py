@@ -42,6 +42,13 @@ def test_shell_launchers_pass_shellcheck(tmp_path: Path, engine: str, name: str)
     assert "--nproc-per-node=4" in text
     assert "-m cvspec.train --config-dir generated/demo/train" in text
     assert sorted(p.name for p in launch.iterdir()) == [name]
+    assert "--gpus-per-node" not in text  # deploy.gpu is off: a CPU partition must take it
+
+
+def test_slurm_asks_for_gpus_only_when_the_image_uses_them(tmp_path: Path) -> None:
+    spec = "engine: slurm, nodes: 2, gpus_per_node: 4"
+    text = (build(tmp_path, spec, "deploy: {gpu: true}\n") / "train.sbatch").read_text()
+    assert "#SBATCH --gpus-per-node=4\n" in text and "one per GPU" in text
 
 
 def test_kubernetes_gets_a_pytorchjob(tmp_path: Path) -> None:
@@ -63,6 +70,12 @@ def test_kubernetes_gets_a_pytorchjob(tmp_path: Path) -> None:
     assert argv[-3:] == ["cvspec.train", "--config-dir", "generated/demo/train"]
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert mounts["data"] == "/app/data/demo" and mounts["runs"] == "/app/runs"
+    for role in ("Master", "Worker"):  # the image's user, and a runs volume it can write
+        assert replicas[role]["template"]["spec"]["securityContext"] == {
+            "runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001, "runAsNonRoot": True,
+        }  # fmt: skip
+    dockerfile = (launch.parent / "docker/Dockerfile.train").read_text()
+    assert "USER 10001:10001\n" in dockerfile
 
 
 def test_engine_none_makes_no_launch_files(tmp_path: Path) -> None:
@@ -85,11 +98,24 @@ DDP_SPEC = TINY_SPEC + "  distributed: {engine: torchrun, gpus_per_node: 2}\n"
 
 
 def test_cvspec_run_trains_on_two_processes(tmp_path: Path) -> None:
-    root = tiny_project(tmp_path, DDP_SPEC)
+    # two machines in the spec: `cvspec run` refuses, and CI trains on its one machine
+    root = tiny_project(
+        tmp_path, DDP_SPEC.replace("gpus_per_node: 2", "nodes: 2, gpus_per_node: 2")
+    )
+    refused = cvspec("run", "specs/tiny.yaml", "--stage", "train", cwd=root, timeout=300)
+    assert refused.code == 2 and "generated/tiny/launch/torchrun.sh" in refused.err
+    workflow = yaml.safe_load((root / ".github/workflows/cvspec-tiny.yml").read_text())
+    (command,) = [
+        s["run"] for s in workflow["jobs"]["train"]["steps"] if "--stage" in s.get("run", "")
+    ]
+    assert command.endswith(" --set train.distributed.nodes=1")
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     env = {"TMPDIR": str(scratch)}
-    result = cvspec("run", "specs/tiny.yaml", "--stage", "train", cwd=root, timeout=300, env=env)
+    one_machine = ("--set", "train.distributed.nodes=1")
+    result = cvspec(
+        "run", "specs/tiny.yaml", "--stage", "train", *one_machine, cwd=root, timeout=300, env=env
+    )
     assert result.code == 0, result.err[-3000:]
     assert not list(scratch.glob("torchelastic_*"))  # torchrun's logs stay with the runs
     run = current_run(root)
@@ -103,7 +129,9 @@ def test_cvspec_run_trains_on_two_processes(tmp_path: Path) -> None:
 
     weights = torch.load(run / "checkpoints/best.pt", weights_only=False)["model"]
     assert not any(k.startswith("module.") for k in weights)  # the bare model's, not DDP's
-    exported = cvspec("run", "specs/tiny.yaml", "--stage", "export", cwd=root, timeout=300)
+    exported = cvspec(
+        "run", "specs/tiny.yaml", "--stage", "export", *one_machine, cwd=root, timeout=300
+    )
     assert exported.code == 0, exported.err[-3000:]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from cvspec.generate.api import BuildContext
+from cvspec.generate.builtin.cuda import CPU
 from cvspec.generate.builtin.train_config import data_root
 from cvspec.package.images import images, plain_path, registry_host
 from cvspec.run.graph import BY_NAME, STAGES, Stage, stage_dir
@@ -35,6 +36,15 @@ NOTIFY_SCRIPT = (
 )
 
 
+def stage_options(spec: Any, stage: str) -> tuple[str, ...]:
+    """Options a pipeline (CI, DVC) adds to `cvspec run --stage STAGE`: a spec that trains on
+    several machines trains on the pipeline's one machine (its gpus_per_node processes), as
+    `cvspec run` refuses to start the other machines; the full run starts from launch/."""
+    if stage == "train" and spec.train.distributed.nodes > 1:
+        return ("--set", "train.distributed.nodes=1")
+    return ()
+
+
 class Job(NamedTuple):
     """One CI job: a stage of the graph (or the check), what it installs and runs."""
 
@@ -46,6 +56,7 @@ class Job(NamedTuple):
     outputs: tuple[str, ...]  # paths from the repository root it uploads
     gpu: bool  # runs on the GPU runner when the spec names one
     dataset: bool  # pulls the DVC-versioned dataset first
+    os_packages: tuple[str, ...] = ()  # what a bare python image lacks (OpenCV's libGL, glib)
 
 
 def upstream(stage: Stage) -> list[str]:
@@ -83,10 +94,11 @@ def jobs(spec: Any, ctx: BuildContext) -> list[Job]:
                 stage.needs or (CHECK,),
                 tuple(upstream(stage)),
                 install,
-                RUN_STAGE.format(stage=stage.name),
+                " ".join([RUN_STAGE.format(stage=stage.name), *stage_options(spec, stage.name)]),
                 tuple(f"{stage_dir(ctx.project, out)}/" for out in stage.outputs),
                 gpu,
                 dataset,
+                CPU.gl_packages if model_extra == "detect" and model_extra in extras else (),
             )
         )
     return found

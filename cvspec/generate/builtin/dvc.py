@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from cvspec.generate.api import Artifact, BuildContext
+from cvspec.generate.builtin.ci_common import stage_options
 from cvspec.generate.builtin.train_config import data_root
 from cvspec.run.graph import BY_NAME, STAGES, stage_dir
 
@@ -44,7 +45,9 @@ def pipeline(spec: Any, ctx: BuildContext) -> dict[str, Any]:
         deps += [_needed(ctx.project, need) for need in stage.needs]
         deps += [f"runs/{ctx.project}/{read}" for read in _READS.get(name, ())]
         stages[name] = {
-            "cmd": shlex.join(["cvspec", "run", ctx.spec_file, "--stage", name]),
+            "cmd": shlex.join(
+                ["cvspec", "run", ctx.spec_file, "--stage", name, *stage_options(spec, name)]
+            ),
             "wdir": up,
             "deps": list(dict.fromkeys(deps)),
             "params": [{params_file: _params(spec, name)}],

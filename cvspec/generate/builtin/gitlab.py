@@ -116,7 +116,13 @@ def _job(spec: Any, ctx: BuildContext, job: ci.Job, base: str) -> dict[str, Any]
     }
     if job.gpu and spec.ci.gpu_runner:
         out["tags"] = [spec.ci.gpu_runner]
-    script = [f"python -m pip install {job.install}"]
+    script = []
+    if job.os_packages:  # ultralytics' OpenCV loads libGL and glib, which the slim image lacks
+        script.append(
+            "apt-get update && apt-get install -y --no-install-recommends "
+            f"{' '.join(job.os_packages)} && rm -rf /var/lib/apt/lists/*"
+        )
+    script.append(f"python -m pip install {job.install}")
     if job.dataset:
         script.append(ci.DVC_PULL)
     script.append(job.command)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from cvspec.generate.api import Artifact, BuildContext
+from cvspec.generate.builtin.docker import UID
 from cvspec.generate.builtin.train_config import data_root
 from cvspec.package.images import repository
 
@@ -40,6 +41,7 @@ class LaunchGenerator:
             "project": ctx.project,
             "nodes": dist.nodes,
             "gpus": dist.gpus_per_node,
+            "gpu": spec.deploy.gpu,  # Slurm asks for GPUs only when the image uses them
             "cpus": dist.gpus_per_node * (spec.train.workers + 1),
             "config_dir": f"{ctx.out_dir}/train",
             "data": data_root(spec, ctx),
@@ -96,6 +98,14 @@ def pytorch_job(spec: Any, ctx: BuildContext) -> dict[str, Any]:
     pod = {
         "metadata": {"labels": _labels(ctx)},
         "spec": {
+            # The image's non-root user; fsGroup makes the runs volume writable to it, where a
+            # fresh volume's root would belong to root.
+            "securityContext": {
+                "runAsUser": UID,
+                "runAsGroup": UID,
+                "fsGroup": UID,
+                "runAsNonRoot": True,
+            },
             "containers": [container],
             "volumes": [
                 {"name": "data", "persistentVolumeClaim": {"claimName": f"{ctx.project}-data"}},
