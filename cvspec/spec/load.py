@@ -139,16 +139,21 @@ def _yaml_diagnostic(exc: Any, file: str) -> Diagnostic:
             len(key),
         )
     opened = exc.context_mark
-    if "<stream end>" in problem and opened is not None and "flow" in (exc.context or ""):
-        where = Origin("file", file, opened.line + 1, opened.column + 1)
-        bracket = "{" if "mapping" in exc.context else "["
-        closing = "}" if bracket == "{" else "]"
-        return Diagnostic(
-            "yaml-syntax",
-            f"this '{bracket}' is never closed",
-            where,
-            f"add the closing '{closing}'",
-        )
+    if opened is not None and "flow" in (exc.context or ""):
+        ended = "<stream end>" in problem
+        if ended or (mark is not None and mark.line > opened.line):
+            # An unclosed bracket shows only where the next line's key breaks the flow: the
+            # mistake is at the bracket, so that is the line to point at.
+            where = Origin("file", file, opened.line + 1, opened.column + 1)
+            bracket = "{" if "mapping" in exc.context else "["
+            closing = "}" if bracket == "{" else "]"
+            later = "" if ended else f" before line {mark.line + 1} ({problem})"
+            return Diagnostic(
+                "yaml-syntax",
+                f"this '{bracket}' is never closed{later}",
+                where,
+                f"add the closing '{closing}'",
+            )
     if "'\\t'" in problem or "\\t" in problem:
         return Diagnostic(
             "yaml-syntax", "a tab character cannot indent YAML", origin, "indent with spaces"
