@@ -52,6 +52,12 @@ def test_explain_names_every_source(tmp_path: Path) -> None:
     assert rows["train.epochs"] == "profile ci (specs/demo.yaml:6)"
     assert rows["train.batch_size"] == "--set train.batch_size=8"
     assert rows["train.optimizer.lr"] == "default"
+    long = cvspec("explain", "specs/demo.yaml", "--set", f"data.exclude={['x' * 30] * 5}", cwd=root)
+    lines = long.out.splitlines()
+    assert (
+        long.code == 0 and len({line.index("  # ") for line in lines if "exclude" not in line}) == 1
+    )
+    assert max(len(line) for line in lines if "exclude" not in line) < 100  # not padded to it
 
 
 def test_explain_unknown_key_suggests(tmp_path: Path) -> None:

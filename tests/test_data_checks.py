@@ -165,6 +165,13 @@ def test_findings_say_why(planted: dict[str, CheckResult]) -> None:
     assert planted["dark"].value == pytest.approx(1 / 26)  # 27 files, one does not decode
 
 
+def test_a_value_just_under_a_bound_reads_as_under_it() -> None:
+    from cvspec.data.checks_files import under
+
+    assert under(24.96, 25) == "24.96" and under(24.9996, 25) == "24.9996"
+    assert under(12.34, 25) == "12.3" and under(0.0, 25) == "0.0"
+
+
 def test_near_duplicates_do_not_chain(tmp_path: Path) -> None:
     """A~B and B~C within near_hamming (6), A and C not: C is near B only, and C's nearest
     earlier-split image is too far, so only B leaks."""

@@ -13,6 +13,8 @@ from cvspec.cli.common import ProfileOpt, SetOpt, load_one
 from cvspec.errors import DEFAULT, UsageError
 from cvspec.spec.load import KeyPath
 
+ALIGN_AT = 60  # the widest `key = value` the comment column makes room for
+
 
 def command(
     spec: Annotated[Path, typer.Argument(help="The spec file.")],
@@ -39,7 +41,10 @@ def command(
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise UsageError(f"no key '{key}' in the resolved spec{hint}")
         rows = chosen
-    width = max(len(r[0]) + len(r[1]) for r in rows) + 3
+    # Comments line up in one column; a long value (a list of patterns) goes past it rather
+    # than pushing every other line's comment out with it.
+    lengths = [len(r[0]) + len(r[1]) + 3 for r in rows]
+    width = max((n for n in lengths if n <= ALIGN_AT), default=0)
     for name, value, origin in rows:
         print(f"{f'{name} = {value}':<{width}}  # {origin}")
 

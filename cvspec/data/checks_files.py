@@ -136,8 +136,21 @@ def blurry(ds: Dataset, limit: float | None) -> Outcome:
     return _fraction(
         ds,
         lambda f: f.sharpness < BLURRY_SHARPNESS and f.p95 >= DARK_P95 and f.p5 <= BRIGHT_P5,
-        lambda f: f"blurry: Laplacian variance {f.sharpness:.1f} < {BLURRY_SHARPNESS:g}",
+        lambda f: (
+            f"blurry: Laplacian variance {under(f.sharpness, BLURRY_SHARPNESS)} "
+            f"< {BLURRY_SHARPNESS:g}"
+        ),
     )
+
+
+def under(value: float, bound: float) -> str:
+    """`value` with one decimal, or as many more as it takes to read as less than `bound`
+    (24.96 is not "25.0 < 25")."""
+    for places in range(1, 7):
+        text = f"{value:.{places}f}"
+        if float(text) < bound:
+            return text
+    return f"{value!r}"
 
 
 CHECKS = [
