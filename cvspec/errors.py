@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 
@@ -61,6 +61,35 @@ class SpecError(CvspecError):
         diags = tuple(diagnostics)
         noun = "error" if len(diags) == 1 else "errors"
         super().__init__(f"{len(diags)} {noun}", diags)
+
+
+class SpecValueError(CvspecError):
+    """A spec value that cannot work here, found only at run time (a folder that is not
+    there): `cvspec run` reports it at the value's line in the spec (see `located`)."""
+
+    exit_code = 2
+
+    def __init__(
+        self,
+        key: tuple[str | int, ...],
+        message: str,
+        hint: str | None = None,
+        code: str = "spec-value",
+    ) -> None:
+        self.key, self.hint, self.code = key, hint, code
+        self.detail = f"{_dotted(key)}: {message}"
+        super().__init__(self.detail)
+
+    def located(self, origins: Mapping[tuple[str | int, ...], Origin]) -> CvspecError:
+        """The same error as a diagnostic at the value's origin (itself when none is known)."""
+        origin = origins.get(self.key)
+        if origin is None:
+            return self
+        return CvspecError("", [Diagnostic(self.code, self.detail, origin, self.hint)])
+
+
+def _dotted(key: tuple[str | int, ...]) -> str:
+    return "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in key).lstrip(".")
 
 
 class UsageError(CvspecError):

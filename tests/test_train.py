@@ -169,9 +169,16 @@ def test_pretrained_without_local_weights_says_how_to_provide_them(tmp_path: Pat
     spec = TINY_SPEC.replace("image_size: 16}", "image_size: 16, pretrained: true}")
     root = tiny_project(tmp_path, spec)
     result = cvspec("run", "specs/tiny.yaml", "--stage", "train", cwd=root)
-    assert result.code == 2
-    assert "\nerror: model.pretrained is true, but pretrained weights cannot be" in result.err
-    assert "set model.weights to the local file" in result.err
+    assert result.code == 2 and "Traceback" not in result.err
+    line = next(i for i, text in enumerate(spec.splitlines(), 1) if "pretrained" in text)
+    assert (
+        f"specs/tiny.yaml:{line}:59: error[spec-value]: model.pretrained: true, but pretrained "
+        "weights cannot be downloaded here\n"
+    ) in result.err
+    assert "help: download the weights where you have network access, then set model.weights" in (
+        result.err
+    )
+    assert "\nerror:" not in result.err  # said once, at the line, not twice
 
 
 @pytest.mark.slow

@@ -105,7 +105,8 @@ def report(exc: CvspecError) -> None:
         print(format_all(exc.diagnostics), file=sys.stderr)
         print(f"\n{exc.message}", file=sys.stderr)
         return
-    print(f"error: {exc.message}", file=sys.stderr)
+    if exc.message:  # empty when the diagnostics say it all (with where)
+        print(f"error: {exc.message}", file=sys.stderr)
     if exc.diagnostics:
         print(format_all(exc.diagnostics), file=sys.stderr)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cvspec.data.index import Box, Layout, Problem, Record, problem, split_of
-from cvspec.errors import CvspecError
+from cvspec.errors import CvspecError, SpecValueError
 
 
 def read_coco(data: Any, root: Path) -> Layout:
@@ -19,9 +19,9 @@ def read_coco(data: Any, root: Path) -> Layout:
         for split in ("train", "val", "test"):
             value = getattr(data.splits, split)
             if value is not None:
-                sources[split] = _source(root, root / str(value), f"data.splits.{split}")
+                sources[split] = _source(root, root / str(value), ("data", "splits", split))
     else:
-        sources[""] = _source(root, root, "data.path")
+        sources[""] = _source(root, root, ("data", "path"))
     files = {split: _load(path, root) for split, (path, _) in sources.items()}
     classes, category_index, problems = _classes(data, files, root)
     entries: list[Record] = []
@@ -32,17 +32,21 @@ def read_coco(data: Any, root: Path) -> Layout:
     return Layout("coco", classes, tuple(entries), tuple(problems))
 
 
-def _source(root: Path, target: Path, key: str) -> tuple[Path, Path]:
+def _source(root: Path, target: Path, key: tuple[str, ...]) -> tuple[Path, Path]:
     if target.suffix == ".json":
         if not target.is_file():
-            raise CvspecError(f"{key}: COCO annotation file not found: {target}")
+            raise SpecValueError(key, f"COCO annotation file not found: {target}")
         return target, root
     if not target.is_dir():
-        raise CvspecError(f"{key}: folder not found: {target}")
+        raise SpecValueError(key, f"folder not found: {target}")
     found = sorted(target.glob("*.json"))
     if len(found) != 1:
-        raise CvspecError(
-            f"{key}: expected exactly one COCO *.json in {target}, found {len(found)}"
+        raise SpecValueError(
+            key,
+            f"expected exactly one COCO *.json in {target}, found {len(found)}",
+            "is data.format right? A YOLO dataset has images/ and labels/ folders instead"
+            if not found and ((target / "labels").is_dir() or (root / "labels").is_dir())
+            else None,
         )
     return found[0], target
 

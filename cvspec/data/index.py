@@ -277,12 +277,16 @@ def with_facts(layout: Layout, data_root: Path, facts: Sequence[Facts]) -> DataI
 
 def split_folders(splits: Any, root: Path) -> dict[str, str]:
     """Split name -> folder under root for folder splits; {'': ''} for ratio splits."""
-    from cvspec.errors import CvspecError
+    from cvspec.errors import SpecValueError
 
     if not hasattr(splits, "train"):
         return {"": ""}
     folders = {s: str(getattr(splits, s)) for s in SPLITS if getattr(splits, s) is not None}
     for split, folder in folders.items():
         if not (root / folder).is_dir():
-            raise CvspecError(f"data.splits.{split}: folder not found: {root / folder}")
+            raise SpecValueError(
+                ("data", "splits", split),
+                f"folder not found: {root / folder}",
+                f"split folders are relative to data.path ({root})",
+            )
     return folders

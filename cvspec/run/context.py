@@ -54,22 +54,16 @@ class RunContext:
 
     def require_data(self) -> Path:
         """data_root, or an error at data.path's line in the spec when the folder is missing."""
-        from cvspec.errors import CvspecError, Diagnostic
+        from cvspec.errors import SpecValueError
 
         folder = self.data_root
         if not folder.is_dir():
-            where = self.loaded.raw.values.get(("data", "path"))
-            raise CvspecError(
-                f"data folder not found: {folder}",
-                [
-                    Diagnostic(
-                        "data-missing",
-                        f"data.path: no folder at {folder}",
-                        where,
-                        "data.path is relative to the spec file; `dvc pull` fetches a versioned "
-                        "dataset; `cvspec init --example NAME DIR` writes an example one",
-                    )
-                ],
+            raise SpecValueError(
+                ("data", "path"),
+                f"no folder at {folder}",
+                "data.path is relative to the spec file; `dvc pull` fetches a versioned "
+                "dataset; `cvspec init --example NAME DIR` writes an example one",
+                code="data-missing",
             )
         return folder
 

@@ -6,7 +6,7 @@ import importlib
 import time
 from collections.abc import Callable, Sequence
 
-from cvspec.errors import CvspecError
+from cvspec.errors import CvspecError, SpecValueError
 from cvspec.run.context import RunContext, StageResult
 from cvspec.run.graph import BY_NAME, STAGES, Stage, order
 
@@ -38,7 +38,10 @@ def run_stages(ctx: RunContext, names: Sequence[str] = ()) -> list[tuple[Stage, 
         if ctx.console is not None:
             ctx.console.rule(f"[bold]{stage.name}[/]: {stage.summary}")
         started = time.perf_counter()
-        result = load_runner(stage)(ctx)
+        try:
+            result = load_runner(stage)(ctx)
+        except SpecValueError as exc:  # at the value's line in the spec, where it can be fixed
+            raise exc.located(ctx.loaded.raw.values) from None
         elapsed = time.perf_counter() - started
         results.append((stage, result))
         if ctx.console is not None:

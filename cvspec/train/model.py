@@ -5,13 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cvspec.errors import CvspecError, UsageError
+from cvspec.errors import CvspecError, SpecValueError, UsageError
 
-PRETRAINED_HELP = (
-    "model.pretrained is true, but pretrained weights cannot be downloaded here. Download the "
-    "weights where you have network access, then set model.weights to the local file (a .pth, "
-    ".pt, .bin or .safetensors state dict, relative to the spec file) or set "
+PRETRAINED_WHY = "true, but pretrained weights cannot be downloaded here"
+PRETRAINED_FIX = (
+    "download the weights where you have network access, then set model.weights to the local "
+    "file (a .pth, .pt, .bin or .safetensors state dict, relative to the spec file) or set "
     "model.pretrained: false to train from scratch"
+)
+PRETRAINED_HELP = (
+    f"model.pretrained is {PRETRAINED_WHY}. {PRETRAINED_FIX[0].upper()}{PRETRAINED_FIX[1:]}"
 )
 
 
@@ -23,7 +26,7 @@ def weights_path(weights: str | None, spec_file: str, root: Path) -> Path | None
     if not path.is_absolute():
         path = root / Path(spec_file).parent / path
     if not path.is_file():
-        raise UsageError(f"model.weights: file not found: {path}")
+        raise SpecValueError(("model", "weights"), f"file not found: {path}")
     return path
 
 

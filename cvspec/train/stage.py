@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cvspec.errors import UsageError
+from cvspec.errors import SpecValueError, UsageError
 from cvspec.train.progress import say
 from cvspec.train.runs import set_current
 
@@ -23,11 +23,13 @@ def run(ctx: RunContext) -> StageResult:
 
     from cvspec.run.context import StageResult
     from cvspec.train.config import write_tree
-    from cvspec.train.model import weights_path
+    from cvspec.train.model import PRETRAINED_FIX, PRETRAINED_WHY, weights_path
 
     spec = ctx.spec
     console = ctx.console or Console(stderr=True)
     ctx.require_data()  # before anything is written under runs/
+    if spec.model.pretrained and not spec.model.weights:
+        raise SpecValueError(("model", "pretrained"), PRETRAINED_WHY, PRETRAINED_FIX)
     train_dir = ctx.stage_dir("train")
     config_dir = write_tree(ctx.loaded, ctx.root, train_dir / "config")
     weights = None
