@@ -23,6 +23,9 @@ def test_shapes_trains_exports_and_evaluates_for_one_epoch(tmp_path: Path) -> No
     )  # fmt: skip
     assert result.code == 0, result.err[-3000:]
     assert (tmp_path / "yolo/Ultralytics/Arial.ttf").is_file()  # no font download was tried
+    log = result.out + result.err  # not a terminal: lines, not ultralytics' redraws
+    assert "\x1b" not in log and "\r" not in log
+    assert "all " in log and "mAP50" in log  # its validation table still reaches the log
 
     run = current_run(tmp_path, "shapes")
     status = json.loads((run / "run.json").read_text())

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from cvspec.errors import CvspecError, SpecValueError
 from cvspec.run.context import RunContext, StageResult
 from cvspec.run.graph import BY_NAME, STAGES, Stage, order
+from cvspec.run.plainlog import plain_output
 
 
 def load_runner(stage: Stage) -> Callable[[RunContext], StageResult]:
@@ -39,7 +40,8 @@ def run_stages(ctx: RunContext, names: Sequence[str] = ()) -> list[tuple[Stage, 
             ctx.console.rule(f"[bold]{stage.name}[/]: {stage.summary}")
         started = time.perf_counter()
         try:
-            result = load_runner(stage)(ctx)
+            with plain_output():  # a log file or CI log gets lines, not terminal redraws
+                result = load_runner(stage)(ctx)
         except SpecValueError as exc:  # at the value's line in the spec, where it can be fixed
             raise exc.located(ctx.loaded.raw.values) from None
         elapsed = time.perf_counter() - started
