@@ -24,7 +24,10 @@ FULL = """\
 cvspec: 1
 project: {name: full, contacts: {slack: '#cv'}}
 task: classification
-data: {path: ../data/demo, versioning: dvc}
+data:
+  path: ../data/demo
+  versioning: dvc
+  remote_secrets: [AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY]
 model: {arch: timm/resnet18, image_size: 32}
 deploy: {registry: ghcr.io/acme}
 monitor: {notify: {slack_webhook_secret: CV_SLACK_HOOK}}
@@ -418,3 +421,20 @@ def test_detection_jobs_on_gitlab_install_the_libraries_opencv_loads(built: Path
     with_apt = sorted(k.split(":")[1] for k, j in pipeline.items() if apt in j.get("script", []))
     assert with_apt == ["evaluate", "export", "test", "train"]  # the jobs that load ultralytics
     assert all(apt not in j.get("script", []) for j in gitlab(built, "full").values())
+
+
+def test_the_dvc_remote_gets_its_secrets_on_github(built: Path) -> None:
+    jobs = github(built, "full")["jobs"]
+    pulls = {
+        n: s for n, j in jobs.items() for s in j["steps"] if s.get("run", "").startswith("dvc pull")
+    }
+    assert sorted(pulls) == ["data", "evaluate", "test", "train"]  # the jobs that read the images
+    for step in pulls.values():
+        assert step["env"] == {
+            "AWS_ACCESS_KEY_ID": "${{ secrets.AWS_ACCESS_KEY_ID }}",
+            "AWS_SECRET_ACCESS_KEY": "${{ secrets.AWS_SECRET_ACCESS_KEY }}",
+        }
+    others = [s for j in jobs.values() for s in j["steps"] if s not in pulls.values()]
+    assert not any("AWS_" in str(s) for s in others)  # only the step that needs them
+    wide = github(built, "wide")["jobs"]["data"]["steps"]
+    assert all("env" not in s for s in wide if s.get("run", "").startswith("dvc pull"))

@@ -5,7 +5,14 @@ from typing import Annotated, Literal
 from pydantic import Discriminator, Field, Tag
 
 from cvspec.spec.model_augment import AugmentStep
-from cvspec.spec.model_base import ClassName, DataPattern, PathStr, Probability, StrictModel
+from cvspec.spec.model_base import (
+    ClassName,
+    DataPattern,
+    PathStr,
+    Probability,
+    SecretName,
+    StrictModel,
+)
 
 
 class RatioSplits(StrictModel):
@@ -108,6 +115,12 @@ class DataBase(StrictModel):
         description="Ratios {val, test, seed} of one dataset, or directories {train, val, test}.",
     )
     versioning: Literal["dvc", "none"] = Field("none", description="How the dataset is versioned.")
+    remote_secrets: list[SecretName] = Field(
+        default_factory=list,
+        description="Names of the CI secrets the DVC remote reads, e.g. AWS_ACCESS_KEY_ID: GitHub "
+        "passes each to `dvc pull` as the environment variable of that name (GitLab's CI/CD "
+        "variables reach every job already).",
+    )
     exclude: list[DataPattern] = Field(
         default_factory=list,
         description="Files left out of the dataset (a quarantine): paths or shell-style patterns "

@@ -303,12 +303,25 @@ def _alert_reach(spec: SpecModel) -> Iterator[Violation]:
             yield V((*rule.key, bound), "alert-range", msg, hint)
 
 
+def _remote_secrets(spec: SpecModel) -> Iterator[Violation]:
+    data = spec.data
+    if data.remote_secrets and data.versioning != "dvc":
+        msg = "remote_secrets are for a DVC remote, but data.versioning is not dvc"
+        hint = "set data.versioning: dvc, or remove remote_secrets"
+        yield V(("data", "remote_secrets"), "secrets-without-dvc", msg, hint)
+    for i, name in enumerate(data.remote_secrets):
+        if name.startswith("GITHUB_"):
+            msg = f"secret name {name!r} starts with GITHUB_, which GitHub reserves"
+            yield V(("data", "remote_secrets", i), "reserved-secret", msg, "rename the secret")
+
+
 def _lists(spec: SpecModel) -> Iterator[Violation]:
     yield from _duplicates(("export",), spec.export, "format")
     yield from _duplicates(("project", "owners"), spec.project.owners, "owner")
     yield from _duplicates(("deploy", "platforms"), spec.deploy.platforms, "platform")
     yield from _duplicates(("ci", "providers"), spec.ci.providers, "provider")
     yield from _duplicates(("ci", "on"), spec.ci.on, "event")
+    yield from _duplicates(("data", "remote_secrets"), spec.data.remote_secrets, "secret")
 
 
 _NO_SWEEP = ("cvspec", "extends", "task", "project", "profiles", "templates", "train.sweep")
@@ -395,4 +408,4 @@ def _sweep(spec: SpecModel) -> Iterator[Violation]:
 
 
 RULES: list[Rule] = [_classes, _arch, _image_size, _gates, _splits, _augment, _train, _ops]
-RULES += [_alerts, _alert_reach, _lists, _sweep]
+RULES += [_remote_secrets, _alerts, _alert_reach, _lists, _sweep]

@@ -70,10 +70,12 @@ def _out(project: str, output: str) -> Any:
 
 
 def _params(spec: Any, stage: str) -> list[str]:
-    """The params.yaml keys a stage depends on: an augmentation change reruns training only."""
+    """The params.yaml keys a stage depends on: an augmentation change reruns training only,
+    and the names of the remote's CI secrets rerun nothing."""
     if stage != "data":
         return list(PARAMS[stage])
-    return [f"data.{key}" for key in type(spec.data).model_fields if key != "augment"]
+    skip = ("augment", "remote_secrets")
+    return [f"data.{key}" for key in type(spec.data).model_fields if key not in skip]
 
 
 def _needed(project: str, need: str) -> str:
@@ -87,6 +89,7 @@ def params(spec: Any, ctx: BuildContext) -> dict[str, Any]:
     data path from the repository root, as dvc.yaml names it (the spec's is relative to it)."""
     dumped = spec.model_dump(mode="json", include={"data", "model", "train", "evaluate", "export"})
     dumped["data"]["path"] = data_root(spec, ctx)
+    del dumped["data"]["remote_secrets"]  # CI's business, not a parameter of any result
     return {key: dumped[key] for key in ("data", "model", "train", "evaluate", "export")}
 
 

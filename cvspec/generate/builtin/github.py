@@ -124,7 +124,10 @@ def _job(spec: Any, ctx: BuildContext, job: ci.Job) -> dict[str, Any]:
         steps.append(_download(ctx, name))
     steps.append({"name": "install cvspec", "run": f"python -m pip install {job.install}"})
     if job.dataset:
-        steps.append({"name": "pull the dataset", "run": ci.DVC_PULL})
+        pull: dict[str, Any] = {"name": "pull the dataset", "run": ci.DVC_PULL}
+        if spec.data.remote_secrets:  # GitHub hands a step only the secrets named in it
+            pull["env"] = {name: f"${{{{ secrets.{name} }}}}" for name in spec.data.remote_secrets}
+        steps.append(pull)
     if job.name == "package" and host is not None:
         steps.extend(_package_steps(host, job))
     else:
