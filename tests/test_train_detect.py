@@ -23,6 +23,7 @@ def test_shapes_trains_exports_and_evaluates_for_one_epoch(tmp_path: Path) -> No
     )  # fmt: skip
     assert result.code == 0, result.err[-3000:]
     assert (tmp_path / "yolo/Ultralytics/Arial.ttf").is_file()  # no font download was tried
+    assert not list((tmp_path / "data/shapes").rglob("*.cache"))  # the versioned data as it was
     log = result.out + result.err  # not a terminal: lines, not ultralytics' redraws
     assert "\x1b" not in log and "\r" not in log
     assert "all " in log and "mAP50" in log  # its validation table still reaches the log
@@ -158,3 +159,14 @@ def test_the_data_digest_of_a_detection_run_is_its_content(tmp_path: Path) -> No
     assert _files_digest(tmp_path, ("images/train/bad.png",)) == first
     label.write_text("0 0.5 0.5 0.3 0.3\n")
     assert _files_digest(tmp_path, ("images/train/bad.png",)) != first
+
+
+def test_label_caches_a_run_makes_leave_with_it_and_others_stay(tmp_path: Path) -> None:
+    from cvspec.train.ultra import dataset_untouched
+
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels/old.cache").write_text("the user's")
+    with dataset_untouched(tmp_path):
+        (tmp_path / "labels/train.cache").write_text("ultralytics'")
+        (tmp_path / "labels.cache").write_text("ultralytics'")
+    assert sorted(p.name for p in tmp_path.rglob("*.cache")) == ["old.cache"]

@@ -11,24 +11,25 @@ def evaluate_detector(
 ) -> dict[str, Any]:
     """Box metrics of a model file (the exported ONNX, or ultralytics weights) on the spec's
     evaluation split, through ultralytics' validator."""
-    from cvspec.train.ultra import yolo
+    from cvspec.train.ultra import dataset_untouched, yolo
 
     spec = ctx.spec
     split = spec.eval_split
-    result = yolo(str(weights), task="detect").val(
-        data=str(run_path / "data.yaml"),
-        split=split,
-        imgsz=image_size,
-        batch=16,
-        conf=spec.evaluate.conf,
-        iou=spec.evaluate.iou,
-        plots=False,
-        project=str(out),
-        name="val",
-        exist_ok=True,
-        verbose=False,
-        workers=0,
-    )
+    with dataset_untouched(ctx.data_root):  # its label cache stays out of the dataset
+        result = yolo(str(weights), task="detect").val(
+            data=str(run_path / "data.yaml"),
+            split=split,
+            imgsz=image_size,
+            batch=16,
+            conf=spec.evaluate.conf,
+            iou=spec.evaluate.iou,
+            plots=False,
+            project=str(out),
+            name="val",
+            exist_ok=True,
+            verbose=False,
+            workers=0,
+        )
     box = result.box
     names = result.names
     per_class = {}

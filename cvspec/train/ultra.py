@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,20 @@ def offline() -> None:
 
     if settings.get("sync"):
         settings.update({"sync": False})  # type: ignore[no-untyped-call]
+
+
+@contextmanager
+def dataset_untouched(folder: Path) -> Iterator[None]:
+    """ultralytics saves a label cache (labels/train.cache) beside the label files. The
+    dataset folder is versioned (DVC hashes it) and must read the same after a run, so the
+    caches made while the body ran are removed again; rescanning the labels takes seconds."""
+    before = set(folder.rglob("*.cache")) if folder.is_dir() else set()
+    try:
+        yield
+    finally:
+        if folder.is_dir():
+            for path in set(folder.rglob("*.cache")) - before:
+                path.unlink(missing_ok=True)
 
 
 def yolo(source: str, **kwargs: Any) -> Any:
@@ -131,7 +147,8 @@ def train(
             name=run.run_id,
             exist_ok=True,
         )
-        yolo(args.pop("model"), task="detect").train(**args)
+        with dataset_untouched(Path(data_yaml["path"])):
+            yolo(args.pop("model"), task="detect").train(**args)
     return _finish(run, "trained")
 
 
@@ -142,7 +159,9 @@ def resume(run: RunDir, console: Any) -> Outcome:
         raise UsageError(f"run {run.run_id} has no checkpoint to resume ({last})")
     if not _finished(last):
         say(console, f"resuming run {run.run_id} from {last}")
-        yolo(str(last)).train(resume=True)
+        dataset = _data_yaml(run.path / "data.yaml", run.path)["path"]
+        with dataset_untouched(Path(dataset)):
+            yolo(str(last)).train(resume=True)
     return _finish(run, "resumed")
 
 
