@@ -20,7 +20,7 @@ VARIANTS = {
     "demo.yaml": MINIMAL_SPEC.replace("{name: demo}", "{name: demo, description: Tiny demo}"),
     "gpu.yaml": MINIMAL_SPEC.replace("demo", "gpu")
     + f"deploy: {{gpu: true, cuda: '12.6', base_digest: '{DIGEST}'}}\n"
-    + "serve: {port: 8000, metrics_port: 9100}\n"
+    + "serve: {port: 8000, metrics_port: 9100, device: cuda}\n"
     + "evaluate: {latency: {device: cuda}}\n",
     "boxes.yaml": DETECTION + "deploy: {gpu: true}\nevaluate: {latency: {device: cuda}}\n",
     "pinned.yaml": MINIMAL_SPEC.replace("demo", "pinned")
@@ -129,7 +129,7 @@ def test_a_latency_gate_on_cuda_gets_onnxruntime_built_for_the_images_cuda(built
         text = dockerfile(built, name, "train")
         assert f'ARG ONNXRUNTIME_GPU="onnxruntime-gpu[cuda,cudnn]{wanted}"\n' in text, name
         assert swap in text, name
-        assert "ONNXRUNTIME_GPU" not in dockerfile(built, name, "serve")
+    assert "ONNXRUNTIME_GPU" not in dockerfile(built, "boxes", "serve")  # serves on the CPU
     for name in ("demo", "pinned"):  # CPU latency: onnxruntime as cvspec[train] brings it
         assert "onnxruntime-gpu" not in dockerfile(built, name, "train")
 
@@ -198,3 +198,17 @@ def test_a_spec_path_that_is_not_plain_is_refused(tmp_path: Path) -> None:
         "files: use a path inside the repository made of letters, digits, '_', '.', '-' and "
         "'/' (rename the file)\n"
     )
+
+
+def test_a_server_on_cuda_keeps_the_slim_base_with_onnxruntimes_cuda_build(built: Path) -> None:
+    text = dockerfile(built, "gpu", "serve")
+    assert f"FROM python:3.11-slim-bookworm@{DIGEST} AS base\n" in text  # wheels bring CUDA
+    assert 'ARG ONNXRUNTIME_GPU="onnxruntime-gpu[cuda,cudnn]>=1.21,<1.27"\n' in text
+    assert "    && /opt/venv/bin/pip uninstall --yes onnxruntime \\\n" in text
+    assert (
+        "ENV NVIDIA_VISIBLE_DEVICES=all \\\n    NVIDIA_DRIVER_CAPABILITIES=compute,utility\n"
+        in (text)
+    )
+    assert "torch" not in text.replace("no torch", "")
+    demo = dockerfile(built, "demo", "serve")
+    assert "NVIDIA" not in demo and "onnxruntime-gpu" not in demo

@@ -268,6 +268,22 @@ def test_the_composed_server_serves_with_the_spec_settings(built: Path) -> None:
     flags = dict(zip(command[1::2], command[2::2], strict=True))
     assert flags["--max-batch"] == "8" and flags["--max-image-bytes"] == "10000000"
     assert flags["--port"] == "8080" and flags["--metrics-port"] == "9090"
+    assert flags["--device"] == "cpu" and "deploy" not in compose["services"]["server"]
+
+
+def test_a_server_on_cuda_gets_a_gpu_in_compose(tmp_path: Path) -> None:
+    root = project(tmp_path, SPEC + "deploy: {gpu: true}\nserve: {device: cuda}\n")
+    assert cvspec("build", cwd=root).code == 0
+    server = load(root / "generated/demo/monitoring/docker-compose.monitoring.yml")["services"][
+        "server"
+    ]
+    flags = dict(zip(server["command"][1::2], server["command"][2::2], strict=True))
+    assert flags["--device"] == "cuda"
+    assert server["deploy"] == {
+        "resources": {
+            "reservations": {"devices": [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]}
+        }
+    }
 
 
 def test_the_composed_server_gets_the_builds_profile(tmp_path: Path) -> None:

@@ -169,6 +169,17 @@ def test_serve_without_a_model_says_what_to_do(tmp_path: Path) -> None:
     )
 
 
+def test_a_server_on_cuda_without_cudas_onnxruntime_stops_before_taking_a_port(
+    model_dir: Path,
+) -> None:
+    result = cvspec("serve", "--model-dir", str(model_dir), "--device", "cuda", cwd=model_dir)
+    assert result.code == 2 and "Traceback" not in result.err
+    assert result.err.startswith("error: serve.device is cuda, but this onnxruntime (")
+    assert "has no CUDA provider" in result.err and "set serve.device: cpu" in result.err
+    wrong = cvspec("serve", "--model-dir", str(model_dir), "--device", "gpu", cwd=model_dir)
+    assert (wrong.code, wrong.err) == (2, "error: --device 'gpu': cpu or cuda\n")
+
+
 def test_a_taken_port_is_a_clear_error(server: ServerProcess, model_dir: Path) -> None:
     result = cvspec(
         "serve", "--model-dir", str(model_dir), "--port", str(server.port), cwd=model_dir

@@ -121,6 +121,14 @@ def command(
             show_default=False,
         ),
     ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            "--device",
+            help="cpu or cuda: where onnxruntime runs the model (default: serve.device, else cpu).",
+            show_default=False,
+        ),
+    ] = None,
     workers: Annotated[
         int | None,
         typer.Option("--workers", min=1, max=256, help="Server processes.", show_default=False),
@@ -154,6 +162,8 @@ def command(
 
     if spec is None and model_dir is None:
         raise UsageError("give a spec file or --model-dir DIR")
+    if device not in (None, "cpu", "cuda"):
+        raise UsageError(f"--device {device!r}: cpu or cuda")
     if spec is not None:
         if not spec.is_file():
             raise UsageError(f"spec file not found: {spec}")
@@ -177,6 +187,7 @@ def command(
         max_wait_ms=max_wait_ms,
         queue_size=queue_size,
         threads=threads,
+        device=device,
         workers=workers,
         max_body_bytes=max_image_bytes,
         max_pixels=max_pixels,
@@ -187,6 +198,9 @@ def command(
         config = replace(config, metrics_port=metrics_port or None)
     if config.metrics_port == config.port:
         raise UsageError(f"--metrics-port {config.port} is the API port too; pick another or 0")
+    from cvspec.providers import providers
+
+    providers(config.device, "serve.device")  # before any port is taken: the device is here
     serve(config)
 
 

@@ -6,49 +6,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cvspec.errors import CvspecError
+from cvspec.providers import providers, started_on
 
-
-def providers(device: str) -> list[str]:
-    """onnxruntime's providers for the benchmark device; a CvspecError when CUDA is not here.
-
-    Falling back to the CPU would time the model on another device than the spec names and
-    gate that figure against a GPU budget, so a missing CUDA provider stops the stage instead.
-    """
-    import onnxruntime as ort
-
-    if device != "cuda":
-        return ["CPUExecutionProvider"]
-    available = ort.get_available_providers()
-    if "CUDAExecutionProvider" not in available:
-        raise CvspecError(
-            "evaluate.latency.device is cuda, but this onnxruntime "
-            f"({ort.__version__}) has no CUDA provider (only {', '.join(available)}); "
-            "install the onnxruntime-gpu build for this CUDA version in place of onnxruntime, "
-            "or set evaluate.latency.device: cpu"
-        )
-    if hasattr(ort, "preload_dlls"):  # onnxruntime-gpu >= 1.21: CUDA/cuDNN from their wheels
-        ort.preload_dlls()
-    return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+SETTING = "evaluate.latency.device"
 
 
 def session(path: Path, threads: int | None = None, device: str = "cpu") -> Any:
-    """An onnxruntime session on the benchmark device (see `providers`)."""
+    """An onnxruntime session on the benchmark device (see cvspec.providers)."""
     import onnxruntime as ort
 
-    chosen = providers(device)
+    chosen = providers(device, SETTING)
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     sess = ort.InferenceSession(str(path), sess_options=options, providers=chosen)
-    if sess.get_providers()[0] != chosen[0]:  # onnxruntime falls back when CUDA cannot start
-        raise CvspecError(
-            f"evaluate.latency.device is {device}, but onnxruntime could not start its "
-            f"{chosen[0]} here (it runs on {sess.get_providers()[0]}): check the GPU, its "
-            "driver and the CUDA/cuDNN libraries onnxruntime's log names above"
-        )
-    return sess
+    return started_on(sess, chosen, SETTING)
 
 
 def measure(path: Path, sample: Any, bench: Any) -> dict[str, float]:

@@ -20,10 +20,11 @@ def run(ctx: RunContext) -> StageResult:
     from cvspec.evaluate import export as exporting
     from cvspec.evaluate.card import write_card
     from cvspec.evaluate.gates import evaluate, gate_sources, table
-    from cvspec.evaluate.latency import providers
+    from cvspec.evaluate.latency import SETTING
+    from cvspec.providers import providers
     from cvspec.run.context import StageResult
 
-    providers(ctx.spec.evaluate.latency.device)  # before any work: the device must be here
+    providers(ctx.spec.evaluate.latency.device, SETTING)  # before any work: the device is here
     console = ctx.console or Console(stderr=True)
     if not exporting.is_fresh(ctx):
         say(console, "the export is missing or older than the trained model: exporting first")

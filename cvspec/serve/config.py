@@ -28,6 +28,7 @@ class ServeConfig:
     max_pixels: int = 40_000_000
     queue_size: int = 0  # 0: max(MIN_QUEUE, QUEUE_BATCHES * max_batch)
     threads: int = 0  # onnxruntime intra-op threads; 0: one per core
+    device: str = "cpu"  # "cpu" or "cuda": where onnxruntime runs the model
     workers: int = 1
     box_confidence: float = 0.25  # detection: the least confidence a box is answered with
     box_iou: float = 0.45  # detection: non-maximum suppression overlap
@@ -87,6 +88,7 @@ def from_spec(spec: Any, runs: Path) -> ServeConfig:
         max_body_bytes=int(serve.max_image_bytes),
         max_pixels=serve.max_pixels,
         threads=threads,
+        device=serve.device,
         workers=serve.workers,
         box_confidence=serve.box_confidence,
         box_iou=serve.box_iou,

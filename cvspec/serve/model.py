@@ -12,6 +12,7 @@ from cvspec.errors import CvspecError
 from cvspec.preprocess import Preprocess
 
 FILES = ("model.onnx", "labels.json", "preprocess.json")
+SETTING = "serve.device"
 
 
 @dataclass(frozen=True)
@@ -46,17 +47,22 @@ def read_model_dir(path: Path) -> ModelFiles:
 class Model:
     """An onnxruntime session over one export folder; `run` maps a batch to raw outputs."""
 
-    def __init__(self, files: ModelFiles, threads: int = 0) -> None:
+    def __init__(self, files: ModelFiles, threads: int = 0, device: str = "cpu") -> None:
         import onnxruntime as ort
 
+        from cvspec.providers import providers, started_on
+
+        chosen = providers(device, SETTING)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         # Idle ORT threads must not spin: the event loop and the decoders share these cores.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(
-            str(files.path / "model.onnx"), options, providers=["CPUExecutionProvider"]
+        self.session = started_on(
+            ort.InferenceSession(str(files.path / "model.onnx"), options, providers=chosen),
+            chosen,
+            SETTING,
         )
         self.files = files
         first = self.session.get_inputs()[0]

@@ -109,6 +109,11 @@ class Serve(StrictModel):
         description="Largest decoded image, width x height (decompression bomb guard).",
     )
     workers: int = Field(1, ge=1, le=256, description="Server worker processes.")
+    device: Literal["cpu", "cuda"] = Field(
+        "cpu",
+        description="Device the server runs the model on; cuda needs deploy.gpu (the serve image "
+        "then gets onnxruntime's CUDA build and compose reserves a GPU).",
+    )
     box_confidence: Probability = Field(
         0.25, description="Detection: boxes less confident than this are not answered."
     )

@@ -227,6 +227,10 @@ def _ops(spec: SpecModel) -> Iterator[Violation]:
         msg = "latency is timed on cuda but the image is built without a GPU"
         hint = "set deploy.gpu: true or time on cpu"
         yield V(("evaluate", "latency", "device"), "latency-device", msg, hint)
+    if serve.device == "cuda" and not deploy.gpu:
+        msg = "the server runs on cuda but the image is built without a GPU"
+        hint = "set deploy.gpu: true or serve on cpu"
+        yield V(("serve", "device"), "serve-device", msg, hint)
     if deploy.cuda is not None and not deploy.gpu:
         msg = "deploy.cuda is set but deploy.gpu is false"
         yield V(("deploy", "cuda"), "cuda-without-gpu", msg, "set gpu: true")

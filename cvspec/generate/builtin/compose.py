@@ -44,6 +44,7 @@ def server_command(spec: Any, ctx: BuildContext) -> list[str]:
         "--max-image-bytes": int(serve.max_image_bytes),
         "--max-pixels": serve.max_pixels,
         "--threads": spec.evaluate.latency.threads or 0,
+        "--device": serve.device,
         "--workers": serve.workers,
         "--box-confidence": serve.box_confidence,
         "--box-iou": serve.box_iou,
@@ -76,17 +77,21 @@ def compose(spec: Any, ctx: BuildContext) -> dict[str, Any]:
     }
     if secrets:
         alertmanager["secrets"] = [s.lower() for s in secrets]
+    server: dict[str, Any] = {
+        "image": f"{repository(spec, 'serve')}:{tag}",  # what `--stage package` builds
+        "command": server_command(spec, ctx),
+        "volumes": [f"{runs}:/runs:ro"],
+        "ports": [f"{serve.port}:{serve.port}"],
+        "expose": [str(serve.metrics_port)],
+        "restart": "unless-stopped",
+    }
+    if serve.device == "cuda":  # one GPU through the NVIDIA container toolkit
+        gpu = {"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}
+        server["deploy"] = {"resources": {"reservations": {"devices": [gpu]}}}
     out: dict[str, Any] = {
         "name": f"{ctx.project}-monitoring",
         "services": {
-            "server": {
-                "image": f"{repository(spec, 'serve')}:{tag}",  # what `--stage package` builds
-                "command": server_command(spec, ctx),
-                "volumes": [f"{runs}:/runs:ro"],
-                "ports": [f"{serve.port}:{serve.port}"],
-                "expose": [str(serve.metrics_port)],
-                "restart": "unless-stopped",
-            },
+            "server": server,
             "prometheus": {
                 "image": PROMETHEUS_IMAGE,
                 "command": [

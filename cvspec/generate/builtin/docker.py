@@ -71,8 +71,11 @@ def dockerfile_context(spec: Any, ctx: BuildContext, image: Image) -> dict[str, 
     if image.purpose == "train":
         apt = ["python3", "python3-venv"] if build.python == "apt" else []
         apt += list(build.gl_packages) if spec.task == "detection" else []
-    # A latency gate timed on CUDA needs onnxruntime's CUDA build in place of the CPU one.
-    cuda_ort = image.purpose == "train" and spec.evaluate.latency.device == "cuda"
+    # A latency gate timed on CUDA, or a server on CUDA, needs onnxruntime's CUDA build in place
+    # of the CPU one; the serve image keeps its slim base (the build's wheels bring CUDA and
+    # cuDNN, the host's container toolkit the driver).
+    device = spec.evaluate.latency.device if image.purpose == "train" else spec.serve.device
+    cuda_ort = device == "cuda"
     onnxruntime_gpu = build.onnxruntime_gpu if cuda_ort else None
     port = int(spec.serve.port)
     probe = f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}/health')"
@@ -89,6 +92,7 @@ def dockerfile_context(spec: Any, ctx: BuildContext, image: Image) -> dict[str, 
         "torch": build.torch,
         "torchvision": build.torchvision,
         "cuda": build.cuda,
+        "gpu_serving": image.purpose == "serve" and cuda_ort,
         "uid": UID,
         "pip_cache_mount": PIP_CACHE_MOUNT,
         "copies": list(image.context),
