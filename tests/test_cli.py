@@ -116,6 +116,36 @@ def test_validate_warns_at_each_value_still_left_as_todo(tmp_path: Path) -> None
     assert clean.out == "ok specs/cats.yaml (classification, project cats)\n"
 
 
+def test_validate_warns_at_a_mosaic_too_few_epochs_leave_room_for(tmp_path: Path) -> None:
+    """ultralytics turns mosaic (and mixup) off for the last close_mosaic (10) epochs: with
+    10 or fewer, as the starter spec's ci profile has, they never run."""
+    (tmp_path / ".git").mkdir()
+    assert cvspec("new", "boxes", "--task", "detection", cwd=tmp_path).code == 0
+    spec = tmp_path / "specs/boxes.yaml"
+    text = spec.read_text()
+    assert "  epochs: 30\n" in text and "  ci: {train: {epochs: 1}}\n" in text
+    full = cvspec("validate", "specs/boxes.yaml", cwd=tmp_path)
+    assert full.code == 0 and "augment-never-runs" not in full.err  # 30 epochs: 20 with it
+    line = text.splitlines().index("    - mosaic: {p: 1.0}") + 1
+    profile = text.splitlines().index("  ci: {train: {epochs: 1}}") + 1
+    ci = cvspec("validate", "specs/boxes.yaml", "--profile", "ci", cwd=tmp_path)
+    assert ci.code == 0  # a warning never fails validation
+    assert ci.out.startswith("ok specs/boxes.yaml (detection, project boxes, ")
+    assert (
+        f"specs/boxes.yaml:{line}:7: warning[augment-never-runs]: mosaic never runs: ultralytics "
+        "turns it off for the last 10 epochs (close_mosaic), and train.epochs is 1, from profile "
+        f"ci (specs/boxes.yaml:{profile})\n"
+        f"{len(str(line)) * ' '} |\n"
+        f"{line} |     - mosaic: {{p: 1.0}}\n"
+        f"{len(str(line)) * ' '} |       ^^^^^^\n"
+        "help: train for more than 10 epochs, or leave mosaic out of data.augment\n"
+    ) in ci.err
+    ten = cvspec("validate", "specs/boxes.yaml", "--set", "train.epochs=10", cwd=tmp_path)
+    assert "mosaic never runs: " in ten.err and "train.epochs is 10, from --set" in ten.err
+    eleven = cvspec("validate", "specs/boxes.yaml", "--set", "train.epochs=11", cwd=tmp_path)
+    assert "augment-never-runs" not in eleven.err
+
+
 def test_new_rejects_a_bad_name_and_writes_nothing(tmp_path: Path) -> None:
     (tmp_path / ".git").mkdir()
     result = cvspec("new", "Bad Name", cwd=tmp_path)

@@ -98,6 +98,70 @@ def test_gate_results_say_value_bound_and_source() -> None:
     assert GateResult("accuracy", 0.95, 0.95, None, "x").passed  # bounds are inclusive
 
 
+def test_the_wilson_interval_is_exact() -> None:
+    from cvspec.evaluate.metrics import wilson
+
+    low, high = wilson(0.875, 8)  # 7 of 8 right
+    assert (round(low, 4), round(high, 4)) == (0.5291, 0.9776)
+    assert wilson(1.0, 8) == (pytest.approx(0.6756, abs=1e-4), 1.0)
+    assert wilson(0.0, 4) == (0.0, pytest.approx(0.4899, abs=1e-4))
+    assert wilson(0.5, 0) == (0.0, 1.0)  # no image: nothing is known
+
+
+def test_the_card_states_the_precision_its_image_count_allows() -> None:
+    from cvspec.evaluate.card import _precision
+
+    classified = {"task": "classification", "metrics": {"accuracy": 0.875, "images": 8}}
+    assert _precision(classified) == (
+        "Accuracy 0.875 on 8 images: 95% interval 0.53-0.98 (Wilson score interval); a larger "
+        "evaluation split narrows it."
+    )
+    detected = {"task": "detection", "metrics": {"map50": 0.61234, "images": 6, "boxes": 14}}
+    assert _precision(detected) == (
+        "mAP50 0.612 on 6 evaluation images with 14 boxes: on so few, mAP is a rough figure; "
+        "more labelled images would make it firmer."
+    )
+    many = {"task": "detection", "metrics": {"map50": 0.5, "images": 5000, "boxes": 9000}}
+    assert _precision(many) == "mAP50 0.500 on 5000 evaluation images with 9000 boxes."
+    assert _precision({"task": "detection", "metrics": {"map50": 0.5}}) is None  # not counted
+
+
+def test_the_card_names_what_a_run_started_from_and_what_its_augmentations_did(
+    tmp_path: Path,
+) -> None:
+    from cvspec.evaluate.card import _settings
+
+    detect = {"model": f"{tmp_path}/specs/../weights/mybest.pt", "pretrained": True, "epochs": 30,
+              "mosaic": 1.0, "mixup": 0.2, "fliplr": 0.5}  # fmt: skip
+    run = _settings("detection", detect, {"arch": "yolov8s.yaml"}, tmp_path)
+    assert (run["arch"], run["weights"]) == ("ultralytics/yolov8s.yaml", "weights/mybest.pt")
+    assert run["augment"] == [
+        "hflip",
+        "mixup (off for the last 10 of 30 epochs: ultralytics' close_mosaic)",
+        "mosaic (off for the last 10 of 30 epochs: ultralytics' close_mosaic)",
+    ]
+    outside = _settings("detection", {**detect, "model": "/elsewhere/mybest.pt"}, {}, tmp_path)
+    assert outside["weights"] == "mybest.pt"  # never a path of this machine
+    assert outside["arch"] == "ultralytics (the architecture in mybest.pt)"  # run.json lacks it
+    cold = _settings("detection", {**detect, "pretrained": False}, {"arch": "a.yaml"}, tmp_path)
+    assert cold["weights"] is None  # ultralytics builds the file's architecture, from scratch
+    scratch = _settings("detection", {"model": "yolov8n.yaml", "epochs": 3, "mosaic": 1.0,
+                                      "close_mosaic": 2}, {}, tmp_path)  # fmt: skip
+    assert (scratch["arch"], scratch["weights"]) == ("ultralytics/yolov8n.yaml", None)
+    assert scratch["augment"] == [
+        "mosaic (off for the last 2 of 3 epochs: ultralytics' close_mosaic)"
+    ]  # the run's own close_mosaic (a training override), not ultralytics' default
+    never = _settings("detection", {"model": "m.yaml", "epochs": 10, "mosaic": 1.0}, {}, tmp_path)
+    assert never["augment"] == [
+        "mosaic (never applied: ultralytics' close_mosaic turns it off for the last 10 epochs, "
+        "and this run had 10)"
+    ]
+    always = _settings("detection", {"epochs": 1, "mosaic": 1.0, "close_mosaic": 0}, {}, None)
+    assert always["augment"] == ["mosaic"]
+    timm = {"spec": "specs/tiny.yaml", "model": {"name": "resnet10t", "weights": "../w/a.pth"}}
+    assert _settings("classification", timm, {}, tmp_path)["weights"] == "w/a.pth"
+
+
 @pytest.fixture(scope="module")
 def gated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Result]:
     """A tiny project trained for one epoch whose latency gate cannot pass, then evaluated."""
@@ -187,6 +251,15 @@ def test_the_model_card_reports_data_training_gates_and_limits(
     assert "Gates not met: latency_p50_ms: do not ship this model as is." in card
     assert "No data report: run the data stage" in card  # only train and evaluate ran
     assert "Label review: " in card
+    from cvspec.evaluate.metrics import wilson
+
+    m = json.loads((root / "runs/tiny/evaluate/metrics.json").read_text())["metrics"]
+    low, high = wilson(m["accuracy"], m["images"])
+    assert (
+        f"- Accuracy {m['accuracy']:.3f} on {m['images']} images: 95% interval "
+        f"{low:.2f}-{high:.2f} (Wilson score interval); a larger evaluation split narrows it.\n"
+    ) in card
+    assert "a few percentage points" not in card  # no invented figure
 
 
 @pytest.mark.slow

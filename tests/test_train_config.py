@@ -81,8 +81,13 @@ def test_detection_config_uses_only_keys_ultralytics_accepts(tmp_path: Path) -> 
     spec_ = importlib.util.find_spec("ultralytics")
     assert spec_ is not None and spec_.submodule_search_locations
     default = Path(next(iter(spec_.submodule_search_locations))) / "cfg" / "default.yaml"
-    accepted = set(yaml.load(default.read_text()))
+    defaults = yaml.load(default.read_text())
+    accepted = set(defaults)
     assert set(args) <= accepted, f"keys ultralytics does not know: {set(args) - accepted}"
+    from cvspec.generate.builtin.train_config import CLOSE_MOSAIC
+
+    assert "close_mosaic" not in args  # left to ultralytics, whose default cvspec states:
+    assert defaults["close_mosaic"] == CLOSE_MOSAIC  # in the model card and validate's warning
 
 
 def test_example_specs_generate_both_kinds() -> None:

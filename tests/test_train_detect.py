@@ -3,24 +3,64 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from helpers import cvspec
+from helpers import Result, cvspec
 from test_train import current_run
+
+# The shapes example as a user changes it: started from a detector of their own (a local .pt
+# file), mosaic on, one image left out; trained for the ci profile's 1 epoch.
+SHAPES_CHANGES = {
+    "    - hflip: {p: 0.5}\n": "    - hflip: {p: 0.5}\n    - mosaic: {p: 1.0}\n",
+    "  splits: {train: images/train, val: images/val}\n": (
+        "  splits: {train: images/train, val: images/val}\n  exclude: [images/train/0000.jpg]\n"
+    ),
+    "  pretrained: false\n": "  pretrained: true\n  weights: ../mybest.pt\n",
+}
+# A yolov8n for the 3 shapes, untrained, saved as ultralytics loads a .pt file.
+WEIGHTS = """\
+from cvspec.train.ultra import offline
+offline()
+import torch
+from ultralytics.nn.tasks import DetectionModel
+torch.save({"model": DetectionModel("yolov8n.yaml", nc=3, verbose=False)}, "mybest.pt")
+"""
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Result]:
+    """The changed shapes example through data, train, export and evaluate."""
+    root = tmp_path_factory.mktemp("shapes")
+    (root / ".git").mkdir()
+    env = {"YOLO_CONFIG_DIR": str(root / "yolo"), "MPLCONFIGDIR": str(root / "mpl")}
+    assert cvspec("init", "--example", "shapes", ".", cwd=root).code == 0
+    spec = root / "specs/shapes.yaml"
+    text = spec.read_text()
+    for old, new in SHAPES_CHANGES.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    spec.write_text(text)
+    made = subprocess.run(
+        [sys.executable, "-c", WEIGHTS], cwd=root, env={**os.environ, **env},
+        capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert cvspec("build", cwd=root).code == 0
+    result = cvspec(
+        "run", "specs/shapes.yaml", "--profile", "ci", "--set", "evaluate.gates.map50.min=0",
+        "--stage", "data", "--stage", "train", "--stage", "export", "--stage", "evaluate",
+        cwd=root, env=env, timeout=900,
+    )  # fmt: skip
+    return root, result
 
 
 @pytest.mark.slow
-def test_shapes_trains_exports_and_evaluates_for_one_epoch(tmp_path: Path) -> None:
-    (tmp_path / ".git").mkdir()
-    env = {"YOLO_CONFIG_DIR": str(tmp_path / "yolo"), "MPLCONFIGDIR": str(tmp_path / "mpl")}
-    assert cvspec("init", "--example", "shapes", ".", cwd=tmp_path).code == 0
-    assert cvspec("build", cwd=tmp_path).code == 0
-    result = cvspec(
-        "run", "specs/shapes.yaml", "--profile", "ci", "--set", "evaluate.gates.map50.min=0",
-        "--stage", "train", "--stage", "export", "--stage", "evaluate",
-        cwd=tmp_path, env=env, timeout=900,
-    )  # fmt: skip
+def test_shapes_trains_exports_and_evaluates_for_one_epoch(shapes: tuple[Path, Result]) -> None:
+    tmp_path, result = shapes
     assert result.code == 0, result.err[-3000:]
     assert (tmp_path / "yolo/Ultralytics/Arial.ttf").is_file()  # no font download was tried
     assert not list((tmp_path / "data/shapes").rglob("*.cache"))  # the versioned data as it was
@@ -31,6 +71,7 @@ def test_shapes_trains_exports_and_evaluates_for_one_epoch(tmp_path: Path) -> No
     run = current_run(tmp_path, "shapes")
     status = json.loads((run / "run.json").read_text())
     assert status["state"] == "done" and status["task"] == "detection"
+    assert status["arch"] == "yolov8n.yaml"  # the architecture mybest.pt holds
     assert status["classes"] == ["circle", "square", "triangle"]
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1]
@@ -51,6 +92,44 @@ def test_shapes_trains_exports_and_evaluates_for_one_epoch(tmp_path: Path) -> No
     assert [g["name"] for g in report["gates"]] == ["map50", "latency_p95_ms"]
     card = (tmp_path / "runs/shapes/evaluate/MODEL_CARD.md").read_text()
     assert card.startswith("# Model card: shapes\n")
+
+
+@pytest.mark.slow
+def test_the_detector_card_tells_what_the_run_did(shapes: tuple[Path, Result]) -> None:
+    root, result = shapes
+    assert result.code == 0, result.err[-3000:]
+    card = (root / "runs/shapes/evaluate/MODEL_CARD.md").read_text()
+    # what ultralytics trained: the weights file's architecture, from its weights
+    assert "- Model: `ultralytics/yolov8n.yaml`, initialised from `mybest.pt`\n" in card
+    assert str(root) not in card and "from scratch" not in card  # no path of this machine
+    # mosaic was on, but ultralytics closes it for the last 10 epochs, and this run had 1
+    assert (
+        "- Augmentations: hflip, mosaic (never applied: ultralytics' close_mosaic turns it off "
+        "for the last 10 epochs, and this run had 1)\n"
+    ) in card
+    # the data stage's report of data.exclude
+    report = json.loads((root / "runs/shapes/data/report.json").read_text())
+    assert report["excluded"]["count"] == 1
+    assert "- 1 image(s) left out by data.exclude (see `runs/shapes/data/report.md`)\n" in card
+    # the exported preprocessing letterboxes, and the card says so
+    pre = json.loads((root / "runs/shapes/export/preprocess.json").read_text())
+    assert pre["fit"] == "letterbox"
+    assert (
+        "- Input: RGB images scaled to fit 128 x 128 px with their aspect ratio kept, the rest "
+        "padded with grey (letterbox; see `export/preprocess.json`)\n"
+    ) in card
+    assert "resized to" not in card
+    # the evaluation's own counts: the val split's 40 images and every box their labels hold
+    boxes = sum(
+        len(p.read_text().splitlines()) for p in (root / "data/shapes/labels/val").glob("*.txt")
+    )
+    metrics = json.loads((root / "runs/shapes/evaluate/metrics.json").read_text())["metrics"]
+    assert (metrics["images"], metrics["boxes"]) == (40, boxes)
+    assert (
+        f"- mAP50 {metrics['map50']:.3f} on 40 evaluation images with {boxes} boxes: on so few, "
+        "mAP is a rough figure; more labelled images would make it firmer.\n"
+    ) in card
+    assert "a few percentage points" not in card
 
 
 @pytest.mark.slow

@@ -12,16 +12,16 @@ from cvspec.project import load_all
 def command(specs: SpecArgs = None, profile: ProfileOpt = None, set_: SetOpt = None) -> None:
     """Validate spec files (and what they extend) without writing anything.
 
-    Values still left as TODO, and alerts that reach no one, are reported as warnings; they do
-    not fail validation.
+    Values still left as TODO, alerts that reach no one, and detection augmentations too few
+    epochs leave room for are reported as warnings; they do not fail validation.
     """
-    from cvspec.spec.lint import receiver_warnings, warnings
+    from cvspec.spec.lint import closed_mosaic_warnings, receiver_warnings, warnings
 
     root, paths = resolve_specs(specs)
     for loaded in load_all(paths, make_options(profile, set_)):
         spec = loaded.spec
         rel = loaded.path.relative_to(root) if loaded.path.is_relative_to(root) else loaded.path
-        found = warnings(loaded.raw) + receiver_warnings(loaded)
+        found = warnings(loaded.raw) + receiver_warnings(loaded) + closed_mosaic_warnings(loaded)
         noted = f", {len(found)} warning(s)" if found else ""
         print(f"ok {rel} ({spec.task}, project {spec.project.name}{noted})")
         for diag in found:

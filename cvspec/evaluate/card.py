@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import posixpath
 from pathlib import Path
 from typing import Any
 
 from cvspec.atomic import write_text
+from cvspec.generate.builtin.train_config import CLOSE_MOSAIC
+
+# Fewer evaluation images than this, and a detector's mAP is a rough figure.
+FEW_DETECTION_IMAGES = 1000
 
 
 def write_card(
@@ -19,15 +25,19 @@ def write_card(
     spec = ctx.spec
     data_report = _read(ctx.runs / "data" / "report.json")
     run = current(ctx.runs / "train")
-    trained = _settings(status.get("task", spec.task), _yaml(run.config))
-    size = (_read(ctx.runs / "export" / "preprocess.json") or {}).get("image_size")
+    task = status.get("task", spec.task)
+    trained = _settings(task, _yaml(run.config), status, Path(ctx.root))
+    pre = _read(ctx.runs / "export" / "preprocess.json") or {}
+    size = pre.get("image_size") or trained.get("image_size") or spec.model.image_size
+    fit = pre.get("fit") or ("letterbox" if task == "detection" else "stretch")
+    data_md = os.path.relpath(ctx.runs / "data" / "report.md", ctx.root)
     sections = [
-        _intended(spec, status, size or trained.get("image_size") or spec.model.image_size),
-        _data(spec, data_report),
+        _intended(spec, status, size, fit),
+        _data(spec, data_report, Path(data_md).as_posix()),
         _training(trained, status, _read(ctx.runs / "train" / "sweep.json")),
         _evaluation(report) + _review(_read(ctx.runs / "evaluate" / "label_review.json")),
         _export(export, report),
-        _limitations(spec, report, data_report),
+        _limitations(report, data_report),
     ]
     text = f"# Model card: {spec.project.name}\n\n" + "\n".join(sections)
     path = ctx.runs / "evaluate" / "MODEL_CARD.md"  # inside the stage output CI and DVC keep
@@ -35,21 +45,30 @@ def write_card(
     return Path(path)
 
 
-def _intended(spec: Any, status: dict[str, Any], size: int) -> str:
+def _intended(spec: Any, status: dict[str, Any], size: int, fit: str) -> str:
     owners = ", ".join(spec.project.owners) or "not given"
     classes = ", ".join(f"`{c}`" for c in status.get("classes", []))
     what = "one label per image" if spec.task == "classification" else "labelled boxes per image"
     return (
         f"## Intended use\n\n{spec.project.description or spec.project.name}.\n\n"
         f"- Task: {spec.task} ({what}) over {len(status.get('classes', []))} classes: "
-        f"{classes}\n- Input: RGB images resized to {size} x {size} px (see "
-        f"`export/preprocess.json`)\n- Owners: {owners}\n"
+        f"{classes}\n- Input: {_input(size, fit)}\n- Owners: {owners}\n"
         "- Use it only on images like its training data (same source, framing and classes); "
         "it has no notion of classes outside the list above.\n"
     )
 
 
-def _data(spec: Any, report: dict[str, Any] | None) -> str:
+def _input(size: int, fit: str) -> str:
+    """How an image becomes the model's input, as export/preprocess.json's `fit` says."""
+    if fit == "letterbox":
+        return (
+            f"RGB images scaled to fit {size} x {size} px with their aspect ratio kept, the "
+            "rest padded with grey (letterbox; see `export/preprocess.json`)"
+        )
+    return f"RGB images resized to {size} x {size} px (see `export/preprocess.json`)"
+
+
+def _data(spec: Any, report: dict[str, Any] | None, report_md: str) -> str:
     lines = [
         f"## Data\n\n- Dataset: `{spec.data.path}` ({spec.data.format}), "
         f"versioning: {spec.data.versioning}"
@@ -67,6 +86,9 @@ def _data(spec: Any, report: dict[str, Any] | None) -> str:
         f"- Images: {images.get('total', '?')} ({images.get('train', '?')} train, "
         f"{images.get('val', '?')} val, {images.get('test', '?')} test)"
     )
+    excluded = (report.get("excluded") or {}).get("count") or 0
+    if excluded:
+        lines.append(f"- {excluded} image(s) left out by data.exclude (see `{report_md}`)")
     verdict = "all pass" if report.get("ok") else "**some FAIL**"
     lines += [
         f"- Quality checks ({verdict}; details in `data/report.md`):",
@@ -94,31 +116,24 @@ _ULTRA_AUGMENT = {
 }
 
 
-def _settings(task: str, config: dict[str, Any]) -> dict[str, Any]:
+def _settings(
+    task: str,
+    config: dict[str, Any],
+    status: dict[str, Any] | None = None,
+    root: Path | None = None,
+) -> dict[str, Any]:
     """What the run was trained with, from its own config.yaml (timm's Hydra config, or the
-    ultralytics arguments), in one shape."""
+    ultralytics arguments) and run.json, in one shape."""
     if task == "detection":
-        on = {name for key, name in _ULTRA_AUGMENT.items() if config.get(key)}
-        return {
-            "arch": f"ultralytics/{config.get('model')}",
-            "weights": None,
-            "epochs": config.get("epochs"),
-            "batch": config.get("batch"),
-            "optimizer": str(config.get("optimizer", "?")).lower(),
-            "lr": config.get("lr0"),
-            "weight_decay": config.get("weight_decay"),
-            "schedule": "cosine" if config.get("cos_lr") else "linear",
-            "warmup": config.get("warmup_epochs"),
-            "precision": "mixed" if config.get("amp") else "fp32",
-            "seed": config.get("seed"),
-            "augment": sorted(on),
-            "image_size": config.get("imgsz"),
-        }
+        return _ultra_settings(config, status or {}, root)
     model, train = config.get("model") or {}, config.get("train") or {}
     optimizer = train.get("optimizer") or {}
+    weights = model.get("weights")
+    if weights and not posixpath.isabs(weights):  # relative to the spec file, as in the spec
+        weights = posixpath.join(posixpath.dirname(str(config.get("spec", ""))), weights)
     return {
         "arch": f"{model.get('library', 'timm')}/{model.get('name')}",
-        "weights": model.get("weights"),
+        "weights": _file_name(str(weights).replace("\\${", "${"), root) if weights else None,
         "epochs": train.get("epochs"),
         "batch": train.get("batch_size"),
         "optimizer": optimizer.get("name"),
@@ -133,9 +148,74 @@ def _settings(task: str, config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _ultra_settings(
+    config: dict[str, Any], status: dict[str, Any], root: Path | None
+) -> dict[str, Any]:
+    """The ultralytics arguments of a detection run. A run from a .pt file trains the
+    architecture that file holds (run.json's `arch`), from its weights unless pretrained is
+    false."""
+    model = str(config.get("model") or "")
+    from_file = model.endswith(".pt")
+    arch = status.get("arch") if from_file else model
+    weights = _file_name(model, root) if from_file else None
+    return {
+        "arch": f"ultralytics/{arch}" if arch else f"ultralytics (the architecture in {weights})",
+        "weights": weights if config.get("pretrained") is not False else None,
+        "epochs": config.get("epochs"),
+        "batch": config.get("batch"),
+        "optimizer": str(config.get("optimizer", "?")).lower(),
+        "lr": config.get("lr0"),
+        "weight_decay": config.get("weight_decay"),
+        "schedule": "cosine" if config.get("cos_lr") else "linear",
+        "warmup": config.get("warmup_epochs"),
+        "precision": "mixed" if config.get("amp") else "fp32",
+        "seed": config.get("seed"),
+        "augment": _ultra_augment(config),
+        "image_size": config.get("imgsz"),
+    }
+
+
+def _ultra_augment(config: dict[str, Any]) -> list[str]:
+    """The augmentations a detection run turned on; mosaic and mixup say for how many epochs
+    they ran, since ultralytics turns them off for the last close_mosaic epochs."""
+    epochs = int(config.get("epochs") or 0)
+    close = config.get("close_mosaic", CLOSE_MOSAIC)
+    close = int(close) if isinstance(close, (int, float)) else 0
+    on = []
+    for key, name in _ULTRA_AUGMENT.items():
+        if config.get(key):
+            on.append(_closing(name, epochs, close) if key in ("mosaic", "mixup") else name)
+    return sorted(on)
+
+
+def _closing(name: str, epochs: int, close: int) -> str:
+    """An augmentation ultralytics closes for the last `close` of `epochs` epochs."""
+    if close <= 0:
+        return name
+    if epochs <= close:
+        return (
+            f"{name} (never applied: ultralytics' close_mosaic turns it off for the last "
+            f"{close} epochs, and this run had {epochs})"
+        )
+    return f"{name} (off for the last {close} of {epochs} epochs: ultralytics' close_mosaic)"
+
+
+def _file_name(path: str, root: Path | None) -> str:
+    """A weights file as the card names it: its path in the repository, else its file name
+    (never a path of this machine outside the repository)."""
+    normal = os.path.normpath(path)
+    if not os.path.isabs(normal):
+        return normal.replace(os.sep, "/") if not normal.startswith("..") else Path(normal).name
+    for base in (root, root.resolve()) if root is not None else ():
+        rel = os.path.relpath(normal, os.path.normpath(base))
+        if not rel.startswith(".."):
+            return Path(rel).as_posix()
+    return Path(normal).name
+
+
 def _training(t: dict[str, Any], status: dict[str, Any], sweep: dict[str, Any] | None) -> str:
     m = status.get("metrics", {})
-    start = f"pretrained from {t['weights']}" if t.get("weights") else "from scratch"
+    start = f"initialised from `{t['weights']}`" if t.get("weights") else "from scratch"
     lines = [
         "## Training\n",
         f"- Model: `{t['arch']}`, {start}",
@@ -225,7 +305,7 @@ def _export(export: dict[str, Any], report: dict[str, Any]) -> str:
     )
 
 
-def _limitations(spec: Any, report: dict[str, Any], data: dict[str, Any] | None) -> str:
+def _limitations(report: dict[str, Any], data: dict[str, Any] | None) -> str:
     notes = []
     weak = sorted(
         (
@@ -238,11 +318,9 @@ def _limitations(spec: Any, report: dict[str, Any], data: dict[str, Any] | None)
     failed = [g["name"] for g in report["gates"] if not g["passed"]]
     if failed:
         notes.append(f"Gates not met: {', '.join(failed)}: do not ship this model as is.")
-    if data and (data.get("images", {}).get("total", 0) or 0) < 5000:
-        notes.append(
-            "A small dataset: metrics on a few hundred evaluation images carry "
-            "an uncertainty of a few percentage points."
-        )
+    precision = _precision(report)
+    if precision:
+        notes.append(precision)
     if data and not data.get("ok", True):
         notes.append("Some data quality checks fail (see the data section).")
     notes.append(
@@ -251,6 +329,33 @@ def _limitations(spec: Any, report: dict[str, Any], data: dict[str, Any] | None)
     )
     notes.append("No fairness, robustness or out-of-distribution evaluation was run.")
     return "## Limitations\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+
+
+def _precision(report: dict[str, Any]) -> str | None:
+    """How far the headline metric can be trusted, from the number of images it was measured
+    on: a 95% Wilson interval for accuracy; a detector's image and box counts."""
+    from cvspec.evaluate.metrics import wilson
+
+    m = report["metrics"]
+    images = int(m.get("images") or 0)
+    if not images:
+        return None
+    if report.get("task") == "detection":
+        boxes = int(m.get("boxes") or 0)
+        rough = (
+            ": on so few, mAP is a rough figure; more labelled images would make it firmer"
+            if images < FEW_DETECTION_IMAGES
+            else ""
+        )
+        measured = f"mAP50 {m.get('map50', 0.0):.3f} on {images} evaluation images"
+        return f"{measured} with {boxes} boxes{rough}."
+    if "accuracy" not in m:
+        return None
+    low, high = wilson(float(m["accuracy"]), images)
+    return (
+        f"Accuracy {m['accuracy']:.3f} on {images} images: 95% interval {low:.2f}-{high:.2f} "
+        "(Wilson score interval); a larger evaluation split narrows it."
+    )
 
 
 def _read(path: Path) -> Any:

@@ -15,8 +15,11 @@ def evaluate_detector(
 
     spec = ctx.spec
     split = spec.eval_split
+    model = yolo(str(weights), task="detect")
+    seen: list[int] = []  # the validator's count of evaluated images, when it ends
+    model.add_callback("on_val_end", lambda validator: seen.append(int(validator.seen)))
     with dataset_untouched(ctx.data_root):  # its label cache stays out of the dataset
-        result = yolo(str(weights), task="detect").val(
+        result = model.val(
             data=str(run_path / "data.yaml"),
             split=split,
             imgsz=image_size,
@@ -47,5 +50,7 @@ def evaluate_detector(
         "precision": float(box.mp),
         "recall": float(box.mr),
         "min_class_ap50": min((c["ap50"] for c in per_class.values()), default=0.0),
+        "images": seen[-1] if seen else 0,
+        "boxes": int(result.nt_per_class.sum()) if result.nt_per_class is not None else 0,
         "per_class": per_class,
     }

@@ -84,3 +84,16 @@ def classification(logits: Any, labels: Sequence[int], classes: Sequence[str]) -
         "per_class": per_class,
         "confusion": matrix.tolist(),
     }
+
+
+def wilson(rate: float, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """The Wilson score interval (95% by default) of a proportion `rate` measured on `n`
+    items: where the true proportion lies, given how few items measured it."""
+    import math
+
+    if n <= 0:
+        return 0.0, 1.0
+    z2 = z * z
+    centre = (rate + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(rate * (1 - rate) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)

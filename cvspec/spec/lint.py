@@ -1,4 +1,4 @@
-"""Warnings about a valid spec: values a person still has to fill in."""
+"""Warnings about a valid spec: values a person still has to fill in, settings that do nothing."""
 
 from __future__ import annotations
 
@@ -52,6 +52,38 @@ def receiver_warnings(loaded: Any) -> list[Diagnostic]:
             severity="warning",
         )
     ]
+
+
+def closed_mosaic_warnings(loaded: Any) -> list[Diagnostic]:
+    """A `warning[augment-never-runs]` at a detection spec's mosaic (or mixup) when train.epochs
+    is at most ultralytics' close_mosaic: it turns both off for a run's last that many epochs,
+    so they never run (the spec as resolved: with its profile and --set flags)."""
+    from cvspec.generate.builtin.train_config import CLOSE_MOSAIC
+
+    spec = loaded.spec
+    if spec.task != "detection" or spec.train.epochs > CLOSE_MOSAIC:
+        return []
+    raw = loaded.raw
+    origin = raw.values.get(("train", "epochs"))
+    source = origin.describe() if origin is not None else "default"
+    found = []
+    for i, step in enumerate(spec.data.augment):
+        if step.name in ("mosaic", "mixup") and step.params.p > 0:
+            path: KeyPath = ("data", "augment", i, step.name)
+            found.append(
+                Diagnostic(
+                    "augment-never-runs",
+                    f"{step.name} never runs: ultralytics turns it off for the last "
+                    f"{CLOSE_MOSAIC} epochs (close_mosaic), and train.epochs is "
+                    f"{spec.train.epochs}, from {source}",
+                    raw.keys.get(path) or raw.values.get(path),
+                    f"train for more than {CLOSE_MOSAIC} epochs, or leave {step.name} out of "
+                    "data.augment",
+                    span=len(step.name),
+                    severity="warning",
+                )
+            )
+    return found
 
 
 def _strings(node: Any, path: KeyPath) -> Iterator[tuple[KeyPath, str]]:

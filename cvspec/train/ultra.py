@@ -185,9 +185,26 @@ def _finish(run: RunDir, note: str) -> Outcome:
             "classes": [str(names[i]) for i in sorted(names)],
             "checkpoint": "weights/best.pt",
             "image_size": imgsz,
+            "arch": _architecture(run.path / "weights" / "best.pt"),
         },
     )
     return Outcome(run, metrics, note)
+
+
+def _architecture(checkpoint: Path) -> str | None:
+    """The architecture file the trained model was built from (e.g. yolov8n.yaml), as its
+    checkpoint records it: a run started from a .pt file keeps that file's architecture."""
+    import pickle
+
+    import torch
+
+    try:
+        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        found = (getattr(ckpt.get("ema") or ckpt.get("model"), "yaml", None) or {})["yaml_file"]
+    except (OSError, EOFError, pickle.UnpicklingError, RuntimeError, LookupError, TypeError,
+            AttributeError):  # fmt: skip
+        return None
+    return Path(str(found)).name
 
 
 def _model_source(args: dict[str, Any], root: Path, weights: Path | None) -> str:

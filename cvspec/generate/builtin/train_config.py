@@ -136,6 +136,9 @@ class TrainConfigGenerator:
 RATIO_SPLITS_KEY = "cvspec_ratio_splits"
 # In data.yaml: data.exclude, which ultralytics does not know; the trainer applies it.
 EXCLUDE_KEY = "cvspec_exclude"
+# ultralytics' default close_mosaic: mosaic and mixup are off for a run's last that many epochs
+# (args.yaml leaves it to ultralytics; a training override can change it).
+CLOSE_MOSAIC = 10
 
 
 def ultralytics_args(spec: Any, ctx: BuildContext) -> dict[str, Any]:
