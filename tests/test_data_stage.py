@@ -266,3 +266,38 @@ def test_excluding_an_image_takes_its_label_file_and_an_emptied_class_with_it(
     kept = layout(folders, exclude=["b/*/", "b"], **auto)
     assert kept.classes == ("a", "c", "d") and kept.unmatched == ("b/*/",)
     assert {(e.path.split("/")[0], e.label) for e in kept.entries} == {("a", 0), ("c", 1)}
+
+
+def test_relabel_corrects_labels_in_place_and_names_stale_paths(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from helpers import write_tree
+
+    from cvspec.data.index import Relabel, read_layout
+    from cvspec.errors import SpecValueError
+
+    write_tree(tmp_path, {
+        f"data/{cls}/{i}.png": encode(synthetic_image(i)) for cls in ("a", "b", "c") for i in (1, 2)
+    })  # fmt: skip
+    ratio = SimpleNamespace(val=0.0, test=0.0, seed=0)
+
+    def layout(**data: Any) -> Any:
+        spec = SimpleNamespace(
+            data=SimpleNamespace(format="imagefolder", classes="auto", splits=ratio, **data)
+        )
+        return read_layout(spec, tmp_path / "data")
+
+    fixed = layout(
+        exclude=["c/2.png"],
+        relabel={"a/1.png": "c", "./b/2.png": "a", "gone.png": "a", "c/2.png": "a"},
+    )
+    labels = {e.path: fixed.classes[e.label] for e in fixed.entries}
+    assert labels == {
+        "a/1.png": "c", "a/2.png": "a", "b/1.png": "b", "b/2.png": "a", "c/1.png": "c",
+    }  # fmt: skip
+    assert fixed.relabeled == (Relabel("a/1.png", "a", "c"), Relabel("b/2.png", "b", "a"))
+    assert fixed.unknown_relabels == ("gone.png", "c/2.png")  # no such image, or excluded
+    with pytest.raises(SpecValueError) as caught:
+        layout(exclude=[], relabel={"a/1.png": "zebra"})
+    assert caught.value.key == ("data", "relabel", "a/1.png")
+    assert "class 'zebra' is not one of the dataset's classes" in caught.value.message

@@ -59,6 +59,7 @@ def test_dvc_yaml_has_the_stage_graph_with_deps_outs_params_metrics(tmp_path: Pa
                     "data.versioning",
                     "data.exclude",
                     "data.quality",
+                    "data.relabel",
                 ]
             }
         ],  # not data.augment: only training reads it
@@ -76,6 +77,7 @@ def test_dvc_yaml_has_the_stage_graph_with_deps_outs_params_metrics(tmp_path: Pa
                 "data.classes",
                 "data.splits",
                 "data.exclude",
+                "data.relabel",  # a corrected label retrains
                 "data.augment",
                 "model",
                 "train",

@@ -303,3 +303,38 @@ def test_a_cuda_benchmark_without_a_cuda_onnxruntime_stops_before_any_work(
         assert after == before  # no CPU figure was measured or written in the GPU's name
     finally:
         spec.write_text(text)
+
+
+@pytest.mark.slow
+def test_the_review_queues_corrections_go_into_the_spec_as_they_are(
+    gated: tuple[Path, Result],
+) -> None:
+    root, _ = gated
+    review = json.loads((root / "runs/tiny/evaluate/label_review.json").read_text())
+    assert review  # one epoch on the tiny set leaves mistakes to review
+    md = (root / "runs/tiny/evaluate/label_review.md").read_text()
+    block = md.split("```yaml\n", 1)[1].split("```", 1)[0]
+    spec = root / "specs/tiny.yaml"
+    text = spec.read_text()
+    assert "\ndata:\n" in text
+    relabel = block.split("  relabel:\n", 1)[1]  # the suggestions, pasted under data:
+    plain = cvspec("run", "specs/tiny.yaml", "--stage", "data", cwd=root, timeout=300)
+    assert plain.code == 0, plain.err
+    before = json.loads((root / "runs/tiny/data/report.json").read_text())
+    assert before["relabeled"] == {"count": 0, "labels": [], "unknown_paths": []}
+    spec.write_text(text.replace("\ndata:\n", "\ndata:\n  relabel:\n" + relabel, 1))
+    try:
+        assert cvspec("validate", "specs/tiny.yaml", cwd=root).code == 0
+        stage = cvspec("run", "specs/tiny.yaml", "--stage", "data", cwd=root, timeout=300)
+        assert f"{len(review)} label(s) corrected by data.relabel" in stage.err, stage.err
+        report = json.loads((root / "runs/tiny/data/report.json").read_text())
+        assert report["relabeled"]["count"] == len(review)
+        assert {(r["path"], r["was"], r["now"]) for r in report["relabeled"]["labels"]} == {
+            (r["path"], r["label"], r["predicted"]) for r in review
+        }
+        assert (
+            "## labels corrected by data.relabel" in (root / "runs/tiny/data/report.md").read_text()
+        )
+        assert before["dataset"] != report["dataset"]  # other labels: another dataset version
+    finally:
+        spec.write_text(text)

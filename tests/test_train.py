@@ -284,6 +284,27 @@ def test_an_excluded_image_is_left_out_of_training(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_a_corrected_label_is_trained_on_as_corrected(tmp_path: Path) -> None:
+    spec = TINY_SPEC.replace("epochs: 2", "epochs: 1")
+    root = tiny_project(tmp_path, spec)
+    first = cvspec("run", "specs/tiny.yaml", "--stage", "train", cwd=root, timeout=300)
+    assert first.code == 0, first.err
+    plain = current_run(root)
+    fixed = spec.replace("  splits:", "  relabel: {rows/003.png: columns}\n  splits:")
+    (root / "specs/tiny.yaml").write_text(fixed)
+    assert cvspec("build", cwd=root).code == 0
+    second = cvspec("run", "specs/tiny.yaml", "--stage", "train", cwd=root, timeout=300)
+    assert second.code == 0, second.err
+    assert current_run(root) != plain  # another label is another run, not a reuse of the first
+    config = (current_run(root) / "config.yaml").read_text()
+    assert "rows/003.png" in config and "columns" in config  # the run records the correction
+    from cvspec.train.config import compose, settings
+
+    composed = settings(compose(root / "generated/tiny/train", []))
+    assert composed.data.relabel == {"rows/003.png": "columns"}
+
+
+@pytest.mark.slow
 def test_more_workers_than_cpus_are_capped_quietly(tmp_path: Path) -> None:
     spec = TINY_SPEC.replace("epochs: 2", "epochs: 1").replace("workers: 0", "workers: 64")
     root = tiny_project(tmp_path, spec)

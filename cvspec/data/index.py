@@ -56,6 +56,8 @@ class DataIndex:
     problems: tuple[str, ...] = field(default=())  # reader findings: 'relative/path: why'
     excluded: tuple[str, ...] = ()  # images data.exclude leaves out
     unmatched: tuple[str, ...] = ()  # data.exclude patterns that match no image
+    relabeled: tuple[Relabel, ...] = ()  # labels data.relabel corrected
+    unknown_relabels: tuple[str, ...] = ()  # data.relabel paths that name no image
 
     def split(self, name: str) -> list[Record]:
         """The records of one split, in index order."""
@@ -110,6 +112,16 @@ class Layout:
     problems: tuple[Problem, ...] = ()
     excluded: tuple[str, ...] = ()  # images data.exclude leaves out
     unmatched: tuple[str, ...] = ()  # data.exclude patterns that match no image
+    relabeled: tuple[Relabel, ...] = ()  # labels data.relabel corrected
+    unknown_relabels: tuple[str, ...] = ()  # data.relabel paths that name no image
+
+
+class Relabel(NamedTuple):
+    """One label data.relabel corrected: the image, the class its folder says, the class it is."""
+
+    path: str
+    was: str
+    now: str
 
 
 def problem(path: str, message: str, check: str = "layout", image: str = "") -> Problem:
@@ -139,7 +151,40 @@ def read_layout(spec: Any, data_root: Path) -> Layout:
     layout = reader(spec.data, data_root)
     layout = replace(layout, entries=tuple(sorted(layout.entries, key=lambda r: r.path)))
     patterns = tuple(getattr(spec.data, "exclude", ()) or ())
-    return without_excluded(layout, patterns, spec.data.classes == "auto")
+    layout = without_excluded(layout, patterns, spec.data.classes == "auto")
+    return relabeled(layout, dict(getattr(spec.data, "relabel", {}) or {}))
+
+
+def relabeled(layout: Layout, corrections: dict[str, str]) -> Layout:
+    """The layout with data.relabel's corrections: each named image takes the class given (its
+    file stays put); a path that names no image (or an excluded one) is listed as unknown, a
+    class that is not one of the layout's is a SpecValueError at its key."""
+    from cvspec.errors import SpecValueError
+
+    if not corrections:
+        return layout
+    wanted = {path.removeprefix("./"): (path, cls) for path, cls in corrections.items()}
+    index = {name: i for i, name in enumerate(layout.classes)}
+    entries, done = [], []
+    for entry in layout.entries:
+        if entry.path not in wanted or entry.label is None:
+            entries.append(entry)
+            continue
+        key, target = wanted.pop(entry.path)
+        if target not in index:
+            raise SpecValueError(
+                ("data", "relabel", key),
+                f"class {target!r} is not one of the dataset's classes",
+                f"one of: {', '.join(layout.classes)}",
+            )
+        done.append(Relabel(entry.path, layout.classes[entry.label], target))
+        entries.append(replace(entry, label=index[target]))
+    return replace(
+        layout,
+        entries=tuple(entries),
+        relabeled=tuple(done),
+        unknown_relabels=tuple(key for key, _ in wanted.values()),
+    )
 
 
 class Exclusions:
@@ -272,6 +317,8 @@ def with_facts(layout: Layout, data_root: Path, facts: Sequence[Facts]) -> DataI
         problems,
         layout.excluded,
         layout.unmatched,
+        layout.relabeled,
+        layout.unknown_relabels,
     )
 
 

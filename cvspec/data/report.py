@@ -66,6 +66,11 @@ def report_data(
             "paths": list(ds.index.excluded[:MAX_FINDINGS_JSON]),
             "unmatched_patterns": list(ds.index.unmatched),
         },
+        "relabeled": {
+            "count": len(ds.index.relabeled),
+            "labels": [r._asdict() for r in ds.index.relabeled[:MAX_FINDINGS_JSON]],
+            "unknown_paths": list(ds.index.unknown_relabels),
+        },
         "format": ds.index.format,
         "classes": list(ds.index.classes),
         "images": {
@@ -129,7 +134,24 @@ def report_markdown(report: dict[str, Any]) -> str:
             lines.append(f"- ... {c['findings_count'] - MAX_FINDINGS_MD} more in report.json")
         lines.append("")
     lines += _excluded_markdown(report.get("excluded") or {})
+    lines += _relabeled_markdown(report.get("relabeled") or {})
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _relabeled_markdown(relabeled: dict[str, Any]) -> list[str]:
+    """The labels data.relabel corrected, and its paths that name no image (stale entries)."""
+    count, stale = relabeled.get("count", 0), relabeled.get("unknown_paths", [])
+    if not count and not stale:
+        return []
+    lines = ["## labels corrected by data.relabel", ""]
+    shown = relabeled.get("labels", [])[:MAX_FINDINGS_MD]
+    lines += [f"- `{r['path']}`: {r['was']} -> {r['now']}" for r in shown]
+    if count > len(shown):
+        lines.append(f"- ... {count - len(shown)} more")
+    lines += [
+        f"- `{p}` names no image (or an excluded one): remove it from data.relabel" for p in stale
+    ]
+    return [*lines, ""]
 
 
 def _excluded_markdown(excluded: dict[str, Any]) -> list[str]:

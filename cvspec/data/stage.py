@@ -80,6 +80,16 @@ def _say_excluded(ctx: RunContext, ds: Dataset, console: Any) -> None:
         say(
             console, f"{where}warning: data.exclude pattern {pattern!r} matches no image: remove it"
         )
+    if ds.index.relabeled:
+        say(console, f"{len(ds.index.relabeled)} label(s) corrected by data.relabel")
+    for path in ds.index.unknown_relabels:
+        origin = ctx.loaded.raw.values.get(("data", "relabel", path))
+        where = f"{origin.describe()}: " if origin is not None else ""
+        say(
+            console,
+            f"{where}warning: data.relabel path {path!r} names no image (or an excluded one): "
+            "remove it",
+        )
 
 
 def _dvc(ctx: RunContext, data_path: str, console: Any) -> dict[str, Any] | None:

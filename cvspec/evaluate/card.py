@@ -89,6 +89,9 @@ def _data(spec: Any, report: dict[str, Any] | None, report_md: str) -> str:
     excluded = (report.get("excluded") or {}).get("count") or 0
     if excluded:
         lines.append(f"- {excluded} image(s) left out by data.exclude (see `{report_md}`)")
+    relabeled = (report.get("relabeled") or {}).get("count") or 0
+    if relabeled:
+        lines.append(f"- {relabeled} label(s) corrected by data.relabel (see `{report_md}`)")
     verdict = "all pass" if report.get("ok") else "**some FAIL**"
     lines += [
         f"- Quality checks ({verdict}; details in `data/report.md`):",

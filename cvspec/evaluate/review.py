@@ -51,8 +51,9 @@ def write_review(out: Path, items: list[dict[str, Any]], data_path: str, split: 
         "",
         f"The {len(items)} images of the {split} split (under `{data_path}`) the model most "
         "confidently puts in another class.",
-        "Look at each: fix its label (move the file), add it to `data.exclude` if it does not "
-        "belong in the dataset, or leave it if the model is wrong.",
+        "Look at each: correct its label in the spec's `data.relabel` (the file stays where it "
+        "is), add it to `data.exclude` if it does not belong in the dataset, or leave it if the "
+        "model is wrong.",
         "",
     ]
     if items:
@@ -62,6 +63,25 @@ def write_review(out: Path, items: list[dict[str, Any]], data_path: str, split: 
             f"{c['label_probability']:.3f} |"
             for c in items
         ]
+        lines += [
+            "",
+            "The corrections, if the model is right, ready for the spec (keep the lines you agree "
+            "with):",
+            "",
+            "```yaml",
+            "data:",
+            "  relabel:",
+            *(f"    {_yaml_key(c['path'])}: {_yaml_key(c['predicted'])}" for c in items),
+            "```",
+        ]
     else:
         lines.append("The model classifies every image of the split as labelled.")
     write_text(out / "label_review.md", "\n".join(lines) + "\n")
+
+
+def _yaml_key(text: str) -> str:
+    """`text` as a YAML plain scalar when it reads back as the same string, else quoted."""
+    import yaml
+
+    plain = str(yaml.safe_dump(text, default_flow_style=True, width=10_000)).strip()
+    return plain.removesuffix("\n...").removesuffix(" ...")

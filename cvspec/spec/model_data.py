@@ -140,6 +140,12 @@ class ClassificationData(DataBase):
     format: Literal["imagefolder"] = Field(
         "imagefolder", description="On-disk layout: imagefolder (one directory per class)."
     )
+    relabel: dict[DataPattern, ClassName] = Field(
+        default_factory=dict,
+        description="Label corrections: image path (relative to data.path) -> the class it "
+        "really shows. The file stays where it is; checks, training and evaluation read the "
+        "corrected label (the label review queue suggests entries).",
+    )
 
 
 class DetectionData(DataBase):

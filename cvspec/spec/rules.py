@@ -68,9 +68,19 @@ def _classes(spec: SpecModel) -> Iterator[Violation]:
     if spec.task == "classification" and len(classes) < 2:
         yield V(loc, "classes-count", "a classifier needs at least 2 classes")
     yield from _duplicates(loc, classes, "class")
+    for path, target in getattr(spec.data, "relabel", {}).items():
+        if target not in classes:
+            msg = f"data.relabel gives {path!r} the class {target!r}, which is not in data.classes"
+            hint = _close(target, classes)
+            yield V(("data", "relabel", path), "relabel-class", msg, hint)
     if getattr(spec.evaluate.gates, "top5_accuracy", None) is not None and len(classes) <= 5:
         msg = f"top-5 accuracy is always 1 with {len(classes)} classes"
         yield V(("evaluate", "gates", "top5_accuracy"), "gate-classes", msg, "use accuracy")
+
+
+def _close(value: str, choices: Sequence[str]) -> str:
+    found = difflib.get_close_matches(value, list(choices), n=1)
+    return f"did you mean '{found[0]}'?" if found else f"one of: {', '.join(choices)}"
 
 
 def _arch(spec: SpecModel) -> Iterator[Violation]:

@@ -179,6 +179,14 @@ def _unknown_key(raw: RawSpec, path: KeyPath) -> Diagnostic:
             f"gates for {raw.data.get('task')}: {', '.join(known)}",
             len(key),
         )
+    if path == ("data", "relabel") and raw.data.get("task") == "detection":
+        return Diagnostic(
+            "unknown-key",
+            "data.relabel is for classification: a detector's labels are boxes",
+            origin,
+            "correct the label files, or leave the image out with data.exclude",
+            len(key),
+        )
     hint = did_you_mean(key, known) or (f"known keys: {', '.join(known)}" if known else None)
     return Diagnostic("unknown-key", f"unknown key '{key}' {where}", origin, hint, len(key))
 

@@ -67,6 +67,8 @@ def settings(cfg: Any) -> Settings:
         arch = f"{model.pop('library')}/{model.pop('name')}"
         keys = ("format", "classes", "splits", "augment")
         optional = {k: data[k] for k in ("exclude",) if k in data}
+        if "relabel" in data:
+            optional["relabel"] = {str(path): str(cls) for path, cls in data["relabel"]}
         return Settings(
             project=str(raw["project"]),
             spec_file=str(raw["spec"]),

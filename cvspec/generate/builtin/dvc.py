@@ -16,6 +16,7 @@ from cvspec.run.graph import BY_NAME, STAGES, stage_dir
 # reruns the data checks, not the training.
 # which images, labelled how
 _LABELS = ("data.format", "data.classes", "data.splits", "data.exclude")
+_RELABEL = "data.relabel"  # classification only
 PARAMS = {
     "data": ("data",),  # less data.augment, which only training reads: see _params
     "train": (*_LABELS, "data.augment", "model", "train"),
@@ -73,7 +74,10 @@ def _params(spec: Any, stage: str) -> list[str]:
     """The params.yaml keys a stage depends on: an augmentation change reruns training only,
     and the names of the remote's CI secrets rerun nothing."""
     if stage != "data":
-        return list(PARAMS[stage])
+        keys = list(PARAMS[stage])
+        if stage in ("train", "evaluate") and hasattr(spec.data, "relabel"):
+            keys.insert(len(_LABELS), _RELABEL)  # a corrected label is a changed label
+        return keys
     skip = ("augment", "remote_secrets")
     return [f"data.{key}" for key in type(spec.data).model_fields if key not in skip]
 

@@ -79,6 +79,12 @@ class TrainConfigGenerator:
                 "splits": spec.data.splits.model_dump(mode="json"),
                 "augment": [{s.name: s.params.model_dump(mode="json")} for s in spec.data.augment],
                 **({"exclude": list(spec.data.exclude)} if spec.data.exclude else {}),
+                # as pairs: an image path is no config key (its dots and slashes are syntax)
+                **(
+                    {"relabel": [[path, cls] for path, cls in spec.data.relabel.items()]}
+                    if spec.data.relabel
+                    else {}
+                ),
             },
             "model": {
                 "library": "timm",
