@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from cvspec import __version__
 from cvspec.errors import CvspecError, Diagnostic, PluginError, SpecError, UsageError
 from cvspec.generate.cache import Dep, RenderCache, Rendered, code_deps, text_dep, tree_dep
-from cvspec.generate.compare import PRUNE_ACTION, Change, compare
+from cvspec.generate.compare import CODE_CHANGED, PRUNE_ACTION, Change, compare
 from cvspec.generate.manifest import LOCK_NAME, make_manifest, read_manifest
 from cvspec.generate.render import BUILTIN_TEMPLATES, sha256
 from cvspec.generate.write import WriteReport, refuse, write_project
@@ -366,13 +366,43 @@ def check(
     installed = installed_names()
     results = []
     for opts, group in groups.items():
-        for out in render_all(root, group, opts, cache):
-            changes = _changes(root, out, installed)
-            results.append((out, [c for c in changes if c.finding is not None]))
+        for path, out in zip(group, render_all(root, group, opts, cache), strict=True):
+            findings = [c for c in _changes(root, out, installed) if c.finding is not None]
+            if any(c.reason == CODE_CHANGED for c in findings):
+                findings = _unsteady(root, path, opts, out, findings)
+            results.append((out, findings))
     if complete:
         outputs = [out for out, _ in results]
         results.extend(_orphan_projects(root, paths, outputs))
     return sorted(results, key=lambda r: r[0].spec_file)
+
+
+def _unsteady(
+    root: Path, path: Path, options: Options, out: Output, findings: list[Change]
+) -> list[Change]:
+    """Findings that say which generators made other output when `path` is rendered again.
+
+    Only on this path: the inputs, options and cvspec are those of the last build, so either
+    code changed or a generator's plan is not deterministic. A second render tells the latter
+    (when it differs within one process: a clock, randomness) from the former.
+    """
+    again = {f.path: f.sha256 for f in render_all(root, [path], options)[0].files}
+    lock = f"{out.out_dir}/{LOCK_NAME}"
+    unsteady = {f.path: f.generator for f in out.files if again.get(f.path) != f.sha256}
+    unsteady.pop(lock, None)
+    if not unsteady:
+        return findings
+    found = []
+    for change in findings:
+        if change.reason == CODE_CHANGED and change.path in unsteady:
+            change = change._replace(
+                reason=f"generator '{unsteady[change.path]}' made different output from the "
+                "same inputs: its plan is not deterministic"
+            )
+        elif change.reason == CODE_CHANGED and change.path == lock:
+            change = change._replace(reason="its digests follow the output above")
+        found.append(change)
+    return found
 
 
 def _orphan_projects(

@@ -273,3 +273,20 @@ def test_a_missing_include_names_the_including_line_and_the_folders_searched(
     )
     assert f"(searched over, {REPO / 'cvspec/templates'})" in result.err
     assert not (root / "generated").exists()
+
+
+def test_a_nondeterministic_plan_is_named_as_such_by_check(tmp_path: Path) -> None:
+    body = (
+        "import random; yield Artifact('NOTES.txt', self.name, 'text', data=str(random.random()))"
+    )
+    env = plugin_env(tmp_path, body)  # no render cache: each check renders afresh
+    root = project(tmp_path / "repo")
+    assert cvspec("build", cwd=root, env=env).code == 0
+    result = cvspec("check", cwd=root, env=env)
+    assert result.code == 1
+    assert (
+        "drift  generated/demo/NOTES.txt: generator 'acme' made different output from the same "
+        "inputs: its plan is not deterministic\n" in result.out
+    )
+    assert "drift  generated/demo/cvspec.lock: its digests follow the output above\n" in result.out
+    assert "a template, generator or plugin changed" not in result.out

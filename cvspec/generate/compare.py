@@ -143,7 +143,11 @@ def stale_reason(old: Manifest | None, new: Manifest) -> str:
         return f"built with other options ({describe_options(old.options)} before, now {now})"
     if new.cvspec != old.cvspec:
         return f"cvspec changed ({old.cvspec} -> {new.cvspec}); output is stale"
-    return "a template, generator or plugin changed; output is stale"
+    return CODE_CHANGED
+
+
+# Why output drifts when the spec, the options and cvspec are as the last build had them.
+CODE_CHANGED = "a template, generator or plugin changed; output is stale"
 
 
 def describe_options(options: dict[str, Any]) -> str:
