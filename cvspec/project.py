@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from cvspec import __version__
-from cvspec.errors import CvspecError, Diagnostic, SpecError, UsageError
+from cvspec.errors import CvspecError, Diagnostic, PluginError, SpecError, UsageError
 from cvspec.generate.cache import Dep, RenderCache, Rendered, code_deps, text_dep, tree_dep
-from cvspec.generate.compare import Change, compare
+from cvspec.generate.compare import CODE_CHANGED, PRUNE_ACTION, Change, compare
 from cvspec.generate.manifest import LOCK_NAME, make_manifest, read_manifest
 from cvspec.generate.render import BUILTIN_TEMPLATES, sha256
 from cvspec.generate.write import WriteReport, refuse, write_project
@@ -100,8 +100,9 @@ def plan(loaded: LoadedSpec, ctx: BuildContext, generators: Sequence[Registered]
             if reg.builtin:  # cvspec's own say where in the spec; a plugin's is named too
                 raise
             raise CvspecError(f"{_named(reg)}: {exc.message}", exc.diagnostics) from exc
-        except Exception as exc:
-            raise CvspecError(f"{_named(reg)} failed: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:  # CVSPEC_DEBUG=1 prints its traceback (the __cause__)
+            where = _plugin_line(exc, reg)
+            raise CvspecError(f"{_named(reg)} failed: {type(exc).__name__}: {exc}{where}") from exc
         for art in made:
             if not isinstance(art, Artifact):
                 raise CvspecError(f"{_named(reg)} planned a {type(art).__name__}, not an Artifact")
@@ -114,8 +115,33 @@ def plan(loaded: LoadedSpec, ctx: BuildContext, generators: Sequence[Registered]
     return artifacts
 
 
+def _plugin_line(exc: BaseException, reg: Registered) -> str:
+    """` (at file:line)`: the innermost frame of the traceback in the generator's own code
+    (its module, or the package folder of its module); "" when none is."""
+    import sys
+    import traceback
+
+    module = sys.modules.get(type(reg.generator).__module__)
+    file = getattr(module, "__file__", None)
+    if module is None or not file:
+        return ""
+    own = Path(file).resolve()
+    if module.__package__:  # a module in a package: the package's folder is the plugin's code
+        own = own.parent
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        path = Path(frame.filename).resolve()
+        if path == own or path.is_relative_to(own):
+            return f" (at {_shown(path)}:{frame.lineno})"
+    return ""
+
+
+def _shown(path: Path) -> str:
+    """A path as messages show it: from the working folder when it lies below it."""
+    return path.relative_to(Path.cwd()).as_posix() if path.is_relative_to(Path.cwd()) else str(path)
+
+
 def _named(reg: Registered) -> str:
-    return f"generator '{reg.generator.name}' ({reg.module}, from {reg.distribution})"
+    return f"generator {reg.named}"
 
 
 def render_spec(
@@ -143,7 +169,10 @@ def render_spec(
     if deps is not None:  # signed before rendering: an edit made meanwhile is a later miss
         deps.extend(text_dep(name, text) for name, text in sorted(sources.items()))
         deps.extend(tree_dep(d) for d in dirs if d != BUILTIN_TEMPLATES)
-    files = render_artifacts(plan(loaded, ctx, generators), ctx, dirs)
+    artifacts = plan(loaded, ctx, generators)
+    files = render_artifacts(artifacts, ctx, dirs)
+    overrides = (options.templates is not None) + bool(loaded.spec.templates)
+    warnings = _template_warnings(dirs, overrides, generators, artifacts)
     inputs = {
         _rel(root, Path(name).resolve()): sha256(text.encode("utf-8"))
         for name, text in sources.items()
@@ -154,10 +183,37 @@ def render_spec(
                 f"generator '{file.generator}' would overwrite {file.path}, a spec this build reads"
             )
     templates = None if options.templates is None else _rel(root, options.templates)
+    replaced = {old: r.generator.name for r in generators for old in r.replaces}
     manifest = make_manifest(
-        ctx.project, spec_file, inputs, options.profile, options.sets, __version__, files, templates
+        ctx.project,
+        spec_file,
+        inputs,
+        options.profile,
+        options.sets,
+        __version__,
+        files,
+        templates,
+        replaced,
     )
-    return Output(ctx.project, spec_file, ctx.out_dir, [*files, manifest.as_rendered(ctx.out_dir)])
+    files.append(manifest.as_rendered(ctx.out_dir))
+    return Output(ctx.project, spec_file, ctx.out_dir, files, warnings)
+
+
+def _template_warnings(
+    dirs: list[Path], overrides: int, generators: Sequence[Registered], artifacts: list[Artifact]
+) -> tuple[str, ...]:
+    """What a render warns of: override files (the first `overrides` of `dirs`) that no
+    artifact renders, template names that two generators' own folders provide."""
+    from cvspec.generate.overrides import shadowed_templates, unused_overrides
+    from cvspec.generate.render import make_environment
+
+    own = [(r.generator.name, r.templates) for r in generators if r.templates is not None]
+    found = shadowed_templates(own)
+    if overrides:
+        names = [a.template for a in artifacts if a.template is not None]
+        env = make_environment(dirs)
+        found += unused_overrides(dirs[:overrides], dirs[overrides:], env, names)
+    return tuple(found)
 
 
 def _template_dirs(
@@ -170,23 +226,28 @@ def _template_dirs(
             raise UsageError(f"--templates {options.templates}: not a folder")
         dirs.append(options.templates.resolve())
     if loaded.spec.templates:
-        folder = (loaded.path.parent / loaded.spec.templates).resolve()
-        if not folder.is_dir():
-            where = loaded.raw.values.get(("templates",))
-            raise SpecError(
-                [
-                    Diagnostic(
-                        "templates-missing",
-                        f"templates folder '{loaded.spec.templates}' does not exist ({folder})",
-                        where,
-                        "the path is relative to the spec file",
-                    )
-                ]
-            )
-        dirs.append(folder)
+        problem = templates_problem(loaded)
+        if problem is not None:
+            raise SpecError([problem])
+        dirs.append((loaded.path.parent / loaded.spec.templates).resolve())
     dirs.extend(t for t in (r.templates for r in generators) if t is not None)
     dirs.append(BUILTIN_TEMPLATES)
     return dirs
+
+
+def templates_problem(loaded: LoadedSpec) -> Diagnostic | None:
+    """The spec's `templates:` folder does not exist (it is relative to the spec), or None."""
+    if not loaded.spec.templates:
+        return None
+    folder = (loaded.path.parent / loaded.spec.templates).resolve()
+    if folder.is_dir():
+        return None
+    return Diagnostic(
+        "templates-missing",
+        f"templates folder '{loaded.spec.templates}' does not exist ({folder})",
+        loaded.raw.values.get(("templates",)),
+        "the path is relative to the spec file",
+    )
 
 
 def render_all(
@@ -241,17 +302,31 @@ def build(
     force: bool = False,
     cache: RenderCache | None = None,
     complete: bool = False,
+    prune_missing: bool = False,
 ) -> list[tuple[Output, WriteReport]]:
     """Render every spec and write the projects; all render before any writes.
 
     `complete`: `paths` are every spec of the repository, so a generated/<project>/ that none
     of them makes any more (a renamed or deleted project) is cleaned up like any orphan: its
     unedited files go, edited ones stay.
+    `prune_missing`: remove (or let another generator replace) the files a generator that is
+    not installed here made; without it, such files stop the build before anything is written.
     """
+    from cvspec.generate.registry import installed_names
+
     outputs = render_all(root, paths, options, cache)
-    plans = [(out, _changes(root, out)) for out in outputs]
+    installed = installed_names()
+    plans = [(out, _changes(root, out, installed)) for out in outputs]
     if complete:
         plans.extend(_orphan_projects(root, paths, outputs))
+    held = [c for _, changes in plans for c in changes if c.action == "uninstalled"]
+    if held and not prune_missing:
+        lines = "\n".join(f"  {c.path}: {c.reason}" for c in held)
+        raise PluginError(
+            f"refusing to remove or replace {len(held)} file(s) of generators that are not "
+            f"installed here:\n{lines}"
+        )
+    plans = [(out, [_pruned(c) for c in changes]) for out, changes in plans]
     conflicts = [c for _, changes in plans for c in changes if c.action == "conflict"]
     if conflicts and not force:
         refuse(conflicts)
@@ -286,14 +361,48 @@ def check(
                 "is not a folder here; pass --templates DIR to check, or build without it"
             )
         groups.setdefault(opts, []).append(path)
+    from cvspec.generate.registry import installed_names
+
+    installed = installed_names()
     results = []
     for opts, group in groups.items():
-        for out in render_all(root, group, opts, cache):
-            results.append((out, [c for c in _changes(root, out) if c.finding is not None]))
+        for path, out in zip(group, render_all(root, group, opts, cache), strict=True):
+            findings = [c for c in _changes(root, out, installed) if c.finding is not None]
+            if any(c.reason == CODE_CHANGED for c in findings):
+                findings = _unsteady(root, path, opts, out, findings)
+            results.append((out, findings))
     if complete:
         outputs = [out for out, _ in results]
         results.extend(_orphan_projects(root, paths, outputs))
     return sorted(results, key=lambda r: r[0].spec_file)
+
+
+def _unsteady(
+    root: Path, path: Path, options: Options, out: Output, findings: list[Change]
+) -> list[Change]:
+    """Findings that say which generators made other output when `path` is rendered again.
+
+    Only on this path: the inputs, options and cvspec are those of the last build, so either
+    code changed or a generator's plan is not deterministic. A second render tells the latter
+    (when it differs within one process: a clock, randomness) from the former.
+    """
+    again = {f.path: f.sha256 for f in render_all(root, [path], options)[0].files}
+    lock = f"{out.out_dir}/{LOCK_NAME}"
+    unsteady = {f.path: f.generator for f in out.files if again.get(f.path) != f.sha256}
+    unsteady.pop(lock, None)
+    if not unsteady:
+        return findings
+    found = []
+    for change in findings:
+        if change.reason == CODE_CHANGED and change.path in unsteady:
+            change = change._replace(
+                reason=f"generator '{unsteady[change.path]}' made different output from the "
+                "same inputs: its plan is not deterministic"
+            )
+        elif change.reason == CODE_CHANGED and change.path == lock:
+            change = change._replace(reason="its digests follow the output above")
+        found.append(change)
+    return found
 
 
 def _orphan_projects(
@@ -355,9 +464,16 @@ def _prune_empty(folder: Path) -> None:
             os.rmdir(dirpath)
 
 
-def _changes(root: Path, out: Output) -> list[Change]:
+def _changes(root: Path, out: Output, installed: frozenset[str]) -> list[Change]:
     old = read_manifest(root / out.out_dir / LOCK_NAME)
-    return compare(root, out.out_dir, out.files, old)
+    return compare(root, out.out_dir, out.files, old, installed)
+
+
+def _pruned(change: Change) -> Change:
+    """An `uninstalled` change as the build makes it with --prune-missing: removed or replaced."""
+    if change.action != "uninstalled":
+        return change
+    return change._replace(action=PRUNE_ACTION[change.finding or "orphan"])
 
 
 def _recorded_options(root: Path) -> dict[str, Options]:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from helpers import MINIMAL_SPEC, cvspec, project, snapshot, write_tree
+from helpers import MINIMAL_SPEC, REPO, cvspec, project, snapshot, write_tree
 
 PLUGIN = """
 from cvspec.generate.api import Artifact
@@ -38,7 +40,8 @@ def plugin_env(tmp_path: Path, body: str, name: str = "acme") -> dict[str, str]:
             f"{name} = {name}_gen:Gen\n",
         },
     )
-    return {"PYTHONPATH": str(site), "CVSPEC_NO_CACHE": "1"}
+    path = os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])
+    return {"PYTHONPATH": path, "CVSPEC_NO_CACHE": "1"}
 
 
 def _art(path: str, **kw: str) -> str:
@@ -65,6 +68,14 @@ MISTAKES = {
     "not JSON": (
         "yield Artifact('a.json', self.name, 'json', data={'x': object()})",
         "cannot write a.json as json: TypeError",
+    ),
+    "bytes as text": (
+        "yield Artifact('a.txt', self.name, 'text', data=b'x')",
+        "generator 'acme': cannot write a.txt as text: data must be text (str), not bytes",
+    ),
+    "a dict as markdown": (
+        "yield Artifact('a.md', self.name, 'markdown', data={'a': 1})",
+        "cannot write a.md as markdown: data must be text (str), not dict",
     ),
 }
 
@@ -218,3 +229,64 @@ def test_check_says_when_the_recorded_templates_folder_is_gone(tmp_path: Path) -
         f"error: specs/demo.yaml: its last build used --templates {root / 'over'}, which is not "
         "a folder here; pass --templates DIR to check, or build without it\n"
     )
+
+
+def test_a_plugins_exception_names_its_line_and_debug_prints_its_traceback(
+    tmp_path: Path,
+) -> None:
+    root = project(tmp_path / "repo")
+    env = plugin_env(tmp_path, "{}['boom']")
+    source = (tmp_path / "site-acme/acme_gen.py").resolve()
+    result = cvspec("build", cwd=root, env=env)
+    assert result.code == 2
+    assert result.err == (
+        "error: generator 'acme' (acme_gen:Gen, from acme-gen 1.0) failed: KeyError: 'boom' "
+        f"(at {source}:9)\n"
+    )
+    debug = subprocess.run(
+        [sys.executable, "-m", "cvspec", "build"],
+        cwd=root,
+        env={**os.environ, **env, "CVSPEC_DEBUG": "1"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert debug.returncode == 2
+    assert debug.stderr.startswith("Traceback (most recent call last):\n")
+    assert f'File "{source}", line 9, in plan\n' in debug.stderr
+    assert debug.stderr.endswith(result.err), "then the same one-line error"
+    assert not (root / "generated").exists()
+
+
+def test_a_missing_include_names_the_including_line_and_the_folders_searched(
+    tmp_path: Path,
+) -> None:
+    root = project(
+        tmp_path / "repo",
+        extra={"over/repo/gitattributes.j2": "* text=auto\n\n{% include 'x.j2' %}\n"},
+    )
+    result = cvspec("build", "--templates", "over", cwd=root)
+    assert result.code == 2
+    assert "error: template repo/gitattributes.j2 (generator 'repo') failed" in result.err
+    assert "over/repo/gitattributes.j2:3:1: error[template]: template 'x.j2' not found " in (
+        result.err
+    )
+    assert f"(searched over, {REPO / 'cvspec/templates'})" in result.err
+    assert not (root / "generated").exists()
+
+
+def test_a_nondeterministic_plan_is_named_as_such_by_check(tmp_path: Path) -> None:
+    body = (
+        "import random; yield Artifact('NOTES.txt', self.name, 'text', data=str(random.random()))"
+    )
+    env = plugin_env(tmp_path, body)  # no render cache: each check renders afresh
+    root = project(tmp_path / "repo")
+    assert cvspec("build", cwd=root, env=env).code == 0
+    result = cvspec("check", cwd=root, env=env)
+    assert result.code == 1
+    assert (
+        "drift  generated/demo/NOTES.txt: generator 'acme' made different output from the same "
+        "inputs: its plan is not deterministic\n" in result.out
+    )
+    assert "drift  generated/demo/cvspec.lock: its digests follow the output above\n" in result.out
+    assert "a template, generator or plugin changed" not in result.out

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import REPO, cvspec, project, write_tree
+from helpers import MINIMAL_SPEC, REPO, cvspec, project, write_tree
 
 PLUGIN = REPO / "tests" / "fixtures" / "plugin"
 
@@ -121,7 +121,9 @@ def test_broken_plugin_is_named(tmp_path: Path) -> None:
             "broken = broken_plugin:Gen\n",
         },
     )
-    env = {"PYTHONPATH": str(tmp_path / "site")}
+    env = {
+        "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), os.environ.get("PYTHONPATH", "")])
+    }
     result = cvspec("generators", cwd=tmp_path, env=env)
     assert result.code == 2
     assert result.err == (
@@ -162,8 +164,115 @@ def test_cached_renders_follow_plugin_installs_and_edits(tmp_path: Path, plugin_
     edited = tmp_path / "site-copy"
     shutil.copytree(site, edited)
     template = edited / "cvspec_plugin_demo/templates/plugin_demo/readme.md.j2"
-    env = {**cache, "PYTHONPATH": str(edited)}
+    env = {**cache, "PYTHONPATH": os.pathsep.join([str(edited), os.environ.get("PYTHONPATH", "")])}
     assert cvspec("build", cwd=root, env=env).code == 0
     template.write_text("# {{ name }}, edited\n")
     assert cvspec("build", cwd=root, env=env).code == 0
     assert (root / "generated/demo/MODEL.md").read_text().endswith("# demo, edited\n")
+
+
+NAMESPACE_PLUGIN = """
+from cvspec.generate.api import Artifact
+
+
+class Gen:
+    name = "notes"
+    version = "1"
+
+    def plan(self, spec, ctx):
+        yield Artifact("NOTES.md", self.name, "markdown", data="{text}")
+"""
+
+
+def test_cached_renders_follow_edits_to_a_plugin_in_a_namespace_package(tmp_path: Path) -> None:
+    """A plugin module in a package without __init__.py is part of the cache key too."""
+    site = write_tree(
+        tmp_path / "site",
+        {
+            "acme/cvspec_notes.py": NAMESPACE_PLUGIN.format(text="first"),
+            "acme_notes-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: acme-notes\n"
+            "Version: 1.0\n",
+            "acme_notes-1.0.dist-info/entry_points.txt": "[cvspec.generators]\n"
+            "notes = acme.cvspec_notes:Gen\n",
+        },
+    )
+    env = {
+        "CVSPEC_CACHE_DIR": str(tmp_path / "cache"),
+        "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+    }
+    root = project(tmp_path / "repo")
+    assert cvspec("build", cwd=root, env=env).code == 0
+    assert (root / "generated/demo/NOTES.md").read_text().endswith("first\n")
+    assert cvspec("check", cwd=root, env=env).code == 0  # a cache hit
+    (site / "acme/cvspec_notes.py").write_text(NAMESPACE_PLUGIN.format(text="second, edited"))
+    result = cvspec("check", cwd=root, env=env)
+    assert result.code == 1, result.out
+    assert "drift  generated/demo/NOTES.md" in result.out
+
+
+def test_an_override_no_artifact_renders_is_a_warning_with_a_suggestion(tmp_path: Path) -> None:
+    root = project(
+        tmp_path,
+        extra={
+            "over/docker/Dockerfile.trian.j2": "typo\n",
+            "over/docker/Dockerfile.train": "no .j2\n",
+            "over/repo/gitattributes.j2": "{% include 'repo/part.j2' %}\n",
+            "over/repo/part.j2": "* -diff\n",  # used: an override includes it
+        },
+    )
+    for _ in range(2):  # the second build replays the cached render, warnings too
+        result = cvspec("build", "--templates", "over", cwd=root)
+        assert result.code == 0, result.err
+        assert result.err == (
+            "warning: specs/demo.yaml: template override over/docker/Dockerfile.train is not "
+            "used: no artifact renders a template named docker/Dockerfile.train; did you mean "
+            "docker/Dockerfile.train.j2?\n"
+            "warning: specs/demo.yaml: template override over/docker/Dockerfile.trian.j2 is not "
+            "used: no artifact renders a template named docker/Dockerfile.trian.j2; did you "
+            "mean docker/Dockerfile.train.j2?\n"
+        )
+    assert (root / "generated/demo/.gitattributes").read_text().endswith("* -diff\n")
+
+
+def test_a_template_two_plugins_provide_is_a_warning_naming_the_winner(tmp_path: Path) -> None:
+    source = (
+        "from pathlib import Path\n"
+        "from cvspec.generate.api import Artifact\n\n"
+        "class Gen:\n"
+        "    name = '{name}'\n"
+        "    version = '1'\n"
+        "    templates = Path(__file__).parent / 'tpl_{name}'\n\n"
+        "    def plan(self, spec, ctx):\n"
+        "        yield Artifact('{name}.md', self.name, 'markdown', template='shared/x.j2')\n"
+    )
+    tree = {}
+    for name in ("alpha", "beta"):
+        tree[f"{name}_gen.py"] = source.format(name=name)
+        tree[f"tpl_{name}/shared/x.j2"] = f"from {name}\n"
+        tree[f"{name}_gen-1.0.dist-info/METADATA"] = (
+            f"Metadata-Version: 2.1\nName: {name}-gen\nVersion: 1.0\n"
+        )
+        tree[f"{name}_gen-1.0.dist-info/entry_points.txt"] = (
+            f"[cvspec.generators]\n{name} = {name}_gen:Gen\n"
+        )
+    site = write_tree(tmp_path / "site", tree).resolve()
+    env = {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    root = project(tmp_path / "repo")
+    result = cvspec("build", cwd=root, env=env)
+    assert result.code == 0, result.err
+    assert result.err == (
+        f"warning: specs/demo.yaml: template shared/x.j2 is in the templates of generator "
+        f"'alpha' ({site / 'tpl_alpha'}) and of generator 'beta' ({site / 'tpl_beta'}); "
+        "'alpha' wins (generators' folders are searched in name order)\n"
+    )
+    assert (root / "generated/demo/beta.md").read_text().endswith("from alpha\n")
+
+
+def test_validate_reports_a_missing_templates_folder_like_build(tmp_path: Path) -> None:
+    root = project(tmp_path, MINIMAL_SPEC + "templates: nope\n")
+    validated = cvspec("validate", cwd=root)
+    built = cvspec("build", cwd=root)
+    assert validated.code == built.code == 2
+    assert "specs/demo.yaml:6:" in validated.err
+    assert "error[templates-missing]: templates folder 'nope' does not exist" in validated.err
+    assert validated.err == built.err

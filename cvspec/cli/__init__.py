@@ -98,8 +98,14 @@ def guarded(run: Callable[[], None]) -> int:
 
 
 def report(exc: CvspecError) -> None:
-    """Print a user error: every diagnostic, then a one-line summary."""
+    """Print a user error: every diagnostic, then a one-line summary.
+
+    With CVSPEC_DEBUG set, the traceback of what caused it (a plugin's exception) comes first.
+    """
     from cvspec.diagnostics import format_all
+
+    if os.environ.get("CVSPEC_DEBUG") and exc.__cause__ is not None:
+        traceback.print_exception(exc.__cause__, file=sys.stderr)
 
     if isinstance(exc, SpecError):
         print(format_all(exc.diagnostics), file=sys.stderr)

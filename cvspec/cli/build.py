@@ -13,6 +13,7 @@ from cvspec.cli.common import (
     TemplatesOpt,
     make_options,
     resolve_specs,
+    warn,
 )
 from cvspec.generate.cache import RenderCache
 from cvspec.project import build
@@ -30,11 +31,22 @@ def command(
             help="Overwrite hand-edited files, saving each edited copy as <file>.orig.",
         ),
     ] = False,
+    prune_missing: Annotated[
+        bool,
+        typer.Option(
+            "--prune-missing",
+            help="Remove the files of generators that are not installed here (cvspec.lock "
+            "records which generator made each file); without it, the build stops.",
+        ),
+    ] = False,
 ) -> None:
     """Build generated/<project>/ for each spec."""
     root, paths = resolve_specs(specs)
     options = make_options(profile, set_, templates)
-    for out, report in build(root, paths, options, force, RenderCache.default(), not specs):
+    for out, report in build(
+        root, paths, options, force, RenderCache.default(), not specs, prune_missing
+    ):
+        warn(out)
         if not out.files:  # a project no spec makes any more
             print(
                 f"removed {len(report.removed)} file(s) of {out.out_dir}/: no spec makes "

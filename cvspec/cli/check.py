@@ -11,6 +11,7 @@ from cvspec.cli.common import (
     TemplatesOpt,
     given_options,
     resolve_specs,
+    warn,
 )
 from cvspec.generate.cache import RenderCache
 from cvspec.generate.compare import describe_options
@@ -32,8 +33,9 @@ def command(
     root, paths = resolve_specs(specs)
     options = given_options(profile, set_, templates)
     failed = 0
-    stale = left = 0  # findings a build fixes; files a build leaves for the user
+    stale = left = held = 0  # findings a build fixes; files it leaves for the user; or refuses
     for out, findings in check(root, paths, options, RenderCache.default(), not specs):
+        warn(out)
         if not findings:
             print(
                 f"ok {out.project}: {out.out_dir}/ matches {out.spec_file} ({len(out.files)} "
@@ -49,13 +51,19 @@ def command(
         for change in findings:
             print(f"  {change.finding:<{width}}  {change.path}: {change.reason}")
         left += sum(c.action == "keep" for c in findings)
-        stale += sum(c.action != "keep" for c in findings)
+        held += sum(c.action == "uninstalled" for c in findings)
+        stale += sum(c.action not in ("keep", "uninstalled") for c in findings)
     if failed:
         print()
         if stale:
             print(
                 f"{stale} file(s) out of date; `cvspec diff` shows the changes; run `cvspec "
                 "build` (it never overwrites hand edits; see `--force`)"
+            )
+        if held:
+            print(
+                f"{held} file(s) made by generators not installed here: install them, or run "
+                "`cvspec build --prune-missing` to remove their files"
             )
         if left:
             print(

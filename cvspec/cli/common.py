@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cvspec.errors import UsageError
-from cvspec.project import Options, discover_specs, find_root
+from cvspec.project import Options, Output, discover_specs, find_root
 
 if TYPE_CHECKING:
     from cvspec.spec import LoadedSpec
@@ -73,6 +73,14 @@ def load_one(spec: Path, profile: str | None, sets: list[str] | None) -> LoadedS
 
     options = make_options(profile, sets)
     return load_spec(spec, options.profile, options.sets)
+
+
+def warn(out: Output) -> None:
+    """Print what rendering `out` warned of (an unused template override, say) to stderr."""
+    import sys
+
+    for message in out.warnings:
+        print(f"warning: {out.spec_file}: {message}", file=sys.stderr)
 
 
 RUNS_IGNORED = ("runs", "runs/", "/runs", "/runs/")

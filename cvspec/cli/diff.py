@@ -14,6 +14,7 @@ from cvspec.cli.common import (
     TemplatesOpt,
     given_options,
     resolve_specs,
+    warn,
 )
 from cvspec.generate.cache import RenderCache
 from cvspec.generate.diff import colored, project_diff
@@ -38,13 +39,14 @@ def command(
     summary: list[str] = []
     edited = left = 0
     for out, findings in check(root, paths, options, RenderCache.default(), not specs):
+        warn(out)
         if findings:
             lines.extend(project_diff(root, findings, out.files))
-            changed = sum(c.action != "keep" for c in findings)
+            changed = sum(c.action not in ("keep", "uninstalled") for c in findings)
             if changed:
                 summary.append(f"{out.project}: {changed} file(s) differ")
             edited += sum(c.action == "conflict" for c in findings)
-            left += sum(c.action == "keep" for c in findings)
+            left += sum(c.action in ("keep", "uninstalled") for c in findings)
     color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     sys.stdout.writelines(colored(lines) if color else lines)
     sys.stdout.flush()

@@ -6,7 +6,8 @@ import sys
 
 from cvspec.cli.common import ProfileOpt, SetOpt, SpecArgs, make_options, resolve_specs
 from cvspec.diagnostics import format_diagnostic
-from cvspec.project import load_all
+from cvspec.errors import SpecError
+from cvspec.project import load_all, templates_problem
 
 
 def command(specs: SpecArgs = None, profile: ProfileOpt = None, set_: SetOpt = None) -> None:
@@ -18,7 +19,11 @@ def command(specs: SpecArgs = None, profile: ProfileOpt = None, set_: SetOpt = N
     from cvspec.spec.lint import closed_mosaic_warnings, receiver_warnings, warnings
 
     root, paths = resolve_specs(specs)
-    for loaded in load_all(paths, make_options(profile, set_)):
+    everything = load_all(paths, make_options(profile, set_))
+    problems = [p for p in map(templates_problem, everything) if p is not None]
+    if problems:  # what a build stops at, found here already
+        raise SpecError(problems)
+    for loaded in everything:
         spec = loaded.spec
         rel = loaded.path.relative_to(root) if loaded.path.is_relative_to(root) else loaded.path
         found = warnings(loaded.raw) + receiver_warnings(loaded) + closed_mosaic_warnings(loaded)

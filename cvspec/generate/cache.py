@@ -50,6 +50,7 @@ class Rendered(NamedTuple):
     spec_file: str
     out_dir: str
     files: list[RenderedFile]
+    warnings: tuple[str, ...] = ()  # what the render warned of (replayed with it)
 
 
 def text_dep(path: str | Path, text: str) -> Dep:
@@ -70,20 +71,36 @@ def code_deps() -> list[Dep]:
     """
     roots = {_PACKAGE}
     from importlib.metadata import entry_points
-    from importlib.util import find_spec
 
     from cvspec.generate.registry import GROUP
 
     for ep in entry_points(group=GROUP):
-        top = ep.value.split(":")[0].split(".")[0]
-        try:
-            spec = find_spec(top)
-        except (ImportError, ValueError):
-            continue  # loading it fails too, with a clear error; nothing is cached then
-        if spec is not None and spec.origin not in (None, "built-in", "frozen"):
-            origin = Path(spec.origin).resolve()
-            roots.add(origin.parent if spec.submodule_search_locations else origin)
+        roots.update(_code_roots(ep.value.split(":")[0]))
     return [tree_dep(r) for r in sorted(roots)]
+
+
+def _code_roots(module: str) -> list[Path]:
+    """The files of the package that holds `module`: a regular package's folder, a top-level
+    module's file. A namespace package (no __init__.py: `acme.cvspec_notes`) has no file of
+    its own and may be spread over folders that hold other distributions' code too, so the
+    name is followed down to its first regular package or module. Nothing runs: a namespace
+    package has no code, and the search stops before importing a regular one."""
+    from importlib.util import find_spec
+
+    parts = module.split(".")
+    for depth in range(1, len(parts) + 1):
+        try:
+            spec = find_spec(".".join(parts[:depth]))
+        except (ImportError, ValueError):
+            return []  # loading it fails too, with a clear error; nothing is cached then
+        if spec is None or spec.origin in ("built-in", "frozen"):
+            return []
+        if spec.origin is not None:
+            origin = Path(spec.origin).resolve()
+            return [origin.parent if spec.submodule_search_locations else origin]
+        if depth == len(parts):  # the entry point names a namespace package itself
+            return [Path(p).resolve() for p in spec.submodule_search_locations or ()]
+    return []
 
 
 def tree_signature(path: Path) -> str:
@@ -159,7 +176,10 @@ class RenderCache:
                 if sha256(data) != digest:
                     return None  # a damaged entry: render instead
                 files.append(RenderedFile(name, data, digest, generator))
-            rendered = Rendered(body["project"], body["spec_file"], body["out_dir"], files)
+            warnings = tuple(str(w) for w in body.get("warnings", ()))
+            rendered = Rendered(
+                body["project"], body["spec_file"], body["out_dir"], files, warnings
+            )
         except (OSError, ValueError, KeyError, TypeError, AttributeError, zlib.error):
             return None
         with contextlib.suppress(OSError):
@@ -197,6 +217,7 @@ class RenderCache:
             "spec_file": rendered.spec_file,
             "out_dir": rendered.out_dir,
             "deps": [list(d) for d in deps],
+            "warnings": list(rendered.warnings),
             "files": [
                 [f.path, f.generator, f.sha256, text]
                 for f, text in zip(rendered.files, texts, strict=True)

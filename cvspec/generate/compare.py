@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -23,7 +23,7 @@ class Change(NamedTuple):
     """The state of one path and what a build does about it."""
 
     path: str
-    action: str  # same | create | update | conflict | remove | keep
+    action: str  # same | create | update | conflict | remove | keep | uninstalled
     finding: str | None  # what `check` reports: missing | drift | tamper | orphan | None
     reason: str
 
@@ -45,14 +45,31 @@ def file_sha(path: Path) -> str | None:
 
 
 def compare(
-    root: Path, out_dir: str, rendered: Sequence[RenderedFile], old: Manifest | None
+    root: Path,
+    out_dir: str,
+    rendered: Sequence[RenderedFile],
+    old: Manifest | None,
+    installed: Collection[str] | None = None,
 ) -> list[Change]:
-    """Decide, per path, between the new render, the old manifest and the disk."""
+    """Decide, per path, between the new render, the old manifest and the disk.
+
+    `installed`: the names of the generators installed here. An unedited file the last build's
+    generator made, when that generator is not one of them, is not removed or replaced but
+    `uninstalled` (a build stops unless told to prune it): its generator is missing here, which
+    is not the same as no longer making the file.
+    """
     new = {f.path: f for f in rendered}
     owned = dict(old.files) if old else {}
     lock = f"{out_dir}/{LOCK_NAME}"
     changes: list[Change] = []
-    stale = stale_reason(old, new[lock].content) if lock in new else "output is stale"
+    manifest = parse_manifest(new[lock].content, "the new build manifest") if lock in new else None
+    stale = stale_reason(old, manifest) if manifest is not None else "output is stale"
+    replaced = manifest.replaced if manifest is not None else {}
+
+    def missing(path: str) -> str | None:
+        owner = owned[path][1]
+        return owner if installed is not None and owner not in (*installed, "cvspec") else None
+
     for path in sorted(set(new) | set(owned) | set(_files_under(root, out_dir))):
         disk = file_sha(root / path)
         if path in new:
@@ -64,6 +81,9 @@ def compare(
                 changes.append(Change(path, "create", "missing", "not on disk"))
             elif disk == LINK:
                 changes.append(Change(path, "conflict", "tamper", LINK_REASON))
+            elif path in owned and owned[path][0] == disk and (gone := missing(path)):
+                why = f"{uninstalled_reason(gone)} (generator '{new[path].generator}' makes it now)"
+                changes.append(Change(path, "uninstalled", "drift", why))
             elif path == lock or (path in owned and owned[path][0] == disk):
                 changes.append(Change(path, "update", "drift", stale))
             elif path in owned:
@@ -75,8 +95,14 @@ def compare(
         elif path in owned:
             if disk is None:
                 continue
-            if disk == owned[path][0]:
-                changes.append(Change(path, "remove", "orphan", "no longer generated"))
+            if disk == owned[path][0] and (gone := missing(path)):
+                changes.append(Change(path, "uninstalled", "orphan", uninstalled_reason(gone)))
+            elif disk == owned[path][0]:
+                owner = owned[path][1]
+                why = "no longer generated"
+                if owner in replaced:
+                    why += f" (generator '{owner}' is replaced by '{replaced[owner]}')"
+                changes.append(Change(path, "remove", "orphan", why))
             else:
                 changes.append(
                     Change(
@@ -95,11 +121,21 @@ def compare(
     return changes
 
 
-def stale_reason(old: Manifest | None, lock: bytes) -> str:
+def uninstalled_reason(generator: str) -> str:
+    """Why a build leaves a file alone: the generator that made it is not installed here."""
+    return (
+        f"made by generator '{generator}', which is not installed here: install it, or pass "
+        "--prune-missing to build to remove its files"
+    )
+
+
+PRUNE_ACTION = {"orphan": "remove", "drift": "update"}  # an `uninstalled` change, when pruned
+
+
+def stale_reason(old: Manifest | None, new: Manifest) -> str:
     """Why output differs from the last build, from its manifest and the new one."""
     if old is None:
         return "output is stale"
-    new = parse_manifest(lock, "the new build manifest")
     if dict(new.inputs) != dict(old.inputs):
         return "the spec changed; output is stale"
     if new.options != old.options:
@@ -107,7 +143,11 @@ def stale_reason(old: Manifest | None, lock: bytes) -> str:
         return f"built with other options ({describe_options(old.options)} before, now {now})"
     if new.cvspec != old.cvspec:
         return f"cvspec changed ({old.cvspec} -> {new.cvspec}); output is stale"
-    return "a template, generator or plugin changed; output is stale"
+    return CODE_CHANGED
+
+
+# Why output drifts when the spec, the options and cvspec are as the last build had them.
+CODE_CHANGED = "a template, generator or plugin changed; output is stale"
 
 
 def describe_options(options: dict[str, Any]) -> str:

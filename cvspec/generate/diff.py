@@ -22,7 +22,7 @@ def file_diff(root: Path, change: Change, new: RenderedFile | None) -> list[str]
     import difflib  # only when there is a diff to show: every command imports this module
 
     note = f"# {change.finding}: {change.path}: {change.reason}\n"
-    if change.action == "keep" or (root / change.path).is_symlink():
+    if change.action in ("keep", "uninstalled") or (root / change.path).is_symlink():
         return [note]  # nothing to show, or nothing cvspec may read
     if change.action == "conflict":
         note = note.rstrip("\n") + "; `build` keeps it, `build --force` makes this change\n"

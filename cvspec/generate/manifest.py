@@ -27,6 +27,7 @@ class Manifest(NamedTuple):
     cvspec: str
     files: Mapping[str, tuple[str, str]]  # path from repo root -> (sha256, generator)
     templates: str | None = None  # --templates DIR of the build, from the repository root
+    replaced: Mapping[str, str] = {}  # generator another one `replaces` -> its replacement
 
     @property
     def options(self) -> dict[str, Any]:
@@ -48,6 +49,8 @@ class Manifest(NamedTuple):
             "options": self.options,
             "files": {p: {"sha256": s, "generator": g} for p, (s, g) in sorted(self.files.items())},
         }
+        if self.replaced:  # only then: the locks of builds without replacements stay as they were
+            body["replaced"] = dict(sorted(self.replaced.items()))
         return (json.dumps(body, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
     def as_rendered(self, out_dir: str) -> RenderedFile:
@@ -65,6 +68,7 @@ def make_manifest(
     version: str,
     files: Sequence[RenderedFile],
     templates: str | None = None,
+    replaced: Mapping[str, str] | None = None,
 ) -> Manifest:
     """Build the manifest for a rendered project."""
     return Manifest(
@@ -77,6 +81,7 @@ def make_manifest(
         version,
         {f.path: (f.sha256, f.generator) for f in files},
         templates,
+        dict(replaced or {}),
     )
 
 
@@ -115,6 +120,7 @@ def parse_manifest(text: str | bytes, source: str) -> Manifest:
             cvspec=str(body["cvspec"]),
             files={p: (str(v["sha256"]), str(v["generator"])) for p, v in body["files"].items()},
             templates=options.get("templates"),
+            replaced={str(k): str(v) for k, v in body.get("replaced", {}).items()},
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise CvspecError(

@@ -37,13 +37,38 @@ class Registered(NamedTuple):
         folder = getattr(self.generator, "templates", None)
         return Path(folder) if folder else None
 
+    @property
+    def replaces(self) -> tuple[str, ...]:
+        """The names of the generators this one takes over (`replaces = ("prometheus",)`)."""
+        names = getattr(self.generator, "replaces", ())
+        return tuple(names) if isinstance(names, tuple | list) else ()
+
+    @property
+    def named(self) -> str:
+        """`'name' (module, from dist)`, as messages name a generator."""
+        return f"'{self.generator.name}' ({self.module}, from {self.distribution})"
+
 
 def load_generators() -> list[Registered]:
-    """Every installed generator, sorted by name; a broken plugin is a PluginError."""
+    """The generators that run, sorted by name: every installed one but those another
+    `replaces`; a broken plugin (or a bad `replaces`) is a PluginError."""
     found, problems = scan_generators()
     if problems:
         raise broken(problems)
-    return found
+    gone = set(replacements(found))
+    return [r for r in found if r.generator.name not in gone]
+
+
+def replacements(found: list[Registered]) -> dict[str, str]:
+    """Replaced generator name -> the name of the generator that replaces it."""
+    return {old: r.generator.name for r in found for old in r.replaces}
+
+
+def installed_names() -> frozenset[str]:
+    """The names of the installed generators, from their entry points (nothing is loaded)."""
+    from importlib.metadata import entry_points
+
+    return frozenset(ep.name for ep in entry_points(group=GROUP))
 
 
 def broken(problems: list[str]) -> PluginError:
@@ -87,7 +112,41 @@ def scan_generators() -> tuple[list[Registered], list[str]]:
             )
         else:
             found[ep.name] = Registered(gen, ep.dist, ep.value)
-    return [found[name] for name in sorted(found)], problems
+    listed = [found[name] for name in sorted(found)]
+    return listed, problems + _replace_problems(listed)
+
+
+def _replace_problems(found: list[Registered]) -> list[str]:
+    """What is wrong with the generators' `replaces`: an unknown name, itself, a name that two
+    generators replace, a value that is not a tuple of names."""
+    names = {r.generator.name for r in found}
+    problems: list[str] = []
+    taken: dict[str, Registered] = {}
+    for reg in found:
+        declared = getattr(reg.generator, "replaces", ())
+        if not isinstance(declared, tuple | list) or not all(isinstance(n, str) for n in declared):
+            problems.append(
+                f"generator {reg.named}: replaces must be a tuple of generator names, "
+                f"not {declared!r}"
+            )
+            continue
+        for name in declared:
+            if name == reg.generator.name:
+                problems.append(f"generator {reg.named} replaces itself")
+            elif name not in names:
+                known = ", ".join(sorted(names))
+                problems.append(
+                    f"generator {reg.named} replaces '{name}', which is not an installed "
+                    f"generator (installed: {known})"
+                )
+            elif name in taken:
+                problems.append(
+                    f"generators {taken[name].named} and {reg.named} both replace '{name}'; "
+                    "only one may"
+                )
+            else:
+                taken[name] = reg
+    return problems
 
 
 def _label(dist: Distribution | None) -> str:

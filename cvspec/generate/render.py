@@ -167,8 +167,11 @@ def render_artifacts(
         text = _with_header(text, art, ctx)
         path = art.path if art.at_root else f"{ctx.out_dir}/{art.path}"
         if path in out:
+            first = out[path].generator
             raise CvspecError(
-                f"generators '{out[path].generator}' and '{art.generator}' both make {path}"
+                f"generators '{first}' and '{art.generator}' both make {path}; a generator "
+                f"that takes over another's files says so: replaces = ('{first}',) in "
+                f"'{art.generator}' (or the other way round)"
             )
         data = text.encode("utf-8")
         out[path] = RenderedFile(path, data, sha256(data), art.generator)
@@ -195,14 +198,28 @@ def _render_one(art: Artifact, env: Any) -> str:
                 f"generator '{art.generator}': cannot write {art.path} as {art.format}: "
                 f"{type(exc).__name__}: {exc}"
             ) from None
-        return str(art.data)
+        if not isinstance(art.data, str):  # bytes or a dict would be written as their repr
+            raise CvspecError(
+                f"generator '{art.generator}': cannot write {art.path} as {art.format}: data "
+                f"must be text (str), not {type(art.data).__name__} (only yaml and json dump "
+                "structured data)"
+            )
+        return art.data
     from jinja2 import TemplateNotFound, TemplateSyntaxError
 
     try:
         template = env.get_template(art.template)
         return str(template.render(**art.context))
     except TemplateNotFound as exc:
-        raise CvspecError(f"generator '{art.generator}': template '{exc.name}' not found") from None
+        folders = ", ".join(_shown(f) for f in getattr(env.loader, "searchpath", ()))
+        missing = f"template '{exc.name}' not found (searched {folders})"
+        if exc.name == art.template:
+            raise CvspecError(f"generator '{art.generator}': {missing}") from None
+        file, line = _template_frame(exc, env, art.template)  # an include, import or extends
+        raise CvspecError(
+            f"template {art.template} (generator '{art.generator}') failed",
+            [Diagnostic("template", missing, Origin("file", file, line, 1))],
+        ) from None
     except TemplateSyntaxError as exc:
         where = Origin("file", _shown(exc.filename or exc.name or art.template), exc.lineno or 0, 1)
         raise CvspecError(
