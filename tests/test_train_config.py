@@ -90,6 +90,17 @@ def test_detection_config_uses_only_keys_ultralytics_accepts(tmp_path: Path) -> 
     assert defaults["close_mosaic"] == CLOSE_MOSAIC  # in the model card and validate's warning
 
 
+def test_a_detectors_weights_file_is_named_from_the_repository_root(tmp_path: Path) -> None:
+    spec = DETECTION_SPEC.replace("data_augment_placeholder: null\n", "")
+    line = next(x for x in spec.splitlines() if x.startswith("model:"))
+    spec = spec.replace(line, line.rstrip("}") + ", pretrained: true, weights: ../w/start.pt}")
+    root = project(tmp_path, spec)
+    result = cvspec("build", cwd=root)
+    assert result.code == 0, result.err
+    args = YAML(typ="safe").load((root / "generated/boxes/train/args.yaml").read_text())
+    assert args["model"] == "w/start.pt"  # relative to the spec in specs/, as the spec says
+
+
 def test_example_specs_generate_both_kinds() -> None:
     assert (REPO / "generated/digits/train/config.yaml").is_file()
     assert (REPO / "generated/shapes/train/args.yaml").is_file()

@@ -17,7 +17,11 @@ _ULTRA_OPTIMIZER = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}
 
 def data_root(spec: Any, ctx: BuildContext) -> str:
     """data.path as seen from the repository root (runs start there), POSIX style."""
-    path = str(spec.data.path)
+    return from_root(str(spec.data.path), ctx)
+
+
+def from_root(path: str, ctx: BuildContext) -> str:
+    """A path the spec gives relative to its own file, as seen from the repository root."""
     if posixpath.isabs(path):
         return path
     return posixpath.normpath(posixpath.join(posixpath.dirname(ctx.spec_file), path))
@@ -152,7 +156,12 @@ def ultralytics_args(spec: Any, ctx: BuildContext) -> dict[str, Any]:
     train = spec.train
     args: dict[str, Any] = {
         "task": "detect",
-        "model": spec.model.weights or spec.model.arch.split("/", 1)[1],
+        # a weights file from the repository root, where every entry point trains from
+        "model": (
+            from_root(spec.model.weights, ctx)
+            if spec.model.weights
+            else spec.model.arch.split("/", 1)[1]
+        ),
         "data": f"{ctx.out_dir}/train/data.yaml",
         "epochs": train.epochs,
         "batch": train.batch_size,
