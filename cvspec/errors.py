@@ -78,7 +78,7 @@ class SpecValueError(CvspecError):
     ) -> None:
         self.key, self.hint, self.code = key, hint, code
         self.detail = f"{_dotted(key)}: {message}"
-        super().__init__(self.detail)
+        super().__init__(f"{self.detail}; {hint}" if hint else self.detail)  # unlocated: all
 
     def located(self, origins: Mapping[tuple[str | int, ...], Origin]) -> CvspecError:
         """The same error as a diagnostic at the value's origin (itself when none is known)."""

@@ -11,7 +11,7 @@ from cvspec.errors import CvspecError, Diagnostic, PluginError, SpecError, Usage
 from cvspec.generate.cache import Dep, RenderCache, Rendered, code_deps, text_dep, tree_dep
 from cvspec.generate.compare import CODE_CHANGED, PRUNE_ACTION, Change, compare
 from cvspec.generate.manifest import LOCK_NAME, make_manifest, read_manifest
-from cvspec.generate.render import BUILTIN_TEMPLATES, sha256
+from cvspec.generate.render import BUILTIN_TEMPLATES, sha256, shown
 from cvspec.generate.write import WriteReport, refuse, write_project
 
 if TYPE_CHECKING:  # the spec language (pydantic, ruamel) loads only when a spec is rendered
@@ -131,13 +131,8 @@ def _plugin_line(exc: BaseException, reg: Registered) -> str:
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
         path = Path(frame.filename).resolve()
         if path == own or path.is_relative_to(own):
-            return f" (at {_shown(path)}:{frame.lineno})"
+            return f" (at {shown(path)}:{frame.lineno})"
     return ""
-
-
-def _shown(path: Path) -> str:
-    """A path as messages show it: from the working folder when it lies below it."""
-    return path.relative_to(Path.cwd()).as_posix() if path.is_relative_to(Path.cwd()) else str(path)
 
 
 def _named(reg: Registered) -> str:
@@ -183,7 +178,9 @@ def render_spec(
                 f"generator '{file.generator}' would overwrite {file.path}, a spec this build reads"
             )
     templates = None if options.templates is None else _rel(root, options.templates)
-    replaced = {old: r.generator.name for r in generators for old in r.replaces}
+    from cvspec.generate.registry import replacements
+
+    replaced = replacements(list(generators))
     manifest = make_manifest(
         ctx.project,
         spec_file,

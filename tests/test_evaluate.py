@@ -153,8 +153,7 @@ def test_the_card_names_what_a_run_started_from_and_what_its_augmentations_did(
     ]  # the run's own close_mosaic (a training override), not ultralytics' default
     never = _settings("detection", {"model": "m.yaml", "epochs": 10, "mosaic": 1.0}, {}, tmp_path)
     assert never["augment"] == [
-        "mosaic (never applied: ultralytics' close_mosaic turns it off for the last 10 epochs, "
-        "and this run had 10)"
+        "mosaic (never applied: ultralytics' close_mosaic (10) covers all 10 epochs of this run)"
     ]
     always = _settings("detection", {"epochs": 1, "mosaic": 1.0, "close_mosaic": 0}, {}, None)
     assert always["augment"] == ["mosaic"]
@@ -317,7 +316,7 @@ def test_the_review_queues_corrections_go_into_the_spec_as_they_are(
     spec = root / "specs/tiny.yaml"
     text = spec.read_text()
     assert "\ndata:\n" in text
-    relabel = block.split("  relabel:\n", 1)[1]  # the suggestions, pasted under data:
+    relabel = "".join(f"    {line}\n" for line in block.splitlines())  # as a user pastes it
     plain = cvspec("run", "specs/tiny.yaml", "--stage", "data", cwd=root, timeout=300)
     assert plain.code == 0, plain.err
     before = json.loads((root / "runs/tiny/data/report.json").read_text())

@@ -72,8 +72,15 @@ def test_kubernetes_gets_a_pytorchjob(tmp_path: Path) -> None:
     assert mounts["data"] == "/app/data/demo" and mounts["runs"] == "/app/runs"
     for role in ("Master", "Worker"):  # the image's user, and a runs volume it can write
         assert replicas[role]["template"]["spec"]["securityContext"] == {
-            "runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001, "runAsNonRoot": True,
+            "runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001,
+            "fsGroupChangePolicy": "OnRootMismatch", "runAsNonRoot": True,
         }  # fmt: skip
+        claims = {
+            v["name"]: v.get("persistentVolumeClaim")
+            for v in replicas[role]["template"]["spec"]["volumes"]
+        }
+        assert claims["data"] == {"claimName": "demo-data", "readOnly": True}
+        assert claims["runs"] == {"claimName": "demo-runs"}
     dockerfile = (launch.parent / "docker/Dockerfile.train").read_text()
     assert "USER 10001:10001\n" in dockerfile
 

@@ -59,3 +59,17 @@ def test_plain_output_wraps_streams_and_their_logging_handlers_then_restores() -
         sys.stdout = saved
         logger.removeHandler(handler)
     assert out.getvalue() == "red\nframe 2\n"
+
+
+def test_a_quiet_line_is_not_split_and_a_line_ending_in_a_return_is_kept() -> None:
+    out, clock = io.StringIO(), Clock()
+    log = PlainLog(out, every_s=60, clock=clock)
+    log.write("Epoch")
+    clock.now = 120  # a minute of quiet in the middle of an ordinary line
+    log.write(" 3 loss 0.5\n")
+    log.write("done\r")  # CRLF cut between two writes
+    log.write("\n")
+    log.write("\x1b[3")  # an escape sequence cut between two writes
+    log.write("4mblue\x1b[0m\n")
+    log.writelines(["a\n", "b\n"])
+    assert out.getvalue() == "Epoch 3 loss 0.5\ndone\nblue\na\nb\n"

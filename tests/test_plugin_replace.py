@@ -150,4 +150,12 @@ def test_bad_replaces_are_named(tmp_path: Path) -> None:
         "error: generators 'one' (one_gen:Gen, from one_gen 1.0) and 'two' (two_gen:Gen, from "
         "two_gen 1.0) both replace 'grafana'; only one may" in result.err
     )
+    first = install(tmp_path / "e", "first", ("a.yaml",), replaces=("second",))
+    second = install(tmp_path / "f", "second", ("b.yaml",), replaces=("first",))  # a cycle
+    result = cvspec("build", cwd=root, env=env(first, second))
+    assert result.code == 2
+    assert (
+        "generator 'first' (first_gen:Gen, from first_gen 1.0) replaces 'second', which itself "
+        "replaces 'first'; let one generator replace them all" in result.err
+    )
     assert not (root / "generated").exists()

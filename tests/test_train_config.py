@@ -86,8 +86,8 @@ def test_detection_config_uses_only_keys_ultralytics_accepts(tmp_path: Path) -> 
     assert set(args) <= accepted, f"keys ultralytics does not know: {set(args) - accepted}"
     from cvspec.generate.builtin.train_config import CLOSE_MOSAIC
 
-    assert "close_mosaic" not in args  # left to ultralytics, whose default cvspec states:
-    assert defaults["close_mosaic"] == CLOSE_MOSAIC  # in the model card and validate's warning
+    assert defaults["close_mosaic"] == CLOSE_MOSAIC  # ultralytics' default, stated...
+    assert args["close_mosaic"] == min(CLOSE_MOSAIC, args["epochs"])  # ...capped at the epochs
 
 
 def test_a_detectors_weights_file_is_named_from_the_repository_root(tmp_path: Path) -> None:

@@ -104,8 +104,8 @@ def test_the_detector_card_tells_what_the_run_did(shapes: tuple[Path, Result]) -
     assert str(root) not in card and "from scratch" not in card  # no path of this machine
     # mosaic was on, but ultralytics closes it for the last 10 epochs, and this run had 1
     assert (
-        "- Augmentations: hflip, mosaic (never applied: ultralytics' close_mosaic turns it off "
-        "for the last 10 epochs, and this run had 1)\n"
+        "- Augmentations: hflip, mosaic (never applied: ultralytics' close_mosaic (1) covers "
+        "all 1 epochs of this run)\n"
     ) in card
     # the data stage's report of data.exclude
     report = json.loads((root / "runs/shapes/data/report.json").read_text())
@@ -148,6 +148,19 @@ def test_a_bad_ultralytics_override_is_a_clear_error(tmp_path: Path) -> None:
         "error: invalid training override 'epochz=1': expected KEY=VALUE with an ultralytics "
         "train argument as KEY (e.g. epochs=3)\n"
     )
+
+
+def test_a_detector_whose_arch_is_a_local_file_is_not_asked_for_weights(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    assert cvspec("init", "--example", "shapes", ".", cwd=tmp_path).code == 0
+    spec = tmp_path / "specs/shapes.yaml"
+    text = spec.read_text().replace("ultralytics/yolov8n.yaml", "ultralytics/mine.pt")
+    spec.write_text(text.replace("  pretrained: false\n", "  pretrained: true\n"))
+    env = {"YOLO_CONFIG_DIR": str(tmp_path / "yolo"), "MPLCONFIGDIR": str(tmp_path / "mpl")}
+    result = cvspec("run", "specs/shapes.yaml", "--stage", "train", cwd=tmp_path, env=env)
+    assert result.code == 2 and "Traceback" not in result.err, result.err
+    assert "model weights mine.pt not found locally" in result.err  # the file, not pretrained:
+    assert "model.pretrained: true" not in result.err
 
 
 @pytest.mark.slow

@@ -53,7 +53,7 @@ def run(ctx: RunContext) -> StageResult:
     data_path = os.path.relpath(ctx.data_root, ctx.root).replace(os.sep, "/")
     write_report(folder, ds, results, data_path, _dvc(ctx, data_path, console))
     print_table(console, summary_table(results))
-    _say_excluded(ctx, ds, console)
+    _say_curation(ctx, ds, console)
     failed = [r.name for r in results if r.status == "fail"]
     where = os.path.relpath(folder / "report.md", ctx.root)
     images = f"{len(ds.index.records)} images, {len(ds.index.classes)} classes"
@@ -66,9 +66,9 @@ def run(ctx: RunContext) -> StageResult:
     return StageResult(True, f"{images}; {gated} checks pass (report: {where})")
 
 
-def _say_excluded(ctx: RunContext, ds: Dataset, console: Any) -> None:
-    """How many images data.exclude left out, and each of its patterns that matches none (at
-    its line in the spec)."""
+def _say_curation(ctx: RunContext, ds: Dataset, console: Any) -> None:
+    """How many images data.exclude left out and labels data.relabel corrected, and each of
+    their entries that matches no image (at its line in the spec)."""
     from cvspec.train.progress import say
 
     if ds.index.excluded:

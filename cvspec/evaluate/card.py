@@ -94,7 +94,7 @@ def _data(spec: Any, report: dict[str, Any] | None, report_md: str) -> str:
         lines.append(f"- {relabeled} label(s) corrected by data.relabel (see `{report_md}`)")
     verdict = "all pass" if report.get("ok") else "**some FAIL**"
     lines += [
-        f"- Quality checks ({verdict}; details in `data/report.md`):",
+        f"- Quality checks ({verdict}; details in `{report_md}`):",
         "",
         "| check | status | measured | limit |",
         "|---|---|---|---|",
@@ -197,8 +197,8 @@ def _closing(name: str, epochs: int, close: int) -> str:
         return name
     if epochs <= close:
         return (
-            f"{name} (never applied: ultralytics' close_mosaic turns it off for the last "
-            f"{close} epochs, and this run had {epochs})"
+            f"{name} (never applied: ultralytics' close_mosaic ({close}) covers all {epochs} "
+            "epochs of this run)"
         )
     return f"{name} (off for the last {close} of {epochs} epochs: ultralytics' close_mosaic)"
 

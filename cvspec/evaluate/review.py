@@ -65,13 +65,11 @@ def write_review(out: Path, items: list[dict[str, Any]], data_path: str, split: 
         ]
         lines += [
             "",
-            "The corrections, if the model is right, ready for the spec (keep the lines you agree "
-            "with):",
+            "The corrections, if the model is right: keep the lines you agree with as entries of "
+            "`data.relabel` in the spec (under `data:`, indented below `relabel:`).",
             "",
             "```yaml",
-            "data:",
-            "  relabel:",
-            *(f"    {_yaml_key(c['path'])}: {_yaml_key(c['predicted'])}" for c in items),
+            *(f"{_yaml_key(c['path'])}: {_yaml_key(c['predicted'])}" for c in items),
             "```",
         ]
     else:

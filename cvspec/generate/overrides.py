@@ -11,6 +11,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from cvspec.generate.render import shown
+
 
 def template_names(folder: Path) -> list[str]:
     """Every file under `folder` as a template name (a relative POSIX path), sorted."""
@@ -69,7 +71,7 @@ def unused_overrides(
         near = difflib.get_close_matches(name, sorted(known), n=1)
         hint = f"; did you mean {near[0]}?" if near else ""
         found.append(
-            f"template override {_shown(folder / name)} is not used: no artifact renders a "
+            f"template override {shown(folder / name)} is not used: no artifact renders a "
             f"template named {name}{hint}"
         )
     return found
@@ -95,9 +97,3 @@ def _reachable(env: Any, rendered: Iterable[str]) -> set[str] | None:
             return None
         todo.extend(r for r in refs if r is not None)
     return seen
-
-
-def _shown(path: Path) -> str:
-    """A path from the working folder when it lies below it."""
-    cwd = Path.cwd()
-    return path.relative_to(cwd).as_posix() if path.is_relative_to(cwd) else str(path)

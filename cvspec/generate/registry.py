@@ -146,6 +146,14 @@ def _replace_problems(found: list[Registered]) -> list[str]:
                 )
             else:
                 taken[name] = reg
+    by_name = {r.generator.name: r for r in found}
+    for name, reg in taken.items():  # a chain or a cycle: who makes the files is unclear
+        if by_name[name].replaces:
+            problems.append(
+                f"generator {reg.named} replaces '{name}', which itself replaces "
+                f"{', '.join(repr(n) for n in by_name[name].replaces)}; let one generator "
+                "replace them all"
+            )
     return problems
 
 

@@ -211,7 +211,7 @@ def _render_one(art: Artifact, env: Any) -> str:
         template = env.get_template(art.template)
         return str(template.render(**art.context))
     except TemplateNotFound as exc:
-        folders = ", ".join(_shown(f) for f in getattr(env.loader, "searchpath", ()))
+        folders = ", ".join(shown(f) for f in getattr(env.loader, "searchpath", ()))
         missing = f"template '{exc.name}' not found (searched {folders})"
         if exc.name == art.template:
             raise CvspecError(f"generator '{art.generator}': {missing}") from None
@@ -221,7 +221,7 @@ def _render_one(art: Artifact, env: Any) -> str:
             [Diagnostic("template", missing, Origin("file", file, line, 1))],
         ) from None
     except TemplateSyntaxError as exc:
-        where = Origin("file", _shown(exc.filename or exc.name or art.template), exc.lineno or 0, 1)
+        where = Origin("file", shown(exc.filename or exc.name or art.template), exc.lineno or 0, 1)
         raise CvspecError(
             f"template {art.template} is broken",
             [Diagnostic("template", exc.message or "syntax error", where)],
@@ -245,19 +245,19 @@ def _template_frame(exc: BaseException, env: Any, name: str) -> tuple[str, int]:
     folders = [str(Path(d)) for d in getattr(env.loader, "searchpath", ())]
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
         if any(frame.filename.startswith(f + "/") for f in folders):
-            return _shown(frame.filename), frame.lineno or 0
+            return shown(frame.filename), frame.lineno or 0
     for folder in folders:
         if (Path(folder) / name).is_file():
-            return _shown(str(Path(folder) / name)), 0
+            return shown(str(Path(folder) / name)), 0
     return name, 0
 
 
-def _shown(filename: str) -> str:
-    """A template's path as messages show it: from the working folder when it lies below it."""
+def shown(path: str | Path) -> str:
+    """A path as messages show it: from the working folder when it lies below it."""
     try:
-        return Path(filename).relative_to(Path.cwd()).as_posix()
+        return Path(path).relative_to(Path.cwd()).as_posix()
     except ValueError:
-        return filename
+        return str(path)
 
 
 def _with_header(text: str, art: Artifact, ctx: BuildContext) -> str:

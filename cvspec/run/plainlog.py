@@ -14,12 +14,14 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
 # CSI sequences (colours, erase line, cursor moves) and the two-character escapes.
 ESCAPES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")
+# An escape sequence still open at the end of a write (ESC, or CSI without its final byte).
+PARTIAL_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*)?$")
 FRAME_EVERY_S = 60.0  # a redrawn line still unfinished after this long is logged as it stands
 
 
@@ -35,25 +37,41 @@ class PlainLog:
         self.stream = stream
         self.every_s = every_s
         self.clock = clock
-        self.line = ""  # the frame being drawn since the last newline or carriage return
+        self.line = ""  # the line (or frame) written since the last newline
+        self.redrawn = False  # a carriage return came since the last newline: a progress bar
+        self.returned = False  # the last thing written was a carriage return
+        self.carry = ""  # an escape sequence cut off at the end of the last write
         self.logged_at = clock()
 
     def write(self, text: str) -> int:
-        """Write `text`: complete lines go out, a carriage return discards the frame before it."""
-        for piece in re.split(r"(\r\n|\r|\n)", ESCAPES.sub("", text)):
+        """Write `text`: complete lines go out; the text before a carriage return is dropped
+        when more of the line follows it (a redraw), kept when a newline does."""
+        joined = self.carry + text
+        self.carry = ""
+        cut = PARTIAL_ESCAPE.search(joined)
+        if cut:  # wait for the rest of the sequence before stripping it
+            joined, self.carry = joined[: cut.start()], joined[cut.start() :]
+        for piece in re.split(r"(\r\n|\r|\n)", ESCAPES.sub("", joined)):
             if piece in ("\n", "\r\n"):
                 self._emit()
             elif piece == "\r":
-                self.line = ""
-            else:
+                self.returned = self.redrawn = True
+            elif piece:
+                if self.returned:
+                    self.line, self.returned = "", False
                 self.line += piece
-        if self.line.strip() and self.clock() - self.logged_at >= self.every_s:
+        if self.redrawn and self.line.strip() and self.clock() - self.logged_at >= self.every_s:
             self._emit()  # a long bar: log where it stands, once a minute
         return len(text)
 
+    def writelines(self, lines: Iterable[str]) -> None:
+        """Write each of `lines` (no newlines added, as io does)."""
+        for line in lines:
+            self.write(line)
+
     def _emit(self) -> None:
         self.stream.write(self.line + "\n")
-        self.line = ""
+        self.line, self.redrawn, self.returned = "", False, False
         self.logged_at = self.clock()
 
     def flush(self) -> None:
@@ -93,7 +111,7 @@ def plain_output() -> Iterator[None]:
     finally:
         for owner, attr, original in reversed(swaps):
             current = getattr(owner, attr)
-            if isinstance(current, PlainLog) and current.line:
+            if isinstance(current, PlainLog) and current.line and not current.returned:
                 current._emit()  # what was left unfinished still reaches the log
             if owner is sys:
                 setattr(sys, attr, original)

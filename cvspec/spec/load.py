@@ -91,7 +91,7 @@ def load_text(text: str, file: str) -> RawSpec:
     try:
         docs = list(yaml.load_all(text))
     except MarkedYAMLError as exc:
-        raise SpecError([_yaml_diagnostic(exc, file)]) from None
+        raise SpecError([_yaml_diagnostic(exc, file, text)]) from None
     except YAMLError as exc:
         raise SpecError([Diagnostic("yaml-syntax", str(exc), Origin("file", file, 1, 1))]) from None
     sources = {file: text}
@@ -125,7 +125,7 @@ def load_text(text: str, file: str) -> RawSpec:
     return RawSpec(data, walker.values, walker.keys, sources)
 
 
-def _yaml_diagnostic(exc: Any, file: str) -> Diagnostic:
+def _yaml_diagnostic(exc: Any, file: str, text: str = "") -> Diagnostic:
     problem = (exc.problem or exc.context or "invalid YAML").strip()
     mark = exc.problem_mark or exc.context_mark
     origin = Origin("file", file, mark.line + 1, mark.column + 1) if mark else Origin("file", file)
@@ -141,7 +141,8 @@ def _yaml_diagnostic(exc: Any, file: str) -> Diagnostic:
     opened = exc.context_mark
     if opened is not None and "flow" in (exc.context or ""):
         ended = "<stream end>" in problem
-        if ended or (mark is not None and mark.line > opened.line):
+        later = mark is not None and mark.line > opened.line
+        if ended or (later and not _closed(text, opened.line, opened.column)):
             # An unclosed bracket shows only where the next line's key breaks the flow: the
             # mistake is at the bracket, so that is the line to point at.
             where = Origin("file", file, opened.line + 1, opened.column + 1)
@@ -168,7 +169,38 @@ def _yaml_diagnostic(exc: Any, file: str) -> Diagnostic:
         )
     if exc.context and exc.problem:
         problem = f"{exc.context.strip()}: {problem}"
-    return Diagnostic("yaml-syntax", problem, origin)
+    hint = None
+    if "flow" in (exc.context or "") and "expected ','" in problem:
+        hint = "a ',' goes between the entries of a [list] or {mapping}"
+    return Diagnostic("yaml-syntax", problem, origin, hint)
+
+
+def _closed(text: str, line: int, col: int) -> bool:
+    """Whether the bracket at 0-based (line, col) of `text` is closed later: brackets counted
+    outside quotes and comments (a flow collection's entries may span lines)."""
+    lines = text.splitlines()
+    if line >= len(lines) or col >= len(lines[line]):
+        return False
+    depth, quote = 0, ""
+    for number in range(line, len(lines)):
+        row = lines[number]
+        start = col if number == line else 0
+        for i in range(start, len(row)):
+            char = row[i]
+            if quote:
+                quote = "" if char == quote else quote
+            elif char in "'\"":
+                quote = char
+            elif char == "#" and (i == 0 or row[i - 1] in " \t"):
+                break
+            elif char in "[{":
+                depth += 1
+            elif char in "]}":
+                depth -= 1
+                if depth == 0:
+                    return True
+        quote = ""  # a quote does not run on across lines here
+    return False
 
 
 class _Walker:

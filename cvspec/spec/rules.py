@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from cvspec.serve.metric_names import ALERT_METRICS
 from cvspec.spec.introspect import model_members
-from cvspec.spec.messages import show
+from cvspec.spec.messages import did_you_mean, show
 from cvspec.spec.model import (
     AUGMENTATIONS,
     GATE_INFO,
@@ -68,19 +68,9 @@ def _classes(spec: SpecModel) -> Iterator[Violation]:
     if spec.task == "classification" and len(classes) < 2:
         yield V(loc, "classes-count", "a classifier needs at least 2 classes")
     yield from _duplicates(loc, classes, "class")
-    for path, target in getattr(spec.data, "relabel", {}).items():
-        if target not in classes:
-            msg = f"data.relabel gives {path!r} the class {target!r}, which is not in data.classes"
-            hint = _close(target, classes)
-            yield V(("data", "relabel", path), "relabel-class", msg, hint)
     if getattr(spec.evaluate.gates, "top5_accuracy", None) is not None and len(classes) <= 5:
         msg = f"top-5 accuracy is always 1 with {len(classes)} classes"
         yield V(("evaluate", "gates", "top5_accuracy"), "gate-classes", msg, "use accuracy")
-
-
-def _close(value: str, choices: Sequence[str]) -> str:
-    found = difflib.get_close_matches(value, list(choices), n=1)
-    return f"did you mean '{found[0]}'?" if found else f"one of: {', '.join(choices)}"
 
 
 def _arch(spec: SpecModel) -> Iterator[Violation]:
@@ -317,6 +307,19 @@ def _alert_reach(spec: SpecModel) -> Iterator[Violation]:
             yield V((*rule.key, bound), "alert-range", msg, hint)
 
 
+def _relabel(spec: SpecModel) -> Iterator[Violation]:
+    classes = spec.data.classes
+    for path, target in getattr(spec.data, "relabel", {}).items():
+        if any(c in path for c in "*?["):
+            msg = f"data.relabel names one image per entry, not a pattern: {path!r}"
+            hint = "list each image; data.exclude takes patterns"
+            yield V(("data", "relabel", path), "relabel-pattern", msg, hint)
+        elif classes != "auto" and target not in classes:
+            msg = f"data.relabel gives {path!r} the class {target!r}, which is not in data.classes"
+            hint = did_you_mean(target, list(classes)) or f"one of: {', '.join(classes)}"
+            yield V(("data", "relabel", path), "relabel-class", msg, hint)
+
+
 def _remote_secrets(spec: SpecModel) -> Iterator[Violation]:
     data = spec.data
     if data.remote_secrets and data.versioning != "dvc":
@@ -422,4 +425,4 @@ def _sweep(spec: SpecModel) -> Iterator[Violation]:
 
 
 RULES: list[Rule] = [_classes, _arch, _image_size, _gates, _splits, _augment, _train, _ops]
-RULES += [_remote_secrets, _alerts, _alert_reach, _lists, _sweep]
+RULES += [_relabel, _remote_secrets, _alerts, _alert_reach, _lists, _sweep]

@@ -28,7 +28,8 @@ def run(ctx: RunContext) -> StageResult:
     spec = ctx.spec
     console = ctx.console or Console(stderr=True)
     ctx.require_data()  # before anything is written under runs/
-    if spec.model.pretrained and not spec.model.weights:
+    local_arch = spec.task == "detection" and spec.model.arch.endswith(".pt")  # a file here
+    if spec.model.pretrained and not spec.model.weights and not local_arch:
         raise SpecValueError(("model", "pretrained"), PRETRAINED_WHY, PRETRAINED_FIX)
     train_dir = ctx.stage_dir("train")
     config_dir = write_tree(ctx.loaded, ctx.root, train_dir / "config")

@@ -99,16 +99,21 @@ def pytorch_job(spec: Any, ctx: BuildContext) -> dict[str, Any]:
         "metadata": {"labels": _labels(ctx)},
         "spec": {
             # The image's non-root user; fsGroup makes the runs volume writable to it, where a
-            # fresh volume's root would belong to root.
+            # fresh volume's root would belong to root. OnRootMismatch: a volume already owned
+            # so is not walked file by file at every start.
             "securityContext": {
                 "runAsUser": UID,
                 "runAsGroup": UID,
                 "fsGroup": UID,
+                "fsGroupChangePolicy": "OnRootMismatch",
                 "runAsNonRoot": True,
             },
             "containers": [container],
             "volumes": [
-                {"name": "data", "persistentVolumeClaim": {"claimName": f"{ctx.project}-data"}},
+                {  # read-only claim: training never writes the dataset, nor fsGroup it
+                    "name": "data",
+                    "persistentVolumeClaim": {"claimName": f"{ctx.project}-data", "readOnly": True},
+                },
                 {"name": "runs", "persistentVolumeClaim": {"claimName": f"{ctx.project}-runs"}},
                 {"name": "shm", "emptyDir": {"medium": "Memory"}},
             ],

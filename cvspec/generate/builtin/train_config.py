@@ -146,8 +146,9 @@ class TrainConfigGenerator:
 RATIO_SPLITS_KEY = "cvspec_ratio_splits"
 # In data.yaml: data.exclude, which ultralytics does not know; the trainer applies it.
 EXCLUDE_KEY = "cvspec_exclude"
-# ultralytics' default close_mosaic: mosaic and mixup are off for a run's last that many epochs
-# (args.yaml leaves it to ultralytics; a training override can change it).
+# ultralytics' default close_mosaic: mosaic and mixup are off for a run's last that many epochs.
+# args.yaml states it, capped at train.epochs: a run that short never uses them, whichever way
+# an ultralytics release tests the epoch (== in older ones, >= in newer).
 CLOSE_MOSAIC = 10
 
 
@@ -172,6 +173,7 @@ def ultralytics_args(spec: Any, ctx: BuildContext) -> dict[str, Any]:
         "weight_decay": train.optimizer.weight_decay,
         "cos_lr": train.schedule == "cosine",
         "warmup_epochs": train.warmup_epochs,
+        "close_mosaic": min(CLOSE_MOSAIC, train.epochs),
         "amp": train.precision != "fp32",
         "seed": train.seed,
         "deterministic": True,
