@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -309,10 +309,10 @@ def build(
     `prune_missing`: remove (or let another generator replace) the files a generator that is
     not installed here made; without it, such files stop the build before anything is written.
     """
-    from cvspec.generate.registry import installed_names
+    from cvspec.generate.registry import InstalledNames
 
     outputs = render_all(root, paths, options, cache)
-    installed = installed_names()
+    installed = InstalledNames()
     plans = [(out, _changes(root, out, installed)) for out in outputs]
     if complete:
         plans.extend(_orphan_projects(root, paths, outputs))
@@ -358,9 +358,9 @@ def check(
                 "is not a folder here; pass --templates DIR to check, or build without it"
             )
         groups.setdefault(opts, []).append(path)
-    from cvspec.generate.registry import installed_names
+    from cvspec.generate.registry import InstalledNames
 
-    installed = installed_names()
+    installed = InstalledNames()
     results = []
     for opts, group in groups.items():
         for path, out in zip(group, render_all(root, group, opts, cache), strict=True):
@@ -461,7 +461,7 @@ def _prune_empty(folder: Path) -> None:
             os.rmdir(dirpath)
 
 
-def _changes(root: Path, out: Output, installed: frozenset[str]) -> list[Change]:
+def _changes(root: Path, out: Output, installed: Container[str]) -> list[Change]:
     old = read_manifest(root / out.out_dir / LOCK_NAME)
     return compare(root, out.out_dir, out.files, old, installed)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Container, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -49,7 +49,7 @@ def compare(
     out_dir: str,
     rendered: Sequence[RenderedFile],
     old: Manifest | None,
-    installed: Collection[str] | None = None,
+    installed: Container[str] | None = None,
 ) -> list[Change]:
     """Decide, per path, between the new render, the old manifest and the disk.
 
@@ -68,7 +68,8 @@ def compare(
 
     def missing(path: str) -> str | None:
         owner = owned[path][1]
-        return owner if installed is not None and owner not in (*installed, "cvspec") else None
+        known = installed is None or owner == "cvspec" or owner in installed
+        return None if known else owner
 
     for path in sorted(set(new) | set(owned) | set(_files_under(root, out_dir))):
         disk = file_sha(root / path)

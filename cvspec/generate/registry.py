@@ -64,11 +64,19 @@ def replacements(found: list[Registered]) -> dict[str, str]:
     return {old: r.generator.name for r in found for old in r.replaces}
 
 
-def installed_names() -> frozenset[str]:
-    """The names of the installed generators, from their entry points (nothing is loaded)."""
-    from importlib.metadata import entry_points
+class InstalledNames:
+    """The names of the installed generators, from their entry points (nothing is loaded),
+    read on the first question only: a check that finds every file as built never asks."""
 
-    return frozenset(ep.name for ep in entry_points(group=GROUP))
+    def __init__(self) -> None:
+        self._names: frozenset[str] | None = None
+
+    def __contains__(self, name: object) -> bool:
+        if self._names is None:
+            from importlib.metadata import entry_points
+
+            self._names = frozenset(ep.name for ep in entry_points(group=GROUP))
+        return name in self._names
 
 
 def broken(problems: list[str]) -> PluginError:
