@@ -23,7 +23,7 @@ from contextlib import suppress
 from typing import NoReturn
 
 SHORT_COMMANDS = frozenset(
-    {"validate", "build", "check", "diff", "explain", "schema", "generators", "new"}
+    {"validate", "build", "check", "diff", "explain", "schema", "generators", "templates", "new"}
 )
 GC_THRESHOLD = (100_000, 50, 100)  # CPython's default is (700, 10, 10)
 

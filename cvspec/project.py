@@ -139,6 +139,28 @@ def _named(reg: Registered) -> str:
     return f"generator {reg.named}"
 
 
+def build_context(root: Path, loaded: LoadedSpec) -> BuildContext:
+    """What a generator's plan gets beside the spec: project, spec file, output folder."""
+    from cvspec.generate.api import BuildContext
+
+    name = loaded.spec.project.name
+    spec_file = _rel(root, loaded.path)
+    return BuildContext(name, spec_file, f"{GENERATED}/{name}", __version__, _origins(root, loaded))
+
+
+def planned_templates(
+    root: Path, loaded: LoadedSpec, options: Options
+) -> tuple[list[Artifact], list[Path]]:
+    """The artifacts a build of `loaded` renders from templates, and the template folders in
+    precedence order (first wins); nothing is rendered or written."""
+    from cvspec.generate.registry import load_generators
+
+    generators = load_generators()
+    dirs = _template_dirs(loaded, options, generators)
+    artifacts = plan(loaded, build_context(root, loaded), generators)
+    return [a for a in artifacts if a.template is not None], dirs
+
+
 def render_spec(
     root: Path,
     loaded: LoadedSpec,
@@ -147,18 +169,10 @@ def render_spec(
     deps: list[Dep] | None = None,
 ) -> Output:
     """Plan and render one spec, manifest last; `deps` gains what the render read."""
-    from cvspec.generate.api import BuildContext
     from cvspec.generate.render import render_artifacts
 
-    spec = loaded.spec
     spec_file = _rel(root, loaded.path)
-    ctx = BuildContext(
-        spec.project.name,
-        spec_file,
-        f"{GENERATED}/{spec.project.name}",
-        __version__,
-        _origins(root, loaded),
-    )
+    ctx = build_context(root, loaded)
     dirs = _template_dirs(loaded, options, generators)
     sources = {n: t for n, t in loaded.raw.sources.items() if n != "--set"}
     if deps is not None:  # signed before rendering: an edit made meanwhile is a later miss

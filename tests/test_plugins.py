@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from helpers import MINIMAL_SPEC, REPO, cvspec, project, write_tree
 
 PLUGIN = REPO / "tests" / "fixtures" / "plugin"
@@ -276,3 +277,30 @@ def test_validate_reports_a_missing_templates_folder_like_build(tmp_path: Path) 
     assert "specs/demo.yaml:6:" in validated.err
     assert "error[templates-missing]: templates folder 'nope' does not exist" in validated.err
     assert validated.err == built.err
+
+
+def test_templates_lists_each_template_its_source_and_names(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    override = root / "tpl/docker/Dockerfile.serve.j2"
+    override.parent.mkdir(parents=True)
+    override.write_text("FROM {{ base }}\n")
+    listed = cvspec("templates", "specs/demo.yaml", "--templates", "tpl", cwd=root)
+    assert listed.code == 0, listed.err
+    blocks = listed.out.split("\n    names: ")
+    serve = next(b for b in listed.out.split("\n") if b.startswith("docker/Dockerfile.serve.j2"))
+    assert serve == (
+        "docker/Dockerfile.serve.j2  ->  generated/demo/docker/Dockerfile.serve  "
+        "(generator 'docker')"
+    )
+    assert "    from: tpl/docker/Dockerfile.serve.j2\n" in listed.out  # the override wins
+    assert "    from: " in blocks[0] and "cvspec/templates/data/test_data.py.j2" in blocks[0]
+    shown = cvspec("templates", "specs/demo.yaml", "--show", "docker/Dockerfile.serve.j2", cwd=root)
+    values = yaml.safe_load(shown.out)
+    assert values["base"] == "python:3.11-slim-bookworm" and values["ports"] == [8080, 9090]
+    built = cvspec("build", "--templates", "tpl", cwd=root)
+    assert built.code == 0, built.err
+    dockerfile = (root / "generated/demo/docker/Dockerfile.serve").read_text()
+    assert f"FROM {values['base']}\n" in dockerfile  # the names it lists are what renders
+    unknown = cvspec("templates", "specs/demo.yaml", "--show", "docker/nope.j2", cwd=root)
+    assert unknown.code == 2
+    assert unknown.err.startswith("error: no template 'docker/nope.j2' in this build; its ")

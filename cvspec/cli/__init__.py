@@ -24,6 +24,7 @@ from cvspec.cli import (
     run,
     schema,
     serve,
+    templates,
     validate,
 )
 from cvspec.errors import CvspecError, SpecError
@@ -62,6 +63,7 @@ app.command("explain")(explain.command)
 app.command("new")(new.command)
 app.command("schema")(schema.command)
 app.command("generators")(generators.command)
+app.command("templates")(templates.command)
 app.command("run")(run.command)
 app.command("init")(init.command)
 app.command("serve")(serve.command)
