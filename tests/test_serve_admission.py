@@ -342,3 +342,29 @@ def test_a_request_cancelled_while_it_waits_leaves_the_line() -> None:
         assert budget.in_use == 0
 
     asyncio.run(scenario())
+
+
+def test_a_cancelled_decode_holds_its_pixels_until_its_thread_is_done() -> None:
+    import asyncio
+    import threading
+
+    from cvspec.serve.admission import PixelBudget, held_until_done
+
+    budget = PixelBudget(limit=4, max_waiting=1)
+    finish = threading.Event()
+
+    def decode() -> str:  # a decode still running in its worker thread
+        finish.wait(5)
+        return "pixels"
+
+    async def scenario() -> None:
+        task = asyncio.create_task(held_until_done(budget, 3, lambda: asyncio.to_thread(decode)))
+        await asyncio.sleep(0.05)
+        task.cancel()  # the request goes away (shutdown, a dropped connection)
+        await asyncio.sleep(0.05)
+        assert budget.in_use == 3 and not task.done()  # its pixels are still being decoded
+        finish.set()
+        await asyncio.gather(task, return_exceptions=True)
+        assert task.cancelled() and budget.in_use == 0
+
+    asyncio.run(scenario())

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
 from cvspec.serve.batching import QueueFull
+
+T = TypeVar("T")
 
 
 class PixelBudget:
@@ -80,3 +83,16 @@ class PixelBudget:
             if not future.done():
                 self._take(pixels)
                 future.set_result(None)
+
+
+async def held_until_done(budget: PixelBudget, pixels: int, start: Callable[[], Awaitable[T]]) -> T:
+    """Run `start()` (a decode in a worker thread) holding `pixels` of the budget. A caller
+    cancelled meanwhile (a shutdown, a dropped connection) keeps holding them until the
+    thread is done: its decoded pixels stay in memory until then."""
+    async with budget.hold(pixels):
+        task = asyncio.ensure_future(start())
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            await asyncio.wait({task})
+            raise

@@ -8,9 +8,11 @@ import os
 import time
 from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from cvspec.serve import metric_names as m
+from cvspec.serve.admission import held_until_done
 from cvspec.serve.batching import QueueFull
 from cvspec.serve.config import ServeConfig
 from cvspec.serve.inputs import InputError, guard_pixels, open_header, read_images
@@ -57,8 +59,8 @@ async def predict(request: Any) -> Any:
             if pixels <= INLINE_PIXELS:
                 inputs = service.prepare(images)  # well under a millisecond: no thread hop
             else:
-                async with service.decoding.hold(pixels):  # may wait; QueueFull: 503
-                    inputs = await run_in_threadpool(service.prepare, images)
+                decode = partial(run_in_threadpool, service.prepare, images)
+                inputs = await held_until_done(service.decoding, pixels, decode)  # QueueFull: 503
         finally:
             service.pending -= 1
         del blobs, images  # only the model inputs wait for the batch, not the uploaded bytes
