@@ -195,6 +195,23 @@ def test_a_client_that_hangs_up_mid_upload_is_a_499_not_a_500(server: ServerProc
     assert httpx.get(f"{server.url}/health").status_code == 200
 
 
+def test_a_body_that_stops_coming_is_a_408_and_frees_its_slot(server: ServerProcess) -> None:
+    from cvspec.serve.inputs import BODY_GAP_S
+
+    before = requests_total(server)
+    with connect(server) as sock:
+        sock.settimeout(BODY_GAP_S + 10)
+        sock.sendall(predict_head(100_000) + b"\x89PNG" + b"\0" * 1020)  # then nothing
+        started = time.monotonic()
+        head = read_head(sock)
+        waited = time.monotonic() - started
+    assert head.startswith(b"HTTP/1.1 408 "), head
+    assert waited >= BODY_GAP_S - 0.5  # the gap it allows, not sooner
+    timed_out = (m.PREDICT_ROUTE, "408")
+    wait_for_count(server, timed_out, before.get(timed_out, 0) + 1)  # counted, as requests are
+    assert httpx.get(f"{server.url}/health").status_code == 200
+
+
 BIG = 4000  # a 4000 x 4000 solid-colour PNG: 50 KB compressed, 16 M pixels decoded
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import warnings
 from collections.abc import AsyncIterator
 from typing import Any
@@ -9,6 +10,11 @@ from typing import Any
 from cvspec.preprocess import as_rgb
 
 RAW_TYPES = ("image/", "application/octet-stream")
+# A body must keep coming: no gap between its pieces longer than BODY_GAP_S (the deadline of a
+# request head, protocol.py), and all of it within BODY_DEADLINE_S (10 MB at 1.4 Mbit/s), or
+# 408: a client that trickles a body (slowloris) holds a request slot that long at most.
+BODY_GAP_S = 5.0
+BODY_DEADLINE_S = 60.0
 
 
 class InputError(Exception):
@@ -57,7 +63,22 @@ async def _read_body(request: Any, max_bytes: int) -> bytes:
             413, "too_large", f"the body is {declared} bytes; the limit is {max_bytes}"
         )
     chunks, size = [], 0
-    async for chunk in request.stream():
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + BODY_DEADLINE_S
+    pieces = request.stream().__aiter__()
+    while True:
+        wait = min(BODY_GAP_S, deadline - loop.time())
+        try:
+            chunk = await asyncio.wait_for(pieces.__anext__(), max(wait, 0.0))
+        except StopAsyncIteration:
+            break
+        except TimeoutError:
+            why = (
+                f"the body did not arrive within {BODY_DEADLINE_S:g} s ({size} bytes by then)"
+                if wait < BODY_GAP_S
+                else f"the body stopped: nothing came for {BODY_GAP_S:g} s after {size} bytes"
+            )
+            raise InputError(408, "body_timeout", why) from None
         size += len(chunk)
         if size > max_bytes:
             raise InputError(413, "too_large", f"the body exceeds the limit of {max_bytes} bytes")
