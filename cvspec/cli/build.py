@@ -28,7 +28,7 @@ def command(
         bool,
         typer.Option(
             "--force",
-            help="Overwrite hand-edited files, saving each edited copy as <file>.orig.",
+            help="Overwrite hand-edited files, saving each edited copy as FILE.orig.",
         ),
     ] = False,
     prune_missing: Annotated[
@@ -40,7 +40,7 @@ def command(
         ),
     ] = False,
 ) -> None:
-    """Build generated/<project>/ for each spec."""
+    """Build generated/PROJECT/ for each spec."""
     root, paths = resolve_specs(specs)
     options = make_options(profile, set_, templates)
     for out, report in build(

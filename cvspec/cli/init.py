@@ -18,7 +18,8 @@ def command(
     ],
     folder: Annotated[Path, typer.Argument(help="Project folder to write into.")] = Path("."),
 ) -> None:
-    """Write an example project: specs/NAME.yaml and its dataset under data/NAME/."""
+    """Write an example project: specs/NAME.yaml, its dataset under data/NAME/, and a
+    .gitignore line for runs/ (once)."""
     from cvspec.cli.common import ignore_runs
     from cvspec.examples import spec_path, write_data, write_file
 

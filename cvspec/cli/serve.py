@@ -16,7 +16,7 @@ def command(
     spec: Annotated[
         Path | None,
         typer.Argument(
-            help="The spec: serves runs/<project>/export with its `serve:` settings.",
+            help="The spec: serves runs/PROJECT/export with its `serve:` settings.",
             show_default=False,
         ),
     ] = None,
@@ -37,7 +37,7 @@ def command(
             envvar="CVSPEC_BASELINE",
             show_default=False,
             help="The data stage's stats.json for the drift gauges; default: next to the model "
-            "or runs/<project>/data/stats.json.",
+            "or runs/PROJECT/data/stats.json.",
         ),
     ] = None,
     host: Annotated[

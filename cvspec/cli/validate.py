@@ -13,8 +13,9 @@ from cvspec.project import load_all, templates_problem
 def command(specs: SpecArgs = None, profile: ProfileOpt = None, set_: SetOpt = None) -> None:
     """Validate spec files (and what they extend) without writing anything.
 
-    Values still left as TODO, alerts that reach no one, and detection augmentations too few
-    epochs leave room for are reported as warnings; they do not fail validation.
+    Values still left as TODO, alerts that reach no one, and a detection mosaic or mixup that
+    never runs (train.epochs at most ultralytics' close_mosaic, 10) are warnings: they do not
+    fail validation.
     """
     from cvspec.spec.lint import closed_mosaic_warnings, receiver_warnings, warnings
 
