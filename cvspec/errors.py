@@ -92,6 +92,12 @@ def _dotted(key: tuple[str | int, ...]) -> str:
     return "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in key).lstrip(".")
 
 
+class Interrupted(CvspecError):
+    """Ctrl-C (SIGINT) stopped a command; the message says how to go on."""
+
+    exit_code = 130
+
+
 class UsageError(CvspecError):
     """A command was called the wrong way (bad flag value, missing file)."""
 

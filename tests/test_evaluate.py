@@ -82,6 +82,21 @@ def test_label_review_lists_confident_mistakes_first() -> None:
     assert [c["path"] for c in many] == ["3", "0"]  # most confident first, then by path
 
 
+def test_the_review_queue_says_when_it_holds_only_the_most_confident(tmp_path: Path) -> None:
+    from cvspec.evaluate.card import _sweep_of
+    from cvspec.evaluate.review import queue_summary
+
+    assert queue_summary(25, 85) == (
+        "the 25 most confident of 85 evaluated images the model puts in another class"
+    )
+    assert queue_summary(7, 7) == "7 evaluated image(s) the model puts in another class"
+    assert queue_summary(7, None) == "7 evaluated image(s) the model puts in another class"
+    sweep = tmp_path / "sweep.json"
+    sweep.write_text(json.dumps({"points": [{}, {}], "best": "point-001", "best_run": "abc"}))
+    assert _sweep_of(sweep, "abc") is not None
+    assert _sweep_of(sweep, "def") is None  # a later run trained without the sweep
+
+
 def test_gate_results_say_value_bound_and_source() -> None:
     low = GateResult("accuracy", 0.91234, 0.95, None, "specs/a.yaml:40")
     assert not low.passed

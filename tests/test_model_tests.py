@@ -98,6 +98,20 @@ def test_generated_tests_pass_and_fail_on_the_measured_values(tmp_path: Path) ->
     unmeasured = _pytest(root)
     assert "gate accuracy FAILED: not measured, required >= 0.9" in unmeasured.stdout
 
+    # a model trained after the evaluation: its gates must not pass on the earlier numbers
+    evaluated = {"run_id": "aaaaaaaaaaaa", "metrics": {"accuracy": 0.93, "ece": 0.01}}
+    (root / "runs/demo/evaluate/metrics.json").write_text(json.dumps(evaluated))
+    train = root / "runs/demo/train"
+    train.mkdir(parents=True)
+    (train / "current.json").write_text(json.dumps({"run_id": "0123456789ab", "path": "x"}))
+    stale = _pytest(root)
+    assert stale.returncode == 1 and "3 failed" in stale.stdout
+    assert (
+        "AssertionError: gate accuracy: runs/demo/evaluate/metrics.json is of run "
+        "aaaaaaaaaaaa, but the model trained now is run 0123456789ab: run "
+        "`cvspec run SPEC --stage export --stage evaluate` first"
+    ) in stale.stdout
+
 
 def test_an_edit_elsewhere_in_the_spec_leaves_the_model_tests_alone(tmp_path: Path) -> None:
     root = project(tmp_path, MINIMAL_SPEC + GATES)

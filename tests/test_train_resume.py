@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import cvspec
 from test_train import TINY_SPEC, current_run, model_rows, tiny_project, train_module
 
 EPOCHS = 4
@@ -45,6 +46,13 @@ def test_kill_9_then_resume_reaches_the_metrics_of_an_unbroken_run(tmp_path: Pat
     assert proc.returncode == -signal.SIGKILL
     assert 1 <= done_at_kill < EPOCHS, "the run must die mid-training for this test to mean much"
     assert json.loads((killed / "run.json").read_text())["state"] == "running"
+    for stage in ("export", "evaluate"):  # a half-trained model is neither shipped nor judged
+        early = cvspec("run", "specs/tiny.yaml", "--stage", stage, cwd=root, timeout=300)
+        assert early.code == 2 and "Traceback" not in early.err, early.err
+        assert (
+            f"error: run {killed.name} has not finished training ({done_at_kill} epoch(s) done;"
+        ) in early.err
+        assert "rerun the train stage, which resumes it" in early.err
 
     resumed = train_module("--config-dir", "generated/tiny/train", "--resume", cwd=root)
     assert resumed.returncode == 0, resumed.stderr
@@ -82,3 +90,36 @@ def test_a_damaged_checkpoint_is_named(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[:20])
     with pytest.raises(CvspecError, match=f"checkpoint {path} does not load"):
         load(path)
+
+
+@pytest.mark.slow
+def test_ctrl_c_says_so_and_a_rerun_of_the_same_command_resumes(tmp_path: Path) -> None:
+    root = tiny_project(tmp_path, SPEC, per_class=40)
+    command = [sys.executable, "-m", "cvspec", "run", "specs/tiny.yaml", "--stage", "train"]
+    env = {k: v for k, v in os.environ.items() if k != "CVSPEC_DEBUG"}
+    proc = subprocess.Popen(
+        command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (root / "runs/tiny/train/current.json").is_file() and finished_epochs(
+                current_run(root)
+            ) >= 1:
+                break
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    if finished_epochs(current_run(root)) >= EPOCHS:
+        pytest.skip("the training finished before the interrupt arrived")
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert err.rstrip().endswith(
+        "error: interrupted. Run the same command again to go on: a training resumes after "
+        "its last finished epoch, and finished stages' results are reused"
+    )
+    again = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"resuming run {current_run(root).name} after epoch" in again.stderr

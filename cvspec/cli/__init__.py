@@ -88,6 +88,8 @@ def guarded(run: Callable[[], None]) -> int:
     try:
         run()
     except SystemExit as exc:
+        if exc.code == 130:  # typer turns Ctrl-C into a silent exit 130: a log should say so
+            print("interrupted", file=sys.stderr)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except CvspecError as exc:
         report(exc)

@@ -31,6 +31,7 @@ def command(
     """Run the stages of a spec (data, train, export, evaluate, test; package, serve)."""
     from rich.console import Console
 
+    from cvspec.errors import Interrupted
     from cvspec.run.context import RunContext
     from cvspec.run.executor import run_stages
 
@@ -39,7 +40,13 @@ def command(
         find_root(Path.cwd()), loaded, profile, tuple(set_ or ()), Console(stderr=True)
     )
     _warn_if_stale(ctx)
-    results = run_stages(ctx, stage or ())
+    try:
+        results = run_stages(ctx, stage or ())
+    except KeyboardInterrupt:
+        raise Interrupted(
+            "interrupted. Run the same command again to go on: a training resumes after its "
+            "last finished epoch, and finished stages' results are reused"
+        ) from None
     if not all(result.ok for _, result in results):
         raise typer.Exit(1)
 

@@ -20,11 +20,11 @@ def write_card(
 ) -> Path:
     """Write runs/<project>/evaluate/MODEL_CARD.md: the spec's intent, and the evaluated run's
     real settings and results (a run trained with --profile or --set differs from the spec)."""
-    from cvspec.train.runs import current
+    from cvspec.train.runs import finished
 
     spec = ctx.spec
     data_report = _read(ctx.runs / "data" / "report.json")
-    run = current(ctx.runs / "train")
+    run = finished(ctx.runs / "train")
     task = status.get("task", spec.task)
     trained = _settings(task, _yaml(run.config), status, Path(ctx.root))
     pre = _read(ctx.runs / "export" / "preprocess.json") or {}
@@ -34,8 +34,8 @@ def write_card(
     sections = [
         _intended(spec, status, size, fit),
         _data(spec, data_report, Path(data_md).as_posix()),
-        _training(trained, status, _read(ctx.runs / "train" / "sweep.json")),
-        _evaluation(report) + _review(_read(ctx.runs / "evaluate" / "label_review.json")),
+        _training(trained, status, _sweep_of(ctx.runs / "train" / "sweep.json", run.run_id)),
+        _evaluation(report) + _review(_read(ctx.runs / "evaluate" / "label_review.json"), report),
         _export(export, report),
         _limitations(report, data_report),
     ]
@@ -241,6 +241,13 @@ def _training(t: dict[str, Any], status: dict[str, Any], sweep: dict[str, Any] |
     return "\n".join(lines) + "\n"
 
 
+def _sweep_of(path: Path, run_id: str) -> dict[str, Any] | None:
+    """The last sweep, when its best point is the evaluated run (a later training without a
+    sweep leaves an older sweep.json behind)."""
+    sweep = _read(path)
+    return sweep if sweep and sweep.get("best_run") == run_id else None
+
+
 def _g(value: Any) -> str:
     return f"{value:g}" if isinstance(value, (int, float)) else str(value)
 
@@ -284,15 +291,18 @@ def _evaluation(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _review(items: Any) -> str:
+def _review(items: Any, report: dict[str, Any]) -> str:
     """A line on the label review queue of a classifier's evaluation, when there is one."""
+    from cvspec.evaluate.review import queue_summary
+
     if not isinstance(items, list):
         return ""
     if not items:
         return "\nLabel review: the model classifies every evaluated image as labelled.\n"
+    wrong = report.get("metrics", {}).get("misclassified")
     return (
-        f"\nLabel review: {len(items)} evaluated image(s) the model puts in another class, most "
-        "confident first, in `evaluate/label_review.md`: check their labels.\n"
+        f"\nLabel review: {queue_summary(len(items), wrong)}, most confident first, in "
+        "`evaluate/label_review.md`: check their labels.\n"
     )
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from cvspec.atomic import staged
 from cvspec.preprocess import Preprocess
-from cvspec.train.runs import current, read_json, write_json
+from cvspec.train.runs import finished, read_json, write_json
 
 if TYPE_CHECKING:
     from cvspec.run.context import RunContext, StageResult
@@ -39,7 +39,7 @@ def run(ctx: RunContext) -> StageResult:
 
 def export(ctx: RunContext) -> dict[str, Any]:
     """Write runs/<p>/export/: model.onnx, labels.json, preprocess.json, export.json."""
-    run = current(ctx.runs / "train")
+    run = finished(ctx.runs / "train")
     status = read_json(run.status)
     out = ctx.stage_dir("export")
     weights = run.path / str(status["checkpoint"])
@@ -76,7 +76,7 @@ def is_fresh(ctx: RunContext) -> bool:
     if not path.is_file() or not (ctx.runs / "export" / "model.onnx").is_file():
         return False
     info = read_json(path)
-    run = current(ctx.runs / "train")
+    run = finished(ctx.runs / "train")
     weights = run.path / str(read_json(run.status)["checkpoint"])
     return bool(
         info.get("run_id") == run.run_id

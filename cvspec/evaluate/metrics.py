@@ -73,6 +73,7 @@ def classification(logits: Any, labels: Sequence[int], classes: Sequence[str]) -
     }
     return {
         "images": len(y),
+        "misclassified": int((predicted != y).sum()),
         "accuracy": float((predicted == y).mean()) if len(y) else 0.0,
         "top5_accuracy": float((top5 == y[:, None]).any(axis=1).mean()) if len(y) else 0.0,
         "balanced_accuracy": float(recall[present].mean()) if present.any() else 0.0,

@@ -43,6 +43,17 @@ def candidates(
     return found[:limit]
 
 
+def queue_summary(queued: int, misclassified: Any) -> str:
+    """`N image(s) the model puts in another class`, or `the N most confident of M ...` when
+    the queue holds only the first LIMIT of them."""
+    if isinstance(misclassified, (int, float)) and misclassified > queued:
+        return (
+            f"the {queued} most confident of {int(misclassified)} evaluated images the model "
+            "puts in another class"
+        )
+    return f"{queued} evaluated image(s) the model puts in another class"
+
+
 def write_review(out: Path, items: list[dict[str, Any]], data_path: str, split: str) -> None:
     """label_review.json and label_review.md in the evaluate stage's folder."""
     write_text(out / "label_review.json", json.dumps(items, indent=2) + "\n")

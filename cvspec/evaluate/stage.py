@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from cvspec.tables import print_table
 from cvspec.train.progress import say
-from cvspec.train.runs import current, read_json, write_json
+from cvspec.train.runs import finished, read_json, write_json
 
 if TYPE_CHECKING:
     from cvspec.run.context import RunContext, StageResult
@@ -31,7 +31,7 @@ def run(ctx: RunContext) -> StageResult:
         exporting.export(ctx)
     export_dir = ctx.runs / "export"
     out = ctx.stage_dir("evaluate")
-    train_run = current(ctx.runs / "train")
+    train_run = finished(ctx.runs / "train")
     status = read_json(train_run.status)
     measured = measure(ctx, status, train_run.path, export_dir, out)
     results = evaluate(ctx.spec, measured, gate_sources(ctx.loaded))
@@ -54,8 +54,11 @@ def run(ctx: RunContext) -> StageResult:
     if status["task"] == "classification" and review.is_file():
         count = len(read_json(review))
         if count:
+            from cvspec.evaluate.review import queue_summary
+
             shown = os.path.relpath(out / "label_review.md", ctx.root)
-            say(console, f"label review: {count} image(s) predicted as another class ({shown})")
+            what = queue_summary(count, measured.get("misclassified"))
+            say(console, f"label review: {what} ({shown})")
     failed = [r for r in results if not r.passed]
     for r in failed:
         say(console, r.message())

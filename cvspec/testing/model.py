@@ -57,7 +57,29 @@ def check_gate(
             f"gate {name}: no evaluation at {path}; run "
             "`cvspec run SPEC --stage evaluate` first (from " + source + ")"
         )
-    measured = json.loads(path.read_text(encoding="utf-8")).get("metrics", {})
+    report = json.loads(path.read_text(encoding="utf-8"))
+    stale = stale_evaluation(project, report)
+    if stale:
+        raise AssertionError(f"gate {name}: {stale} (from {source})")
+    measured = report.get("metrics", {})
     value = measured.get(name)
     result = GateResult(name, None if value is None else float(value), min, max, source)
     assert result.passed, result.message()
+
+
+def stale_evaluation(project: str, report: dict[str, object]) -> str | None:
+    """Why metrics.json does not describe the model trained now (a later training run), or
+    None: a gate must not pass on the numbers of an earlier model."""
+    pointer = repository() / "runs" / project / "train" / "current.json"
+    try:
+        trained = json.loads(pointer.read_text(encoding="utf-8")).get("run_id")
+    except (OSError, ValueError, AttributeError):
+        return None  # no training here to compare with: the evaluation is all there is
+    evaluated = report.get("run_id")
+    if trained is None or trained == evaluated:
+        return None
+    return (
+        f"runs/{project}/evaluate/metrics.json is of run {evaluated}, but the model trained "
+        f"now is run {trained}: run `cvspec run SPEC --stage export --stage evaluate` first"
+    )
+

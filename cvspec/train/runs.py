@@ -84,6 +84,21 @@ def set_current(train_dir: Path, run: RunDir, task: str) -> None:
     write_json(train_dir / CURRENT, {"run_id": run.run_id, "path": run.run_id, "task": task})
 
 
+def finished(train_dir: Path) -> RunDir:
+    """The current run, when its training finished: what export and evaluate read. An
+    interrupted run (or one still training) is a clear error that says how to go on."""
+    run = current(train_dir)
+    status = read_json(run.status)
+    if status.get("state") != "done":
+        log = run.path / "metrics.jsonl"  # one line per finished epoch
+        done = len(log.read_text(encoding="utf-8").splitlines()) if log.is_file() else 0
+        raise CvspecError(
+            f"run {run.run_id} has not finished training ({done} epoch(s) done; it was "
+            "stopped, or is still running): rerun the train stage, which resumes it"
+        )
+    return run
+
+
 def current(train_dir: Path) -> RunDir:
     """The run later stages use; a clear error when there is none yet."""
     pointer = train_dir / CURRENT
