@@ -82,4 +82,3 @@ def stale_evaluation(project: str, report: dict[str, object]) -> str | None:
         f"runs/{project}/evaluate/metrics.json is of run {evaluated}, but the model trained "
         f"now is run {trained}: run `cvspec run SPEC --stage export --stage evaluate` first"
     )
-
