@@ -51,7 +51,7 @@ def fit(s: Settings, root: Path, train_dir: Path, console: Any, name: str | None
     setup_torch(s.threads or threads_per_process(w))
     index = data.load_index(s.data, root)
     records = {split: data.usable(index.split(split)) for split in ("train", "val")}
-    run = RunDir(train_dir / (name or run_id(_identity(s, records))))
+    run = RunDir(train_dir / (name or run_id(_identity(s, records, w.size))))
     if run.status.is_file() and read_json(run.status).get("state") == "done":
         return Outcome(run, read_json(run.status)["metrics"], "reused")
     if w.main:
@@ -173,19 +173,24 @@ def setup_torch(threads: int | None) -> None:
     torch.backends.cudnn.benchmark = False
 
 
-def _identity(s: Settings, records: dict[str, list[Any]]) -> dict[str, Any]:
-    """What decides a run's result: the config (less _NOT_IN_ID) and the exact data."""
+def _identity(s: Settings, records: dict[str, list[Any]], processes: int) -> dict[str, Any]:
+    """What decides a run's result: the config (less _NOT_IN_ID), the exact data, and how
+    many processes share each step. One process adds no key: such a run keeps the id it had
+    before that key existed."""
     train = {k: v for k, v in s.raw["train"].items() if k not in _NOT_IN_ID}
     digest = hashlib.sha256()
     for split, recs in sorted(records.items()):
         for r in recs:
             digest.update(f"{split}\0{r.path}\0{r.label}\0{r.sha256}\n".encode())
-    return {
+    out = {
         "data": s.raw["data"],
         "model": s.raw["model"],
         "train": train,
         "files": digest.hexdigest(),
     }
+    if processes > 1:  # per-process batches, batch-norm statistics and shard padding differ
+        out["processes"] = processes
+    return out
 
 
 def _engine(
