@@ -120,16 +120,32 @@ def test_cvspec_run_trains_on_two_processes(tmp_path: Path) -> None:
     scratch.mkdir()
     env = {"TMPDIR": str(scratch)}
     one_machine = ("--set", "train.distributed.nodes=1")
+    one_process = ("--set", "train.distributed={engine: none, nodes: 1, gpus_per_node: 1}")
+    alone = cvspec(
+        "run", "specs/tiny.yaml", "--stage", "train", *one_process, cwd=root, timeout=300
+    )
+    assert alone.code == 0, alone.err[-3000:]
+    single = current_run(root)
     result = cvspec(
         "run", "specs/tiny.yaml", "--stage", "train", *one_machine, cwd=root, timeout=300, env=env
     )
     assert result.code == 0, result.err[-3000:]
     assert not list(scratch.glob("torchelastic_*"))  # torchrun's logs stay with the runs
     run = current_run(root)
+    assert run != single  # two processes train another model than one: not a reuse of it
+    assert f"): trained (2 processes) run {run.name}: " in result.err  # the stage's summary
+    again = cvspec(
+        "run", "specs/tiny.yaml", "--stage", "train", *one_machine, cwd=root, timeout=300
+    )
+    assert again.code == 0, again.err[-3000:]
+    assert f"): reused run {run.name}: " in again.err and "trained" not in again.err
+    assert current_run(root) == run
     assert list((run.parent / "torchrun").glob("*/attempt_0"))
     status = json.loads((run / "run.json").read_text())
     assert status["state"] == "done" and status["processes"] == 2
-    assert [p.name for p in run.parent.glob("*/run.json")] == ["run.json"]  # one run: rank 0's
+    assert sorted(run.parent.glob("*/run.json")) == sorted(
+        [run / "run.json", single / "run.json"]
+    )  # one run of two processes: rank 0's
     rows = (run / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == 2 and json.loads(rows[-1])["val_accuracy"] > 0.5
     import torch
@@ -140,6 +156,20 @@ def test_cvspec_run_trains_on_two_processes(tmp_path: Path) -> None:
         "run", "specs/tiny.yaml", "--stage", "export", *one_machine, cwd=root, timeout=300
     )
     assert exported.code == 0, exported.err[-3000:]
+
+
+def test_the_stage_summary_says_what_the_processes_did(tmp_path: Path) -> None:
+    from cvspec.train.runs import RunDir, set_current
+    from cvspec.train.stage import launched_note
+
+    run = RunDir(tmp_path / "0123456789ab")
+    for note, said in (
+        ("trained", "trained (2 processes)"),
+        ("resumed at epoch 3", "resumed at epoch 3 (2 processes)"),  # after a Ctrl-C
+        ("reused", "reused"),  # a run finished before: nothing trained now
+    ):
+        set_current(tmp_path, run, "classification", note)  # as rank 0 leaves it
+        assert launched_note(tmp_path, 2) == said
 
 
 def test_generated_torchrun_script_runs(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import REPO, cvspec, project
@@ -283,10 +284,79 @@ def test_an_excluded_image_is_left_out_of_training(tmp_path: Path) -> None:
     assert "rows/003.png" in config  # the run records what it left out
 
 
+def identity(root: Path, processes: int = 1, **data: object) -> dict[str, Any]:
+    """The run identity the trainer computes for the built tiny config with `data` keys set."""
+    from omegaconf import OmegaConf
+
+    from cvspec.train.config import settings
+    from cvspec.train.data import load_index, usable
+    from cvspec.train.trainer import _identity
+
+    raw = OmegaConf.to_container(OmegaConf.load(root / "generated/tiny/train/config.yaml"))
+    assert isinstance(raw, dict)
+    raw.pop("hydra")
+    raw["data"] |= data
+    s = settings(OmegaConf.create(raw))
+    index = load_index(s.data, root)
+    records = {split: usable(index.split(split)) for split in ("train", "val")}
+    return _identity(s, index, records, processes)
+
+
+def test_run_id_follows_what_training_reads(tmp_path: Path) -> None:
+    from cvspec.data.index import assign_split
+    from cvspec.train.runs import run_id
+
+    root = tiny_project(tmp_path)
+    split = {p: assign_split(p, 0, 0.25, 0.25) for p in ("rows/000.png", "rows/003.png")}
+    assert split == {"rows/000.png": "test", "rows/003.png": "train"}
+    plain = identity(root)
+    # one process, no relabel or exclude: the keys (and so the ids) runs had before
+    assert sorted(plain) == ["data", "files", "model", "train"]
+    assert "relabel" not in plain["data"] and "exclude" not in plain["data"]
+    same = {run_id(plain)}
+    same.add(run_id(identity(root, relabel=[["rows/000.png", "columns"]])))
+    same.add(run_id(identity(root, exclude=["rows/000.png"])))
+    assert len(same) == 1  # a test image's label or presence changes no training
+    other = [
+        identity(root, relabel=[["rows/003.png", "columns"]]),
+        identity(root, exclude=["rows/003.png"]),
+        identity(root, processes=2),
+    ]
+    assert len({run_id(i) for i in other} | same) == 4
+    assert other[2] == {**plain, "processes": 2}
+
+
+def test_a_class_excluded_away_is_in_the_run_id(tmp_path: Path) -> None:
+    from cvspec.data.index import assign_split
+
+    root = tiny_project(tmp_path)
+    assert assign_split("zigzag/001.png", 0, 0.25, 0.25) == "test"
+    test_only = root / "data/tiny/zigzag"  # one image, in the test split: training never sees it
+    test_only.mkdir()
+    (test_only / "001.png").write_bytes((root / "data/tiny/rows/000.png").read_bytes())
+    with_it, without = identity(root), identity(root, exclude=["zigzag/001.png"])
+    assert with_it["files"] == without["files"] and "classes" not in with_it
+    assert without["classes"] == list(CLASSES)  # three outputs instead of four: another run
+
+
+@pytest.mark.slow
+def test_a_relabelled_or_excluded_test_image_reuses_the_run(tmp_path: Path) -> None:
+    root = tiny_project(tmp_path, TINY_SPEC.replace("epochs: 2", "epochs: 1"))
+    first = cvspec("run", "specs/tiny.yaml", "--stage", "train", cwd=root, timeout=300)
+    assert first.code == 0, first.err
+    run = current_run(root)
+    for change in ("data.relabel={rows/000.png: columns}", "data.exclude=[rows/000.png]"):
+        again = cvspec(
+            "run", "specs/tiny.yaml", "--stage", "train", "--set", change, cwd=root, timeout=300
+        )
+        assert again.code == 0, again.err
+        assert f"reused run {run.name}" in again.err and current_run(root) == run
+
+
 @pytest.mark.slow
 def test_a_corrected_label_is_trained_on_as_corrected(tmp_path: Path) -> None:
     spec = TINY_SPEC.replace("epochs: 2", "epochs: 1")
-    root = tiny_project(tmp_path, spec)
+    root = tiny_project(tmp_path, spec)  # rows/003.png is a train image (see above)
     first = cvspec("run", "specs/tiny.yaml", "--stage", "train", cwd=root, timeout=300)
     assert first.code == 0, first.err
     plain = current_run(root)

@@ -58,6 +58,7 @@ class DataIndex:
     unmatched: tuple[str, ...] = ()  # data.exclude patterns that match no image
     relabeled: tuple[Relabel, ...] = ()  # labels data.relabel corrected
     unknown_relabels: tuple[str, ...] = ()  # data.relabel paths that name no image
+    emptied: tuple[str, ...] = ()  # classes (classes: auto) data.exclude left without images
 
     def split(self, name: str) -> list[Record]:
         """The records of one split, in index order."""
@@ -114,6 +115,7 @@ class Layout:
     unmatched: tuple[str, ...] = ()  # data.exclude patterns that match no image
     relabeled: tuple[Relabel, ...] = ()  # labels data.relabel corrected
     unknown_relabels: tuple[str, ...] = ()  # data.relabel paths that name no image
+    emptied: tuple[str, ...] = ()  # classes (classes: auto) data.exclude left without images
 
 
 class Relabel(NamedTuple):
@@ -289,7 +291,9 @@ def _without_emptied_classes(layout: Layout, had: set[int | None]) -> Layout:
     entries = tuple(
         replace(e, label=None if e.label is None else new[e.label]) for e in layout.entries
     )
-    return replace(layout, classes=tuple(layout.classes[i] for i in keep), entries=entries)
+    classes = tuple(layout.classes[i] for i in keep)
+    emptied = tuple(c for c in layout.classes if c not in classes)
+    return replace(layout, classes=classes, entries=entries, emptied=emptied)
 
 
 def build_index(spec: Any, data_root: Path) -> DataIndex:
@@ -319,6 +323,7 @@ def with_facts(layout: Layout, data_root: Path, facts: Sequence[Facts]) -> DataI
         layout.unmatched,
         layout.relabeled,
         layout.unknown_relabels,
+        layout.emptied,
     )
 
 

@@ -100,7 +100,7 @@ def _resume(run_id: str, overrides: list[str], root: Path, train_dir: Path, cons
         cfg = OmegaConf.load(run.config)
         outcome = fit(settings(cfg), root, train_dir, console, run.run_id)
         task = "classification"
-    set_current(train_dir, outcome.run, task)
+    set_current(train_dir, outcome.run, task, outcome.note)
     from cvspec.train.progress import say
     from cvspec.train.stage import summary
 

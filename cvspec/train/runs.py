@@ -79,9 +79,13 @@ def write_metrics(run: RunDir, history: list[dict[str, Any]]) -> None:
     write_text(run.path / "metrics.csv", buf.getvalue())
 
 
-def set_current(train_dir: Path, run: RunDir, task: str) -> None:
-    """Point runs/<project>/train/current.json at a run: the one later stages use."""
-    write_json(train_dir / CURRENT, {"run_id": run.run_id, "path": run.run_id, "task": task})
+def set_current(train_dir: Path, run: RunDir, task: str, note: str | None = None) -> None:
+    """Point runs/<project>/train/current.json at a run: the one later stages use; `note` says
+    what the training that ended with it did (trained, resumed at epoch N, reused)."""
+    pointer: dict[str, str] = {"run_id": run.run_id, "path": run.run_id, "task": task}
+    if note is not None:
+        pointer["note"] = note
+    write_json(train_dir / CURRENT, pointer)
 
 
 def finished(train_dir: Path) -> RunDir:
@@ -109,3 +113,9 @@ def current(train_dir: Path) -> RunDir:
     if not run.status.is_file():
         raise CvspecError(f"{pointer} names run {data['path']}, which has no run.json")
     return run
+
+
+def current_note(train_dir: Path) -> str | None:
+    """What the training that last set current.json did with its run, where it said."""
+    note = read_json(train_dir / CURRENT).get("note")
+    return None if note is None else str(note)

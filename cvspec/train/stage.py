@@ -97,8 +97,17 @@ def launch(ctx: RunContext, config_dir: Path, train_dir: Path) -> Outcome:
         )
     run = current(train_dir)
     return Outcome(
-        run, read_json(run.status)["metrics"], f"trained ({dist.gpus_per_node} processes)"
+        run, read_json(run.status)["metrics"], launched_note(train_dir, dist.gpus_per_node)
     )
+
+
+def launched_note(train_dir: Path, processes: int) -> str:
+    """What the torchrun processes did, as rank 0 wrote it to current.json: a reused run was
+    not trained again; training or resuming says on how many processes."""
+    from cvspec.train.runs import current_note
+
+    note = current_note(train_dir) or "finished"
+    return note if note == "reused" else f"{note} ({processes} processes)"
 
 
 def train_tree(
@@ -135,7 +144,7 @@ def train_tree(
     from cvspec.train.distributed import world
 
     if world().main:  # under torchrun, every process gets here; rank 0 reports
-        set_current(train_dir, outcome.run, task)
+        set_current(train_dir, outcome.run, task, outcome.note)  # launch() reads the note
         say(console, summary(outcome, root))
     return outcome
 

@@ -6,7 +6,7 @@ import hashlib
 import os
 import time
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from cvspec.atomic import write_text
 from cvspec.preprocess import Preprocess
@@ -24,8 +24,14 @@ from cvspec.train.distributed import (
 from cvspec.train.progress import say
 from cvspec.train.runs import RunDir, read_json, run_id, set_current, write_json, write_metrics
 
+if TYPE_CHECKING:
+    from cvspec.data.index import DataIndex
+
 # Config keys that do not change what a run computes, so they do not change its id.
 _NOT_IN_ID = ("workers",)
+# Data keys whose effect training sees only through the train and val records (which images,
+# with which labels) that the id hashes: relabelling or excluding a test image keeps the run.
+_DATA_BY_RECORDS = ("exclude", "relabel")
 
 
 class Outcome(NamedTuple):
@@ -51,7 +57,7 @@ def fit(s: Settings, root: Path, train_dir: Path, console: Any, name: str | None
     setup_torch(s.threads or threads_per_process(w))
     index = data.load_index(s.data, root)
     records = {split: data.usable(index.split(split)) for split in ("train", "val")}
-    run = RunDir(train_dir / (name or run_id(_identity(s, records))))
+    run = RunDir(train_dir / (name or run_id(_identity(s, index, records, w.size))))
     if run.status.is_file() and read_json(run.status).get("state") == "done":
         return Outcome(run, read_json(run.status)["metrics"], "reused")
     if w.main:
@@ -173,19 +179,34 @@ def setup_torch(threads: int | None) -> None:
     torch.backends.cudnn.benchmark = False
 
 
-def _identity(s: Settings, records: dict[str, list[Any]]) -> dict[str, Any]:
-    """What decides a run's result: the config (less _NOT_IN_ID) and the exact data."""
+def _identity(
+    s: Settings, index: DataIndex, records: dict[str, list[Any]], processes: int
+) -> dict[str, Any]:
+    """What decides a run's result: the config (less _NOT_IN_ID, and the data keys training
+    reads through its records), the train and val records, and how many processes share each
+    step. One process, and no class that data.exclude took away, add no key: such a run keeps
+    the id it had before those keys existed."""
     train = {k: v for k, v in s.raw["train"].items() if k not in _NOT_IN_ID}
+    out = {
+        "data": {k: v for k, v in s.raw["data"].items() if k not in _DATA_BY_RECORDS},
+        "model": s.raw["model"],
+        "train": train,
+        "files": _records_digest(records),
+    }
+    if processes > 1:  # per-process batches, batch-norm statistics and shard padding differ
+        out["processes"] = processes
+    if index.emptied:  # data.exclude took a class away: another head, another label order
+        out["classes"] = list(index.classes)
+    return out
+
+
+def _records_digest(records: dict[str, list[Any]]) -> str:
+    """A hash of the records training reads: each one's split, path, label and file bytes."""
     digest = hashlib.sha256()
     for split, recs in sorted(records.items()):
         for r in recs:
             digest.update(f"{split}\0{r.path}\0{r.label}\0{r.sha256}\n".encode())
-    return {
-        "data": s.raw["data"],
-        "model": s.raw["model"],
-        "train": train,
-        "files": digest.hexdigest(),
-    }
+    return digest.hexdigest()
 
 
 def _engine(
