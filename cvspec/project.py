@@ -150,15 +150,16 @@ def build_context(root: Path, loaded: LoadedSpec) -> BuildContext:
 
 def planned_templates(
     root: Path, loaded: LoadedSpec, options: Options
-) -> tuple[list[Artifact], list[Path]]:
-    """The artifacts a build of `loaded` renders from templates, and the template folders in
-    precedence order (first wins); nothing is rendered or written."""
+) -> tuple[list[Artifact], list[Path], str]:
+    """The artifacts a build of `loaded` renders from templates, the template folders in
+    precedence order (first wins), and the output folder; nothing is rendered or written."""
     from cvspec.generate.registry import load_generators
 
     generators = load_generators()
     dirs = _template_dirs(loaded, options, generators)
-    artifacts = plan(loaded, build_context(root, loaded), generators)
-    return [a for a in artifacts if a.template is not None], dirs
+    ctx = build_context(root, loaded)
+    artifacts = plan(loaded, ctx, generators)
+    return [a for a in artifacts if a.template is not None], dirs, ctx.out_dir
 
 
 def render_spec(

@@ -91,6 +91,13 @@ def test_the_review_queue_says_when_it_holds_only_the_most_confident(tmp_path: P
     )
     assert queue_summary(7, 7) == "7 evaluated image(s) the model puts in another class"
     assert queue_summary(7, None) == "7 evaluated image(s) the model puts in another class"
+    from cvspec.evaluate.review import write_review
+
+    items = [{"path": "a.png", "label": "x", "predicted": "y", "confidence": 0.9,
+              "label_probability": 0.1}]  # fmt: skip
+    write_review(tmp_path, items, "data/x", "test", 85)
+    md = (tmp_path / "label_review.md").read_text()
+    assert "Of the test split (under `data/x`): the 1 most confident of 85 evaluated" in md
     sweep = tmp_path / "sweep.json"
     sweep.write_text(json.dumps({"points": [{}, {}], "best": "point-001", "best_run": "abc"}))
     assert _sweep_of(sweep, "abc") is not None

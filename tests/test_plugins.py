@@ -301,6 +301,10 @@ def test_templates_lists_each_template_its_source_and_names(tmp_path: Path) -> N
     assert built.code == 0, built.err
     dockerfile = (root / "generated/demo/docker/Dockerfile.serve").read_text()
     assert f"FROM {values['base']}\n" in dockerfile  # the names it lists are what renders
+    ignores = cvspec("templates", "specs/demo.yaml", "--show", "docker/dockerignore.j2", cwd=root)
+    documents = list(yaml.safe_load_all(ignores.out))  # one per file the template makes
+    assert len(documents) == 2 and all("paths" in d for d in documents)
+    assert "making generated/demo/docker/Dockerfile.serve.dockerignore)" in ignores.out
     unknown = cvspec("templates", "specs/demo.yaml", "--show", "docker/nope.j2", cwd=root)
     assert unknown.code == 2
     assert unknown.err.startswith("error: no template 'docker/nope.j2' in this build; its ")

@@ -385,3 +385,35 @@ def test_a_cancelled_decode_holds_its_pixels_until_its_thread_is_done() -> None:
         assert task.cancelled() and budget.in_use == 0
 
     asyncio.run(scenario())
+
+
+def test_a_cancelled_decode_that_then_fails_leaves_no_unretrieved_error() -> None:
+    import asyncio
+    import threading
+
+    from cvspec.serve.admission import PixelBudget, held_until_done
+
+    budget = PixelBudget(limit=4, max_waiting=1)
+    finish = threading.Event()
+    unhandled: list[object] = []
+
+    def decode() -> str:  # a bad image, found bad after its request went away
+        finish.wait(5)
+        raise ValueError("not an image")
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _, context: unhandled.append(context))
+        task = asyncio.create_task(held_until_done(budget, 3, lambda: asyncio.to_thread(decode)))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        await asyncio.sleep(0.05)
+        finish.set()
+        await asyncio.gather(task, return_exceptions=True)
+        assert budget.in_use == 0
+
+    asyncio.run(scenario())
+    import gc
+
+    gc.collect()  # an exception never retrieved is reported when its task is collected
+    assert unhandled == []

@@ -262,3 +262,16 @@ def test_label_caches_a_run_makes_leave_with_it_and_others_stay(tmp_path: Path) 
         (tmp_path / "labels/train.cache").write_text("ultralytics'")
         (tmp_path / "labels.cache").write_text("ultralytics'")
     assert sorted(p.name for p in tmp_path.rglob("*.cache")) == ["old.cache"]
+
+
+def test_an_unfinished_detection_run_says_how_many_epochs_it_did(tmp_path: Path) -> None:
+    from cvspec.errors import CvspecError
+    from cvspec.train.runs import RunDir, finished, set_current
+
+    run = RunDir(tmp_path / "abc")
+    run.path.mkdir()
+    (run.path / "run.json").write_text('{"task": "detection", "state": "running"}')
+    (run.path / "results.csv").write_text("epoch,map50\n1,0.1\n2,0.2\n")
+    set_current(tmp_path, run, "detection")
+    with pytest.raises(CvspecError, match=r"run abc has not finished training \(2 epoch\(s\) done"):
+        finished(tmp_path)

@@ -118,7 +118,7 @@ def test_ctrl_c_says_so_and_a_rerun_of_the_same_command_resumes(tmp_path: Path) 
     assert "Traceback" not in err
     assert err.rstrip().endswith(
         "error: interrupted. Run the same command again to go on: a training resumes after "
-        "its last finished epoch, and finished stages' results are reused"
+        "its last finished epoch, and a finished training or export is reused"
     )
     again = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr

@@ -29,8 +29,8 @@ def command(
 ) -> None:
     """Show how generated output differs from what the specs make; exit 1 if it does.
 
-    The diff is what `cvspec build` would change (a patch `git apply` takes), from the same
-    findings as `check`: with no --profile, --set or --templates, each spec is compared with
+    The diff is what 'cvspec build' would change (a patch 'git apply' takes), from the same
+    findings as 'check': with no --profile, --set or --templates, each spec is compared with
     the options its last build recorded in cvspec.lock. Nothing is written.
     """
     root, paths = resolve_specs(specs)

@@ -8,7 +8,7 @@ from cvspec.generate.registry import broken, replacements, scan_generators
 def command() -> None:
     """List every generator (built-in or plugin) with its version and source.
 
-    A generator that another one replaces (its `replaces`) is listed with the name of its
+    A generator that another one replaces (its 'replaces') is listed with the name of its
     replacement: it does not run. A plugin that fails to load is reported after the list, and
     the command exits 2.
     """

@@ -45,7 +45,7 @@ def command(
     except KeyboardInterrupt:
         raise Interrupted(
             "interrupted. Run the same command again to go on: a training resumes after its "
-            "last finished epoch, and finished stages' results are reused"
+            "last finished epoch, and a finished training or export is reused"
         ) from None
     if not all(result.ok for _, result in results):
         raise typer.Exit(1)

@@ -16,7 +16,7 @@ def command(
     spec: Annotated[
         Path | None,
         typer.Argument(
-            help="The spec: serves runs/PROJECT/export with its `serve:` settings.",
+            help="The spec: serves runs/PROJECT/export with its 'serve:' settings.",
             show_default=False,
         ),
     ] = None,

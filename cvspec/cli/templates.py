@@ -29,7 +29,7 @@ def command(
     """List the templates a build of SPEC renders: name, the file it makes, the folder it is
     read from (an override folder, a plugin's, or cvspec's own) and the names it can use.
 
-    An override folder (--templates DIR, or the spec's `templates:`) that holds a file of the
+    An override folder (--templates DIR, or the spec's 'templates:') that holds a file of the
     same relative name replaces the built-in one.
     """
     from cvspec.generate.render import dump_yaml, shown
@@ -37,23 +37,26 @@ def command(
 
     loaded = load_one(spec, profile, set_)
     options = make_options(profile, set_, templates)
-    artifacts, dirs = planned_templates(find_root(Path.cwd()), loaded, options)
+    artifacts, dirs, out_dir = planned_templates(find_root(Path.cwd()), loaded, options)
+
+    def made(art: Any) -> str:
+        return str(art.path) if art.at_root else f"{out_dir}/{art.path}"
+
     if show is not None:
         chosen = [a for a in artifacts if a.template == show]
         if not chosen:
             names = ", ".join(sorted({str(a.template) for a in artifacts}))
             raise UsageError(f"no template {show!r} in this build; its templates: {names}")
-        for art in chosen:
-            print(f"# {art.template} (generator '{art.generator}', making {art.path})")
+        for i, art in enumerate(chosen):  # one YAML document per file it makes
+            print("---" if i else "", end="\n" if i else "")
+            print(f"# {art.template} (generator '{art.generator}', making {made(art)})")
             print(dump_yaml(_plain(art.context)), end="")
         return
-    out_dir = f"generated/{loaded.spec.project.name}"
     for art in artifacts:
         name = str(art.template)
         source = next((d for d in dirs if (d / name).is_file()), None)
         where = shown(source / name) if source is not None else "not found"
-        made = art.path if art.at_root else f"{out_dir}/{art.path}"
-        print(f"{name}  ->  {made}  (generator '{art.generator}')")
+        print(f"{name}  ->  {made(art)}  (generator '{art.generator}')")
         print(f"    from: {where}")
         print(f"    names: {', '.join(sorted(art.context))}")
 

@@ -48,7 +48,8 @@ def evaluate_classifier(ctx: Any, export_dir: Path, out: Path) -> dict[str, Any]
     labels = [int(r.label) for r in records if r.label is not None]
     result = classification(logits, labels, classes)
     review = candidates(logits, records, classes)
-    write_review(out, review, os.path.relpath(ctx.data_root, ctx.root), split)
+    data_path = os.path.relpath(ctx.data_root, ctx.root)
+    write_review(out, review, data_path, split, int(result["misclassified"]))
     matrix = result.pop("confusion")
     write_json(
         out / "confusion.json",

@@ -54,14 +54,20 @@ def queue_summary(queued: int, misclassified: Any) -> str:
     return f"{queued} evaluated image(s) the model puts in another class"
 
 
-def write_review(out: Path, items: list[dict[str, Any]], data_path: str, split: str) -> None:
+def write_review(
+    out: Path,
+    items: list[dict[str, Any]],
+    data_path: str,
+    split: str,
+    misclassified: int | None = None,
+) -> None:
     """label_review.json and label_review.md in the evaluate stage's folder."""
     write_text(out / "label_review.json", json.dumps(items, indent=2) + "\n")
+    what = queue_summary(len(items), misclassified)
     lines = [
         "# Label review",
         "",
-        f"The {len(items)} images of the {split} split (under `{data_path}`) the model most "
-        "confidently puts in another class.",
+        f"Of the {split} split (under `{data_path}`): {what}, most confident first.",
         "Look at each: correct its label in the spec's `data.relabel` (the file stays where it "
         "is), add it to `data.exclude` if it does not belong in the dataset, or leave it if the "
         "model is wrong.",

@@ -95,4 +95,6 @@ async def held_until_done(budget: PixelBudget, pixels: int, start: Callable[[], 
             return await asyncio.shield(task)
         except asyncio.CancelledError:
             await asyncio.wait({task})
+            if not task.cancelled():
+                task.exception()  # a bad image nobody waits for any more: not worth a log line
             raise

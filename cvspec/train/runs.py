@@ -94,13 +94,24 @@ def finished(train_dir: Path) -> RunDir:
     run = current(train_dir)
     status = read_json(run.status)
     if status.get("state") != "done":
-        log = run.path / "metrics.jsonl"  # one line per finished epoch
-        done = len(log.read_text(encoding="utf-8").splitlines()) if log.is_file() else 0
+        done = _epochs_done(run)
+        count = "" if done is None else f"{done} epoch(s) done; "
         raise CvspecError(
-            f"run {run.run_id} has not finished training ({done} epoch(s) done; it was "
-            "stopped, or is still running): rerun the train stage, which resumes it"
+            f"run {run.run_id} has not finished training ({count}it was stopped, or is still "
+            "running): rerun the train stage, which resumes it"
         )
     return run
+
+
+def _epochs_done(run: RunDir) -> int | None:
+    """Epochs an unfinished run completed: its metrics.jsonl rows (timm), or ultralytics'
+    results.csv rows less the header; None when neither is there yet."""
+    for name, header in (("metrics.jsonl", 0), ("results.csv", 1)):
+        log = run.path / name
+        if log.is_file():
+            rows = [line for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
+            return max(len(rows) - header, 0)
+    return None
 
 
 def current(train_dir: Path) -> RunDir:
