@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -193,6 +195,21 @@ def gated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Result]:
     return root, result
 
 
+@contextmanager
+def edited(spec: Path, *changes: tuple[str, str]) -> Iterator[None]:
+    """The spec with each `(old, new)` change made once while the block runs, then as it was
+    (the module's tests share one trained project)."""
+    text = changed = spec.read_text()
+    for old, new in changes:
+        assert old in changed, old
+        changed = changed.replace(old, new, 1)
+    spec.write_text(changed)
+    try:
+        yield
+    finally:
+        spec.write_text(text)
+
+
 def _line_of(text: str, needle: str) -> int:
     return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
 
@@ -288,19 +305,13 @@ def test_the_model_card_describes_the_evaluated_run_not_the_spec_as_it_reads_now
     gated: tuple[Path, Result],
 ) -> None:
     root, _ = gated
-    spec = root / "specs/tiny.yaml"
-    text = spec.read_text()
-    spec.write_text(
-        text.replace("epochs: 1", "epochs: 7").replace("image_size: 16", "image_size: 64")
-    )
-    try:
+    changes = ("epochs: 1", "epochs: 7"), ("image_size: 16", "image_size: 64")
+    with edited(root / "specs/tiny.yaml", *changes):
         again = cvspec("run", "specs/tiny.yaml", "--stage", "evaluate", cwd=root, timeout=300)
         assert again.code == 1, again.err  # the impossible latency gate, as before
         card = (root / "runs/tiny/evaluate/MODEL_CARD.md").read_text()
         assert "- 1 epochs, batch 8, adamw (lr 0.01, weight decay 0)" in card
         assert "- Input: RGB images resized to 16 x 16 px" in card
-    finally:
-        spec.write_text(text)
 
 
 @pytest.mark.slow
@@ -308,13 +319,9 @@ def test_a_cuda_benchmark_without_a_cuda_onnxruntime_stops_before_any_work(
     gated: tuple[Path, Result],
 ) -> None:
     root, _ = gated
-    spec = root / "specs/tiny.yaml"
-    text = spec.read_text()
-    spec.write_text(
-        text.replace("evaluate:\n", "deploy:\n  gpu: true\nevaluate:\n  latency: {device: cuda}\n")
-    )
+    cuda = ("evaluate:\n", "deploy:\n  gpu: true\nevaluate:\n  latency: {device: cuda}\n")
     before = {p: p.read_bytes() for p in (root / "runs/tiny/evaluate").iterdir() if p.is_file()}
-    try:
+    with edited(root / "specs/tiny.yaml", cuda):
         again = cvspec("run", "specs/tiny.yaml", "--stage", "evaluate", cwd=root, timeout=300)
         assert again.code == 2 and "Traceback" not in again.err, again.err  # a setup error
         assert "evaluate.latency.device is cuda, but this onnxruntime" in again.err
@@ -322,8 +329,6 @@ def test_a_cuda_benchmark_without_a_cuda_onnxruntime_stops_before_any_work(
         assert "set evaluate.latency.device: cpu" in again.err
         after = {p: p.read_bytes() for p in (root / "runs/tiny/evaluate").iterdir() if p.is_file()}
         assert after == before  # no CPU figure was measured or written in the GPU's name
-    finally:
-        spec.write_text(text)
 
 
 @pytest.mark.slow
@@ -335,16 +340,12 @@ def test_the_review_queues_corrections_go_into_the_spec_as_they_are(
     assert review  # one epoch on the tiny set leaves mistakes to review
     md = (root / "runs/tiny/evaluate/label_review.md").read_text()
     block = md.split("```yaml\n", 1)[1].split("```", 1)[0]
-    spec = root / "specs/tiny.yaml"
-    text = spec.read_text()
-    assert "\ndata:\n" in text
     relabel = "".join(f"    {line}\n" for line in block.splitlines())  # as a user pastes it
     plain = cvspec("run", "specs/tiny.yaml", "--stage", "data", cwd=root, timeout=300)
     assert plain.code == 0, plain.err
     before = json.loads((root / "runs/tiny/data/report.json").read_text())
     assert before["relabeled"] == {"count": 0, "labels": [], "unknown_paths": []}
-    spec.write_text(text.replace("\ndata:\n", "\ndata:\n  relabel:\n" + relabel, 1))
-    try:
+    with edited(root / "specs/tiny.yaml", ("\ndata:\n", "\ndata:\n  relabel:\n" + relabel)):
         assert cvspec("validate", "specs/tiny.yaml", cwd=root).code == 0
         stage = cvspec("run", "specs/tiny.yaml", "--stage", "data", cwd=root, timeout=300)
         assert f"{len(review)} label(s) corrected by data.relabel" in stage.err, stage.err
@@ -357,5 +358,3 @@ def test_the_review_queues_corrections_go_into_the_spec_as_they_are(
             "## labels corrected by data.relabel" in (root / "runs/tiny/data/report.md").read_text()
         )
         assert before["dataset"] != report["dataset"]  # other labels: another dataset version
-    finally:
-        spec.write_text(text)
