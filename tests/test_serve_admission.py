@@ -78,11 +78,7 @@ def read_responses(sock: socket.socket, count: int) -> list[bytes]:
             assert chunk, f"the server closed the connection after {got!r}"
             got += chunk
         head, got = got.split(b"\r\n\r\n", 1)
-        length = next(
-            int(line.split(b":")[1])
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"content-length:")
-        )
+        length = content_length(head)
         while len(got) < length:
             got += sock.recv(4096)
         got = got[length:]
@@ -275,15 +271,20 @@ def test_parallel_decodes_of_large_images_are_bounded_and_the_rest_refused(
     assert httpx.get(f"{big_server.url}/health").status_code == 200
 
 
-def read_answer(sock: socket.socket) -> tuple[int, bytes, str]:
-    """Status, head and body of one response (the body by Content-Length)."""
-    got = read_head(sock)
-    head, body = got.split(b"\r\n\r\n", 1)
-    length = next(
+def content_length(head: bytes) -> int:
+    """The Content-Length of a response head."""
+    return next(
         int(line.split(b":")[1])
         for line in head.split(b"\r\n")
         if line.lower().startswith(b"content-length:")
     )
+
+
+def read_answer(sock: socket.socket) -> tuple[int, bytes, str]:
+    """Status, head and body of one response (the body by Content-Length)."""
+    got = read_head(sock)
+    head, body = got.split(b"\r\n\r\n", 1)
+    length = content_length(head)
     while len(body) < length:
         body += sock.recv(4096)
     return int(head.split()[1]), head + b"\r\n", body.decode()
