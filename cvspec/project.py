@@ -318,9 +318,9 @@ def build(
 ) -> list[tuple[Output, WriteReport]]:
     """Render every spec and write the projects; all render before any writes.
 
-    `complete`: `paths` are every spec of the repository, so a generated/<project>/ that none
-    of them makes any more (a renamed or deleted project) is cleaned up like any orphan: its
-    unedited files go, edited ones stay.
+    A generated/<project>/ that one of `paths` made before it was renamed is cleaned up like any
+    orphan: its unedited files go, edited ones stay. `complete`: `paths` are every spec of the
+    repository, so the projects of deleted specs are cleaned up too.
     `prune_missing`: remove (or let another generator replace) the files a generator that is
     not installed here made; without it, such files stop the build before anything is written.
     """
@@ -329,8 +329,7 @@ def build(
     outputs = render_all(root, paths, options, cache)
     installed = InstalledNames()
     plans = [(out, _changes(root, out, installed)) for out in outputs]
-    if complete:
-        plans.extend(_orphan_projects(root, paths, outputs))
+    plans.extend(_orphan_projects(root, paths, outputs, complete))
     held = [c for _, changes in plans for c in changes if c.action == "uninstalled"]
     if held and not prune_missing:
         lines = "\n".join(f"  {c.path}: {c.reason}" for c in held)
@@ -360,8 +359,9 @@ def check(
 ) -> list[tuple[Output, list[Change]]]:
     """Compare each spec's fresh render with the disk; the same options the build used.
 
-    `complete`: `paths` are every spec of the repository; a generated/<project>/ that none of
-    them makes is reported too (an Output without files).
+    A generated/<project>/ that one of `paths` made under its old name is reported too (an
+    Output without files); with `complete` (`paths` are every spec of the repository), also
+    those whose spec is gone.
     """
     groups: dict[Options, list[Path]] = {}
     recorded = _recorded_options(root) if options is None else {}
@@ -383,9 +383,8 @@ def check(
             if any(c.reason == CODE_CHANGED for c in findings):
                 findings = _unsteady(root, path, opts, out, findings)
             results.append((out, findings))
-    if complete:
-        outputs = [out for out, _ in results]
-        results.extend(_orphan_projects(root, paths, outputs))
+    outputs = [out for out, _ in results]
+    results.extend(_orphan_projects(root, paths, outputs, complete))
     return sorted(results, key=lambda r: r[0].spec_file)
 
 
@@ -418,11 +417,12 @@ def _unsteady(
 
 
 def _orphan_projects(
-    root: Path, paths: Sequence[Path], outputs: Sequence[Output]
+    root: Path, paths: Sequence[Path], outputs: Sequence[Output], complete: bool
 ) -> list[tuple[Output, list[Change]]]:
     """Each generated/<project>/ that no spec makes any more, with what a build does about it.
 
-    Its spec is gone, or is one of `paths` and now makes another project (a rename). A project
+    Its spec is one of `paths` and now makes another project (a rename), or, when `paths` are
+    every spec of the repository (`complete`), its spec is gone. A project
     built from a spec elsewhere that still exists is not this command's business, nor is a
     folder whose manifest is another project's (a copy: its paths are that project's files).
     Files a current project makes are never removed. An unreadable manifest is reported and
@@ -441,12 +441,14 @@ def _orphan_projects(
         try:
             old = read_manifest(lock)
         except CvspecError as exc:
+            if not complete:  # whose it is cannot be told: a check of all specs reports it
+                continue
             keep = Change(lock_path, "keep", "orphan", f"{exc.message}; left in place")
             found.append((Output(lock.parent.name, "?", out_dir, []), [keep]))
             continue
         if old is None or f"{GENERATED}/{old.project}" != out_dir:
             continue
-        if old.spec not in specs and (root / old.spec).is_file():
+        if old.spec not in specs and (not complete or (root / old.spec).is_file()):
             continue
         why = f"no spec makes project '{old.project}' any more (built from {old.spec})"
         changes = [

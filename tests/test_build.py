@@ -198,6 +198,28 @@ def test_a_renamed_project_leaves_nothing_behind(tmp_path: Path) -> None:
     assert result.code == 0, result.out
 
 
+def test_a_rename_is_found_by_the_per_spec_check_ci_runs(tmp_path: Path) -> None:
+    """CI checks one spec (`cvspec check SPEC`): the folder that spec made under its old name
+    fails that check, and `build SPEC` cleans it up; other projects' folders are left alone."""
+    spec = MINIMAL_SPEC + "ci: {providers: [github]}\n"
+    root = project(tmp_path, spec, extra={"specs/other.yaml": spec.replace("demo}", "other}")})
+    assert cvspec("build", cwd=root).code == 0
+    (root / "specs/other.yaml").unlink()  # a deleted spec: the per-spec check of demo skips it
+    (root / "specs/demo.yaml").write_text(spec.replace("{name: demo}", "{name: renamed}"))
+    result = cvspec("check", "specs/demo.yaml", cwd=root)
+    assert result.code == 1
+    assert "FAIL demo: generated/demo/ is left over; no spec makes it any more" in result.out
+    assert "orphan  .github/workflows/cvspec-demo.yml" in result.out
+    assert "other" not in result.out
+    built = cvspec("build", "specs/demo.yaml", cwd=root)
+    assert built.code == 0, built.err
+    assert not (root / "generated/demo").exists()
+    assert not (root / ".github/workflows/cvspec-demo.yml").exists()
+    assert (root / "generated/other/cvspec.lock").is_file()
+    assert cvspec("check", "specs/demo.yaml", cwd=root).code == 0
+    assert cvspec("check", cwd=root).code == 1  # the whole repository: other's spec is gone
+
+
 def test_a_copied_project_folder_never_removes_the_projects_files(tmp_path: Path) -> None:
     """A copy's manifest names the real project's files: the copy is not an orphan to clean."""
     root = project(tmp_path, MINIMAL_SPEC + "ci: {providers: [github]}\n")
