@@ -183,7 +183,7 @@ def test_every_alert_metric_draws_its_bounds_on_its_panel(tmp_path: Path) -> Non
     root = project(tmp_path, MINIMAL_SPEC + f"monitor:\n  alerts:\n{alerts}")
     shown = {p.title: p.thresholds for p in panels(load_spec(root / "specs/demo.yaml").spec)}
     for i, (metric, (_, value, title)) in enumerate(bounds.items()):
-        lines = [t for t in shown[title] if t.origin == f"A{i} (monitor.alerts[{i}])"]
+        lines = [t for t in shown[title] if t.origin == f"A{i} (monitor.alerts[name=A{i}])"]
         assert [(t.value, t.color) for t in lines] == [(value, "blue")], metric
 
 

@@ -182,7 +182,7 @@ def test_the_rule_tests_expect_annotations_as_prometheus_renders_them(tmp_path: 
         "description": "queue_depth is 52 images on server:9090 (alerting below 0 or above 40). "
         "queue above {{ 40 }} images: add workers",
         "dashboard": "/d/cvspec-demo",
-        "source": "specs/demo.yaml: monitor.alerts[1]",
+        "source": "specs/demo.yaml: monitor.alerts[name=QueueBacklog]",
     }
     assert shown("HighErrorRate")["description"].startswith(
         "error_rate is 52.5% for job demo (alerting above 0.05). "

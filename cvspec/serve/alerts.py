@@ -203,7 +203,7 @@ def _own(index: int, alert: Any) -> AlertRule:
         alert.for_,
         alert.severity,
         summary,
-        where,
+        f"monitor.alerts[name={alert.name}]",  # by name: adding an alert renumbers none
         key,
         alert.description,
     )
