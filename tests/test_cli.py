@@ -116,6 +116,29 @@ def test_validate_warns_at_each_value_still_left_as_todo(tmp_path: Path) -> None
     assert clean.out == "ok specs/cats.yaml (classification, project cats)\n"
 
 
+def test_a_value_the_sweep_replaces_is_a_warning_and_explain_says_so(tmp_path: Path) -> None:
+    """A pull request that changes the base lr of a spec whose sweep sets lr changes no model:
+    validate warns at the value, explain names the sweep; a base value the sweep also tries
+    (one point trains it) is no warning."""
+    sweep = "  sweep: {train.optimizer.lr: [1.0e-3, 3.0e-3]}\n"
+    tried = MINIMAL_SPEC + "train:\n  optimizer: {lr: 3.0e-3}\n" + sweep
+    root = project(tmp_path, tried)
+    assert "sweep-shadows" not in cvspec("validate", cwd=root).err
+    (root / "specs/demo.yaml").write_text(tried.replace("{lr: 3.0e-3}", "{lr: 2.0e-3}"))
+    result = cvspec("validate", cwd=root)
+    assert result.code == 0
+    line = tried.splitlines().index("  optimizer: {lr: 3.0e-3}") + 1
+    assert (
+        f"specs/demo.yaml:{line}:19: warning[sweep-shadows]: train.optimizer.lr = 0.002 is never "
+        "trained: train.sweep tries 0.001, 0.003 instead" in result.err
+    )
+    shown = cvspec("explain", "specs/demo.yaml", "train.optimizer.lr", cwd=root).out
+    assert shown.strip() == (
+        f"train.optimizer.lr = 0.002  # specs/demo.yaml:{line}; each run of train.sweep sets it "
+        "instead (0.001, 0.003)"
+    )
+
+
 def test_validate_warns_at_a_mosaic_too_few_epochs_leave_room_for(tmp_path: Path) -> None:
     """ultralytics turns mosaic (and mixup) off for the last close_mosaic (10) epochs: with
     10 or fewer, as the starter spec's ci profile has, they never run."""

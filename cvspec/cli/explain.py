@@ -27,8 +27,13 @@ def command(
     """Print each resolved value with its provenance: file:line, --set, profile or default."""
     loaded = load_one(spec, profile, set_)
     data = loaded.spec.model_dump(mode="json", by_alias=True)
+    swept = {
+        tuple(key.split(".")): ", ".join(json.dumps(v) for v in values)
+        for key, values in loaded.spec.train.sweep.items()
+    }
     rows = [
-        (dotted(path), value, _origin(loaded.raw.values, path)) for path, value in leaves(data, ())
+        (dotted(path), value, _origin(loaded.raw.values, path, swept.get(path)))
+        for path, value in leaves(data, ())
     ]
     if key:
         chosen = [
@@ -66,6 +71,6 @@ def dotted(path: KeyPath) -> str:
     return out
 
 
-def _origin(values: dict[KeyPath, Any], path: KeyPath) -> str:
-    origin = values.get(path, DEFAULT)
-    return str(origin.describe())
+def _origin(values: dict[KeyPath, Any], path: KeyPath, swept: str | None) -> str:
+    origin = str(values.get(path, DEFAULT).describe())
+    return f"{origin}; each run of train.sweep sets it instead ({swept})" if swept else origin

@@ -13,11 +13,16 @@ from cvspec.project import load_all, templates_problem
 def command(specs: SpecArgs = None, profile: ProfileOpt = None, set_: SetOpt = None) -> None:
     """Validate spec files (and what they extend) without writing anything.
 
-    Values still left as TODO, alerts that reach no one, and a detection mosaic or mixup that
-    never runs (train.epochs at most ultralytics' close_mosaic, 10) are warnings: they do not
-    fail validation.
+    Values still left as TODO, alerts that reach no one, a detection mosaic or mixup that
+    never runs (train.epochs at most ultralytics' close_mosaic, 10), and a value train.sweep
+    replaces at every point are warnings: they do not fail validation.
     """
-    from cvspec.spec.lint import closed_mosaic_warnings, receiver_warnings, warnings
+    from cvspec.spec.lint import (
+        closed_mosaic_warnings,
+        receiver_warnings,
+        sweep_shadow_warnings,
+        warnings,
+    )
 
     root, paths = resolve_specs(specs)
     everything = load_all(paths, make_options(profile, set_))
@@ -27,7 +32,12 @@ def command(specs: SpecArgs = None, profile: ProfileOpt = None, set_: SetOpt = N
     for loaded in everything:
         spec = loaded.spec
         rel = loaded.path.relative_to(root) if loaded.path.is_relative_to(root) else loaded.path
-        found = warnings(loaded.raw) + receiver_warnings(loaded) + closed_mosaic_warnings(loaded)
+        found = [
+            *warnings(loaded.raw),
+            *receiver_warnings(loaded),
+            *closed_mosaic_warnings(loaded),
+            *sweep_shadow_warnings(loaded),
+        ]
         noted = f", {len(found)} warning(s)" if found else ""
         print(f"ok {rel} ({spec.task}, project {spec.project.name}{noted})")
         for diag in found:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -84,6 +85,49 @@ def closed_mosaic_warnings(loaded: Any) -> list[Diagnostic]:
                 )
             )
     return found
+
+
+def sweep_shadow_warnings(loaded: Any) -> list[Diagnostic]:
+    """A `warning[sweep-shadows]` at a value the spec writes that train.sweep replaces with
+    others at every point: no model is trained with it, so changing it (in a pull request, say)
+    changes nothing a run reads, though the generated base config shows it."""
+    spec, raw = loaded.spec, loaded.raw
+    if spec.task != "classification" or not spec.train.sweep:  # detection has no sweep
+        return []
+    data = spec.model_dump(mode="json", by_alias=True)
+    found = []
+    for key, values in spec.train.sweep.items():
+        path: KeyPath = tuple(key.split("."))
+        origin = raw.values.get(path)
+        if origin is None or origin.kind == "default":
+            continue
+        value = _at(data, path)
+        if any(_same(value, v) for v in values):  # one point trains it
+            continue
+        tried = ", ".join(str(v) for v in values)
+        found.append(
+            Diagnostic(
+                "sweep-shadows",
+                f"{key} = {value} is never trained: train.sweep tries {tried} instead",
+                origin,
+                f"change the values in train.sweep, or take {key} out of the sweep",
+                severity="warning",
+            )
+        )
+    return found
+
+
+def _at(data: Any, path: KeyPath) -> Any:
+    for part in path:
+        data = data.get(part) if isinstance(data, dict) else None
+    return data
+
+
+def _same(a: Any, b: Any) -> bool:
+    numbers = (int, float)
+    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool):
+        return math.isclose(a, b, rel_tol=1e-9)
+    return bool(a == b)
 
 
 def _strings(node: Any, path: KeyPath) -> Iterator[tuple[KeyPath, str]]:
