@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 from helpers import MINIMAL_SPEC, cvspec, project, snapshot
@@ -281,3 +282,48 @@ def test_run_warns_when_generated_output_is_out_of_date(tmp_path: Path) -> None:
         "warning: generated/demo/ is out of date with specs/demo.yaml (2 file(s); `cvspec diff` "
         "shows them): run `cvspec build`" in stale.err
     )
+
+
+def test_a_merge_that_conflicts_in_generated_files_is_resolved_by_building(tmp_path: Path) -> None:
+    """Two branches change the spec; git conflicts in the lock and in generated files. After the
+    spec is resolved, `cvspec build` reads the conflicted lock (both sides' files count as
+    cvspec's), makes the conflicted files again without .orig copies, and check passes."""
+    git = shutil.which("git")
+    assert git, "git is needed to merge branches"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        ident = ["-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"]
+        return subprocess.run([git, *ident, *args], cwd=tmp_path, capture_output=True, text=True)
+
+    spec = MINIMAL_SPEC + "train: {epochs: 10, optimizer: {lr: 0.003}}\n"
+    assert run("init", "-q").returncode == 0
+    root = project(tmp_path, spec)
+    assert cvspec("build", cwd=root).code == 0
+    assert run("add", "-A").returncode == 0 and run("commit", "-qm", "base").returncode == 0
+    assert run("checkout", "-qb", "a").returncode == 0
+    (root / "specs/demo.yaml").write_text(spec.replace("lr: 0.003", "lr: 0.001"))
+    assert cvspec("build", cwd=root).code == 0
+    assert run("commit", "-qam", "a").returncode == 0
+    assert run("checkout", "-qb", "b", "main").returncode == 0
+    b_spec = spec.replace("epochs: 10", "epochs: 15").replace("lr: 0.003", "lr: 0.002")
+    (root / "specs/demo.yaml").write_text(b_spec)
+    assert cvspec("build", cwd=root).code == 0
+    assert run("commit", "-qam", "b").returncode == 0
+    assert run("checkout", "-q", "a").returncode == 0
+    merge = run("merge", "-q", "b")
+    assert merge.returncode != 0, "the branches were meant to conflict"
+    lock = (root / "generated/demo/cvspec.lock").read_text()
+    assert "<<<<<<<" in lock
+    conflicted = [p for p in (root / "generated/demo").rglob("*") if p.is_file()]
+    assert any("<<<<<<<" in p.read_text() for p in conflicted if p.name != "cvspec.lock")
+    (root / "specs/demo.yaml").write_text(b_spec.replace("lr: 0.002", "lr: 0.001"))  # resolved
+    checked = cvspec("check", cwd=root)
+    assert checked.code == 1
+    assert "git merge-conflict markers" in checked.out
+    built = cvspec("build", cwd=root)
+    assert built.code == 0, built.err
+    assert not list(root.rglob("*.orig*"))
+    assert "<<<<<<<" not in (root / "generated/demo/cvspec.lock").read_text()
+    assert cvspec("check", cwd=root).code == 0
+    config = (root / "generated/demo/train/config.yaml").read_text()
+    assert "epochs: 15" in config and "lr: 0.001" in config

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from cvspec.errors import CvspecError
-from cvspec.generate.manifest import LOCK_NAME, Manifest, parse_manifest
+from cvspec.generate.manifest import LOCK_NAME, Manifest, has_conflict, parse_manifest
 from cvspec.generate.render import RenderedFile
 
 STAGE_MARK = ".cvspec-stage"
@@ -28,6 +28,7 @@ class Change(NamedTuple):
     reason: str
 
 
+MERGE_REASON = "has git merge-conflict markers: made again from the spec (no .orig copy)"
 LINK = "symbolic link"  # what file_sha says of a link: cvspec never reads through one
 
 
@@ -60,6 +61,11 @@ def compare(
     """
     new = {f.path: f for f in rendered}
     owned = dict(old.files) if old else {}
+    merged = old.merged if old else {}
+
+    def unedited(path: str, disk: str | None) -> bool:
+        return path in owned and disk in (owned[path][0], merged.get(path))
+
     lock = f"{out_dir}/{LOCK_NAME}"
     changes: list[Change] = []
     manifest = parse_manifest(new[lock].content, "the new build manifest") if lock in new else None
@@ -82,11 +88,13 @@ def compare(
                 changes.append(Change(path, "create", "missing", "not on disk"))
             elif disk == LINK:
                 changes.append(Change(path, "conflict", "tamper", LINK_REASON))
-            elif path in owned and owned[path][0] == disk and (gone := missing(path)):
+            elif unedited(path, disk) and (gone := missing(path)):
                 why = f"{uninstalled_reason(gone)} (generator '{new[path].generator}' makes it now)"
                 changes.append(Change(path, "uninstalled", "drift", why))
-            elif path == lock or (path in owned and owned[path][0] == disk):
+            elif path == lock or unedited(path, disk):
                 changes.append(Change(path, "update", "drift", stale))
+            elif path in owned and has_conflict((root / path).read_bytes()):
+                changes.append(Change(path, "update", "drift", MERGE_REASON))
             elif path in owned:
                 changes.append(Change(path, "conflict", "tamper", "edited by hand"))
             else:
@@ -96,9 +104,9 @@ def compare(
         elif path in owned:
             if disk is None:
                 continue
-            if disk == owned[path][0] and (gone := missing(path)):
+            if unedited(path, disk) and (gone := missing(path)):
                 changes.append(Change(path, "uninstalled", "orphan", uninstalled_reason(gone)))
-            elif disk == owned[path][0]:
+            elif unedited(path, disk):
                 owner = owned[path][1]
                 why = "no longer generated"
                 if owner in replaced:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -28,6 +29,9 @@ class Manifest(NamedTuple):
     files: Mapping[str, tuple[str, str]]  # path from repo root -> (sha256, generator)
     templates: str | None = None  # --templates DIR of the build, from the repository root
     replaced: Mapping[str, str] = {}  # generator another one `replaces` -> its replacement
+    # A lock with git merge-conflict markers: the other side's digest of each file that
+    # differs, so a file as either branch built it counts as cvspec's, not as edited by hand.
+    merged: Mapping[str, str] = {}
 
     @property
     def options(self) -> dict[str, Any]:
@@ -99,8 +103,50 @@ def read_manifest(path: Path) -> Manifest | None:
     return parse_manifest(text, str(path))
 
 
+# git's conflict markers: <<<<<<< ours, ||||||| base (diff3 style), =======, >>>>>>> theirs
+CONFLICT = re.compile(r"^<{7}(?: .*)?$.*?^>{7}(?: .*)?$", re.MULTILINE | re.DOTALL)
+
+
+def has_conflict(text: str | bytes) -> bool:
+    """Whether `text` holds an unresolved git merge conflict."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return CONFLICT.search(text) is not None
+
+
+def conflict_side(text: str, theirs: bool) -> str:
+    """`text` with each conflict resolved to one side: ours (HEAD's) or theirs."""
+    out, side = [], None
+    for line in text.splitlines(keepends=True):
+        if line.startswith("<<<<<<<"):
+            side = "ours"
+        elif line.startswith("|||||||") and side:
+            side = "base"
+        elif line.startswith("=======") and side:
+            side = "theirs"
+        elif line.startswith(">>>>>>>") and side:
+            side = None
+        elif side is None or side == ("theirs" if theirs else "ours"):
+            out.append(line)
+    return "".join(out)
+
+
 def parse_manifest(text: str | bytes, source: str) -> Manifest:
-    """A manifest from its JSON text; a corrupt one is an error naming `source`."""
+    """A manifest from its JSON text; a corrupt one is an error naming `source`.
+
+    A lock a git merge left conflicted is read as the merged branch's (ours) with the other
+    side's files and digests beside it (`merged`): the next build rewrites it whole.
+    """
+    if has_conflict(text):
+        body = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+        ours, theirs = (_parse(conflict_side(body, side), source) for side in (False, True))
+        files = {**theirs.files, **ours.files}
+        other = {p: s for p, (s, _) in theirs.files.items() if files[p][0] != s}
+        return ours._replace(files=files, merged=other)
+    return _parse(text, source)
+
+
+def _parse(text: str | bytes, source: str) -> Manifest:
     try:
         body: Any = json.loads(text)
     except ValueError as exc:
