@@ -139,13 +139,19 @@ def _named(reg: Registered) -> str:
     return f"generator {reg.named}"
 
 
-def build_context(root: Path, loaded: LoadedSpec) -> BuildContext:
-    """What a generator's plan gets beside the spec: project, spec file, output folder."""
+def build_context(root: Path, loaded: LoadedSpec, options: Options = Options()) -> BuildContext:
+    """What a generator's plan gets beside the spec: project, spec file, output folder, and the
+    --profile/--set flags the spec was composed with."""
     from cvspec.generate.api import BuildContext
 
     name = loaded.spec.project.name
     spec_file = _rel(root, loaded.path)
-    return BuildContext(name, spec_file, f"{GENERATED}/{name}", __version__, _origins(root, loaded))
+    flags = [f"--profile {options.profile}"] if options.profile else []
+    flags += [f"--set {s}" for s in options.sets]
+    origins = _origins(root, loaded)
+    return BuildContext(
+        name, spec_file, f"{GENERATED}/{name}", __version__, origins, " ".join(flags)
+    )
 
 
 def planned_templates(
@@ -157,7 +163,7 @@ def planned_templates(
 
     generators = load_generators()
     dirs = _template_dirs(loaded, options, generators)
-    ctx = build_context(root, loaded)
+    ctx = build_context(root, loaded, options)
     artifacts = plan(loaded, ctx, generators)
     return [a for a in artifacts if a.template is not None], dirs, ctx.out_dir
 
@@ -173,7 +179,7 @@ def render_spec(
     from cvspec.generate.render import render_artifacts
 
     spec_file = _rel(root, loaded.path)
-    ctx = build_context(root, loaded)
+    ctx = build_context(root, loaded, options)
     dirs = _template_dirs(loaded, options, generators)
     sources = {n: t for n, t in loaded.raw.sources.items() if n != "--set"}
     if deps is not None:  # signed before rendering: an edit made meanwhile is a later miss

@@ -41,6 +41,8 @@ def command(
                 f"ok {out.project}: {out.out_dir}/ matches {out.spec_file} ({len(out.files)} "
                 f"files{_options(out)})"
             )
+            if options is None:
+                _warn_if_composed(out)
             continue
         failed += 1
         if out.files:
@@ -80,3 +82,24 @@ def _options(out: Output) -> str:
         return ""
     words = describe_options(parse_manifest(lock.content, lock.path).options)
     return "" if words == "no options" else f", built with {words}"
+
+
+def _warn_if_composed(out: Output) -> None:
+    """A tree built with --profile/--set holds values the spec file does not: the generated CI
+    jobs and DVC stages run the spec as written, so what they train differs from what the
+    committed configs say. Said, not failed: a build with options is a legitimate preview."""
+    import sys
+
+    lock = next((f for f in out.files if f.path == f"{out.out_dir}/{LOCK_NAME}"), None)
+    if lock is None:
+        return
+    options = parse_manifest(lock.content, lock.path).options
+    if not options.get("profile") and not options.get("set"):
+        return
+    flags = describe_options({**options, "templates": None})
+    print(
+        f"warning: {out.out_dir}/ was built with {flags}: the generated CI jobs and DVC stages "
+        f"run {out.spec_file} without them, so its configs are not what they train; run "
+        f"`cvspec build {out.spec_file}` without them before you commit",
+        file=sys.stderr,
+    )

@@ -82,6 +82,7 @@ class BuildContext:
     out_dir: str  # generated/<project>, relative to the repository root
     cvspec_version: str
     origins: Mapping[tuple[str | int, ...], str] = field(default_factory=dict)
+    options: str = ""  # the build's --profile/--set flags as typed ("" for none)
 
     def where(self, *path: str | int) -> str:
         """Where a spec value was set, for messages: `specs/x.yaml:12`, `profile ci (...)`."""
