@@ -291,6 +291,7 @@ def render_all(
             if cache is not None and deps is not None:
                 cache.store(root, path, options, out, deps)
             outputs[path] = out
+    _ci_runs_elsewhere(root, [outputs[path] for path in paths])
     seen: dict[str, str] = {}
     shared: dict[str, str] = {}  # files outside generated/<project>/ -> the spec that makes them
     for out in (outputs[path] for path in paths):
@@ -311,6 +312,33 @@ def render_all(
                 )
             shared[file.path] = out.spec_file
     return [outputs[path] for path in paths]
+
+
+CI_GENERATORS = ("github", "gitlab")  # their jobs run at the top of the git repository
+
+
+def _ci_runs_elsewhere(root: Path, outputs: Sequence[Output]) -> None:
+    """Refuse CI files made for a root below the git repository's top: CI runs its jobs (and
+    GitHub reads its workflows) at the top, where the spec paths they name do not exist. That
+    happens when cvspec runs in a project folder of a monorepo (the nearest folder with
+    specs/), and building the same spec from the top would make another tree."""
+    if (root / ".git").exists():
+        return
+    top = next((f for f in root.parents if (f / ".git").exists()), None)
+    if top is None:
+        return
+    makers = [o for o in outputs if any(f.generator in CI_GENERATORS for f in o.files)]
+    if not makers:
+        return
+    sub = root.relative_to(top).as_posix()
+    spec = f"{sub}/{makers[0].spec_file}"
+    raise UsageError(
+        f"cvspec is running in {root} (the nearest folder with specs/), inside the git "
+        f"repository {top}; CI runs its jobs at the repository's top, where "
+        f"{makers[0].spec_file} does not exist, and GitHub reads workflows only from "
+        f"{top}/.github/workflows. Run cvspec from {top} with the spec's path: "
+        f"`cd {top} && cvspec build {spec}`"
+    )
 
 
 def build(

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from helpers import MINIMAL_SPEC, cvspec, project, snapshot
+from helpers import MINIMAL_SPEC, cvspec, project, snapshot, write_tree
 
 SWEEP_SPEC = MINIMAL_SPEC + "train: {sweep: {train.optimizer.lr: [0.1, 0.01]}}\n"
 
@@ -340,3 +340,22 @@ def test_a_merge_that_conflicts_in_generated_files_is_resolved_by_building(tmp_p
     assert cvspec("check", cwd=root).code == 0
     config = (root / "generated/demo/train/config.yaml").read_text()
     assert "epochs: 15" in config and "lr: 0.001" in config
+
+
+def test_ci_files_for_a_project_folder_below_the_git_top_are_refused(tmp_path: Path) -> None:
+    """In a monorepo, cvspec in ml/vision (it has specs/) would write a workflow GitHub never
+    reads, naming spec paths CI cannot find; from the top, with the spec's path, it works."""
+    (tmp_path / ".git").mkdir()
+    sub = tmp_path / "ml/vision"
+    write_tree(sub, {"specs/demo.yaml": MINIMAL_SPEC + "ci: {providers: [github]}\n"})
+    refused = cvspec("build", cwd=sub)
+    assert refused.code == 2
+    assert "CI runs its jobs at the repository's top" in refused.err
+    assert f"`cd {tmp_path} && cvspec build ml/vision/specs/demo.yaml`" in refused.err
+    assert not (sub / "generated").exists() and not (sub / ".github").exists()
+    built = cvspec("build", "ml/vision/specs/demo.yaml", cwd=tmp_path)
+    assert built.code == 0, built.err
+    workflow = (tmp_path / ".github/workflows/cvspec-demo.yml").read_text()
+    assert "CVSPEC_SPEC: ml/vision/specs/demo.yaml" in workflow
+    (sub / "specs/demo.yaml").write_text(MINIMAL_SPEC + "ci: {providers: []}\n")
+    assert cvspec("build", cwd=sub).code == 0  # no CI files: a project folder is fine
