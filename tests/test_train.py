@@ -182,6 +182,36 @@ def test_pretrained_without_local_weights_says_how_to_provide_them(tmp_path: Pat
     assert "\nerror:" not in result.err  # said once, at the line, not twice
 
 
+def test_an_unknown_timm_model_is_reported_at_model_arch_with_the_closest_names(
+    tmp_path: Path,
+) -> None:
+    spec = TINY_SPEC.replace("timm/resnet10t", "timm/resnet10tt")
+    root = tiny_project(tmp_path, spec)
+    result = cvspec("run", "specs/tiny.yaml", "--stage", "train", cwd=root)
+    assert result.code == 2 and "Traceback" not in result.err
+    line = next(i for i, text in enumerate(spec.splitlines(), 1) if "resnet10tt" in text)
+    assert (
+        f"specs/tiny.yaml:{line}:15: error[spec-value]: model.arch: timm has no model named "
+        "'resnet10tt'; did you mean timm/resnet10t" in result.err
+    )
+
+
+@pytest.mark.slow
+def test_a_fixed_input_size_model_is_built_for_the_specs_image_size(tmp_path: Path) -> None:
+    """A ViT takes 224x224 by default: it is built for model.image_size (16), so it trains,
+    exports and evaluates instead of failing at its first batch."""
+    spec = TINY_SPEC.replace("timm/resnet10t", "timm/vit_tiny_patch16_224").replace(
+        "epochs: 2", "epochs: 1"
+    )
+    root = tiny_project(tmp_path, spec)
+    result = cvspec(
+        "run", "specs/tiny.yaml", "--stage", "data", "--stage", "train", "--stage", "export",
+        "--stage", "evaluate", "--set", "evaluate.gates={}", cwd=root, timeout=600,
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    assert "Traceback" not in result.err
+
+
 @pytest.mark.slow
 def test_local_weights_file_starts_the_model(tmp_path: Path) -> None:
     import timm

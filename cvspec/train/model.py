@@ -30,31 +30,79 @@ def weights_path(weights: str | None, spec_file: str, root: Path) -> Path | None
     return path
 
 
-def create(name: str, num_classes: int, pretrained: bool, weights: Path | None) -> Any:
-    """A timm model with a `num_classes` head; weights from a local file only."""
+def create(
+    name: str,
+    num_classes: int,
+    pretrained: bool,
+    weights: Path | None,
+    image_size: int | None = None,
+) -> Any:
+    """A timm model with a `num_classes` head; weights from a local file only. A model with a
+    fixed input size (a ViT) is built for `image_size` when timm can resize it."""
     import timm
 
     if pretrained and weights is None:
         raise UsageError(PRETRAINED_HELP)
     if not timm.is_model(name):
-        raise CvspecError(f"model.arch: timm has no model named {name!r}")
-    if weights is None:
-        return timm.create_model(name, pretrained=False, num_classes=num_classes)
-    try:
-        return timm.create_model(
-            name,
-            pretrained=True,
-            num_classes=num_classes,
-            pretrained_cfg_overlay={"file": str(weights)},
+        import difflib
+
+        close = difflib.get_close_matches(name, timm.list_models(), n=3, cutoff=0.75)
+        hint = f"; did you mean {', '.join(f'timm/{c}' for c in close)}?" if close else ""
+        raise SpecValueError(
+            ("model", "arch"),
+            f"timm has no model named {name!r}{hint} (`timm.list_models('*pattern*')` lists them)",
         )
+    kwargs: dict[str, Any] = {"num_classes": num_classes, **_sized(name, image_size)}
+    if weights is None:
+        return _built(timm, name, image_size, pretrained=False, **kwargs)
+    try:
+        return _built(
+            timm,
+            name,
+            image_size,
+            pretrained=True,
+            pretrained_cfg_overlay={"file": str(weights)},
+            **kwargs,
+        )
+    except SpecValueError:
+        raise
     except Exception as exc:  # timm raises many kinds for a file that does not fit
         raise CvspecError(
             f"model.weights {weights} does not load into timm/{name}: {type(exc).__name__}: {exc}"
         ) from None
 
 
+def _sized(name: str, image_size: int | None) -> dict[str, Any]:
+    """`img_size` for a model whose input size is fixed (ViT, DeiT, Swin) and differs from
+    model.image_size; nothing for one that takes any size (a CNN)."""
+    import timm
+
+    cfg = timm.models.get_pretrained_cfg(name)
+    if image_size is None or cfg is None or not getattr(cfg, "fixed_input_size", False):
+        return {}
+    return (
+        {} if tuple(cfg.input_size[-2:]) == (image_size, image_size) else {"img_size": image_size}
+    )
+
+
+def _built(timm: Any, name: str, image_size: int | None, **kwargs: Any) -> Any:
+    try:
+        return timm.create_model(name, **kwargs)
+    except (TypeError, AssertionError, ValueError) as exc:
+        if "img_size" not in kwargs:
+            raise
+        size = timm.models.get_pretrained_cfg(name).input_size[-1]
+        raise SpecValueError(
+            ("model", "image_size"),
+            f"timm/{name} takes {size}x{size} images only (a fixed input size) and cannot be "
+            f"built for {image_size}x{image_size} ({type(exc).__name__}: {exc}); set "
+            f"model.image_size: {size} or choose a model that takes any size",
+        ) from None
+
+
 def from_checkpoint(meta: dict[str, Any], state: dict[str, Any]) -> Any:
     """Rebuild a trained model from a checkpoint's meta data and weights (eval mode)."""
-    model = create(str(meta["arch"]), len(meta["classes"]), False, None)
+    size = meta.get("image_size")
+    model = create(str(meta["arch"]), len(meta["classes"]), False, None, size)
     model.load_state_dict(state)
     return model.eval()

@@ -226,7 +226,8 @@ def _engine(
     start(w, cuda)
     torch.manual_seed(s.train.seed)
     weights = weights_path(s.model.weights, s.spec_file, root) if fresh else None
-    model = create(s.model.arch.split("/", 1)[1], classes, s.model.pretrained and fresh, weights)
+    arch, pretrained = s.model.arch.split("/", 1)[1], s.model.pretrained and fresh
+    model = create(arch, classes, pretrained, weights, s.model.image_size)
     fmt = torch.channels_last if cuda else torch.contiguous_format
     model = model.to(device, memory_format=fmt)
     opt = optim.optimizer(model, s.train.optimizer)
