@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from cvspec.data.index import Box, Layout, Problem, Record, problem, split_of
+from cvspec.data.index import Box, Declared, Layout, Problem, Record, problem, split_of
 from cvspec.errors import CvspecError, SpecValueError
 
 
@@ -25,9 +25,12 @@ def read_coco(data: Any, root: Path) -> Layout:
     files = {split: _load(path, root) for split, (path, _) in sources.items()}
     classes, category_index, problems = _classes(data, files, root)
     entries: list[Record] = []
+    listed: dict[str, tuple[str, Any]] = {}  # image path -> (the entry listing it first, its id)
     for split, (path, images) in sources.items():
         entries.extend(
-            _records(files[split], path, images, root, split, data, category_index, problems)
+            _records(
+                files[split], path, images, root, split, data, category_index, problems, listed
+            )
         )
     return Layout("coco", classes, tuple(entries), tuple(problems))
 
@@ -98,7 +101,10 @@ def _records(
     data: Any,
     category_index: dict[int, int],
     problems: list[Problem],
+    listed: dict[str, tuple[str, Any]],
 ) -> list[Record]:
+    """The images of one annotation file with their boxes; what is wrong goes to `problems`.
+    `listed` holds the images earlier files (and entries) listed: one listed again is left out."""
     where = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
     boxes: dict[Any, list[Box]] = {}
     sizes: dict[Any, tuple[float, float]] = {}
@@ -106,11 +112,13 @@ def _records(
     resolved_root = root.resolve()
     for item in doc["images"]:
         if isinstance(item, dict) and "id" in item:
-            sizes[item["id"]] = (float(item.get("width") or 0), float(item.get("height") or 0))
+            # the first entry of an id counts (a later one is reported below)
+            size = (float(item.get("width") or 0), float(item.get("height") or 0))
+            sizes.setdefault(item["id"], size)
             if isinstance(item.get("file_name"), str):
                 image = (images / item["file_name"]).resolve()
                 if image.is_relative_to(resolved_root):
-                    names[item["id"]] = image.relative_to(resolved_root).as_posix()
+                    names.setdefault(item["id"], image.relative_to(resolved_root).as_posix())
     for n, ann in enumerate(doc.get("annotations", [])):
         box = _box(ann, sizes, category_index)
         if isinstance(box, str):
@@ -121,6 +129,7 @@ def _records(
                 replace(box, source=f"{where}#annotations[{n}]")
             )
     out: list[Record] = []
+    first_id: dict[Any, tuple[int, str]] = {}  # image id -> (images[] index, path) first given it
     for n, item in enumerate(doc["images"]):
         name = item.get("file_name") if isinstance(item, dict) else None
         if not isinstance(name, str) or "id" not in item:
@@ -131,11 +140,42 @@ def _records(
             problems.append(problem(f"{where}#images[{n}]", f"{name!r} is outside data.path"))
             continue
         rel = image.relative_to(resolved_root).as_posix()
+        image_id = item["id"]
+        if image_id in first_id and first_id[image_id][1] != rel:
+            m, other = first_id[image_id]
+            problems.append(
+                problem(
+                    f"{where}#images[{n}]",
+                    f"image id {image_id!r} is given to {rel} and to {other} (images[{m}]): "
+                    f"which image its annotations mark is unknown; {rel} is left out",
+                    image=rel,
+                )
+            )
+            continue
+        if rel in listed:
+            at, first_as = listed[rel]
+            here = at.startswith(f"{where}#")
+            count = len(boxes.get(image_id, ())) if image_id != first_as or not here else 0
+            dropped = f"; its {count} annotation(s) are not used" if count else ""
+            problems.append(
+                problem(
+                    f"{where}#images[{n}]",
+                    f"{rel} is listed twice: as image id {first_as!r} "
+                    f"({at.split('#', 1)[1] if here else at}) and as image id {image_id!r}; only "
+                    f"the first is read{dropped}",
+                    image=rel,
+                )
+            )
+            continue
+        listed[rel] = (f"{where}#images[{n}]", image_id)
+        first_id.setdefault(image_id, (n, rel))
         if not image.is_file():
             problems.append(problem(rel, f"listed in {where} but the file does not exist"))
             continue
-        found = tuple(boxes.get(item["id"], ()))
-        out.append(Record(rel, split_of(split, rel, data.splits), boxes=found))
+        found = tuple(boxes.get(image_id, ()))
+        width, height = sizes[image_id]
+        declared = Declared(width, height, f"{where}#images[{n}]") if width and height else None
+        out.append(Record(rel, split_of(split, rel, data.splits), boxes=found, declared=declared))
     return out
 
 

@@ -31,6 +31,15 @@ class Box:
     source: str = field(default="", compare=False)
 
 
+class Declared(NamedTuple):
+    """The size an annotation file gives an image (COCO's width and height), and where; its
+    boxes are made relative to this size."""
+
+    width: float
+    height: float
+    source: str  # 'train/ann.json#images[3]'
+
+
 @dataclass(frozen=True)
 class Record:
     """One image: where it is (relative to the data root), its split, labels and facts."""
@@ -43,6 +52,7 @@ class Record:
     width: int = 0
     height: int = 0
     mode: str = ""  # PIL mode, e.g. "RGB", "L"; empty when the file does not decode
+    declared: Declared | None = None  # the size an annotation file gives (COCO)
 
 
 @dataclass(frozen=True)
@@ -325,6 +335,42 @@ def with_facts(layout: Layout, data_root: Path, facts: Sequence[Facts]) -> DataI
         layout.unknown_relabels,
         layout.emptied,
     )
+
+
+def size_problems(index: DataIndex) -> tuple[Problem, ...]:
+    """Images whose annotation file gives another size than the file has (COCO's width and
+    height): their boxes, made relative to the size given, are misplaced on the real image.
+    A size given turned by 90 degrees is right for an image whose EXIF orientation turns it."""
+    out = []
+    for r in index.records:
+        given = r.declared
+        if given is None or not (r.width and r.height):  # undecodable: `decodable` says so
+            continue
+        if (given.width, given.height) == (r.width, r.height):
+            continue
+        if (given.width, given.height) == (r.height, r.width) and _turned(index.root / r.path):
+            continue
+        out.append(
+            problem(
+                r.path,
+                f"{given.source} gives its size as {given.width:g} x {given.height:g} px, but the "
+                f"image is {r.width} x {r.height} px: its boxes, relative to the size given, are "
+                "misplaced; correct width and height there",
+                image=r.path,
+            )
+        )
+    return tuple(out)
+
+
+def _turned(path: Path) -> bool:
+    """Whether the image's EXIF orientation turns it by 90 degrees (values 5 to 8)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return int(img.getexif().get(0x0112, 1)) in (5, 6, 7, 8)
+    except Exception:  # PIL raises many types for bad input; the image decoded before
+        return False
 
 
 def split_folders(splits: Any, root: Path) -> dict[str, str]:

@@ -17,7 +17,7 @@ def load_dataset(spec: Any, data_root: Path, console: Any = None) -> Dataset:
     """Read the layout and fully decode every image (in parallel): a checks.Dataset."""
     from cvspec.data.analyze import analyze, process_pool
     from cvspec.data.checks import Dataset
-    from cvspec.data.index import read_layout, with_facts
+    from cvspec.data.index import read_layout, size_problems, with_facts
 
     layout = read_layout(spec, data_root)
     paths = [e.path for e in layout.entries]
@@ -36,7 +36,9 @@ def load_dataset(spec: Any, data_root: Path, console: Any = None) -> Dataset:
             with Progress(*columns, console=console, transient=True) as progress:
                 task = progress.add_task("checking images", total=len(paths))
                 facts = analyze(data_root, paths, pool, lambda n: progress.advance(task, n))
-    return Dataset(with_facts(layout, data_root, facts), tuple(facts), layout.problems, spec)
+    index = with_facts(layout, data_root, facts)
+    problems = layout.problems + size_problems(index)  # sizes are known once decoded
+    return Dataset(index, tuple(facts), problems, spec)
 
 
 def run(ctx: RunContext) -> StageResult:

@@ -11,14 +11,15 @@ def evaluate_detector(
 ) -> dict[str, Any]:
     """Box metrics of a model file (the exported ONNX, or ultralytics weights) on the spec's
     evaluation split, through ultralytics' validator."""
-    from cvspec.train.ultra import dataset_untouched, yolo
+    from cvspec.train.ultra import dataset_errors, dataset_untouched, yolo
 
     spec = ctx.spec
     split = spec.eval_split
     model = yolo(str(weights), task="detect")
     seen: list[int] = []  # the validator's count of evaluated images, when it ends
     model.add_callback("on_val_end", lambda validator: seen.append(int(validator.seen)))
-    with dataset_untouched(ctx.data_root):  # its label cache stays out of the dataset
+    # its label cache stays out of the dataset
+    with dataset_untouched(ctx.data_root), dataset_errors("evaluation"):
         result = model.val(
             data=str(run_path / "data.yaml"),
             split=split,

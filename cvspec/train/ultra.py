@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cvspec.atomic import write_text
-from cvspec.errors import UsageError
+from cvspec.errors import CvspecError, UsageError
 from cvspec.train.model import PRETRAINED_HELP
 from cvspec.train.progress import say
 from cvspec.train.runs import RunDir, read_json, run_id, set_current, write_json, write_metrics
@@ -73,6 +74,47 @@ def dataset_untouched(folder: Path) -> Iterator[None]:
                 path.unlink(missing_ok=True)
 
 
+# a terminal colour code, as ultralytics puts in its messages ('\x1b[34m\x1b[1mtrain: \x1b[0m')
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_DATA_CODE = os.sep.join(("", "ultralytics", "data", ""))  # ultralytics' dataset readers
+
+
+def plain(text: str) -> str:
+    """ultralytics' message without its terminal colour codes."""
+    return _ANSI.sub("", text).strip()
+
+
+@contextmanager
+def dataset_errors(doing: str) -> Iterator[None]:
+    """What ultralytics raises when it cannot read the dataset (no images, no labels, a bad
+    data.yaml) is a problem of the data, not a bug in cvspec: a CvspecError with ultralytics'
+    message, its colour codes removed. Other exceptions pass unchanged."""
+    try:
+        yield
+    except Exception as exc:
+        if not _raised_by_dataset_code(exc):
+            raise
+        raise CvspecError(
+            f"{doing} stopped: ultralytics could not use the dataset: {plain(str(exc))} "
+            "(`cvspec run SPEC --stage data` checks it)"
+        ) from exc
+
+
+def _raised_by_dataset_code(exc: BaseException) -> bool:
+    """Whether `exc`, or an exception it was raised from, comes from ultralytics.data."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        tb = current.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        if tb is not None and _DATA_CODE in tb.tb_frame.f_code.co_filename:
+            return True
+        current = current.__cause__  # ultralytics re-raises its dataset check's errors `from`
+    return False
+
+
 def yolo(source: str, **kwargs: Any) -> Any:
     """ultralytics.YOLO(source), imported only after the offline settings are in place."""
     offline()
@@ -131,7 +173,7 @@ def train(
     run.path.mkdir(parents=True, exist_ok=True)
     from cvspec.generate.render import dump_yaml
 
-    data_yaml = _with_split_lists(data_yaml, run.path)
+    data_yaml = _training_data(data_yaml, run.path)
     write_text(run.path / "data.yaml", dump_yaml(data_yaml))
     write_text(run.config, dump_yaml({**args, "model": model}))
     write_json(run.status, {"task": "detection", "state": "running"})
@@ -147,7 +189,7 @@ def train(
             name=run.run_id,
             exist_ok=True,
         )
-        with dataset_untouched(Path(data_yaml["path"])):
+        with dataset_untouched(Path(data_yaml["path"])), dataset_errors("training"):
             yolo(args.pop("model"), task="detect").train(**args)
     return _finish(run, "trained")
 
@@ -160,7 +202,7 @@ def resume(run: RunDir, console: Any) -> Outcome:
     if not _finished(last):
         say(console, f"resuming run {run.run_id} from {last}")
         dataset = _data_yaml(run.path / "data.yaml", run.path)["path"]
-        with dataset_untouched(Path(dataset)):
+        with dataset_untouched(Path(dataset)), dataset_errors("resuming"):
             yolo(str(last)).train(resume=True)
     return _finish(run, "resumed")
 
@@ -236,6 +278,18 @@ def _excluded(data: dict[str, Any]) -> tuple[str, ...]:
     from cvspec.generate.builtin.train_config import EXCLUDE_KEY
 
     return tuple(str(p) for p in data.get(EXCLUDE_KEY) or ())
+
+
+def _training_data(data: dict[str, Any], run_path: Path) -> dict[str, Any]:
+    """The data.yaml ultralytics trains from: a COCO dataset as a YOLO view in the run, else
+    the YOLO dataset's folders, or image lists where folders will not do."""
+    from cvspec.generate.builtin.train_config import COCO_KEY
+
+    if COCO_KEY in data:
+        from cvspec.train.yolo_view import coco_view
+
+        return coco_view(data, run_path)
+    return _with_split_lists(data, run_path)
 
 
 def _with_split_lists(data: dict[str, Any], run_path: Path) -> dict[str, Any]:

@@ -122,7 +122,14 @@ class TrainConfigGenerator:
         root = data_root(spec, ctx)
         classes = spec.data.classes if isinstance(spec.data.classes, list) else []
         splits = spec.data.splits
-        if hasattr(splits, "train"):
+        if spec.data.format == "coco":  # the trainer writes a YOLO view of the annotations
+            dirs = {
+                COCO_KEY: {
+                    "classes": spec.data.classes,
+                    "splits": splits.model_dump(mode="json", exclude_none=True),
+                }
+            }
+        elif hasattr(splits, "train"):
             dirs = {"train": splits.train, "val": splits.val}
             if splits.test:
                 dirs["test"] = splits.test
@@ -144,6 +151,10 @@ class TrainConfigGenerator:
 # In data.yaml, instead of train/val/test folders: how cvspec splits the images/ folder. The
 # trainer turns it into the image lists ultralytics reads, with the data stage's assignment.
 RATIO_SPLITS_KEY = "cvspec_ratio_splits"
+# In data.yaml of a COCO dataset, instead of split folders: what the trainer needs to read the
+# annotations as the data stage does (classes, splits); it trains from a YOLO view of them
+# (images linked, labels written) in the run folder, as ultralytics reads YOLO only.
+COCO_KEY = "cvspec_coco"
 # In data.yaml: data.exclude, which ultralytics does not know; the trainer applies it.
 EXCLUDE_KEY = "cvspec_exclude"
 # ultralytics' default close_mosaic: mosaic and mixup are off for a run's last that many epochs.
