@@ -88,6 +88,21 @@ def test_detection_config_uses_only_keys_ultralytics_accepts(tmp_path: Path) -> 
 
     assert defaults["close_mosaic"] == CLOSE_MOSAIC  # ultralytics' default, stated...
     assert args["close_mosaic"] == min(CLOSE_MOSAIC, args["epochs"])  # ...capped at the epochs
+    from cvspec.generate.builtin.train_config import ULTRALYTICS_LRF
+
+    assert defaults["lrf"] == ULTRALYTICS_LRF
+    assert (args["cos_lr"], args["lrf"]) == (True, ULTRALYTICS_LRF)  # the default: cosine
+
+
+def test_a_constant_detection_schedule_keeps_the_learning_rate(tmp_path: Path) -> None:
+    """ultralytics decays lr0 to lr0 * lrf; without cos_lr on a straight line: constant is a
+    line to lr0 itself, not ultralytics' default decay to 1 %."""
+    spec = DETECTION_SPEC.replace("data_augment_placeholder: null\n", "")
+    root = project(tmp_path, spec)
+    result = cvspec("build", "--set", "train.schedule=constant", cwd=root)
+    assert result.code == 0, result.err
+    args = YAML(typ="safe").load((root / "generated/boxes/train/args.yaml").read_text())
+    assert (args["cos_lr"], args["lrf"]) == (False, 1.0)
 
 
 def test_a_detectors_weights_file_is_named_from_the_repository_root(tmp_path: Path) -> None:

@@ -161,6 +161,8 @@ EXCLUDE_KEY = "cvspec_exclude"
 # args.yaml states it, capped at train.epochs: a run that short never uses them, whichever way
 # an ultralytics release tests the epoch (== in older ones, >= in newer).
 CLOSE_MOSAIC = 10
+# ultralytics' default final learning rate, as a fraction of lr0, for the cosine schedule.
+ULTRALYTICS_LRF = 0.01
 
 
 def ultralytics_args(spec: Any, ctx: BuildContext) -> dict[str, Any]:
@@ -182,7 +184,10 @@ def ultralytics_args(spec: Any, ctx: BuildContext) -> dict[str, Any]:
         "lr0": train.optimizer.lr,
         "momentum": train.optimizer.momentum,
         "weight_decay": train.optimizer.weight_decay,
+        # ultralytics decays lr0 to lr0 * lrf, on a cosine or else a straight line: constant is
+        # a line to lr0 itself (step and onecycle are refused for detection by the rules)
         "cos_lr": train.schedule == "cosine",
+        "lrf": 1.0 if train.schedule == "constant" else ULTRALYTICS_LRF,
         "warmup_epochs": train.warmup_epochs,
         "close_mosaic": min(CLOSE_MOSAIC, train.epochs),
         "amp": train.precision != "fp32",
