@@ -163,6 +163,23 @@ def test_a_detector_whose_arch_is_a_local_file_is_not_asked_for_weights(tmp_path
     assert "model.pretrained: true" not in result.err
 
 
+def test_an_unknown_ultralytics_model_config_is_reported_at_model_arch(tmp_path: Path) -> None:
+    """ultralytics raises FileNotFoundError from inside its model builder: a located error."""
+    (tmp_path / ".git").mkdir()
+    assert cvspec("init", "--example", "shapes", ".", cwd=tmp_path).code == 0
+    spec = tmp_path / "specs/shapes.yaml"
+    spec.write_text(spec.read_text().replace("yolov8n.yaml", "yolov99n.yaml"))
+    assert cvspec("build", cwd=tmp_path).code == 0
+    env = {"YOLO_CONFIG_DIR": str(tmp_path / "yolo"), "MPLCONFIGDIR": str(tmp_path / "mpl")}
+    result = cvspec("run", "specs/shapes.yaml", "--stage", "train", cwd=tmp_path, env=env)
+    assert result.code == 2 and "Traceback" not in result.err, result.err
+    assert "internal error" not in result.err
+    assert (
+        "error[spec-value]: model.arch: ultralytics has no model config 'yolov99n.yaml'; did "
+        "you mean ultralytics/yolov9" in result.err
+    )
+
+
 @pytest.mark.slow
 def test_a_flat_yolo_dataset_with_ratio_splits_trains(tmp_path: Path) -> None:
     """`cvspec new --task detection`'s layout: one images/ and labels/ folder, split by ratio.

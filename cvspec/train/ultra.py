@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cvspec.atomic import write_text
-from cvspec.errors import CvspecError, UsageError
+from cvspec.errors import CvspecError, SpecValueError, UsageError
 from cvspec.train.model import PRETRAINED_HELP
 from cvspec.train.progress import say
 from cvspec.train.runs import RunDir, read_json, run_id, set_current, write_json, write_metrics
@@ -259,7 +259,36 @@ def _model_source(args: dict[str, Any], root: Path, weights: Path | None) -> str
         return str(path)
     if args.get("pretrained"):
         raise UsageError(PRETRAINED_HELP)
+    _known_config(model, root)
     return model
+
+
+def _known_config(model: str, root: Path) -> None:
+    """A located error for a model .yaml that neither the repository nor ultralytics has (it
+    would raise FileNotFoundError from deep inside its model builder); the closest names."""
+    if not model.endswith((".yaml", ".yml")) or (root / model).is_file():
+        return
+    offline()
+    import difflib
+
+    from ultralytics.utils.checks import check_yaml
+
+    # ultralytics reads yolov8n.yaml as yolov8.yaml at scale n (its own rule, yaml_model_load)
+    unscaled = re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", model)
+    found = check_yaml(unscaled, hard=False) or check_yaml(model, hard=False)  # type: ignore[no-untyped-call]
+    if found:
+        return
+    import ultralytics
+
+    configs = Path(ultralytics.__file__).parent / "cfg" / "models"
+    names = sorted({p.name for p in configs.rglob("*.yaml")})
+    close = difflib.get_close_matches(unscaled, names, n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(f'ultralytics/{c}' for c in close)}?" if close else ""
+    raise SpecValueError(
+        ("model", "arch"),
+        f"ultralytics has no model config {model!r}{hint} (a scale letter n/s/m/l/x may "
+        "follow the version: yolov8n.yaml is yolov8.yaml at scale n)",
+    )
 
 
 def _data_yaml(path: Path, root: Path) -> dict[str, Any]:
