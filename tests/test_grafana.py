@@ -125,7 +125,8 @@ def test_dashboard_panels_variables_and_gate_lines(built: Path) -> None:
         "Baseline images",
         "Request rate",
         "Error rate",
-        "Latency of /predict",
+        "Server time of /predict",
+        "Request latency of /predict",
         "Batch size",
         "Inference time per batch",
         "Class distribution",
@@ -140,10 +141,18 @@ def test_dashboard_panels_variables_and_gate_lines(built: Path) -> None:
         config = panels[title]["fieldConfig"]["defaults"]
         return [(s["value"], s["color"]) for s in config["thresholds"]["steps"]]
 
-    assert steps("Latency of /predict") == [(None, "green"), (0.008, "orange"), (0.02, "red")]
-    latency = panels["Latency of /predict"]
-    assert latency["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"] == {"mode": "line"}
-    assert [t["legendFormat"] for t in latency["targets"]] == ["p50", "p95", "p99"]
+    assert steps("Server time of /predict") == [(None, "green"), (0.008, "orange"), (0.02, "red")]
+    server = panels["Server time of /predict"]
+    assert server["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"] == {"mode": "line"}
+    assert [t["legendFormat"] for t in server["targets"]] == ["p50", "p95", "p99"]
+    assert all("cvspec_server_duration_seconds_bucket" in t["expr"] for t in server["targets"])
+    latency = panels["Request latency of /predict"]  # the clients' view, uploads included
+    assert all("cvspec_request_duration_seconds_bucket" in t["expr"] for t in latency["targets"])
+    assert steps("Request latency of /predict") == [(None, "green")]  # alerts read server time
+    assert (server["gridPos"]["y"], server["gridPos"]["w"]) == (
+        latency["gridPos"]["y"],
+        latency["gridPos"]["w"],
+    )  # side by side
     assert steps("Error rate") == [(None, "green"), (0.05, "red")]
     assert steps("Queue depth") == steps("Request rate") == [(None, "green")]  # no such alert
     assert [t["legendFormat"] for t in panels["Request rate"]["targets"]] == [
@@ -162,9 +171,9 @@ def test_every_alert_metric_draws_its_bounds_on_its_panel(tmp_path: Path) -> Non
     from cvspec.spec import load_spec
 
     bounds = {  # metric: (bound, value on the panel, panel)
-        "latency_p50_ms": ("max: 150", 0.15, "Latency of /predict"),
-        "latency_p95_ms": ("max: 250", 0.25, "Latency of /predict"),
-        "latency_p99_ms": ("max: 350", 0.35, "Latency of /predict"),
+        "latency_p50_ms": ("max: 150", 0.15, "Server time of /predict"),
+        "latency_p95_ms": ("max: 250", 0.25, "Server time of /predict"),
+        "latency_p99_ms": ("max: 350", 0.35, "Server time of /predict"),
         "error_rate": ("max: 0.02", 0.02, "Error rate"),
         "request_rate": ("min: 3", 3, "Request rate"),
         "mean_confidence": ("min: 0.4", 0.4, "Mean confidence"),

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import MINIMAL_SPEC, cvspec, project, tool
+from helpers import MINIMAL_SPEC, cvspec, project, slow_upload, tool
 
 from cvspec.generate.render import dump_yaml
 from cvspec.serve.demo_model import write_demo_model
@@ -129,17 +129,20 @@ def test_prometheus_sees_what_the_server_did(prometheus: tuple[str, ServerProces
         == 415
     )
 
+    for _ in range(3):  # clients on a slow link: 4 pieces 0.15 s apart, 0.45 s at least
+        assert slow_upload(server.port, png((0, 200, 0)), pieces=4, gap_s=0.15) == 200
+
     sel = 'job="demo",route="/predict"'
     statuses = query_until(
         base,
         f"cvspec_requests_total{{{sel}}}",
-        lambda r: values(r, "status") == {"200": 3, "400": 1, "415": 1},
+        lambda r: values(r, "status") == {"200": 6, "400": 1, "415": 1},
     )
     assert {r["metric"]["instance"] for r in statuses} == {f"127.0.0.1:{server.metrics_port}"}
     classes = query_until(
         base,
         'cvspec_predictions_total{job="demo"}',
-        lambda r: values(r, "class") == {"red": 2, "green": 0, "blue": 1},
+        lambda r: values(r, "class") == {"red": 2, "green": 3, "blue": 1},
     )
     assert len(classes) == 3  # every class of labels.json, from the start
     info = query_until(base, 'cvspec_model_info{job="demo"}', lambda r: len(r) == 1)
@@ -148,10 +151,22 @@ def test_prometheus_sees_what_the_server_did(prometheus: tuple[str, ServerProces
     assert set(values(drift, "stat")) == {"brightness", "contrast", "width", "height"}
     # the recording rules run on the scraped series (a rate needs two scrapes after the requests)
     query_until(base, 'job:cvspec_requests:rate_5m{job="demo"}', lambda r: len(r) == 1)
+    # the slow uploads stretch the requests (the clients' view, on the dashboard), but the
+    # latency alerts read the server's own time, from the body received to the answer
+    request_p95 = (
+        "histogram_quantile(0.95, sum by (le) "
+        f"(rate(cvspec_request_duration_seconds_bucket{{{sel}}}[5m])))"
+    )
+    query_until(base, request_p95, lambda r: len(r) == 1 and float(r[0]["value"][1]) > 0.3)
     query_until(
         base,
-        'job:cvspec_request_duration_seconds:p95_5m{job="demo"}',
-        lambda r: len(r) == 1 and float(r[0]["value"][1]) > 0,
+        'cvspec_server_duration_seconds_count{job="demo"}',
+        lambda r: len(r) == 1 and float(r[0]["value"][1]) == 7,
+    )  # not the 415: refused before its body
+    query_until(
+        base,
+        'job:cvspec_server_duration_seconds:p95_5m{job="demo"}',
+        lambda r: len(r) == 1 and 0 < float(r[0]["value"][1]) < 0.3,
     )
     rules = httpx.get(f"{base}/api/v1/rules").json()["data"]["groups"]
     loaded = {r["name"]: r["health"] for g in rules for r in g["rules"]}

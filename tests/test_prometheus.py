@@ -85,12 +85,12 @@ def test_alerts_come_from_the_spec_and_its_gates(tmp_path: Path) -> None:
             "page",
         ),
         "LatencyP50OutsideGate": (
-            'job:cvspec_request_duration_seconds:p50_5m{job="demo"} * 1000 > 8.0',
+            'job:cvspec_server_duration_seconds:p50_5m{job="demo"} * 1000 > 8.0',
             "10m",
             "ticket",
         ),
         "LatencyP95OutsideGate": (
-            'job:cvspec_request_duration_seconds:p95_5m{job="demo"} * 1000 > 20.0',
+            'job:cvspec_server_duration_seconds:p95_5m{job="demo"} * 1000 > 20.0',
             "10m",
             "page",
         ),
@@ -121,11 +121,12 @@ def test_alerts_come_from_the_spec_and_its_gates(tmp_path: Path) -> None:
     }
     p95 = alerts["LatencyP95OutsideGate"]["annotations"]
     assert list(p95) == ["summary", "description", "dashboard", "source"]
-    assert p95["summary"] == "p95 latency of /predict is above 20 ms"
+    assert p95["summary"] == "p95 server time of /predict is above 20 ms"
     assert p95["description"].startswith(
         'latency_p95_ms is {{ $value | printf "%.5g" }} ms for job demo (alerting above 20). '
-        "Served slower than the gate"  # then what to do
-    )
+        "The server's own time for a /predict request, from its body fully received to its "
+        "answer (decode, queue, batching, model); a client's slow upload does not count"
+    )  # then what to do
     assert p95["dashboard"] == "/d/cvspec-demo"  # the Grafana dashboard's uid
     assert p95["source"] == "specs/demo.yaml: evaluate.gates.latency_p95_ms"
     assert alerts["QueueBacklog"]["annotations"]["summary"] == "queue_depth is below 0 or above 40"
@@ -140,11 +141,16 @@ def test_alerts_come_from_the_spec_and_its_gates(tmp_path: Path) -> None:
     assert alerts["TargetDown"]["annotations"]["description"].startswith(
         "Prometheus has failed to scrape {{ $labels.instance }} (job demo) for 3m. "
     )
+    recorded = {r["record"]: r["expr"] for r in rules["groups"][0]["rules"]}
+    assert recorded["job:cvspec_server_duration_seconds:p95_5m"] == (
+        "histogram_quantile(0.95, sum by (job, le) "
+        '(rate(cvspec_server_duration_seconds_bucket{job="demo"}[5m])))'
+    )  # the server's own part: not the request histogram, which a slow upload stretches
     records = [r["record"] for r in rules["groups"][0]["rules"]]
     assert records == [
-        "job:cvspec_request_duration_seconds:p50_5m",
-        "job:cvspec_request_duration_seconds:p95_5m",
-        "job:cvspec_request_duration_seconds:p99_5m",
+        "job:cvspec_server_duration_seconds:p50_5m",
+        "job:cvspec_server_duration_seconds:p95_5m",
+        "job:cvspec_server_duration_seconds:p99_5m",
         "job:cvspec_request_errors:ratio_5m",
         "job:cvspec_requests:rate_5m",
         "job:cvspec_prediction_confidence:mean_15m",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from helpers import slow_upload
 
 from cvspec.imagestats import image_stats
 from cvspec.serve import metric_names as m
@@ -82,6 +83,7 @@ def test_metrics_count_what_happened(export: Path) -> None:
     assert value(s, m.REQUESTS, route="/predict", status="415") == 1
     assert value(s, m.REQUESTS, route="other", status="404") == 1
     assert value(s, f"{m.REQUEST_SECONDS}_count", route="/predict") == 5
+    assert value(s, f"{m.SERVER_SECONDS}_count") == 4  # the 415 is refused before its body
     assert value(s, f"{m.BATCH_SIZE}_count") == 3 and value(s, f"{m.BATCH_SIZE}_sum") == 3
     assert value(s, f"{m.CONFIDENCE}_count") == 3
     assert sum(v for (n, _), v in s.items() if n == m.PREDICTIONS) == 3
@@ -103,6 +105,17 @@ def test_metrics_count_what_happened(export: Path) -> None:
         live_mean = sum(x[stat] for x in live) / len(live)
         assert value(s, m.DRIFT, stat=stat) == pytest.approx(abs(live_mean - mean) / std), stat
     assert value(s, m.DRIFT, stat="height") == pytest.approx(0.5)  # |10 - 12| / 4
+
+
+def test_a_slow_upload_stretches_the_request_latency_not_the_server_time(export: Path) -> None:
+    """What the latency alerts read is the server's own part: from the body received on."""
+    with ServerProcess(["--model-dir", str(export), "--threads", "1"]) as server:
+        assert slow_upload(server.port, grey(100), pieces=4, gap_s=0.15) == 200
+        s = scrape(server.metrics_url)
+    assert value(s, f"{m.REQUEST_SECONDS}_count", route="/predict") == 1
+    assert value(s, f"{m.REQUEST_SECONDS}_sum", route="/predict") >= 0.45  # 3 gaps of 0.15 s
+    assert value(s, f"{m.SERVER_SECONDS}_count") == 1
+    assert value(s, f"{m.SERVER_SECONDS}_sum") < 0.2  # decode + batch wait + a tiny model
 
 
 def test_a_model_that_fails_to_load_leaves_metrics_up_without_model_info(tmp_path: Path) -> None:

@@ -18,6 +18,19 @@ HEALTH = ("target_down", "target_missing", "model_not_loaded")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 
 
+# What an alert on a metric means and what to do, per kind of metric (AlertRule.advice).
+ADVICE = {
+    "latency": (
+        f"The server's own time for a {m.PREDICT_ROUTE} request, from its body fully received "
+        "to its answer (decode, queue, batching, model); a client's slow upload does not count "
+        "(the dashboard's request latency, beside it, shows the clients' view). Served slower "
+        "than the gate the model passed: on the dashboard, a long queue or full batches mean "
+        "more load than the server takes (add workers or replicas); a longer inference time "
+        "per batch points at the host or the model."
+    ),
+}
+
+
 class AlertRule(NamedTuple):
     """One alert: what it watches, its bounds, and where in the spec it came from."""
 
@@ -56,7 +69,7 @@ def number(value: float) -> str:
 def reach(metric: str, spec: Any) -> Reach:
     """The lowest and highest value the server can show for an alert metric.
 
-    A latency quantile comes from the request histogram: a quantile in its first bucket is
+    A latency quantile comes from the server-time histogram: a quantile in its first bucket is
     interpolated from 0 (so it is at least q x 1 ms) and one in +Inf reads as the highest
     finite bucket (10 s). The queue refuses images beyond its capacity, per worker process.
     """
@@ -65,7 +78,8 @@ def reach(metric: str, spec: Any) -> Reach:
         low = m.LATENCY_QUANTILES[q] * m.LATENCY_BUCKETS[0] * 1000
         high = m.LATENCY_BUCKETS[-1] * 1000
         text = (
-            f"the {q} of {m.PREDICT_ROUTE} latency in ms, read from the server's histogram: "
+            f"the {q} of the server's time per {m.PREDICT_ROUTE} request in ms (body received "
+            "to answer), read from its histogram: "
             f"from {low:g} to {high:g} (its highest finite bucket is {high / 1000:g} s)"
         )
         return Reach(low, high, text)
@@ -158,7 +172,8 @@ def alert_expr(rule: AlertRule, job: str) -> str:
 def recording_rules(job: str) -> list[dict[str, str]]:
     """The series alerts read: latency quantiles, error ratio, request rate, mean confidence."""
     predict = f'job="{job}",route="{m.PREDICT_ROUTE}"'
-    buckets = f"sum by (job, le) (rate({m.REQUEST_SECONDS}_bucket{{{predict}}}[5m]))"
+    # the server's own part of /predict: a client's slow upload does not page anyone
+    buckets = f'sum by (job, le) (rate({m.SERVER_SECONDS}_bucket{{job="{job}"}}[5m]))'
     rules = [
         {"record": m.RECORDED_LATENCY.format(q=name), "expr": f"histogram_quantile({q}, {buckets})"}
         for name, q in m.LATENCY_QUANTILES.items()
@@ -215,13 +230,9 @@ def _derived(spec: Any) -> list[AlertRule]:
     for q, severity in (("p50", "ticket"), ("p95", "page")):
         metric, name = f"latency_{q}_ms", f"Latency{q.upper()}OutsideGate"
         if (gate := getattr(gates, metric, None)) is not None:
-            text = f"{q} latency of {m.PREDICT_ROUTE} is {bounds_text(gate.min, gate.max)} ms"
+            text = f"{q} server time of {m.PREDICT_ROUTE} is {bounds_text(gate.min, gate.max)} ms"
             origin, key = f"evaluate.gates.{metric}", ("evaluate", "gates", metric)
-            advice = (
-                "Served slower than the gate the model passed: on the dashboard, a long queue "
-                "or full batches mean more load than the server takes (add workers or "
-                "replicas); a longer inference time per batch points at the host or the model."
-            )
+            advice = ADVICE["latency"]
             rows.append(
                 AlertRule(
                     name, metric, gate.min, gate.max, "10m", severity, text, origin, key, advice

@@ -64,6 +64,9 @@ def panels(spec: Any) -> list[PanelSpec]:
     lines = _lines(spec)
     requests = f"sum(rate({m.REQUESTS}{{{PREDICT}}}[{RATE}]))"
     errors = f'sum(rate({m.REQUESTS}{{{PREDICT},status=~"5.."}}[{RATE}]))'
+    server_time = tuple(
+        (_quantile(q, m.SERVER_SECONDS, SEL), name) for name, q in m.LATENCY_QUANTILES.items()
+    )
     latency = tuple(
         (_quantile(q, m.REQUEST_SECONDS, PREDICT), name) for name, q in m.LATENCY_QUANTILES.items()
     )
@@ -130,13 +133,24 @@ def panels(spec: Any) -> list[PanelSpec]:
             min=0,
         ),
         PanelSpec(
-            "Latency of /predict",
+            f"Server time of {m.PREDICT_ROUTE}",
+            "timeseries",
+            "s",
+            server_time,
+            "p50, p95, p99 of the server's own time per request, from its body fully received "
+            "to its answer (decode, queue, batching, model): what the latency alerts watch; "
+            "lines: the spec's latency gates and alerts.",
+            lines["latency"],
+            min=0,
+        ),
+        PanelSpec(
+            f"Request latency of {m.PREDICT_ROUTE}",
             "timeseries",
             "s",
             latency,
-            "p50, p95, p99 of request latency; lines: the spec's latency gates.",
-            lines["latency"],
-            width=24,
+            "p50, p95, p99 of whole requests as the server sees them, the clients' uploads "
+            "included: above the server time, the difference is time spent receiving bodies "
+            "(slow or distant clients), not serving.",
             min=0,
         ),
         PanelSpec(

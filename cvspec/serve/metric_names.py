@@ -4,7 +4,10 @@ from __future__ import annotations
 
 # Sample names as Prometheus stores them (counters with _total, histograms as their base name).
 REQUESTS = "cvspec_requests_total"  # counter {route, status}
-REQUEST_SECONDS = "cvspec_request_duration_seconds"  # histogram {route}
+REQUEST_SECONDS = "cvspec_request_duration_seconds"  # histogram {route}: the client's view
+# histogram: a /predict request from its body fully received to its answer (decode, queue,
+# batch, model): the server's own part, which slow uploads do not stretch; latency alerts read it
+SERVER_SECONDS = "cvspec_server_duration_seconds"
 INFERENCE_SECONDS = "cvspec_inference_duration_seconds"  # histogram: one model call per batch
 BATCH_SIZE = "cvspec_batch_size"  # histogram: images per model call
 QUEUE_DEPTH = "cvspec_queue_depth"  # gauge: images waiting for a batch
@@ -22,6 +25,7 @@ UP = "up"  # not the server's: Prometheus writes it per target and scrape, 1 scr
 
 HISTOGRAMS = (
     REQUEST_SECONDS,
+    SERVER_SECONDS,
     INFERENCE_SECONDS,
     BATCH_SIZE,
     CONFIDENCE,
@@ -57,7 +61,7 @@ SIZE_BUCKETS = (8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 
 # Recording rules (level:metric:operation); alerts read these, the dashboard reads raw metrics.
 LATENCY_QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
-RECORDED_LATENCY = "job:cvspec_request_duration_seconds:{q}_5m"
+RECORDED_LATENCY = "job:cvspec_server_duration_seconds:{q}_5m"
 RECORDED_ERROR_RATIO = "job:cvspec_request_errors:ratio_5m"
 RECORDED_REQUEST_RATE = "job:cvspec_requests:rate_5m"
 RECORDED_MEAN_CONFIDENCE = "job:cvspec_prediction_confidence:mean_15m"

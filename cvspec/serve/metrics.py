@@ -54,7 +54,16 @@ class ServerMetrics:
             m.REQUESTS, "HTTP requests by route and status", ("route", "status"), registry=reg
         )
         self.latency = hist(
-            m.REQUEST_SECONDS, "HTTP request latency", m.LATENCY_BUCKETS, ("route",)
+            m.REQUEST_SECONDS,
+            "HTTP request latency, from the request's start (its upload included) to the answer",
+            m.LATENCY_BUCKETS,
+            ("route",),
+        )
+        self.server = hist(
+            m.SERVER_SECONDS,
+            "Server time of a /predict request: from its body fully received to its answer "
+            "(decode, queue, batch, model)",
+            m.LATENCY_BUCKETS,
         )
         self.inference = hist(m.INFERENCE_SECONDS, "Model call time per batch", m.LATENCY_BUCKETS)
         self.batch = hist(m.BATCH_SIZE, "Images per model call", m.BATCH_BUCKETS)
@@ -112,6 +121,10 @@ class ServerMetrics:
         """Count one finished HTTP request and its latency."""
         self.requests.labels(route, str(status)).inc()
         self.latency.labels(route).observe(seconds)
+
+    def served(self, seconds: float) -> None:
+        """Record the server's own time for one /predict request whose body arrived."""
+        self.server.observe(seconds)
 
     def batch_done(self, size: int, seconds: float) -> None:
         """Record one model call."""

@@ -227,8 +227,8 @@ def _latency(rule: AlertRule, job: str, fires: bool, minutes: int) -> Case:
     reads = [(lo + (hi - lo) * q, hi) for lo, hi in itertools.pairwise(bounds)]
     for value, hi in [*reads, (m.LATENCY_BUCKETS[-1], math.inf)]:
         if ok(value * 1000):
-            labels = f'job="{job}",instance="{INSTANCE}",route="{m.PREDICT_ROUTE}"'
-            name = f"{m.REQUEST_SECONDS}_bucket"
+            labels = f'job="{job}",instance="{INSTANCE}"'
+            name = f"{m.SERVER_SECONDS}_bucket"
             out = [
                 _one(f'{name}{{{labels},le="{b!r}"}}', 0, 60 if b >= hi else 0, minutes + 5)
                 for b in m.LATENCY_BUCKETS
