@@ -107,12 +107,29 @@ def reach(metric: str, spec: Any) -> Reach:
     return Reach(0, high, text)
 
 
+# How far back an alert on a windowed metric (a latency quantile, the error ratio, the mean
+# confidence) looks for its last value, and a drift alert for traffic: a client that sends
+# bursts up to this far apart still gets its alerts, as their `for` no longer restarts in each
+# gap; an alert holds the value of the last window with traffic this long after traffic stops.
+HOLD = "1h"
+
+
+def windowed(metric: str) -> bool:
+    """True for the metrics recorded over a window of requests, absent while none arrive."""
+    return metric.startswith("latency_p") or metric in ("error_rate", "mean_confidence")
+
+
 def metric_expr(metric: str, job: str) -> str:
-    """The PromQL that gives one value of an alert metric per job (or per series)."""
+    """The PromQL that gives one value of an alert metric per job (or per series).
+
+    A windowed metric reads the last value recorded within HOLD: its recording rule has no
+    value over a window without (enough) requests, so the gaps of bursty traffic keep the last
+    burst's value instead of resetting the alert.
+    """
     sel = f'job="{job}"'
     if metric.startswith("latency_p"):
         quantile = metric.removeprefix("latency_").removesuffix("_ms")
-        return f"{m.RECORDED_LATENCY.format(q=quantile)}{{{sel}}} * 1000"
+        return f"last_over_time({m.RECORDED_LATENCY.format(q=quantile)}{{{sel}}}[{HOLD}]) * 1000"
     if metric.endswith("_drift") and metric != "input_drift":
         return f'{m.DRIFT}{{{sel},stat="{metric.removesuffix("_drift")}"}}'
     simple = {
@@ -122,7 +139,8 @@ def metric_expr(metric: str, job: str) -> str:
         "queue_depth": m.QUEUE_DEPTH,
         "input_drift": m.DRIFT,
     }
-    return f"{simple[metric]}{{{sel}}}"
+    expr = f"{simple[metric]}{{{sel}}}"
+    return f"last_over_time({expr}[{HOLD}])" if windowed(metric) else expr
 
 
 def health_expr(kind: str, job: str) -> str:
@@ -142,8 +160,9 @@ def health_expr(kind: str, job: str) -> str:
 
 
 # Least /predict traffic (requests per second over 5m) an alert needs to mean anything:
-# one failed request out of two is not an outage worth a page, and a drift gauge keeps the
-# value of the last images it saw after traffic stops.
+# one failed request out of two is not an outage worth a page (the error ratio is recorded
+# only over 5m windows with this much traffic), and a drift gauge keeps the value of the last
+# images it saw after traffic stops (a drift alert needs some traffic within HOLD).
 MIN_TRAFFIC = {"error_rate": 0.1}
 
 
@@ -153,20 +172,18 @@ def min_traffic(metric: str) -> float | None:
 
 
 def alert_expr(rule: AlertRule, job: str) -> str:
-    """The alert condition: the metric outside [min, max] (or a HEALTH condition), while the
-    server gets the traffic the metric needs to mean anything (MIN_TRAFFIC)."""
+    """The alert condition: the metric outside [min, max] (or a HEALTH condition); a drift
+    alert also needs /predict traffic within HOLD (the error ratio carries its own guard)."""
     if rule.metric in HEALTH:
         return health_expr(rule.metric, job)
     expr = metric_expr(rule.metric, job)
     low = f"{expr} < {number(rule.min)}" if rule.min is not None else None
     high = f"{expr} > {number(rule.max)}" if rule.max is not None else None
     condition = f"({low}) or ({high})" if low and high else low or high or ""
-    least = min_traffic(rule.metric)
-    if least is None:
+    if not rule.metric.endswith("_drift"):
         return condition
-    traffic = f'{m.RECORDED_REQUEST_RATE}{{job="{job}"}}'
-    guard = f"{traffic} > 0" if least == 0 else f"{traffic} >= {number(least)}"
-    return f"({condition}) and on (job) {guard}"
+    traffic = f'max_over_time({m.RECORDED_REQUEST_RATE}{{job="{job}"}}[{HOLD}])'
+    return f"({condition}) and on (job) {traffic} > 0"
 
 
 def recording_rules(job: str) -> list[dict[str, str]]:
@@ -174,20 +191,29 @@ def recording_rules(job: str) -> list[dict[str, str]]:
     predict = f'job="{job}",route="{m.PREDICT_ROUTE}"'
     # the server's own part of /predict: a client's slow upload does not page anyone
     buckets = f'sum by (job, le) (rate({m.SERVER_SECONDS}_bucket{{job="{job}"}}[5m]))'
+    # `>= 0` drops the NaN of a window without requests: no value, rather than one that
+    # restarts every alert's `for` (alerts read the last value, metric_expr)
     rules = [
-        {"record": m.RECORDED_LATENCY.format(q=name), "expr": f"histogram_quantile({q}, {buckets})"}
+        {
+            "record": m.RECORDED_LATENCY.format(q=name),
+            "expr": f"histogram_quantile({q}, {buckets}) >= 0",
+        }
         for name, q in m.LATENCY_QUANTILES.items()
     ]
-    requests = f"sum by (job) (rate({m.REQUESTS}{{{predict}}}[5m]))"
-    errors = f'sum by (job) (rate({m.REQUESTS}{{{predict},status=~"5.."}}[5m]))'
+    rate = f"rate({m.REQUESTS}{{{predict}}}[5m])"
+    requests = f"sum by (job) ({rate})"
+    # 5xx over all answers, 0 while no 5xx series exists yet (a fresh server); recorded only
+    # over windows with MIN_TRAFFIC requests/s
+    errors = f'sum by (job) (rate({m.REQUESTS}{{{predict},status=~"5.."}}[5m]) or {rate} * 0)'
+    least = number(MIN_TRAFFIC["error_rate"])
     conf = f'job="{job}"'
     rules += [
-        {"record": m.RECORDED_ERROR_RATIO, "expr": f"{errors} / {requests}"},
+        {"record": m.RECORDED_ERROR_RATIO, "expr": f"{errors} / ({requests} >= {least})"},
         {"record": m.RECORDED_REQUEST_RATE, "expr": requests},
         {
             "record": m.RECORDED_MEAN_CONFIDENCE,
             "expr": f"sum by (job) (rate({m.CONFIDENCE}_sum{{{conf}}}[15m])) / "
-            f"sum by (job) (rate({m.CONFIDENCE}_count{{{conf}}}[15m]))",
+            f"(sum by (job) (rate({m.CONFIDENCE}_count{{{conf}}}[15m])) > 0)",
         },
     ]
     return rules

@@ -18,10 +18,13 @@ from cvspec.serve.alerts import (
     min_traffic,
     reach,
     seconds,
+    windowed,
 )
 
 INSTANCE = "server:9090"
 PER_MINUTE = 1000  # requests per minute in synthetic counters: error ratios resolve to 0.001
+BURST_EVERY = 10  # minutes between the bursts of the bursty cases (the same requests in all)
+BURSTY_MINUTES = 180  # how long the bursty cases run, unless an alert's `for` needs longer
 Series = list[dict[str, str]]
 Case = tuple[Series, float]  # input series, and the value the alert reads from them (or nan)
 
@@ -30,17 +33,24 @@ def rule_tests(spec: Any, job: str, rule_file: str, spec_file: str) -> dict[str,
     """A `promtool test rules` file: per alert, one case that fires and one that does not."""
     tests: list[dict[str, Any]] = []
     for rule in alert_rules(spec):
-        minutes = math.ceil(seconds(rule.for_) / 60) + 20  # past `for` and the 15m windows
+        for_minutes = math.ceil(seconds(rule.for_) / 60)
+        minutes = for_minutes + 20  # past `for` and the 15m windows
         labels = {"job": job, "severity": rule.severity}
         cases = [("fires", True), ("stays quiet", False)]
         if min_traffic(rule.metric) is not None:
             cases.append(("stays quiet on too little traffic", True))
+        if bursty(rule.metric):
+            cases += [("fires on bursty traffic", True), ("stays quiet on bursty traffic", False)]
         for case, fires in cases:
             series, value = _series(rule, spec, job, fires, minutes)
             if fires and not series:  # validation rejects such bounds (rules.py: alert-range)
                 raise RuntimeError(f"no input series can make {rule.name} fire ({rule.origin})")
             expected: list[dict[str, Any]] = []
-            if case == "fires":
+            at = minutes
+            if case.endswith("bursty traffic"):  # the same values, every request in bursts
+                span = max(BURSTY_MINUTES, -(-(for_minutes + 60) // BURST_EVERY) * BURST_EVERY)
+                series, at = _bursts(series, span), span - 1  # just before a burst: the longest gap
+            if case.startswith("fires"):
                 grafana = spec.monitor.grafana_url
                 shown = alert_annotations(rule, job, spec_file, True, value, grafana)
                 expected = [
@@ -54,7 +64,7 @@ def rule_tests(spec: Any, job: str, rule_file: str, spec_file: str) -> dict[str,
                     "interval": "1m",
                     "input_series": series,
                     "alert_rule_test": [
-                        {"eval_time": f"{minutes}m", "alertname": rule.name, "exp_alerts": expected}
+                        {"eval_time": f"{at}m", "alertname": rule.name, "exp_alerts": expected}
                     ],
                 }
             )
@@ -163,6 +173,30 @@ def _series(rule: AlertRule, spec: Any, job: str, fires: bool, minutes: int) -> 
         _one(f'{m.REQUESTS}{{{route},status="200"}}', 0, PER_MINUTE - errors, n),
         _one(f'{m.REQUESTS}{{{route},status="500"}}', 0, errors, n),
     ], errors / PER_MINUTE
+
+
+def bursty(metric: str) -> bool:
+    """Alerts whose rule tests include traffic in bursts: those on windows of requests (and
+    drift, which needs traffic), not the request rate (bursts do lower it) or a gauge."""
+    return windowed(metric) or metric.endswith("_drift")
+
+
+def _bursts(series: Series, minutes: int) -> Series:
+    """The series over `minutes` (+1 samples), each counter's requests in one burst every
+    BURST_EVERY minutes (the same average rate, so ratios and quantiles read the same);
+    gauges stay as they are."""
+    out = []
+    for one in series:
+        start, rest = one["values"].split("+", 1)
+        step = float(rest.split("x", 1)[0])
+        if step == 0:
+            out.append(_one(one["series"], float(start), 0, minutes))
+            continue
+        jump = step * BURST_EVERY
+        levels = [float(start) + jump * k for k in range(minutes // BURST_EVERY + 1)]
+        held = [f"{level!r}x{BURST_EVERY - 1}" for level in levels[:-1]]  # 10 samples each
+        out.append({"series": one["series"], "values": " ".join([*held, repr(levels[-1])])})
+    return out
 
 
 def _sparse(series: Series, minutes: int) -> Series:
