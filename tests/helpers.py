@@ -124,3 +124,18 @@ def slow_upload(port: int, body: bytes, pieces: int = 4, gap_s: float = 0.15) ->
             assert chunk, f"the server closed the connection after {answer!r}"
             answer += chunk
     return int(answer.split(b" ", 2)[1])
+
+
+def fill_drift_window(url: str, body: bytes) -> None:
+    """POST body to url/predict as often as a drift window holds images: the server publishes
+    its drift gauges only over a full window."""
+    import httpx
+
+    from cvspec.serve.drift import WINDOW
+
+    with httpx.Client() as client:
+        for _ in range(WINDOW):
+            answer = client.post(
+                f"{url}/predict", content=body, headers={"content-type": "image/png"}
+            )
+            assert answer.status_code == 200, answer.text

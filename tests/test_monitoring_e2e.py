@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import MINIMAL_SPEC, cvspec, project, slow_upload, tool
+from helpers import MINIMAL_SPEC, cvspec, fill_drift_window, project, slow_upload, tool
 
 from cvspec.generate.render import dump_yaml
 from cvspec.serve.demo_model import write_demo_model
@@ -147,8 +147,6 @@ def test_prometheus_sees_what_the_server_did(prometheus: tuple[str, ServerProces
     assert len(classes) == 3  # every class of labels.json, from the start
     info = query_until(base, 'cvspec_model_info{job="demo"}', lambda r: len(r) == 1)
     assert info[0]["metric"]["name"] == "demo" and info[0]["metric"]["task"] == "classification"
-    drift = query_until(base, 'cvspec_input_drift{job="demo"}', lambda r: len(r) == 4)
-    assert set(values(drift, "stat")) == {"brightness", "contrast", "width", "height"}
     # the recording rules run on the scraped series (a rate needs two scrapes after the requests)
     query_until(base, 'job:cvspec_requests:rate_5m{job="demo"}', lambda r: len(r) == 1)
     # the slow uploads stretch the requests (the clients' view, on the dashboard), but the
@@ -168,6 +166,11 @@ def test_prometheus_sees_what_the_server_did(prometheus: tuple[str, ServerProces
         'job:cvspec_server_duration_seconds:p95_5m{job="demo"}',
         lambda r: len(r) == 1 and 0 < float(r[0]["value"][1]) < 0.3,
     )
+    no_drift = query_until(base, 'cvspec_input_drift{job="demo"}', lambda r: True)
+    assert no_drift == []  # 6 images are no full window: no gauge
+    fill_drift_window(server.url, png((0, 200, 0)))
+    drift = query_until(base, 'cvspec_input_drift{job="demo"}', lambda r: len(r) == 4)
+    assert set(values(drift, "stat")) == {"brightness", "contrast", "width", "height"}
     rules = httpx.get(f"{base}/api/v1/rules").json()["data"]["groups"]
     loaded = {r["name"]: r["health"] for g in rules for r in g["rules"]}
     assert "LatencyP95OutsideGate" in loaded and set(loaded.values()) == {"ok"}

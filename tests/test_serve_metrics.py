@@ -13,6 +13,7 @@ from helpers import slow_upload
 from cvspec.imagestats import image_stats
 from cvspec.serve import metric_names as m
 from cvspec.serve.demo_model import write_demo_model
+from cvspec.serve.drift import WINDOW
 from cvspec.serve.launch import ServerProcess
 
 LABELS = ["red", "green", "blue"]
@@ -69,15 +70,20 @@ def test_metrics_count_what_happened(export: Path) -> None:
         assert post(server.url, b"junk").status_code == 400
         assert post(server.url, b"{}", "application/json").status_code == 415
         assert httpx.get(f"{server.url}/nothing-here").status_code == 404
+        s = scrape(server.metrics_url)
+        # then a full drift window: the gauges appear only over WINDOW images
+        sent = levels + [levels[i % 3] for i in range(WINDOW - len(levels))]
+        with httpx.Client() as client:
+            for level in sent[len(levels) :]:
+                answer = client.post(
+                    f"{server.url}/predict",
+                    content=grey(level),
+                    headers={"content-type": "image/png"},
+                )
+                assert answer.status_code == 200
         metrics_port = scrape(server.metrics_url)
         api_port = scrape(f"{server.url}/metrics")
 
-    for name in m.EXPORTED:  # the whole contract the rules and dashboard rely on
-        assert any(n.startswith(name) for n, _ in metrics_port), name
-    assert {k for k in api_port if k[0].startswith("cvspec")} >= {
-        k for k in metrics_port if k[0].startswith("cvspec")
-    }
-    s = metrics_port
     assert value(s, m.REQUESTS, route="/predict", status="200") == 3
     assert value(s, m.REQUESTS, route="/predict", status="400") == 1
     assert value(s, m.REQUESTS, route="/predict", status="415") == 1
@@ -91,10 +97,20 @@ def test_metrics_count_what_happened(export: Path) -> None:
     assert value(s, m.QUEUE_DEPTH) == 0
     assert value(s, m.BASELINE_IMAGES) == 50
     assert value(s, m.MODEL_INFO, name="demo", version=_version(export), task="classification") == 1
+    assert not [k for k in s if k[0] == m.DRIFT]  # 3 images: noise, not drift
+
+    for name in m.EXPORTED:  # the whole contract the rules and dashboard rely on
+        assert any(n.startswith(name) for n, _ in metrics_port), name
+    assert {k for k in api_port if k[0].startswith("cvspec")} >= {
+        k for k in metrics_port if k[0].startswith("cvspec")
+    }
+    s = metrics_port
+    assert value(s, m.REQUESTS, route="/predict", status="200") == WINDOW
+    assert value(s, f"{m.INPUT_WIDTH}_sum") == 20 * WINDOW
 
     from PIL import Image
 
-    live = [image_stats(Image.open(io.BytesIO(grey(level)))) for level in levels]
+    live = [image_stats(Image.open(io.BytesIO(grey(level)))) for level in sent]
     base = {
         "brightness": (0.5, 0.1),
         "contrast": (0.0, 0.01),

@@ -18,7 +18,8 @@ INPUT_BRIGHTNESS = "cvspec_input_brightness"  # histogram: mean grey level, 0..1
 INPUT_CONTRAST = "cvspec_input_contrast"  # histogram: grey standard deviation, 0..1
 INPUT_WIDTH = "cvspec_input_width_pixels"  # histogram
 INPUT_HEIGHT = "cvspec_input_height_pixels"  # histogram
-DRIFT = "cvspec_input_drift"  # gauge {stat}: |live mean - training mean| / training std
+# gauge {stat}: |live mean - training mean| / training std over a full window of images
+DRIFT = "cvspec_input_drift"
 BASELINE_IMAGES = "cvspec_drift_baseline_images"  # gauge: images in the drift baseline, 0: none
 MODEL_INFO = "cvspec_model_info"  # gauge = 1 {name, version, task}, set once the model loaded
 UP = "up"  # not the server's: Prometheus writes it per target and scrape, 1 scraped, 0 failed

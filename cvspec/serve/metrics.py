@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from cvspec.serve import metric_names as m
+from cvspec.serve.drift import WINDOW
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # set: workers share metrics through files there
 
@@ -90,7 +91,8 @@ class ServerMetrics:
         }
         self.drift = Gauge(
             m.DRIFT,
-            "Live mean minus training mean, in training standard deviations",
+            f"|Live mean - training mean| of the last {WINDOW} images, in training standard "
+            f"deviations (none until a worker has seen {WINDOW})",
             ("stat",),
             registry=reg,
             multiprocess_mode="livemax",
