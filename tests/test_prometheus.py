@@ -107,7 +107,7 @@ def test_alerts_come_from_the_spec_and_its_gates(tmp_path: Path) -> None:
             "ticket",
         ),
         "InputDistributionDrift": (
-            '(cvspec_input_drift{job="demo"} > 0.5) '
+            '(cvspec_input_drift{job="demo",stat!="brightness"} > 0.5) '  # InputDrift's
             'and on (job) max_over_time(job:cvspec_requests:rate_5m{job="demo"}[1h]) > 0',
             "30m",
             "ticket",
@@ -171,11 +171,18 @@ def test_every_alert_has_a_firing_and_a_quiet_case(tmp_path: Path) -> None:
     guarded = ("InputDrift", "HighErrorRate", "InputDistributionDrift")  # need traffic
     little = ("stays quiet on too little traffic",)
     windows = (*guarded, "LatencyP50OutsideGate", "LatencyP95OutsideGate", "ConfidenceCollapse")
+    default = "InputDistributionDrift"  # leaves brightness to InputDrift
     bursty = ("fires on bursty traffic", "stays quiet on bursty traffic")
     assert [t["name"] for t in tests] == [
         f"{n} {c}"
         for n in names
-        for c in ("fires", "stays quiet", *(little * (n in guarded)), *(bursty * (n in windows)))
+        for c in (
+            "fires",
+            "stays quiet",
+            *(little * (n in guarded)),
+            *(bursty * (n in windows)),
+            *(("stays quiet on brightness drift, left to the spec's alert",) * (n == default)),
+        )
     ]
     for case in tests:
         expected = case["alert_rule_test"][0]["exp_alerts"]
@@ -210,7 +217,7 @@ def test_the_rule_tests_expect_annotations_as_prometheus_renders_them(tmp_path: 
         "error_rate is 52.5% for job demo (alerting above 0.05). "
     )
     assert shown("InputDistributionDrift")["description"].startswith(
-        "input_drift of brightness is 1 training standard deviations on server:9090 "
+        "input_drift of contrast is 1 training standard deviations on server:9090 "
     )
     rules = out / "rules.yml"  # promtool compares them with what Prometheus renders
     rules.write_text(rules.read_text().replace("humanizePercentage", "humanize"))
@@ -262,15 +269,17 @@ def test_bursty_traffic_gets_its_error_and_drift_alerts(tmp_path: Path) -> None:
         f'cvspec_requests_total{{{labels},status="500"}}': bursts(0, 1, 180),  # 1%
     }
     scenario(out, "healthy bursts", healthy, "179m", {"HighErrorRate": False})
-    drift = 'cvspec_input_drift{job="demo",instance="s:9090",stat="brightness"}'
+    gauge = 'cvspec_input_drift{{job="demo",instance="s:9090",stat="{}"}}'
+    drift = {gauge.format("brightness"): "1x180", gauge.format("width"): "1x180"}
+    clean = {gauge.format("brightness"): "0.1x180", gauge.format("width"): "0.1x180"}
     ok = {f'cvspec_requests_total{{{labels},status="200"}}': bursts(100, 100, 180)}
     alerts = {"InputDrift": True, "InputDistributionDrift": True}
-    scenario(out, "drifted bursts", {drift: "1x180", **ok}, "179m", alerts)
+    scenario(out, "drifted bursts", {**drift, **ok}, "179m", alerts)
     quiet = dict.fromkeys(alerts, False)
-    scenario(out, "clean bursts", {drift: "0.1x180", **ok}, "179m", quiet)
+    scenario(out, "clean bursts", {**clean, **ok}, "179m", quiet)
     # traffic stopped over an hour ago: the gauge keeps its last value, nobody is alerted
     stopped = {f'cvspec_requests_total{{{labels},status="200"}}': "0+100x60 6000x120"}
-    scenario(out, "drift after traffic stopped", {drift: "1x180", **stopped}, "179m", quiet)
+    scenario(out, "drift after traffic stopped", {**drift, **stopped}, "179m", quiet)
 
 
 def test_the_error_ratio_holds_only_values_with_enough_traffic(tmp_path: Path) -> None:
@@ -410,3 +419,26 @@ def test_alerts_link_the_dashboard_on_the_specs_grafana(tmp_path: Path) -> None:
         "https://grafana.acme.com/d/cvspec-demo"
     }
     assert promtool("test", "rules", "rules.test.yml", cwd=out).returncode == 0
+
+
+def test_the_default_drift_alert_leaves_the_specs_statistics_to_the_spec(tmp_path: Path) -> None:
+    """Dark images drift brightness: InputDrift (the spec's) tickets, not the default too."""
+    out = build(tmp_path, MONITORED)
+    alerts = {r["alert"]: r for r in load(out / "rules.yml")["groups"][1]["rules"]}
+    default = alerts["InputDistributionDrift"]["annotations"]["summary"]
+    assert default.startswith("an input statistic other than brightness moved more than 0.5")
+    labels = 'job="demo",instance="s:9090"'
+    traffic = {f'cvspec_requests_total{{{labels},route="/predict",status="200"}}': "0+1000x60"}
+    dark = {f'cvspec_input_drift{{{labels},stat="brightness"}}': "1x60", **traffic}
+    scenario(out, "dark", dark, "59m", {"InputDrift": True, "InputDistributionDrift": False})
+    small = {f'cvspec_input_drift{{{labels},stat="width"}}': "1x60", **traffic}
+    scenario(out, "small", small, "59m", {"InputDrift": False, "InputDistributionDrift": True})
+    every = "".join(
+        f"    - {{name: {s.title()}Drift, metric: {s}_drift, max: 0.3, severity: ticket}}\n"
+        for s in ("brightness", "contrast", "width", "height")
+    )
+    spec = MONITORED.split("monitor:")[0] + f"monitor:\n  alerts:\n{every}"
+    names = [
+        r["alert"] for r in load(build(tmp_path / "all", spec) / "rules.yml")["groups"][1]["rules"]
+    ]
+    assert "InputDistributionDrift" not in names  # every statistic has the spec's own alert

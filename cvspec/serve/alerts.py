@@ -44,6 +44,7 @@ class AlertRule(NamedTuple):
     origin: str  # the spec key it came from, e.g. evaluate.gates.latency_p95_ms
     key: tuple[str | int, ...] = ()  # where its min and max are in the spec; (): a default
     advice: str = ""  # what it means and what to do: the spec's description, or cvspec's
+    exclude: tuple[str, ...] = ()  # input_drift: statistics left to the spec's own alerts
 
 
 class Reach(NamedTuple):
@@ -119,8 +120,9 @@ def windowed(metric: str) -> bool:
     return metric.startswith("latency_p") or metric in ("error_rate", "mean_confidence")
 
 
-def metric_expr(metric: str, job: str) -> str:
-    """The PromQL that gives one value of an alert metric per job (or per series).
+def metric_expr(metric: str, job: str, exclude: tuple[str, ...] = ()) -> str:
+    """The PromQL that gives one value of an alert metric per job (or per series); input_drift
+    leaves out the statistics in `exclude`.
 
     A windowed metric reads the last value recorded within HOLD: its recording rule has no
     value over a window without (enough) requests, so the gaps of bursty traffic keep the last
@@ -132,6 +134,9 @@ def metric_expr(metric: str, job: str) -> str:
         return f"last_over_time({m.RECORDED_LATENCY.format(q=quantile)}{{{sel}}}[{HOLD}]) * 1000"
     if metric.endswith("_drift") and metric != "input_drift":
         return f'{m.DRIFT}{{{sel},stat="{metric.removesuffix("_drift")}"}}'
+    if metric == "input_drift" and exclude:
+        other = f'stat!="{exclude[0]}"' if len(exclude) == 1 else f'stat!~"{"|".join(exclude)}"'
+        return f"{m.DRIFT}{{{sel},{other}}}"
     simple = {
         "error_rate": m.RECORDED_ERROR_RATIO,
         "request_rate": m.RECORDED_REQUEST_RATE,
@@ -176,7 +181,7 @@ def alert_expr(rule: AlertRule, job: str) -> str:
     alert also needs /predict traffic within HOLD (the error ratio carries its own guard)."""
     if rule.metric in HEALTH:
         return health_expr(rule.metric, job)
-    expr = metric_expr(rule.metric, job)
+    expr = metric_expr(rule.metric, job, rule.exclude)
     low = f"{expr} < {number(rule.min)}" if rule.min is not None else None
     high = f"{expr} > {number(rule.max)}" if rule.max is not None else None
     condition = f"({low}) or ({high})" if low and high else low or high or ""
@@ -220,10 +225,26 @@ def recording_rules(job: str) -> list[dict[str, str]]:
 
 
 def alert_rules(spec: Any) -> list[AlertRule]:
-    """The spec's monitor.alerts, then the alerts its gates imply unless one already covers it."""
+    """The spec's monitor.alerts, then the alerts its gates imply unless one already covers it.
+
+    The default drift alert (input_drift, every statistic) leaves out the statistics the
+    spec's own alerts watch (brightness_drift, ...): one drift, one alert.
+    """
     own = [_own(i, a) for i, a in enumerate(spec.monitor.alerts)]
     names, metrics = {a.name for a in own}, {a.metric for a in own}
-    derived = [a for a in _derived(spec) if a.name not in names and a.metric not in metrics]
+    watched = tuple(s for s in m.DRIFT_STATS if f"{s}_drift" in metrics)
+    derived = []
+    for rule in _derived(spec):
+        if rule.name in names or rule.metric in metrics:
+            continue
+        if rule.metric == "input_drift" and watched:
+            if len(watched) == len(m.DRIFT_STATS):
+                continue
+            summary = rule.summary.replace(
+                "an input statistic", f"an input statistic other than {', '.join(watched)}"
+            )
+            rule = rule._replace(exclude=watched, summary=summary)
+        derived.append(rule)
     return own + derived
 
 

@@ -41,6 +41,9 @@ def rule_tests(spec: Any, job: str, rule_file: str, spec_file: str) -> dict[str,
             cases.append(("stays quiet on too little traffic", True))
         if bursty(rule.metric):
             cases += [("fires on bursty traffic", True), ("stays quiet on bursty traffic", False)]
+        left = rule.exclude[0] if rule.exclude else None  # drift the spec's own alert watches
+        if left:
+            cases.append((f"stays quiet on {left} drift, left to the spec's alert", True))
         for case, fires in cases:
             series, value = _series(rule, spec, job, fires, minutes)
             if fires and not series:  # validation rejects such bounds (rules.py: alert-range)
@@ -55,6 +58,11 @@ def rule_tests(spec: Any, job: str, rule_file: str, spec_file: str) -> dict[str,
                 shown = alert_annotations(rule, job, spec_file, True, value, grafana)
                 expected = [
                     {"exp_labels": {**labels, **_extra_labels(rule)}, "exp_annotations": shown}
+                ]
+            elif left and case.endswith("spec's alert"):  # the same values on that statistic
+                here = f'stat="{_stat(rule)}"'
+                series = [
+                    {**s, "series": s["series"].replace(here, f'stat="{left}"')} for s in series
                 ]
             elif fires:  # the same values on a trickle of requests
                 series = _sparse(series, minutes)
@@ -139,9 +147,15 @@ def _extra_labels(rule: AlertRule) -> dict[str, str]:
     if rule.metric in HEALTH:
         return {} if rule.metric == "target_missing" else {"instance": INSTANCE}
     if rule.metric.endswith("_drift"):
-        stat = "brightness" if rule.metric == "input_drift" else rule.metric.removesuffix("_drift")
-        return {"instance": INSTANCE, "stat": stat}
+        return {"instance": INSTANCE, "stat": _stat(rule)}
     return {"instance": INSTANCE} if rule.metric == "queue_depth" else {}
+
+
+def _stat(rule: AlertRule) -> str:
+    """The statistic a drift alert's cases drift: its own, or input_drift's first one."""
+    if rule.metric != "input_drift":
+        return rule.metric.removesuffix("_drift")
+    return next(s for s in m.DRIFT_STATS if s not in rule.exclude)
 
 
 def _series(rule: AlertRule, spec: Any, job: str, fires: bool, minutes: int) -> Case:
@@ -156,7 +170,7 @@ def _series(rule: AlertRule, spec: Any, job: str, fires: bool, minutes: int) -> 
     n = minutes + 5
     route = f'{labels},route="{m.PREDICT_ROUTE}"'
     if rule.metric.endswith("_drift"):  # drift counts only while images arrive
-        stat = "brightness" if rule.metric == "input_drift" else rule.metric.removesuffix("_drift")
+        stat = _stat(rule)
         traffic = _one(f'{m.REQUESTS}{{{route},status="200"}}', 0, PER_MINUTE, n)
         return [_one(f'{m.DRIFT}{{{labels},stat="{stat}"}}', target, 0, n), traffic], target
     if rule.metric == "queue_depth":
