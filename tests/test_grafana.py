@@ -160,6 +160,15 @@ def test_dashboard_panels_variables_and_gate_lines(built: Path) -> None:
     assert steps("Input drift") == [(None, "green"), (0.2, "orange"), (0.5, "orange")]
     for panel in board["panels"]:
         assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+    model = panels["Model"]  # its value is always 1: the stat shows the legend instead
+    assert model["options"]["textMode"] == "name"
+    assert model["options"]["reduceOptions"] == {"calcs": ["lastNotNull"]}
+    assert model["targets"][0]["legendFormat"] == "{{name}} {{version}} ({{task}})"
+    batch = panels["Batch size"]  # a quantile of the size histogram reads 0.95 for batches of 1
+    assert [t["legendFormat"] for t in batch["targets"]] == ["mean"]
+    assert "histogram_quantile" not in batch["targets"][0]["expr"]
+    assert steps("Batch size") == [(None, "green"), (8, "blue")]  # serve.max_batch
+    assert batch["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"] == {"mode": "line"}
 
 
 def test_every_alert_metric_draws_its_bounds_on_its_panel(tmp_path: Path) -> None:

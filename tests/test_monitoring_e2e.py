@@ -64,6 +64,7 @@ def prometheus(tmp_path: Path) -> Iterator[tuple[str, ServerProcess]]:
         conf_dir.mkdir()
         (conf_dir / "prometheus.yml").write_text(dump_yaml(config))
         shutil.copy(generated / "rules.yml", conf_dir / "rules.yml")
+        shutil.copy(generated / "grafana/dashboards/demo.json", conf_dir / "dashboard.json")
         port = free_port()
         with (tmp_path / "prometheus.log").open("wb") as log:
             proc = subprocess.Popen(
@@ -107,7 +108,9 @@ def values(result: list[dict[str, Any]], label: str) -> dict[str, float]:
 
 
 @pytest.mark.slow
-def test_prometheus_sees_what_the_server_did(prometheus: tuple[str, ServerProcess]) -> None:
+def test_prometheus_sees_what_the_server_did(
+    prometheus: tuple[str, ServerProcess], tmp_path: Path
+) -> None:
     base, server = prometheus
     up = query_until(base, 'up{job="demo"}', lambda r: len(r) == 1)  # scraped once before traffic
     assert up[0]["value"][1] == "1"
@@ -171,6 +174,17 @@ def test_prometheus_sees_what_the_server_did(prometheus: tuple[str, ServerProces
     fill_drift_window(server.url, png((0, 200, 0)))
     drift = query_until(base, 'cvspec_input_drift{job="demo"}', lambda r: len(r) == 4)
     assert set(values(drift, "stat")) == {"brightness", "contrast", "width", "height"}
+    # the dashboard's batch-size panel, as Grafana would ask: every batch held one image
+    board = json.loads((tmp_path / "prometheus/dashboard.json").read_text())
+    (batch,) = [p for p in board["panels"] if p["title"] == "Batch size"]
+    for target in batch["targets"]:
+        expr = (
+            target["expr"]
+            .replace("$job", "demo")
+            .replace("$instance", ".*")
+            .replace("$__rate_interval", "5m")
+        )
+        assert query_until(base, expr, lambda r: len(r) == 1)[0]["value"][1] == "1", expr
     rules = httpx.get(f"{base}/api/v1/rules").json()["data"]["groups"]
     loaded = {r["name"]: r["health"] for g in rules for r in g["rules"]}
     assert "LatencyP95OutsideGate" in loaded and set(loaded.values()) == {"ok"}

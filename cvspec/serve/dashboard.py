@@ -36,6 +36,7 @@ class PanelSpec(NamedTuple):
     min: float | None = None
     max: float | None = None
     instant: bool = False  # one value over the dashboard's range instead of a time series
+    show: str = "auto"  # a stat panel's text: auto (Grafana's: the value), name (the legend)
 
 
 def dashboard_uid(project: str) -> str:
@@ -85,6 +86,7 @@ def panels(spec: Any) -> list[PanelSpec]:
             width=8,
             height=4,
             instant=True,
+            show="name",  # the value is always 1: the legend is what to read
         ),
         PanelSpec(
             "Queue depth",
@@ -157,8 +159,11 @@ def panels(spec: Any) -> list[PanelSpec]:
             "Batch size",
             "timeseries",
             "none",
-            ((_mean(m.BATCH_SIZE, SEL), "mean"), (_quantile(0.95, m.BATCH_SIZE, SEL), "p95")),
-            "Images per model call (dynamic batching).",
+            ((_mean(m.BATCH_SIZE, SEL), "mean"),),
+            "Mean images per model call (dynamic batching); line: serve.max_batch, the most a "
+            "batch holds. (A quantile of the size histogram would interpolate inside its "
+            "buckets: batches of 1 would read 0.95.)",
+            (Threshold(spec.serve.max_batch, "blue", "serve.max_batch"),),
             min=0,
         ),
         PanelSpec(
