@@ -190,7 +190,7 @@ def test_prometheus_sees_what_the_server_did(
     assert "LatencyP95OutsideGate" in loaded and set(loaded.values()) == {"ok"}
     # the health alerts: quiet while the server serves its model; TargetDown's once it is gone
     exprs = {r["name"]: r["query"] for g in rules for r in g["rules"] if r["type"] == "alerting"}
-    for name in ("TargetDown", "TargetMissing", "ModelNotLoaded"):
+    for name in ("TargetDown", "TargetMissing", "ModelNotLoaded", "DriftBaselineMissing"):
         assert query_until(base, exprs[name], lambda r: True) == [], name
     server.stop()
     down = query_until(base, exprs["TargetDown"], lambda r: len(r) == 1)

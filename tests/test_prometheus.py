@@ -10,6 +10,7 @@ import pytest
 from helpers import MINIMAL_SPEC, cvspec, project, tool
 
 HEALTH = ["TargetDown", "TargetMissing", "ModelNotLoaded"]  # every server gets them, as pages
+BASELINE = "DriftBaselineMissing"  # a ticket, wherever a drift alert is
 MONITORED = (
     MINIMAL_SPEC
     + """\
@@ -119,7 +120,15 @@ def test_alerts_come_from_the_spec_and_its_gates(tmp_path: Path) -> None:
             "5m",
             "page",
         ),
+        "DriftBaselineMissing": ('cvspec_drift_baseline_images{job="demo"} == 0', "15m", "ticket"),
     }
+    assert alerts["DriftBaselineMissing"]["annotations"]["description"] == (
+        "{{ $labels.instance }} (job demo) has had no drift baseline for 15m. "
+        "InputDrift, InputDistributionDrift cannot fire without it. The server looks for the "
+        "data stage's stats.json beside the model (stats.json, ../data/stats.json) or takes "
+        "--baseline PATH; the server log says so at start, and the dashboard's Baseline images "
+        "reads 0."
+    )
     p95 = alerts["LatencyP95OutsideGate"]["annotations"]
     assert list(p95) == ["summary", "description", "dashboard", "source"]
     assert p95["summary"] == "p95 server time of /predict is above 20 ms"
@@ -321,12 +330,19 @@ def test_a_dead_missing_or_modelless_server_pages(tmp_path: Path) -> None:
         'task="classification"}'
     )
     assert cases["ModelNotLoaded stays quiet"] == {up: "1", info: "1"}
+    images = 'cvspec_drift_baseline_images{job="demo",instance="server:9090"}'
+    assert cases["DriftBaselineMissing fires"] == {up: "1", images: "0"}
+    assert cases["DriftBaselineMissing stays quiet"] == {up: "1", images: "1257"}
     rules = out / "rules.yml"
     text = rules.read_text()
     for right, wrong in (  # the rule tests catch each mistake
         ('up{job="demo"} == 0', 'up{job="demo"} == 1'),
         ('absent(up{job="demo"})', "absent(up)"),
         ('cvspec_model_info{job="demo"}', 'cvspec_model_info{job="other"}'),
+        (
+            'cvspec_drift_baseline_images{job="demo"} == 0',
+            'cvspec_drift_baseline_images{job="demo"} > 0',
+        ),
     ):
         rules.write_text(text.replace(right, wrong))
         done = promtool("test", "rules", "rules.test.yml", cwd=out)
@@ -347,6 +363,7 @@ def test_a_spec_alert_replaces_the_derived_one_on_its_metric(tmp_path: Path) -> 
         "ConfidenceCollapse",
         "InputDistributionDrift",
         *HEALTH,
+        BASELINE,
     ]
     assert alerts[2]["expr"].endswith("< 0.5")  # no accuracy gate: the default floor
     assert promtool("test", "rules", "rules.test.yml", cwd=out).returncode == 0
@@ -378,7 +395,13 @@ evaluate: {gates: {map50: {min: 0.5}, latency_p95_ms: {max: 50}}}
 """
     out = build(tmp_path, spec)
     alerts = [a["alert"] for a in load(out / "rules.yml")["groups"][1]["rules"]]
-    assert alerts == ["LatencyP95OutsideGate", "HighErrorRate", "InputDistributionDrift", *HEALTH]
+    assert alerts == [
+        "LatencyP95OutsideGate",
+        "HighErrorRate",
+        "InputDistributionDrift",
+        *HEALTH,
+        BASELINE,
+    ]
     assert promtool("test", "rules", "rules.test.yml", cwd=out).returncode == 0
 
 

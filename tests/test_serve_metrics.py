@@ -176,8 +176,11 @@ def test_without_a_baseline_there_are_no_drift_gauges(tmp_path: Path) -> None:
     with ServerProcess(["--model-dir", str(export), "--threads", "1"]) as server:
         assert post(server.url, grey(50)).status_code == 200
         s = scrape(server.metrics_url)
-    assert value(s, m.BASELINE_IMAGES) == 0
+        log = server.log()
+    assert value(s, m.BASELINE_IMAGES) == 0  # what DriftBaselineMissing watches
     assert not [k for k in s if k[0] == m.DRIFT]
+    assert log.count("WARNING:") == 1, log  # said once at start, not silently off
+    assert "no drift baseline" in log and "drift alerts cannot fire" in log
 
 
 def _version(export: Path) -> str:

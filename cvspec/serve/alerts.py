@@ -15,6 +15,8 @@ DEFAULT_CONFIDENCE = 0.5  # mean top-1 confidence floor when no accuracy gate sa
 DEFAULT_ORIGIN = "cvspec default"  # the origin of an alert no spec key asked for
 # Alerts on the server itself rather than on a value's bounds (their AlertRule.metric).
 HEALTH = ("target_down", "target_missing", "model_not_loaded")
+NO_BASELINE = "no_drift_baseline"  # the server measures no drift: its drift alerts cannot fire
+CONDITIONS = (*HEALTH, NO_BASELINE)  # alerts on a condition, not on a metric's bounds
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 
 
@@ -149,10 +151,12 @@ def metric_expr(metric: str, job: str, exclude: tuple[str, ...] = ()) -> str:
 
 
 def health_expr(kind: str, job: str) -> str:
-    """The condition of a HEALTH alert: the target fails its scrapes, is gone, or has no model.
+    """The condition of a CONDITIONS alert: the target fails its scrapes, is gone, has no
+    model, or has no drift baseline.
 
     A server whose model failed to load still answers /metrics (and /health with 503) but never
-    sets cvspec_model_info; a dead one leaves only Prometheus' `up` at 0.
+    sets cvspec_model_info; a dead one leaves only Prometheus' `up` at 0. A server without
+    the data stage's stats.json exports cvspec_drift_baseline_images 0 and no drift gauges.
     """
     sel = f'job="{job}"'
     up = f"{m.UP}{{{sel}}}"
@@ -160,6 +164,7 @@ def health_expr(kind: str, job: str) -> str:
         "target_down": f"{up} == 0",
         "target_missing": f"absent({up})",
         "model_not_loaded": f"{up} == 1 unless on (job, instance) {m.MODEL_INFO}{{{sel}}}",
+        NO_BASELINE: f"{m.BASELINE_IMAGES}{{{sel}}} == 0",
     }
     return conditions[kind]
 
@@ -177,9 +182,9 @@ def min_traffic(metric: str) -> float | None:
 
 
 def alert_expr(rule: AlertRule, job: str) -> str:
-    """The alert condition: the metric outside [min, max] (or a HEALTH condition); a drift
+    """The alert condition: the metric outside [min, max] (or a CONDITIONS one); a drift
     alert also needs /predict traffic within HOLD (the error ratio carries its own guard)."""
-    if rule.metric in HEALTH:
+    if rule.metric in CONDITIONS:
         return health_expr(rule.metric, job)
     expr = metric_expr(rule.metric, job, rule.exclude)
     low = f"{expr} < {number(rule.min)}" if rule.min is not None else None
@@ -245,7 +250,27 @@ def alert_rules(spec: Any) -> list[AlertRule]:
             )
             rule = rule._replace(exclude=watched, summary=summary)
         derived.append(rule)
+    drift = [r.name for r in own + derived if r.metric.endswith("_drift")]
+    if drift and NO_BASELINE_RULE.name not in names:
+        advice = NO_BASELINE_RULE.advice.replace("ALERTS", ", ".join(drift))
+        derived.append(NO_BASELINE_RULE._replace(advice=advice))
     return own + derived
+
+
+NO_BASELINE_RULE = AlertRule(
+    "DriftBaselineMissing",
+    NO_BASELINE,
+    None,
+    None,
+    "15m",
+    "ticket",
+    "the model server has no drift baseline: input drift is not measured",
+    DEFAULT_ORIGIN,
+    (),
+    "ALERTS cannot fire without it. The server looks for the data stage's stats.json beside "
+    "the model (stats.json, ../data/stats.json) or takes --baseline PATH; the server log says "
+    "so at start, and the dashboard's Baseline images reads 0.",
+)
 
 
 def _own(index: int, alert: Any) -> AlertRule:

@@ -9,8 +9,9 @@ from typing import Any
 
 from cvspec.serve import metric_names as m
 from cvspec.serve.alerts import (
+    CONDITIONS,
     DEFAULT_ORIGIN,
-    HEALTH,
+    NO_BASELINE,
     AlertRule,
     Reach,
     alert_rules,
@@ -136,6 +137,8 @@ def _observed(rule: AlertRule, job: str, rendered: bool, value: str) -> str:
         return f"Prometheus has had no target for job {job} for {rule.for_}"
     if rule.metric == "model_not_loaded":
         return f"{label('instance')} (job {job}) has answered without a model for {rule.for_}"
+    if rule.metric == NO_BASELINE:
+        return f"{label('instance')} (job {job}) has had no drift baseline for {rule.for_}"
     where = f"on {label('instance')}" if _extra_labels(rule) else f"for job {job}"
     metric = rule.metric
     if metric == "input_drift":  # one series per statistic
@@ -144,7 +147,7 @@ def _observed(rule: AlertRule, job: str, rendered: bool, value: str) -> str:
 
 
 def _extra_labels(rule: AlertRule) -> dict[str, str]:
-    if rule.metric in HEALTH:
+    if rule.metric in CONDITIONS:
         return {} if rule.metric == "target_missing" else {"instance": INSTANCE}
     if rule.metric.endswith("_drift"):
         return {"instance": INSTANCE, "stat": _stat(rule)}
@@ -159,7 +162,7 @@ def _stat(rule: AlertRule) -> str:
 
 
 def _series(rule: AlertRule, spec: Any, job: str, fires: bool, minutes: int) -> Case:
-    if rule.metric in HEALTH:
+    if rule.metric in CONDITIONS:
         return _health(rule, job, spec.task, fires, minutes + 5), math.nan
     target = _target(rule, reach(rule.metric, spec), fires)
     if target is None:
@@ -229,12 +232,16 @@ def _sparse(series: Series, minutes: int) -> Series:
 
 
 def _health(rule: AlertRule, job: str, task: str, fires: bool, n: int) -> Series:
-    """A target that is down (or up), gone (or there), up without (or with) its model."""
+    """A target that is down (or up), gone (or there), up without (or with) its model, or
+    without (or with) a drift baseline."""
     up = f'{m.UP}{{job="{job}",instance="{INSTANCE}"}}'
     if rule.metric == "target_down":
         return [_one(up, 0 if fires else 1, 0, n)]
     if rule.metric == "target_missing":  # another job's target is still scraped
         return [_one(up.replace(f'job="{job}"', 'job="other"') if fires else up, 1, 0, n)]
+    if rule.metric == NO_BASELINE:  # a server without stats.json, or with 1,257 images in it
+        baseline = f'{m.BASELINE_IMAGES}{{job="{job}",instance="{INSTANCE}"}}'
+        return [_one(up, 1, 0, n), _one(baseline, 0 if fires else 1257, 0, n)]
     labels = f'job="{job}",instance="{INSTANCE}",name="{job}",version="0",task="{task}"'
     return [_one(up, 1, 0, n)] + ([] if fires else [_one(f"{m.MODEL_INFO}{{{labels}}}", 1, 0, n)])
 
