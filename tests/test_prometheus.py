@@ -139,6 +139,14 @@ def test_alerts_come_from_the_spec_and_its_gates(tmp_path: Path) -> None:
     )  # then what to do
     assert p95["dashboard"] == "/d/cvspec-demo"  # the Grafana dashboard's uid
     assert p95["source"] == "specs/demo.yaml: evaluate.gates.latency_p95_ms"
+    assert alerts["InputDrift"]["annotations"]["description"] == (  # no description: cvspec's
+        'brightness_drift is {{ $value | printf "%.5g" }} training standard deviations on '
+        "{{ $labels.instance }} (alerting above 0.2). Live images no longer look like the "
+        "training data (camera, lighting, resolution, or a client sending something else): "
+        "compare samples with the training set; retrain on new data if the change is there to "
+        "stay."
+    )
+    assert "runbook_url" not in alerts["InputDrift"]["annotations"]  # no page to point at
     assert alerts["QueueBacklog"]["annotations"]["summary"] == "queue_depth is below 0 or above 40"
     assert alerts["QueueBacklog"]["annotations"]["description"] == (
         'queue_depth is {{ $value | printf "%.5g" }} images on {{ $labels.instance }} '
@@ -366,6 +374,12 @@ def test_a_spec_alert_replaces_the_derived_one_on_its_metric(tmp_path: Path) -> 
         BASELINE,
     ]
     assert alerts[2]["expr"].endswith("< 0.5")  # no accuracy gate: the default floor
+    description = alerts[0]["annotations"]["description"]  # the spec gave none: cvspec's advice
+    assert description.startswith(
+        'latency_p95_ms is {{ $value | printf "%.5g" }} ms for job demo (alerting above 50). '
+        "The server's own time for a /predict request"
+    )
+    assert "gate" not in description and "On the dashboard, a long queue" in description
     assert promtool("test", "rules", "rules.test.yml", cwd=out).returncode == 0
 
 
@@ -465,3 +479,11 @@ def test_the_default_drift_alert_leaves_the_specs_statistics_to_the_spec(tmp_pat
         r["alert"] for r in load(build(tmp_path / "all", spec) / "rules.yml")["groups"][1]["rules"]
     ]
     assert "InputDistributionDrift" not in names  # every statistic has the spec's own alert
+
+
+def test_every_alert_metric_has_advice_for_spec_alerts_without_a_description() -> None:
+    from cvspec.serve.alerts import ADVICE, advice
+    from cvspec.serve.metric_names import ALERT_METRICS
+
+    for metric in ALERT_METRICS:
+        assert advice(metric) in ADVICE.values() and advice(metric), metric

@@ -21,16 +21,49 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 60480
 
 
 # What an alert on a metric means and what to do, per kind of metric (AlertRule.advice).
+_SERVER_TIME = (
+    f"The server's own time for a {m.PREDICT_ROUTE} request, from its body fully received to "
+    "its answer (decode, queue, batching, model); a client's slow upload does not count (the "
+    "dashboard's request latency, beside it, shows the clients' view)."
+)
+_SLOW = (
+    "on the dashboard, a long queue or full batches mean more load than the server takes (add "
+    "workers or replicas); a longer inference time per batch points at the host or the model."
+)
+GATE_LATENCY_ADVICE = f"{_SERVER_TIME} Served slower than the gate the model passed: {_SLOW}"
 ADVICE = {
-    "latency": (
-        f"The server's own time for a {m.PREDICT_ROUTE} request, from its body fully received "
-        "to its answer (decode, queue, batching, model); a client's slow upload does not count "
-        "(the dashboard's request latency, beside it, shows the clients' view). Served slower "
-        "than the gate the model passed: on the dashboard, a long queue or full batches mean "
-        "more load than the server takes (add workers or replicas); a longer inference time "
-        "per batch points at the host or the model."
+    "latency": f"{_SERVER_TIME} {_SLOW[0].upper()}{_SLOW[1:]}",
+    "error_rate": (
+        "Request rate shows which status: 500 is the model itself failing (the server log has "
+        "the traceback), 503 a full queue (add workers or replicas) or a model not loaded."
+    ),
+    "mean_confidence": (
+        "The model is unsure of what it sees: check Input drift and the class distribution "
+        "on the dashboard, and whether Model shows the version you meant to deploy."
+    ),
+    "drift": (
+        "Live images no longer look like the training data (camera, lighting, resolution, "
+        "or a client sending something else): compare samples with the training set; "
+        "retrain on new data if the change is there to stay."
+    ),
+    "queue_depth": (
+        "Images wait for a batch: a queue that stays long means more load than the server "
+        "takes (add workers or replicas) or slower model calls (Inference time per batch on "
+        "the dashboard); a full queue answers 503."
+    ),
+    "request_rate": (
+        f"{m.PREDICT_ROUTE} traffic is outside its usual range: check the clients and what "
+        "routes their requests to the server (load balancer, DNS); Request rate on the "
+        "dashboard shows the status of the answers."
     ),
 }
+
+
+def advice(metric: str) -> str:
+    """What an alert on `metric` means and what to do (ADVICE), for alerts with no text."""
+    if metric.startswith("latency_p"):
+        return ADVICE["latency"]
+    return ADVICE["drift"] if metric.endswith("_drift") else ADVICE.get(metric, "")
 
 
 class AlertRule(NamedTuple):
@@ -252,8 +285,8 @@ def alert_rules(spec: Any) -> list[AlertRule]:
         derived.append(rule)
     drift = [r.name for r in own + derived if r.metric.endswith("_drift")]
     if drift and NO_BASELINE_RULE.name not in names:
-        advice = NO_BASELINE_RULE.advice.replace("ALERTS", ", ".join(drift))
-        derived.append(NO_BASELINE_RULE._replace(advice=advice))
+        told = NO_BASELINE_RULE.advice.replace("ALERTS", ", ".join(drift))
+        derived.append(NO_BASELINE_RULE._replace(advice=told))
     return own + derived
 
 
@@ -292,7 +325,7 @@ def _own(index: int, alert: Any) -> AlertRule:
         summary,
         f"monitor.alerts[name={alert.name}]",  # by name: adding an alert renumbers none
         key,
-        alert.description,
+        alert.description or advice(alert.metric),  # the spec's text, else cvspec's advice
     )
 
 
@@ -304,30 +337,39 @@ def _derived(spec: Any) -> list[AlertRule]:
         if (gate := getattr(gates, metric, None)) is not None:
             text = f"{q} server time of {m.PREDICT_ROUTE} is {bounds_text(gate.min, gate.max)} ms"
             origin, key = f"evaluate.gates.{metric}", ("evaluate", "gates", metric)
-            advice = ADVICE["latency"]
             rows.append(
                 AlertRule(
-                    name, metric, gate.min, gate.max, "10m", severity, text, origin, key, advice
+                    name,
+                    metric,
+                    gate.min,
+                    gate.max,
+                    "10m",
+                    severity,
+                    text,
+                    origin,
+                    key,
+                    GATE_LATENCY_ADVICE,
                 )
             )
     errors, drift = DEFAULT_ERROR_RATE, DEFAULT_DRIFT
     text = f"more than {errors:.0%} of {m.PREDICT_ROUTE} answers are errors (5xx)"
-    advice = (
-        "Request rate shows which status: 500 is the model itself failing (the server log has "
-        "the traceback), 503 a full queue (add workers or replicas) or a model not loaded."
-    )
     rows.append(
         AlertRule(
-            "HighErrorRate", "error_rate", None, errors, "5m", "page", text, default, (), advice
+            "HighErrorRate",
+            "error_rate",
+            None,
+            errors,
+            "5m",
+            "page",
+            text,
+            default,
+            (),
+            ADVICE["error_rate"],
         )
     )
     if spec.task == "classification":
         floor, origin = _confidence_floor(gates)
         text = f"mean top-1 confidence fell below {floor:g}"
-        advice = (
-            "The model is unsure of what it sees: check Input drift and the class distribution "
-            "on the dashboard, and whether Model shows the version you meant to deploy."
-        )
         rows.append(
             AlertRule(
                 "ConfidenceCollapse",
@@ -339,16 +381,11 @@ def _derived(spec: Any) -> list[AlertRule]:
                 text,
                 origin,
                 (),
-                advice,
+                ADVICE["mean_confidence"],
             )
         )
     text = (
         f"an input statistic moved more than {drift:g} training standard deviations from training"
-    )
-    advice = (
-        "Live images no longer look like the training data (camera, lighting, resolution, "
-        "or a client sending something else): compare samples with the training set; "
-        "retrain on new data if the change is there to stay."
     )
     rows.append(
         AlertRule(
@@ -361,7 +398,7 @@ def _derived(spec: Any) -> list[AlertRule]:
             text,
             default,
             (),
-            advice,
+            ADVICE["drift"],
         )
     )
     health = [
@@ -387,8 +424,8 @@ def _derived(spec: Any) -> list[AlertRule]:
             "files may be missing, corrupt or from another export.",
         ),
     ]
-    for (name, for_, text, advice), kind in zip(health, HEALTH, strict=True):
-        rows.append(AlertRule(name, kind, None, None, for_, "page", text, default, (), advice))
+    for (name, for_, text, what), kind in zip(health, HEALTH, strict=True):
+        rows.append(AlertRule(name, kind, None, None, for_, "page", text, default, (), what))
     return rows
 
 
