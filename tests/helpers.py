@@ -99,3 +99,43 @@ def project(
     (tmp_path / ".git").mkdir(parents=True, exist_ok=True)
     write_tree(tmp_path, {f"specs/{name}": spec, **(extra or {})})
     return tmp_path
+
+
+def slow_upload(port: int, body: bytes, pieces: int = 4, gap_s: float = 0.15) -> int:
+    """POST body to 127.0.0.1:port/predict in `pieces` parts `gap_s` apart, as a client on a
+    slow link does; the answer's status code."""
+    import socket
+    import time
+
+    head = (
+        "POST /predict HTTP/1.1\r\nHost: test\r\nContent-Type: image/png\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    size = -(-len(body) // pieces)
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head)
+        for start in range(0, len(body), size):
+            if start:
+                time.sleep(gap_s)
+            sock.sendall(body[start : start + size])
+        answer = b""
+        while b"\r\n" not in answer:
+            chunk = sock.recv(4096)
+            assert chunk, f"the server closed the connection after {answer!r}"
+            answer += chunk
+    return int(answer.split(b" ", 2)[1])
+
+
+def fill_drift_window(url: str, body: bytes) -> None:
+    """POST body to url/predict as often as a drift window holds images: the server publishes
+    its drift gauges only over a full window."""
+    import httpx
+
+    from cvspec.serve.drift import WINDOW
+
+    with httpx.Client() as client:
+        for _ in range(WINDOW):
+            answer = client.post(
+                f"{url}/predict", content=body, headers={"content-type": "image/png"}
+            )
+            assert answer.status_code == 200, answer.text

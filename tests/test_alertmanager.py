@@ -183,3 +183,94 @@ def test_one_channel_takes_every_severity(
         for s in expected
     }
     assert got == expected
+
+
+def test_a_dead_or_modelless_server_inhibits_the_error_and_latency_alerts_of_its_job(
+    tmp_path: Path,
+) -> None:
+    spec = BOTH + "evaluate: {gates: {latency_p50_ms: {max: 8}, latency_p95_ms: {max: 20}}}\n"
+    config = load(build(tmp_path, spec))
+    assert config["inhibit_rules"] == [
+        {
+            "source_matchers": ['alertname=~"TargetDown|ModelNotLoaded"'],
+            "target_matchers": [
+                'alertname=~"LatencyP50OutsideGate|LatencyP95OutsideGate|HighErrorRate"'
+            ],
+            "equal": ["job"],
+        }
+    ]
+    checked = dump(checkable(config), tmp_path / "checked.yml")
+    done = amtool("check-config", str(checked))
+    assert done.returncode == 0 and " - 1 inhibit rules" in done.stdout, done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_alertmanager_holds_back_the_symptoms_of_a_modelless_server(tmp_path: Path) -> None:
+    """A real Alertmanager with the generated config: ModelNotLoaded pages, the HighErrorRate
+    and latency alerts of its job are inhibited; another job's HighErrorRate is not."""
+    import shutil
+    import time
+
+    import httpx
+
+    from cvspec.serve.launch import free_port
+
+    binary = shutil.which("alertmanager") or tool(
+        "prometheus-alertmanager", "apt-get install -y prometheus-alertmanager"
+    )
+    spec = BOTH + "evaluate: {gates: {latency_p95_ms: {max: 20}}}\n"
+    checked = dump(checkable(load(build(tmp_path, spec))), tmp_path / "checked.yml")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with (tmp_path / "alertmanager.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={checked}",
+                f"--storage.path={tmp_path / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--cluster.listen-address=",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"{base}/-/ready", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.2)
+            alerts = [
+                {"alertname": "ModelNotLoaded", "job": "demo", "instance": "server:9090"},
+                {"alertname": "HighErrorRate", "job": "demo"},
+                {"alertname": "LatencyP95OutsideGate", "job": "demo"},
+                {"alertname": "HighErrorRate", "job": "other"},
+            ]
+            posted = httpx.post(
+                f"{base}/api/v2/alerts",
+                json=[{"labels": {**a, "severity": "page"}} for a in alerts],
+                timeout=10,
+            )
+            assert posted.status_code == 200, posted.text
+            expected = {
+                ("ModelNotLoaded", "demo"): False,
+                ("HighErrorRate", "demo"): True,
+                ("LatencyP95OutsideGate", "demo"): True,
+                ("HighErrorRate", "other"): False,
+            }
+            deadline, got = time.monotonic() + 30, {}
+            while time.monotonic() < deadline:  # the inhibitor sees new alerts a moment later
+                got = {
+                    (a["labels"]["alertname"], a["labels"]["job"]): bool(a["status"]["inhibitedBy"])
+                    for a in httpx.get(f"{base}/api/v2/alerts", timeout=10).json()
+                }
+                if got == expected:
+                    break
+                time.sleep(0.2)
+            assert got == expected, (tmp_path / "alertmanager.log").read_text()
+        finally:
+            proc.terminate()
+            proc.wait(15)

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import MINIMAL_SPEC, cvspec, project
+from helpers import MINIMAL_SPEC, cvspec, fill_drift_window, project
 
 from cvspec.serve.demo_model import write_demo_model
 from cvspec.serve.launch import ServerProcess
@@ -98,11 +98,8 @@ def test_every_query_names_only_metrics_a_real_server_exports(built: Path, tmp_p
     (tmp_path / "runs/demo/data/stats.json").write_text(json.dumps(stats))
     buf = io.BytesIO()
     Image.new("RGB", (8, 8), (255, 0, 0)).save(buf, "PNG")
-    with ServerProcess(["--model-dir", str(export)]) as server:  # one request: every series exists
-        answer = httpx.post(
-            f"{server.url}/predict", content=buf.getvalue(), headers={"content-type": "image/png"}
-        )
-        assert answer.status_code == 200
+    with ServerProcess(["--model-dir", str(export)]) as server:  # every series exists now
+        fill_drift_window(server.url, buf.getvalue())  # the drift gauges: over a full window
         text = httpx.get(server.metrics_url).text
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -125,7 +122,8 @@ def test_dashboard_panels_variables_and_gate_lines(built: Path) -> None:
         "Baseline images",
         "Request rate",
         "Error rate",
-        "Latency of /predict",
+        "Server time of /predict",
+        "Request latency of /predict",
         "Batch size",
         "Inference time per batch",
         "Class distribution",
@@ -140,10 +138,18 @@ def test_dashboard_panels_variables_and_gate_lines(built: Path) -> None:
         config = panels[title]["fieldConfig"]["defaults"]
         return [(s["value"], s["color"]) for s in config["thresholds"]["steps"]]
 
-    assert steps("Latency of /predict") == [(None, "green"), (0.008, "orange"), (0.02, "red")]
-    latency = panels["Latency of /predict"]
-    assert latency["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"] == {"mode": "line"}
-    assert [t["legendFormat"] for t in latency["targets"]] == ["p50", "p95", "p99"]
+    assert steps("Server time of /predict") == [(None, "green"), (0.008, "orange"), (0.02, "red")]
+    server = panels["Server time of /predict"]
+    assert server["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"] == {"mode": "line"}
+    assert [t["legendFormat"] for t in server["targets"]] == ["p50", "p95", "p99"]
+    assert all("cvspec_server_duration_seconds_bucket" in t["expr"] for t in server["targets"])
+    latency = panels["Request latency of /predict"]  # the clients' view, uploads included
+    assert all("cvspec_request_duration_seconds_bucket" in t["expr"] for t in latency["targets"])
+    assert steps("Request latency of /predict") == [(None, "green")]  # alerts read server time
+    assert (server["gridPos"]["y"], server["gridPos"]["w"]) == (
+        latency["gridPos"]["y"],
+        latency["gridPos"]["w"],
+    )  # side by side
     assert steps("Error rate") == [(None, "green"), (0.05, "red")]
     assert steps("Queue depth") == steps("Request rate") == [(None, "green")]  # no such alert
     assert [t["legendFormat"] for t in panels["Request rate"]["targets"]] == [
@@ -154,6 +160,15 @@ def test_dashboard_panels_variables_and_gate_lines(built: Path) -> None:
     assert steps("Input drift") == [(None, "green"), (0.2, "orange"), (0.5, "orange")]
     for panel in board["panels"]:
         assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+    model = panels["Model"]  # its value is always 1: the stat shows the legend instead
+    assert model["options"]["textMode"] == "name"
+    assert model["options"]["reduceOptions"] == {"calcs": ["lastNotNull"]}
+    assert model["targets"][0]["legendFormat"] == "{{name}} {{version}} ({{task}})"
+    batch = panels["Batch size"]  # a quantile of the size histogram reads 0.95 for batches of 1
+    assert [t["legendFormat"] for t in batch["targets"]] == ["mean"]
+    assert "histogram_quantile" not in batch["targets"][0]["expr"]
+    assert steps("Batch size") == [(None, "green"), (8, "blue")]  # serve.max_batch
+    assert batch["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"] == {"mode": "line"}
 
 
 def test_every_alert_metric_draws_its_bounds_on_its_panel(tmp_path: Path) -> None:
@@ -162,9 +177,9 @@ def test_every_alert_metric_draws_its_bounds_on_its_panel(tmp_path: Path) -> Non
     from cvspec.spec import load_spec
 
     bounds = {  # metric: (bound, value on the panel, panel)
-        "latency_p50_ms": ("max: 150", 0.15, "Latency of /predict"),
-        "latency_p95_ms": ("max: 250", 0.25, "Latency of /predict"),
-        "latency_p99_ms": ("max: 350", 0.35, "Latency of /predict"),
+        "latency_p50_ms": ("max: 150", 0.15, "Server time of /predict"),
+        "latency_p95_ms": ("max: 250", 0.25, "Server time of /predict"),
+        "latency_p99_ms": ("max: 350", 0.35, "Server time of /predict"),
         "error_rate": ("max: 0.02", 0.02, "Error rate"),
         "request_rate": ("min: 3", 3, "Request rate"),
         "mean_confidence": ("min: 0.4", 0.4, "Mean confidence"),

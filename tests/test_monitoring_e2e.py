@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import MINIMAL_SPEC, cvspec, project, tool
+from helpers import MINIMAL_SPEC, cvspec, fill_drift_window, project, slow_upload, tool
 
 from cvspec.generate.render import dump_yaml
 from cvspec.serve.demo_model import write_demo_model
@@ -64,6 +64,7 @@ def prometheus(tmp_path: Path) -> Iterator[tuple[str, ServerProcess]]:
         conf_dir.mkdir()
         (conf_dir / "prometheus.yml").write_text(dump_yaml(config))
         shutil.copy(generated / "rules.yml", conf_dir / "rules.yml")
+        shutil.copy(generated / "grafana/dashboards/demo.json", conf_dir / "dashboard.json")
         port = free_port()
         with (tmp_path / "prometheus.log").open("wb") as log:
             proc = subprocess.Popen(
@@ -107,7 +108,9 @@ def values(result: list[dict[str, Any]], label: str) -> dict[str, float]:
 
 
 @pytest.mark.slow
-def test_prometheus_sees_what_the_server_did(prometheus: tuple[str, ServerProcess]) -> None:
+def test_prometheus_sees_what_the_server_did(
+    prometheus: tuple[str, ServerProcess], tmp_path: Path
+) -> None:
     base, server = prometheus
     up = query_until(base, 'up{job="demo"}', lambda r: len(r) == 1)  # scraped once before traffic
     assert up[0]["value"][1] == "1"
@@ -129,36 +132,65 @@ def test_prometheus_sees_what_the_server_did(prometheus: tuple[str, ServerProces
         == 415
     )
 
+    for _ in range(3):  # clients on a slow link: 4 pieces 0.15 s apart, 0.45 s at least
+        assert slow_upload(server.port, png((0, 200, 0)), pieces=4, gap_s=0.15) == 200
+
     sel = 'job="demo",route="/predict"'
     statuses = query_until(
         base,
         f"cvspec_requests_total{{{sel}}}",
-        lambda r: values(r, "status") == {"200": 3, "400": 1, "415": 1},
+        lambda r: values(r, "status") == {"200": 6, "400": 1, "415": 1},
     )
     assert {r["metric"]["instance"] for r in statuses} == {f"127.0.0.1:{server.metrics_port}"}
     classes = query_until(
         base,
         'cvspec_predictions_total{job="demo"}',
-        lambda r: values(r, "class") == {"red": 2, "green": 0, "blue": 1},
+        lambda r: values(r, "class") == {"red": 2, "green": 3, "blue": 1},
     )
     assert len(classes) == 3  # every class of labels.json, from the start
     info = query_until(base, 'cvspec_model_info{job="demo"}', lambda r: len(r) == 1)
     assert info[0]["metric"]["name"] == "demo" and info[0]["metric"]["task"] == "classification"
-    drift = query_until(base, 'cvspec_input_drift{job="demo"}', lambda r: len(r) == 4)
-    assert set(values(drift, "stat")) == {"brightness", "contrast", "width", "height"}
     # the recording rules run on the scraped series (a rate needs two scrapes after the requests)
     query_until(base, 'job:cvspec_requests:rate_5m{job="demo"}', lambda r: len(r) == 1)
+    # the slow uploads stretch the requests (the clients' view, on the dashboard), but the
+    # latency alerts read the server's own time, from the body received to the answer
+    request_p95 = (
+        "histogram_quantile(0.95, sum by (le) "
+        f"(rate(cvspec_request_duration_seconds_bucket{{{sel}}}[5m])))"
+    )
+    query_until(base, request_p95, lambda r: len(r) == 1 and float(r[0]["value"][1]) > 0.3)
     query_until(
         base,
-        'job:cvspec_request_duration_seconds:p95_5m{job="demo"}',
-        lambda r: len(r) == 1 and float(r[0]["value"][1]) > 0,
+        'cvspec_server_duration_seconds_count{job="demo"}',
+        lambda r: len(r) == 1 and float(r[0]["value"][1]) == 7,
+    )  # not the 415: refused before its body
+    query_until(
+        base,
+        'job:cvspec_server_duration_seconds:p95_5m{job="demo"}',
+        lambda r: len(r) == 1 and 0 < float(r[0]["value"][1]) < 0.3,
     )
+    no_drift = query_until(base, 'cvspec_input_drift{job="demo"}', lambda r: True)
+    assert no_drift == []  # 6 images are no full window: no gauge
+    fill_drift_window(server.url, png((0, 200, 0)))
+    drift = query_until(base, 'cvspec_input_drift{job="demo"}', lambda r: len(r) == 4)
+    assert set(values(drift, "stat")) == {"brightness", "contrast", "width", "height"}
+    # the dashboard's batch-size panel, as Grafana would ask: every batch held one image
+    board = json.loads((tmp_path / "prometheus/dashboard.json").read_text())
+    (batch,) = [p for p in board["panels"] if p["title"] == "Batch size"]
+    for target in batch["targets"]:
+        expr = (
+            target["expr"]
+            .replace("$job", "demo")
+            .replace("$instance", ".*")
+            .replace("$__rate_interval", "5m")
+        )
+        assert query_until(base, expr, lambda r: len(r) == 1)[0]["value"][1] == "1", expr
     rules = httpx.get(f"{base}/api/v1/rules").json()["data"]["groups"]
     loaded = {r["name"]: r["health"] for g in rules for r in g["rules"]}
     assert "LatencyP95OutsideGate" in loaded and set(loaded.values()) == {"ok"}
     # the health alerts: quiet while the server serves its model; TargetDown's once it is gone
     exprs = {r["name"]: r["query"] for g in rules for r in g["rules"] if r["type"] == "alerting"}
-    for name in ("TargetDown", "TargetMissing", "ModelNotLoaded"):
+    for name in ("TargetDown", "TargetMissing", "ModelNotLoaded", "DriftBaselineMissing"):
         assert query_until(base, exprs[name], lambda r: True) == [], name
     server.stop()
     down = query_until(base, exprs["TargetDown"], lambda r: len(r) == 1)

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from helpers import slow_upload
 
 from cvspec.imagestats import image_stats
 from cvspec.serve import metric_names as m
 from cvspec.serve.demo_model import write_demo_model
+from cvspec.serve.drift import WINDOW
 from cvspec.serve.launch import ServerProcess
 
 LABELS = ["red", "green", "blue"]
@@ -68,20 +70,26 @@ def test_metrics_count_what_happened(export: Path) -> None:
         assert post(server.url, b"junk").status_code == 400
         assert post(server.url, b"{}", "application/json").status_code == 415
         assert httpx.get(f"{server.url}/nothing-here").status_code == 404
+        s = scrape(server.metrics_url)
+        # then a full drift window: the gauges appear only over WINDOW images
+        sent = levels + [levels[i % 3] for i in range(WINDOW - len(levels))]
+        with httpx.Client() as client:
+            for level in sent[len(levels) :]:
+                answer = client.post(
+                    f"{server.url}/predict",
+                    content=grey(level),
+                    headers={"content-type": "image/png"},
+                )
+                assert answer.status_code == 200
         metrics_port = scrape(server.metrics_url)
         api_port = scrape(f"{server.url}/metrics")
 
-    for name in m.EXPORTED:  # the whole contract the rules and dashboard rely on
-        assert any(n.startswith(name) for n, _ in metrics_port), name
-    assert {k for k in api_port if k[0].startswith("cvspec")} >= {
-        k for k in metrics_port if k[0].startswith("cvspec")
-    }
-    s = metrics_port
     assert value(s, m.REQUESTS, route="/predict", status="200") == 3
     assert value(s, m.REQUESTS, route="/predict", status="400") == 1
     assert value(s, m.REQUESTS, route="/predict", status="415") == 1
     assert value(s, m.REQUESTS, route="other", status="404") == 1
     assert value(s, f"{m.REQUEST_SECONDS}_count", route="/predict") == 5
+    assert value(s, f"{m.SERVER_SECONDS}_count") == 4  # the 415 is refused before its body
     assert value(s, f"{m.BATCH_SIZE}_count") == 3 and value(s, f"{m.BATCH_SIZE}_sum") == 3
     assert value(s, f"{m.CONFIDENCE}_count") == 3
     assert sum(v for (n, _), v in s.items() if n == m.PREDICTIONS) == 3
@@ -89,10 +97,20 @@ def test_metrics_count_what_happened(export: Path) -> None:
     assert value(s, m.QUEUE_DEPTH) == 0
     assert value(s, m.BASELINE_IMAGES) == 50
     assert value(s, m.MODEL_INFO, name="demo", version=_version(export), task="classification") == 1
+    assert not [k for k in s if k[0] == m.DRIFT]  # 3 images: noise, not drift
+
+    for name in m.EXPORTED:  # the whole contract the rules and dashboard rely on
+        assert any(n.startswith(name) for n, _ in metrics_port), name
+    assert {k for k in api_port if k[0].startswith("cvspec")} >= {
+        k for k in metrics_port if k[0].startswith("cvspec")
+    }
+    s = metrics_port
+    assert value(s, m.REQUESTS, route="/predict", status="200") == WINDOW
+    assert value(s, f"{m.INPUT_WIDTH}_sum") == 20 * WINDOW
 
     from PIL import Image
 
-    live = [image_stats(Image.open(io.BytesIO(grey(level)))) for level in levels]
+    live = [image_stats(Image.open(io.BytesIO(grey(level)))) for level in sent]
     base = {
         "brightness": (0.5, 0.1),
         "contrast": (0.0, 0.01),
@@ -103,6 +121,17 @@ def test_metrics_count_what_happened(export: Path) -> None:
         live_mean = sum(x[stat] for x in live) / len(live)
         assert value(s, m.DRIFT, stat=stat) == pytest.approx(abs(live_mean - mean) / std), stat
     assert value(s, m.DRIFT, stat="height") == pytest.approx(0.5)  # |10 - 12| / 4
+
+
+def test_a_slow_upload_stretches_the_request_latency_not_the_server_time(export: Path) -> None:
+    """What the latency alerts read is the server's own part: from the body received on."""
+    with ServerProcess(["--model-dir", str(export), "--threads", "1"]) as server:
+        assert slow_upload(server.port, grey(100), pieces=4, gap_s=0.15) == 200
+        s = scrape(server.metrics_url)
+    assert value(s, f"{m.REQUEST_SECONDS}_count", route="/predict") == 1
+    assert value(s, f"{m.REQUEST_SECONDS}_sum", route="/predict") >= 0.45  # 3 gaps of 0.15 s
+    assert value(s, f"{m.SERVER_SECONDS}_count") == 1
+    assert value(s, f"{m.SERVER_SECONDS}_sum") < 0.2  # decode + batch wait + a tiny model
 
 
 def test_a_model_that_fails_to_load_leaves_metrics_up_without_model_info(tmp_path: Path) -> None:
@@ -147,8 +176,11 @@ def test_without_a_baseline_there_are_no_drift_gauges(tmp_path: Path) -> None:
     with ServerProcess(["--model-dir", str(export), "--threads", "1"]) as server:
         assert post(server.url, grey(50)).status_code == 200
         s = scrape(server.metrics_url)
-    assert value(s, m.BASELINE_IMAGES) == 0
+        log = server.log()
+    assert value(s, m.BASELINE_IMAGES) == 0  # what DriftBaselineMissing watches
     assert not [k for k in s if k[0] == m.DRIFT]
+    assert log.count("WARNING:") == 1, log  # said once at start, not silently off
+    assert "no drift baseline" in log and "drift alerts cannot fire" in log
 
 
 def _version(export: Path) -> str:

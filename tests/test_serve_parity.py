@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from helpers import cvspec, project
 
+from cvspec.serve.drift import WINDOW
 from cvspec.serve.launch import ServerProcess
 
 SPEC = """\
@@ -74,6 +75,15 @@ def test_served_predictions_match_the_evaluate_stage(tmp_path: Path) -> None:
             )
             assert answer.status_code == 200, answer.text
             matrix[record.label, classes.index(answer.json()["predictions"][0]["label"])] += 1
+        with httpx.Client() as client:  # the drift gauges appear over a full window of images
+            for i in range(max(WINDOW - len(records), 0)):
+                record = records[i % len(records)]
+                answer = client.post(
+                    f"{server.url}/predict",
+                    content=(index.root / record.path).read_bytes(),
+                    headers={"content-type": "image/png"},
+                )
+                assert answer.status_code == 200, answer.text
         drift = {
             line.split('"')[1]: float(line.rsplit(" ", 1)[1])
             for line in httpx.get(server.metrics_url).text.splitlines()

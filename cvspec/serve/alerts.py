@@ -15,7 +15,55 @@ DEFAULT_CONFIDENCE = 0.5  # mean top-1 confidence floor when no accuracy gate sa
 DEFAULT_ORIGIN = "cvspec default"  # the origin of an alert no spec key asked for
 # Alerts on the server itself rather than on a value's bounds (their AlertRule.metric).
 HEALTH = ("target_down", "target_missing", "model_not_loaded")
+NO_BASELINE = "no_drift_baseline"  # the server measures no drift: its drift alerts cannot fire
+CONDITIONS = (*HEALTH, NO_BASELINE)  # alerts on a condition, not on a metric's bounds
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+
+
+# What an alert on a metric means and what to do, per kind of metric (AlertRule.advice).
+_SERVER_TIME = (
+    f"The server's own time for a {m.PREDICT_ROUTE} request, from its body fully received to "
+    "its answer (decode, queue, batching, model); a client's slow upload does not count (the "
+    "dashboard's request latency, beside it, shows the clients' view)."
+)
+_SLOW = (
+    "on the dashboard, a long queue or full batches mean more load than the server takes (add "
+    "workers or replicas); a longer inference time per batch points at the host or the model."
+)
+GATE_LATENCY_ADVICE = f"{_SERVER_TIME} Served slower than the gate the model passed: {_SLOW}"
+ADVICE = {
+    "latency": f"{_SERVER_TIME} {_SLOW[0].upper()}{_SLOW[1:]}",
+    "error_rate": (
+        "Request rate shows which status: 500 is the model itself failing (the server log has "
+        "the traceback), 503 a full queue (add workers or replicas) or a model not loaded."
+    ),
+    "mean_confidence": (
+        "The model is unsure of what it sees: check Input drift and the class distribution "
+        "on the dashboard, and whether Model shows the version you meant to deploy."
+    ),
+    "drift": (
+        "Live images no longer look like the training data (camera, lighting, resolution, "
+        "or a client sending something else): compare samples with the training set; "
+        "retrain on new data if the change is there to stay."
+    ),
+    "queue_depth": (
+        "Images wait for a batch: a queue that stays long means more load than the server "
+        "takes (add workers or replicas) or slower model calls (Inference time per batch on "
+        "the dashboard); a full queue answers 503."
+    ),
+    "request_rate": (
+        f"{m.PREDICT_ROUTE} traffic is outside its usual range: check the clients and what "
+        "routes their requests to the server (load balancer, DNS); Request rate on the "
+        "dashboard shows the status of the answers."
+    ),
+}
+
+
+def advice(metric: str) -> str:
+    """What an alert on `metric` means and what to do (ADVICE), for alerts with no text."""
+    if metric.startswith("latency_p"):
+        return ADVICE["latency"]
+    return ADVICE["drift"] if metric.endswith("_drift") else ADVICE.get(metric, "")
 
 
 class AlertRule(NamedTuple):
@@ -31,6 +79,7 @@ class AlertRule(NamedTuple):
     origin: str  # the spec key it came from, e.g. evaluate.gates.latency_p95_ms
     key: tuple[str | int, ...] = ()  # where its min and max are in the spec; (): a default
     advice: str = ""  # what it means and what to do: the spec's description, or cvspec's
+    exclude: tuple[str, ...] = ()  # input_drift: statistics left to the spec's own alerts
 
 
 class Reach(NamedTuple):
@@ -56,7 +105,7 @@ def number(value: float) -> str:
 def reach(metric: str, spec: Any) -> Reach:
     """The lowest and highest value the server can show for an alert metric.
 
-    A latency quantile comes from the request histogram: a quantile in its first bucket is
+    A latency quantile comes from the server-time histogram: a quantile in its first bucket is
     interpolated from 0 (so it is at least q x 1 ms) and one in +Inf reads as the highest
     finite bucket (10 s). The queue refuses images beyond its capacity, per worker process.
     """
@@ -65,7 +114,8 @@ def reach(metric: str, spec: Any) -> Reach:
         low = m.LATENCY_QUANTILES[q] * m.LATENCY_BUCKETS[0] * 1000
         high = m.LATENCY_BUCKETS[-1] * 1000
         text = (
-            f"the {q} of {m.PREDICT_ROUTE} latency in ms, read from the server's histogram: "
+            f"the {q} of the server's time per {m.PREDICT_ROUTE} request in ms (body received "
+            "to answer), read from its histogram: "
             f"from {low:g} to {high:g} (its highest finite bucket is {high / 1000:g} s)"
         )
         return Reach(low, high, text)
@@ -93,14 +143,35 @@ def reach(metric: str, spec: Any) -> Reach:
     return Reach(0, high, text)
 
 
-def metric_expr(metric: str, job: str) -> str:
-    """The PromQL that gives one value of an alert metric per job (or per series)."""
+# How far back an alert on a windowed metric (a latency quantile, the error ratio, the mean
+# confidence) looks for its last value, and a drift alert for traffic: a client that sends
+# bursts up to this far apart still gets its alerts, as their `for` no longer restarts in each
+# gap; an alert holds the value of the last window with traffic this long after traffic stops.
+HOLD = "1h"
+
+
+def windowed(metric: str) -> bool:
+    """True for the metrics recorded over a window of requests, absent while none arrive."""
+    return metric.startswith("latency_p") or metric in ("error_rate", "mean_confidence")
+
+
+def metric_expr(metric: str, job: str, exclude: tuple[str, ...] = ()) -> str:
+    """The PromQL that gives one value of an alert metric per job (or per series); input_drift
+    leaves out the statistics in `exclude`.
+
+    A windowed metric reads the last value recorded within HOLD: its recording rule has no
+    value over a window without (enough) requests, so the gaps of bursty traffic keep the last
+    burst's value instead of resetting the alert.
+    """
     sel = f'job="{job}"'
     if metric.startswith("latency_p"):
         quantile = metric.removeprefix("latency_").removesuffix("_ms")
-        return f"{m.RECORDED_LATENCY.format(q=quantile)}{{{sel}}} * 1000"
+        return f"last_over_time({m.RECORDED_LATENCY.format(q=quantile)}{{{sel}}}[{HOLD}]) * 1000"
     if metric.endswith("_drift") and metric != "input_drift":
         return f'{m.DRIFT}{{{sel},stat="{metric.removesuffix("_drift")}"}}'
+    if metric == "input_drift" and exclude:
+        other = f'stat!="{exclude[0]}"' if len(exclude) == 1 else f'stat!~"{"|".join(exclude)}"'
+        return f"{m.DRIFT}{{{sel},{other}}}"
     simple = {
         "error_rate": m.RECORDED_ERROR_RATIO,
         "request_rate": m.RECORDED_REQUEST_RATE,
@@ -108,14 +179,17 @@ def metric_expr(metric: str, job: str) -> str:
         "queue_depth": m.QUEUE_DEPTH,
         "input_drift": m.DRIFT,
     }
-    return f"{simple[metric]}{{{sel}}}"
+    expr = f"{simple[metric]}{{{sel}}}"
+    return f"last_over_time({expr}[{HOLD}])" if windowed(metric) else expr
 
 
 def health_expr(kind: str, job: str) -> str:
-    """The condition of a HEALTH alert: the target fails its scrapes, is gone, or has no model.
+    """The condition of a CONDITIONS alert: the target fails its scrapes, is gone, has no
+    model, or has no drift baseline.
 
     A server whose model failed to load still answers /metrics (and /health with 503) but never
-    sets cvspec_model_info; a dead one leaves only Prometheus' `up` at 0.
+    sets cvspec_model_info; a dead one leaves only Prometheus' `up` at 0. A server without
+    the data stage's stats.json exports cvspec_drift_baseline_images 0 and no drift gauges.
     """
     sel = f'job="{job}"'
     up = f"{m.UP}{{{sel}}}"
@@ -123,13 +197,15 @@ def health_expr(kind: str, job: str) -> str:
         "target_down": f"{up} == 0",
         "target_missing": f"absent({up})",
         "model_not_loaded": f"{up} == 1 unless on (job, instance) {m.MODEL_INFO}{{{sel}}}",
+        NO_BASELINE: f"{m.BASELINE_IMAGES}{{{sel}}} == 0",
     }
     return conditions[kind]
 
 
 # Least /predict traffic (requests per second over 5m) an alert needs to mean anything:
-# one failed request out of two is not an outage worth a page, and a drift gauge keeps the
-# value of the last images it saw after traffic stops.
+# one failed request out of two is not an outage worth a page (the error ratio is recorded
+# only over 5m windows with this much traffic), and a drift gauge keeps the value of the last
+# images it saw after traffic stops (a drift alert needs some traffic within HOLD).
 MIN_TRAFFIC = {"error_rate": 0.1}
 
 
@@ -139,51 +215,95 @@ def min_traffic(metric: str) -> float | None:
 
 
 def alert_expr(rule: AlertRule, job: str) -> str:
-    """The alert condition: the metric outside [min, max] (or a HEALTH condition), while the
-    server gets the traffic the metric needs to mean anything (MIN_TRAFFIC)."""
-    if rule.metric in HEALTH:
+    """The alert condition: the metric outside [min, max] (or a CONDITIONS one); a drift
+    alert also needs /predict traffic within HOLD (the error ratio carries its own guard)."""
+    if rule.metric in CONDITIONS:
         return health_expr(rule.metric, job)
-    expr = metric_expr(rule.metric, job)
+    expr = metric_expr(rule.metric, job, rule.exclude)
     low = f"{expr} < {number(rule.min)}" if rule.min is not None else None
     high = f"{expr} > {number(rule.max)}" if rule.max is not None else None
     condition = f"({low}) or ({high})" if low and high else low or high or ""
-    least = min_traffic(rule.metric)
-    if least is None:
+    if not rule.metric.endswith("_drift"):
         return condition
-    traffic = f'{m.RECORDED_REQUEST_RATE}{{job="{job}"}}'
-    guard = f"{traffic} > 0" if least == 0 else f"{traffic} >= {number(least)}"
-    return f"({condition}) and on (job) {guard}"
+    traffic = f'max_over_time({m.RECORDED_REQUEST_RATE}{{job="{job}"}}[{HOLD}])'
+    return f"({condition}) and on (job) {traffic} > 0"
 
 
 def recording_rules(job: str) -> list[dict[str, str]]:
     """The series alerts read: latency quantiles, error ratio, request rate, mean confidence."""
     predict = f'job="{job}",route="{m.PREDICT_ROUTE}"'
-    buckets = f"sum by (job, le) (rate({m.REQUEST_SECONDS}_bucket{{{predict}}}[5m]))"
+    # the server's own part of /predict: a client's slow upload does not page anyone
+    buckets = f'sum by (job, le) (rate({m.SERVER_SECONDS}_bucket{{job="{job}"}}[5m]))'
+    # `>= 0` drops the NaN of a window without requests: no value, rather than one that
+    # restarts every alert's `for` (alerts read the last value, metric_expr)
     rules = [
-        {"record": m.RECORDED_LATENCY.format(q=name), "expr": f"histogram_quantile({q}, {buckets})"}
+        {
+            "record": m.RECORDED_LATENCY.format(q=name),
+            "expr": f"histogram_quantile({q}, {buckets}) >= 0",
+        }
         for name, q in m.LATENCY_QUANTILES.items()
     ]
-    requests = f"sum by (job) (rate({m.REQUESTS}{{{predict}}}[5m]))"
-    errors = f'sum by (job) (rate({m.REQUESTS}{{{predict},status=~"5.."}}[5m]))'
+    rate = f"rate({m.REQUESTS}{{{predict}}}[5m])"
+    requests = f"sum by (job) ({rate})"
+    # 5xx over all answers, 0 while no 5xx series exists yet (a fresh server); recorded only
+    # over windows with MIN_TRAFFIC requests/s
+    errors = f'sum by (job) (rate({m.REQUESTS}{{{predict},status=~"5.."}}[5m]) or {rate} * 0)'
+    least = number(MIN_TRAFFIC["error_rate"])
     conf = f'job="{job}"'
     rules += [
-        {"record": m.RECORDED_ERROR_RATIO, "expr": f"{errors} / {requests}"},
+        {"record": m.RECORDED_ERROR_RATIO, "expr": f"{errors} / ({requests} >= {least})"},
         {"record": m.RECORDED_REQUEST_RATE, "expr": requests},
         {
             "record": m.RECORDED_MEAN_CONFIDENCE,
             "expr": f"sum by (job) (rate({m.CONFIDENCE}_sum{{{conf}}}[15m])) / "
-            f"sum by (job) (rate({m.CONFIDENCE}_count{{{conf}}}[15m]))",
+            f"(sum by (job) (rate({m.CONFIDENCE}_count{{{conf}}}[15m])) > 0)",
         },
     ]
     return rules
 
 
 def alert_rules(spec: Any) -> list[AlertRule]:
-    """The spec's monitor.alerts, then the alerts its gates imply unless one already covers it."""
+    """The spec's monitor.alerts, then the alerts its gates imply unless one already covers it.
+
+    The default drift alert (input_drift, every statistic) leaves out the statistics the
+    spec's own alerts watch (brightness_drift, ...): one drift, one alert.
+    """
     own = [_own(i, a) for i, a in enumerate(spec.monitor.alerts)]
     names, metrics = {a.name for a in own}, {a.metric for a in own}
-    derived = [a for a in _derived(spec) if a.name not in names and a.metric not in metrics]
+    watched = tuple(s for s in m.DRIFT_STATS if f"{s}_drift" in metrics)
+    derived = []
+    for rule in _derived(spec):
+        if rule.name in names or rule.metric in metrics:
+            continue
+        if rule.metric == "input_drift" and watched:
+            if len(watched) == len(m.DRIFT_STATS):
+                continue
+            summary = rule.summary.replace(
+                "an input statistic", f"an input statistic other than {', '.join(watched)}"
+            )
+            rule = rule._replace(exclude=watched, summary=summary)
+        derived.append(rule)
+    drift = [r.name for r in own + derived if r.metric.endswith("_drift")]
+    if drift and NO_BASELINE_RULE.name not in names:
+        told = NO_BASELINE_RULE.advice.replace("ALERTS", ", ".join(drift))
+        derived.append(NO_BASELINE_RULE._replace(advice=told))
     return own + derived
+
+
+NO_BASELINE_RULE = AlertRule(
+    "DriftBaselineMissing",
+    NO_BASELINE,
+    None,
+    None,
+    "15m",
+    "ticket",
+    "the model server has no drift baseline: input drift is not measured",
+    DEFAULT_ORIGIN,
+    (),
+    "ALERTS cannot fire without it. The server looks for the data stage's stats.json beside "
+    "the model (stats.json, ../data/stats.json) or takes --baseline PATH; the server log says "
+    "so at start, and the dashboard's Baseline images reads 0.",
+)
 
 
 def _own(index: int, alert: Any) -> AlertRule:
@@ -205,7 +325,7 @@ def _own(index: int, alert: Any) -> AlertRule:
         summary,
         f"monitor.alerts[name={alert.name}]",  # by name: adding an alert renumbers none
         key,
-        alert.description,
+        alert.description or advice(alert.metric),  # the spec's text, else cvspec's advice
     )
 
 
@@ -215,36 +335,41 @@ def _derived(spec: Any) -> list[AlertRule]:
     for q, severity in (("p50", "ticket"), ("p95", "page")):
         metric, name = f"latency_{q}_ms", f"Latency{q.upper()}OutsideGate"
         if (gate := getattr(gates, metric, None)) is not None:
-            text = f"{q} latency of {m.PREDICT_ROUTE} is {bounds_text(gate.min, gate.max)} ms"
+            text = f"{q} server time of {m.PREDICT_ROUTE} is {bounds_text(gate.min, gate.max)} ms"
             origin, key = f"evaluate.gates.{metric}", ("evaluate", "gates", metric)
-            advice = (
-                "Served slower than the gate the model passed: on the dashboard, a long queue "
-                "or full batches mean more load than the server takes (add workers or "
-                "replicas); a longer inference time per batch points at the host or the model."
-            )
             rows.append(
                 AlertRule(
-                    name, metric, gate.min, gate.max, "10m", severity, text, origin, key, advice
+                    name,
+                    metric,
+                    gate.min,
+                    gate.max,
+                    "10m",
+                    severity,
+                    text,
+                    origin,
+                    key,
+                    GATE_LATENCY_ADVICE,
                 )
             )
     errors, drift = DEFAULT_ERROR_RATE, DEFAULT_DRIFT
     text = f"more than {errors:.0%} of {m.PREDICT_ROUTE} answers are errors (5xx)"
-    advice = (
-        "Request rate shows which status: 500 is the model itself failing (the server log has "
-        "the traceback), 503 a full queue (add workers or replicas) or a model not loaded."
-    )
     rows.append(
         AlertRule(
-            "HighErrorRate", "error_rate", None, errors, "5m", "page", text, default, (), advice
+            "HighErrorRate",
+            "error_rate",
+            None,
+            errors,
+            "5m",
+            "page",
+            text,
+            default,
+            (),
+            ADVICE["error_rate"],
         )
     )
     if spec.task == "classification":
         floor, origin = _confidence_floor(gates)
         text = f"mean top-1 confidence fell below {floor:g}"
-        advice = (
-            "The model is unsure of what it sees: check Input drift and the class distribution "
-            "on the dashboard, and whether Model shows the version you meant to deploy."
-        )
         rows.append(
             AlertRule(
                 "ConfidenceCollapse",
@@ -256,16 +381,11 @@ def _derived(spec: Any) -> list[AlertRule]:
                 text,
                 origin,
                 (),
-                advice,
+                ADVICE["mean_confidence"],
             )
         )
     text = (
         f"an input statistic moved more than {drift:g} training standard deviations from training"
-    )
-    advice = (
-        "Live images no longer look like the training data (camera, lighting, resolution, "
-        "or a client sending something else): compare samples with the training set; "
-        "retrain on new data if the change is there to stay."
     )
     rows.append(
         AlertRule(
@@ -278,7 +398,7 @@ def _derived(spec: Any) -> list[AlertRule]:
             text,
             default,
             (),
-            advice,
+            ADVICE["drift"],
         )
     )
     health = [
@@ -304,8 +424,8 @@ def _derived(spec: Any) -> list[AlertRule]:
             "files may be missing, corrupt or from another export.",
         ),
     ]
-    for (name, for_, text, advice), kind in zip(health, HEALTH, strict=True):
-        rows.append(AlertRule(name, kind, None, None, for_, "page", text, default, (), advice))
+    for (name, for_, text, what), kind in zip(health, HEALTH, strict=True):
+        rows.append(AlertRule(name, kind, None, None, for_, "page", text, default, (), what))
     return rows
 
 

@@ -50,10 +50,12 @@ async def predict(request: Any) -> Any:
         message = f"{service.in_flight} requests in flight (limit {config.request_capacity})"
         return error(503, "overloaded", message, retry=True)
     service.in_flight += 1
+    received = None  # when the body was in: the server's own part of the request starts there
     try:
         service.pending += 1
         try:
             blobs = await read_images(request, config.max_body_bytes, config.queue_capacity)
+            received = time.perf_counter()
             images = [open_header(data, index) for index, data in enumerate(blobs)]
             pixels = max(img.width * img.height for img in images)
             if pixels <= INLINE_PIXELS:
@@ -77,6 +79,8 @@ async def predict(request: Any) -> Any:
         return error(500, "model_error", f"{type(exc).__name__}: {exc}")
     finally:
         service.in_flight -= 1
+        if received is not None:  # answered (any status) after the whole body arrived
+            service.metrics.served(time.perf_counter() - received)
     model = {"name": service.name, "version": service.files.version}
     return JSONResponse({"model": model, "predictions": answers})
 
@@ -139,7 +143,8 @@ def app_from_env() -> TimedApp:
 
 
 class TimedApp:
-    """ASGI wrapper that counts every HTTP request by route and status and times it."""
+    """ASGI wrapper that counts every HTTP request by route and status and times it, from the
+    start of the request (its upload included: the client's view) to the end of the answer."""
 
     def __init__(self, app: Any, service: Service) -> None:
         self.app, self.service = app, service

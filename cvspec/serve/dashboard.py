@@ -36,6 +36,7 @@ class PanelSpec(NamedTuple):
     min: float | None = None
     max: float | None = None
     instant: bool = False  # one value over the dashboard's range instead of a time series
+    show: str = "auto"  # a stat panel's text: auto (Grafana's: the value), name (the legend)
 
 
 def dashboard_uid(project: str) -> str:
@@ -64,6 +65,9 @@ def panels(spec: Any) -> list[PanelSpec]:
     lines = _lines(spec)
     requests = f"sum(rate({m.REQUESTS}{{{PREDICT}}}[{RATE}]))"
     errors = f'sum(rate({m.REQUESTS}{{{PREDICT},status=~"5.."}}[{RATE}]))'
+    server_time = tuple(
+        (_quantile(q, m.SERVER_SECONDS, SEL), name) for name, q in m.LATENCY_QUANTILES.items()
+    )
     latency = tuple(
         (_quantile(q, m.REQUEST_SECONDS, PREDICT), name) for name, q in m.LATENCY_QUANTILES.items()
     )
@@ -82,6 +86,7 @@ def panels(spec: Any) -> list[PanelSpec]:
             width=8,
             height=4,
             instant=True,
+            show="name",  # the value is always 1: the legend is what to read
         ),
         PanelSpec(
             "Queue depth",
@@ -130,21 +135,35 @@ def panels(spec: Any) -> list[PanelSpec]:
             min=0,
         ),
         PanelSpec(
-            "Latency of /predict",
+            f"Server time of {m.PREDICT_ROUTE}",
+            "timeseries",
+            "s",
+            server_time,
+            "p50, p95, p99 of the server's own time per request, from its body fully received "
+            "to its answer (decode, queue, batching, model): what the latency alerts watch; "
+            "lines: the spec's latency gates and alerts.",
+            lines["latency"],
+            min=0,
+        ),
+        PanelSpec(
+            f"Request latency of {m.PREDICT_ROUTE}",
             "timeseries",
             "s",
             latency,
-            "p50, p95, p99 of request latency; lines: the spec's latency gates.",
-            lines["latency"],
-            width=24,
+            "p50, p95, p99 of whole requests as the server sees them, the clients' uploads "
+            "included: above the server time, the difference is time spent receiving bodies "
+            "(slow or distant clients), not serving.",
             min=0,
         ),
         PanelSpec(
             "Batch size",
             "timeseries",
             "none",
-            ((_mean(m.BATCH_SIZE, SEL), "mean"), (_quantile(0.95, m.BATCH_SIZE, SEL), "p95")),
-            "Images per model call (dynamic batching).",
+            ((_mean(m.BATCH_SIZE, SEL), "mean"),),
+            "Mean images per model call (dynamic batching); line: serve.max_batch, the most a "
+            "batch holds. (A quantile of the size histogram would interpolate inside its "
+            "buckets: batches of 1 would read 0.95.)",
+            (Threshold(spec.serve.max_batch, "blue", "serve.max_batch"),),
             min=0,
         ),
         PanelSpec(

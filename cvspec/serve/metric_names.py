@@ -4,7 +4,10 @@ from __future__ import annotations
 
 # Sample names as Prometheus stores them (counters with _total, histograms as their base name).
 REQUESTS = "cvspec_requests_total"  # counter {route, status}
-REQUEST_SECONDS = "cvspec_request_duration_seconds"  # histogram {route}
+REQUEST_SECONDS = "cvspec_request_duration_seconds"  # histogram {route}: the client's view
+# histogram: a /predict request from its body fully received to its answer (decode, queue,
+# batch, model): the server's own part, which slow uploads do not stretch; latency alerts read it
+SERVER_SECONDS = "cvspec_server_duration_seconds"
 INFERENCE_SECONDS = "cvspec_inference_duration_seconds"  # histogram: one model call per batch
 BATCH_SIZE = "cvspec_batch_size"  # histogram: images per model call
 QUEUE_DEPTH = "cvspec_queue_depth"  # gauge: images waiting for a batch
@@ -15,13 +18,15 @@ INPUT_BRIGHTNESS = "cvspec_input_brightness"  # histogram: mean grey level, 0..1
 INPUT_CONTRAST = "cvspec_input_contrast"  # histogram: grey standard deviation, 0..1
 INPUT_WIDTH = "cvspec_input_width_pixels"  # histogram
 INPUT_HEIGHT = "cvspec_input_height_pixels"  # histogram
-DRIFT = "cvspec_input_drift"  # gauge {stat}: |live mean - training mean| / training std
+# gauge {stat}: |live mean - training mean| / training std over a full window of images
+DRIFT = "cvspec_input_drift"
 BASELINE_IMAGES = "cvspec_drift_baseline_images"  # gauge: images in the drift baseline, 0: none
 MODEL_INFO = "cvspec_model_info"  # gauge = 1 {name, version, task}, set once the model loaded
 UP = "up"  # not the server's: Prometheus writes it per target and scrape, 1 scraped, 0 failed
 
 HISTOGRAMS = (
     REQUEST_SECONDS,
+    SERVER_SECONDS,
     INFERENCE_SECONDS,
     BATCH_SIZE,
     CONFIDENCE,
@@ -57,7 +62,7 @@ SIZE_BUCKETS = (8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 
 # Recording rules (level:metric:operation); alerts read these, the dashboard reads raw metrics.
 LATENCY_QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
-RECORDED_LATENCY = "job:cvspec_request_duration_seconds:{q}_5m"
+RECORDED_LATENCY = "job:cvspec_server_duration_seconds:{q}_5m"
 RECORDED_ERROR_RATIO = "job:cvspec_request_errors:ratio_5m"
 RECORDED_REQUEST_RATE = "job:cvspec_requests:rate_5m"
 RECORDED_MEAN_CONFIDENCE = "job:cvspec_prediction_confidence:mean_15m"

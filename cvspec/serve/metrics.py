@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from cvspec.serve import metric_names as m
+from cvspec.serve.drift import WINDOW
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # set: workers share metrics through files there
 
@@ -54,7 +55,16 @@ class ServerMetrics:
             m.REQUESTS, "HTTP requests by route and status", ("route", "status"), registry=reg
         )
         self.latency = hist(
-            m.REQUEST_SECONDS, "HTTP request latency", m.LATENCY_BUCKETS, ("route",)
+            m.REQUEST_SECONDS,
+            "HTTP request latency, from the request's start (its upload included) to the answer",
+            m.LATENCY_BUCKETS,
+            ("route",),
+        )
+        self.server = hist(
+            m.SERVER_SECONDS,
+            "Server time of a /predict request: from its body fully received to its answer "
+            "(decode, queue, batch, model)",
+            m.LATENCY_BUCKETS,
         )
         self.inference = hist(m.INFERENCE_SECONDS, "Model call time per batch", m.LATENCY_BUCKETS)
         self.batch = hist(m.BATCH_SIZE, "Images per model call", m.BATCH_BUCKETS)
@@ -81,7 +91,8 @@ class ServerMetrics:
         }
         self.drift = Gauge(
             m.DRIFT,
-            "Live mean minus training mean, in training standard deviations",
+            f"|Live mean - training mean| of the last {WINDOW} images, in training standard "
+            f"deviations (none until a worker has seen {WINDOW})",
             ("stat",),
             registry=reg,
             multiprocess_mode="livemax",
@@ -112,6 +123,10 @@ class ServerMetrics:
         """Count one finished HTTP request and its latency."""
         self.requests.labels(route, str(status)).inc()
         self.latency.labels(route).observe(seconds)
+
+    def served(self, seconds: float) -> None:
+        """Record the server's own time for one /predict request whose body arrived."""
+        self.server.observe(seconds)
 
     def batch_done(self, size: int, seconds: float) -> None:
         """Record one model call."""

@@ -9,8 +9,9 @@ from typing import Any
 
 from cvspec.serve import metric_names as m
 from cvspec.serve.alerts import (
+    CONDITIONS,
     DEFAULT_ORIGIN,
-    HEALTH,
+    NO_BASELINE,
     AlertRule,
     Reach,
     alert_rules,
@@ -18,10 +19,13 @@ from cvspec.serve.alerts import (
     min_traffic,
     reach,
     seconds,
+    windowed,
 )
 
 INSTANCE = "server:9090"
 PER_MINUTE = 1000  # requests per minute in synthetic counters: error ratios resolve to 0.001
+BURST_EVERY = 10  # minutes between the bursts of the bursty cases (the same requests in all)
+BURSTY_MINUTES = 180  # how long the bursty cases run, unless an alert's `for` needs longer
 Series = list[dict[str, str]]
 Case = tuple[Series, float]  # input series, and the value the alert reads from them (or nan)
 
@@ -30,21 +34,36 @@ def rule_tests(spec: Any, job: str, rule_file: str, spec_file: str) -> dict[str,
     """A `promtool test rules` file: per alert, one case that fires and one that does not."""
     tests: list[dict[str, Any]] = []
     for rule in alert_rules(spec):
-        minutes = math.ceil(seconds(rule.for_) / 60) + 20  # past `for` and the 15m windows
+        for_minutes = math.ceil(seconds(rule.for_) / 60)
+        minutes = for_minutes + 20  # past `for` and the 15m windows
         labels = {"job": job, "severity": rule.severity}
         cases = [("fires", True), ("stays quiet", False)]
         if min_traffic(rule.metric) is not None:
             cases.append(("stays quiet on too little traffic", True))
+        if bursty(rule.metric):
+            cases += [("fires on bursty traffic", True), ("stays quiet on bursty traffic", False)]
+        left = rule.exclude[0] if rule.exclude else None  # drift the spec's own alert watches
+        if left:
+            cases.append((f"stays quiet on {left} drift, left to the spec's alert", True))
         for case, fires in cases:
             series, value = _series(rule, spec, job, fires, minutes)
             if fires and not series:  # validation rejects such bounds (rules.py: alert-range)
                 raise RuntimeError(f"no input series can make {rule.name} fire ({rule.origin})")
             expected: list[dict[str, Any]] = []
-            if case == "fires":
+            at = minutes
+            if case.endswith("bursty traffic"):  # the same values, every request in bursts
+                span = max(BURSTY_MINUTES, -(-(for_minutes + 60) // BURST_EVERY) * BURST_EVERY)
+                series, at = _bursts(series, span), span - 1  # just before a burst: the longest gap
+            if case.startswith("fires"):
                 grafana = spec.monitor.grafana_url
                 shown = alert_annotations(rule, job, spec_file, True, value, grafana)
                 expected = [
                     {"exp_labels": {**labels, **_extra_labels(rule)}, "exp_annotations": shown}
+                ]
+            elif left and case.endswith("spec's alert"):  # the same values on that statistic
+                here = f'stat="{_stat(rule)}"'
+                series = [
+                    {**s, "series": s["series"].replace(here, f'stat="{left}"')} for s in series
                 ]
             elif fires:  # the same values on a trickle of requests
                 series = _sparse(series, minutes)
@@ -54,7 +73,7 @@ def rule_tests(spec: Any, job: str, rule_file: str, spec_file: str) -> dict[str,
                     "interval": "1m",
                     "input_series": series,
                     "alert_rule_test": [
-                        {"eval_time": f"{minutes}m", "alertname": rule.name, "exp_alerts": expected}
+                        {"eval_time": f"{at}m", "alertname": rule.name, "exp_alerts": expected}
                     ],
                 }
             )
@@ -118,6 +137,8 @@ def _observed(rule: AlertRule, job: str, rendered: bool, value: str) -> str:
         return f"Prometheus has had no target for job {job} for {rule.for_}"
     if rule.metric == "model_not_loaded":
         return f"{label('instance')} (job {job}) has answered without a model for {rule.for_}"
+    if rule.metric == NO_BASELINE:
+        return f"{label('instance')} (job {job}) has had no drift baseline for {rule.for_}"
     where = f"on {label('instance')}" if _extra_labels(rule) else f"for job {job}"
     metric = rule.metric
     if metric == "input_drift":  # one series per statistic
@@ -126,16 +147,22 @@ def _observed(rule: AlertRule, job: str, rendered: bool, value: str) -> str:
 
 
 def _extra_labels(rule: AlertRule) -> dict[str, str]:
-    if rule.metric in HEALTH:
+    if rule.metric in CONDITIONS:
         return {} if rule.metric == "target_missing" else {"instance": INSTANCE}
     if rule.metric.endswith("_drift"):
-        stat = "brightness" if rule.metric == "input_drift" else rule.metric.removesuffix("_drift")
-        return {"instance": INSTANCE, "stat": stat}
+        return {"instance": INSTANCE, "stat": _stat(rule)}
     return {"instance": INSTANCE} if rule.metric == "queue_depth" else {}
 
 
+def _stat(rule: AlertRule) -> str:
+    """The statistic a drift alert's cases drift: its own, or input_drift's first one."""
+    if rule.metric != "input_drift":
+        return rule.metric.removesuffix("_drift")
+    return next(s for s in m.DRIFT_STATS if s not in rule.exclude)
+
+
 def _series(rule: AlertRule, spec: Any, job: str, fires: bool, minutes: int) -> Case:
-    if rule.metric in HEALTH:
+    if rule.metric in CONDITIONS:
         return _health(rule, job, spec.task, fires, minutes + 5), math.nan
     target = _target(rule, reach(rule.metric, spec), fires)
     if target is None:
@@ -146,7 +173,7 @@ def _series(rule: AlertRule, spec: Any, job: str, fires: bool, minutes: int) -> 
     n = minutes + 5
     route = f'{labels},route="{m.PREDICT_ROUTE}"'
     if rule.metric.endswith("_drift"):  # drift counts only while images arrive
-        stat = "brightness" if rule.metric == "input_drift" else rule.metric.removesuffix("_drift")
+        stat = _stat(rule)
         traffic = _one(f'{m.REQUESTS}{{{route},status="200"}}', 0, PER_MINUTE, n)
         return [_one(f'{m.DRIFT}{{{labels},stat="{stat}"}}', target, 0, n), traffic], target
     if rule.metric == "queue_depth":
@@ -165,6 +192,30 @@ def _series(rule: AlertRule, spec: Any, job: str, fires: bool, minutes: int) -> 
     ], errors / PER_MINUTE
 
 
+def bursty(metric: str) -> bool:
+    """Alerts whose rule tests include traffic in bursts: those on windows of requests (and
+    drift, which needs traffic), not the request rate (bursts do lower it) or a gauge."""
+    return windowed(metric) or metric.endswith("_drift")
+
+
+def _bursts(series: Series, minutes: int) -> Series:
+    """The series over `minutes` (+1 samples), each counter's requests in one burst every
+    BURST_EVERY minutes (the same average rate, so ratios and quantiles read the same);
+    gauges stay as they are."""
+    out = []
+    for one in series:
+        start, rest = one["values"].split("+", 1)
+        step = float(rest.split("x", 1)[0])
+        if step == 0:
+            out.append(_one(one["series"], float(start), 0, minutes))
+            continue
+        jump = step * BURST_EVERY
+        levels = [float(start) + jump * k for k in range(minutes // BURST_EVERY + 1)]
+        held = [f"{level!r}x{BURST_EVERY - 1}" for level in levels[:-1]]  # 10 samples each
+        out.append({"series": one["series"], "values": " ".join([*held, repr(levels[-1])])})
+    return out
+
+
 def _sparse(series: Series, minutes: int) -> Series:
     """The series of a firing case on too little traffic for the alert (MIN_TRAFFIC): no
     requests at all beside a drift gauge, or one request a minute, every other one failing."""
@@ -181,12 +232,16 @@ def _sparse(series: Series, minutes: int) -> Series:
 
 
 def _health(rule: AlertRule, job: str, task: str, fires: bool, n: int) -> Series:
-    """A target that is down (or up), gone (or there), up without (or with) its model."""
+    """A target that is down (or up), gone (or there), up without (or with) its model, or
+    without (or with) a drift baseline."""
     up = f'{m.UP}{{job="{job}",instance="{INSTANCE}"}}'
     if rule.metric == "target_down":
         return [_one(up, 0 if fires else 1, 0, n)]
     if rule.metric == "target_missing":  # another job's target is still scraped
         return [_one(up.replace(f'job="{job}"', 'job="other"') if fires else up, 1, 0, n)]
+    if rule.metric == NO_BASELINE:  # a server without stats.json, or with 1,257 images in it
+        baseline = f'{m.BASELINE_IMAGES}{{job="{job}",instance="{INSTANCE}"}}'
+        return [_one(up, 1, 0, n), _one(baseline, 0 if fires else 1257, 0, n)]
     labels = f'job="{job}",instance="{INSTANCE}",name="{job}",version="0",task="{task}"'
     return [_one(up, 1, 0, n)] + ([] if fires else [_one(f"{m.MODEL_INFO}{{{labels}}}", 1, 0, n)])
 
@@ -227,8 +282,8 @@ def _latency(rule: AlertRule, job: str, fires: bool, minutes: int) -> Case:
     reads = [(lo + (hi - lo) * q, hi) for lo, hi in itertools.pairwise(bounds)]
     for value, hi in [*reads, (m.LATENCY_BUCKETS[-1], math.inf)]:
         if ok(value * 1000):
-            labels = f'job="{job}",instance="{INSTANCE}",route="{m.PREDICT_ROUTE}"'
-            name = f"{m.REQUEST_SECONDS}_bucket"
+            labels = f'job="{job}",instance="{INSTANCE}"'
+            name = f"{m.SERVER_SECONDS}_bucket"
             out = [
                 _one(f'{name}{{{labels},le="{b!r}"}}', 0, 60 if b >= hi else 0, minutes + 5)
                 for b in m.LATENCY_BUCKETS

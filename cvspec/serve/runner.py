@@ -34,6 +34,12 @@ def serve(config: ServeConfig) -> None:
     check_port(config.host, config.port, "API")
     if config.metrics_port is not None:
         check_port(config.host, config.metrics_port, "metrics")
+    if config.baseline is None:  # one line at start, not one per worker
+        logging.getLogger("cvspec.serve").warning(
+            "no drift baseline: no stats.json beside the model (stats.json, ../data/stats.json) "
+            "and no --baseline; input drift is not measured and drift alerts cannot fire "
+            "(DriftBaselineMissing says so)"
+        )
     if config.workers > 1:
         _serve_workers(config)
         return

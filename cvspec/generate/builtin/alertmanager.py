@@ -21,6 +21,10 @@ NOTE = (
     "# Slack's webhook URL and Jira's credentials are read from files under /run/secrets\n"
     "# (docker compose or Kubernetes secrets), never written here.\n"
 )
+INHIBIT_NOTE = (
+    "# One incident, one page: while a server is down or has no model, the error-rate and\n"
+    "# latency alerts of its job (which it causes) are held back.\n"
+)
 
 
 def secret_file(name: str) -> str:
@@ -48,7 +52,8 @@ class AlertmanagerGenerator:
         """One alertmanager.yml; a note on top names what the spec cannot say."""
         from cvspec.generate.render import dump_yaml
 
-        text = NOTE + dump_yaml(config(spec, ctx))
+        data = config(spec, ctx)
+        text = NOTE + (INHIBIT_NOTE if "inhibit_rules" in data else "") + dump_yaml(data)
         yield Artifact("monitoring/alertmanager.yml", NAME, "yaml", data=text)
 
 
@@ -76,9 +81,43 @@ def config(spec: Any, ctx: BuildContext) -> dict[str, Any]:
         },
         "receivers": receivers,
     }
+    if inhibit := inhibit_rules(spec):
+        out["inhibit_rules"] = inhibit
     if jira:
         out = {"global": {"jira_api_url": spec.monitor.notify.jira_url}, **out}
     return out
+
+
+def inhibit_rules(spec: Any) -> list[dict[str, Any]]:
+    """TargetDown and ModelNotLoaded inhibit the error-rate and latency alerts of their job.
+
+    A server without its model answers 503 to every /predict (HighErrorRate), a crashing one
+    fails requests and stalls others: the cause pages, its symptoms wait. `equal` is the job
+    only: the error and latency alerts are per job (their rules sum over its instances), and
+    the generated prometheus.yml scrapes one instance per job.
+    """
+    import re
+
+    from cvspec.serve.alerts import alert_rules
+
+    rules = alert_rules(spec)
+    causes = [r.name for r in rules if r.metric in ("target_down", "model_not_loaded")]
+    symptoms = [
+        r.name for r in rules if r.metric == "error_rate" or r.metric.startswith("latency_p")
+    ]
+    if not causes or not symptoms:
+        return []
+
+    def names(found: list[str]) -> str:
+        return "|".join(re.escape(n) for n in found)
+
+    return [
+        {
+            "source_matchers": [f'alertname=~"{names(causes)}"'],
+            "target_matchers": [f'alertname=~"{names(symptoms)}"'],
+            "equal": ["job"],
+        }
+    ]
 
 
 def _slack(spec: Any, ctx: BuildContext, channel: str) -> dict[str, Any]:

@@ -140,4 +140,7 @@ def _panel(spec: Any, ds: Any) -> Any:
         panel = panel.thresholds_style(style)
     if spec.kind == "bargauge":
         panel = panel.orientation(cm.VizOrientation.HORIZONTAL)
+    if spec.kind == "stat" and spec.show != "auto":  # the options Grafana defaults, and the text
+        last = common.ReduceDataOptions().calcs(["lastNotNull"])
+        panel = panel.reduce_options(last).text_mode(cm.BigValueTextMode(spec.show))
     return panel
