@@ -146,6 +146,44 @@ def test_validate_warns_at_a_mosaic_too_few_epochs_leave_room_for(tmp_path: Path
     assert "augment-never-runs" not in eleven.err
 
 
+def test_validate_fails_where_a_profile_breaks_a_value_of_the_spec(tmp_path: Path) -> None:
+    """The generated CI validates and runs with `--profile ci`: plain `validate` must fail on
+    what the profile breaks, at the value of the spec it breaks, marked with the profile."""
+    spec = MINIMAL_SPEC.replace("{name: demo}", "{name: demo, contacts: {slack: '#cv'}}")
+    spec += "train: {epochs: 10, warmup_epochs: 3}\nprofiles: {ci: {train: {epochs: 1}}}\n"
+    root = project(tmp_path, spec)
+    plain = cvspec("validate", "specs/demo.yaml", cwd=root)
+    ci = cvspec("validate", "specs/demo.yaml", "--profile", "ci", cwd=root)
+    assert (plain.code, ci.code) == (2, 2)
+    assert plain.err.startswith(
+        "specs/demo.yaml:6:36: error[warmup]: warmup_epochs (3) must be below epochs (1) "
+        "(in profile 'ci')\n"
+    )
+    assert "help: profile 'ci' (specs/demo.yaml:7) sets train.epochs\n" in plain.err
+    assert ci.err.startswith(
+        "specs/demo.yaml:6:36: error[warmup]: warmup_epochs (3) must be below epochs (1)\n"
+    )
+    fixed = spec.replace("warmup_epochs: 3", "warmup_epochs: 0.5")
+    (root / "specs/demo.yaml").write_text(fixed)
+    assert cvspec("validate", "specs/demo.yaml", cwd=root).code == 0
+
+
+def test_validate_warns_once_of_what_a_profile_adds(tmp_path: Path) -> None:
+    """A warning the spec has is not repeated for each profile; one a profile adds is marked."""
+    spec = MINIMAL_SPEC.replace("{name: demo}", "{name: demo, description: TODO}")
+    spec += "profiles:\n  ci: {train: {epochs: 1}}\n  prod: {project: {description: TBD}}\n"
+    root = project(tmp_path, spec)
+    result = cvspec("validate", "specs/demo.yaml", cwd=root)
+    assert result.code == 0, result.err
+    assert result.out == "ok specs/demo.yaml (classification, project demo, 3 warning(s))\n"
+    assert result.err.count("placeholder: 'TODO'") == 1
+    assert result.err.count("warning[no-receiver]") == 1
+    assert (
+        "specs/demo.yaml:8:33: warning[placeholder]: project.description is still a placeholder: "
+        "'TBD' (in profile 'prod')\n"
+    ) in result.err
+
+
 def test_new_rejects_a_bad_name_and_writes_nothing(tmp_path: Path) -> None:
     (tmp_path / ".git").mkdir()
     result = cvspec("new", "Bad Name", cwd=tmp_path)

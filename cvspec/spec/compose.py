@@ -16,13 +16,24 @@ _SET_KEY = re.compile(r"^[A-Za-z_][\w-]*(\.([A-Za-z_][\w-]*|\d+))*$")
 
 
 def compose(path: Path, profile: str | None = None, sets: Sequence[str] = ()) -> RawSpec:
-    """Load `path` with everything it extends, then apply the profile, --set flags and ${}."""
+    """Load `path` with everything it extends, then apply the profile, --set flags and ${}.
+
+    The profile is read after the --set flags (so `--set profiles.ci.train.epochs=3` changes
+    what `--profile ci` applies); the flags then win over the profile.
+    """
     raw = _load_with_extends(path.resolve(), ())
+    over = parse_sets(sets) if sets else None
     if profile is not None:
-        raw = merge(raw, select_profile(raw, profile))
-    if sets:
-        raw = merge(raw, parse_sets(sets))
+        raw = merge(raw, select_profile(raw if over is None else merge(raw, over), profile))
+    if over is not None:
+        raw = merge(raw, over)
     return interpolate(raw)
+
+
+def profile_names(raw: RawSpec) -> list[str]:
+    """The names of the profiles a composed spec defines (none when `profiles` is no mapping)."""
+    profiles = raw.data.get("profiles")
+    return [str(name) for name in profiles] if isinstance(profiles, dict) else []
 
 
 def _load_with_extends(path: Path, stack: tuple[Path, ...]) -> RawSpec:
