@@ -67,8 +67,8 @@ def load_all(paths: Sequence[Path], options: Options) -> list[LoadedSpec]:
     for path in paths:
         try:
             item = load_spec(path, options.profile, options.sets)
-        except SpecError as exc:
-            errors.extend(exc.diagnostics)
+        except SpecError as exc:  # an error in a partial many specs extend is reported once
+            errors.extend(d for d in exc.diagnostics if d not in errors)
             continue
         loaded.append(item)
         name, shown = str(item.spec.project.name), os.path.relpath(item.path)

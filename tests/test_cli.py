@@ -302,6 +302,20 @@ def test_validate_finds_two_specs_with_one_project_name(tmp_path: Path) -> None:
     )
 
 
+def test_an_error_in_a_shared_base_is_reported_once(tmp_path: Path) -> None:
+    base = "cvspec: 1\ntask: classification\nmodel: {arch: timm/resnet18, image_sise: 32}\n"
+    child = "extends: _base.yaml\nproject: {{name: {}}}\ndata: {{path: d}}\n"
+    root = project(tmp_path, child.format("a"), name="a.yaml")
+    write_tree(root, {"specs/_base.yaml": base, "specs/b.yaml": child.format("b")})
+    result = cvspec("validate", cwd=root)
+    assert result.code == 2
+    assert result.err.count("error[unknown-key]") == 1, result.err
+    assert result.err.startswith(
+        "specs/_base.yaml:3:30: error[unknown-key]: unknown key 'image_sise' in 'model'\n"
+    )
+    assert result.err.endswith("\n1 error\n")
+
+
 def test_set_with_an_empty_mapping_empties_it(tmp_path: Path) -> None:
     """`--set train.sweep={}` turns a sweep off; a non-empty mapping still merges key by key."""
     root = project(

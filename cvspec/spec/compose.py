@@ -183,8 +183,9 @@ def select_profile(raw: RawSpec, name: str) -> RawSpec:
         )
 
     def rebase(index: dict[KeyPath, Origin]) -> dict[KeyPath, Origin]:
+        # A value a --set flag put into the profile still says so (it has no file position).
         return {
-            p[2:]: o._replace(kind="profile", detail=name)
+            p[2:]: o if o.kind == "set" else o._replace(kind="profile", detail=name)
             for p, o in index.items()
             if p[:2] == prefix
         }
