@@ -182,6 +182,22 @@ def select_profile(raw: RawSpec, name: str) -> RawSpec:
             ]
         )
 
+    misplaced = [key for key in ("extends", "profiles") if key in body]
+    if misplaced:
+        raise SpecError(
+            [
+                Diagnostic(
+                    "profile-key",
+                    f"a profile cannot hold '{key}': profiles are applied after 'extends', "
+                    "to one spec",
+                    raw.keys.get((*prefix, key)),
+                    "move it to the top level of the spec",
+                    len(key),
+                )
+                for key in misplaced
+            ]
+        )
+
     def rebase(index: dict[KeyPath, Origin]) -> dict[KeyPath, Origin]:
         # A value a --set flag put into the profile still says so (it has no file position).
         return {
