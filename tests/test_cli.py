@@ -316,6 +316,29 @@ def test_an_error_in_a_shared_base_is_reported_once(tmp_path: Path) -> None:
     assert result.err.endswith("\n1 error\n")
 
 
+def test_set_and_explain_reach_a_list_item_as_dot_0_or_bracket_0(tmp_path: Path) -> None:
+    alerts = (
+        "monitor:\n  alerts:\n"
+        "    - {name: Drift, metric: brightness_drift, max: 0.5}\n"
+        "    - {name: Errors, metric: error_rate, max: 0.1}\n"
+    )
+    spec = MINIMAL_SPEC.replace("{name: demo}", "{name: demo, contacts: {slack: '#cv'}}")
+    root = project(tmp_path, spec + alerts)
+    sets = ("--set", "monitor.alerts.0.max=0.3", "--set", "monitor.alerts[1].severity=page")
+    both = cvspec("explain", "specs/demo.yaml", "monitor.alerts", *sets, cwd=root)
+    assert both.code == 0, both.err
+    assert "monitor.alerts[0].max = 0.3  " in both.out
+    assert "# --set monitor.alerts.0.max=0.3\n" in both.out
+    assert 'monitor.alerts[0].name = "Drift"' in both.out  # the rest of the item stays
+    assert 'monitor.alerts[1].severity = "page"' in both.out
+    assert "monitor.alerts[1].max = 0.1  " in both.out
+    for key in ("monitor.alerts.1.max", "monitor.alerts[1].max"):
+        one = cvspec("explain", "specs/demo.yaml", key, cwd=root)
+        assert one.out == "monitor.alerts[1].max = 0.1  # specs/demo.yaml:9\n", one.err
+    valid = cvspec("validate", "specs/demo.yaml", *sets, cwd=root)
+    assert valid.code == 0, valid.err
+
+
 def test_set_with_an_empty_mapping_empties_it(tmp_path: Path) -> None:
     """`--set train.sweep={}` turns a sweep off; a non-empty mapping still merges key by key."""
     root = project(
