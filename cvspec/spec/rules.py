@@ -189,6 +189,10 @@ def _augment(spec: SpecModel) -> Iterator[Violation]:
 
 def _train(spec: SpecModel) -> Iterator[Violation]:
     train, dist = spec.train, spec.train.distributed
+    if spec.task == "detection" and train.sweep:
+        msg = "train.sweep is for classification: a detector trains one config (ultralytics)"
+        hint = "remove it, and train each point with --set, e.g. --set train.optimizer.lr=0.01"
+        yield V(("train", "sweep"), "sweep-task", msg, hint)
     if dist.engine == "none":
         for field, count in (("nodes", dist.nodes), ("gpus_per_node", dist.gpus_per_node)):
             if count > 1:
@@ -398,6 +402,8 @@ def _sweep_variant(spec: SpecModel, key: str, value: object) -> list[Violation] 
 
 
 def _sweep(spec: SpecModel) -> Iterator[Violation]:
+    if spec.task == "detection":
+        return  # _train says a detector does not sweep; its points are not checked
     base: set[tuple[Loc, str, str]] | None = None
     for key, values in spec.train.sweep.items():
         problem = _resolve(spec, key)
