@@ -184,6 +184,42 @@ def test_validate_warns_once_of_what_a_profile_adds(tmp_path: Path) -> None:
     ) in result.err
 
 
+def test_pretrained_needs_local_weights_unless_the_arch_is_a_weights_file(tmp_path: Path) -> None:
+    """Nothing is downloaded: pretrained: true without model.weights fails at validate, not
+    at training; a detection arch that is a .pt file carries its own weights."""
+    detect = (
+        "cvspec: 1\nproject: {name: boxes, contacts: {slack: '#cv'}}\ntask: detection\n"
+        "data: {path: d, classes: [a]}\nmodel: {arch: ARCH, image_size: 64, pretrained: true}\n"
+        "train: {epochs: 20}\n"
+    )
+    cls = MINIMAL_SPEC.replace("image_size: 32", "image_size: 32, pretrained: true")
+    root = project(tmp_path, cls, name="cls.yaml")
+    specs = {
+        "cls.yaml": False,
+        "cls_weights.yaml": True,
+        "det_yaml.yaml": False,
+        "det_pt.yaml": True,
+    }
+    write_tree(
+        root,
+        {
+            "specs/cls_weights.yaml": cls.replace(
+                "pretrained: true", "pretrained: true, weights: ../w.pth"
+            ),
+            "specs/det_yaml.yaml": detect.replace("ARCH", "ultralytics/yolov8n.yaml"),
+            "specs/det_pt.yaml": detect.replace("ARCH", "ultralytics/mine.pt"),
+        },
+    )
+    for name, valid in specs.items():
+        result = cvspec("validate", f"specs/{name}", cwd=root)
+        assert (result.code == 0) == valid, (name, result.err)
+        if not valid:
+            assert (
+                "error[pretrained]: model.pretrained: true, but pretrained weights cannot be "
+                in (result.err)
+            )
+
+
 def test_new_rejects_a_bad_name_and_writes_nothing(tmp_path: Path) -> None:
     (tmp_path / ".git").mkdir()
     result = cvspec("new", "Bad Name", cwd=tmp_path)

@@ -98,6 +98,22 @@ _NOT_DETECTORS = (
 )
 
 
+def _pretrained(spec: SpecModel) -> Iterator[Violation]:
+    """pretrained: true needs a local weights file (nothing is downloaded), except for a
+    detection arch that is itself a .pt file: its own weights."""
+    from cvspec.train.model import PRETRAINED_FIX, PRETRAINED_WHY  # plain strings, no torch
+
+    model = spec.model
+    own_weights = spec.task == "detection" and model.arch.endswith(".pt")
+    if model.pretrained and not model.weights and not own_weights:
+        yield V(
+            ("model", "pretrained"),
+            "pretrained",
+            f"model.pretrained: {PRETRAINED_WHY}",
+            PRETRAINED_FIX,
+        )
+
+
 def _image_size(spec: SpecModel) -> Iterator[Violation]:
     size = spec.model.image_size
     if spec.model.arch.startswith("ultralytics/") and size % 32:
@@ -430,5 +446,15 @@ def _sweep(spec: SpecModel) -> Iterator[Violation]:
                     )
 
 
-RULES: list[Rule] = [_classes, _arch, _image_size, _gates, _splits, _augment, _train, _ops]
+RULES: list[Rule] = [
+    _classes,
+    _arch,
+    _pretrained,
+    _image_size,
+    _gates,
+    _splits,
+    _augment,
+    _train,
+    _ops,
+]
 RULES += [_relabel, _remote_secrets, _alerts, _alert_reach, _lists, _sweep]
