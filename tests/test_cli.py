@@ -220,6 +220,24 @@ def test_pretrained_needs_local_weights_unless_the_arch_is_a_weights_file(tmp_pa
             )
 
 
+def test_validate_warns_when_a_value_is_a_comment(tmp_path: Path) -> None:
+    """`slack: #cv-alerts` is a key with a comment after it: YAML reads null, which the field
+    allows, so only the no-receiver warning would hint at it."""
+    spec = MINIMAL_SPEC.replace(
+        "project: {name: demo}",
+        "project:\n  name: demo\n  contacts:\n    slack: #cv-alerts\n    jira:  # none yet",
+    )
+    root = project(tmp_path, spec)
+    result = cvspec("validate", "specs/demo.yaml", cwd=root)
+    assert result.code == 0, result.err
+    assert result.err.startswith(
+        "specs/demo.yaml:5:5: warning[comment-value]: the value of project.contacts.slack is a "
+        "comment (#cv-alerts), so it is empty\n"
+    )
+    assert "help: quote it: slack: '#cv-alerts'\n" in result.err
+    assert result.err.count("comment-value") == 1  # `jira:  # none yet` is a comment as meant
+
+
 def test_new_rejects_a_bad_name_and_writes_nothing(tmp_path: Path) -> None:
     (tmp_path / ".git").mkdir()
     result = cvspec("new", "Bad Name", cwd=tmp_path)

@@ -19,7 +19,12 @@ def command(specs: SpecArgs = None, profile: ProfileOpt = None, set_: SetOpt = N
     (a warning too) and the spec alone does not is reported "(in profile NAME)".
     """
     from cvspec.spec import profile_variants
-    from cvspec.spec.lint import closed_mosaic_warnings, receiver_warnings, warnings
+    from cvspec.spec.lint import (
+        closed_mosaic_warnings,
+        comment_warnings,
+        receiver_warnings,
+        warnings,
+    )
     from cvspec.spec.validate import in_profile, where
 
     root, paths = resolve_specs(specs)
@@ -31,7 +36,8 @@ def command(specs: SpecArgs = None, profile: ProfileOpt = None, set_: SetOpt = N
     for loaded in everything:
         spec = loaded.spec
         rel = loaded.path.relative_to(root) if loaded.path.is_relative_to(root) else loaded.path
-        found = warnings(loaded.raw) + receiver_warnings(loaded) + closed_mosaic_warnings(loaded)
+        found = warnings(loaded.raw) + comment_warnings(loaded.raw) + receiver_warnings(loaded)
+        found += closed_mosaic_warnings(loaded)
         seen = {k for d in found for k in (where(d), (d.code, d.message))}
         for name, variant in profile_variants(loaded, options.profile, options.sets):
             # Not closed_mosaic_warnings: a short ci profile turns mosaic off by design.

@@ -12,6 +12,7 @@ from cvspec.spec.introspect import KeyPath, field_names_at
 from cvspec.spec.load import RawSpec
 from cvspec.spec.locate import (
     TASK_TAGS,
+    comment_value,
     data_path,
     dotted,
     key_origin,
@@ -204,6 +205,9 @@ def _from_pydantic(err: dict[str, Any], raw: RawSpec) -> Diagnostic:
             span(raw, path, origin),
         )
     code, message, hint = explain(err)
+    comment = comment_value(raw, path) if value is None else None
+    if comment is not None:
+        hint = f"the value is a comment: quote it: '{comment}'"
     if path[:2] == ("data", "splits") and hint is None:
         hint = _SPLITS_HINT
     if path[:2] == ("evaluate", "gates") and len(path) == 3 and hint is None:
