@@ -67,8 +67,8 @@ def load_all(paths: Sequence[Path], options: Options) -> list[LoadedSpec]:
     for path in paths:
         try:
             item = load_spec(path, options.profile, options.sets)
-        except SpecError as exc:
-            errors.extend(exc.diagnostics)
+        except SpecError as exc:  # an error in a partial many specs extend is reported once
+            errors.extend(d for d in exc.diagnostics if d not in errors)
             continue
         loaded.append(item)
         name, shown = str(item.spec.project.name), os.path.relpath(item.path)
@@ -361,6 +361,9 @@ def build(
     from cvspec.generate.registry import InstalledNames
 
     outputs = render_all(root, paths, options, cache)
+    taken = [d for out in outputs for d in _taken(root, paths, out, options)]
+    if taken:
+        raise SpecError(taken)
     installed = InstalledNames()
     plans = [(out, _changes(root, out, installed)) for out in outputs]
     plans.extend(_orphan_projects(root, paths, outputs, complete))
@@ -382,6 +385,44 @@ def build(
             _prune_empty(root / out.out_dir)
         done.append((out, report))
     return done
+
+
+def _taken(root: Path, paths: Sequence[Path], out: Output, options: Options) -> list[Diagnostic]:
+    """An error when out's generated/<project>/ was built from another spec that still exists
+    and still makes that project (or cannot be read to tell): building `out` would overwrite
+    that spec's output. Not when the other spec is built too (then two specs naming one
+    project is the error) or is gone (a renamed spec takes its project over)."""
+    from cvspec.spec.compose import compose
+
+    try:
+        old = read_manifest(root / out.out_dir / LOCK_NAME)
+    except CvspecError:
+        return []  # an unreadable lock: the build reports it
+    if old is None or old.spec == out.spec_file or old.spec in {_rel(root, p) for p in paths}:
+        return []
+    other = root / old.spec
+    if not other.is_file():
+        return []
+    try:
+        theirs = compose(other, old.profile, old.sets).data.get("project")
+    except CvspecError:
+        theirs = None
+    if isinstance(theirs, dict) and theirs.get("name") != out.project:
+        return []  # it makes another project now
+    try:
+        where = compose(root / out.spec_file, options.profile, options.sets).values
+    except CvspecError:
+        where = {}
+    return [
+        Diagnostic(
+            "project-taken",
+            f"project '{out.project}' is built from {old.spec} ({out.out_dir}/{LOCK_NAME}): "
+            f"building {out.spec_file} would overwrite {out.out_dir}/",
+            where.get(("project", "name")),
+            f"give this spec a project.name of its own, or, if it replaces {old.spec}, "
+            "delete that file and build again",
+        )
+    ]
 
 
 def check(

@@ -177,6 +177,38 @@ def test_duplicate_project_names_are_refused(tmp_path: Path) -> None:
     assert "two specs define project 'demo': specs/demo.yaml and specs/other.yaml" in result.err
 
 
+def test_building_one_spec_never_takes_over_another_specs_project(tmp_path: Path) -> None:
+    """b.yaml, a copy of a.yaml with project.name unchanged, must not overwrite generated/a/."""
+    root = project(tmp_path, MINIMAL_SPEC, name="a.yaml")
+    copy = MINIMAL_SPEC + "train: {epochs: 12}\n"
+    (root / "specs/b.yaml").write_text(copy)
+    assert cvspec("build", "specs/a.yaml", cwd=root).code == 0
+    before = snapshot(root / "generated/demo")
+    result = cvspec("build", "specs/b.yaml", cwd=root)
+    assert result.code == 2
+    assert result.err.startswith(
+        "specs/b.yaml:2:17: error[project-taken]: project 'demo' is built from specs/a.yaml "
+        "(generated/demo/cvspec.lock): building specs/b.yaml would overwrite generated/demo/\n"
+    )
+    assert "help: give this spec a project.name of its own, or, if it replaces specs/a.yaml" in (
+        result.err
+    )
+    assert snapshot(root / "generated/demo") == before
+    assert cvspec("check", "specs/a.yaml", cwd=root).code == 0
+    # a.yaml making another project now, or gone, leaves the project to b.yaml
+    (root / "specs/a.yaml").write_text(MINIMAL_SPEC.replace("{name: demo}", "{name: other}"))
+    assert cvspec("build", "specs/b.yaml", cwd=root).code == 0
+    (root / "specs/a.yaml").write_text(MINIMAL_SPEC)  # the other way round: refused too
+    again = cvspec("build", "specs/a.yaml", cwd=root)
+    assert again.code == 2
+    assert "error[project-taken]: project 'demo' is built from specs/b.yaml" in again.err
+    drift = cvspec("check", "specs/a.yaml", cwd=root)
+    assert "last built from specs/b.yaml, not specs/a.yaml; output is stale" in drift.out
+    (root / "specs/a.yaml").unlink()
+    (root / "specs/b.yaml").rename(root / "specs/c.yaml")
+    assert cvspec("build", "specs/c.yaml", cwd=root).code == 0  # a renamed spec takes it over
+
+
 def test_a_renamed_project_leaves_nothing_behind(tmp_path: Path) -> None:
     """Renaming project.name: check names the old folder; build removes what it made there."""
     spec = MINIMAL_SPEC + "ci: {providers: [github]}\n"

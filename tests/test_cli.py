@@ -169,6 +169,98 @@ def test_validate_warns_at_a_mosaic_too_few_epochs_leave_room_for(tmp_path: Path
     assert "augment-never-runs" not in eleven.err
 
 
+def test_validate_fails_where_a_profile_breaks_a_value_of_the_spec(tmp_path: Path) -> None:
+    """The generated CI validates and runs with `--profile ci`: plain `validate` must fail on
+    what the profile breaks, at the value of the spec it breaks, marked with the profile."""
+    spec = MINIMAL_SPEC.replace("{name: demo}", "{name: demo, contacts: {slack: '#cv'}}")
+    spec += "train: {epochs: 10, warmup_epochs: 3}\nprofiles: {ci: {train: {epochs: 1}}}\n"
+    root = project(tmp_path, spec)
+    plain = cvspec("validate", "specs/demo.yaml", cwd=root)
+    ci = cvspec("validate", "specs/demo.yaml", "--profile", "ci", cwd=root)
+    assert (plain.code, ci.code) == (2, 2)
+    assert plain.err.startswith(
+        "specs/demo.yaml:6:36: error[warmup]: warmup_epochs (3) must be below epochs (1) "
+        "(in profile 'ci')\n"
+    )
+    assert "help: profile 'ci' (specs/demo.yaml:7) sets train.epochs\n" in plain.err
+    assert ci.err.startswith(
+        "specs/demo.yaml:6:36: error[warmup]: warmup_epochs (3) must be below epochs (1)\n"
+    )
+    fixed = spec.replace("warmup_epochs: 3", "warmup_epochs: 0.5")
+    (root / "specs/demo.yaml").write_text(fixed)
+    assert cvspec("validate", "specs/demo.yaml", cwd=root).code == 0
+
+
+def test_validate_warns_once_of_what_a_profile_adds(tmp_path: Path) -> None:
+    """A warning the spec has is not repeated for each profile; one a profile adds is marked."""
+    spec = MINIMAL_SPEC.replace("{name: demo}", "{name: demo, description: TODO}")
+    spec += "profiles:\n  ci: {train: {epochs: 1}}\n  prod: {project: {description: TBD}}\n"
+    root = project(tmp_path, spec)
+    result = cvspec("validate", "specs/demo.yaml", cwd=root)
+    assert result.code == 0, result.err
+    assert result.out == "ok specs/demo.yaml (classification, project demo, 3 warning(s))\n"
+    assert result.err.count("placeholder: 'TODO'") == 1
+    assert result.err.count("warning[no-receiver]") == 1
+    assert (
+        "specs/demo.yaml:8:33: warning[placeholder]: project.description is still a placeholder: "
+        "'TBD' (in profile 'prod')\n"
+    ) in result.err
+
+
+def test_pretrained_needs_local_weights_unless_the_arch_is_a_weights_file(tmp_path: Path) -> None:
+    """Nothing is downloaded: pretrained: true without model.weights fails at validate, not
+    at training; a detection arch that is a .pt file carries its own weights."""
+    detect = (
+        "cvspec: 1\nproject: {name: boxes, contacts: {slack: '#cv'}}\ntask: detection\n"
+        "data: {path: d, classes: [a]}\nmodel: {arch: ARCH, image_size: 64, pretrained: true}\n"
+        "train: {epochs: 20}\n"
+    )
+    cls = MINIMAL_SPEC.replace("image_size: 32", "image_size: 32, pretrained: true")
+    root = project(tmp_path, cls, name="cls.yaml")
+    specs = {
+        "cls.yaml": False,
+        "cls_weights.yaml": True,
+        "det_yaml.yaml": False,
+        "det_pt.yaml": True,
+    }
+    write_tree(
+        root,
+        {
+            "specs/cls_weights.yaml": cls.replace(
+                "pretrained: true", "pretrained: true, weights: ../w.pth"
+            ),
+            "specs/det_yaml.yaml": detect.replace("ARCH", "ultralytics/yolov8n.yaml"),
+            "specs/det_pt.yaml": detect.replace("ARCH", "ultralytics/mine.pt"),
+        },
+    )
+    for name, valid in specs.items():
+        result = cvspec("validate", f"specs/{name}", cwd=root)
+        assert (result.code == 0) == valid, (name, result.err)
+        if not valid:
+            assert (
+                "error[pretrained]: model.pretrained: true, but pretrained weights cannot be "
+                in (result.err)
+            )
+
+
+def test_validate_warns_when_a_value_is_a_comment(tmp_path: Path) -> None:
+    """`slack: #cv-alerts` is a key with a comment after it: YAML reads null, which the field
+    allows, so only the no-receiver warning would hint at it."""
+    spec = MINIMAL_SPEC.replace(
+        "project: {name: demo}",
+        "project:\n  name: demo\n  contacts:\n    slack: #cv-alerts\n    jira:  # none yet",
+    )
+    root = project(tmp_path, spec)
+    result = cvspec("validate", "specs/demo.yaml", cwd=root)
+    assert result.code == 0, result.err
+    assert result.err.startswith(
+        "specs/demo.yaml:5:5: warning[comment-value]: the value of project.contacts.slack is a "
+        "comment (#cv-alerts), so it is empty\n"
+    )
+    assert "help: quote it: slack: '#cv-alerts'\n" in result.err
+    assert result.err.count("comment-value") == 1  # `jira:  # none yet` is a comment as meant
+
+
 def test_new_rejects_a_bad_name_and_writes_nothing(tmp_path: Path) -> None:
     (tmp_path / ".git").mkdir()
     result = cvspec("new", "Bad Name", cwd=tmp_path)
@@ -285,6 +377,43 @@ def test_validate_finds_two_specs_with_one_project_name(tmp_path: Path) -> None:
         "specs/b.yaml:2:17: error[duplicate-project]: two specs define project 'cats': "
         "specs/a.yaml and specs/b.yaml"
     )
+
+
+def test_an_error_in_a_shared_base_is_reported_once(tmp_path: Path) -> None:
+    base = "cvspec: 1\ntask: classification\nmodel: {arch: timm/resnet18, image_sise: 32}\n"
+    child = "extends: _base.yaml\nproject: {{name: {}}}\ndata: {{path: d}}\n"
+    root = project(tmp_path, child.format("a"), name="a.yaml")
+    write_tree(root, {"specs/_base.yaml": base, "specs/b.yaml": child.format("b")})
+    result = cvspec("validate", cwd=root)
+    assert result.code == 2
+    assert result.err.count("error[unknown-key]") == 1, result.err
+    assert result.err.startswith(
+        "specs/_base.yaml:3:30: error[unknown-key]: unknown key 'image_sise' in 'model'\n"
+    )
+    assert result.err.endswith("\n1 error\n")
+
+
+def test_set_and_explain_reach_a_list_item_as_dot_0_or_bracket_0(tmp_path: Path) -> None:
+    alerts = (
+        "monitor:\n  alerts:\n"
+        "    - {name: Drift, metric: brightness_drift, max: 0.5}\n"
+        "    - {name: Errors, metric: error_rate, max: 0.1}\n"
+    )
+    spec = MINIMAL_SPEC.replace("{name: demo}", "{name: demo, contacts: {slack: '#cv'}}")
+    root = project(tmp_path, spec + alerts)
+    sets = ("--set", "monitor.alerts.0.max=0.3", "--set", "monitor.alerts[1].severity=page")
+    both = cvspec("explain", "specs/demo.yaml", "monitor.alerts", *sets, cwd=root)
+    assert both.code == 0, both.err
+    assert "monitor.alerts[0].max = 0.3  " in both.out
+    assert "# --set monitor.alerts.0.max=0.3\n" in both.out
+    assert 'monitor.alerts[0].name = "Drift"' in both.out  # the rest of the item stays
+    assert 'monitor.alerts[1].severity = "page"' in both.out
+    assert "monitor.alerts[1].max = 0.1  " in both.out
+    for key in ("monitor.alerts.1.max", "monitor.alerts[1].max"):
+        one = cvspec("explain", "specs/demo.yaml", key, cwd=root)
+        assert one.out == "monitor.alerts[1].max = 0.1  # specs/demo.yaml:9\n", one.err
+    valid = cvspec("validate", "specs/demo.yaml", *sets, cwd=root)
+    assert valid.code == 0, valid.err
 
 
 def test_set_with_an_empty_mapping_empties_it(tmp_path: Path) -> None:

@@ -167,19 +167,22 @@ def test_invalid_hydra_override_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_pretrained_without_local_weights_says_how_to_provide_them(tmp_path: Path) -> None:
+    """Nothing is downloaded: the spec is invalid, so build and run stop at its line, not
+    the training."""
     spec = TINY_SPEC.replace("image_size: 16}", "image_size: 16, pretrained: true}")
-    root = tiny_project(tmp_path, spec)
-    result = cvspec("run", "specs/tiny.yaml", "--stage", "train", cwd=root)
-    assert result.code == 2 and "Traceback" not in result.err
+    root = project(tmp_path, spec, name="tiny.yaml")
+    write_images(root / "data" / "tiny", 16)
     line = next(i for i, text in enumerate(spec.splitlines(), 1) if "pretrained" in text)
-    assert (
-        f"specs/tiny.yaml:{line}:59: error[spec-value]: model.pretrained: true, but pretrained "
-        "weights cannot be downloaded here\n"
-    ) in result.err
-    assert "help: download the weights where you have network access, then set model.weights" in (
-        result.err
-    )
-    assert "\nerror:" not in result.err  # said once, at the line, not twice
+    for args in (["build"], ["run", "specs/tiny.yaml", "--stage", "train"]):
+        result = cvspec(*args, cwd=root)
+        assert result.code == 2 and "Traceback" not in result.err
+        assert result.err.startswith(
+            f"specs/tiny.yaml:{line}:59: error[pretrained]: model.pretrained: true, but "
+            "pretrained weights cannot be downloaded here\n"
+        )
+        assert "help: download the weights where you have network access, then set " in (result.err)
+        assert "\nerror:" not in result.err  # said once, at the line, not twice
+    assert not (root / "runs").exists()
 
 
 def test_an_unknown_timm_model_is_reported_at_model_arch_with_the_closest_names(

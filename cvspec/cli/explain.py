@@ -19,7 +19,11 @@ ALIGN_AT = 60  # the widest `key = value` the comment column makes room for
 def command(
     spec: Annotated[Path, typer.Argument(help="The spec file.")],
     key: Annotated[
-        str | None, typer.Argument(help="Only this key (dotted), e.g. train.optimizer.lr.")
+        str | None,
+        typer.Argument(
+            help="Only this key (dotted), e.g. train.optimizer.lr; a list item: "
+            "monitor.alerts[0] or monitor.alerts.0."
+        ),
     ] = None,
     profile: ProfileOpt = None,
     set_: SetOpt = None,
@@ -36,6 +40,10 @@ def command(
         for path, value in leaves(data, ())
     ]
     if key:
+        from cvspec.spec.compose import parse_key
+
+        path = parse_key(key)
+        key = dotted(path) if path is not None else key  # a list item as .0 or [0]
         chosen = [
             r
             for r in rows

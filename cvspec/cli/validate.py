@@ -15,29 +15,38 @@ def command(specs: SpecArgs = None, profile: ProfileOpt = None, set_: SetOpt = N
 
     Values still left as TODO, alerts that reach no one, a detection mosaic or mixup that
     never runs (train.epochs at most ultralytics' close_mosaic, 10), and a value train.sweep
-    replaces at every point are warnings: they do not fail validation.
+    replaces at every point are warnings: they do not fail validation. Every profile is checked
+    too: what the spec with a profile gets wrong (a warning too) and the spec alone does not is
+    reported "(in profile NAME)".
     """
+    from cvspec.spec import profile_variants
     from cvspec.spec.lint import (
         closed_mosaic_warnings,
+        comment_warnings,
         receiver_warnings,
         sweep_shadow_warnings,
         warnings,
     )
+    from cvspec.spec.validate import in_profile, where
 
     root, paths = resolve_specs(specs)
-    everything = load_all(paths, make_options(profile, set_))
+    options = make_options(profile, set_)
+    everything = load_all(paths, options)
     problems = [p for p in map(templates_problem, everything) if p is not None]
     if problems:  # what a build stops at, found here already
         raise SpecError(problems)
     for loaded in everything:
         spec = loaded.spec
         rel = loaded.path.relative_to(root) if loaded.path.is_relative_to(root) else loaded.path
-        found = [
-            *warnings(loaded.raw),
-            *receiver_warnings(loaded),
-            *closed_mosaic_warnings(loaded),
-            *sweep_shadow_warnings(loaded),
-        ]
+        found = warnings(loaded.raw) + comment_warnings(loaded.raw) + receiver_warnings(loaded)
+        found += closed_mosaic_warnings(loaded) + sweep_shadow_warnings(loaded)
+        seen = {k for d in found for k in (where(d), (d.code, d.message))}
+        for name, variant in profile_variants(loaded, options.profile, options.sets):
+            # Not closed_mosaic_warnings: a short ci profile turns mosaic off by design.
+            for diag in warnings(variant.raw) + receiver_warnings(variant):
+                if where(diag) not in seen and (diag.code, diag.message) not in seen:
+                    found.append(in_profile(diag, name, loaded.raw))
+                seen |= {where(diag), (diag.code, diag.message)}
         noted = f", {len(found)} warning(s)" if found else ""
         print(f"ok {rel} ({spec.task}, project {spec.project.name}{noted})")
         for diag in found:

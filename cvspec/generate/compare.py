@@ -145,6 +145,8 @@ def stale_reason(old: Manifest | None, new: Manifest) -> str:
     """Why output differs from the last build, from its manifest and the new one."""
     if old is None:
         return "output is stale"
+    if new.spec != old.spec:
+        return f"last built from {old.spec}, not {new.spec}; output is stale"
     if dict(new.inputs) != dict(old.inputs):
         return "the spec changed; output is stale"
     if new.options != old.options:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -25,4 +25,29 @@ def load_spec(path: Path, profile: str | None = None, sets: Sequence[str] = ()) 
     from cvspec.spec.validate import validate
 
     raw = compose(path, profile, sets)
-    return LoadedSpec(validate(raw), raw, path.resolve())
+    return LoadedSpec(validate(raw, _variants(path, raw, profile, sets)), raw, path.resolve())
+
+
+def profile_variants(
+    loaded: LoadedSpec, profile: str | None = None, sets: Sequence[str] = ()
+) -> list[tuple[str, LoadedSpec]]:
+    """`loaded` (loaded with `profile` and `sets`) composed with each of its other profiles
+    instead, with the same --set flags; load_spec has checked that each one validates."""
+    from cvspec.spec.validate import validate
+
+    found = []
+    for name, make in _variants(loaded.path, loaded.raw, profile, sets).items():
+        variant = make()
+        found.append((name, LoadedSpec(validate(variant, {}), variant, loaded.path)))
+    return found
+
+
+def _variants(
+    path: Path, raw: RawSpec, profile: str | None, sets: Sequence[str]
+) -> dict[str, Callable[[], RawSpec]]:
+    """Profile name -> a function composing the spec with that profile instead of `profile`."""
+    from functools import partial
+
+    from cvspec.spec.compose import compose, profile_names
+
+    return {n: partial(compose, path, n, sets) for n in profile_names(raw) if n != profile}

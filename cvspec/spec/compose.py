@@ -12,17 +12,52 @@ from cvspec.errors import Diagnostic, Origin, SpecError
 from cvspec.spec.interpolate import interpolate
 from cvspec.spec.load import KeyPath, RawSpec, display_path, load_file, load_text
 
-_SET_KEY = re.compile(r"^[A-Za-z_][\w-]*(\.([A-Za-z_][\w-]*|\d+))*$")
+_KEY_PART = re.compile(r"\.([A-Za-z_][\w-]*|\d+)|\[(\d+)\]")
+_KEY_HEAD = re.compile(r"[A-Za-z_][\w-]*")
+
+
+def parse_key(text: str) -> KeyPath | None:
+    """The key path of a dotted KEY, list items as `.0` or `[0]` (`monitor.alerts[0].max`);
+    None when it is not one."""
+    head = _KEY_HEAD.match(text)
+    if head is None:
+        return None
+    path: list[str | int] = [head.group()]
+    at = head.end()
+    while at < len(text):
+        part = _KEY_PART.match(text, at)
+        if part is None:
+            return None
+        name, index = part.groups()
+        path.append(int(index) if index is not None else int(name) if name.isdigit() else name)
+        at = part.end()
+    return tuple(path)
+
+
+def dotted_key(path: KeyPath) -> str:
+    """`a.b[0].c` for a key path."""
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
 
 
 def compose(path: Path, profile: str | None = None, sets: Sequence[str] = ()) -> RawSpec:
-    """Load `path` with everything it extends, then apply the profile, --set flags and ${}."""
+    """Load `path` with everything it extends, then apply the profile, --set flags and ${}.
+
+    The profile is read after the --set flags (so `--set profiles.ci.train.epochs=3` changes
+    what `--profile ci` applies); the flags then win over the profile.
+    """
     raw = _load_with_extends(path.resolve(), ())
+    over = parse_sets(sets) if sets else None
     if profile is not None:
-        raw = merge(raw, select_profile(raw, profile))
-    if sets:
-        raw = merge(raw, parse_sets(sets))
+        raw = merge(raw, select_profile(raw if over is None else merge(raw, over), profile))
+    if over is not None:
+        raw = merge(raw, over)
     return interpolate(raw)
+
+
+def profile_names(raw: RawSpec) -> list[str]:
+    """The names of the profiles a composed spec defines (none when `profiles` is no mapping)."""
+    profiles = raw.data.get("profiles")
+    return [str(name) for name in profiles] if isinstance(profiles, dict) else []
 
 
 def _load_with_extends(path: Path, stack: tuple[Path, ...]) -> RawSpec:
@@ -88,10 +123,14 @@ def _load_with_extends(path: Path, stack: tuple[Path, ...]) -> RawSpec:
 
 
 def merge(base: RawSpec, over: RawSpec) -> RawSpec:
-    """Deep-merge `over` onto `base`: mappings merge key by key, anything else is replaced."""
+    """Deep-merge `over` onto `base`: mappings merge key by key, anything else is replaced;
+    integer keys (only --set makes them: `monitor.alerts[0].max`) merge into a list's items."""
     values = dict(base.values)
     keys = dict(base.keys)
-    data = _merge_into(base.data, over, (), values, keys)
+    errors: list[Diagnostic] = []
+    data = _merge_into(base.data, over, (), values, keys, errors)
+    if errors:
+        raise SpecError(errors)
     return RawSpec(data, values, keys, {**base.sources, **over.sources})
 
 
@@ -101,16 +140,21 @@ def _merge_into(
     path: KeyPath,
     values: dict[KeyPath, Origin],
     keys: dict[KeyPath, Origin],
+    errors: list[Diagnostic],
 ) -> Any:
     src = _get(over.data, path)
     emptied = src == {} and getattr(over.values.get(path), "kind", None) == "set"
-    if isinstance(dst, dict) and isinstance(src, dict) and not emptied:  # --set k={} empties k
-        out = dict(dst)
+    indices = [k for k in src if isinstance(k, int)] if isinstance(src, dict) else []
+    if indices:
+        return _merge_items(dst, over, path, indices, values, keys, errors)
+    into = dst if isinstance(dst, dict) else {} if dst is None else None
+    if into is not None and isinstance(src, dict) and not emptied:  # --set k={} empties k
+        out = dict(into)
         if path in over.values:
             values[path] = over.values[path]
         for key in src:
             sub = (*path, key)
-            out[key] = _merge_into(dst.get(key), over, sub, values, keys)
+            out[key] = _merge_into(into.get(key), over, sub, values, keys, errors)
             if sub in over.keys:
                 keys[sub] = over.keys[sub]
         return out
@@ -123,6 +167,50 @@ def _merge_into(
         if p[: len(path)] == path and len(p) > len(path):
             keys[p] = o
     return src
+
+
+def _merge_items(
+    dst: Any,
+    over: RawSpec,
+    path: KeyPath,
+    indices: list[int],
+    values: dict[KeyPath, Origin],
+    keys: dict[KeyPath, Origin],
+    errors: list[Diagnostic],
+) -> Any:
+    """Merge `--set a.b[i]...` into item i of the list at `path`; an index the list does not
+    have, or no list there, is an error at the flag."""
+    where = dotted_key(path)
+    if not isinstance(dst, list):
+        found = (
+            f"the spec has no list at {where}"
+            if dst is None
+            else f"{where} is {'a mapping' if isinstance(dst, dict) else 'a value'}, not a list"
+        )
+        errors.append(
+            Diagnostic(
+                "bad-set",
+                f"{where}[{indices[0]}]: {found} to take item {indices[0]} of",
+                over.values.get((*path, indices[0])),
+                f"set the whole list: --set '{where}=[...]'",
+            )
+        )
+        return dst
+    out = list(dst)
+    for index in indices:
+        if index >= len(dst):
+            last = f"0 to {len(dst) - 1}" if dst else "none: it is empty"
+            errors.append(
+                Diagnostic(
+                    "bad-set",
+                    f"{where}[{index}]: {where} has {len(dst)} item(s), so no index {index}",
+                    over.values.get((*path, index)),
+                    f"indices: {last}; to add an item, set the whole list: --set '{where}=[...]'",
+                )
+            )
+            continue
+        out[index] = _merge_into(dst[index], over, (*path, index), values, keys, errors)
+    return out
 
 
 def _get(data: Any, path: KeyPath) -> Any:
@@ -171,9 +259,26 @@ def select_profile(raw: RawSpec, name: str) -> RawSpec:
             ]
         )
 
+    misplaced = [key for key in ("extends", "profiles") if key in body]
+    if misplaced:
+        raise SpecError(
+            [
+                Diagnostic(
+                    "profile-key",
+                    f"a profile cannot hold '{key}': profiles are applied after 'extends', "
+                    "to one spec",
+                    raw.keys.get((*prefix, key)),
+                    "move it to the top level of the spec",
+                    len(key),
+                )
+                for key in misplaced
+            ]
+        )
+
     def rebase(index: dict[KeyPath, Origin]) -> dict[KeyPath, Origin]:
+        # A value a --set flag put into the profile still says so (it has no file position).
         return {
-            p[2:]: o._replace(kind="profile", detail=name)
+            p[2:]: o if o.kind == "set" else o._replace(kind="profile", detail=name)
             for p, o in index.items()
             if p[:2] == prefix
         }
@@ -191,13 +296,14 @@ def parse_sets(sets: Sequence[str]) -> RawSpec:
         origin = Origin("set", detail=f"--set {text}")
         key, eq, value_text = text.partition("=")
         key = key.strip()
-        if not eq or not _SET_KEY.match(key):
+        parsed = parse_key(key) if eq else None
+        if parsed is None:
             errors.append(
                 Diagnostic(
                     "bad-set",
                     f"--set expects KEY=VALUE with a dotted KEY, got '{text}'",
                     origin,
-                    "for example: --set train.epochs=5",
+                    "for example: --set train.epochs=5 (a list item: monitor.alerts[0].max=0.3)",
                 )
             )
             continue
@@ -215,7 +321,7 @@ def parse_sets(sets: Sequence[str]) -> RawSpec:
                 )
             )
             continue
-        path: KeyPath = tuple(int(p) if p.isdigit() else p for p in key.split("."))
+        path: KeyPath = parsed
         node: Any = data
         for depth, part in enumerate(path[:-1]):
             nxt = node.get(part) if isinstance(node, dict) else None
@@ -226,7 +332,7 @@ def parse_sets(sets: Sequence[str]) -> RawSpec:
                     Diagnostic(
                         "bad-set",
                         f"--set {key} goes inside "
-                        f"'{'.'.join(map(str, path[: depth + 1]))}', which another "
+                        f"'{dotted_key(path[: depth + 1])}', which another "
                         "--set made a value",
                         origin,
                     )

@@ -32,6 +32,28 @@ def warnings(raw: RawSpec) -> list[Diagnostic]:
     return found
 
 
+def comment_warnings(raw: RawSpec) -> list[Diagnostic]:
+    """A `warning[comment-value]` at each key whose value is empty because what follows it is
+    a comment, `slack: #cv-alerts`: YAML reads the key as null, which a field may allow."""
+    from cvspec.spec.locate import comment_value, dotted
+
+    found = []
+    for path in raw.keys:
+        comment = comment_value(raw, path)
+        if comment is not None:
+            found.append(
+                Diagnostic(
+                    "comment-value",
+                    f"the value of {dotted(path)} is a comment ({comment}), so it is empty",
+                    raw.keys[path],
+                    f"quote it: {path[-1]}: '{comment}'",
+                    len(str(path[-1])),
+                    severity="warning",
+                )
+            )
+    return found
+
+
 def receiver_warnings(loaded: Any) -> list[Diagnostic]:
     """A `warning[no-receiver]` when no Slack channel or Jira project is named anywhere: every
     generated alert then goes to Alertmanager's `null` receiver, so nobody hears of it."""

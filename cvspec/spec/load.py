@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -143,10 +144,22 @@ def _yaml_diagnostic(exc: Any, file: str, text: str = "") -> Diagnostic:
         ended = "<stream end>" in problem
         later = mark is not None and mark.line > opened.line
         if ended or (later and not _closed(text, opened.line, opened.column)):
-            # An unclosed bracket shows only where the next line's key breaks the flow: the
-            # mistake is at the bracket, so that is the line to point at.
-            where = Origin("file", file, opened.line + 1, opened.column + 1)
-            bracket = "{" if "mapping" in exc.context else "["
+            # An unclosed bracket shows only where the next line's key breaks the flow (or
+            # the file ends): the mistake is at the bracket, so that is the line to point at.
+            line, col = _unclosed(text) or (opened.line, opened.column)
+            comment = _comment_value(text, line, col)
+            if comment is not None:  # `{slack: #cv}`: the comment took the closing bracket
+                where = Origin("file", file, line + 1, comment[0] + 1)
+                return Diagnostic(
+                    "yaml-syntax",
+                    f"'{comment[1]}' is read as a comment (a '#' after a space starts one), so "
+                    f"the '{_char_at(text, line, col)}' before it is never closed",
+                    where,
+                    f"quote the value: {_quote(comment[1])}",
+                    len(comment[1]),
+                )
+            where = Origin("file", file, line + 1, col + 1)
+            bracket = _bracket_at(text, line, col) or ("{" if "mapping" in exc.context else "[")
             closing = "}" if bracket == "{" else "]"
             later = "" if ended else f" before line {mark.line + 1} ({problem})"
             return Diagnostic(
@@ -154,6 +167,26 @@ def _yaml_diagnostic(exc: Any, file: str, text: str = "") -> Diagnostic:
                 f"this '{bracket}' is never closed{later}",
                 where,
                 f"add the closing '{closing}'",
+            )
+    if "cannot start any token" in problem and mark is not None:
+        char = _char_at(text, mark.line, mark.column)
+        if char in ("@", "`"):
+            value = _plain_value(text, mark.line, mark.column)
+            return Diagnostic(
+                "yaml-syntax",
+                f"a value cannot start with '{char}' unquoted (YAML reserves it)",
+                origin,
+                f"quote the value: {_quote(value)}",
+                len(value),
+            )
+    if "mapping values are not allowed" in problem and mark is not None:
+        whole = _value_with_colon(text, mark.line, mark.column)
+        if whole is not None:
+            return Diagnostic(
+                "yaml-syntax",
+                "': ' inside an unquoted value starts a mapping",
+                origin,
+                f"quote the value: {_quote(whole)}",
             )
     if "'\\t'" in problem or "\\t" in problem:
         return Diagnostic(
@@ -173,6 +206,89 @@ def _yaml_diagnostic(exc: Any, file: str, text: str = "") -> Diagnostic:
     if "flow" in (exc.context or "") and "expected ','" in problem:
         hint = "a ',' goes between the entries of a [list] or {mapping}"
     return Diagnostic("yaml-syntax", problem, origin, hint)
+
+
+def _quote(value: str) -> str:
+    """`value` as a quoted YAML scalar: single quotes, double where it holds one."""
+    if "'" not in value:
+        return f"'{value}'"
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _row(text: str, line: int) -> str:
+    """Line `line` (0-based) of `text`; "" past its end."""
+    lines = text.splitlines()
+    return lines[line] if 0 <= line < len(lines) else ""
+
+
+def _char_at(text: str, line: int, col: int) -> str:
+    row = _row(text, line)
+    return row[col] if 0 <= col < len(row) else ""
+
+
+def _bracket_at(text: str, line: int, col: int) -> str | None:
+    char = _char_at(text, line, col)
+    return char if char in ("[", "{") else None
+
+
+def _plain_value(text: str, line: int, col: int) -> str:
+    """The unquoted value starting at 0-based (line, col): up to a ',', ']' or '}' inside a
+    flow collection, else to a comment or the end of the line."""
+    row = _row(text, line)
+    flow = any(c in "[{" for c in row[:col])
+    stop = ",]}" if flow else ""
+    end = col
+    while end < len(row) and row[end] not in stop and row[end : end + 2] != " #":
+        end += 1
+    return row[col:end].rstrip()
+
+
+def _comment_value(text: str, line: int, col: int) -> tuple[int, str] | None:
+    """(column, value) of a comment that looks like a value, `#cv-alerts` in `{slack:
+    #cv-alerts}`, after 0-based column `col` of `line`; None when there is none."""
+    row = _row(text, line)
+    quote = ""
+    for i in range(col, len(row)):
+        char = row[i]
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and row[i - 1] in " \t" and i + 1 < len(row) and row[i + 1] != " ":
+            value = _plain_value(text, line, i)
+            return (i, value) if value else None
+    return None
+
+
+def _value_with_colon(text: str, line: int, col: int) -> str | None:
+    """The whole unquoted value of `key: value: more` when the ': ' at 0-based (line, col) is
+    inside it (not the key's own colon); None otherwise."""
+    row = _row(text, line)
+    head = re.match(r"\s*(- +)?[^\s#'\"\[\]{},][^#:]*?:\s+", row)
+    if head is None or head.end() > col or row[head.end()] in "'\"[{|>&*!%@`":
+        return None
+    value = row[head.end() :]
+    return value.split(" #", 1)[0].rstrip() or None
+
+
+def _unclosed(text: str) -> tuple[int, int] | None:
+    """0-based (line, col) of the first '[' or '{' that is never closed: brackets counted
+    outside quotes and comments."""
+    stack: list[tuple[int, int]] = []
+    for number, row in enumerate(text.splitlines()):
+        quote = ""
+        for i, char in enumerate(row):
+            if quote:
+                quote = "" if char == quote else quote
+            elif char in "'\"" and (stack or i == 0 or row[i - 1] in " \t:,[{-"):
+                quote = char
+            elif char == "#" and (i == 0 or row[i - 1] in " \t"):
+                break
+            elif char in "[{":
+                stack.append((number, i))
+            elif char in "]}" and stack:
+                stack.pop()
+    return stack[0] if stack else None
 
 
 def _closed(text: str, line: int, col: int) -> bool:

@@ -94,3 +94,20 @@ def dotted(path: KeyPath) -> str:
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "the spec"
+
+
+_COMMENT_VALUE = re.compile(
+    r"""(?:"[^"]*"|'[^']*'|[^\s:#'"][^:#]*?)\s*:\s+(#\S(?:.*?\S)?)(?:\s+#.*)?\s*$"""
+)
+
+
+def comment_value(raw: RawSpec, path: KeyPath) -> str | None:
+    """`#cv-alerts` when the empty value at `path` was written `key: #cv-alerts`: a comment
+    right after the key (no space after '#') that was surely meant as the value."""
+    origin = raw.keys.get(path)
+    if lookup(raw, path) is not None or origin is None or not origin.file or not origin.line:
+        return None
+    lines = raw.sources.get(origin.file, "").split("\n")
+    row = lines[origin.line - 1] if origin.line <= len(lines) else ""
+    found = _COMMENT_VALUE.match(row, max(origin.col - 1, 0))
+    return found.group(1) if found else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from typing import Any, NamedTuple
 
@@ -71,14 +72,16 @@ def explain(err: dict[str, Any]) -> Explained:
             "bad-value", f"{show(value)} is not one of {listed}", did_you_mean(value, options)
         )
     if kind == "int_from_float":
-        return Explained("type", f"expected an integer, got {show(value)}")
+        kind = "int_type"
     base = kind.split("_")[0]
     if kind.endswith(("_type", "_parsing")) and base in _TYPE_WORDS:
         hint = None
         if base == "string" and isinstance(value, (int, float)) and not isinstance(value, bool):
             hint = f'quote it: "{value}"'
-        if base == "bool" and isinstance(value, str):
-            hint = "write true or false (YAML 1.2: yes/no/on/off are plain strings)"
+        if base == "bool":
+            hint = _bool_hint(value)
+        if base in ("int", "float", "decimal"):
+            hint = _number_hint(value, base == "int")
         return Explained("type", f"expected {_TYPE_WORDS[base]}, got {show(value)}", hint)
     if kind == "too_short":
         least = int(ctx.get("min_length", 1))
@@ -101,3 +104,33 @@ def explain(err: dict[str, Any]) -> Explained:
     if not isinstance(value, (dict, list)):
         message += f" (got {show(value)})"
     return Explained("bad-value", message)
+
+
+def _bool_hint(value: Any) -> str | None:
+    """How to write the boolean `value` was meant to be."""
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return f"write {value.lower()} without quotes"
+    if isinstance(value, str):
+        return "write true or false (YAML 1.2: yes/no/on/off are plain strings)"
+    if value in (0, 1) and isinstance(value, (int, float)):
+        return f"write {'true' if value else 'false'}"
+    return None
+
+
+def _number_hint(value: Any, integer: bool) -> str | None:
+    """How to write the number `value` was meant to be: `write 10 without quotes` for "10",
+    `write 1000` for "1_000" or 1000.0 where an integer goes."""
+    if isinstance(value, float):
+        return f"write {int(value)}" if integer and value.is_integer() else None
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    plain = text.replace("_", "").lstrip("+")
+    try:
+        number = float(plain)
+    except ValueError:
+        return None
+    if not math.isfinite(number) or (integer and not number.is_integer()):
+        return None
+    written = str(int(number)) if integer and not plain.lstrip("-").isdigit() else plain
+    return f"write {written} without quotes" if written == text else f"write {written}"

@@ -2,7 +2,8 @@
 
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, TypeAdapter
+from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter
+from pydantic_core import PydanticCustomError
 
 from cvspec.spec.model_augment import AUGMENTATIONS, AugmentInfo, AugmentStep, AugmentStepBase
 from cvspec.spec.model_base import Gate, PathStr, Pattern, StrictModel
@@ -93,10 +94,19 @@ _EXPORT: tuple[ExportFormat, ...] = ("onnx",)
 ProfileName = Annotated[str, Pattern(r"^[a-z][a-z0-9_-]*$", "a lowercase profile name", 63)]
 
 
+def _version(value: object) -> object:
+    """`cvspec: 1`, not true or 1.0 (which a Literal[1] takes, being equal to 1)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise PydanticCustomError("literal_error", "Input should be 1", {"expected": "1"})
+    return value
+
+
 class SpecBase(StrictModel):
     """A cvspec project: everything needed to train, test, ship and watch one CV model."""
 
-    cvspec: Literal[1] = Field(description="Spec language version.")
+    cvspec: Annotated[Literal[1], BeforeValidator(_version)] = Field(
+        description="Spec language version."
+    )
     extends: list[PathStr] | PathStr | None = Field(
         None, description="Spec files this one builds on (resolved before validation)."
     )

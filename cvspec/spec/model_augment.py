@@ -2,11 +2,19 @@
 
 from typing import TYPE_CHECKING, Annotated, NamedTuple, Union
 
-from pydantic import Discriminator, Field, Tag, create_model
+from pydantic import BeforeValidator, Discriminator, Field, Tag, create_model
 
 from cvspec.spec.model_base import Probability, StrictModel
 
-Range = tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]]
+
+def _pair(value: object) -> object:
+    """A YAML list [low, high] as the tuple a strict model takes."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+Range = Annotated[
+    tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]], BeforeValidator(_pair)
+]
 
 
 class HFlip(StrictModel):

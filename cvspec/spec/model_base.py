@@ -18,9 +18,11 @@ if TYPE_CHECKING:
 
 
 class StrictModel(BaseModel):
-    """Base of every spec model: unknown keys are errors and values are immutable."""
+    """Base of every spec model: unknown keys are errors, values are immutable, and scalars
+    are taken as YAML typed them: a bool only from true/false, an integer not from a bool, a
+    float or a string, a number not from a bool or a string (an integer is a number)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, strict=True)
 
 
 class Pattern:

@@ -98,6 +98,22 @@ _NOT_DETECTORS = (
 )
 
 
+def _pretrained(spec: SpecModel) -> Iterator[Violation]:
+    """pretrained: true needs a local weights file (nothing is downloaded), except for a
+    detection arch that is itself a .pt file: its own weights."""
+    from cvspec.train.model import PRETRAINED_FIX, PRETRAINED_WHY  # plain strings, no torch
+
+    model = spec.model
+    own_weights = spec.task == "detection" and model.arch.endswith(".pt")
+    if model.pretrained and not model.weights and not own_weights:
+        yield V(
+            ("model", "pretrained"),
+            "pretrained",
+            f"model.pretrained: {PRETRAINED_WHY}",
+            PRETRAINED_FIX,
+        )
+
+
 def _image_size(spec: SpecModel) -> Iterator[Violation]:
     size = spec.model.image_size
     if spec.model.arch.startswith("ultralytics/") and size % 32:
@@ -189,6 +205,10 @@ def _augment(spec: SpecModel) -> Iterator[Violation]:
 
 def _train(spec: SpecModel) -> Iterator[Violation]:
     train, dist = spec.train, spec.train.distributed
+    if spec.task == "detection" and train.sweep:
+        msg = "train.sweep is for classification: a detector trains one config (ultralytics)"
+        hint = "remove it, and train each point with --set, e.g. --set train.optimizer.lr=0.01"
+        yield V(("train", "sweep"), "sweep-task", msg, hint)
     if dist.engine == "none":
         for field, count in (("nodes", dist.nodes), ("gpus_per_node", dist.gpus_per_node)):
             if count > 1:
@@ -398,6 +418,8 @@ def _sweep_variant(spec: SpecModel, key: str, value: object) -> list[Violation] 
 
 
 def _sweep(spec: SpecModel) -> Iterator[Violation]:
+    if spec.task == "detection":
+        return  # _train says a detector does not sweep; its points are not checked
     base: set[tuple[Loc, str, str]] | None = None
     for key, values in spec.train.sweep.items():
         problem = _resolve(spec, key)
@@ -424,5 +446,15 @@ def _sweep(spec: SpecModel) -> Iterator[Violation]:
                     )
 
 
-RULES: list[Rule] = [_classes, _arch, _image_size, _gates, _splits, _augment, _train, _ops]
+RULES: list[Rule] = [
+    _classes,
+    _arch,
+    _pretrained,
+    _image_size,
+    _gates,
+    _splits,
+    _augment,
+    _train,
+    _ops,
+]
 RULES += [_relabel, _remote_secrets, _alerts, _alert_reach, _lists, _sweep]

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from cvspec.errors import Diagnostic, SpecError
-from cvspec.spec.compose import merge, select_profile
+from cvspec.spec.compose import merge, profile_names, select_profile
 from cvspec.spec.introspect import KeyPath, field_names_at
 from cvspec.spec.load import RawSpec
 from cvspec.spec.locate import (
     TASK_TAGS,
+    comment_value,
     data_path,
     dotted,
     key_origin,
@@ -25,26 +28,74 @@ _SPLITS_HINT = (
 )
 
 
-def validate(raw: RawSpec) -> Any:
-    """Return the validated Spec for `raw`, or raise SpecError with every problem found."""
+def validate(raw: RawSpec, variants: Mapping[str, Callable[[], RawSpec]] | None = None) -> Any:
+    """Return the validated Spec for `raw`, or raise SpecError with every problem found.
+
+    Each profile is checked too: `variants` maps a profile name to a function composing the
+    spec with it (None: each profile of `raw` merged onto `raw`; empty: none). An error that
+    the spec with a profile has and `raw` has not is reported, marked with the profile's name,
+    wherever it points: at the profile's value or at a value of the spec the profile broke.
+    """
     diags, spec = _validate_once(raw)
-    profiles = raw.data.get("profiles")
-    if isinstance(profiles, dict):
-        for name in profiles:
-            try:
-                variant = merge(raw, select_profile(raw, name))
-            except SpecError as exc:
-                diags.extend(exc.diagnostics)
-                continue
-            found, _ = _validate_once(variant)
-            diags.extend(
-                d
-                for d in found
-                if d.origin is not None and d.origin.kind == "profile" and d.origin.detail == name
-            )
+    if variants is None:
+        variants = {name: partial(_merged, raw, name) for name in profile_names(raw)}
+    seen = {where(d) for d in diags}
+    for name, make in variants.items():
+        try:
+            found, _ = _validate_once(make())
+        except SpecError as exc:
+            found = list(exc.diagnostics)
+        diags.extend(in_profile(d, name, raw) for d in found if where(d) not in seen)
     if diags:
         raise SpecError(_dedupe(diags))
     return spec
+
+
+def _merged(raw: RawSpec, name: str) -> RawSpec:
+    return merge(raw, select_profile(raw, name))
+
+
+def where(diag: Diagnostic) -> tuple[Any, ...]:
+    """What makes two diagnostics the same finding: the code and the place it points at (the
+    message, where there is no line: a --set flag)."""
+    origin = diag.origin
+    if origin is not None and origin.line:
+        return (diag.code, origin.file, origin.line, origin.col)
+    return (diag.code, diag.message, origin.detail if origin is not None else None)
+
+
+def in_profile(diag: Diagnostic, name: str, raw: RawSpec | None = None) -> Diagnostic:
+    """`diag`, found with profile `name` applied, marked "(in profile 'NAME')"; at a value of
+    the spec itself, with a hint naming what the profile sets when it has none."""
+    origin = diag.origin
+    if origin is not None and origin.kind == "profile":
+        return diag
+    if origin is None or origin.kind != "file":
+        return diag._replace(message=f"{diag.message} (in profile '{name}')")
+    hint = diag.help
+    if hint is None and raw is not None:
+        hint = _profile_sets(raw, name)
+    return diag._replace(origin=origin._replace(kind="profile", detail=name), help=hint)
+
+
+def _profile_sets(raw: RawSpec, name: str) -> str | None:
+    """`profile 'ci' (specs/p.yaml:35) sets train.epochs`: the keys the profile changes."""
+    body = lookup(raw, ("profiles", name))
+    if not isinstance(body, dict):
+        return None
+    keys = [dotted(p) for p in _leaf_paths(body, ())]
+    if not keys:
+        return None
+    shown = ", ".join(keys[:4]) + (f" and {len(keys) - 4} more" if len(keys) > 4 else "")
+    origin = raw.keys.get(("profiles", name))
+    at = f" ({origin.file}:{origin.line})" if origin is not None and origin.line else ""
+    return f"profile '{name}'{at} sets {shown}"
+
+
+def _leaf_paths(value: Any, path: KeyPath) -> list[KeyPath]:
+    if isinstance(value, dict) and value:
+        return [p for k, v in value.items() for p in _leaf_paths(v, (*path, k))]
+    return [path]
 
 
 def _validate_once(raw: RawSpec) -> tuple[list[Diagnostic], Any]:
@@ -154,6 +205,9 @@ def _from_pydantic(err: dict[str, Any], raw: RawSpec) -> Diagnostic:
             span(raw, path, origin),
         )
     code, message, hint = explain(err)
+    comment = comment_value(raw, path) if value is None else None
+    if comment is not None:
+        hint = f"the value is a comment: quote it: '{comment}'"
     if path[:2] == ("data", "splits") and hint is None:
         hint = _SPLITS_HINT
     if path[:2] == ("evaluate", "gates") and len(path) == 3 and hint is None:
