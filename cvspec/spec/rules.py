@@ -209,6 +209,13 @@ def _train(spec: SpecModel) -> Iterator[Violation]:
         msg = "train.sweep is for classification: a detector trains one config (ultralytics)"
         hint = "remove it, and train each point with --set, e.g. --set train.optimizer.lr=0.01"
         yield V(("train", "sweep"), "sweep-task", msg, hint)
+    if spec.task == "detection" and train.schedule in ("step", "onecycle"):
+        msg = (
+            f"ultralytics has no '{train.schedule}' schedule: it decays the learning rate on a "
+            "cosine or a straight line"
+        )
+        hint = "use cosine, or constant (no decay)"
+        yield V(("train", "schedule"), "schedule-task", msg, hint)
     if dist.engine == "none":
         for field, count in (("nodes", dist.nodes), ("gpus_per_node", dist.gpus_per_node)):
             if count > 1:
