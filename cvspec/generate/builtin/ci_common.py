@@ -15,8 +15,9 @@ NOTIFY = "notify"
 PYTHON = "3.11"
 # serve is a long-running server: it is deployed, never run as a CI job.
 CI_STAGES: tuple[Stage, ...] = tuple(s for s in STAGES if s.name != "serve")
-# Stages that read the dataset itself (the rest read earlier stages' outputs).
-DATASET_STAGES = frozenset({"data", "train", "evaluate", "test"})
+# Stages that read the dataset itself (the rest read earlier stages' outputs); export runs
+# the ONNX parity check on a few evaluation images.
+DATASET_STAGES = frozenset({"data", "train", "export", "evaluate", "test"})
 RUN_STAGE = (
     'cvspec run "$CVSPEC_SPEC" --stage {stage} ${{CVSPEC_PROFILE:+--profile "$CVSPEC_PROFILE"}}'
 )
