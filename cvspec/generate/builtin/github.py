@@ -108,21 +108,29 @@ def _job(spec: Any, ctx: BuildContext, job: ci.Job) -> dict[str, Any]:
     host = ci.push_registry(spec, ctx) if job.name == "package" else None
     if host == "ghcr.io":
         out["permissions"] = {"contents": "read", "packages": "write"}
+    key = f"cvspec-pip-{OS}-py{ci.PYTHON}-{job.cache_key}"
     steps: list[dict[str, Any]] = [
         {"uses": CHECKOUT, "with": {"persist-credentials": False}},
         {"uses": SETUP_PYTHON, "with": {"python-version": ci.PYTHON}},
-        {
+        {  # one cache per set of packages, shared by the jobs installing it
             "name": "pip cache",
             "uses": CACHE,
             "with": {
                 "path": "~/.cache/pip",
-                "key": f"cvspec-pip-{OS}-py{ci.PYTHON}-{ctx.cvspec_version}-{job.name}",
+                "key": key,
+                "restore-keys": key.rsplit("-", 1)[0] + "-",
             },
         },
     ]
     for name in job.upstream:
         steps.append(_download(ctx, name))
-    steps.append({"name": "install cvspec", "run": f"python -m pip install {job.install}"})
+    steps.append(
+        {
+            "name": "install cvspec",
+            "env": {"CVSPEC_REQUIREMENT": gh_literal(job.requirement)},
+            "run": "\n".join(job.install),
+        }
+    )
     if job.dataset:
         pull: dict[str, Any] = {"name": "pull the dataset", "run": ci.DVC_PULL}
         if spec.data.remote_secrets:  # GitHub hands a step only the secrets named in it

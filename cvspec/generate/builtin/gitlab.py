@@ -58,7 +58,6 @@ def pipeline(spec: Any, ctx: BuildContext) -> dict[str, Any]:
         base: {
             "image": PYTHON_BASE,
             "variables": variables,
-            "cache": {"key": f"cvspec-pip-{ctx.cvspec_version}", "paths": [".cache/pip"]},
             "interruptible": True,
             "rules": _rules(spec),
         }
@@ -113,22 +112,27 @@ def _job(spec: Any, ctx: BuildContext, job: ci.Job, base: str) -> dict[str, Any]
             {"job": f"{ctx.project}:{name}", "artifacts": True}
             for name in (job.upstream or job.needs)
         ],
+        "variables": {"CVSPEC_REQUIREMENT": literal(job.requirement)},
+        # one cache per set of packages, shared by the jobs installing it
+        "cache": {"key": f"cvspec-pip-py{ci.PYTHON}-{job.cache_key}", "paths": [".cache/pip"]},
     }
     if job.gpu and spec.ci.gpu_runner:
         out["tags"] = [spec.ci.gpu_runner]
     script = []
-    if job.os_packages:  # ultralytics' OpenCV loads libGL and glib, which the slim image lacks
+    if job.os_packages:  # what the slim image lacks (ultralytics' OpenCV loads libGL and glib)
         script.append(
             "apt-get update && apt-get install -y --no-install-recommends "
             f"{' '.join(job.os_packages)} && rm -rf /var/lib/apt/lists/*"
         )
-    script.append(f"python -m pip install {job.install}")
+    script.extend(job.install)
     if job.dataset:
         script.append(ci.DVC_PULL)
     script.append(job.command)
     out["script"] = script
     if job.name == "package":
-        out.update(_package(spec, ctx))
+        package = _package(spec, ctx)
+        out["variables"].update(package.pop("variables"))
+        out.update(package)
     if job.outputs:
         out["artifacts"] = {"paths": list(job.outputs), "when": "always", "expire_in": "2 weeks"}
     return out
