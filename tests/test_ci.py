@@ -233,17 +233,26 @@ def test_triggers_profile_runners_and_concurrency_follow_the_spec(built: Path) -
     ]
 
 
+# The outputs of earlier stages each job reads: packaging copies the export into the serve
+# image and checks the evaluation of it before pushing; it reads no data, weights or tests.
+READS = {"package": {"export", "evaluate"}}
+
+
 def test_stage_outputs_travel_as_artifacts(built: Path) -> None:
     jobs = github(built, "full")["jobs"]
+    lab = gitlab(built, "full")
     for stage in CI_STAGES:
         steps = jobs[stage.name]["steps"]
         uploads = [s["with"]["path"] for s in steps if "upload-artifact" in s.get("uses", "")]
         assert uploads == [f"runs/full/{out}/" for out in stage.outputs]
         downloads = [s["with"]["name"] for s in steps if "download-artifact" in s.get("uses", "")]
-        before = [s.name for s in STAGES if s.name in _upstream(stage.name)]
+        reads = READS.get(stage.name, _upstream(stage.name))
+        before = [s.name for s in STAGES if s.name in reads]
         assert downloads == [f"cvspec-full-{name}" for name in before]
+        # GitLab: the job waits for every earlier stage, and downloads what it reads
+        needs = {n["job"].split(":")[1]: n["artifacts"] for n in lab[f"full:{stage.name}"]["needs"]}
+        assert needs == {n: n in reads for n in _upstream(stage.name)} or needs == {"check": False}
     assert jobs["data"]["steps"][-3]["run"] == 'dvc pull "$CVSPEC_DATA"'
-    lab = gitlab(built, "full")
     assert lab["full:train"]["artifacts"] == {
         "paths": ["runs/full/train/"],
         "when": "always",
@@ -440,3 +449,16 @@ def test_the_dvc_remote_gets_its_secrets_on_github(built: Path) -> None:
     assert not any("AWS_" in str(s) for s in others)  # only the step that needs them
     wide = github(built, "wide")["jobs"]["data"]["steps"]
     assert all("env" not in s for s in wide if s.get("run", "").startswith("dvc pull"))
+
+
+def test_the_train_job_hands_on_only_what_later_jobs_read(built: Path) -> None:
+    handoff = 'python -m cvspec.train.handoff "runs/$CVSPEC_PROJECT/train"'
+    steps = github(built, "full")["jobs"]["train"]["steps"]
+    names = [s.get("name") for s in steps]
+    at = names.index("keep what later jobs read")
+    assert steps[at] == {"name": "keep what later jobs read", "if": "always()", "run": handoff}
+    assert names[at - 1] == "train" and names[at + 1] == "upload runs/full/train/"
+    lab = gitlab(built, "full")
+    assert lab["full:train"]["after_script"] == [handoff]  # after a failed script too
+    others = [j for k, j in lab.items() if k != "full:train"]
+    assert not any("after_script" in j for j in others)

@@ -25,8 +25,14 @@ CI_STAGES: tuple[Stage, ...] = tuple(s for s in STAGES if s.name != "serve")
 # Stages that read the dataset itself (the rest read earlier stages' outputs); export runs
 # the ONNX parity check on a few evaluation images.
 DATASET_STAGES = frozenset({"data", "train", "export", "evaluate", "test"})
+# Earlier stages whose outputs a job reads, where not all of them: packaging copies the export
+# into the serve image and, before pushing, checks the evaluation of that export.
+READS = {"package": ("export", "evaluate")}
 # The dvc requirement of cvspec's `ops` extra; a job that pulls adds the remote's plugin.
 DVC = "dvc>=3.50"
+# After training, CI keeps of runs/<p>/train what later jobs read (the chosen run's best
+# checkpoint, and every run's metadata): the other checkpoints would make the artifact large.
+HANDOFF = 'python -m cvspec.train.handoff "runs/$CVSPEC_PROJECT/train"'
 RUN_STAGE = (
     'cvspec run "$CVSPEC_SPEC" --stage {stage} ${{CVSPEC_PROFILE:+--profile "$CVSPEC_PROFILE"}}'
 )
@@ -60,7 +66,8 @@ class Job(NamedTuple):
 
     name: str
     needs: tuple[str, ...]  # direct needs, as in the stage graph; roots need `check`
-    upstream: tuple[str, ...]  # every stage before it whose outputs it downloads
+    upstream: tuple[str, ...]  # every stage before it (GitLab: the jobs it waits for)
+    downloads: tuple[str, ...]  # the stages of `upstream` whose outputs it reads
     extras: tuple[str, ...]  # cvspec's extras it installs
     requirement: str  # pip requirement for cvspec with those extras ($CVSPEC_REQUIREMENT)
     install: tuple[str, ...]  # shell lines that install it, reading $CVSPEC_REQUIREMENT
@@ -71,6 +78,7 @@ class Job(NamedTuple):
     # what a bare python image lacks: OpenCV's libGL and glib, git for a git+ requirement
     os_packages: tuple[str, ...] = ()
     torch: str = ""  # the torch build it installs: "" (none), "cpu" or "cu130"...
+    handoff: str = ""  # what runs after the stage (even a failed one), before the upload
 
     @property
     def cache_key(self) -> str:
@@ -137,6 +145,7 @@ def jobs(spec: Any, ctx: BuildContext) -> list[Job]:
             (),
             (),
             (),
+            (),
             check_req,
             install_lines(None, None, None),
             CHECK_COMMAND,
@@ -164,6 +173,7 @@ def jobs(spec: Any, ctx: BuildContext) -> list[Job]:
                 stage.name,
                 stage.needs or (CHECK,),
                 before,
+                tuple(s for s in before if s in READS.get(stage.name, before)),
                 tuple(extras),
                 cvspec_requirement(spec, ctx.cvspec_version, extras),
                 install_lines(torch, remote if dataset else None, ort_gpu),
@@ -174,6 +184,7 @@ def jobs(spec: Any, ctx: BuildContext) -> list[Job]:
                 (CPU.gl_packages if model_extra == "detect" and model_extra in extras else ())
                 + git,
                 torch="" if torch is None else _torch_tag(torch),
+                handoff=HANDOFF if stage.name == "train" else "",
             )
         )
     return found

@@ -122,7 +122,7 @@ def _job(spec: Any, ctx: BuildContext, job: ci.Job) -> dict[str, Any]:
             },
         },
     ]
-    for name in job.upstream:
+    for name in job.downloads:
         steps.append(_download(ctx, name))
     steps.append(
         {
@@ -140,6 +140,8 @@ def _job(spec: Any, ctx: BuildContext, job: ci.Job) -> dict[str, Any]:
         steps.extend(_package_steps(host, job))
     else:
         steps.append({"name": job.name, "run": job.command})
+    if job.handoff:
+        steps.append({"name": "keep what later jobs read", "if": "always()", "run": job.handoff})
     for path in job.outputs:
         steps.append(
             {

@@ -107,9 +107,10 @@ def _job(spec: Any, ctx: BuildContext, job: ci.Job, base: str) -> dict[str, Any]
     out: dict[str, Any] = {
         "extends": base,
         "stage": PIPELINE_STAGE.get(job.name, "build"),
-        # GitLab hands a job only its needs' artifacts, so it needs every stage before it.
+        # GitLab hands a job only its needs' artifacts: it needs every stage before it, and
+        # downloads the outputs of those it reads.
         "needs": [
-            {"job": f"{ctx.project}:{name}", "artifacts": True}
+            {"job": f"{ctx.project}:{name}", "artifacts": name in job.downloads}
             for name in (job.upstream or job.needs)
         ],
         "variables": {"CVSPEC_REQUIREMENT": literal(job.requirement)},
@@ -129,6 +130,8 @@ def _job(spec: Any, ctx: BuildContext, job: ci.Job, base: str) -> dict[str, Any]
         script.append(ci.DVC_PULL)
     script.append(job.command)
     out["script"] = script
+    if job.handoff:  # after_script runs after a failed script too, before the upload
+        out["after_script"] = [job.handoff]
     if job.name == "package":
         package = _package(spec, ctx)
         out["variables"].update(package.pop("variables"))
