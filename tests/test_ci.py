@@ -137,7 +137,7 @@ def test_gitlab_job_graph_has_the_stage_graphs_order(built: Path) -> None:
     needs = {
         key.split(":", 1)[1]: [n["job"].split(":", 1)[1] for n in job["needs"]]
         for key, job in pipeline.items()
-        if not key.startswith(".") and "needs" in job
+        if not key.startswith(".") and "needs" in job and key != "full:notify"
     }
     graph = {"check": [], **{s.name: list(s.needs) or ["check"] for s in CI_STAGES}}
     assert closure(needs) == closure(graph)
@@ -462,3 +462,36 @@ def test_the_train_job_hands_on_only_what_later_jobs_read(built: Path) -> None:
     assert lab["full:train"]["after_script"] == [handoff]  # after a failed script too
     others = [j for k, j in lab.items() if k != "full:train"]
     assert not any("after_script" in j for j in others)
+
+
+def test_gitlab_jobs_have_githubs_timeouts_and_default_branch_runs_are_not_cancelled(
+    built: Path,
+) -> None:
+    jobs = github(built, "full")["jobs"]
+    lab = gitlab(built, "full")
+    for name, job in jobs.items():
+        minutes = job["timeout-minutes"]
+        hours, rest = divmod(minutes, 60)
+        wanted = " ".join(([f"{hours}h"] if hours else []) + ([f"{rest}m"] if rest else []))
+        assert lab[f"full:{name}"]["timeout"] == wanted, name
+    assert lab["full:train"]["timeout"] == "6h" and lab["full:check"]["timeout"] == "15m"
+    # only a merge request's pipeline may be cancelled by a newer one (GitHub: only PRs)
+    assert lab[".full:base"]["interruptible"] is True
+    for key in (".full:base", "full:package", "full:notify"):
+        for rule in lab[key]["rules"]:
+            merge_request = rule["if"] == '$CI_PIPELINE_SOURCE == "merge_request_event"'
+            assert rule.get("interruptible", True) is merge_request, (key, rule)
+    pushes = [r for r in lab["full:package"]["rules"] if "CVSPEC_PUSH" in r.get("variables", {})]
+    assert pushes and all(r["interruptible"] is False for r in pushes)
+
+
+def test_each_projects_gitlab_notifier_follows_only_its_own_jobs(built: Path) -> None:
+    """Projects' files are included into one pipeline: a notifier with `needs` and
+    `when: on_failure` follows the jobs it needs, so it posts on its own project's failures."""
+    lab = gitlab(built, "full")
+    own = [k for k in lab if not k.startswith(".") and k != "full:notify"]
+    assert len(own) == 7 and all(k.startswith("full:") for k in own)
+    notify = lab["full:notify"]
+    assert notify["needs"] == [{"job": job, "artifacts": False} for job in own]
+    assert all(r["when"] == "on_failure" for r in notify["rules"])
+    assert notify["timeout"] == "5m"

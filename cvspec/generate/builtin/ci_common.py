@@ -30,6 +30,10 @@ DATASET_STAGES = frozenset({"data", "train", "export", "evaluate", "test"})
 READS = {"package": ("export", "evaluate")}
 # The dvc requirement of cvspec's `ops` extra; a job that pulls adds the remote's plugin.
 DVC = "dvc>=3.50"
+# Minutes a job may run (GitHub's timeout-minutes, GitLab's timeout); the rest: DEFAULT_TIMEOUT.
+TIMEOUT = {"check": 15, "train": 360}
+DEFAULT_TIMEOUT = 60
+NOTIFY_TIMEOUT = 5
 # After training, CI keeps of runs/<p>/train what later jobs read (the chosen run's best
 # checkpoint, and every run's metadata): the other checkpoints would make the artifact large.
 HANDOFF = 'python -m cvspec.train.handoff "runs/$CVSPEC_PROJECT/train"'
@@ -78,6 +82,7 @@ class Job(NamedTuple):
     # what a bare python image lacks: OpenCV's libGL and glib, git for a git+ requirement
     os_packages: tuple[str, ...] = ()
     torch: str = ""  # the torch build it installs: "" (none), "cpu" or "cu130"...
+    timeout: int = DEFAULT_TIMEOUT  # minutes
     handoff: str = ""  # what runs after the stage (even a failed one), before the upload
 
     @property
@@ -153,6 +158,7 @@ def jobs(spec: Any, ctx: BuildContext) -> list[Job]:
             False,
             False,
             git,
+            timeout=TIMEOUT[CHECK],
         )
     ]
     for stage in CI_STAGES:
@@ -184,6 +190,7 @@ def jobs(spec: Any, ctx: BuildContext) -> list[Job]:
                 (CPU.gl_packages if model_extra == "detect" and model_extra in extras else ())
                 + git,
                 torch="" if torch is None else _torch_tag(torch),
+                timeout=TIMEOUT.get(stage.name, DEFAULT_TIMEOUT),
                 handoff=HANDOFF if stage.name == "train" else "",
             )
         )

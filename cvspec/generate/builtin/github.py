@@ -20,7 +20,6 @@ UPLOAD = "actions/upload-artifact@v7"
 DOWNLOAD = "actions/download-artifact@v8"
 # A push to the default branch (or a dispatch/schedule run on it): the only runs that publish.
 ON_DEFAULT = "github.event_name != 'pull_request' && github.ref_name == env.CVSPEC_DEFAULT_BRANCH"
-TIMEOUT = {"check": 15, "train": 360}
 CRON = re.compile(r"[0-9A-Za-z*/,-]+( [0-9A-Za-z*/,-]+){4}")
 OS = "${{ runner.os }}"
 REPO_URL = "${{ github.server_url }}/${{ github.repository }}"
@@ -104,7 +103,7 @@ def _job(spec: Any, ctx: BuildContext, job: ci.Job) -> dict[str, Any]:
     if job.needs:
         out["needs"] = list(job.needs)
     out["runs-on"] = _runner(spec, job.gpu)
-    out["timeout-minutes"] = TIMEOUT.get(job.name, 60)
+    out["timeout-minutes"] = job.timeout
     host = ci.push_registry(spec, ctx) if job.name == "package" else None
     if host == "ghcr.io":
         out["permissions"] = {"contents": "read", "packages": "write"}
@@ -199,7 +198,7 @@ def _notify(spec: Any, needs: list[str]) -> dict[str, Any]:
         "needs": needs,
         "if": "failure() && github.event_name != 'pull_request'",
         "runs-on": _runner(spec, False),
-        "timeout-minutes": 5,
+        "timeout-minutes": ci.NOTIFY_TIMEOUT,
         "permissions": {},
         "env": {
             "CVSPEC_SLACK_WEBHOOK": f"${{{{ secrets.{secret} }}}}",

@@ -58,6 +58,7 @@ def pipeline(spec: Any, ctx: BuildContext) -> dict[str, Any]:
         base: {
             "image": PYTHON_BASE,
             "variables": variables,
+            # a newer pipeline may cancel a merge request's; _rules keeps other runs going
             "interruptible": True,
             "rules": _rules(spec),
         }
@@ -67,8 +68,15 @@ def pipeline(spec: Any, ctx: BuildContext) -> dict[str, Any]:
     for job in ci.jobs(spec, ctx):
         out[f"{ctx.project}:{job.name}"] = _job(spec, ctx, job, base)
     if ci.wants_slack(spec):
-        out[f"{ctx.project}:{ci.NOTIFY}"] = _notify(spec, base)
+        names = [key for key in out if key != base]
+        out[f"{ctx.project}:{ci.NOTIFY}"] = _notify(spec, base, names)
     return out
+
+
+def timeout(minutes: int) -> str:
+    """GitLab's duration for `minutes`: 6h, 1h 30m, 15m."""
+    hours, rest = divmod(minutes, 60)
+    return " ".join(([f"{hours}h"] if hours else []) + ([f"{rest}m"] if rest else []))
 
 
 def _rules(
@@ -76,7 +84,10 @@ def _rules(
 ) -> list[dict[str, Any]]:
     """One rule per event of ci.on; `on_default` variables only for runs on the default branch.
 
-    With `when` (on_failure, for the notifier) merge request pipelines are left out.
+    With `when` (on_failure, for the notifier) merge request pipelines are left out. Only a
+    merge request's jobs are interruptible (a newer pipeline of the branch cancels them), as
+    GitHub cancels only pull requests' runs: a default-branch, scheduled or manual run, which
+    trains the model that ships and pushes it, runs to its end.
     """
     branch = f'$CI_COMMIT_BRANCH == "{spec.ci.default_branch}"'  # a Label: no quotes or $
     rules: list[dict[str, Any]] = []
@@ -87,6 +98,8 @@ def _rules(
             rule["variables"] = dict(variables)
         if when:
             rule["when"] = when
+        if condition != EVENTS["pull_request"]:
+            rule["interruptible"] = False
         rules.append(rule)
 
     for event in spec.ci.on:
@@ -113,6 +126,7 @@ def _job(spec: Any, ctx: BuildContext, job: ci.Job, base: str) -> dict[str, Any]
             {"job": f"{ctx.project}:{name}", "artifacts": name in job.downloads}
             for name in (job.upstream or job.needs)
         ],
+        "timeout": timeout(job.timeout),
         "variables": {"CVSPEC_REQUIREMENT": literal(job.requirement)},
         # one cache per set of packages, shared by the jobs installing it
         "cache": {"key": f"cvspec-pip-py{ci.PYTHON}-{job.cache_key}", "paths": [".cache/pip"]},
@@ -166,12 +180,16 @@ def _package(spec: Any, ctx: BuildContext) -> dict[str, Any]:
     return out
 
 
-def _notify(spec: Any, base: str) -> dict[str, Any]:
-    """Post to Slack when a pipeline fails; the webhook is a CI/CD variable named in the spec."""
+def _notify(spec: Any, base: str, jobs: list[str]) -> dict[str, Any]:
+    """Post to Slack when one of this project's jobs fails (a job with `needs` and
+    `when: on_failure` follows the jobs it needs, not the whole pipeline, which may hold other
+    projects' jobs); the webhook is a CI/CD variable named in the spec."""
     secret = spec.monitor.notify.slack_webhook_secret
     return {
         "extends": base,
         "stage": ".post",
+        "needs": [{"job": name, "artifacts": False} for name in jobs],
+        "timeout": timeout(ci.NOTIFY_TIMEOUT),
         "rules": _rules(spec, when="on_failure"),
         "variables": {
             "CVSPEC_SLACK_WEBHOOK": f"${secret}",
