@@ -495,3 +495,39 @@ def test_each_projects_gitlab_notifier_follows_only_its_own_jobs(built: Path) ->
     assert notify["needs"] == [{"job": job, "artifacts": False} for job in own]
     assert all(r["when"] == "on_failure" for r in notify["rules"])
     assert notify["timeout"] == "5m"
+
+
+def test_reviewers_get_the_model_card_and_test_results(built: Path, tmp_path: Path) -> None:
+    jobs = github(built, "full")["jobs"]
+    summaries = {
+        name: [s for s in job["steps"] if "GITHUB_STEP_SUMMARY" in s.get("run", "")]
+        for name, job in jobs.items()
+    }
+    assert {n for n, s in summaries.items() if s} == {"evaluate", "test"}
+    for name, what, file in (
+        ("evaluate", "model card", "MODEL_CARD.md"),
+        ("test", "test results", "summary.md"),
+    ):
+        (step,) = summaries[name]
+        assert step["name"] == f"{what} to the job summary"
+        assert step["if"] == "always()"  # failed gates and tests are shown too
+        names = [s.get("name") for s in jobs[name]["steps"]]
+        assert names.index(step["name"]) == names.index(name) + 1
+        # the step, run by bash as the runner does: the stage's file, or a line saying why not
+        env = {**os.environ, "CVSPEC_PROJECT": "full", "GITHUB_STEP_SUMMARY": str(tmp_path / "s")}
+        target = tmp_path / f"runs/full/{name}/{file}"
+        for present in (False, True):
+            if present:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text("| gate | measured |\n|---|---|\n| accuracy | 0.5 FAIL |\n")
+            (tmp_path / "s").write_text("")
+            proc = subprocess.run(["bash", "-ec", step["run"]], cwd=tmp_path, env=env)
+            assert proc.returncode == 0
+            shown = (tmp_path / "s").read_text()
+            missing = f"No runs/full/{name}/{file}: the stage stopped before writing it.\n"
+            assert shown == (target.read_text() if present else missing)
+    lab = gitlab(built, "full")
+    assert lab["full:test"]["artifacts"]["reports"] == {"junit": "runs/full/test/junit.xml"}
+    assert lab["full:test"]["artifacts"]["when"] == "always"
+    assert lab["full:evaluate"]["artifacts"]["expose_as"] == "full model card and metrics"
+    assert lab["full:evaluate"]["artifacts"]["paths"] == ["runs/full/evaluate/"]

@@ -37,6 +37,9 @@ NOTIFY_TIMEOUT = 5
 # After training, CI keeps of runs/<p>/train what later jobs read (the chosen run's best
 # checkpoint, and every run's metadata): the other checkpoints would make the artifact large.
 HANDOFF = 'python -m cvspec.train.handoff "runs/$CVSPEC_PROJECT/train"'
+# What a job shows a reviewer (GitHub's job summary): a file of its stage's output.
+SUMMARY = {"evaluate": ("MODEL_CARD.md", "model card"), "test": ("summary.md", "test results")}
+JUNIT = "junit.xml"  # the test stage's report (GitLab shows it in the merge request)
 RUN_STAGE = (
     'cvspec run "$CVSPEC_SPEC" --stage {stage} ${{CVSPEC_PROFILE:+--profile "$CVSPEC_PROFILE"}}'
 )
@@ -54,6 +57,17 @@ NOTIFY_SCRIPT = (
     "r.urlopen(r.Request(url, body, headers), timeout=10) if url "
     'else print("no Slack webhook configured: skipped")\''
 )
+
+
+def summary(stage: str) -> str:
+    """Shell lines appending the stage's summary file to $GITHUB_STEP_SUMMARY (stdout where that
+    is unset: outside GitHub), or saying that the stage stopped before writing it."""
+    return (
+        f'summary="runs/$CVSPEC_PROJECT/{stage}/{SUMMARY[stage][0]}"\n'
+        'if [ -f "$summary" ]; then cat "$summary"; '
+        'else echo "No $summary: the stage stopped before writing it."; '
+        'fi >> "${GITHUB_STEP_SUMMARY:-/dev/stdout}"'
+    )
 
 
 def stage_options(spec: Any, stage: str) -> tuple[str, ...]:

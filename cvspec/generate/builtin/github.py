@@ -141,6 +141,11 @@ def _job(spec: Any, ctx: BuildContext, job: ci.Job) -> dict[str, Any]:
         steps.append({"name": job.name, "run": job.command})
     if job.handoff:
         steps.append({"name": "keep what later jobs read", "if": "always()", "run": job.handoff})
+    if job.name in ci.SUMMARY:  # a reviewer's view of the run, failed gates and tests included
+        what = ci.SUMMARY[job.name][1]
+        steps.append(
+            {"name": f"{what} to the job summary", "if": "always()", "run": ci.summary(job.name)}
+        )
     for path in job.outputs:
         steps.append(
             {

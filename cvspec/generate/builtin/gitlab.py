@@ -152,6 +152,10 @@ def _job(spec: Any, ctx: BuildContext, job: ci.Job, base: str) -> dict[str, Any]
         out.update(package)
     if job.outputs:
         out["artifacts"] = {"paths": list(job.outputs), "when": "always", "expire_in": "2 weeks"}
+        if job.name == "test":  # the merge request shows the test results
+            out["artifacts"]["reports"] = {"junit": f"{job.outputs[0]}{ci.JUNIT}"}
+        elif job.name == "evaluate":  # and links the model card, gates and metrics
+            out["artifacts"]["expose_as"] = f"{ctx.project} model card and metrics"
     return out
 
 
