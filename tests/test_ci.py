@@ -137,7 +137,7 @@ def test_gitlab_job_graph_has_the_stage_graphs_order(built: Path) -> None:
     needs = {
         key.split(":", 1)[1]: [n["job"].split(":", 1)[1] for n in job["needs"]]
         for key, job in pipeline.items()
-        if not key.startswith(".") and "needs" in job
+        if not key.startswith(".") and "needs" in job and key != "full:notify"
     }
     graph = {"check": [], **{s.name: list(s.needs) or ["check"] for s in CI_STAGES}}
     assert closure(needs) == closure(graph)
@@ -191,7 +191,8 @@ def test_images_are_pushed_only_from_the_default_branch_with_named_secrets(built
     quay = github(built, "quay")["jobs"]["package"]["steps"][-1]["env"]
     assert quay["CVSPEC_REGISTRY_PASSWORD"] == "${{ secrets.REGISTRY_PASSWORD }}"
     demo = github(built, "demo")["jobs"]["package"]["steps"]
-    assert [s.get("env") for s in demo if "run" in s] == [None, None]  # no registry: build only
+    stage_steps = [s for s in demo if "--stage package" in s.get("run", "")]
+    assert [s.get("env") for s in stage_steps] == [None]  # no registry: build only
     rules = gitlab(built, "full")["full:package"]["rules"]
     pushing = [r for r in rules if "CVSPEC_PUSH" in r.get("variables", {})]
     assert [r["if"] for r in pushing] == [
@@ -232,17 +233,26 @@ def test_triggers_profile_runners_and_concurrency_follow_the_spec(built: Path) -
     ]
 
 
+# The outputs of earlier stages each job reads: packaging copies the export into the serve
+# image and checks the evaluation of it before pushing; it reads no data, weights or tests.
+READS = {"package": {"export", "evaluate"}}
+
+
 def test_stage_outputs_travel_as_artifacts(built: Path) -> None:
     jobs = github(built, "full")["jobs"]
+    lab = gitlab(built, "full")
     for stage in CI_STAGES:
         steps = jobs[stage.name]["steps"]
         uploads = [s["with"]["path"] for s in steps if "upload-artifact" in s.get("uses", "")]
         assert uploads == [f"runs/full/{out}/" for out in stage.outputs]
         downloads = [s["with"]["name"] for s in steps if "download-artifact" in s.get("uses", "")]
-        before = [s.name for s in STAGES if s.name in _upstream(stage.name)]
+        reads = READS.get(stage.name, _upstream(stage.name))
+        before = [s.name for s in STAGES if s.name in reads]
         assert downloads == [f"cvspec-full-{name}" for name in before]
+        # GitLab: the job waits for every earlier stage, and downloads what it reads
+        needs = {n["job"].split(":")[1]: n["artifacts"] for n in lab[f"full:{stage.name}"]["needs"]}
+        assert needs == {n: n in reads for n in _upstream(stage.name)} or needs == {"check": False}
     assert jobs["data"]["steps"][-3]["run"] == 'dvc pull "$CVSPEC_DATA"'
-    lab = gitlab(built, "full")
     assert lab["full:train"]["artifacts"] == {
         "paths": ["runs/full/train/"],
         "when": "always",
@@ -428,7 +438,8 @@ def test_the_dvc_remote_gets_its_secrets_on_github(built: Path) -> None:
     pulls = {
         n: s for n, j in jobs.items() for s in j["steps"] if s.get("run", "").startswith("dvc pull")
     }
-    assert sorted(pulls) == ["data", "evaluate", "test", "train"]  # the jobs that read the images
+    # the jobs that read the images (export checks its ONNX model against torch on a few)
+    assert sorted(pulls) == ["data", "evaluate", "export", "test", "train"]
     for step in pulls.values():
         assert step["env"] == {
             "AWS_ACCESS_KEY_ID": "${{ secrets.AWS_ACCESS_KEY_ID }}",
@@ -438,3 +449,85 @@ def test_the_dvc_remote_gets_its_secrets_on_github(built: Path) -> None:
     assert not any("AWS_" in str(s) for s in others)  # only the step that needs them
     wide = github(built, "wide")["jobs"]["data"]["steps"]
     assert all("env" not in s for s in wide if s.get("run", "").startswith("dvc pull"))
+
+
+def test_the_train_job_hands_on_only_what_later_jobs_read(built: Path) -> None:
+    handoff = 'python -m cvspec.train.handoff "runs/$CVSPEC_PROJECT/train"'
+    steps = github(built, "full")["jobs"]["train"]["steps"]
+    names = [s.get("name") for s in steps]
+    at = names.index("keep what later jobs read")
+    assert steps[at] == {"name": "keep what later jobs read", "if": "always()", "run": handoff}
+    assert names[at - 1] == "train" and names[at + 1] == "upload runs/full/train/"
+    lab = gitlab(built, "full")
+    assert lab["full:train"]["after_script"] == [handoff]  # after a failed script too
+    others = [j for k, j in lab.items() if k != "full:train"]
+    assert not any("after_script" in j for j in others)
+
+
+def test_gitlab_jobs_have_githubs_timeouts_and_default_branch_runs_are_not_cancelled(
+    built: Path,
+) -> None:
+    jobs = github(built, "full")["jobs"]
+    lab = gitlab(built, "full")
+    for name, job in jobs.items():
+        minutes = job["timeout-minutes"]
+        hours, rest = divmod(minutes, 60)
+        wanted = " ".join(([f"{hours}h"] if hours else []) + ([f"{rest}m"] if rest else []))
+        assert lab[f"full:{name}"]["timeout"] == wanted, name
+    assert lab["full:train"]["timeout"] == "6h" and lab["full:check"]["timeout"] == "15m"
+    # only a merge request's pipeline may be cancelled by a newer one (GitHub: only PRs)
+    assert lab[".full:base"]["interruptible"] is True
+    for key in (".full:base", "full:package", "full:notify"):
+        for rule in lab[key]["rules"]:
+            merge_request = rule["if"] == '$CI_PIPELINE_SOURCE == "merge_request_event"'
+            assert rule.get("interruptible", True) is merge_request, (key, rule)
+    pushes = [r for r in lab["full:package"]["rules"] if "CVSPEC_PUSH" in r.get("variables", {})]
+    assert pushes and all(r["interruptible"] is False for r in pushes)
+
+
+def test_each_projects_gitlab_notifier_follows_only_its_own_jobs(built: Path) -> None:
+    """Projects' files are included into one pipeline: a notifier with `needs` and
+    `when: on_failure` follows the jobs it needs, so it posts on its own project's failures."""
+    lab = gitlab(built, "full")
+    own = [k for k in lab if not k.startswith(".") and k != "full:notify"]
+    assert len(own) == 7 and all(k.startswith("full:") for k in own)
+    notify = lab["full:notify"]
+    assert notify["needs"] == [{"job": job, "artifacts": False} for job in own]
+    assert all(r["when"] == "on_failure" for r in notify["rules"])
+    assert notify["timeout"] == "5m"
+
+
+def test_reviewers_get_the_model_card_and_test_results(built: Path, tmp_path: Path) -> None:
+    jobs = github(built, "full")["jobs"]
+    summaries = {
+        name: [s for s in job["steps"] if "GITHUB_STEP_SUMMARY" in s.get("run", "")]
+        for name, job in jobs.items()
+    }
+    assert {n for n, s in summaries.items() if s} == {"evaluate", "test"}
+    for name, what, file in (
+        ("evaluate", "model card", "MODEL_CARD.md"),
+        ("test", "test results", "summary.md"),
+    ):
+        (step,) = summaries[name]
+        assert step["name"] == f"{what} to the job summary"
+        assert step["if"] == "always()"  # failed gates and tests are shown too
+        names = [s.get("name") for s in jobs[name]["steps"]]
+        assert names.index(step["name"]) == names.index(name) + 1
+        # the step, run by bash as the runner does: the stage's file, or a line saying why not
+        env = {**os.environ, "CVSPEC_PROJECT": "full", "GITHUB_STEP_SUMMARY": str(tmp_path / "s")}
+        target = tmp_path / f"runs/full/{name}/{file}"
+        for present in (False, True):
+            if present:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text("| gate | measured |\n|---|---|\n| accuracy | 0.5 FAIL |\n")
+            (tmp_path / "s").write_text("")
+            proc = subprocess.run(["bash", "-ec", step["run"]], cwd=tmp_path, env=env)
+            assert proc.returncode == 0
+            shown = (tmp_path / "s").read_text()
+            missing = f"No runs/full/{name}/{file}: the stage stopped before writing it.\n"
+            assert shown == (target.read_text() if present else missing)
+    lab = gitlab(built, "full")
+    assert lab["full:test"]["artifacts"]["reports"] == {"junit": "runs/full/test/junit.xml"}
+    assert lab["full:test"]["artifacts"]["when"] == "always"
+    assert lab["full:evaluate"]["artifacts"]["expose_as"] == "full model card and metrics"
+    assert lab["full:evaluate"]["artifacts"]["paths"] == ["runs/full/evaluate/"]

@@ -39,9 +39,11 @@ def test_dvc_yaml_has_the_stage_graph_with_deps_outs_params_metrics(tmp_path: Pa
     root = project(tmp_path, SPEC, "tiny.yaml")
     assert cvspec("build", cwd=root).code == 0
     text = (root / "generated/tiny/dvc.yaml").read_text()
-    assert text.splitlines()[1] == (
-        "# data is versioned by DVC: run `dvc add data` once and commit data.dvc;"
-    )
+    assert text.splitlines()[1:4] == [
+        "# data is versioned by DVC; once: `dvc init`, `dvc add data`,",
+        "# `dvc remote add -d storage URL` (its kind in ci.dvc_remote) and `dvc push`, then",
+        "# commit .dvc/config and data.dvc: the CI jobs `dvc pull` the data.",
+    ]
     dvc = YAML(typ="safe").load(text)
     params = "generated/tiny/params.yaml"
     assert list(dvc["stages"]) == ["data", "train", "export", "evaluate"]
@@ -94,7 +96,8 @@ def test_dvc_yaml_has_the_stage_graph_with_deps_outs_params_metrics(tmp_path: Pa
     assert dvc["stages"]["export"] == {
         "cmd": "cvspec run specs/tiny.yaml --stage export",
         "wdir": "../..",
-        "deps": ["runs/tiny/train", "runs/tiny/data/stats.json"],  # shipped beside the model
+        # the data: the ONNX parity check runs on evaluation images; stats.json is shipped
+        "deps": ["data", "runs/tiny/train", "runs/tiny/data/stats.json"],
         "params": [{params: ["model", "export"]}],
         "outs": ["runs/tiny/export"],
     }
@@ -102,6 +105,22 @@ def test_dvc_yaml_has_the_stage_graph_with_deps_outs_params_metrics(tmp_path: Pa
     assert dvc["plots"] == ["../../runs/tiny/data/class_histogram.png"]
     values = YAML(typ="safe").load((root / "generated/tiny/params.yaml").read_text())
     assert values["train"]["epochs"] == 1 and values["data"]["quality"]["min_side"] == 16
+
+
+def test_dvc_sees_that_the_export_reads_the_data(tmp_path: Path) -> None:
+    dvc = shutil.which("dvc", path=str(Path(sys.executable).parent)) or shutil.which("dvc")
+    if dvc is None or shutil.which("git") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("dvc and git must be installed in CI (pip install 'cvspec[ops]')")
+        pytest.skip("dvc or git is not installed")
+    root = tmp_path
+    write_tree(root, {"specs/tiny.yaml": SPEC, **clean_tree()})
+    run(root, "git", "init", "-q")
+    run(root, dvc, "init", "-q")
+    assert cvspec("build", cwd=root).code == 0
+    run(root, dvc, "add", "-q", "data")
+    dag = run(root, dvc, "dag", "--dot", "generated/tiny/dvc.yaml:export")
+    assert '"data.dvc" -> "generated/tiny/dvc.yaml:export";' in dag  # new data: a new export
 
 
 def test_paths_with_spaces_are_quoted(tmp_path: Path) -> None:

@@ -259,6 +259,8 @@ def test_a_failing_gate_fails_the_generated_test(gated: tuple[Path, Result]) -> 
     cases = ET.parse(root / "runs/tiny/test/junit.xml").getroot().iter("testcase")
     failed = [c.get("name") for c in cases if c.find("failure") is not None]
     assert failed == ["test_gate_latency_p50_ms"]  # the data tests of the tiny set pass
+    summary = (root / "runs/tiny/test/summary.md").read_text()  # a CI job's summary
+    assert "| `test_gate_latency_p50_ms` | AssertionError: gate latency_p50_ms FAILED: " in summary
     env = {k: v for k, v in os.environ.items() if k != "CVSPEC_ROOT"}
     direct = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
@@ -287,6 +289,9 @@ def test_the_model_card_reports_data_training_gates_and_limits(
     assert "- Model: `timm/resnet10t`, from scratch" in card
     assert "| latency_p50_ms |" in card and "| FAIL |" in card
     assert "Gates not met: latency_p50_ms: do not ship this model as is." in card
+    assert card.startswith(  # the run's options: here none (a pull request's say `ci`)
+        "# Model card: tiny\n\nRun with the spec as written (no `--profile`, no `--set`).\n\n"
+    )
     assert "No data report: run the data stage" in card  # only train and evaluate ran
     assert "Label review: " in card
     from cvspec.evaluate.metrics import wilson
@@ -358,3 +363,39 @@ def test_the_review_queues_corrections_go_into_the_spec_as_they_are(
             "## labels corrected by data.relabel" in (root / "runs/tiny/data/report.md").read_text()
         )
         assert before["dataset"] != report["dataset"]  # other labels: another dataset version
+
+
+def test_the_card_says_which_options_the_run_used() -> None:
+    from cvspec.evaluate.card import _options
+
+    assert _options({"profile": None, "set": []}) == (
+        "Run with the spec as written (no `--profile`, no `--set`).\n"
+    )
+    assert _options(None) == _options({})  # a report written before options were recorded
+    assert _options({"profile": "ci", "set": ["train.epochs=3"]}) == (
+        "**Run with `--profile ci --set train.epochs=3`**: the spec's values with these on top, "
+        "not the spec as written; the training section shows what the model was trained with.\n"
+    )
+
+
+@pytest.mark.slow
+def test_metrics_and_card_record_the_profile_and_sets_of_the_run(
+    gated: tuple[Path, Result],
+) -> None:
+    root, _ = gated
+    before = json.loads((root / "runs/tiny/evaluate/metrics.json").read_text())
+    assert before["options"] == {"profile": None, "set": []}
+    sets = ("--set", "evaluate.gates.latency_p50_ms.max=5000")
+    again = cvspec("run", "specs/tiny.yaml", "--stage", "evaluate", *sets, cwd=root, timeout=300)
+    assert again.code == 0, again.err  # the impossible gate, relaxed for this run only
+    report = json.loads((root / "runs/tiny/evaluate/metrics.json").read_text())
+    assert report["options"] == {
+        "profile": None,
+        "set": ["evaluate.gates.latency_p50_ms.max=5000"],
+    }
+    card = (root / "runs/tiny/evaluate/MODEL_CARD.md").read_text()
+    assert card.splitlines()[2] == (
+        "**Run with `--set evaluate.gates.latency_p50_ms.max=5000`**: the spec's values with "
+        "these on top, not the spec as written; the training section shows what the model was "
+        "trained with."
+    )

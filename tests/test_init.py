@@ -27,6 +27,15 @@ def test_init_digits_writes_the_uci_digits_and_keeps_existing_files(tmp_path: Pa
         "wrote proj/specs/digits.yaml\n"
         "wrote proj/.gitignore (runs/)\n"
         "wrote 1,797 files under proj/data/digits\n"
+        "data.versioning is dvc, so the CI jobs `dvc pull` data/digits; set DVC up once in proj "
+        "(a git repository):\n"
+        "  dvc init\n"
+        "  dvc add data/digits\n"
+        "  dvc remote add -d storage URL   # e.g. s3://bucket/path; its kind goes in "
+        "ci.dvc_remote\n"
+        "  dvc push\n"
+        '  git add .dvc data/digits.dvc data/.gitignore && git commit -m "Version data/digits with '
+        'DVC"\n'
         "next: cd proj && cvspec run specs/digits.yaml --stage data\n"
     )
     root = tmp_path / "proj"
@@ -97,6 +106,7 @@ def test_init_shapes_writes_a_yolo_dataset_that_passes_its_checks(tmp_path: Path
     result = cvspec("init", "--example", "shapes", str(tmp_path), cwd=tmp_path)
     assert result.code == 0, result.err
     assert "wrote 321 files under" in result.out
+    assert "dvc" not in result.out  # its data is not versioned with DVC
     loaded = load_spec(tmp_path / "specs/shapes.yaml")
     index = build_index(loaded.spec, tmp_path / "data/shapes")
     assert index.classes == ("circle", "square", "triangle")
@@ -121,3 +131,71 @@ def test_init_in_the_current_folder_suggests_no_cd(tmp_path: Path) -> None:
     result = cvspec("init", "--example", "digits", ".", cwd=tmp_path)
     assert result.code == 0, result.err
     assert result.out.endswith("next: cvspec run specs/digits.yaml --stage data\n")
+
+
+@pytest.mark.slow
+def test_the_printed_dvc_steps_let_the_ci_jobs_pull_the_data(tmp_path: Path) -> None:
+    """Follow init's DVC steps with a local remote, then pull as the CI jobs do in a clone."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from ruamel.yaml import YAML
+
+    dvc, git = shutil.which("dvc", path=str(Path(sys.executable).parent)), shutil.which("git")
+    if dvc is None or git is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("dvc and git must be installed in CI (pip install 'cvspec[ops]')")
+        pytest.skip("dvc or git is not installed")
+    env = {
+        **os.environ,
+        "PATH": f"{Path(dvc).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "DVC_NO_ANALYTICS": "1",
+        **{
+            f"GIT_{w}_{k}": v
+            for w in ("AUTHOR", "COMMITTER")
+            for k, v in (("NAME", "t"), ("EMAIL", "t@t"))
+        },
+    }
+
+    def sh(script: str, cwd: Path) -> None:
+        proc = subprocess.run(
+            ["bash", "-ec", script], cwd=cwd, env=env, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, f"{script}\n{proc.stdout}{proc.stderr}"
+
+    root = tmp_path / "proj"
+    root.mkdir()
+    sh("git init -q", root)
+    result = cvspec("init", "--example", "digits", ".", cwd=root)
+    assert result.code == 0, result.err
+    assert cvspec("build", cwd=root).code == 0
+    lines = result.out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("data.versioning is dvc"))
+    steps = [line.strip() for line in lines[start + 1 :] if line.startswith("  ")]
+    assert [s.split()[:2] for s in steps] == [
+        ["dvc", "init"],
+        ["dvc", "add"],
+        ["dvc", "remote"],
+        ["dvc", "push"],
+        ["git", "add"],
+    ]
+    remote = tmp_path / "remote"
+    for step in steps:
+        sh(step.replace(" URL ", f" {remote} "), root)
+    sh("git add -A specs generated .gitignore && git commit -qm 'the project'", root)
+    clone = tmp_path / "clone"
+    sh(f"git clone -q {root} {clone}", tmp_path)
+    assert not (clone / "data/digits").exists()
+    pipeline = YAML(typ="safe").load((clone / "generated/digits/ci/gitlab-ci.yml").read_text())
+    variables = pipeline[".digits:base"]["variables"]
+    env["CVSPEC_DATA"] = variables["CVSPEC_DATA"]["value"]
+    (pull,) = {
+        line
+        for key, job in pipeline.items()
+        for line in job.get("script", [])
+        if line.startswith("dvc pull")
+    }
+    sh(pull, clone)
+    assert len(list((clone / "data/digits").rglob("*.png"))) == 1797

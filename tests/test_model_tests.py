@@ -172,3 +172,28 @@ def test_the_test_stage_checks_the_bounds_of_the_runs_profile_and_sets(tmp_path:
     removed = cvspec(*test, "--set", "evaluate.gates.accuracy=null", cwd=tmp_path, timeout=300)
     assert removed.code == 0, removed.out + removed.err  # evaluate no longer checks it either
     assert "1 skipped" in removed.err or "1 skipped" in removed.out
+
+
+def test_the_test_stage_summary_lists_each_failure_for_ci(tmp_path: Path) -> None:
+    from cvspec.testing.stage import junit_counts, summary_markdown
+
+    junit = tmp_path / "junit.xml"
+    junit.write_text(
+        '<testsuites><testsuite tests="3" failures="1" errors="1" skipped="0">'
+        '<testcase name="test_gate_accuracy"><failure message="AssertionError: gate accuracy '
+        'FAILED: measured 0.5 | 0.9&#10;second line">trace</failure></testcase>'
+        '<testcase name="test_data_decodable"><error message="">boom</error></testcase>'
+        '<testcase name="test_gate_ece"/></testsuite></testsuites>'
+    )
+    assert summary_markdown("demo", junit, junit_counts(junit)) == (
+        "## demo: tests\n\n"
+        "3 tests: 1 passed, 2 failed, 0 skipped.\n\n"
+        "| failed test | message |\n|---|---|\n"
+        "| `test_gate_accuracy` | AssertionError: gate accuracy FAILED: measured 0.5 \\| 0.9 |\n"
+        "| `test_data_decodable` | boom |\n"
+    )
+    missing = tmp_path / "none.xml"
+    assert summary_markdown("demo", missing, junit_counts(missing)).endswith(
+        "0 tests: 0 passed, 0 failed, 0 skipped.\n\n"
+        "No JUnit report: pytest stopped before writing one (see the log).\n"
+    )

@@ -244,6 +244,30 @@ def test_the_stage_uses_the_engine_it_connects_to(
     monkeypatch.setenv("CVSPEC_IMAGE_TAG", "t1")
     ctx = RunContext(repo, load_spec(repo / "specs/demo.yaml"))
     assert stage.run(ctx) == (True, "built ghcr.io/acme/demo-train:t1, ghcr.io/acme/demo:t1")
+    # each image installs cvspec as its Dockerfile's default says: the same build arg
+    args = [build["buildargs"]["CVSPEC_REQUIREMENT"] for build in client.api.builds]
+    assert args == ["cvspec[train]==0.1.0", "cvspec[serve]==0.1.0"]
+    for build, arg in zip(client.api.builds, args, strict=True):
+        assert f'ARG CVSPEC_REQUIREMENT="{arg}"' in (repo / build["dockerfile"]).read_text()
+
+
+def test_the_stage_installs_cvspec_from_the_specs_requirement(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cvspec.run.context import RunContext
+    from cvspec.spec import load_spec
+
+    url = "git+https://github.com/acme/cvspec@v0.1.0"
+    spec = repo / "specs/demo.yaml"
+    spec.write_text(spec.read_text().replace("ci: {", f"ci: {{cvspec_requirement: '{url}', "))
+    assert cvspec("build", cwd=repo).code == 0
+    client = FakeClient([{"stream": "done\n"}])
+    monkeypatch.setattr(stage, "connect", lambda env: client)
+    assert stage.run(RunContext(repo, load_spec(spec)))[0]
+    args = [build["buildargs"]["CVSPEC_REQUIREMENT"] for build in client.api.builds]
+    assert args == [f"cvspec[train] @ {url}", f"cvspec[serve] @ {url}"]
+    for build, arg in zip(client.api.builds, args, strict=True):
+        assert f'ARG CVSPEC_REQUIREMENT="{arg}"' in (repo / build["dockerfile"]).read_text()
 
 
 def test_without_an_engine_the_stage_prints_one_line_and_exits_1(repo: Path) -> None:

@@ -41,5 +41,30 @@ def command(
     note = f", kept {kept:,} that existed" if kept else ""
     print(f"wrote {written:,} files under {data}{note}")
     here = folder.resolve() == Path.cwd().resolve()
+    if _versioned_by_dvc(target):
+        where = "" if here else f" in {shlex.quote(str(folder))}"
+        print(DVC_STEPS.format(data=f"data/{example}", where=where).rstrip())
     cd = "" if here else f"cd {shlex.quote(str(folder))} && "
     print(f"next: {cd}cvspec run specs/{example}.yaml --stage data")
+
+
+DVC_STEPS = """\
+data.versioning is dvc, so the CI jobs `dvc pull` {data}; set DVC up once{where} (a git repository):
+  dvc init
+  dvc add {data}
+  dvc remote add -d storage URL   # e.g. s3://bucket/path; its kind goes in ci.dvc_remote
+  dvc push
+  git add .dvc {data}.dvc data/.gitignore && git commit -m "Version {data} with DVC"
+"""
+
+
+def _versioned_by_dvc(spec_file: Path) -> bool:
+    """True when the spec (the example's, or the person's file kept in its place) versions
+    its data with DVC; a spec that does not load says nothing here (validate tells why)."""
+    from cvspec.errors import CvspecError
+    from cvspec.spec import load_spec
+
+    try:
+        return bool(load_spec(spec_file).spec.data.versioning == "dvc")
+    except (CvspecError, OSError, ValueError):
+        return False

@@ -39,10 +39,24 @@ def write_card(
         _export(export, report),
         _limitations(report, data_report),
     ]
-    text = f"# Model card: {spec.project.name}\n\n" + "\n".join(sections)
+    head = f"# Model card: {spec.project.name}\n\n{_options(report.get('options'))}\n"
+    text = head + "\n".join(sections)
     path = ctx.runs / "evaluate" / "MODEL_CARD.md"  # inside the stage output CI and DVC keep
     write_text(path, text)
     return Path(path)
+
+
+def _options(options: Any) -> str:
+    """Which spec the run used: as written, or with a profile and --set values on top."""
+    options = options if isinstance(options, dict) else {}
+    flags = [f"--profile {options['profile']}"] if options.get("profile") else []
+    flags += [f"--set {value}" for value in options.get("set") or []]
+    if not flags:
+        return "Run with the spec as written (no `--profile`, no `--set`).\n"
+    return (
+        f"**Run with `{' '.join(flags)}`**: the spec's values with these on top, not the spec "
+        "as written; the training section shows what the model was trained with.\n"
+    )
 
 
 def _intended(spec: Any, status: dict[str, Any], size: int, fit: str) -> str:

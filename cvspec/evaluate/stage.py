@@ -45,6 +45,8 @@ def run(ctx: RunContext) -> StageResult:
         "per_class": measured.get("per_class", {}),
         "gates": [r.to_json() for r in results],
         "passed": all(r.passed for r in results),
+        # what the spec was run with: a pull request's `ci` profile is not the model that ships
+        "options": {"profile": ctx.profile, "set": list(ctx.sets)},
     }
     write_json(out / "metrics.json", report)
     write_json(out / "gates.json", report["gates"])

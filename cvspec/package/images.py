@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from cvspec.errors import CvspecError
@@ -72,6 +73,29 @@ def images(spec: Any, spec_file: str, out_dir: str) -> list[Image]:
             Image("serve", repository(spec, "serve"), f"{out_dir}/docker/Dockerfile.serve", context)
         )
     return found
+
+
+def image_extra(spec: Any, purpose: str) -> str:
+    """The cvspec extra an image installs: serve, or the task's training extra."""
+    if purpose == "serve":
+        return "serve"
+    return "detect" if spec.task == "detection" else "train"
+
+
+def cvspec_requirement(spec: Any, version: str, extras: Sequence[str] = ()) -> str:
+    """The pip requirement that installs cvspec with `extras`: ci.cvspec_requirement (a version
+    specifier, `cvspec @ URL` or the URL alone) or, when unset, cvspec==`version`."""
+    wanted = str(spec.ci.cvspec_requirement or f"cvspec=={version}")
+    name = f"cvspec[{','.join(extras)}]" if extras else "cvspec"
+    if not wanted.startswith("cvspec"):  # a URL alone
+        return f"{name} @ {wanted}"
+    rest = wanted.removeprefix("cvspec").strip()
+    return f"{name} {rest}" if rest.startswith("@") else f"{name}{rest}"
+
+
+def needs_git(requirement: str) -> bool:
+    """True when pip fetches the requirement with git (a `git+` URL), which slim images lack."""
+    return "git+" in requirement
 
 
 def export_dir(project: str) -> str:

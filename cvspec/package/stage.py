@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from cvspec.package.context import write_context
-from cvspec.package.images import Image, images, registry_host
+from cvspec.package.images import Image, cvspec_requirement, image_extra, images, registry_host
 from cvspec.run.context import RunContext, StageResult
 
 Log = Callable[[str], None]
@@ -71,7 +71,19 @@ def run(ctx: RunContext) -> StageResult:
     except EngineUnavailable as exc:
         return StageResult(False, str(exc))
     platforms = list(ctx.spec.deploy.platforms)
-    return build_all(client, ctx.root, wanted, settings, platforms, _logger(ctx))
+    requirements = requirements_of(ctx.spec, wanted)
+    return build_all(client, ctx.root, wanted, settings, platforms, _logger(ctx), requirements)
+
+
+def requirements_of(spec: Any, wanted: list[Image]) -> dict[str, str]:
+    """Each image's CVSPEC_REQUIREMENT build arg: ci.cvspec_requirement (or this cvspec's
+    version) with the image's extra, as its generated Dockerfile's default has it."""
+    from cvspec import __version__
+
+    return {
+        i.purpose: cvspec_requirement(spec, __version__, [image_extra(spec, i.purpose)])
+        for i in wanted
+    }
 
 
 def preflight(root: Path, wanted: list[Image], settings: Settings, spec_file: str) -> str | None:
@@ -149,15 +161,18 @@ def build_all(
     settings: Settings,
     platforms: list[str],
     log: Log,
+    requirements: Mapping[str, str] | None = None,
 ) -> StageResult:
-    """Build every image (streaming the engine's output), then push them if asked."""
+    """Build every image (streaming the engine's output), then push them if asked;
+    `requirements` (purpose -> pip requirement) become the CVSPEC_REQUIREMENT build args."""
     if len(platforms) > 1:
         log(f"note: the Docker SDK builds one platform; building {platforms[0]} only")
     built: list[str] = []
     for image in wanted:
         refs = [f"{image.repository}:{tag}" for tag in settings.tags]
         log(f"building {refs[0]} from {image.dockerfile}")
-        error = build_one(client, root, image, refs, settings, platforms[0], log)
+        requirement = (requirements or {}).get(image.purpose)
+        error = build_one(client, root, image, refs, settings, platforms[0], log, requirement)
         if error:
             return StageResult(False, f"building {refs[0]} failed: {error}")
         built.extend(refs)
@@ -177,6 +192,7 @@ def build_one(
     settings: Settings,
     platform: str,
     log: Log,
+    requirement: str | None = None,
 ) -> str | None:
     """Build one image through the engine API; the engine's error text, or None."""
     args = {
@@ -184,6 +200,8 @@ def build_one(
         "VCS_REF": settings.vcs_ref,
         "SOURCE_URL": settings.source_url,
     }
+    if requirement:
+        args["CVSPEC_REQUIREMENT"] = requirement
     with tempfile.TemporaryFile() as tar:
         count = write_context(root, image, tar)
         log(f"context: {count} files ({', '.join(image.context)})")

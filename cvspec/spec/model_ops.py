@@ -51,6 +51,23 @@ HttpsUrl = Annotated[
     str,
     Pattern(r"^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*)?$", "an https:// URL", 2000),
 ]
+# A pip requirement for cvspec itself, without extras (each CI job and image adds its own):
+# version specifiers, or `cvspec @ URL` (also written as the URL alone).
+_VERSIONS = r"(~=|==|!=|<=|>=|<|>)\s*[A-Za-z0-9.*+!_-]+"
+_URL = r"(git\+)?(https?|ssh|file)://[A-Za-z0-9._~:/?#@!&+,;=%-]+"
+CvspecRequirement = Annotated[
+    str,
+    Pattern(
+        rf"^(cvspec(\s*{_VERSIONS}(\s*,\s*{_VERSIONS})*)?|(cvspec\s*@\s*)?{_URL})$",
+        "a pip requirement for cvspec without extras, like 'cvspec==0.1.0' or "
+        "'cvspec @ git+https://github.com/acme/cvspec@v0.1.0' (or that URL alone)",
+        1000,
+    ),
+]
+# The storage of DVC's default remote: dvc[<kind>] brings its plugin (local and http are built in).
+DvcRemote = Literal[
+    "local", "http", "s3", "gs", "azure", "ssh", "webdav", "webhdfs", "hdfs", "oss", "gdrive"
+]
 Platform = Literal["linux/amd64", "linux/arm64"]
 Provider = Literal["github", "gitlab"]
 Event = Literal["pull_request", "push", "schedule", "workflow_dispatch"]
@@ -200,4 +217,16 @@ class CI(StrictModel):
     gpu_runner: Label | None = Field(None, description="GPU runner label for GPU jobs.")
     cron: Cron = Field(
         "0 4 * * 1", description="Cron schedule (UTC) used when 'schedule' is in 'on'."
+    )
+    cvspec_requirement: CvspecRequirement | None = Field(
+        None,
+        description="How CI jobs and the images install cvspec: a pip requirement without "
+        "extras, e.g. 'cvspec @ git+https://github.com/acme/cvspec@v0.1.0'; each adds the "
+        "extras it needs. null: cvspec==<the version that built the files>, from the index.",
+    )
+    dvc_remote: DvcRemote | None = Field(
+        None,
+        description="Storage of the DVC remote the CI jobs pull data.versioning: dvc data from "
+        "(s3, gs, azure, ssh, ...): they install dvc[<kind>], its plugin. null: plain dvc, "
+        "which reaches local and http(s) remotes only.",
     )

@@ -41,6 +41,7 @@ def run(ctx: RunContext) -> StageResult:
         "-o",
         "junit_family=xunit2",
     ]
+    junit.unlink(missing_ok=True)  # a report of an earlier run must not pass for this one's
     proc = subprocess.run(command, cwd=ctx.root, env=env, check=False)
     counts = junit_counts(junit)
     where = os.path.relpath(junit, ctx.root)
@@ -48,7 +49,49 @@ def run(ctx: RunContext) -> StageResult:
         f"{counts['tests']} tests: {counts['passed']} passed, {counts['failed']} failed, "
         f"{counts['skipped']} skipped ({where})"
     )
+    from cvspec.atomic import write_text
+
+    write_text(junit.parent / SUMMARY, summary_markdown(ctx.project, junit, counts))
     return StageResult(proc.returncode == 0, text)
+
+
+SUMMARY = "summary.md"  # what CI shows a reviewer (GitHub's job summary)
+MAX_LISTED = 50
+
+
+def summary_markdown(project: str, junit: object, counts: dict[str, int]) -> str:
+    """The counts, and each failed test with the first line of its message, as Markdown."""
+    import xml.etree.ElementTree as ET
+    from pathlib import Path
+
+    lines = [
+        f"## {project}: tests\n",
+        f"{counts['tests']} tests: {counts['passed']} passed, {counts['failed']} failed, "
+        f"{counts['skipped']} skipped.",
+    ]
+    report = Path(str(junit))
+    failed: list[tuple[str, str]] = []
+    if report.is_file():
+        for case in ET.parse(report).getroot().iter("testcase"):
+            problem = case.find("failure")
+            problem = case.find("error") if problem is None else problem
+            if problem is not None:
+                message = (problem.get("message") or problem.text or "").strip()
+                failed.append((case.get("name", "?"), message.splitlines()[0] if message else ""))
+    else:
+        lines.append("\nNo JUnit report: pytest stopped before writing one (see the log).")
+    if failed:
+        lines += ["", "| failed test | message |", "|---|---|"]
+        for name, message in failed[:MAX_LISTED]:
+            lines.append(f"| `{name}` | {_cell(message)} |")
+        if len(failed) > MAX_LISTED:
+            lines.append(f"\n... {len(failed) - MAX_LISTED} more in the JUnit report.")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    """Text that stays inside one Markdown table cell."""
+    return text.replace("\\", "\\\\").replace("|", "\\|")[:300]
 
 
 def junit_counts(path: object) -> dict[str, int]:

@@ -7,7 +7,15 @@ from typing import Any
 
 from cvspec.generate.api import Artifact, BuildContext
 from cvspec.generate.builtin.cuda import PYTHON_BASE, torch_build
-from cvspec.package.images import CONTEXT_EXCLUDES, PIP_CACHE_MOUNT, Image, images
+from cvspec.package.images import (
+    CONTEXT_EXCLUDES,
+    PIP_CACHE_MOUNT,
+    Image,
+    cvspec_requirement,
+    image_extra,
+    images,
+    needs_git,
+)
 
 NAME = "docker"
 UID = 10001  # numeric, so runtimes (and Kubernetes runAsNonRoot) can verify it is not root
@@ -27,9 +35,9 @@ def dockerfile_quote(value: str) -> str:
 
 
 def requirement(spec: Any, ctx: BuildContext, purpose: str) -> str:
-    """The pip requirement that installs this cvspec version, with the image's extra."""
-    extra = "serve" if purpose == "serve" else "detect" if spec.task == "detection" else "train"
-    return f"cvspec[{extra}]=={ctx.cvspec_version}"
+    """The pip requirement that installs cvspec (ci.cvspec_requirement, or this version) with
+    the image's extra; the package stage passes the same as the CVSPEC_REQUIREMENT build arg."""
+    return cvspec_requirement(spec, ctx.cvspec_version, [image_extra(spec, purpose)])
 
 
 class DockerGenerator:
@@ -85,10 +93,12 @@ def dockerfile_context(spec: Any, ctx: BuildContext, image: Image) -> dict[str, 
         "org.opencontainers.image.description": spec.project.description,
         "org.opencontainers.image.base.name": base,
     }
+    wanted = requirement(spec, ctx, image.purpose)
     return {
         "project": ctx.project,
         "base": base,
         "apt_packages": apt,
+        "git_for_pip": needs_git(wanted),
         "torch": build.torch,
         "torchvision": build.torchvision,
         "cuda": build.cuda,
@@ -105,7 +115,7 @@ def dockerfile_context(spec: Any, ctx: BuildContext, image: Image) -> dict[str, 
             else ["run", ctx.spec_file]
         ),
         "quoted": {
-            "requirement": dockerfile_quote(requirement(spec, ctx, image.purpose)),
+            "requirement": dockerfile_quote(wanted),
             "torch_index_url": dockerfile_quote(index_url),
             "onnxruntime_gpu": dockerfile_quote(onnxruntime_gpu) if onnxruntime_gpu else "",
             "labels": [(k, dockerfile_quote(v)) for k, v in labels.items() if v],

@@ -40,7 +40,7 @@ def pipeline(spec: Any, ctx: BuildContext) -> dict[str, Any]:
     stages: dict[str, Any] = {}
     for name in PIPELINE:
         stage = BY_NAME[name]
-        deps = [data] if name != "export" else []
+        deps = [data]  # export too: its ONNX parity check runs on evaluation images
         if name == "train":
             deps.append(f"{ctx.out_dir}/train")
         deps += [_needed(ctx.project, need) for need in stage.needs]
@@ -113,7 +113,9 @@ class DvcGenerator:
         if not all(32 <= ord(c) < 127 for c in data):  # keep the comment on its one line
             data = json.dumps(data)
         note = (
-            f"# {data} is versioned by DVC: run `dvc add {data}` once and commit {data}.dvc;\n"
+            f"# {data} is versioned by DVC; once: `dvc init`, `dvc add {data}`,\n"
+            "# `dvc remote add -d storage URL` (its kind in ci.dvc_remote) and `dvc push`, then\n"
+            f"# commit .dvc/config and {data}.dvc: the CI jobs `dvc pull` the data.\n"
             f"# `dvc repro {ctx.out_dir}/dvc.yaml` then reruns only stages whose inputs changed.\n"
         )
         yield Artifact("dvc.yaml", self.name, "yaml", data=note + dump_yaml(pipeline(spec, ctx)))

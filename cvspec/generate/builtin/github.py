@@ -20,7 +20,6 @@ UPLOAD = "actions/upload-artifact@v7"
 DOWNLOAD = "actions/download-artifact@v8"
 # A push to the default branch (or a dispatch/schedule run on it): the only runs that publish.
 ON_DEFAULT = "github.event_name != 'pull_request' && github.ref_name == env.CVSPEC_DEFAULT_BRANCH"
-TIMEOUT = {"check": 15, "train": 360}
 CRON = re.compile(r"[0-9A-Za-z*/,-]+( [0-9A-Za-z*/,-]+){4}")
 OS = "${{ runner.os }}"
 REPO_URL = "${{ github.server_url }}/${{ github.repository }}"
@@ -104,25 +103,33 @@ def _job(spec: Any, ctx: BuildContext, job: ci.Job) -> dict[str, Any]:
     if job.needs:
         out["needs"] = list(job.needs)
     out["runs-on"] = _runner(spec, job.gpu)
-    out["timeout-minutes"] = TIMEOUT.get(job.name, 60)
+    out["timeout-minutes"] = job.timeout
     host = ci.push_registry(spec, ctx) if job.name == "package" else None
     if host == "ghcr.io":
         out["permissions"] = {"contents": "read", "packages": "write"}
+    key = f"cvspec-pip-{OS}-py{ci.PYTHON}-{job.cache_key}"
     steps: list[dict[str, Any]] = [
         {"uses": CHECKOUT, "with": {"persist-credentials": False}},
         {"uses": SETUP_PYTHON, "with": {"python-version": ci.PYTHON}},
-        {
+        {  # one cache per set of packages, shared by the jobs installing it
             "name": "pip cache",
             "uses": CACHE,
             "with": {
                 "path": "~/.cache/pip",
-                "key": f"cvspec-pip-{OS}-py{ci.PYTHON}-{ctx.cvspec_version}-{job.name}",
+                "key": key,
+                "restore-keys": key.rsplit("-", 1)[0] + "-",
             },
         },
     ]
-    for name in job.upstream:
+    for name in job.downloads:
         steps.append(_download(ctx, name))
-    steps.append({"name": "install cvspec", "run": f"python -m pip install {job.install}"})
+    steps.append(
+        {
+            "name": "install cvspec",
+            "env": {"CVSPEC_REQUIREMENT": gh_literal(job.requirement)},
+            "run": "\n".join(job.install),
+        }
+    )
     if job.dataset:
         pull: dict[str, Any] = {"name": "pull the dataset", "run": ci.DVC_PULL}
         if spec.data.remote_secrets:  # GitHub hands a step only the secrets named in it
@@ -132,6 +139,13 @@ def _job(spec: Any, ctx: BuildContext, job: ci.Job) -> dict[str, Any]:
         steps.extend(_package_steps(host, job))
     else:
         steps.append({"name": job.name, "run": job.command})
+    if job.handoff:
+        steps.append({"name": "keep what later jobs read", "if": "always()", "run": job.handoff})
+    if job.name in ci.SUMMARY:  # a reviewer's view of the run, failed gates and tests included
+        what = ci.SUMMARY[job.name][1]
+        steps.append(
+            {"name": f"{what} to the job summary", "if": "always()", "run": ci.summary(job.name)}
+        )
     for path in job.outputs:
         steps.append(
             {
@@ -189,7 +203,7 @@ def _notify(spec: Any, needs: list[str]) -> dict[str, Any]:
         "needs": needs,
         "if": "failure() && github.event_name != 'pull_request'",
         "runs-on": _runner(spec, False),
-        "timeout-minutes": 5,
+        "timeout-minutes": ci.NOTIFY_TIMEOUT,
         "permissions": {},
         "env": {
             "CVSPEC_SLACK_WEBHOOK": f"${{{{ secrets.{secret} }}}}",

@@ -58,7 +58,7 @@ def pipeline(spec: Any, ctx: BuildContext) -> dict[str, Any]:
         base: {
             "image": PYTHON_BASE,
             "variables": variables,
-            "cache": {"key": f"cvspec-pip-{ctx.cvspec_version}", "paths": [".cache/pip"]},
+            # a newer pipeline may cancel a merge request's; _rules keeps other runs going
             "interruptible": True,
             "rules": _rules(spec),
         }
@@ -68,8 +68,15 @@ def pipeline(spec: Any, ctx: BuildContext) -> dict[str, Any]:
     for job in ci.jobs(spec, ctx):
         out[f"{ctx.project}:{job.name}"] = _job(spec, ctx, job, base)
     if ci.wants_slack(spec):
-        out[f"{ctx.project}:{ci.NOTIFY}"] = _notify(spec, base)
+        names = [key for key in out if key != base]
+        out[f"{ctx.project}:{ci.NOTIFY}"] = _notify(spec, base, names)
     return out
+
+
+def timeout(minutes: int) -> str:
+    """GitLab's duration for `minutes`: 6h, 1h 30m, 15m."""
+    hours, rest = divmod(minutes, 60)
+    return " ".join(([f"{hours}h"] if hours else []) + ([f"{rest}m"] if rest else []))
 
 
 def _rules(
@@ -77,7 +84,10 @@ def _rules(
 ) -> list[dict[str, Any]]:
     """One rule per event of ci.on; `on_default` variables only for runs on the default branch.
 
-    With `when` (on_failure, for the notifier) merge request pipelines are left out.
+    With `when` (on_failure, for the notifier) merge request pipelines are left out. Only a
+    merge request's jobs are interruptible (a newer pipeline of the branch cancels them), as
+    GitHub cancels only pull requests' runs: a default-branch, scheduled or manual run, which
+    trains the model that ships and pushes it, runs to its end.
     """
     branch = f'$CI_COMMIT_BRANCH == "{spec.ci.default_branch}"'  # a Label: no quotes or $
     rules: list[dict[str, Any]] = []
@@ -88,6 +98,8 @@ def _rules(
             rule["variables"] = dict(variables)
         if when:
             rule["when"] = when
+        if condition != EVENTS["pull_request"]:
+            rule["interruptible"] = False
         rules.append(rule)
 
     for event in spec.ci.on:
@@ -108,29 +120,42 @@ def _job(spec: Any, ctx: BuildContext, job: ci.Job, base: str) -> dict[str, Any]
     out: dict[str, Any] = {
         "extends": base,
         "stage": PIPELINE_STAGE.get(job.name, "build"),
-        # GitLab hands a job only its needs' artifacts, so it needs every stage before it.
+        # GitLab hands a job only its needs' artifacts: it needs every stage before it, and
+        # downloads the outputs of those it reads.
         "needs": [
-            {"job": f"{ctx.project}:{name}", "artifacts": True}
+            {"job": f"{ctx.project}:{name}", "artifacts": name in job.downloads}
             for name in (job.upstream or job.needs)
         ],
+        "timeout": timeout(job.timeout),
+        "variables": {"CVSPEC_REQUIREMENT": literal(job.requirement)},
+        # one cache per set of packages, shared by the jobs installing it
+        "cache": {"key": f"cvspec-pip-py{ci.PYTHON}-{job.cache_key}", "paths": [".cache/pip"]},
     }
     if job.gpu and spec.ci.gpu_runner:
         out["tags"] = [spec.ci.gpu_runner]
     script = []
-    if job.os_packages:  # ultralytics' OpenCV loads libGL and glib, which the slim image lacks
+    if job.os_packages:  # what the slim image lacks (ultralytics' OpenCV loads libGL and glib)
         script.append(
             "apt-get update && apt-get install -y --no-install-recommends "
             f"{' '.join(job.os_packages)} && rm -rf /var/lib/apt/lists/*"
         )
-    script.append(f"python -m pip install {job.install}")
+    script.extend(job.install)
     if job.dataset:
         script.append(ci.DVC_PULL)
     script.append(job.command)
     out["script"] = script
+    if job.handoff:  # after_script runs after a failed script too, before the upload
+        out["after_script"] = [job.handoff]
     if job.name == "package":
-        out.update(_package(spec, ctx))
+        package = _package(spec, ctx)
+        out["variables"].update(package.pop("variables"))
+        out.update(package)
     if job.outputs:
         out["artifacts"] = {"paths": list(job.outputs), "when": "always", "expire_in": "2 weeks"}
+        if job.name == "test":  # the merge request shows the test results
+            out["artifacts"]["reports"] = {"junit": f"{job.outputs[0]}{ci.JUNIT}"}
+        elif job.name == "evaluate":  # and links the model card, gates and metrics
+            out["artifacts"]["expose_as"] = f"{ctx.project} model card and metrics"
     return out
 
 
@@ -159,12 +184,16 @@ def _package(spec: Any, ctx: BuildContext) -> dict[str, Any]:
     return out
 
 
-def _notify(spec: Any, base: str) -> dict[str, Any]:
-    """Post to Slack when a pipeline fails; the webhook is a CI/CD variable named in the spec."""
+def _notify(spec: Any, base: str, jobs: list[str]) -> dict[str, Any]:
+    """Post to Slack when one of this project's jobs fails (a job with `needs` and
+    `when: on_failure` follows the jobs it needs, not the whole pipeline, which may hold other
+    projects' jobs); the webhook is a CI/CD variable named in the spec."""
     secret = spec.monitor.notify.slack_webhook_secret
     return {
         "extends": base,
         "stage": ".post",
+        "needs": [{"job": name, "artifacts": False} for name in jobs],
+        "timeout": timeout(ci.NOTIFY_TIMEOUT),
         "rules": _rules(spec, when="on_failure"),
         "variables": {
             "CVSPEC_SLACK_WEBHOOK": f"${secret}",
