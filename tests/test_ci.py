@@ -38,6 +38,7 @@ ci:
   default_branch: trunk
   runner: self-hosted
   gpu_runner: gpu-a100
+  dvc_remote: s3
 profiles: {ci: {train: {epochs: 1}}}
 """
 SPECS = {

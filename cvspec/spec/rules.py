@@ -357,6 +357,27 @@ def _remote_secrets(spec: SpecModel) -> Iterator[Violation]:
         if name.startswith("GITHUB_"):
             msg = f"secret name {name!r} starts with GITHUB_, which GitHub reserves"
             yield V(("data", "remote_secrets", i), "reserved-secret", msg, "rename the secret")
+    if spec.ci.dvc_remote is None and data.versioning == "dvc":
+        for i, name in enumerate(data.remote_secrets):
+            kind = next((k for p, k in CLOUD_SECRETS if name.startswith(p)), None)
+            if kind:
+                msg = (
+                    f"{name} is a credential of a {kind} remote, but ci.dvc_remote is not set: "
+                    f"CI installs plain dvc, whose pull cannot reach {kind}"
+                )
+                hint = f"set ci.dvc_remote: {kind} (CI then installs dvc[{kind}])"
+                yield V(("data", "remote_secrets", i), "remote-kind", msg, hint)
+                return
+
+
+# Credential variables by the DVC remote kind whose plugin reads them.
+CLOUD_SECRETS = (
+    ("AWS_", "s3"),
+    ("GOOGLE_", "gs"),
+    ("GCS_", "gs"),
+    ("AZURE_", "azure"),
+    ("OSS_", "oss"),
+)
 
 
 def _lists(spec: SpecModel) -> Iterator[Violation]:
