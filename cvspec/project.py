@@ -149,9 +149,14 @@ def build_context(root: Path, loaded: LoadedSpec, options: Options = Options()) 
     flags = [f"--profile {options.profile}"] if options.profile else []
     flags += [f"--set {s}" for s in options.sets]
     origins = _origins(root, loaded)
-    return BuildContext(
-        name, spec_file, f"{GENERATED}/{name}", __version__, origins, " ".join(flags)
-    )
+    inputs = tuple(sorted(spec_inputs(root, loaded)))
+    out_dir = f"{GENERATED}/{name}"
+    return BuildContext(name, spec_file, out_dir, __version__, origins, " ".join(flags), inputs)
+
+
+def spec_inputs(root: Path, loaded: LoadedSpec) -> list[str]:
+    """The spec file and every file it extends, from the repository root."""
+    return [_rel(root, Path(n).resolve()) for n in loaded.raw.sources if n != "--set"]
 
 
 def planned_templates(

@@ -212,3 +212,39 @@ def test_a_server_on_cuda_keeps_the_slim_base_with_onnxruntimes_cuda_build(built
     assert "torch" not in text.replace("no torch", "")
     demo = dockerfile(built, "demo", "serve")
     assert "NVIDIA" not in demo and "onnxruntime-gpu" not in demo
+
+
+def test_a_partial_extended_from_outside_the_spec_folder_is_copied_into_the_images(
+    tmp_path: Path,
+) -> None:
+    """The images copy specs/; a shared partial in configs/ is copied file by file and allowed
+    through the .dockerignore, so the spec composes inside the image as it does here."""
+    import re
+    import shutil
+
+    base = "train: {epochs: 3}\nprofiles: {ci: {train: {epochs: 1}}}\n"
+    spec = "extends: ../configs/base.yaml\n" + MINIMAL_SPEC
+    root = project(tmp_path, spec, extra={"configs/base.yaml": base, "configs/unused.yaml": ""})
+    result = cvspec("build", cwd=root)
+    assert result.code == 0, result.err
+    docker = root / "generated/demo/docker"
+    for purpose in ("train", "serve"):
+        text = (docker / f"Dockerfile.{purpose}").read_text()
+        assert "COPY configs/base.yaml configs/base.yaml" in text
+        ignore = (docker / f"Dockerfile.{purpose}.dockerignore").read_text().splitlines()
+        assert "!configs/base.yaml" in ignore and "!configs" not in ignore
+    image = tmp_path / "image"  # what the train image's COPY lines put in it
+    for source in re.findall(r"^COPY (\S+) \S+$", (docker / "Dockerfile.train").read_text(), re.M):
+        if (root / source).is_dir():
+            shutil.copytree(root / source, image / source)
+        elif (root / source).is_file():
+            (image / source).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(root / source, image / source)
+    (image / ".git").mkdir()
+    explained = cvspec("explain", "specs/demo.yaml", "train.epochs", "--profile", "ci", cwd=image)
+    assert explained.code == 0, explained.err
+    assert explained.out.startswith("train.epochs = 1")
+    lint = subprocess.run(
+        [tool("hadolint"), str(docker / "Dockerfile.train")], capture_output=True, text=True
+    )
+    assert lint.returncode == 0, lint.stdout

@@ -83,6 +83,8 @@ class BuildContext:
     cvspec_version: str
     origins: Mapping[tuple[str | int, ...], str] = field(default_factory=dict)
     options: str = ""  # the build's --profile/--set flags as typed ("" for none)
+    # the spec file and every file it extends, from the repository root, sorted
+    spec_inputs: tuple[str, ...] = ()
 
     def where(self, *path: str | int) -> str:
         """Where a spec value was set, for messages: `specs/x.yaml:12`, `profile ci (...)`."""

@@ -62,10 +62,23 @@ def spec_context(spec_file: str) -> str:
     return folder or spec_file
 
 
-def images(spec: Any, spec_file: str, out_dir: str) -> list[Image]:
-    """The images a spec builds: train always; serve when the model is exported to ONNX."""
+def extended_outside(spec_file: str, inputs: Sequence[str]) -> list[str]:
+    """The files a spec extends that its folder does not hold: the images copy them one by one
+    (a shared partial in configs/, say), so the spec composes inside the image too."""
+    folder = posixpath.dirname(spec_file)
+    outside = []
+    for path in sorted(set(inputs) - {spec_file}):
+        if folder and path.startswith(folder + "/"):
+            continue
+        outside.append(plain_path(path, "extended spec file"))
+    return outside
+
+
+def images(spec: Any, spec_file: str, out_dir: str, inputs: Sequence[str] = ()) -> list[Image]:
+    """The images a spec builds: train always; serve when the model is exported to ONNX.
+    `inputs`: the spec file and the files it extends (from the repository root)."""
     project = str(spec.project.name)
-    base = (spec_context(spec_file), out_dir)
+    base = (spec_context(spec_file), *extended_outside(spec_file, inputs), out_dir)
     found = [Image("train", repository(spec, "train"), f"{out_dir}/docker/Dockerfile.train", base)]
     if "onnx" in spec.export:
         context = (*base, export_dir(project))

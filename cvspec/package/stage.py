@@ -59,7 +59,10 @@ def run(ctx: RunContext) -> StageResult:
         spec_file = ctx.loaded.path.relative_to(ctx.root.resolve()).as_posix()
     except ValueError:
         return StageResult(False, f"{ctx.loaded.path} is outside the repository {ctx.root}")
-    wanted = images(ctx.spec, spec_file, f"generated/{ctx.project}")
+    from cvspec.project import spec_inputs
+
+    inputs = spec_inputs(ctx.root, ctx.loaded)
+    wanted = images(ctx.spec, spec_file, f"generated/{ctx.project}", inputs)
     settings = Settings.from_env(os.environ)
     problem = preflight(ctx.root, wanted, settings, spec_file)
     if problem is None and settings.push:

@@ -237,7 +237,10 @@ def has_ci_profile(spec: Any) -> bool:
 
 def push_registry(spec: Any, ctx: BuildContext) -> str | None:
     """The registry host the package job pushes to; None when images have none."""
-    hosts = {registry_host(i.repository) for i in images(spec, ctx.spec_file, ctx.out_dir)}
+    hosts = {
+        registry_host(i.repository)
+        for i in images(spec, ctx.spec_file, ctx.out_dir, ctx.spec_inputs)
+    }
     return None if None in hosts or len(hosts) != 1 else hosts.pop()
 
 

@@ -48,7 +48,7 @@ class DockerGenerator:
 
     def plan(self, spec: Any, ctx: BuildContext) -> Iterator[Artifact]:
         """A Dockerfile and a `<Dockerfile>.dockerignore` beside it for each image."""
-        for image in images(spec, ctx.spec_file, ctx.out_dir):
+        for image in images(spec, ctx.spec_file, ctx.out_dir, ctx.spec_inputs):
             yield Artifact(
                 f"docker/Dockerfile.{image.purpose}",
                 NAME,
