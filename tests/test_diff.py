@@ -161,3 +161,30 @@ def test_a_symbolic_link_is_never_read_through(tmp_path: Path) -> None:
     assert saved.is_symlink() and not config.is_symlink()
     assert "abc123" not in config.read_text()
     assert (root / "generated/demo/stray.yaml").is_symlink()  # not cvspec's: left in place
+
+
+def test_check_and_diff_say_whether_a_change_retrains(tmp_path: Path) -> None:
+    """A reviewer sees whether the next training run starts afresh or reuses its run: by the
+    run id's own rules (train.workers is not in it; data.exclude acts through the images)."""
+    spec = MINIMAL_SPEC + "train: {epochs: 10, workers: 2}\n"
+    root = project(tmp_path, spec)
+    assert cvspec("build", cwd=root).code == 0
+    (root / "specs/demo.yaml").write_text(spec.replace("workers: 2", "workers: 3"))
+    checked = cvspec("check", cwd=root)
+    assert checked.code == 1
+    assert "  training: finished runs are reused: only train.workers changed\n" in checked.out
+    (root / "specs/demo.yaml").write_text(spec.replace("epochs: 10", "epochs: 12"))
+    diffed = cvspec("diff", cwd=root)
+    assert diffed.code == 1
+    assert diffed.out.startswith(
+        "# training (demo): the next training run retrains: train.epochs changed\n"
+    )
+    _git_apply(root, diffed.out)  # the note is a comment: the patch still applies
+    assert cvspec("check", cwd=root).code == 0
+    (root / "specs/demo.yaml").write_text(
+        spec.replace("epochs: 10", "epochs: 12").replace(
+            "data: {path: ../data/demo}", "data: {path: ../data/demo, exclude: [a/]}"
+        )
+    )
+    noted = cvspec("check", cwd=root).out
+    assert "training: data.exclude changed: a run retrains only if that changes its" in noted

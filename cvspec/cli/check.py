@@ -52,6 +52,11 @@ def command(
         width = max(len(c.finding or "") for c in findings)
         for change in findings:
             print(f"  {change.finding:<{width}}  {change.path}: {change.reason}")
+        from cvspec.generate.retrain import training_note
+
+        note = training_note(root, out.out_dir, list(out.files)) if out.files else None
+        if note:
+            print(f"  training: {note}")
         left += sum(c.action == "keep" for c in findings)
         held += sum(c.action == "uninstalled" for c in findings)
         stale += sum(c.action not in ("keep", "uninstalled") for c in findings)

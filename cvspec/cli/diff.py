@@ -41,6 +41,11 @@ def command(
     for out, findings in check(root, paths, options, RenderCache.default(), not specs):
         warn(out)
         if findings:
+            from cvspec.generate.retrain import training_note
+
+            note = training_note(root, out.out_dir, list(out.files))
+            if note:
+                lines.append(f"# training ({out.project}): {note}\n")
             lines.extend(project_diff(root, findings, out.files))
             changed = sum(c.action not in ("keep", "uninstalled") for c in findings)
             if changed:

@@ -21,17 +21,13 @@ from cvspec.train.distributed import (
     world,
     wrap,
 )
+from cvspec.train.identity import CONFIG_NOT_IN_ID as _NOT_IN_ID
+from cvspec.train.identity import DATA_BY_RECORDS as _DATA_BY_RECORDS
 from cvspec.train.progress import say
 from cvspec.train.runs import RunDir, read_json, run_id, set_current, write_json, write_metrics
 
 if TYPE_CHECKING:
     from cvspec.data.index import DataIndex
-
-# Config keys that do not change what a run computes, so they do not change its id.
-_NOT_IN_ID = ("workers",)
-# Data keys whose effect training sees only through the train and val records (which images,
-# with which labels) that the id hashes: relabelling or excluding a test image keeps the run.
-_DATA_BY_RECORDS = ("exclude", "relabel")
 
 
 class Outcome(NamedTuple):

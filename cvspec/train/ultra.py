@@ -13,6 +13,7 @@ from typing import Any
 
 from cvspec.atomic import write_text
 from cvspec.errors import CvspecError, SpecValueError, UsageError
+from cvspec.train.identity import ARGS_NOT_IN_ID as _NOT_IN_ID
 from cvspec.train.model import PRETRAINED_HELP
 from cvspec.train.progress import say
 from cvspec.train.runs import RunDir, read_json, run_id, set_current, write_json, write_metrics
@@ -34,8 +35,6 @@ COLUMNS = {
     "lr/pg0": "lr",
     "time": "seconds",
 }
-# Keys that do not change what a run computes, so they do not change its id.
-_NOT_IN_ID = ("workers", "project", "name", "exist_ok", "plots", "data")
 
 
 def offline() -> None:

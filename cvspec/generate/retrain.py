@@ -1,0 +1,109 @@
+"""Whether a change to generated output retrains: a reviewer's one line in `diff` and `check`.
+
+The run id hashes the training config less the keys in cvspec.train.identity (and the data the
+run reads). Comparing the config on disk with the new render, by those rules, says whether the
+next training run starts afresh or finds its finished run. Only the generated files are read:
+no torch, no data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cvspec.train.identity import (
+    ARGS_NOT_IN_ID,
+    CONFIG_NOT_IN_ID,
+    CONFIG_SECTIONS,
+    DATA_BY_RECORDS,
+)
+
+if TYPE_CHECKING:
+    from cvspec.generate.render import RenderedFile
+
+
+def training_note(root: Path, out_dir: str, files: list[RenderedFile]) -> str | None:
+    """`the next training run retrains: train.epochs changed`, `finished runs are reused: only
+    train.workers changed`, or None when the training config did not change."""
+    new = {f.path: f.content for f in files}
+    config = f"{out_dir}/train/config.yaml"
+    if config in new:  # classification
+        old = _read(root / config)
+        if old is None or old == new[config]:
+            return None
+        before, after = _load(old), _load(new[config])
+        if before is None or after is None:  # not YAML (a merge conflict): cannot tell
+            return None
+        kept = {"train": CONFIG_NOT_IN_ID, "data": DATA_BY_RECORDS}
+        return _note(before, after, CONFIG_SECTIONS, kept)
+    args, data = f"{out_dir}/train/args.yaml", f"{out_dir}/train/data.yaml"
+    if args not in new:
+        return None
+    olds = {p: _read(root / p) for p in (args, data)}
+    if all(olds[p] is None or olds[p] == new.get(p) for p in olds):
+        return None
+    before = {"args": _load(olds[args] or b""), "data": _load(olds[data] or b"")}
+    after = {"args": _load(new[args]), "data": _load(new.get(data, b""))}
+    if None in (*before.values(), *after.values()):  # not YAML (a merge conflict)
+        return None
+    return _note(before, after, ("args", "data"), {"args": ARGS_NOT_IN_ID})
+
+
+def _note(
+    before: dict[str, Any], after: dict[str, Any], sections: tuple[str, ...], kept: dict[str, Any]
+) -> str | None:
+    changed = [
+        key
+        for section in sections
+        for key in _changed(before.get(section), after.get(section), section)
+    ]
+    if not changed:
+        return None
+    ident = [k for k in changed if not _kept(k, kept)]
+    if ident:
+        return f"the next training run retrains: {_listed(ident)} changed"
+    by_records = [k for k in changed if k.startswith("data.")]
+    if by_records:
+        return (
+            f"{_listed(by_records)} changed: a run retrains only if that changes its train or "
+            "val images or their labels"
+        )
+    return f"finished runs are reused: only {_listed(changed)} changed"
+
+
+def _kept(key: str, kept: dict[str, Any]) -> bool:
+    """Whether `key` (section.name) is one the run id leaves out."""
+    section, _, name = key.partition(".")
+    return bool(name) and name in kept.get(section, ())
+
+
+def _changed(old: Any, new: Any, path: str) -> list[str]:
+    """Dotted keys (two levels deep at most) whose values differ."""
+    if isinstance(old, dict) and isinstance(new, dict) and path.count(".") < 1:
+        keys = sorted(set(old) | set(new), key=str)
+        return [k for key in keys for k in _changed(old.get(key), new.get(key), f"{path}.{key}")]
+    return [] if old == new else [path]
+
+
+def _listed(keys: list[str]) -> str:
+    shown = ", ".join(keys[:4])
+    return shown + (f" and {len(keys) - 4} more" if len(keys) > 4 else "")
+
+
+def _read(path: Path) -> bytes | None:
+    """The file's bytes; None for none, or a link (cvspec never reads through one)."""
+    try:
+        return None if path.is_symlink() else path.read_bytes()
+    except OSError:
+        return None
+
+
+def _load(text: bytes) -> dict[str, Any] | None:
+    """A YAML mapping; {} for no text; None for text that is not one (a merge conflict)."""
+    from ruamel.yaml import YAML
+
+    try:
+        data = YAML(typ="safe", pure=True).load(text) if text else {}
+    except Exception:
+        return None
+    return data if isinstance(data, dict) else None
