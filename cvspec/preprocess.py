@@ -43,16 +43,35 @@ class Preprocess:
 
 
 def open_image(data: bytes) -> Any:
-    """Decode image bytes to an RGB PIL image (raises PIL errors on bad input)."""
+    """Decode image bytes to an upright RGB PIL image (raises PIL errors on bad input)."""
     from PIL import Image
 
     return as_rgb(Image.open(io.BytesIO(data)))  # no file to close: the bytes are in memory
 
 
 def as_rgb(img: Any) -> Any:
-    """Decode an opened PIL image (so far only its header is read) and make it RGB."""
+    """Decode an opened PIL image (so far only its header is read) and make it 8-bit RGB."""
     img.load()
+    img = eight_bit(img)
     return img if img.mode == "RGB" else img.convert("RGB")
+
+
+# Grey modes with more than 8 bits per pixel: 16-bit PNG and TIFF files, and PIL's 32-bit
+# integer mode (older Pillow opens 16-bit PNGs as "I", with the same 0..65535 values).
+HIGH_BIT_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})
+
+
+def eight_bit(img: Any) -> Any:
+    """A decoded image with 8 bits per channel: a 16-bit grey image keeps each value's high
+    byte (value >> 8), as OpenCV, and so ultralytics, reads 16-bit files; PIL's own conversion
+    would clip every value over 255 to white. Other modes are returned as they are."""
+    if img.mode not in HIGH_BIT_MODES:
+        return img
+    import numpy as np
+    from PIL import Image
+
+    high = np.clip(np.asarray(img) >> 8, 0, 255).astype(np.uint8)
+    return Image.fromarray(high)  # 2-D uint8: mode L
 
 
 def to_array(images: list[Any], pre: Preprocess) -> Any:
@@ -69,7 +88,7 @@ def to_array(images: list[Any], pre: Preprocess) -> Any:
     scale, offset = _affine(pre.mean, pre.std)
     out = np.empty((len(images), 3, side, side), dtype=np.float32)
     for i, img in enumerate(images):
-        rgb = img if img.mode == "RGB" else img.convert("RGB")
+        rgb = img if img.mode == "RGB" else eight_bit(img).convert("RGB")
         if pre.fit == "letterbox":
             _, nw, nh, left, top = letterbox(rgb.size, side)
             pixels = np.full((side, side, 3), PAD, dtype=np.float32)

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 from cvspec.data.files import MAX_PIXELS, configure_pil, open_error, read_bytes
 from cvspec.data.phash import phash, phashes
+from cvspec.preprocess import eight_bit
 
 MEASURE_MIN = 64  # images with both sides >= 2x this are measured at half resolution
 WORK_SIDE = 64  # blur is measured at 64-127 px (as CleanVision does), one threshold for all sizes
@@ -89,6 +90,7 @@ def _decode(path: str) -> ImageFacts | _Decoded:
         half = min(width, height) >= 2 * MEASURE_MIN
         img.draft("L", ((width + 1) // 2, (height + 1) // 2) if half else img.size)
         img.load()
+        img = eight_bit(img)  # as training and serving read it (cvspec.preprocess.as_rgb)
         grey = img if img.mode == "L" else img.convert("L")
         if half and grey.size == (width, height):  # not a JPEG: halve it here
             grey = grey.reduce(2)
