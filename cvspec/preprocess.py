@@ -50,10 +50,63 @@ def open_image(data: bytes) -> Any:
 
 
 def as_rgb(img: Any) -> Any:
-    """Decode an opened PIL image (so far only its header is read) and make it 8-bit RGB."""
+    """Decode an opened PIL image (so far only its header is read) and make it upright (its
+    EXIF orientation applied) 8-bit RGB."""
     img.load()
-    img = eight_bit(img)
+    img = upright(eight_bit(img), orientation(img))
     return img if img.mode == "RGB" else img.convert("RGB")
+
+
+ORIENTATION = 0x0112  # the EXIF tag: how to turn the stored pixels to show them upright
+# orientation -> the PIL transpose that undoes it (as PIL's ImageOps.exif_transpose does)
+_TRANSPOSE = {
+    2: "FLIP_LEFT_RIGHT",
+    3: "ROTATE_180",
+    4: "FLIP_TOP_BOTTOM",
+    5: "TRANSPOSE",
+    6: "ROTATE_270",
+    7: "TRANSVERSE",
+    8: "ROTATE_90",
+}
+TURNED = frozenset({5, 6, 7, 8})  # orientations whose upright image swaps width and height
+
+
+def orientation(img: Any) -> int:
+    """The EXIF orientation still to apply to an opened image, 1 (upright) to 8; 1 when it has
+    none. Only a file that carries EXIF has it parsed, so images without it cost a dictionary
+    lookup. OpenCV, and so ultralytics, applies it too; an XMP orientation, which OpenCV
+    ignores, is ignored. PIL turns a TIFF upright itself (its size is the upright one from
+    the header on; loading turns the pixels and drops the tag). A PNG's eXIf chunk after its
+    pixels is seen only once the image is loaded."""
+    if hasattr(img, "tag_v2"):  # a TIFF
+        return 1
+    raw = img.info.get("exif")  # JPEG, WebP, PNG
+    if not raw:
+        return 1
+    from PIL import Image
+
+    exif = Image.Exif()
+    try:
+        exif.load(raw)
+    except Exception:  # damaged EXIF: the pixels are still an image, shown as stored
+        return 1
+    value = exif.get(ORIENTATION, 1)
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def upright(img: Any, turn: int) -> Any:
+    """The image turned (or flipped) as EXIF orientation `turn` says; itself when upright."""
+    method = _TRANSPOSE.get(turn)
+    if method is None:
+        return img
+    from PIL import Image
+
+    return img.transpose(Image.Transpose[method])
+
+
+def upright_size(size: tuple[int, int], turn: int) -> tuple[int, int]:
+    """(width, height) of an image of `size` once EXIF orientation `turn` is applied."""
+    return (size[1], size[0]) if turn in TURNED else size
 
 
 # Grey modes with more than 8 bits per pixel: 16-bit PNG and TIFF files, and PIL's 32-bit

@@ -1,5 +1,6 @@
 """Images as every stage reads them: 16-bit files keep their grey levels (value >> 8, as
-OpenCV and so ultralytics read them) in the data checks, training, evaluation and serving."""
+OpenCV and so ultralytics read them), and a photo's EXIF orientation is applied, in the data
+checks, training, evaluation and serving."""
 
 from __future__ import annotations
 
@@ -12,13 +13,14 @@ import httpx
 import numpy as np
 import pytest
 from helpers import cvspec, project
-from PIL import Image
+from PIL import Image, ImageOps
 from test_data_checks import CLASSIFICATION, clean_tree, encode
 
 from cvspec.data.analyze import analyze_file
 from cvspec.preprocess import open_image
 from cvspec.serve.demo_model import write_demo_detector
 from cvspec.serve.launch import ServerProcess
+from cvspec.testing.data import synthetic_image
 
 
 def sixteen_bit(img: Image.Image) -> Image.Image:
@@ -46,8 +48,6 @@ def test_a_16_bit_image_decodes_to_its_high_byte() -> None:
 
 
 def test_the_data_checks_measure_a_16_bit_image_as_its_8_bit_twin(tmp_path: Path) -> None:
-    from cvspec.testing.data import synthetic_image
-
     grey = synthetic_image(3).convert("L")
     (tmp_path / "8.png").write_bytes(png(grey))
     (tmp_path / "16.png").write_bytes(png(sixteen_bit(grey)))
@@ -98,3 +98,93 @@ def test_the_server_reads_a_16_bit_image_as_the_data_stage_does(detector: Any) -
         ("red", pytest.approx(0.6)),
         ("blue", pytest.approx(0.6)),
     ]
+
+
+# orientation -> what turns the upright image into the pixels a file with it stores
+STORE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_90,  # the file is shown turned 90 degrees clockwise
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_270,
+}
+
+
+def stored_pixels(upright: Image.Image, turn: int) -> Image.Image:
+    """The pixels a file with EXIF orientation `turn` stores to show `upright`."""
+    return upright.transpose(STORE[turn]) if turn in STORE else upright.copy()
+
+
+def stored_turned(upright: Image.Image, turn: int, fmt: str = "PNG") -> bytes:
+    """A file that shows `upright` through its EXIF orientation `turn` (as a phone writes a
+    photo taken sideways)."""
+    stored = stored_pixels(upright, turn)
+    if fmt == "TIFF":
+        return encode(stored, fmt, tiffinfo={0x0112: turn})
+    exif = Image.Exif()
+    exif[0x0112] = turn
+    return encode(stored, fmt, exif=exif)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "TIFF"])
+def test_an_exif_orientation_is_applied_as_pil_and_opencv_apply_it(fmt: str) -> None:
+    scene = synthetic_image(7).crop((0, 0, 64, 40))  # not square: 5-8 store it 40 x 64
+    for turn in range(1, 9):
+        data = stored_turned(scene, turn, fmt)
+        want = ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB")
+        got = open_image(data)
+        assert got.size == want.size == (64, 40), (fmt, turn)
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want), f"{fmt} {turn}")
+        if fmt in ("PNG", "TIFF"):  # lossless: the very scene, upright
+            np.testing.assert_array_equal(np.asarray(got), np.asarray(scene), f"{fmt} {turn}")
+
+
+def test_the_data_checks_and_the_index_see_the_upright_image(tmp_path: Path) -> None:
+    from cvspec.data.files import probe
+
+    scene = synthetic_image(8).crop((0, 0, 64, 40))
+    (tmp_path / "upright.png").write_bytes(png(scene))
+    (tmp_path / "turned.png").write_bytes(stored_turned(scene, 6))
+    (tmp_path / "turned.tif").write_bytes(stored_turned(scene, 5, "TIFF"))
+    (tmp_path / "turned.jpg").write_bytes(stored_turned(scene, 8, "JPEG"))
+    upright = analyze_file(str(tmp_path / "upright.png"))
+    for name in ("turned.png", "turned.tif"):
+        turned = analyze_file(str(tmp_path / name))
+        assert (turned.width, turned.height) == (64, 40), name
+        assert turned._replace(sha256="") == upright._replace(sha256=""), name
+    assert analyze_file(str(tmp_path / "turned.jpg"))[1:3] == (64, 40)
+    for name in ("turned.png", "turned.tif", "turned.jpg"):  # the index's header read
+        assert probe(tmp_path / name)[1:4] == (64, 40, "RGB"), name
+
+
+def test_the_data_stage_finds_a_sideways_copy_of_a_training_image(tmp_path: Path) -> None:
+    files = clean_tree()
+    scene = Image.open(io.BytesIO(files["data/train/cat/s00.png"]))
+    files["data/val/cat/phone.png"] = stored_turned(scene, 6)
+    root = project(tmp_path, CLASSIFICATION, "planted.yaml", files)
+    result = cvspec("run", "specs/planted.yaml", "--stage", "data", cwd=root)
+    assert result.code == 1, result.err
+    assert (
+        "  val/cat/phone.png: val image nearly identical to a train image (0 bits apart) "
+        "[train/cat/s00.png]" in result.err
+    )
+
+
+def test_the_server_answers_for_the_upright_image(detector: Any) -> None:
+    """The demo detector's box is centred in the image: its place in the answer shows which
+    way up the server read the image. Pixel limits hold for the turned size too."""
+    red = Image.new("RGB", (64, 32), (204, 0, 0))
+    turned, twin, stored = boxes(
+        detector, stored_turned(red, 6), png(red), png(stored_pixels(red, 6))
+    )
+    assert turned == twin
+    assert [(label, box) for label, _, box in turned] == [("red", [16.0, 0.0, 48.0, 32.0])]
+    assert stored != turned  # the file's own pixels lie the other way
+    over = stored_turned(Image.new("RGB", (64, 33), (204, 0, 0)), 6)  # 2112 > 2048 pixels
+    answer = httpx.post(
+        f"{detector.url}/predict", content=over, headers={"content-type": "image/png"}
+    )
+    assert answer.status_code == 413, answer.text
+    assert answer.json()["error"]["code"] == "too_many_pixels"

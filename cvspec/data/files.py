@@ -120,18 +120,20 @@ def open_error(exc: Exception) -> str:
 
 
 def probe(path: Path) -> FileFacts:
-    """sha256 and the header facts (size, mode) of one file; no pixel decoding."""
+    """sha256 and the header facts (size, upright, and mode) of one file; no pixel decoding."""
     import io
 
     from PIL import Image
+
+    from cvspec.preprocess import orientation, upright_size
 
     data, error = read_bytes(path)
     if error:
         return FileFacts(error=error)
     digest = hashlib.sha256(data).hexdigest()
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            width, height, mode = img.width, img.height, img.mode
+        with Image.open(io.BytesIO(data)) as img:  # the size as it decodes: upright
+            (width, height), mode = upright_size(img.size, orientation(img)), img.mode
     except Exception as exc:  # PIL raises many types for bad input
         return FileFacts(digest, error=open_error(exc))
     if width * height > MAX_PIXELS:
