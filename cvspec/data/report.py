@@ -168,6 +168,15 @@ def _excluded_markdown(excluded: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def draw_name(draw: Any, xy: tuple[float, float], name: str) -> None:
+    """A class name on a chart; a PIL without FreeType has a Latin-1 font only, so a name in
+    another script falls back to '?'s there rather than failing the stage."""
+    try:
+        draw.text(xy, name, fill="black")
+    except UnicodeEncodeError:
+        draw.text(xy, name.encode("latin-1", "replace").decode("latin-1"), fill="black")
+
+
 def class_histogram(counts: dict[str, dict[str, int]], classes: Sequence[str], path: Path) -> None:
     """Draw images per class, stacked by split, as a PNG (PIL only)."""
     from PIL import Image, ImageDraw
@@ -194,7 +203,7 @@ def class_histogram(counts: dict[str, dict[str, int]], classes: Sequence[str], p
                 draw.rectangle([x, y - h, x + bar, y], fill=_COLOURS[split])
             y -= h
         if bar >= 20:
-            draw.text((x, base + 6), name[:6], fill="black")
+            draw_name(draw, (x, base + 6), name[:6])
     for n, split in enumerate(counts):
         draw.rectangle([left + n * 70, 8, left + n * 70 + 10, 18], fill=_COLOURS[split])
         draw.text((left + n * 70 + 14, 7), split, fill="black")
