@@ -6,7 +6,7 @@ import math
 import statistics
 from typing import Any
 
-from cvspec.data.checks import Check, Dataset, Finding, Outcome, limit_rule
+from cvspec.data.checks import Check, Dataset, Finding, Outcome, limit_rule, quality
 from cvspec.data.index import SPLITS
 
 DARK_P95 = 0.2  # dark: 95% of the pixels are darker than this grey level (0..1)
@@ -159,24 +159,28 @@ CHECKS = [
         lambda s: 0 if s.data.quality.decodable else None,
         limit_rule("images that fail to decode"),
         decodable,
+        key=quality("decodable"),
     ),
     Check(
         "exact_duplicates",
         lambda s: s.data.quality.duplicates.exact,
         limit_rule("byte-identical copies"),
         exact_duplicates,
+        key=quality("duplicates", "exact"),
     ),
     Check(
         "near_duplicates",
         lambda s: s.data.quality.duplicates.near_fraction,
         limit_rule("near-duplicate images", fraction=True),
         near_duplicates,
+        key=quality("duplicates", "near_fraction"),
     ),
     Check(
         "leakage",
         lambda s: s.data.quality.leakage,
         limit_rule("val/test images copied from another split"),
         leakage,
+        key=quality("leakage"),
     ),
     Check(
         "min_side",
@@ -188,6 +192,7 @@ CHECKS = [
         ),
         min_side,
         at_least=True,
+        key=quality("min_side"),
     ),
     Check("size_outliers", lambda s: None, limit_rule("size or aspect outliers"), size_outliers),
     Check(
@@ -195,17 +200,20 @@ CHECKS = [
         lambda s: s.data.quality.max_dark_fraction,
         limit_rule("nearly black images", fraction=True),
         dark,
+        key=quality("max_dark_fraction"),
     ),
     Check(
         "bright",
         lambda s: s.data.quality.max_bright_fraction,
         limit_rule("nearly white images", fraction=True),
         bright,
+        key=quality("max_bright_fraction"),
     ),
     Check(
         "blurry",
         lambda s: s.data.quality.max_blurry_fraction,
         limit_rule("blurry images", fraction=True),
         blurry,
+        key=quality("max_blurry_fraction"),
     ),
 ]

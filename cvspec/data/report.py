@@ -87,6 +87,7 @@ def report_data(
                 "status": r.status,
                 "value": _finite(r.value),
                 "limit": r.limit,
+                "source": r.source,
                 "findings_count": len(r.findings),
                 "findings": [
                     {"path": f.path, "message": f.message, "related": list(f.related)}
@@ -112,21 +113,26 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"{images['total']} images in `{report['data']}` ({report['format']}): "
         f"{images['train']} train, {images['val']} val, {images['test']} test; {verdict}.",
         "",
-        "| check | status | measured | limit | findings | rule |",
-        "|---|---|---|---|---|---|",
+        "| check | status | measured | limit | findings | rule | limit from |",
+        "|---|---|---|---|---|---|---|",
     ]
     for c in report["checks"]:
         limit = "" if c["limit"] is None else f"{c['limit']:g}"
         status = c["status"].upper() if c["status"] == "fail" else c["status"]
         value = c["value"] if isinstance(c["value"], str) else f"{c['value']:.4g}"
+        source = f"`{c['source']}`" if c.get("source") else ""
         lines.append(
-            f"| {c['name']} | {status} | {value} | {limit} | {c['findings_count']} | {c['rule']} |"
+            f"| {c['name']} | {status} | {value} | {limit} | {c['findings_count']} | {c['rule']} "
+            f"| {source} |"
         )
     lines += ["", "![images per class](class_histogram.png)", ""]
     for c in report["checks"]:
         if not c["findings"]:
             continue
-        lines += [f"## {c['name']} ({c['status']})", ""]
+        source = (
+            f", limit from `{c['source']}`" if c["status"] == "fail" and c.get("source") else ""
+        )
+        lines += [f"## {c['name']} ({c['status']}{source})", ""]
         for f in c["findings"][:MAX_FINDINGS_MD]:
             also = f" (see `{'`, `'.join(f['related'])}`)" if f["related"] else ""
             lines.append(f"- `{f['path']}`: {f['message']}{also}")

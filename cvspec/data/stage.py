@@ -43,12 +43,12 @@ def run(ctx: RunContext) -> StageResult:
     """Check the dataset; write runs/<project>/data/{report.json,report.md,stats.json,...}."""
     from rich.console import Console
 
-    from cvspec.data.checks import run_checks
+    from cvspec.data.checks import check_sources, run_checks
     from cvspec.data.report import write_report
 
     console = ctx.console or Console(stderr=True)
     ds = load_dataset(ctx.spec, ctx.require_data(), console)
-    results = run_checks(ds)
+    results = run_checks(ds, check_sources(ctx.loaded, ctx.root))
     folder = ctx.stage_dir("data")
     data_path = os.path.relpath(ctx.data_root, ctx.root).replace(os.sep, "/")
     write_report(folder, ds, results, data_path, _dvc(ctx, data_path, console))
