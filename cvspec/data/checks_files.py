@@ -7,6 +7,7 @@ import statistics
 from typing import Any
 
 from cvspec.data.checks import Check, Dataset, Finding, Outcome, limit_rule, quality
+from cvspec.data.files import IMAGE_EXTENSIONS, ULTRALYTICS_EXTENSIONS, extension
 from cvspec.data.index import SPLITS
 
 DARK_P95 = 0.2  # dark: 95% of the pixels are darker than this grey level (0..1)
@@ -14,6 +15,49 @@ BRIGHT_P5 = 0.9  # bright: 95% of the pixels are brighter than this
 BLURRY_SHARPNESS = 25.0  # blurry: Laplacian variance (0..255 grey, at ~128 px) below this
 SIZE_FACTOR = 4.0  # a side this many times off the median side is a size outlier
 ASPECT_FACTOR = 2.0  # an aspect ratio this many times off the median is an aspect outlier
+JPEG_ALIASES = frozenset({".jfif", ".jpe"})
+
+
+SKIPPED_NAMES = 3  # files named per extension in a skipped_files finding
+
+
+def skipped_files(ds: Dataset, limit: float | None) -> Outcome:
+    """Files in class (or image) folders that are not read as images, one finding per
+    extension: how many, why, and the first few."""
+    detection = ds.spec.task == "detection"
+    by_ext: dict[str, list[str]] = {}
+    for path in ds.index.skipped:
+        by_ext.setdefault(extension(path), []).append(path)
+    found = [
+        Finding(
+            f"*{ext}" if ext else "(no extension)",
+            f"{len(paths)} file(s) skipped: {skip_reason(ext, detection)}",
+            tuple(paths[:SKIPPED_NAMES]),
+        )
+        for ext, paths in sorted(by_ext.items())
+    ]
+    return Outcome(found, len(ds.index.skipped))
+
+
+# image types PIL does not read (RAW, HEIC without a plugin, ...): skipped, not undecodable
+UNREAD_IMAGE_EXTENSIONS = (ULTRALYTICS_EXTENSIONS - IMAGE_EXTENSIONS) | frozenset(
+    {".jxl", ".svg", ".ico", ".psd", ".raw", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2"}
+)
+
+
+def skip_reason(ext: str, detection: bool) -> str:
+    """Why a file with this extension in an image folder is not read as an image."""
+    if detection and ext in IMAGE_EXTENSIONS:
+        rename = " (a .jfif or .jpe file is a JPEG: rename it .jpg)" if ext in JPEG_ALIASES else ""
+        return f"ultralytics does not train on {ext} files{rename}"
+    if ext in UNREAD_IMAGE_EXTENSIONS:
+        still = (
+            " (ultralytics may still train on them)"
+            if detection and ext in ULTRALYTICS_EXTENSIONS
+            else ""
+        )
+        return f"cvspec does not read {ext} images{still}: convert them to JPEG or PNG"
+    return "not an image file name"
 
 
 def decodable(ds: Dataset, limit: float | None) -> Outcome:
@@ -154,6 +198,13 @@ def under(value: float, bound: float) -> str:
 
 
 CHECKS = [
+    Check(
+        "skipped_files",
+        lambda s: None,
+        limit_rule("files in class or image folders that are not read as images"),
+        skipped_files,
+        formats=frozenset({"imagefolder", "yolo"}),
+    ),
     Check(
         "decodable",
         lambda s: 0 if s.data.quality.decodable else None,

@@ -59,6 +59,7 @@ class DataIndex:
     relabeled: tuple[Relabel, ...] = ()  # labels data.relabel corrected
     unknown_relabels: tuple[str, ...] = ()  # data.relabel paths that name no image
     emptied: tuple[str, ...] = ()  # classes (classes: auto) data.exclude left without images
+    skipped: tuple[str, ...] = ()  # files in class/image folders that are not read as images
 
     def split(self, name: str) -> list[Record]:
         """The records of one split, in index order."""
@@ -116,6 +117,7 @@ class Layout:
     relabeled: tuple[Relabel, ...] = ()  # labels data.relabel corrected
     unknown_relabels: tuple[str, ...] = ()  # data.relabel paths that name no image
     emptied: tuple[str, ...] = ()  # classes (classes: auto) data.exclude left without images
+    skipped: tuple[str, ...] = ()  # files in class/image folders that are not read as images
 
 
 class Relabel(NamedTuple):
@@ -264,6 +266,13 @@ def without_excluded(layout: Layout, patterns: tuple[str, ...], auto_classes: bo
             used.add(hit)
         if where not in gone and hit is None:
             problems.append(p)
+    skipped = []
+    for path in layout.skipped:
+        hit = rules.match(path)
+        if hit is None:
+            skipped.append(path)
+        else:
+            used.add(hit)
     stale = [
         p for p in patterns if p not in used and not any(Exclusions((p,)).match(d) for d in dropped)
     ]
@@ -273,6 +282,7 @@ def without_excluded(layout: Layout, patterns: tuple[str, ...], auto_classes: bo
         problems=tuple(problems),
         excluded=tuple(dropped),
         unmatched=tuple(stale),
+        skipped=tuple(skipped),
     )
     had = {e.label for e in layout.entries}
     return _without_emptied_classes(out, had) if auto_classes else out
@@ -324,6 +334,7 @@ def with_facts(layout: Layout, data_root: Path, facts: Sequence[Facts]) -> DataI
         layout.relabeled,
         layout.unknown_relabels,
         layout.emptied,
+        layout.skipped,
     )
 
 

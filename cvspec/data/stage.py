@@ -53,6 +53,9 @@ def run(ctx: RunContext) -> StageResult:
     data_path = os.path.relpath(ctx.data_root, ctx.root).replace(os.sep, "/")
     write_report(folder, ds, results, data_path, _dvc(ctx, data_path, console))
     print_table(console, summary_table(results))
+    for r in results:  # reported, never failed: said, as nothing else would show them
+        if r.name == "skipped_files" and r.findings:
+            console.print(r.describe(10), markup=False, highlight=False, soft_wrap=True)
     _say_curation(ctx, ds, console)
     failed = [r.name for r in results if r.status == "fail"]
     where = os.path.relpath(folder / "report.md", ctx.root)
