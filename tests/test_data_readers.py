@@ -413,3 +413,56 @@ def test_the_data_stage_says_which_files_it_skipped(tmp_path: Path) -> None:
     report = json.loads((root / "runs/planted/data/report.json").read_text())
     skipped = next(c for c in report["checks"] if c["name"] == "skipped_files")
     assert skipped["findings"][0]["related"] == ["train/cat/IMG_1.HEIC"]
+
+
+def test_a_folder_without_images_fails_early_at_data_path(tmp_path: Path) -> None:
+    """Data not pulled yet (a typical CI mistake): one error at data.path, not every count
+    check failing with 'measured 0'."""
+    spec = "cvspec: 1\nproject: {name: demo}\ntask: classification\ndata:\n  path: ../data/empty\n"
+    spec += "  versioning: dvc\nmodel: {arch: timm/resnet18, image_size: 32}\n"
+    root = project(tmp_path, spec, "demo.yaml", {"data/empty/cat": {}, "data/empty/dog": {}})
+    for stage in ("data", "train"):
+        result = cvspec("run", "specs/demo.yaml", "--stage", stage, cwd=root)
+        assert result.code == 2, result.err
+        assert (
+            "specs/demo.yaml:5:9: error[data-empty]: data.path: no images found under data/empty "
+            "(format imagefolder: one folder per class, e.g. data/empty/cat/0001.jpg)\n"
+            in result.err
+        )
+        assert "help: data.versioning is dvc: run `dvc pull` to fetch the images" in result.err
+        assert "measured 0" not in result.err and "Traceback" not in result.err
+        assert not (root / "runs/demo/data").exists()
+    write_tree(root, {"data/empty/cat/IMG_1.heic": b"heic", "data/empty/cat/IMG_2.heic": b"heic"})
+    spec_path = root / "specs/demo.yaml"
+    spec_path.write_text(spec_path.read_text().replace("  versioning: dvc\n", ""))
+    result = cvspec("run", "specs/demo.yaml", "--stage", "data", cwd=root)
+    assert result.code == 2, result.err
+    assert (
+        "no images found under data/empty (format imagefolder: one folder per class, e.g. "
+        "data/empty/cat/0001.jpg); it holds 2 other file(s), e.g. cat/IMG_1.heic, cat/IMG_2.heic"
+        in result.err
+    )
+    assert "help: data.path is relative to the spec file" in result.err
+
+
+def test_a_yolo_folder_without_images_and_an_exclude_that_takes_all_are_named(
+    tmp_path: Path,
+) -> None:
+    from cvspec.errors import SpecValueError
+
+    write_tree(tmp_path, {"data/images/train/.keep": b"", "data/labels/train/a.txt": ""})
+    spec = spec_of(tmp_path, "format: yolo, classes: [a], splits: {val: 0.5, test: 0}", "detection")
+    with pytest.raises(SpecValueError) as caught:
+        read_layout(spec, tmp_path / "data")
+    assert caught.value.key == ("data", "path")
+    assert "(format yolo: images/ with a labels/ tree beside it, e.g. " in caught.value.message
+    write_tree(tmp_path, {"data/images/train/a.png": PNG})
+    spec = spec_of(
+        tmp_path,
+        'format: yolo, classes: [a], splits: {val: 0.5, test: 0}, exclude: ["images/*"]',
+        "detection",
+    )
+    with pytest.raises(SpecValueError) as caught:
+        read_layout(spec, tmp_path / "data")
+    assert caught.value.key == ("data", "exclude")
+    assert "leaves out every image (1) of " in caught.value.message

@@ -83,6 +83,12 @@ def walk_paths(folder: str) -> Iterator[str]:
         stack.extend(reversed(folders))
 
 
+def any_image(folder: Path) -> bool:
+    """True as soon as one file under folder has an image extension (of any reader)."""
+    names = IMAGE_EXTENSIONS | ULTRALYTICS_EXTENSIONS
+    return any(is_image_name(p, names) for p in walk_paths(str(folder)))
+
+
 def list_images(
     folder: Path,
     extensions: frozenset[str] = IMAGE_EXTENSIONS,

@@ -153,10 +153,65 @@ def read_layout(spec: Any, data_root: Path) -> Layout:
     module, func = READERS[fmt].split(":")
     reader: Callable[[Any, Path], Layout] = getattr(importlib.import_module(module), func)
     layout = reader(spec.data, data_root)
+    if not layout.entries:
+        raise no_images(spec.data, data_root, layout)
     layout = replace(layout, entries=tuple(sorted(layout.entries, key=lambda r: r.path)))
     patterns = tuple(getattr(spec.data, "exclude", ()) or ())
     layout = without_excluded(layout, patterns, spec.data.classes == "auto")
+    if not layout.entries:
+        from cvspec.errors import SpecValueError
+
+        raise SpecValueError(
+            ("data", "exclude"),
+            f"leaves out every image ({len(layout.excluded)}) of {shown(data_root)}",
+            "quarantine fewer files",
+        )
     return relabeled(layout, dict(getattr(spec.data, "relabel", {}) or {}))
+
+
+# data.format -> what its folder holds (DATA is data.path), for a folder without images
+LAYOUTS = {
+    "imagefolder": "one folder per class, e.g. DATA/cat/0001.jpg",
+    "imagefolder-splits": "a folder per split with one folder per class in each, e.g. "
+    "DATA/train/cat/0001.jpg",
+    "yolo": "images/ with a labels/ tree beside it, e.g. DATA/images/train/0001.jpg and "
+    "DATA/labels/train/0001.txt",
+    "coco": "images and a COCO annotations .json",
+}
+
+
+def shown(folder: Path) -> str:
+    """A folder as a person finds it: relative to the working directory when under it."""
+    import os
+
+    rel = os.path.relpath(folder)
+    return str(folder) if rel.startswith("..") else rel.replace(os.sep, "/")
+
+
+def no_images(data: Any, data_root: Path, layout: Layout) -> Exception:
+    """The error for a dataset folder without one image (data not pulled yet, or another
+    layout than data.format), at data.path's line."""
+    from cvspec.errors import SpecValueError
+
+    where = shown(data_root)
+    fmt = str(data.format)
+    key = f"{fmt}-splits" if fmt == "imagefolder" and hasattr(data.splits, "train") else fmt
+    expected = LAYOUTS.get(key, "").replace("DATA", where)
+    message = f"no images found under {where} (format {fmt}: {expected})"
+    if layout.skipped:
+        names = ", ".join(layout.skipped[:3])
+        message += f"; it holds {len(layout.skipped)} other file(s), e.g. {names}"
+    if getattr(data, "versioning", "none") == "dvc":
+        hint = (
+            "data.versioning is dvc: run `dvc pull` to fetch the images (a CI job must pull "
+            "them before the data stage too)"
+        )
+    else:
+        hint = (
+            "data.path is relative to the spec file; `cvspec init --example NAME DIR` writes "
+            "an example dataset"
+        )
+    return SpecValueError(("data", "path"), message, hint, code="data-empty")
 
 
 def relabeled(layout: Layout, corrections: dict[str, str]) -> Layout:
