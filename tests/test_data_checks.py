@@ -369,3 +369,41 @@ def test_coco_boxes_must_be_finite_numbers(tmp_path: Path) -> None:
             "box 1 (class 1) at train/coco.json#annotations[0]: not a finite number: cx = nan",
         )
     ]
+
+
+def test_a_copy_under_another_label_says_both_labels(tmp_path: Path) -> None:
+    """`cp 3/0003.png 5/x.png`: one of the two labels is wrong, and the findings say which
+    class each copy is in."""
+    files = clean_tree()
+    files["data/train/dog/x.png"] = files["data/train/cat/s00.png"]
+    files["data/train/dog/same.png"] = files["data/train/dog/s10.png"]  # same label: no note
+    files["data/val/dog/y.png"] = files["data/train/cat/s01.png"]
+    near = synthetic_image(2).resize((58, 58))  # train/cat/s02, re-encoded
+    files["data/train/dog/z.jpg"] = encode(near, "JPEG", quality=70)
+    results = check_all(tmp_path, files)
+    messages = {
+        name: {f.path: (f.message, f.related) for f in results[name].findings}
+        for name in ("exact_duplicates", "near_duplicates", "leakage")
+    }
+    assert messages["exact_duplicates"] == {
+        "train/dog/x.png": (
+            "byte-identical copy (labelled dog here, cat there)",
+            ("train/cat/s00.png",),
+        ),
+        "train/dog/same.png": ("byte-identical copy", ("train/dog/s10.png",)),
+        "val/dog/y.png": (
+            "byte-identical copy (labelled dog here, cat there)",
+            ("train/cat/s01.png",),
+        ),
+    }
+    message, related = messages["near_duplicates"]["train/dog/z.jpg"]
+    assert related == ("train/cat/s02.png",)
+    assert message.startswith("near-duplicate (") and message.endswith(
+        " bits apart; labelled dog here, cat there)"
+    )
+    assert messages["leakage"] == {
+        "val/dog/y.png": (
+            "val image is a byte copy of a train image (labelled dog here, cat there)",
+            ("train/cat/s01.png",),
+        )
+    }

@@ -263,8 +263,9 @@ def test_generated_data_tests_pass_then_name_the_bad_file(tmp_path: Path) -> Non
         "leakage: fail (no val/test images copied from another split; measured 1; from "
         f"specs/planted.yaml:{line})" in bad.stdout
     )
-    assert "val/dog/s30.png: val image is a byte copy of a train image [train/cat/s05.png]" in (
-        bad.stdout
+    assert (
+        "val/dog/s30.png: val image is a byte copy of a train image (labelled dog here, cat "
+        "there) [train/cat/s05.png]" in bad.stdout
     )
 
 

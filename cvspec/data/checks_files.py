@@ -68,11 +68,27 @@ def decodable(ds: Dataset, limit: float | None) -> Outcome:
     return Outcome(found, len(found))
 
 
+def other_label(ds: Dataset, i: int, j: int) -> str:
+    """'labelled B here, A there' when record i and its copy j carry different classes: one of
+    the two labels is wrong (or the image belongs to neither class); '' otherwise."""
+    here, there = ds.index.records[i].label, ds.index.records[j].label
+    if here is None or there is None or here == there:
+        return ""
+    names = ds.index.classes
+    return f"labelled {names[here]} here, {names[there]} there"
+
+
+def _with(message: str, *notes: str) -> str:
+    """message (note; note), leaving out empty notes."""
+    shown = "; ".join(n for n in notes if n)
+    return f"{message} ({shown})" if shown else message
+
+
 def exact_duplicates(ds: Dataset, limit: float | None) -> Outcome:
     """Byte-identical copies: every file of a group after the first."""
     paths = [r.path for r in ds.index.records]
     found = [
-        Finding(paths[i], "byte-identical copy", (paths[g[0]],))
+        Finding(paths[i], _with("byte-identical copy", other_label(ds, i, g[0])), (paths[g[0]],))
         for g in ds.exact_groups
         for i in g[1:]
     ]
@@ -86,7 +102,11 @@ def near_duplicates(ds: Dataset, limit: float | None) -> Outcome:
     paths = [r.path for r in ds.index.records]
     copies = {i for g in ds.exact_groups for i in g[1:]}
     found = [
-        Finding(paths[i], f"near-duplicate ({bits} bits apart)", (paths[j],))
+        Finding(
+            paths[i],
+            _with("near-duplicate", f"{bits} bits apart", other_label(ds, i, j)),
+            (paths[j],),
+        )
         for i, (j, bits) in ds.near_matches.items()
         if i not in copies
     ]
@@ -101,15 +121,18 @@ def leakage(ds: Dataset, limit: float | None) -> Outcome:
     rank = {s: n for n, s in enumerate(SPLITS)}
     found: dict[str, Finding] = {}
     for g in ds.exact_groups:
-        first = records[min(g, key=lambda i: (rank[records[i].split], records[i].path))]
-        for r in (records[i] for i in g):
+        k = min(g, key=lambda i: (rank[records[i].split], records[i].path))
+        first = records[k]
+        for i in g:
+            r = records[i]
             if rank[r.split] > rank[first.split] and r.path not in found:
                 why = f"{r.split} image is a byte copy of a {first.split} image"
-                found[r.path] = Finding(r.path, why, (first.path,))
+                found[r.path] = Finding(r.path, _with(why, other_label(ds, i, k)), (first.path,))
     for i, (j, bits) in ds.near_leaks.items():
         r, near = records[i], records[j]
         if r.path not in found:
-            why = f"{r.split} image nearly identical to a {near.split} image ({bits} bits apart)"
+            why = f"{r.split} image nearly identical to a {near.split} image"
+            why = _with(why, f"{bits} bits apart", other_label(ds, i, j))
             found[r.path] = Finding(r.path, why, (near.path,))
     return Outcome(sorted(found.values()), len(found))
 
