@@ -407,3 +407,30 @@ def test_a_copy_under_another_label_says_both_labels(tmp_path: Path) -> None:
             ("train/cat/s01.png",),
         )
     }
+
+
+def test_the_duplicate_and_leakage_limits_count_what_their_descriptions_say(
+    tmp_path: Path,
+) -> None:
+    from cvspec.spec.model_data import Duplicates, Quality
+
+    exact = Duplicates.model_fields["exact"].description or ""
+    near = Duplicates.model_fields["near_fraction"].description or ""
+    hamming = Duplicates.model_fields["near_hamming"].description or ""
+    leak = Quality.model_fields["leakage"].description or ""
+    assert "three copies of one image count 2" in exact and "leakage" in exact
+    assert "leakage" in near and "near_fraction and leakage alike" in hamming
+    assert "duplicates.near_hamming" in leak and "duplicates.exact" in leak
+
+    files = clean_tree()
+    files["data/train/cat/a.png"] = files["data/train/cat/b.png"] = files["data/train/cat/s00.png"]
+    files["data/val/cat/c.png"] = files["data/train/dog/s10.png"]  # across splits
+    near = synthetic_image(11).resize((58, 58))
+    files["data/val/dog/d.jpg"] = encode(near, "JPEG", quality=70)  # near train/dog/s11
+    results = check_all(tmp_path, files)
+    assert results["exact_duplicates"].value == 3  # 2 of the three, 1 across splits
+    assert results["leakage"].value == 2  # the copy and the near one
+    assert results["near_duplicates"].value == pytest.approx(1 / 22)
+    spec = CLASSIFICATION.replace("near_fraction: 0.0}", "near_fraction: 0.0, near_hamming: 0}")
+    strict = check_all(tmp_path / "strict", files, spec)
+    assert strict["leakage"].value == 1  # near_hamming decides what leaks, too
