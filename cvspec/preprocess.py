@@ -43,16 +43,88 @@ class Preprocess:
 
 
 def open_image(data: bytes) -> Any:
-    """Decode image bytes to an RGB PIL image (raises PIL errors on bad input)."""
+    """Decode image bytes to an upright RGB PIL image (raises PIL errors on bad input)."""
     from PIL import Image
 
     return as_rgb(Image.open(io.BytesIO(data)))  # no file to close: the bytes are in memory
 
 
 def as_rgb(img: Any) -> Any:
-    """Decode an opened PIL image (so far only its header is read) and make it RGB."""
+    """Decode an opened PIL image (so far only its header is read) and make it upright (its
+    EXIF orientation applied) 8-bit RGB."""
     img.load()
+    img = upright(eight_bit(img), orientation(img))
     return img if img.mode == "RGB" else img.convert("RGB")
+
+
+ORIENTATION = 0x0112  # the EXIF tag: how to turn the stored pixels to show them upright
+# orientation -> the PIL transpose that undoes it (as PIL's ImageOps.exif_transpose does)
+_TRANSPOSE = {
+    2: "FLIP_LEFT_RIGHT",
+    3: "ROTATE_180",
+    4: "FLIP_TOP_BOTTOM",
+    5: "TRANSPOSE",
+    6: "ROTATE_270",
+    7: "TRANSVERSE",
+    8: "ROTATE_90",
+}
+TURNED = frozenset({5, 6, 7, 8})  # orientations whose upright image swaps width and height
+
+
+def orientation(img: Any) -> int:
+    """The EXIF orientation still to apply to an opened image, 1 (upright) to 8; 1 when it has
+    none. Only a file that carries EXIF has it parsed, so images without it cost a dictionary
+    lookup. OpenCV, and so ultralytics, applies it too; an XMP orientation, which OpenCV
+    ignores, is ignored. PIL turns a TIFF upright itself (its size is the upright one from
+    the header on; loading turns the pixels and drops the tag). A PNG's eXIf chunk after its
+    pixels is seen only once the image is loaded."""
+    if hasattr(img, "tag_v2"):  # a TIFF
+        return 1
+    raw = img.info.get("exif")  # JPEG, WebP, PNG
+    if not raw:
+        return 1
+    from PIL import Image
+
+    exif = Image.Exif()
+    try:
+        exif.load(raw)
+    except Exception:  # damaged EXIF: the pixels are still an image, shown as stored
+        return 1
+    value = exif.get(ORIENTATION, 1)
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def upright(img: Any, turn: int) -> Any:
+    """The image turned (or flipped) as EXIF orientation `turn` says; itself when upright."""
+    method = _TRANSPOSE.get(turn)
+    if method is None:
+        return img
+    from PIL import Image
+
+    return img.transpose(Image.Transpose[method])
+
+
+def upright_size(size: tuple[int, int], turn: int) -> tuple[int, int]:
+    """(width, height) of an image of `size` once EXIF orientation `turn` is applied."""
+    return (size[1], size[0]) if turn in TURNED else size
+
+
+# Grey modes with more than 8 bits per pixel: 16-bit PNG and TIFF files, and PIL's 32-bit
+# integer mode (older Pillow opens 16-bit PNGs as "I", with the same 0..65535 values).
+HIGH_BIT_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})
+
+
+def eight_bit(img: Any) -> Any:
+    """A decoded image with 8 bits per channel: a 16-bit grey image keeps each value's high
+    byte (value >> 8), as OpenCV, and so ultralytics, reads 16-bit files; PIL's own conversion
+    would clip every value over 255 to white. Other modes are returned as they are."""
+    if img.mode not in HIGH_BIT_MODES:
+        return img
+    import numpy as np
+    from PIL import Image
+
+    high = np.clip(np.asarray(img) >> 8, 0, 255).astype(np.uint8)
+    return Image.fromarray(high)  # 2-D uint8: mode L
 
 
 def to_array(images: list[Any], pre: Preprocess) -> Any:
@@ -69,7 +141,7 @@ def to_array(images: list[Any], pre: Preprocess) -> Any:
     scale, offset = _affine(pre.mean, pre.std)
     out = np.empty((len(images), 3, side, side), dtype=np.float32)
     for i, img in enumerate(images):
-        rgb = img if img.mode == "RGB" else img.convert("RGB")
+        rgb = img if img.mode == "RGB" else eight_bit(img).convert("RGB")
         if pre.fit == "letterbox":
             _, nw, nh, left, top = letterbox(rgb.size, side)
             pixels = np.full((side, side, 3), PAD, dtype=np.float32)

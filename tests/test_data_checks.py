@@ -102,7 +102,10 @@ def test_clean_dataset_has_no_findings(tmp_path: Path) -> None:
     results = check_all(tmp_path, clean_tree())
     assert {n: found(r) for n, r in results.items() if r.findings} == {}
     assert {r.status for r in results.values()} == {"pass", "info"}
-    assert [n for n, r in results.items() if r.status == "info"] == ["size_outliers"]
+    assert [n for n, r in results.items() if r.status == "info"] == [
+        "skipped_files",
+        "size_outliers",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -366,3 +369,68 @@ def test_coco_boxes_must_be_finite_numbers(tmp_path: Path) -> None:
             "box 1 (class 1) at train/coco.json#annotations[0]: not a finite number: cx = nan",
         )
     ]
+
+
+def test_a_copy_under_another_label_says_both_labels(tmp_path: Path) -> None:
+    """`cp 3/0003.png 5/x.png`: one of the two labels is wrong, and the findings say which
+    class each copy is in."""
+    files = clean_tree()
+    files["data/train/dog/x.png"] = files["data/train/cat/s00.png"]
+    files["data/train/dog/same.png"] = files["data/train/dog/s10.png"]  # same label: no note
+    files["data/val/dog/y.png"] = files["data/train/cat/s01.png"]
+    near = synthetic_image(2).resize((58, 58))  # train/cat/s02, re-encoded
+    files["data/train/dog/z.jpg"] = encode(near, "JPEG", quality=70)
+    results = check_all(tmp_path, files)
+    messages = {
+        name: {f.path: (f.message, f.related) for f in results[name].findings}
+        for name in ("exact_duplicates", "near_duplicates", "leakage")
+    }
+    assert messages["exact_duplicates"] == {
+        "train/dog/x.png": (
+            "byte-identical copy (labelled dog here, cat there)",
+            ("train/cat/s00.png",),
+        ),
+        "train/dog/same.png": ("byte-identical copy", ("train/dog/s10.png",)),
+        "val/dog/y.png": (
+            "byte-identical copy (labelled dog here, cat there)",
+            ("train/cat/s01.png",),
+        ),
+    }
+    message, related = messages["near_duplicates"]["train/dog/z.jpg"]
+    assert related == ("train/cat/s02.png",)
+    assert message.startswith("near-duplicate (") and message.endswith(
+        " bits apart; labelled dog here, cat there)"
+    )
+    assert messages["leakage"] == {
+        "val/dog/y.png": (
+            "val image is a byte copy of a train image (labelled dog here, cat there)",
+            ("train/cat/s01.png",),
+        )
+    }
+
+
+def test_the_duplicate_and_leakage_limits_count_what_their_descriptions_say(
+    tmp_path: Path,
+) -> None:
+    from cvspec.spec.model_data import Duplicates, Quality
+
+    exact = Duplicates.model_fields["exact"].description or ""
+    near = Duplicates.model_fields["near_fraction"].description or ""
+    hamming = Duplicates.model_fields["near_hamming"].description or ""
+    leak = Quality.model_fields["leakage"].description or ""
+    assert "three copies of one image count 2" in exact and "leakage" in exact
+    assert "leakage" in near and "near_fraction and leakage alike" in hamming
+    assert "duplicates.near_hamming" in leak and "duplicates.exact" in leak
+
+    files = clean_tree()
+    files["data/train/cat/a.png"] = files["data/train/cat/b.png"] = files["data/train/cat/s00.png"]
+    files["data/val/cat/c.png"] = files["data/train/dog/s10.png"]  # across splits
+    near = synthetic_image(11).resize((58, 58))
+    files["data/val/dog/d.jpg"] = encode(near, "JPEG", quality=70)  # near train/dog/s11
+    results = check_all(tmp_path, files)
+    assert results["exact_duplicates"].value == 3  # 2 of the three, 1 across splits
+    assert results["leakage"].value == 2  # the copy and the near one
+    assert results["near_duplicates"].value == pytest.approx(1 / 22)
+    spec = CLASSIFICATION.replace("near_fraction: 0.0}", "near_fraction: 0.0, near_hamming: 0}")
+    strict = check_all(tmp_path / "strict", files, spec)
+    assert strict["leakage"].value == 1  # near_hamming decides what leaks, too

@@ -300,3 +300,169 @@ def test_a_split_folder_or_format_that_does_not_fit_is_named_at_its_line(tmp_pat
         f"*.json in {root / 'data/demo/images/train'}, found 0\n"
     ) in result.err
     assert "help: is data.format right? A YOLO dataset has images/ and labels/" in result.err
+
+
+def test_jfif_and_jpe_files_are_jpegs_and_other_files_in_class_folders_are_reported(
+    tmp_path: Path,
+) -> None:
+    from test_data_checks import CLASSIFICATION, check_all, clean_tree
+
+    files = clean_tree()
+    files["data/train/cat/phone.jfif"] = encode(synthetic_image(81), "JPEG")
+    files["data/train/cat/scan.JPE"] = encode(synthetic_image(82), "JPEG")
+    for n in range(5):
+        files[f"data/train/dog/raw{n}.heic"] = b"ftypheic, not read by PIL"
+    files["data/val/cat/notes.txt"] = b"a note"
+    files["data/val/cat/LICENSE"] = b"no extension"
+    files["data/README.md"] = b"beside the splits: not in a class folder, not reported"
+    results = check_all(tmp_path, files, CLASSIFICATION)
+    index = load_dataset_index(tmp_path)
+    assert {"train/cat/phone.jfif", "train/cat/scan.JPE"} <= {r.path for r in index.records}
+    assert results["decodable"].findings == ()  # both decode
+    skipped = results["skipped_files"]
+    assert (skipped.status, skipped.value, skipped.limit) == ("info", 7, None)
+    assert [(f.path, f.message, f.related) for f in skipped.findings] == [
+        ("(no extension)", "1 file(s) skipped: not an image file name", ("val/cat/LICENSE",)),
+        (
+            "*.heic",
+            "5 file(s) skipped: cvspec does not read .heic images: convert them to JPEG or PNG",
+            ("train/dog/raw0.heic", "train/dog/raw1.heic", "train/dog/raw2.heic"),
+        ),
+        ("*.txt", "1 file(s) skipped: not an image file name", ("val/cat/notes.txt",)),
+    ]
+    quarantined = CLASSIFICATION.replace(
+        "  splits:", '  exclude: ["*.heic", "val/cat/notes.txt"]\n  splits:'
+    )
+    again = check_all(tmp_path / "q", files, quarantined)
+    assert [f.path for f in again["skipped_files"].findings] == ["(no extension)"]
+
+
+def load_dataset_index(root: Path) -> Any:
+    return build_index(load_spec(root / "specs/p.yaml").spec, root / "data")
+
+
+def test_a_detectors_images_are_those_ultralytics_trains_on(tmp_path: Path) -> None:
+    from test_data_checks import DETECTION, check_all
+
+    files: dict[str, Any] = {
+        "data/images/train/a.png": PNG,
+        "data/images/train/b.jfif": JPG,
+        "data/images/train/c.gif": encode(synthetic_image(3, 16), "GIF"),
+        "data/images/train/d.heic": b"not read by PIL",
+        "data/images/val/v.jpg": JPG,
+    }
+    files.update(
+        {f"data/labels/{p[12:].rsplit('.', 1)[0]}.txt": "0 0.5 0.5 0.2 0.2\n" for p in list(files)}
+    )
+    results = check_all(tmp_path, files, DETECTION)
+    index = load_dataset_index(tmp_path)
+    assert [r.path for r in index.records] == ["images/train/a.png", "images/val/v.jpg"]
+    assert [(f.path, f.message) for f in results["skipped_files"].findings] == [
+        (
+            "*.gif",
+            "1 file(s) skipped: ultralytics does not train on .gif files",
+        ),
+        (
+            "*.heic",
+            "1 file(s) skipped: cvspec does not read .heic images (ultralytics may still train "
+            "on them): convert them to JPEG or PNG",
+        ),
+        (
+            "*.jfif",
+            "1 file(s) skipped: ultralytics does not train on .jfif files (a .jfif or .jpe file "
+            "is a JPEG: rename it .jpg)",
+        ),
+    ]
+    orphans = [f.path for f in results["layout"].findings]
+    assert orphans == ["labels/train/b.txt", "labels/train/c.txt", "labels/train/d.txt"]
+
+
+def test_the_detection_image_types_are_ultralytics_own() -> None:
+    import ast
+    import importlib.util
+
+    from cvspec.data.files import DETECTION_EXTENSIONS, IMAGE_EXTENSIONS, ULTRALYTICS_EXTENSIONS
+
+    # read from its source: importing ultralytics patches PIL.Image.open for this process
+    found = importlib.util.find_spec("ultralytics")
+    if found is None or not found.submodule_search_locations:
+        pytest.skip("ultralytics is not installed")
+    source = Path(found.submodule_search_locations[0], "data", "utils.py").read_text()
+    (formats,) = [
+        ast.literal_eval(node.value)
+        for node in ast.parse(source).body
+        if isinstance(node, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "IMG_FORMATS" for t in node.targets)
+    ]
+    assert {f".{e}" for e in formats} == ULTRALYTICS_EXTENSIONS
+    assert DETECTION_EXTENSIONS == ULTRALYTICS_EXTENSIONS & IMAGE_EXTENSIONS
+
+
+def test_the_data_stage_says_which_files_it_skipped(tmp_path: Path) -> None:
+    from test_data_checks import CLASSIFICATION, clean_tree
+
+    files: dict[str, Any] = {**clean_tree(), "data/train/cat/IMG_1.HEIC": b"heic"}
+    root = project(tmp_path, CLASSIFICATION, "planted.yaml", files)
+    result = cvspec("run", "specs/planted.yaml", "--stage", "data", cwd=root)
+    assert result.code == 0, result.err
+    assert (
+        "skipped_files: info (files in class or image folders that are not read as images: "
+        "reported; measured 1)\n  *.heic: 1 file(s) skipped: cvspec does not read .heic images: "
+        "convert them to JPEG or PNG [train/cat/IMG_1.HEIC]" in result.err
+    )
+    report = json.loads((root / "runs/planted/data/report.json").read_text())
+    skipped = next(c for c in report["checks"] if c["name"] == "skipped_files")
+    assert skipped["findings"][0]["related"] == ["train/cat/IMG_1.HEIC"]
+
+
+def test_a_folder_without_images_fails_early_at_data_path(tmp_path: Path) -> None:
+    """Data not pulled yet (a typical CI mistake): one error at data.path, not every count
+    check failing with 'measured 0'."""
+    spec = "cvspec: 1\nproject: {name: demo}\ntask: classification\ndata:\n  path: ../data/empty\n"
+    spec += "  versioning: dvc\nmodel: {arch: timm/resnet18, image_size: 32}\n"
+    root = project(tmp_path, spec, "demo.yaml", {"data/empty/cat": {}, "data/empty/dog": {}})
+    for stage in ("data", "train"):
+        result = cvspec("run", "specs/demo.yaml", "--stage", stage, cwd=root)
+        assert result.code == 2, result.err
+        assert (
+            "specs/demo.yaml:5:9: error[data-empty]: data.path: no images found under data/empty "
+            "(format imagefolder: one folder per class, e.g. data/empty/cat/0001.jpg)\n"
+            in result.err
+        )
+        assert "help: data.versioning is dvc: run `dvc pull` to fetch the images" in result.err
+        assert "measured 0" not in result.err and "Traceback" not in result.err
+        assert not (root / "runs/demo/data").exists()
+    write_tree(root, {"data/empty/cat/IMG_1.heic": b"heic", "data/empty/cat/IMG_2.heic": b"heic"})
+    spec_path = root / "specs/demo.yaml"
+    spec_path.write_text(spec_path.read_text().replace("  versioning: dvc\n", ""))
+    result = cvspec("run", "specs/demo.yaml", "--stage", "data", cwd=root)
+    assert result.code == 2, result.err
+    assert (
+        "no images found under data/empty (format imagefolder: one folder per class, e.g. "
+        "data/empty/cat/0001.jpg); it holds 2 other file(s), e.g. cat/IMG_1.heic, cat/IMG_2.heic"
+        in result.err
+    )
+    assert "help: data.path is relative to the spec file" in result.err
+
+
+def test_a_yolo_folder_without_images_and_an_exclude_that_takes_all_are_named(
+    tmp_path: Path,
+) -> None:
+    from cvspec.errors import SpecValueError
+
+    write_tree(tmp_path, {"data/images/train/.keep": b"", "data/labels/train/a.txt": ""})
+    spec = spec_of(tmp_path, "format: yolo, classes: [a], splits: {val: 0.5, test: 0}", "detection")
+    with pytest.raises(SpecValueError) as caught:
+        read_layout(spec, tmp_path / "data")
+    assert caught.value.key == ("data", "path")
+    assert "(format yolo: images/ with a labels/ tree beside it, e.g. " in caught.value.message
+    write_tree(tmp_path, {"data/images/train/a.png": PNG})
+    spec = spec_of(
+        tmp_path,
+        'format: yolo, classes: [a], splits: {val: 0.5, test: 0}, exclude: ["images/*"]',
+        "detection",
+    )
+    with pytest.raises(SpecValueError) as caught:
+        read_layout(spec, tmp_path / "data")
+    assert caught.value.key == ("data", "exclude")
+    assert "leaves out every image (1) of " in caught.value.message

@@ -133,10 +133,44 @@ def test_failed_check_exits_1_and_names_files(tmp_path: Path) -> None:
     root = checked_project(tmp_path, files)
     result = cvspec("run", "specs/planted.yaml", "--stage", "data", cwd=root)
     assert result.code == 1
-    assert "dark: fail (no nearly black images; measured 0.05263)" in result.err
+    assert (
+        "dark: fail (no nearly black images; measured 0.05263; from specs/planted.yaml:12)"
+        in result.err
+    )
     assert "  train/cat/black.png: nearly black: 95% of pixels below 0.00 grey" in result.err
     report = json.loads((root / "runs/planted/data/report.json").read_text())
     assert report["ok"] is False
+
+
+def test_a_failed_check_cites_where_the_spec_sets_its_limit(tmp_path: Path) -> None:
+    """As the evaluate gates do: the stage output, report.json and report.md name the line of
+    data.quality.<key>, or the --set flag, or the default, that set the failed limit."""
+    files = clean_tree()
+    files["data/train/cat/copy.png"] = files["data/train/cat/s00.png"]
+    files["data/train/dog/broken.png"] = files["data/train/dog/s10.png"][:200]
+    root = checked_project(tmp_path, files)
+    spec = root / "specs/planted.yaml"
+    line = spec.read_text().splitlines().index("    duplicates: {exact: 0, near_fraction: 0.0}") + 1
+    flag = "data.quality.min_images_per_class=20"
+    result = cvspec("run", "specs/planted.yaml", "--stage", "data", "--set", flag, cwd=root)
+    assert result.code == 1, result.err
+    for said in (
+        f"exact_duplicates: fail (no byte-identical copies; measured 1; from specs/planted.yaml:"
+        f"{line})",
+        "min_images_per_class: fail (every class has at least 20 images; measured 10; from "
+        f"--set {flag})",
+        "decodable: fail (no images that fail to decode; measured 1; from default "
+        "data.quality.decodable)",
+    ):
+        assert said in result.err
+    report = json.loads((root / "runs/planted/data/report.json").read_text())
+    sources = {c["name"]: c["source"] for c in report["checks"]}
+    assert sources["exact_duplicates"] == sources["near_duplicates"] == f"specs/planted.yaml:{line}"
+    assert sources["layout"] == sources["size_outliers"] == ""  # a fixed limit, or none
+    md = (root / "runs/planted/data/report.md").read_text()
+    assert "| exact_duplicates | FAIL | 1 | 0 | 1 | no byte-identical copies | " in md
+    assert f"copies | `specs/planted.yaml:{line}` |\n" in md
+    assert f"## exact_duplicates (fail, limit from `specs/planted.yaml:{line}`)" in md
 
 
 def test_an_empty_class_folder_fails_cleanly(tmp_path: Path) -> None:
@@ -144,8 +178,9 @@ def test_an_empty_class_folder_fails_cleanly(tmp_path: Path) -> None:
     result = cvspec("run", "specs/planted.yaml", "--stage", "data", cwd=root)
     assert result.code == 1, result.err
     assert "internal error" not in result.err
-    assert "max_class_ratio: fail (largest/smallest class ratio at most 10; measured inf)" in (
-        result.err
+    assert (
+        "max_class_ratio: fail (largest/smallest class ratio at most 10; measured inf; from "
+        "specs/planted.yaml:9)" in result.err
     )
     assert "  bird: no images, while the largest class, cat, has 9 [cat]" in result.err
     report = json.loads((root / "runs/planted/data/report.json").read_text())
@@ -185,7 +220,10 @@ def test_an_image_without_a_label_file_fails_the_data_stage(tmp_path: Path) -> N
     result = cvspec("run", "specs/boxes.yaml", "--stage", "data", *gated, cwd=root)
     assert result.code == 1, result.err
     assert "failed: missing_labels (see " in result.err
-    assert "missing_labels: fail (no images without a label file; measured 1)" in result.err
+    assert (
+        "missing_labels: fail (no images without a label file; measured 1; from --set "
+        "data.quality.missing_labels=0)" in result.err
+    )
     assert (
         "  images/train/t.png: no label file labels/train/t.txt (an empty one marks a "
         "background image)" in result.err
@@ -220,9 +258,14 @@ def test_generated_data_tests_pass_then_name_the_bad_file(tmp_path: Path) -> Non
     assert bad.returncode == 1
     assert "2 failed, 11 passed" in bad.stdout
     assert "FAILED generated/planted/tests/test_data.py::test_data[exact_duplicates]" in bad.stdout
-    assert "leakage: fail (no val/test images copied from another split" in bad.stdout
-    assert "val/dog/s30.png: val image is a byte copy of a train image [train/cat/s05.png]" in (
-        bad.stdout
+    line = (root / "specs/planted.yaml").read_text().splitlines().index("    leakage: 0") + 1
+    assert (
+        "leakage: fail (no val/test images copied from another split; measured 1; from "
+        f"specs/planted.yaml:{line})" in bad.stdout
+    )
+    assert (
+        "val/dog/s30.png: val image is a byte copy of a train image (labelled dog here, cat "
+        "there) [train/cat/s05.png]" in bad.stdout
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 from cvspec.data.files import MAX_PIXELS, configure_pil, open_error, read_bytes
 from cvspec.data.phash import phash, phashes
+from cvspec.preprocess import eight_bit, orientation, upright, upright_size
 
 MEASURE_MIN = 64  # images with both sides >= 2x this are measured at half resolution
 WORK_SIDE = 64  # blur is measured at 64-127 px (as CleanVision does), one threshold for all sizes
@@ -89,9 +90,14 @@ def _decode(path: str) -> ImageFacts | _Decoded:
         half = min(width, height) >= 2 * MEASURE_MIN
         img.draft("L", ((width + 1) // 2, (height + 1) // 2) if half else img.size)
         img.load()
+        # as training and serving read it (cvspec.preprocess.as_rgb): 8-bit and upright
+        turn = orientation(img)
+        img = eight_bit(img)
         grey = img if img.mode == "L" else img.convert("L")
-        if half and grey.size == (width, height):  # not a JPEG: halve it here
+        if half and grey.width * grey.height == width * height:  # not a JPEG: halve it here
             grey = grey.reduce(2)
+        grey = upright(grey, turn)
+        width, height = upright_size((width, height), turn)
     except Exception as exc:  # PIL raises many types for bad input
         return ImageFacts(digest, error=open_error(exc))
     factor = max(1, max(grey.size) // WORK_SIDE)

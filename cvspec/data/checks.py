@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from cvspec.data.analyze import ImageFacts
@@ -107,10 +108,14 @@ class CheckResult:
     value: float
     limit: float | None
     findings: tuple[Finding, ...]
+    source: str = ""  # where the spec sets the limit: 'specs/x.yaml:21'; empty for fixed limits
 
     def describe(self, most: int = 20) -> str:
-        """The rule, the verdict and the first `most` findings, one per line."""
-        lines = [f"{self.name}: {self.status} ({self.rule}; measured {_num(self.value)})"]
+        """The rule, the verdict (with the limit's place in the spec) and the first `most`
+        findings, one per line."""
+        source = f"; from {self.source}" if self.source else ""
+        head = f"{self.name}: {self.status} ({self.rule}; measured {_num(self.value)}{source})"
+        lines = [head]
         for f in self.findings[:most]:
             also = f" [{', '.join(f.related)}]" if f.related else ""
             lines.append(f"  {f.path}: {f.message}{also}")
@@ -129,9 +134,10 @@ class Check(NamedTuple):
     at_least: bool = False  # the limit is a minimum (else a maximum)
     tasks: frozenset[str] = frozenset({"classification", "detection"})
     formats: frozenset[str] = frozenset()  # data.format values it applies to; empty: all
+    key: tuple[str, ...] = ()  # the spec key of its limit; empty: a fixed limit
 
-    def verdict(self, ds: Dataset, limit: float | None) -> CheckResult:
-        """Run the check against `limit` (the spec's, or a generated test's)."""
+    def verdict(self, ds: Dataset, limit: float | None, source: str = "") -> CheckResult:
+        """Run the check against `limit` (the spec's, or a generated test's), set at `source`."""
         out = self.run(ds, limit)
         if limit is None:
             status: Status = "info"
@@ -140,7 +146,7 @@ class Check(NamedTuple):
         else:
             status = "pass"
         return CheckResult(
-            self.name, self.rule(limit), status, out.value, limit, tuple(out.findings)
+            self.name, self.rule(limit), status, out.value, limit, tuple(out.findings), source
         )
 
 
@@ -180,6 +186,37 @@ def applicable(spec: Any) -> list[Check]:
     ]
 
 
-def run_checks(ds: Dataset) -> list[CheckResult]:
-    """Every applicable check against the spec's limits."""
-    return [check.verdict(ds, check.limit(ds.spec)) for check in applicable(ds.spec)]
+def run_checks(ds: Dataset, sources: dict[str, str] | None = None) -> list[CheckResult]:
+    """Every applicable check against the spec's limits; `sources` (check_sources) says
+    where the spec sets each."""
+    where = sources or {}
+    results = []
+    for check in applicable(ds.spec):
+        limit = check.limit(ds.spec)
+        results.append(check.verdict(ds, limit, "" if limit is None else where.get(check.name, "")))
+    return results
+
+
+def quality(*key: str) -> tuple[str, ...]:
+    """The spec key data.quality.<key...>."""
+    return ("data", "quality", *key)
+
+
+def check_sources(loaded: Any, root: Path | None = None) -> dict[str, str]:
+    """Check name -> where the composed spec sets its limit, as the evaluate gates cite theirs:
+    'specs/x.yaml:21' (a path under `root` relative to it), '--set ...', 'profile ci (...)',
+    or 'default data.quality.<key>' when the spec leaves it at its default."""
+    raw = loaded.raw
+    out = {}
+    for check in catalogue():
+        if not check.key:
+            continue
+        origin = raw.values.get(check.key) or raw.keys.get(check.key)
+        if origin is None or origin.kind == "default":
+            out[check.name] = f"default {'.'.join(check.key)}"
+            continue
+        file = Path(origin.file or "")
+        if root is not None and file.is_absolute() and file.is_relative_to(root.resolve()):
+            origin = origin._replace(file=file.relative_to(root.resolve()).as_posix())
+        out[check.name] = origin.describe()
+    return out

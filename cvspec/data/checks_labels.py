@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from cvspec.data.checks import Check, Dataset, Finding, Outcome, limit_rule
+from cvspec.data.checks import Check, Dataset, Finding, Outcome, limit_rule, quality
 from cvspec.data.index import SPLITS, Record
 
 BOX_TOLERANCE = 1e-3  # normalised coordinates may overshoot the image edge by this much
@@ -153,6 +153,7 @@ CHECKS = [
         ),
         min_images,
         at_least=True,
+        key=quality("min_images_per_class"),
     ),
     Check(
         "max_class_ratio",
@@ -163,6 +164,7 @@ CHECKS = [
             else f"largest/smallest class ratio at most {limit:g}"
         ),
         class_ratio,
+        key=quality("max_class_ratio"),
     ),
     Check(
         "unseen_labels",
@@ -178,6 +180,7 @@ CHECKS = [
         missing_labels,
         tasks=_DETECTION,
         formats=frozenset({"yolo"}),
+        key=quality("missing_labels"),
     ),
     Check(
         "no_boxes", lambda s: None, limit_rule("images without boxes"), no_boxes, tasks=_DETECTION

@@ -8,9 +8,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+# What cvspec reads (PIL) for a classifier: .jfif and .jpe are JPEGs, .mpo a camera's JPEG.
 IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".mpo", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+    | {".ppm", ".pgm"}
 )
+# ultralytics.data.utils.IMG_FORMATS (8.3; a test compares them): what a detector trains on.
+ULTRALYTICS_EXTENSIONS = frozenset(
+    {".avif", ".bmp", ".dng", ".heic", ".heif", ".jp2", ".jpeg", ".jpg", ".mpo", ".png", ".tif"}
+    | {".tiff", ".webp"}
+)
+# A detection dataset's images: those ultralytics trains on and cvspec can check.
+DETECTION_EXTENSIONS = IMAGE_EXTENSIONS & ULTRALYTICS_EXTENSIONS
 # Larger images are treated as decompression bombs: a finding, never an allocation.
 MAX_PIXELS = 100_000_000
 
@@ -25,9 +34,14 @@ class FileFacts(NamedTuple):
     error: str = ""
 
 
-def is_image_name(name: str) -> bool:
-    """True when the file name has an image extension (case-insensitive)."""
-    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+def extension(name: str) -> str:
+    """The file name's extension, lowercase, with its dot ('' for none)."""
+    return os.path.splitext(name)[1].lower()
+
+
+def is_image_name(name: str, extensions: frozenset[str] = IMAGE_EXTENSIONS) -> bool:
+    """True when the file name has one of `extensions` (case-insensitive)."""
+    return extension(name) in extensions
 
 
 def walk_files(folder: Path) -> Iterator[Path]:
@@ -69,14 +83,34 @@ def walk_paths(folder: str) -> Iterator[str]:
         stack.extend(reversed(folders))
 
 
-def list_images(folder: Path) -> list[Path]:
-    """Image files under folder (by extension), sorted by path."""
-    return [Path(p) for p in list_image_paths(str(folder))]
+def any_image(folder: Path) -> bool:
+    """True as soon as one file under folder has an image extension (of any reader)."""
+    names = IMAGE_EXTENSIONS | ULTRALYTICS_EXTENSIONS
+    return any(is_image_name(p, names) for p in walk_paths(str(folder)))
 
 
-def list_image_paths(folder: str) -> list[str]:
+def list_images(
+    folder: Path,
+    extensions: frozenset[str] = IMAGE_EXTENSIONS,
+    skipped: list[str] | None = None,
+) -> list[Path]:
+    """Image files under folder (by extension), sorted by path; the other files' paths are
+    appended to `skipped` when it is given (hidden files aside)."""
+    return [Path(p) for p in list_image_paths(str(folder), extensions, skipped)]
+
+
+def list_image_paths(
+    folder: str,
+    extensions: frozenset[str] = IMAGE_EXTENSIONS,
+    skipped: list[str] | None = None,
+) -> list[str]:
     """list_images as path strings, in the same order (by path components)."""
-    found = [p for p in walk_paths(folder) if is_image_name(p)]
+    found = []
+    for path in walk_paths(folder):
+        if is_image_name(path, extensions):
+            found.append(path)
+        elif skipped is not None:
+            skipped.append(path)
     return sorted(found, key=lambda p: p.split(os.sep))
 
 
@@ -120,18 +154,20 @@ def open_error(exc: Exception) -> str:
 
 
 def probe(path: Path) -> FileFacts:
-    """sha256 and the header facts (size, mode) of one file; no pixel decoding."""
+    """sha256 and the header facts (size, upright, and mode) of one file; no pixel decoding."""
     import io
 
     from PIL import Image
+
+    from cvspec.preprocess import orientation, upright_size
 
     data, error = read_bytes(path)
     if error:
         return FileFacts(error=error)
     digest = hashlib.sha256(data).hexdigest()
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            width, height, mode = img.width, img.height, img.mode
+        with Image.open(io.BytesIO(data)) as img:  # the size as it decodes: upright
+            (width, height), mode = upright_size(img.size, orientation(img)), img.mode
     except Exception as exc:  # PIL raises many types for bad input
         return FileFacts(digest, error=open_error(exc))
     if width * height > MAX_PIXELS:

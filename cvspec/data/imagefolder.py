@@ -14,6 +14,7 @@ def read_imagefolder(data: Any, root: Path) -> Layout:
     folders = split_folders(data.splits, root)  # split name -> folder ('' for ratio splits)
     found: dict[str, list[tuple[str, str]]] = {}  # class folder -> [(split, rel path)]
     problems: list[Problem] = []
+    others: list[str] = []  # files in class folders that are not images cvspec reads
     for split, folder in folders.items():
         base = root / folder if folder else root
         for child in sorted(base.iterdir()):
@@ -26,7 +27,8 @@ def read_imagefolder(data: Any, root: Path) -> Layout:
                 continue
             items = found.setdefault(child.name, [])
             top = str(root)
-            items.extend((split, relative_posix(p, top)) for p in list_image_paths(str(child)))
+            images = list_image_paths(str(child), skipped=others)
+            items.extend((split, relative_posix(p, top)) for p in images)
     classes = _classes(data, found, problems)
     label_of = {name: i for i, name in enumerate(classes)}
     entries: list[Record] = []
@@ -35,7 +37,8 @@ def read_imagefolder(data: Any, root: Path) -> Layout:
             continue
         for split, rel in items:
             entries.append(Record(rel, split_of(split, rel, data.splits), label=label_of[name]))
-    return Layout("imagefolder", classes, tuple(entries), tuple(problems))
+    skipped = tuple(sorted(relative_posix(p, str(root)) for p in others))
+    return Layout("imagefolder", classes, tuple(entries), tuple(problems), skipped=skipped)
 
 
 def _classes(data: Any, found: dict[str, Any], problems: list[Problem]) -> tuple[str, ...]:

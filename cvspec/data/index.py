@@ -69,6 +69,7 @@ class DataIndex:
     relabeled: tuple[Relabel, ...] = ()  # labels data.relabel corrected
     unknown_relabels: tuple[str, ...] = ()  # data.relabel paths that name no image
     emptied: tuple[str, ...] = ()  # classes (classes: auto) data.exclude left without images
+    skipped: tuple[str, ...] = ()  # files in class/image folders that are not read as images
 
     def split(self, name: str) -> list[Record]:
         """The records of one split, in index order."""
@@ -126,6 +127,7 @@ class Layout:
     relabeled: tuple[Relabel, ...] = ()  # labels data.relabel corrected
     unknown_relabels: tuple[str, ...] = ()  # data.relabel paths that name no image
     emptied: tuple[str, ...] = ()  # classes (classes: auto) data.exclude left without images
+    skipped: tuple[str, ...] = ()  # files in class/image folders that are not read as images
 
 
 class Relabel(NamedTuple):
@@ -161,10 +163,65 @@ def read_layout(spec: Any, data_root: Path) -> Layout:
     module, func = READERS[fmt].split(":")
     reader: Callable[[Any, Path], Layout] = getattr(importlib.import_module(module), func)
     layout = reader(spec.data, data_root)
+    if not layout.entries:
+        raise no_images(spec.data, data_root, layout)
     layout = replace(layout, entries=tuple(sorted(layout.entries, key=lambda r: r.path)))
     patterns = tuple(getattr(spec.data, "exclude", ()) or ())
     layout = without_excluded(layout, patterns, spec.data.classes == "auto")
+    if not layout.entries:
+        from cvspec.errors import SpecValueError
+
+        raise SpecValueError(
+            ("data", "exclude"),
+            f"leaves out every image ({len(layout.excluded)}) of {shown(data_root)}",
+            "quarantine fewer files",
+        )
     return relabeled(layout, dict(getattr(spec.data, "relabel", {}) or {}))
+
+
+# data.format -> what its folder holds (DATA is data.path), for a folder without images
+LAYOUTS = {
+    "imagefolder": "one folder per class, e.g. DATA/cat/0001.jpg",
+    "imagefolder-splits": "a folder per split with one folder per class in each, e.g. "
+    "DATA/train/cat/0001.jpg",
+    "yolo": "images/ with a labels/ tree beside it, e.g. DATA/images/train/0001.jpg and "
+    "DATA/labels/train/0001.txt",
+    "coco": "images and a COCO annotations .json",
+}
+
+
+def shown(folder: Path) -> str:
+    """A folder as a person finds it: relative to the working directory when under it."""
+    import os
+
+    rel = os.path.relpath(folder)
+    return str(folder) if rel.startswith("..") else rel.replace(os.sep, "/")
+
+
+def no_images(data: Any, data_root: Path, layout: Layout) -> Exception:
+    """The error for a dataset folder without one image (data not pulled yet, or another
+    layout than data.format), at data.path's line."""
+    from cvspec.errors import SpecValueError
+
+    where = shown(data_root)
+    fmt = str(data.format)
+    key = f"{fmt}-splits" if fmt == "imagefolder" and hasattr(data.splits, "train") else fmt
+    expected = LAYOUTS.get(key, "").replace("DATA", where)
+    message = f"no images found under {where} (format {fmt}: {expected})"
+    if layout.skipped:
+        names = ", ".join(layout.skipped[:3])
+        message += f"; it holds {len(layout.skipped)} other file(s), e.g. {names}"
+    if getattr(data, "versioning", "none") == "dvc":
+        hint = (
+            "data.versioning is dvc: run `dvc pull` to fetch the images (a CI job must pull "
+            "them before the data stage too)"
+        )
+    else:
+        hint = (
+            "data.path is relative to the spec file; `cvspec init --example NAME DIR` writes "
+            "an example dataset"
+        )
+    return SpecValueError(("data", "path"), message, hint, code="data-empty")
 
 
 def relabeled(layout: Layout, corrections: dict[str, str]) -> Layout:
@@ -274,6 +331,13 @@ def without_excluded(layout: Layout, patterns: tuple[str, ...], auto_classes: bo
             used.add(hit)
         if where not in gone and hit is None:
             problems.append(p)
+    skipped = []
+    for path in layout.skipped:
+        hit = rules.match(path)
+        if hit is None:
+            skipped.append(path)
+        else:
+            used.add(hit)
     stale = [
         p for p in patterns if p not in used and not any(Exclusions((p,)).match(d) for d in dropped)
     ]
@@ -283,6 +347,7 @@ def without_excluded(layout: Layout, patterns: tuple[str, ...], auto_classes: bo
         problems=tuple(problems),
         excluded=tuple(dropped),
         unmatched=tuple(stale),
+        skipped=tuple(skipped),
     )
     had = {e.label for e in layout.entries}
     return _without_emptied_classes(out, had) if auto_classes else out
@@ -334,6 +399,7 @@ def with_facts(layout: Layout, data_root: Path, facts: Sequence[Facts]) -> DataI
         layout.relabeled,
         layout.unknown_relabels,
         layout.emptied,
+        layout.skipped,
     )
 
 

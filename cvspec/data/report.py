@@ -87,6 +87,7 @@ def report_data(
                 "status": r.status,
                 "value": _finite(r.value),
                 "limit": r.limit,
+                "source": r.source,
                 "findings_count": len(r.findings),
                 "findings": [
                     {"path": f.path, "message": f.message, "related": list(f.related)}
@@ -112,21 +113,26 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"{images['total']} images in `{report['data']}` ({report['format']}): "
         f"{images['train']} train, {images['val']} val, {images['test']} test; {verdict}.",
         "",
-        "| check | status | measured | limit | findings | rule |",
-        "|---|---|---|---|---|---|",
+        "| check | status | measured | limit | findings | rule | limit from |",
+        "|---|---|---|---|---|---|---|",
     ]
     for c in report["checks"]:
         limit = "" if c["limit"] is None else f"{c['limit']:g}"
         status = c["status"].upper() if c["status"] == "fail" else c["status"]
         value = c["value"] if isinstance(c["value"], str) else f"{c['value']:.4g}"
+        source = f"`{c['source']}`" if c.get("source") else ""
         lines.append(
-            f"| {c['name']} | {status} | {value} | {limit} | {c['findings_count']} | {c['rule']} |"
+            f"| {c['name']} | {status} | {value} | {limit} | {c['findings_count']} | {c['rule']} "
+            f"| {source} |"
         )
     lines += ["", "![images per class](class_histogram.png)", ""]
     for c in report["checks"]:
         if not c["findings"]:
             continue
-        lines += [f"## {c['name']} ({c['status']})", ""]
+        source = (
+            f", limit from `{c['source']}`" if c["status"] == "fail" and c.get("source") else ""
+        )
+        lines += [f"## {c['name']} ({c['status']}{source})", ""]
         for f in c["findings"][:MAX_FINDINGS_MD]:
             also = f" (see `{'`, `'.join(f['related'])}`)" if f["related"] else ""
             lines.append(f"- `{f['path']}`: {f['message']}{also}")
@@ -168,6 +174,15 @@ def _excluded_markdown(excluded: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def draw_name(draw: Any, xy: tuple[float, float], name: str) -> None:
+    """A class name on a chart; a PIL without FreeType has a Latin-1 font only, so a name in
+    another script falls back to '?'s there rather than failing the stage."""
+    try:
+        draw.text(xy, name, fill="black")
+    except UnicodeEncodeError:
+        draw.text(xy, name.encode("latin-1", "replace").decode("latin-1"), fill="black")
+
+
 def class_histogram(counts: dict[str, dict[str, int]], classes: Sequence[str], path: Path) -> None:
     """Draw images per class, stacked by split, as a PNG (PIL only)."""
     from PIL import Image, ImageDraw
@@ -194,7 +209,7 @@ def class_histogram(counts: dict[str, dict[str, int]], classes: Sequence[str], p
                 draw.rectangle([x, y - h, x + bar, y], fill=_COLOURS[split])
             y -= h
         if bar >= 20:
-            draw.text((x, base + 6), name[:6], fill="black")
+            draw_name(draw, (x, base + 6), name[:6])
     for n, split in enumerate(counts):
         draw.rectangle([left + n * 70, 8, left + n * 70 + 10, 18], fill=_COLOURS[split])
         draw.text((left + n * 70 + 14, 7), split, fill="black")

@@ -45,16 +45,19 @@ def run(ctx: RunContext) -> StageResult:
     """Check the dataset; write runs/<project>/data/{report.json,report.md,stats.json,...}."""
     from rich.console import Console
 
-    from cvspec.data.checks import run_checks
+    from cvspec.data.checks import check_sources, run_checks
     from cvspec.data.report import write_report
 
     console = ctx.console or Console(stderr=True)
     ds = load_dataset(ctx.spec, ctx.require_data(), console)
-    results = run_checks(ds)
+    results = run_checks(ds, check_sources(ctx.loaded, ctx.root))
     folder = ctx.stage_dir("data")
     data_path = os.path.relpath(ctx.data_root, ctx.root).replace(os.sep, "/")
     write_report(folder, ds, results, data_path, _dvc(ctx, data_path, console))
     print_table(console, summary_table(results))
+    for r in results:  # reported, never failed: said, as nothing else would show them
+        if r.name == "skipped_files" and r.findings:
+            console.print(r.describe(10), markup=False, highlight=False, soft_wrap=True)
     _say_curation(ctx, ds, console)
     failed = [r.name for r in results if r.status == "fail"]
     where = os.path.relpath(folder / "report.md", ctx.root)

@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from cvspec.data.files import list_images, walk_files
+from cvspec.data.files import DETECTION_EXTENSIONS, list_images, walk_files
 from cvspec.data.index import Box, Layout, Problem, Record, problem, split_folders, split_of
 from cvspec.errors import CvspecError
 
@@ -34,8 +34,9 @@ def read_yolo(data: Any, root: Path) -> Layout:
     problems = _check_data_yaml(root, classes)
     entries: list[Record] = []
     used_labels: set[Path] = set()
+    others: list[str] = []  # files in image folders that are not images of a detector
     for split, folder in folders.items():
-        for image in list_images(root / folder):
+        for image in list_images(root / folder, DETECTION_EXTENSIONS, others):
             rel = image.relative_to(root).as_posix()
             labels = label_path(image, root)
             used_labels.add(labels)
@@ -54,7 +55,8 @@ def read_yolo(data: Any, root: Path) -> Layout:
                 if path.suffix == ".txt" and path not in used_labels:
                     rel = path.relative_to(root).as_posix()
                     problems.append(problem(rel, "label file without an image"))
-    return Layout("yolo", classes, tuple(entries), tuple(problems))
+    skipped = tuple(sorted({Path(p).relative_to(root).as_posix() for p in others}))
+    return Layout("yolo", classes, tuple(entries), tuple(problems), skipped=skipped)
 
 
 def parse_line(line: str) -> Box | str:

@@ -63,6 +63,8 @@ def draw_confusion(matrix: list[list[int]], classes: list[str], path: Path) -> N
     """The confusion matrix as a PNG heat map with counts (PIL only)."""
     from PIL import Image, ImageDraw
 
+    from cvspec.data.report import draw_name
+
     n, cell, margin = len(classes), 28, 90
     img = Image.new("RGB", (margin + n * cell + 10, margin + n * cell + 10), "white")
     draw = ImageDraw.Draw(img)
@@ -74,8 +76,8 @@ def draw_confusion(matrix: list[list[int]], classes: list[str], path: Path) -> N
             draw.rectangle([x, y, x + cell - 1, y + cell - 1], fill=(shade, shade, 255))
             draw.text((x + 3, y + 8), str(count), fill="black" if shade > 120 else "white")
     for k, name in enumerate(classes):
-        draw.text((4, margin + k * cell + 8), name[:12], fill="black")
-        draw.text((margin + k * cell + 3, margin - 14), name[:4], fill="black")
+        draw_name(draw, (4, margin + k * cell + 8), name[:12])
+        draw_name(draw, (margin + k * cell + 3, margin - 14), name[:4])
     draw.text((4, 4), "rows: true class, columns: predicted class", fill="black")
     with staged(path) as tmp:
         img.save(tmp, format="PNG")

@@ -95,8 +95,10 @@ def write_review(
 
 
 def _yaml_key(text: str) -> str:
-    """`text` as a YAML plain scalar when it reads back as the same string, else quoted."""
-    import yaml
+    """`text` as a double-quoted YAML scalar that reads back as the same string under YAML 1.1
+    and 1.2 alike (no '3' read as a number, no 'no' as a boolean): JSON's string syntax, with
+    the characters as they are (UTF-8, not escapes), but for those YAML does not print."""
+    import re
 
-    plain = str(yaml.safe_dump(text, default_flow_style=True, width=10_000)).strip()
-    return plain.removesuffix("\n...").removesuffix(" ...")
+    quoted = json.dumps(text, ensure_ascii=False)
+    return re.sub(r"[\x7f-\x9f\u2028\u2029\ufeff]", lambda m: f"\\u{ord(m[0]):04x}", quoted)

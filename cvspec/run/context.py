@@ -53,7 +53,9 @@ class RunContext:
         return (self.loaded.path.parent / str(self.loaded.spec.data.path)).resolve()
 
     def require_data(self) -> Path:
-        """data_root, or an error at data.path's line in the spec when the folder is missing."""
+        """data_root, or an error at data.path's line in the spec when the folder is missing
+        or holds no image (data not pulled yet): before a stage writes or starts anything."""
+        from cvspec.data.files import any_image
         from cvspec.errors import SpecValueError
 
         folder = self.data_root
@@ -65,6 +67,10 @@ class RunContext:
                 "dataset; `cvspec init --example NAME DIR` writes an example one",
                 code="data-missing",
             )
+        if not any_image(folder):  # stops at the first image: the full read is the stage's
+            from cvspec.data.index import read_layout
+
+            read_layout(self.spec, folder)  # raises the error that says what data.format wants
         return folder
 
     @property

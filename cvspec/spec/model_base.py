@@ -1,6 +1,8 @@
 """Shared pieces of the spec models: the strict base model, constrained strings, bounds."""
 
 import re
+import unicodedata
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Self
 
 from pydantic import (
@@ -26,12 +28,21 @@ class StrictModel(BaseModel):
 
 
 class Pattern:
-    """Annotated[str, Pattern(...)]: the str must fully match `regex`, else "must be <expected>"."""
+    """Annotated[str, Pattern(...)]: the str must fully match `regex`, else "must be <expected>".
 
-    __slots__ = ("expected", "max_length", "regex")
+    `test`, when given, decides instead of `regex` in Python: for a rule Python's re cannot
+    say as the schema's ECMAScript regex says it (Unicode classes such as \\p{L})."""
 
-    def __init__(self, regex: str, expected: str, max_length: int = 200) -> None:
-        self.regex, self.expected, self.max_length = regex, expected, max_length
+    __slots__ = ("expected", "max_length", "regex", "test")
+
+    def __init__(
+        self,
+        regex: str,
+        expected: str,
+        max_length: int = 200,
+        test: Callable[[str], bool] | None = None,
+    ) -> None:
+        self.regex, self.expected, self.max_length, self.test = regex, expected, max_length, test
 
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
@@ -39,9 +50,10 @@ class Pattern:
         """A str schema with a length limit followed by the pattern check (compiled on first
         use, by re's own cache: a spec uses few of these patterns)."""
         regex, expected = self.regex, self.expected
+        test = self.test or (lambda value: re.fullmatch(regex, value) is not None)
 
         def check(value: str) -> str:
-            if re.fullmatch(regex, value) is None:
+            if not test(value):
                 raise PydanticCustomError(
                     "string_pattern_mismatch", "must be {expected}", {"expected": expected}
                 )
@@ -68,13 +80,27 @@ ProjectName = Annotated[
 ]
 Identifier = Annotated[str, Pattern(r"^[a-z][a-z0-9_]*$", "a snake_case name like 'error_rate'")]
 PascalName = Annotated[str, Pattern(r"^[A-Z][A-Za-z0-9]*$", "a PascalCase name like 'InputDrift'")]
+
+
+def is_class_name(value: str) -> bool:
+    """Letters and digits of any script (combining marks too: a macOS folder name is
+    decomposed, 'cafe' + U+0301), inner spaces, '_', '.' and '-'; a letter or digit first."""
+    if not value or value[-1] == " " or unicodedata.category(value[0])[0] not in "LN":
+        return False
+    return all(c in " _.-" or unicodedata.category(c)[0] in "LMN" for c in value)
+
+
 ClassName = Annotated[
     str,
     Pattern(
-        r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
-        "a class name of letters, digits, '_', '.' or '-' that starts with a letter or digit",
+        r"^[\p{L}\p{N}](?:[\p{L}\p{M}\p{N} _.-]*[\p{L}\p{M}\p{N}_.-])?$",
+        "a class name of letters, digits, spaces, '_', '.' or '-' that starts with a letter or "
+        "digit and does not end with a space (at most 100 characters)",
+        100,
+        is_class_name,
     ),
 ]
+"""A class (a folder name with classes: auto), e.g. 'cat', 'golden retriever' or 'café'."""
 Owner = Annotated[
     str,
     Pattern(

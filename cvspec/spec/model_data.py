@@ -55,13 +55,24 @@ class Duplicates(StrictModel):
     """Limits on duplicated images inside the dataset."""
 
     exact: int | None = Field(
-        None, ge=0, description="Most byte-identical image pairs allowed; null: no check."
+        None,
+        ge=0,
+        description="Most byte-identical copies allowed: of each group of identical files, every "
+        "file after the first (in path order) counts, so three copies of one image count 2; "
+        "copies in different splits count in leakage too. null: no check.",
     )
     near_fraction: Probability | None = Field(
-        None, description="Largest fraction of near-duplicate images allowed; null: no check."
+        None,
+        description="Largest fraction of the decoded images that are at most near_hamming bits "
+        "from an earlier image (in path order; byte-identical copies are left to exact); pairs "
+        "in different splits count in leakage too. null: no check.",
     )
     near_hamming: int = Field(
-        6, ge=0, le=64, description="Largest perceptual-hash Hamming distance of near-duplicates."
+        6,
+        ge=0,
+        le=64,
+        description="Largest perceptual-hash Hamming distance (bits of 64) at which two images "
+        "are near-duplicates, for near_fraction and leakage alike.",
     )
 
 
@@ -75,7 +86,11 @@ class Quality(StrictModel):
     )
     duplicates: Duplicates = Field(default_factory=Duplicates, description="Duplicate limits.")
     leakage: int | None = Field(
-        None, ge=0, description="Most identical or near-identical images shared across splits."
+        None,
+        ge=0,
+        description="Most val/test images with a byte-identical copy, or an image at most "
+        "duplicates.near_hamming bits away, in an earlier split (train, then val); such a pair "
+        "counts in duplicates.exact or duplicates.near_fraction too. null: no check.",
     )
     min_side: int | None = Field(None, ge=1, description="Smallest allowed image side, in pixels.")
     max_dark_fraction: Probability | None = Field(

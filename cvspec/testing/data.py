@@ -27,19 +27,21 @@ def check_data(test_file: str, spec_file: str, check: str, limit: float | None) 
     Under the test stage of a run with --profile or --set, the dataset and the limit are the
     ones that run composed (see cvspec.testing.options); `limit` is the spec's as built.
     """
-    from cvspec.data.checks import catalogue
+    from cvspec.data.checks import catalogue, check_sources
     from cvspec.project import find_root
 
     by_name = {c.name: c for c in catalogue()}
     if check not in by_name:
         raise AssertionError(f"unknown data check {check!r}; known: {', '.join(by_name)}")
     options = run_options()
-    ds = dataset(find_root(Path(test_file).resolve().parent), spec_file, options)
+    root = find_root(Path(test_file).resolve().parent)
+    ds = dataset(root, spec_file, options)
     where = spec_file
     if options is not None:
         limit = by_name[check].limit(ds.spec)
         where = f"{spec_file} with {options.describe()}"
-    result = by_name[check].verdict(ds, limit)
+    source = check_sources(composed(root, spec_file, options), root).get(check, "")
+    result = by_name[check].verdict(ds, limit, source)
     if result.status == "fail":
         raise AssertionError(f"{where}: {result.describe()}")
 
