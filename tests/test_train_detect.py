@@ -292,3 +292,26 @@ def test_an_unfinished_detection_run_says_how_many_epochs_it_did(tmp_path: Path)
     set_current(tmp_path, run, "detection")
     with pytest.raises(CvspecError, match=r"run abc has not finished training \(2 epoch\(s\) done"):
         finished(tmp_path)
+
+
+def test_ratio_split_lists_hold_only_images_ultralytics_trains_on(tmp_path: Path) -> None:
+    """The data stage reports a .jfif in a detector's images/ as skipped (ultralytics does not
+    train on it): the split lists the trainer writes leave it out the same way."""
+    from PIL import Image
+
+    from cvspec.generate.builtin.train_config import RATIO_SPLITS_KEY
+    from cvspec.train.ultra import _with_split_lists
+
+    images = tmp_path / "data/images"
+    images.mkdir(parents=True)
+    for i in range(12):
+        Image.new("RGB", (8, 8)).save(images / f"{i:02d}.png")
+    Image.new("RGB", (8, 8)).save(images / "photo.jfif", "JPEG")
+    ratio = {"images": "images", "val": 0.25, "test": 0.0, "seed": 0}
+    data = {"path": str(tmp_path / "data"), RATIO_SPLITS_KEY: ratio}
+    run = tmp_path / "run"
+    run.mkdir()
+    out = _with_split_lists(data, run)
+    lists = [Path(out[split]).read_text().split() for split in ("train", "val")]
+    listed = [Path(line).name for lines in lists for line in lines]
+    assert sorted(listed) == [f"{i:02d}.png" for i in range(12)]

@@ -324,7 +324,7 @@ def _with_split_lists(data: dict[str, Any], run_path: Path) -> dict[str, Any]:
     """The splits as image lists written into the run, where folders will not do: ratio splits
     of one images/ folder (assigned exactly as the data stage assigns them, by a hash of each
     path), and any split when data.exclude leaves images out (ultralytics has no such list)."""
-    from cvspec.data.files import list_images
+    from cvspec.data.files import DETECTION_EXTENSIONS, list_images
     from cvspec.data.index import Exclusions, assign_split
     from cvspec.generate.builtin.train_config import EXCLUDE_KEY, RATIO_SPLITS_KEY
 
@@ -336,7 +336,7 @@ def _with_split_lists(data: dict[str, Any], run_path: Path) -> dict[str, Any]:
     lists: dict[str, list[str]] = {"train": [], "val": [], "test": []}
     if ratio is not None:
         folder = root / str(ratio.get("images", "images"))
-        for image in list_images(folder):
+        for image in list_images(folder, DETECTION_EXTENSIONS):
             rel = image.relative_to(root).as_posix()
             if rules.match(rel) is None:
                 split = assign_split(
@@ -347,7 +347,7 @@ def _with_split_lists(data: dict[str, Any], run_path: Path) -> dict[str, Any]:
         folder = root
         for split in lists:
             if data.get(split):
-                for image in list_images(root / str(data[split])):
+                for image in list_images(root / str(data[split]), DETECTION_EXTENSIONS):
                     if rules.match(image.relative_to(root).as_posix()) is None:
                         lists[split].append(str(image))
     for split in ("train", "val"):
