@@ -139,3 +139,12 @@ def fill_drift_window(url: str, body: bytes) -> None:
                 f"{url}/predict", content=body, headers={"content-type": "image/png"}
             )
             assert answer.status_code == 200, answer.text
+
+
+def build_repo(root: Path, specs: Mapping[str, str]) -> Path:
+    """A repository with each of `specs` (file name -> text) under specs/, built."""
+    first, *rest = specs.items()
+    project(root, first[1], first[0], extra={f"specs/{n}": text for n, text in rest})
+    result = cvspec("build", cwd=root)
+    assert result.code == 0, result.err
+    return root

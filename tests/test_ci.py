@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from helpers import MINIMAL_SPEC, cvspec, project, tool
+from helpers import MINIMAL_SPEC, build_repo, cvspec, project, tool
 from ruamel.yaml import YAML
 
 from cvspec.generate.builtin.ci_common import CI_STAGES, NOTIFY_SCRIPT
@@ -62,12 +62,7 @@ PINNED = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+@v[0-9]+")
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("repo")
-    first, *rest = SPECS.items()
-    project(root, first[1], first[0], extra={f"specs/{n}": s for n, s in rest})
-    result = cvspec("build", cwd=root)
-    assert result.code == 0, result.err
-    return root
+    return build_repo(tmp_path_factory.mktemp("repo"), SPECS)
 
 
 def load(path: Path) -> Any:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import MINIMAL_SPEC, REPO, cvspec, project, tool
+from helpers import MINIMAL_SPEC, REPO, build_repo, cvspec, project, tool
 from packaging.requirements import Requirement
 from ruamel.yaml import YAML
 
@@ -42,12 +42,7 @@ SPECS = {
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("repo")
-    first, *rest = SPECS.items()
-    project(root, first[1], first[0], extra={f"specs/{n}": s for n, s in rest})
-    result = cvspec("build", cwd=root)
-    assert result.code == 0, result.err
-    return root
+    return build_repo(tmp_path_factory.mktemp("repo"), SPECS)
 
 
 def load(path: Path) -> Any:
