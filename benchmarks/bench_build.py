@@ -90,9 +90,7 @@ def synthetic_spec(i: int, base: str, task: str) -> str:
         size, batch = 128 + 32 * (i % 4), (8, 16, 32)[i % 3]
         gates = f"map50: {{min: {0.4 + i % 20 / 100:.2f}}}"
         gates += ", map50_95: {min: 0.3}, recall: {min: 0.5}" if i % 2 else ""
-        sweep = ("{}", "{train.optimizer.lr: [0.01, 0.02]}", "{model.image_size: [128, 160]}")[
-            i % 3
-        ]
+        sweep = "{}"  # a detector trains one config: train.sweep is for classification
     return (
         f"cvspec: 1\nextends: {base}\ntask: {task}\n"
         f"project: {{name: {name}, description: Synthetic project {i} from {base}}}\n"
