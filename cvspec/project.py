@@ -458,7 +458,11 @@ def check(
     installed = InstalledNames()
     results = []
     for opts, group in groups.items():
-        for path, out in zip(group, render_all(root, group, opts, cache), strict=True):
+        rendered = render_all(root, group, opts, cache)
+        taken = [d for out in rendered for d in _taken(root, paths, out, opts)]
+        if taken:  # what build refuses, said here rather than "run cvspec build"
+            raise SpecError(taken)
+        for path, out in zip(group, rendered, strict=True):
             findings = [c for c in _changes(root, out, installed) if c.finding is not None]
             if any(c.reason == CODE_CHANGED for c in findings):
                 findings = _unsteady(root, path, opts, out, findings)
