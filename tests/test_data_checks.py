@@ -434,3 +434,12 @@ def test_the_duplicate_and_leakage_limits_count_what_their_descriptions_say(
     spec = CLASSIFICATION.replace("near_fraction: 0.0}", "near_fraction: 0.0, near_hamming: 0}")
     strict = check_all(tmp_path / "strict", files, spec)
     assert strict["leakage"].value == 1  # near_hamming decides what leaks, too
+
+
+def test_a_fraction_limit_reads_in_the_unit_of_what_is_measured() -> None:
+    """0.0001 printed as '0.0%' read as no copies allowed, beside a measured 0.002688."""
+    from cvspec.data.checks import limit_rule
+
+    rule = limit_rule("near-duplicate images", fraction=True)
+    assert rule(0.0001) == "at most 0.0001 (0.01%) near-duplicate images"
+    assert rule(0.05) == "at most 0.05 (5%) near-duplicate images"

@@ -248,3 +248,17 @@ def test_a_partial_extended_from_outside_the_spec_folder_is_copied_into_the_imag
         [tool("hadolint"), str(docker / "Dockerfile.train")], capture_output=True, text=True
     )
     assert lint.returncode == 0, lint.stdout
+
+
+def test_a_partial_extended_from_outside_the_repository_is_a_clear_error(tmp_path: Path) -> None:
+    outside = tmp_path / "shared/base.yaml"
+    outside.parent.mkdir()
+    outside.write_text("train: {epochs: 3}\n")
+    root = project(tmp_path / "repo", f"extends: {outside}\n" + MINIMAL_SPEC)
+    result = cvspec("build", cwd=root)
+    assert result.code == 2
+    assert result.err == (
+        f"error: specs/demo.yaml extends {outside}, which is outside the repository: the CI "
+        "jobs and the images cannot read it; move it into the repository (next to the spec, "
+        "as specs/_name.yaml, say) and extend it from there\n"
+    )

@@ -158,7 +158,9 @@ def limit_rule(what: str, fraction: bool = False) -> Callable[[float | None], st
             return f"{what}: reported"
         if limit == 0:
             return f"no {what}"
-        return f"at most {limit:.1%} {what}" if fraction else f"at most {limit:g} {what}"
+        if fraction:  # the limit as the fraction the measured value is, and as a percentage
+            return f"at most {limit:g} ({limit * 100:.3g}%) {what}"
+        return f"at most {limit:g} {what}"
 
     return rule
 

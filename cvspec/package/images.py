@@ -70,6 +70,12 @@ def extended_outside(spec_file: str, inputs: Sequence[str]) -> list[str]:
     for path in sorted(set(inputs) - {spec_file}):
         if folder and path.startswith(folder + "/"):
             continue
+        if posixpath.isabs(path) or path.split("/")[0] == "..":
+            raise CvspecError(
+                f"{spec_file} extends {path}, which is outside the repository: the CI jobs and "
+                "the images cannot read it; move it into the repository (next to the spec, as "
+                "specs/_name.yaml, say) and extend it from there"
+            )
         outside.append(plain_path(path, "extended spec file"))
     return outside
 
