@@ -414,3 +414,15 @@ def test_more_workers_than_cpus_are_capped_quietly(tmp_path: Path) -> None:
     result = cvspec("run", "specs/tiny.yaml", "--stage", "train", cwd=root, timeout=300)
     assert result.code == 0, result.err
     assert "worker processes in total" not in result.err  # torch's warning past the CPU count
+
+
+def test_a_fixed_size_model_that_cannot_run_at_the_specs_size_is_a_located_error() -> None:
+    """CrossViT is built for any img_size but fails at its first forward pass at 32 px: the
+    probe turns that into the model.image_size error, not an internal error mid-training."""
+    from cvspec.errors import SpecValueError
+    from cvspec.train.model import create
+
+    with pytest.raises(SpecValueError) as caught:
+        create("crossvit_tiny_240", 3, False, None, 32)
+    assert caught.value.key == ("model", "image_size")
+    assert "timm/crossvit_tiny_240 takes 240x240 images only" in str(caught.value)

@@ -315,3 +315,14 @@ def test_ratio_split_lists_hold_only_images_ultralytics_trains_on(tmp_path: Path
     lists = [Path(out[split]).read_text().split() for split in ("train", "val")]
     listed = [Path(line).name for lines in lists for line in lines]
     assert sorted(listed) == [f"{i:02d}.png" for i in range(12)]
+
+
+def test_ultralytics_p6_and_scaled_config_names_are_known() -> None:
+    """yolov8n6.yaml is ultralytics' old name of yolov8n-p6.yaml: accepted, as it accepts it."""
+    from cvspec.errors import SpecValueError
+    from cvspec.train.ultra import _known_config
+
+    for name in ("yolov8n6.yaml", "yolov5s6.yaml", "yolov8n-p6.yaml", "yolov8n.yaml"):
+        _known_config(name, Path("."))
+    with pytest.raises(SpecValueError):
+        _known_config("yolov8n7.yaml", Path("."))

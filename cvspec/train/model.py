@@ -87,15 +87,18 @@ def _sized(name: str, image_size: int | None) -> dict[str, Any]:
 
 def _built(timm: Any, name: str, image_size: int | None, **kwargs: Any) -> Any:
     try:
-        return timm.create_model(name, **kwargs)
-    except (TypeError, AssertionError, ValueError) as exc:
+        model = timm.create_model(name, **kwargs)
+        if "img_size" in kwargs:  # built for another size: some (CrossViT) still cannot run it
+            _probe(model, int(kwargs["img_size"]))
+        return model
+    except (TypeError, AssertionError, ValueError, RuntimeError) as exc:
         if "img_size" not in kwargs:
             raise
         size = timm.models.get_pretrained_cfg(name).input_size[-1]
         raise SpecValueError(
             ("model", "image_size"),
-            f"timm/{name} takes {size}x{size} images only (a fixed input size) and cannot be "
-            f"built for {image_size}x{image_size} ({type(exc).__name__}: {exc}); set "
+            f"timm/{name} takes {size}x{size} images only (a fixed input size) and cannot run "
+            f"at {image_size}x{image_size} ({type(exc).__name__}: {exc}); set "
             f"model.image_size: {size} or choose a model that takes any size",
         ) from None
 
@@ -106,3 +109,15 @@ def from_checkpoint(meta: dict[str, Any], state: dict[str, Any]) -> Any:
     model = create(str(meta["arch"]), len(meta["classes"]), False, None, size)
     model.load_state_dict(state)
     return model.eval()
+
+
+def _probe(model: Any, size: int) -> None:
+    """One forward pass of a zero image at `size` (eval mode, no gradients): a model that
+    cannot run at that size fails here, not at the first training batch."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(1, 3, size, size))
+    model.train(was_training)

@@ -272,9 +272,11 @@ def _known_config(model: str, root: Path) -> None:
 
     from ultralytics.utils.checks import check_yaml
 
-    # ultralytics reads yolov8n.yaml as yolov8.yaml at scale n (its own rule, yaml_model_load)
-    unscaled = re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", model)
-    found = check_yaml(unscaled, hard=False) or check_yaml(model, hard=False)  # type: ignore[no-untyped-call]
+    # ultralytics' own rules (yaml_model_load): yolov8n6.yaml is yolov8n-p6.yaml, and
+    # yolov8n.yaml is yolov8.yaml at scale n
+    name = re.sub(r"^(yolov[58][nslmx])6(\.ya?ml)$", r"\1-p6\2", model)
+    unscaled = re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", name)
+    found = check_yaml(unscaled, hard=False) or check_yaml(name, hard=False)  # type: ignore[no-untyped-call]
     if found:
         return
     import ultralytics
