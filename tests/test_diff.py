@@ -188,3 +188,20 @@ def test_check_and_diff_say_whether_a_change_retrains(tmp_path: Path) -> None:
     )
     noted = cvspec("check", cwd=root).out
     assert "training: data.exclude changed: a run retrains only if that changes its" in noted
+
+
+def test_a_sweep_point_that_changes_retrains_though_the_base_config_does_not(
+    tmp_path: Path,
+) -> None:
+    spec = MINIMAL_SPEC + "train: {workers: 2, sweep: {train.optimizer.lr: [0.001, 0.003]}}\n"
+    root = project(tmp_path, spec)
+    assert cvspec("build", cwd=root).code == 0
+    changed = spec.replace("workers: 2", "workers: 3").replace("0.003]", "0.01]")
+    (root / "specs/demo.yaml").write_text(changed)
+    checked = cvspec("check", cwd=root)
+    assert (
+        "  training: the next training run retrains: train.optimizer.lr (sweep point-001) "
+        "changed\n" in checked.out
+    )
+    (root / "specs/demo.yaml").write_text(spec.replace("0.003]", "0.003, 0.01]"))  # a point more
+    assert "train.optimizer.lr (sweep point-002) changed" in cvspec("check", cwd=root).out

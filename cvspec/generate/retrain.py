@@ -28,14 +28,16 @@ def training_note(root: Path, out_dir: str, files: list[RenderedFile]) -> str | 
     new = {f.path: f.content for f in files}
     config = f"{out_dir}/train/config.yaml"
     if config in new:  # classification
-        old = _read(root / config)
-        if old is None or old == new[config]:
-            return None
-        before, after = _load(old), _load(new[config])
-        if before is None or after is None:  # not YAML (a merge conflict): cannot tell
-            return None
         kept = {"train": CONFIG_NOT_IN_ID, "data": DATA_BY_RECORDS}
-        return _note(before, after, CONFIG_SECTIONS, kept)
+        old = _read(root / config)
+        changed = []
+        if old is not None and old != new[config]:
+            before, after = _load(old), _load(new[config])
+            if before is None or after is None:  # not YAML (a merge conflict): cannot tell
+                return None
+            changed = _all_changed(before, after, CONFIG_SECTIONS)
+        changed += _point_changes(root, f"{out_dir}/train/experiment", new)
+        return _note(changed, kept)
     args, data = f"{out_dir}/train/args.yaml", f"{out_dir}/train/data.yaml"
     if args not in new:
         return None
@@ -46,17 +48,51 @@ def training_note(root: Path, out_dir: str, files: list[RenderedFile]) -> str | 
     after = {"args": _load(new[args]), "data": _load(new.get(data, b""))}
     if None in (*before.values(), *after.values()):  # not YAML (a merge conflict)
         return None
-    return _note(before, after, ("args", "data"), {"args": ARGS_NOT_IN_ID})
+    return _note(_all_changed(before, after, ("args", "data")), {"args": ARGS_NOT_IN_ID})
 
 
-def _note(
-    before: dict[str, Any], after: dict[str, Any], sections: tuple[str, ...], kept: dict[str, Any]
-) -> str | None:
-    changed = [
+def _all_changed(before: Any, after: Any, sections: tuple[str, ...]) -> list[str]:
+    return [
         key
         for section in sections
         for key in _changed(before.get(section), after.get(section), section)
     ]
+
+
+def _point_changes(root: Path, folder: str, new: dict[str, bytes]) -> list[str]:
+    """`train.optimizer.lr (sweep point-001)` for each value a sweep point file changes, adds
+    or removes: each point is a run of its own, its config the base one with these values."""
+    paths = {p for p in new if p.startswith(folder + "/")}
+    on_disk = root / folder
+    if on_disk.is_dir() and not on_disk.is_symlink():
+        paths |= {f"{folder}/{p.name}" for p in on_disk.glob("*.yaml")}
+    changed = []
+    for path in sorted(paths):
+        old, now = _read(root / path) or b"", new.get(path, b"")
+        if old == now:
+            continue
+        before, after = _load(old), _load(now)
+        if before is None or after is None:
+            continue
+        point = Path(path).stem
+        changed += [f"{key} (sweep {point})" for key in _deep_changed(before, after, "")]
+    return changed
+
+
+def _deep_changed(old: Any, new: Any, path: str) -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = sorted(set(old) | set(new), key=str)
+        return [
+            k
+            for key in keys
+            for k in _deep_changed(old.get(key), new.get(key), f"{path}.{key}" if path else key)
+        ]
+    if isinstance(old, dict) or isinstance(new, dict):  # a point added or removed
+        return _deep_changed(old or {}, new or {}, path)
+    return [] if old == new else [path]
+
+
+def _note(changed: list[str], kept: dict[str, Any]) -> str | None:
     if not changed:
         return None
     ident = [k for k in changed if not _kept(k, kept)]
