@@ -416,6 +416,41 @@ def test_set_and_explain_reach_a_list_item_as_dot_0_or_bracket_0(tmp_path: Path)
     assert valid.code == 0, valid.err
 
 
+def test_set_reaches_a_list_item_a_profile_sets(tmp_path: Path) -> None:
+    """--set flags win over the profile, so they apply after it: an item of a list only the
+    profile has can be set."""
+    spec = MINIMAL_SPEC.replace("{name: demo}", "{name: demo, contacts: {slack: '#cv'}}")
+    profile = "profiles: {mon: {monitor: {alerts: [{name: Drift, metric: brightness_drift, "
+    profile += "max: 0.2}]}}}\n"
+    root = project(tmp_path, spec + profile)
+    flag = ("--profile", "mon", "--set", "monitor.alerts[0].max=0.5")
+    out = cvspec("explain", "specs/demo.yaml", "monitor.alerts[0].max", *flag, cwd=root)
+    assert out.code == 0, out.err
+    assert out.out == "monitor.alerts[0].max = 0.5  # --set monitor.alerts[0].max=0.5\n"
+    # without the profile there is no list: the flag is still the user's error
+    bare = cvspec("validate", "specs/demo.yaml", *flag[2:], cwd=root)
+    assert bare.code == 2
+    assert "error[bad-set]: monitor.alerts[0]: the spec has no list at monitor.alerts" in bare.err
+
+
+def test_an_item_set_a_profile_not_built_lacks_does_not_fail_the_build(tmp_path: Path) -> None:
+    """Each profile is checked with the --set flags too; an item flag meant for the spec
+    being built is skipped for a profile whose list lacks that item."""
+    alerts = "monitor:\n  alerts:\n    - {name: Drift, metric: brightness_drift, max: 0.5}\n"
+    spec = MINIMAL_SPEC.replace("{name: demo}", "{name: demo, contacts: {slack: '#cv'}}")
+    root = project(tmp_path, spec + alerts + "profiles: {quiet: {monitor: {alerts: []}}}\n")
+    flag = ("--set", "monitor.alerts[0].max=0.3")
+    for command in ("validate", "build"):
+        done = cvspec(command, "specs/demo.yaml", *flag, cwd=root)
+        assert done.code == 0, (command, done.err)
+    shown = cvspec("explain", "specs/demo.yaml", "monitor.alerts[0].max", *flag, cwd=root)
+    assert shown.out == "monitor.alerts[0].max = 0.3  # --set monitor.alerts[0].max=0.3\n"
+    # building that profile with the flag is an error still
+    quiet = cvspec("validate", "specs/demo.yaml", "--profile", "quiet", *flag, cwd=root)
+    assert quiet.code == 2
+    assert "monitor.alerts has 0 item(s), so no index 0\n" in quiet.err
+
+
 def test_set_with_an_empty_mapping_empties_it(tmp_path: Path) -> None:
     """`--set train.sweep={}` turns a sweep off; a non-empty mapping still merges key by key."""
     root = project(

@@ -45,9 +45,14 @@ def profile_variants(
 def _variants(
     path: Path, raw: RawSpec, profile: str | None, sets: Sequence[str]
 ) -> dict[str, Callable[[], RawSpec]]:
-    """Profile name -> a function composing the spec with that profile instead of `profile`."""
+    """Profile name -> a function composing the spec with that profile instead of `profile`.
+
+    A --set flag addressing a list item that profile's list lacks is skipped there: the
+    flags are meant for the spec being built, and a profile not built must not fail it."""
     from functools import partial
 
     from cvspec.spec.compose import compose, profile_names
 
-    return {n: partial(compose, path, n, sets) for n in profile_names(raw) if n != profile}
+    return {
+        n: partial(compose, path, n, sets, strict=False) for n in profile_names(raw) if n != profile
+    }

@@ -39,19 +39,46 @@ def dotted_key(path: KeyPath) -> str:
     return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
 
 
-def compose(path: Path, profile: str | None = None, sets: Sequence[str] = ()) -> RawSpec:
+def compose(
+    path: Path, profile: str | None = None, sets: Sequence[str] = (), strict: bool = True
+) -> RawSpec:
     """Load `path` with everything it extends, then apply the profile, --set flags and ${}.
 
-    The profile is read after the --set flags (so `--set profiles.ci.train.epochs=3` changes
-    what `--profile ci` applies); the flags then win over the profile.
+    The profile is read after the --set flags into `profiles` (so `--set
+    profiles.ci.train.epochs=3` changes what `--profile ci` applies); the flags are applied
+    after the profile, so they win over it and may address the items of a list it sets
+    (`--set monitor.alerts[0].max=0.5`). With `strict` False, a flag addressing a list item
+    the spec does not have is skipped instead of being an error (checking the profiles that
+    are not built with the flags meant for the one that is).
     """
     raw = _load_with_extends(path.resolve(), ())
-    over = parse_sets(sets) if sets else None
+    if sets:
+        parse_sets(sets)  # every flag's own mistakes, whatever the profile
     if profile is not None:
-        raw = merge(raw, select_profile(raw if over is None else merge(raw, over), profile))
-    if over is not None:
-        raw = merge(raw, over)
-    return interpolate(raw)
+        into_profiles = [s for s in sets if _set_head(s) == "profiles"]
+        raw = merge(raw, select_profile(_merge_sets(raw, into_profiles, strict), profile))
+    return interpolate(_merge_sets(raw, sets, strict))
+
+
+def _merge_sets(raw: RawSpec, sets: Sequence[str], strict: bool) -> RawSpec:
+    """`raw` with the --set flags merged in; with `strict` False, without the flags that
+    address a list item `raw` does not have (and so fail the merge)."""
+    if not sets:
+        return raw
+    try:
+        return merge(raw, parse_sets(sets))
+    except SpecError as exc:
+        failed = {d.origin.detail for d in exc.diagnostics if d.origin and d.code == "bad-set"}
+        kept = [s for s in sets if f"--set {s}" not in failed]
+        if strict or len(kept) == len(sets):
+            raise
+        return _merge_sets(raw, kept, strict)
+
+
+def _set_head(text: str) -> str | None:
+    """The top-level key a `KEY=VALUE` --set flag addresses (`monitor` for `monitor.x=1`)."""
+    key = parse_key(text.partition("=")[0].strip())
+    return str(key[0]) if key else None
 
 
 def profile_names(raw: RawSpec) -> list[str]:

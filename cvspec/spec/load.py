@@ -271,9 +271,15 @@ def _value_with_colon(text: str, line: int, col: int) -> str | None:
     return value.split(" #", 1)[0].rstrip() or None
 
 
+# What goes before a '[' or '{' that opens a flow collection outside one: nothing (a value
+# on its own line), a key's ':' or a '- ' item, then any anchor or tag (`key: &a [1]`).
+_FLOW_START = re.compile(r"(?:|.*:\s|(?:.*\s)?[-?]\s)\s*(?:[&!]\S*\s+)*$")
+
+
 def _unclosed(text: str) -> tuple[int, int] | None:
     """0-based (line, col) of the first '[' or '{' that is never closed: brackets counted
-    outside quotes and comments."""
+    outside quotes and comments, and only where they open a flow collection (not the '[' in
+    a plain value like `Detects [circles, ...`)."""
     stack: list[tuple[int, int]] = []
     for number, row in enumerate(text.splitlines()):
         quote = ""
@@ -284,7 +290,7 @@ def _unclosed(text: str) -> tuple[int, int] | None:
                 quote = char
             elif char == "#" and (i == 0 or row[i - 1] in " \t"):
                 break
-            elif char in "[{":
+            elif char in "[{" and (stack or _FLOW_START.match(row[:i])):
                 stack.append((number, i))
             elif char in "]}" and stack:
                 stack.pop()
