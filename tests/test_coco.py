@@ -155,6 +155,86 @@ def test_a_size_the_annotations_give_wrongly_is_a_finding_naming_the_image(tmp_p
     assert check_all(tmp_path, {}, text)["layout"].findings == ()
 
 
+RATIO = DETECTION.replace("{train: train, val: val}", "{val: 0.5, test: 0.0, seed: 0}")
+
+
+def test_an_image_ultralytics_does_not_train_on_is_skipped_not_counted_or_linked(
+    tmp_path: Path,
+) -> None:
+    """A .gif or .jfif file_name: reported by skipped_files (as in a YOLO dataset), never
+    counted, checked or linked into the YOLO view, where ultralytics would drop it unsaid."""
+    from cvspec.generate.builtin.train_config import COCO_KEY
+    from cvspec.train.yolo_view import coco_view
+
+    names = ["train/a.png", "train/b.gif", "val/c.jpg", "val/d.jfif", "val/e.GIF", "val/g.png"]
+    images = [
+        {"id": n, "file_name": name, "width": 16, "height": 16} for n, name in enumerate(names)
+    ]
+    boxes = [{"image_id": n, "category_id": 1, "bbox": [4, 4, 8, 4]} for n in range(len(names))]
+    formats = {".png": "PNG", ".gif": "GIF", ".jpg": "JPEG", ".jfif": "JPEG"}
+    files: dict[str, Any] = {
+        f"data/{name}": encode(synthetic_image(n, 16), formats[Path(name).suffix.lower()])
+        for n, name in enumerate(names)
+    }
+    files["data/all.json"] = coco_json(images, boxes)
+    results = check_all(tmp_path, files, RATIO)
+    assert [(f.path, f.message, f.related) for f in results["skipped_files"].findings] == [
+        ("*.gif", "2 file(s) skipped: ultralytics does not train on .gif files",
+         ("train/b.gif", "val/e.GIF")),
+        ("*.jfif", "1 file(s) skipped: ultralytics does not train on .jfif files (a .jfif or "
+         ".jpe file is a JPEG: rename it .jpg)", ("val/d.jfif",)),
+    ]  # fmt: skip
+    assert results["layout"].findings == ()
+    spec = check_spec(tmp_path)
+    layout = read_layout(spec, tmp_path / "data")
+    assert [(r.path, r.split) for r in layout.entries] == [
+        ("train/a.png", "train"),
+        ("val/c.jpg", "train"),
+        ("val/g.png", "val"),
+    ]
+    assert layout.skipped == ("train/b.gif", "val/d.jfif", "val/e.GIF")
+    data = {
+        "path": str(tmp_path / "data"),
+        COCO_KEY: {"classes": ["a", "b"], "splits": {"val": 0.5, "test": 0.0, "seed": 0}},
+    }
+    run = tmp_path / "run"
+    view = coco_view(data, run)
+    linked = sorted(
+        p.relative_to(run).as_posix() for p in (run / "yolo").rglob("*") if p.suffix != ".txt"
+        if not p.is_dir()
+    )  # fmt: skip
+    assert linked == [
+        "yolo/images/train/train/a.png", "yolo/images/train/val/c.jpg",
+        "yolo/images/val/val/g.png",
+    ]  # fmt: skip
+    assert view["nc"] == 2
+
+
+def test_no_listed_image_found_names_the_file_names_not_an_empty_folder(tmp_path: Path) -> None:
+    """Image folders renamed after all.json was written: every file_name misses. The data and
+    train stages say which were looked for where, not 'no images found' beside 160 images."""
+    names = [f"train/{n:04d}.png" for n in range(5)]
+    images = [
+        {"id": n, "file_name": name, "width": 16, "height": 16} for n, name in enumerate(names)
+    ]
+    files: dict[str, Any] = {
+        f"data/coco/renamed/{n:04d}.png": encode(synthetic_image(n, 16)) for n in range(5)
+    }
+    files["data/coco/all.json"] = coco_json(images, [])
+    spec = RATIO.replace("path: ../data", "path: ../data/coco")
+    root = write_tree(tmp_path, {".git/HEAD": "", "specs/p.yaml": spec, **files})
+    for stage in ("data", "train"):
+        result = cvspec("run", "specs/p.yaml", "--stage", stage, cwd=root)
+        assert result.code == 2, result.err
+        assert (
+            "specs/p.yaml:5:9: error[data-empty]: data.path: all.json lists 5 images, none found: "
+            "train/0000.png, train/0001.png, train/0002.png (and 2 more) do not exist (relative "
+            "to data/coco/)\n" in result.err
+        ), result.err
+        assert "help: a file_name is relative to the folder of its .json" in result.err
+        assert "no images found" not in result.err and "Traceback" not in result.err
+
+
 def to_coco(root: Path, exclude: str = "") -> None:
     """The shapes example as a COCO dataset under data/coco ({train, val}/ann.json with the
     images beside it), and its spec changed to read it, as a user converting it would."""

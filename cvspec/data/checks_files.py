@@ -226,7 +226,7 @@ CHECKS = [
         lambda s: None,
         limit_rule("files in class or image folders that are not read as images"),
         skipped_files,
-        formats=frozenset({"imagefolder", "yolo"}),
+        formats=frozenset({"imagefolder", "yolo", "coco"}),
     ),
     Check(
         "decodable",

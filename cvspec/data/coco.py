@@ -7,7 +7,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from cvspec.data.index import Box, Declared, Layout, Problem, Record, problem, split_of
+from cvspec.data.files import DETECTION_EXTENSIONS, extension
+from cvspec.data.index import Box, Declared, Layout, Problem, Record, problem, shown, split_of
 from cvspec.errors import CvspecError, SpecValueError
 
 
@@ -26,13 +27,48 @@ def read_coco(data: Any, root: Path) -> Layout:
     classes, category_index, problems = _classes(data, files, root)
     entries: list[Record] = []
     listed: dict[str, tuple[str, Any]] = {}  # image path -> (the entry listing it first, its id)
+    skipped: list[str] = []  # listed images ultralytics does not train on (.gif, .jfif, ...)
+    missing: list[tuple[Path, Path, list[str]]] = []  # (json, image folder, names not found)
     for split, (path, images) in sources.items():
+        gone: list[str] = []
         entries.extend(
             _records(
-                files[split], path, images, root, split, data, category_index, problems, listed
+                files[split], path, images, root, split, data, category_index, problems, listed,
+                skipped, gone,
             )
+        )  # fmt: skip
+        missing.append((path, images, gone))
+    if not entries and any(gone for _, _, gone in missing):
+        raise _none_found(files, sources, missing, root)
+    skipped_paths = tuple(sorted(set(skipped)))
+    return Layout("coco", classes, tuple(entries), tuple(problems), skipped=skipped_paths)
+
+
+def _none_found(
+    files: dict[str, dict[str, Any]],
+    sources: dict[str, tuple[Path, Path]],
+    missing: list[tuple[Path, Path, list[str]]],
+    root: Path,
+) -> SpecValueError:
+    """Not one listed image exists (image folders renamed or moved): the error at data.path
+    says which file_names were looked for where, not that the folder has no images."""
+    parts = []
+    for (split, _), (path, images, gone) in zip(sources.items(), missing, strict=True):
+        if not gone:
+            continue
+        where = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+        names = ", ".join(gone[:3]) + (f" (and {len(gone) - 3} more)" if len(gone) > 3 else "")
+        parts.append(
+            f"{where} lists {len(files[split]['images'])} images, none found: {names} "
+            f"{'does' if len(gone) == 1 else 'do'} not exist (relative to {shown(images)}/)"
         )
-    return Layout("coco", classes, tuple(entries), tuple(problems))
+    return SpecValueError(
+        ("data", "path"),
+        "; ".join(parts),
+        "a file_name is relative to the folder of its .json (data.path for ratio splits): "
+        "were the image folders renamed or moved?",
+        code="data-empty",
+    )
 
 
 def _source(root: Path, target: Path, key: tuple[str, ...]) -> tuple[Path, Path]:
@@ -102,9 +138,13 @@ def _records(
     category_index: dict[int, int],
     problems: list[Problem],
     listed: dict[str, tuple[str, Any]],
+    skipped: list[str],
+    missing: list[str],
 ) -> list[Record]:
     """The images of one annotation file with their boxes; what is wrong goes to `problems`.
-    `listed` holds the images earlier files (and entries) listed: one listed again is left out."""
+    `listed` holds the images earlier files (and entries) listed: one listed again is left out.
+    An image ultralytics does not train on goes to `skipped`, the file_name of one that does not
+    exist to `missing`."""
     where = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
     boxes: dict[Any, list[Box]] = {}
     sizes: dict[Any, tuple[float, float]] = {}
@@ -171,6 +211,10 @@ def _records(
         first_id.setdefault(image_id, (n, rel))
         if not image.is_file():
             problems.append(problem(rel, f"listed in {where} but the file does not exist"))
+            missing.append(name)
+            continue
+        if extension(rel) not in DETECTION_EXTENSIONS:
+            skipped.append(rel)  # the skipped_files check says why; never counted or linked
             continue
         found = tuple(boxes.get(image_id, ()))
         width, height = sizes[image_id]
