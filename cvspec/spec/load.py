@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -247,17 +248,27 @@ def _comment_value(text: str, line: int, col: int) -> tuple[int, str] | None:
     """(column, value) of a comment that looks like a value, `#cv-alerts` in `{slack:
     #cv-alerts}`, after 0-based column `col` of `line`; None when there is none."""
     row = _row(text, line)
-    quote = ""
-    for i in range(col, len(row)):
-        char = row[i]
-        if quote:
-            quote = "" if char == quote else quote
-        elif char in "'\"":
-            quote = char
-        elif char == "#" and row[i - 1] in " \t" and i + 1 < len(row) and row[i + 1] != " ":
+    for i, char in _unquoted(row, col):
+        if char == "#" and row[i - 1] in " \t" and i + 1 < len(row) and row[i + 1] != " ":
             value = _plain_value(text, line, i)
             return (i, value) if value else None
     return None
+
+
+def _unquoted(
+    row: str, start: int = 0, opens: Callable[[int], bool] = lambda i: True
+) -> Iterator[tuple[int, str]]:
+    """(column, character) of each character of `row` from `start` that is outside a quoted
+    string; `opens(i)` says whether a quote character at column i starts one."""
+    quote = ""
+    for i in range(start, len(row)):
+        char = row[i]
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"" and opens(i):
+            quote = char
+        else:
+            yield i, char
 
 
 def _value_with_colon(text: str, line: int, col: int) -> str | None:
@@ -282,13 +293,12 @@ def _unclosed(text: str) -> tuple[int, int] | None:
     a plain value like `Detects [circles, ...`)."""
     stack: list[tuple[int, int]] = []
     for number, row in enumerate(text.splitlines()):
-        quote = ""
-        for i, char in enumerate(row):
-            if quote:
-                quote = "" if char == quote else quote
-            elif char in "'\"" and (stack or i == 0 or row[i - 1] in " \t:,[{-"):
-                quote = char
-            elif char == "#" and (i == 0 or row[i - 1] in " \t"):
+
+        def opens(i: int, row: str = row) -> bool:
+            return bool(stack) or i == 0 or row[i - 1] in " \t:,[{-"
+
+        for i, char in _unquoted(row, 0, opens):
+            if char == "#" and (i == 0 or row[i - 1] in " \t"):
                 break
             elif char in "[{" and (stack or _FLOW_START.match(row[:i])):
                 stack.append((number, i))
@@ -303,17 +313,11 @@ def _closed(text: str, line: int, col: int) -> bool:
     lines = text.splitlines()
     if line >= len(lines) or col >= len(lines[line]):
         return False
-    depth, quote = 0, ""
+    depth = 0
     for number in range(line, len(lines)):
         row = lines[number]
-        start = col if number == line else 0
-        for i in range(start, len(row)):
-            char = row[i]
-            if quote:
-                quote = "" if char == quote else quote
-            elif char in "'\"":
-                quote = char
-            elif char == "#" and (i == 0 or row[i - 1] in " \t"):
+        for i, char in _unquoted(row, col if number == line else 0):  # a quote ends with its row
+            if char == "#" and (i == 0 or row[i - 1] in " \t"):
                 break
             elif char in "[{":
                 depth += 1
@@ -321,7 +325,6 @@ def _closed(text: str, line: int, col: int) -> bool:
                 depth -= 1
                 if depth == 0:
                     return True
-        quote = ""  # a quote does not run on across lines here
     return False
 
 
