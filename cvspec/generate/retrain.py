@@ -75,21 +75,8 @@ def _point_changes(root: Path, folder: str, new: dict[str, bytes]) -> list[str]:
         if before is None or after is None:
             continue
         point = Path(path).stem
-        changed += [f"{key} (sweep {point})" for key in _deep_changed(before, after, "")]
+        changed += [f"{key} (sweep {point})" for key in _changed(before, after, "", depth=99)]
     return changed
-
-
-def _deep_changed(old: Any, new: Any, path: str) -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        keys = sorted(set(old) | set(new), key=str)
-        return [
-            k
-            for key in keys
-            for k in _deep_changed(old.get(key), new.get(key), f"{path}.{key}" if path else key)
-        ]
-    if isinstance(old, dict) or isinstance(new, dict):  # a point added or removed
-        return _deep_changed(old or {}, new or {}, path)
-    return [] if old == new else [path]
 
 
 def _note(changed: list[str], kept: dict[str, Any]) -> str | None:
@@ -113,11 +100,20 @@ def _kept(key: str, kept: dict[str, Any]) -> bool:
     return bool(name) and name in kept.get(section, ())
 
 
-def _changed(old: Any, new: Any, path: str) -> list[str]:
-    """Dotted keys (two levels deep at most) whose values differ."""
-    if isinstance(old, dict) and isinstance(new, dict) and path.count(".") < 1:
+def _changed(old: Any, new: Any, path: str, depth: int = 2) -> list[str]:
+    """Dotted keys whose values differ, `depth` levels deep at most (a point added or removed
+    counts each of its keys)."""
+    if depth > 1 and (isinstance(old, dict) or isinstance(new, dict)):
+        old = old if isinstance(old, dict) else {}
+        new = new if isinstance(new, dict) else {}
         keys = sorted(set(old) | set(new), key=str)
-        return [k for key in keys for k in _changed(old.get(key), new.get(key), f"{path}.{key}")]
+        return [
+            k
+            for key in keys
+            for k in _changed(
+                old.get(key), new.get(key), f"{path}.{key}" if path else key, depth - 1
+            )
+        ]
     return [] if old == new else [path]
 
 
