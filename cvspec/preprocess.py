@@ -130,29 +130,47 @@ def eight_bit(img: Any) -> Any:
 def to_array(images: list[Any], pre: Preprocess) -> Any:
     """PIL images -> float32 array of shape (N, 3, S, S): (pixel / 255 - mean) / std."""
     import numpy as np
+
+    side = pre.image_size
+    if not images:
+        return np.empty((0, 3, side, side), dtype=np.float32)
+    return normalize(np.stack([resized(img, pre) for img in images]), pre)
+
+
+def resized(img: Any, pre: Preprocess) -> Any:
+    """One PIL image -> its model-sized 8-bit RGB pixels, (S, S, 3) uint8: stretched to the
+    square, or letterboxed (scaled to fit, padded with PAD grey). `normalize` does the rest,
+    once for a whole batch."""
+    import numpy as np
     from PIL import Image
 
-    resample = {
-        "bilinear": Image.Resampling.BILINEAR,
-        "nearest": Image.Resampling.NEAREST,
-        "bicubic": Image.Resampling.BICUBIC,
-    }[pre.resample]
+    resample = _RESAMPLE[pre.resample]
     side = pre.image_size
+    rgb = img if img.mode == "RGB" else eight_bit(img).convert("RGB")
+    if pre.fit != "letterbox":
+        return np.asarray(rgb.resize((side, side), Image.Resampling(resample)))
+    _, nw, nh, left, top = letterbox(rgb.size, side)
+    pixels = np.full((side, side, 3), int(PAD), dtype=np.uint8)
+    inner = rgb if (nw, nh) == rgb.size else rgb.resize((nw, nh), Image.Resampling(resample))
+    pixels[top : top + nh, left : left + nw] = np.asarray(inner)
+    return pixels
+
+
+def normalize(pixels: Any, pre: Preprocess) -> Any:
+    """(N, S, S, 3) uint8 -> the model input, (N, 3, S, S) float32: pixel * (1 / (255 std)) -
+    mean / std per channel, in float32, as one multiply and one subtract over the batch."""
+    import numpy as np
+
     scale, offset = _affine(pre.mean, pre.std)
-    out = np.empty((len(images), 3, side, side), dtype=np.float32)
-    for i, img in enumerate(images):
-        rgb = img if img.mode == "RGB" else eight_bit(img).convert("RGB")
-        if pre.fit == "letterbox":
-            _, nw, nh, left, top = letterbox(rgb.size, side)
-            pixels = np.full((side, side, 3), PAD, dtype=np.float32)
-            inner = rgb if (nw, nh) == rgb.size else rgb.resize((nw, nh), resample)
-            pixels[top : top + nh, left : left + nw] = np.asarray(inner, dtype=np.float32)
-        else:
-            pixels = np.asarray(rgb.resize((side, side), resample), dtype=np.float32)
-        pixels *= scale  # one multiply and one subtract per value instead of three passes
-        pixels -= offset
-        out[i] = pixels.transpose(2, 0, 1)
+    n, side = len(pixels), pre.image_size
+    out = np.empty((n, 3, side, side), dtype=np.float32)
+    np.multiply(pixels.transpose(0, 3, 1, 2), scale[:, None, None], out=out)
+    out -= offset[:, None, None]
     return out
+
+
+# Preprocess.resample -> PIL's resampling filter (its integer value)
+_RESAMPLE = {"nearest": 0, "bilinear": 2, "bicubic": 3}
 
 
 PAD = 114.0  # ultralytics' letterbox grey

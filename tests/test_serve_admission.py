@@ -418,3 +418,40 @@ def test_a_cancelled_decode_that_then_fails_leaves_no_unretrieved_error() -> Non
 
     gc.collect()  # an exception never retrieved is reported when its task is collected
     assert unhandled == []
+
+
+@pytest.mark.parametrize(
+    ("gap", "deadline", "pieces", "said"),
+    [
+        (0.2, 30.0, 1, "the body stopped: nothing came for 0.2 s after 4 bytes"),
+        (5.0, 0.4, 1000, "the body did not arrive within 0.4 s"),
+    ],
+)
+def test_a_slow_body_is_a_408_that_names_the_limit_it_broke(
+    monkeypatch: pytest.MonkeyPatch, gap: float, deadline: float, pieces: int, said: str
+) -> None:
+    """A silence longer than the gap, or a trickle past the deadline (one piece every 0.05 s)."""
+    import asyncio
+
+    from starlette.requests import Request
+
+    from cvspec.serve import inputs
+
+    monkeypatch.setattr(inputs, "BODY_GAP_S", gap)
+    monkeypatch.setattr(inputs, "BODY_DEADLINE_S", deadline)
+    sent = 0
+
+    async def receive() -> dict[str, object]:
+        nonlocal sent
+        if sent:
+            await asyncio.sleep(0.05 if sent < pieces else 3600)
+        sent += 1
+        return {"type": "http.request", "body": b"\x89PNG", "more_body": True}
+
+    scope = {"type": "http", "method": "POST", "headers": [], "path": m.PREDICT_ROUTE}
+    started = time.monotonic()
+    with pytest.raises(inputs.InputError) as caught:
+        asyncio.run(inputs._read_body(Request(scope, receive), 1_000_000))
+    assert (caught.value.status, caught.value.code) == (408, "body_timeout")
+    assert caught.value.message.startswith(said), caught.value.message
+    assert min(gap, deadline) - 0.1 <= time.monotonic() - started < min(gap, deadline) + 2

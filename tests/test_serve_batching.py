@@ -205,3 +205,48 @@ def test_a_failing_model_is_a_json_500(tmp_path: Path) -> None:
     assert answer.json() == {
         "error": {"code": "model_error", "message": "RuntimeError: out of memory"}
     }
+
+
+def sample_images() -> list[Any]:
+    """RGB, grey and 16-bit images of several sizes and aspects."""
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    shapes = [(64, 64), (30, 50), (100, 7), (32, 32), (1, 1)]
+    images = [Image.fromarray(rng.integers(0, 256, (*s, 3), dtype=np.uint8)) for s in shapes]
+    images.append(Image.fromarray(rng.integers(0, 256, (40, 60), dtype=np.uint8)))
+    images.append(Image.fromarray(rng.integers(0, 65536, (40, 60), dtype=np.uint16)))
+    return images
+
+
+@pytest.mark.parametrize("fit", ["stretch", "letterbox"])
+@pytest.mark.parametrize("resample", ["bilinear", "nearest", "bicubic"])
+def test_a_batch_normalised_at_once_is_the_input_of_each_image_alone(
+    fit: str, resample: str
+) -> None:
+    """The server normalises a whole batch in one pass; evaluation gets the same bits."""
+    from cvspec.preprocess import Preprocess, normalize, resized, to_array
+
+    pre = Preprocess(17, (0.1, 0.5, 0.9), (0.2, 0.3, 0.4), resample, fit=fit)
+    images = sample_images()
+    batch = normalize(np.stack([resized(img, pre) for img in images]), pre)
+    alone = np.concatenate([to_array([img], pre) for img in images])
+    assert batch.dtype == np.float32 and batch.flags.c_contiguous
+    assert np.array_equal(batch, alone)
+    pixels = np.asarray(images[0].resize((17, 17), resample=2), dtype=np.float64)
+    if (fit, resample) == ("stretch", "bilinear"):  # the formula, channel by channel
+        expected = (pixels / 255 - pre.mean) / pre.std
+        assert np.allclose(batch[0].transpose(1, 2, 0), expected, atol=1e-5)
+
+
+def test_the_statistics_of_a_batch_are_those_of_each_image_alone() -> None:
+    from cvspec.imagestats import grey_histogram, image_stats, stats_of
+
+    images = [img.convert("RGB") for img in sample_images()[:-1]]
+    batch = stats_of([grey_histogram(img) for img in images], [img.size for img in images])
+    assert batch == [image_stats(img) for img in images]
+    assert stats_of([grey_histogram(images[0])], [images[0].size]) == batch[:1]
+    assert batch[-1]["width"] == 60.0 and batch[-1]["height"] == 40.0
+    grey = np.asarray(images[0].convert("L"), dtype=np.float64) / 255
+    assert batch[0]["brightness"] == pytest.approx(grey.mean(), abs=1e-12)
+    assert batch[0]["contrast"] == pytest.approx(grey.std(), abs=1e-12)

@@ -106,13 +106,17 @@ async def metrics(request: Any) -> Any:
     return Response(body, headers={"Content-Type": content_type})
 
 
-def build_app(config: ServeConfig, files: ModelFiles | None = None) -> TimedApp:
-    """The ASGI app; the model loads in the background once the server starts."""
+def build_app(
+    config: ServeConfig, files: ModelFiles | None = None, own_process: bool = False
+) -> TimedApp:
+    """The ASGI app; the model loads in the background once the server starts. `own_process`:
+    the app is all its process serves (cvspec serve), so what lives at start can be frozen
+    out of garbage collection."""
     from starlette.applications import Starlette
     from starlette.routing import Route
 
     guard_pixels(config.max_pixels)
-    service = Service(config, files or read_model_dir(config.model_dir))
+    service = Service(config, files or read_model_dir(config.model_dir), own_process)
 
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
@@ -139,7 +143,7 @@ def build_app(config: ServeConfig, files: ModelFiles | None = None) -> TimedApp:
 
 def app_from_env() -> TimedApp:
     """The app of one worker process (uvicorn --factory), configured through CVSPEC_SERVE_CONFIG."""
-    return build_app(ServeConfig.from_json(os.environ[CONFIG_ENV]))
+    return build_app(ServeConfig.from_json(os.environ[CONFIG_ENV]), own_process=True)
 
 
 class TimedApp:

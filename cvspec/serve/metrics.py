@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import collections
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from cvspec.serve import metric_names as m
@@ -133,10 +135,12 @@ class ServerMetrics:
         self.batch.observe(size)
         self.inference.observe(seconds)
 
-    def predicted(self, label: str, confidence: float) -> None:
-        """Record one prediction (one image, or one box)."""
-        self.predictions.labels(label).inc()
-        self.confidence.observe(confidence)
+    def predicted(self, found: Sequence[tuple[str, float]]) -> None:
+        """Record a batch's predictions (label, confidence): one per image, or one per box."""
+        for label, times in collections.Counter(label for label, _ in found).items():
+            self.predictions.labels(label).inc(times)
+        for _, confidence in found:
+            self.confidence.observe(confidence)
 
     def input_seen(self, stats: dict[str, float]) -> None:
         """Record one input image's statistics."""

@@ -45,7 +45,7 @@ def serve(config: ServeConfig) -> None:
         return
     from cvspec.serve.app import build_app
 
-    app = build_app(config, files)
+    app = build_app(config, files, own_process=True)
     if config.metrics_port is not None:
         _metrics_server(config, app.service.metrics.registry)
     _uvicorn(app, config)
