@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -112,6 +113,13 @@ def list_image_paths(
         elif skipped is not None:
             skipped.append(path)
     return sorted(found, key=lambda p: p.split(os.sep))
+
+
+def nfc(text: str) -> str:
+    """`text` in Unicode's composed form (NFC), as names are compared: a macOS file system may
+    spell a folder "café" with "e" + a combining accent (NFD), where a spec typed in an editor
+    has the one letter "é"; both are the same name."""
+    return unicodedata.normalize("NFC", text)
 
 
 def relative_posix(path: str, root: str) -> str:

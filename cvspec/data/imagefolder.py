@@ -5,14 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cvspec.data.files import is_image_name, list_image_paths, relative_posix
+from cvspec.data.files import is_image_name, list_image_paths, nfc, relative_posix
 from cvspec.data.index import Layout, Problem, Record, problem, split_folders, split_of
 
 
 def read_imagefolder(data: Any, root: Path) -> Layout:
-    """Classes from folder names (or data.classes), labels from the folder each image is in."""
+    """Classes from folder names (or data.classes), labels from the folder each image is in.
+
+    Folder and class names are compared in NFC: a folder spelled with a combining accent is
+    the class of the same name spelled with the composed letter."""
     folders = split_folders(data.splits, root)  # split name -> folder ('' for ratio splits)
-    found: dict[str, list[tuple[str, str]]] = {}  # class folder -> [(split, rel path)]
+    found: dict[str, list[tuple[str, str]]] = {}  # class folder (NFC) -> [(split, rel path)]
     problems: list[Problem] = []
     others: list[str] = []  # files in class folders that are not images cvspec reads
     for split, folder in folders.items():
@@ -25,12 +28,12 @@ def read_imagefolder(data: Any, root: Path) -> Layout:
                 if child.is_file() and is_image_name(child.name):
                     problems.append(problem(rel, "not inside a class folder; ignored"))
                 continue
-            items = found.setdefault(child.name, [])
+            items = found.setdefault(nfc(child.name), [])
             top = str(root)
             images = list_image_paths(str(child), skipped=others)
             items.extend((split, relative_posix(p, top)) for p in images)
     classes = _classes(data, found, problems)
-    label_of = {name: i for i, name in enumerate(classes)}
+    label_of = {nfc(name): i for i, name in enumerate(classes)}
     entries: list[Record] = []
     for name, items in found.items():
         if name not in label_of:
@@ -45,7 +48,7 @@ def _classes(data: Any, found: dict[str, Any], problems: list[Problem]) -> tuple
     if data.classes == "auto":
         return tuple(sorted(found))
     classes = tuple(data.classes)
-    for name in sorted(set(found) - set(classes)):
+    for name in sorted(set(found) - {nfc(c) for c in classes}):
         msg = "class folder is not in data.classes; its images are ignored"
         problems.append(problem(name, msg, "classes"))
     return classes

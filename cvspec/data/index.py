@@ -232,22 +232,26 @@ def relabeled(layout: Layout, corrections: dict[str, str]) -> Layout:
 
     if not corrections:
         return layout
-    wanted = {path.removeprefix("./"): (path, cls) for path, cls in corrections.items()}
-    index = {name: i for i, name in enumerate(layout.classes)}
+    from cvspec.data.files import nfc
+
+    wanted = {nfc(path.removeprefix("./")): (path, cls) for path, cls in corrections.items()}
+    index = {nfc(name): i for i, name in enumerate(layout.classes)}
     entries, done = [], []
     for entry in layout.entries:
-        if entry.path not in wanted or entry.label is None:
+        path = nfc(entry.path)
+        if path not in wanted or entry.label is None:
             entries.append(entry)
             continue
-        key, target = wanted.pop(entry.path)
-        if target not in index:
+        key, target = wanted.pop(path)
+        if nfc(target) not in index:
             raise SpecValueError(
                 ("data", "relabel", key),
                 f"class {target!r} is not one of the dataset's classes",
                 f"one of: {', '.join(layout.classes)}",
             )
-        done.append(Relabel(entry.path, layout.classes[entry.label], target))
-        entries.append(replace(entry, label=index[target]))
+        label = index[nfc(target)]
+        done.append(Relabel(entry.path, layout.classes[entry.label], layout.classes[label]))
+        entries.append(replace(entry, label=label))
     return replace(
         layout,
         entries=tuple(entries),
@@ -259,17 +263,21 @@ def relabeled(layout: Layout, corrections: dict[str, str]) -> Layout:
 class Exclusions:
     """data.exclude compiled once: exact paths and folders by lookup, patterns by one regex.
 
-    A leading `./` is ignored; a pattern ending in `/` names folders (`3/*/`)."""
+    A leading `./` is ignored; a pattern ending in `/` names folders (`3/*/`). Patterns and
+    paths are compared in NFC (data.files.nfc)."""
 
     def __init__(self, patterns: tuple[str, ...]) -> None:
         import fnmatch
         import re
 
+        from cvspec.data.files import nfc
+
+        self.nfc = nfc
         self.patterns = patterns
         self.exact: dict[str, str] = {}
         self.globs: list[tuple[str, re.Pattern[str], bool]] = []  # pattern, regex, folders only
         for pattern in patterns:
-            clean = pattern.removeprefix("./").rstrip("/")
+            clean = nfc(pattern.removeprefix("./").rstrip("/"))
             if any(c in clean for c in "*?["):
                 rx = re.compile(fnmatch.translate(clean))
                 self.globs.append((pattern, rx, pattern.endswith("/")))
@@ -280,7 +288,7 @@ class Exclusions:
 
     def match(self, path: str) -> str | None:
         """The first pattern that leaves `path` out (the file, or a folder above it), or None."""
-        parts = path.split("/")
+        parts = self.nfc(path).split("/")
         for i in range(len(parts), 0, -1):  # the file, then each folder above it
             prefix = "/".join(parts[:i])
             hit = self.exact.get(prefix)

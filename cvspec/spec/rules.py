@@ -3,8 +3,9 @@
 import difflib
 import posixpath
 import typing
+import unicodedata
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
-from typing import NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 from pydantic import BaseModel, ValidationError
 
@@ -49,13 +50,17 @@ def _multiples(value: int, step: int) -> str:
 V = Violation
 
 
-def _duplicates(loc: Loc, items: Sequence[Hashable], what: str) -> Iterator[Violation]:
+def _duplicates(
+    loc: Loc, items: Sequence[Hashable], what: str, key: Callable[[Any], Hashable] = lambda x: x
+) -> Iterator[Violation]:
     first: dict[Hashable, int] = {}
     for i, item in enumerate(items):
-        if item in first:
-            hint = f"remove it; it is already at index {first[item]}"
+        if key(item) in first:
+            hint = f"remove it; it is already at index {first[key(item)]}"
+            if item != items[first[key(item)]]:
+                hint += " (the same name, its accents composed differently)"
             yield V((*loc, i), "duplicate", f"{what} {item!r} is listed twice", hint)
-        first.setdefault(item, i)
+        first.setdefault(key(item), i)
 
 
 def _classes(spec: SpecModel) -> Iterator[Violation]:
@@ -67,7 +72,7 @@ def _classes(spec: SpecModel) -> Iterator[Violation]:
         return
     if spec.task == "classification" and len(classes) < 2:
         yield V(loc, "classes-count", "a classifier needs at least 2 classes")
-    yield from _duplicates(loc, classes, "class")
+    yield from _duplicates(loc, classes, "class", lambda c: unicodedata.normalize("NFC", c))
     if getattr(spec.evaluate.gates, "top5_accuracy", None) is not None and len(classes) <= 5:
         msg = f"top-5 accuracy is always 1 with {len(classes)} classes"
         yield V(("evaluate", "gates", "top5_accuracy"), "gate-classes", msg, "use accuracy")
