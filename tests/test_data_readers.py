@@ -445,6 +445,33 @@ def test_a_folder_without_images_fails_early_at_data_path(tmp_path: Path) -> Non
     assert "help: data.path is relative to the spec file" in result.err
 
 
+def test_images_outside_the_layout_are_named_instead_of_no_images(tmp_path: Path) -> None:
+    """Images at the top of an imagefolder dataset, or in folders data.classes does not list:
+    the error says what is there, and its help says to move them or change the spec, not to
+    pull data that is there already."""
+    spec = "cvspec: 1\nproject: {name: demo}\ntask: classification\ndata:\n  path: ../data\n"
+    spec += "  versioning: dvc\nmodel: {arch: timm/resnet18, image_size: 32}\n"
+    flat = {f"data/{i:04d}.png": PNG for i in range(5)}
+    root = project(tmp_path, spec, "demo.yaml", flat)
+    result = cvspec("run", "specs/demo.yaml", "--stage", "data", cwd=root)
+    assert result.code == 2, result.err
+    assert (
+        "error[data-empty]: data.path: no images found under data (format imagefolder: one "
+        "folder per class, e.g. data/cat/0001.jpg); what it found instead: not inside a class "
+        "folder; ignored: 0000.png, 0001.png, 0002.png and 2 more\n" in result.err
+    )
+    assert "help: move the images into that layout, or set data.format" in result.err
+    assert "dvc pull" not in result.err
+    spec_path = root / "specs/demo.yaml"
+    spec_path.write_text(
+        spec_path.read_text().replace("  versioning", "  classes: [a, b]\n  versioning")
+    )
+    write_tree(root, {"data/cat/x.png": PNG, "data/dog/y.png": PNG})
+    result = cvspec("run", "specs/demo.yaml", "--stage", "data", cwd=root)
+    assert result.code == 2, result.err
+    assert "class folder is not in data.classes; its images are ignored: cat, dog" in result.err
+
+
 def test_a_yolo_folder_without_images_and_an_exclude_that_takes_all_are_named(
     tmp_path: Path,
 ) -> None:

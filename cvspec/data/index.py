@@ -211,7 +211,20 @@ def no_images(data: Any, data_root: Path, layout: Layout) -> Exception:
     if layout.skipped:
         names = ", ".join(layout.skipped[:3])
         message += f"; it holds {len(layout.skipped)} other file(s), e.g. {names}"
-    if getattr(data, "versioning", "none") == "dvc":
+    if layout.problems:  # images there, but not where data.format looks, or classes left out
+        by_why: dict[str, list[str]] = {}
+        for p in layout.problems:
+            by_why.setdefault(p.message, []).append(p.path)
+        found = "; ".join(
+            f"{why}: {', '.join(paths[:3])}" + (f" and {len(paths) - 3} more" if paths[3:] else "")
+            for why, paths in by_why.items()
+        )
+        message += f"; what it found instead: {found}"
+        hint = (
+            "move the images into that layout, or set data.format (and data.classes) to what "
+            "the folder holds"
+        )
+    elif getattr(data, "versioning", "none") == "dvc":
         hint = (
             "data.versioning is dvc: run `dvc pull` to fetch the images (a CI job must pull "
             "them before the data stage too)"
