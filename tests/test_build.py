@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 from helpers import MINIMAL_SPEC, cvspec, project, snapshot, write_tree
 
 SWEEP_SPEC = MINIMAL_SPEC + "train: {sweep: {train.optimizer.lr: [0.1, 0.01]}}\n"
@@ -292,6 +293,50 @@ def test_an_unreadable_lock_of_a_stray_folder_blocks_nothing(tmp_path: Path) -> 
     assert result.code == 1
     assert "orphan  generated/old/cvspec.lock: " in result.out
     assert "the build manifest is unreadable" in result.out
+
+
+@pytest.mark.parametrize(
+    "named",
+    [
+        "../victim.txt",
+        "{outside}/victim.txt",
+        "specs/keep.txt",
+        "generated/other/keep.txt",
+        "generated/demo/../../victim.txt",
+        ".git/config",
+    ],
+)
+def test_a_lock_naming_files_outside_its_build_removes_none(tmp_path: Path, named: str) -> None:
+    """A crafted lock (a pull request's, a cloned repository's) that names a file outside what
+    its build writes, with that file's digest: the build stops instead of removing it."""
+    import hashlib
+
+    root = project(tmp_path / "repo")
+    assert cvspec("build", cwd=root).code == 0
+    outside = tmp_path / "victim.txt"
+    targets = [
+        outside,
+        root / "specs/keep.txt",
+        root / "generated/other/keep.txt",
+        root / ".git/config",
+    ]
+    for target in targets:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("known content\n")
+    digest = hashlib.sha256(b"known content\n").hexdigest()
+    path = named.format(outside=tmp_path)
+    lock_file = root / "generated/demo/cvspec.lock"
+    lock = json.loads(lock_file.read_text())
+    lock["files"][path] = {"sha256": digest, "generator": "gitlab"}
+    lock_file.write_text(json.dumps(lock))
+    for command in ("build", "check"):
+        result = cvspec(command, cwd=root)
+        assert result.code == 2, result.out + result.err
+        assert f"the build manifest names {json.dumps(path)}, a file no build of project " in (
+            result.err
+        )
+        assert "Traceback" not in result.err
+    assert all(t.read_text() == "known content\n" for t in targets)
 
 
 def test_an_owned_file_where_a_folder_now_goes_is_replaced(tmp_path: Path) -> None:

@@ -229,3 +229,33 @@ def test_every_install_script_passes_shellcheck(built: Path, tmp_path: Path) -> 
                 [tool("shellcheck"), "--severity=style", str(path)], capture_output=True, text=True
             )
             assert proc.returncode == 0, f"{name} {where}: {proc.stdout}"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "cvspec @ git+https://x-access-token:ghp_SECRET@github.com/acme/cvspec@v0.1.0",
+        "git+https://ghp_SECRET@github.com/acme/cvspec@v0.1.0",
+        "https://bot:SECRET@pkgs.acme.com/cvspec-0.1.0-py3-none-any.whl",
+        "cvspec @ git+ssh://git:SECRET@github.com/acme/cvspec@v0.1.0",
+    ],
+)
+def test_a_credential_in_the_requirement_is_refused_before_any_file(
+    tmp_path: Path, url: str
+) -> None:
+    """A token in ci.cvspec_requirement would be written into every CI file and Dockerfile."""
+    spec = MINIMAL_SPEC + f"ci: {{providers: [github, gitlab], cvspec_requirement: '{url}'}}\n"
+    root = project(tmp_path, spec)
+    result = cvspec("build", cwd=root)
+    assert result.code == 2, result.out
+    assert "error[credential-in-spec]: ci.cvspec_requirement holds a credential" in result.err
+    assert "SECRET@" not in result.err.split("\n", 1)[0]  # the message masks it
+    assert not (root / "generated").exists() and not (root / ".github").exists()
+
+
+def test_a_user_without_password_over_ssh_is_no_credential(tmp_path: Path) -> None:
+    url = "cvspec @ git+ssh://git@github.com/acme/cvspec@v0.1.0"
+    root = project(tmp_path, MINIMAL_SPEC + f"ci: {{cvspec_requirement: '{url}'}}\n")
+    result = cvspec("build", cwd=root)
+    assert result.code == 0, result.err
+    assert url.removeprefix("cvspec ") in (root / ".github/workflows/cvspec-demo.yml").read_text()

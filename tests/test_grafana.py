@@ -273,6 +273,19 @@ def test_compose_file_matches_the_compose_spec(built: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_only_the_model_api_is_published_beyond_the_host(built: Path) -> None:
+    """Prometheus, Alertmanager (whose API silences alerts and posts to Slack and Jira) and
+    Grafana (anonymous viewers) have no login: their ports listen on loopback only."""
+    compose = load(built / "docker-compose.monitoring.yml")
+    published = {name: s.get("ports", []) for name, s in compose["services"].items()}
+    assert published.pop("server") == ["8080:8080"]
+    assert published == {
+        "prometheus": ["127.0.0.1:9090:9090"],
+        "alertmanager": ["127.0.0.1:9093:9093"],
+        "grafana": ["127.0.0.1:3000:3000"],
+    }
+
+
 def test_the_composed_server_serves_with_the_spec_settings(built: Path) -> None:
     """The compose server runs the image's spec with every serve setting this build composed."""
     compose = load(built / "docker-compose.monitoring.yml")

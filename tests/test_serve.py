@@ -169,6 +169,48 @@ def test_serve_without_a_model_says_what_to_do(tmp_path: Path) -> None:
     )
 
 
+def test_a_model_that_fails_to_load_tells_clients_no_paths(tmp_path: Path) -> None:
+    """/health and /predict say the model failed; why (with its path) is in the log only."""
+    import subprocess
+    import sys
+    import time
+
+    from cvspec.serve.launch import free_port
+
+    export = write_demo_model(tmp_path / "secret-folder", LABELS, image_size=16)
+    (export / "model.onnx").write_bytes(b"not an ONNX model")
+    port, log = free_port(), tmp_path / "server.log"
+    args = ["--model-dir", str(export), "--host", "127.0.0.1", "--port", str(port)]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cvspec", "serve", *args, "--metrics-port", "0"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline, health = time.monotonic() + 60, None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health")
+                if health.json()["status"] == "failed":
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        assert health is not None and health.status_code == 503, health
+        predict = httpx.post(
+            f"http://127.0.0.1:{port}/predict", content=b"x", headers={"content-type": "image/png"}
+        )
+    finally:
+        proc.terminate()
+        proc.wait(15)
+    message = "the model failed to load; the server's log says why"
+    assert health.json() == {"status": "failed", "error": message}
+    assert predict.status_code == 503
+    assert predict.json() == {"error": {"code": "not_ready", "message": message}}
+    assert "secret-folder" in log.read_text()  # the operator still learns where and why
+
+
 def test_a_server_on_cuda_without_cudas_onnxruntime_stops_before_taking_a_port(
     model_dir: Path,
 ) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from cvspec.errors import CvspecError
-from cvspec.generate.api import LOCK_NAME
+from cvspec.generate.api import LOCK_NAME, path_problem
 from cvspec.generate.render import RenderedFile, sha256
 
 SCHEMA_VERSION = 1
@@ -156,7 +156,7 @@ def _parse(text: str | bytes, source: str) -> Manifest:
         ) from None
     try:
         options = body.get("options") or {}
-        return Manifest(
+        manifest = Manifest(
             project=str(body["project"]),
             spec=str(body["spec"]),
             spec_sha256=str(body["spec_sha256"]),
@@ -173,3 +173,24 @@ def _parse(text: str | bytes, source: str) -> Manifest:
             f"{source}: the build manifest is malformed (missing {exc}); restore it "
             "from git or delete it and rebuild with --force"
         ) from None
+    for path in manifest.files:  # a build removes the files a lock names: only its own
+        if not owns(manifest.project, path):
+            raise CvspecError(
+                f"{source}: the build manifest names {json.dumps(path)}, a file no build of "
+                f"project '{manifest.project}' writes (only generated/{manifest.project}/ and "
+                "files at the repository root outside .git/, generated/ and specs/); restore it "
+                "from git or delete it and rebuild with --force"
+            )
+    return manifest
+
+
+def owns(project: str, path: str) -> bool:
+    """Whether a lock of `project` may name `path`: a file in its own generated/<project>/, or
+    one at the repository root outside .git/, generated/ and specs/ (where an Artifact may
+    write), so a crafted lock cannot make a build remove a file anywhere else."""
+    own = f"generated/{project}/"
+    if path == own + LOCK_NAME:
+        return True
+    if path.startswith(own):
+        return path_problem(path.removeprefix(own), at_root=False) is None
+    return path_problem(path, at_root=True) is None

@@ -23,6 +23,9 @@ CONFIG_ENV = "CVSPEC_SERVE_CONFIG"  # worker processes read their ServeConfig (J
 RETRY_AFTER_S = 1
 CLIENT_CLOSED = 499  # nginx's "client closed request": the client left mid-upload; not a 5xx
 INLINE_PIXELS = 128 * 128  # images up to this size are decoded on the event loop itself
+# What a client learns of a model that failed to load: the reason (onnxruntime's message, with
+# the model's path on the server) is for the operator, in the server's log.
+LOAD_FAILED = "the model failed to load; the server's log says why"
 log = logging.getLogger("cvspec.serve")
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -44,7 +47,8 @@ async def predict(request: Any) -> Any:
 
     service: Service = request.app.state.service
     if not service.ready or service.batcher is None:
-        return error(503, "not_ready", service.error or "the model is loading", retry=True)
+        message = LOAD_FAILED if service.error else "the model is loading"
+        return error(503, "not_ready", message, retry=True)
     config = service.config
     if service.in_flight >= config.request_capacity:  # before reading: bounds the bodies held
         message = f"{service.in_flight} requests in flight (limit {config.request_capacity})"
@@ -94,8 +98,9 @@ async def health(request: Any) -> Any:
         return JSONResponse(
             {"status": "ok", "model": service.name, "version": service.files.version}
         )
-    status = "failed" if service.error else "loading"
-    return JSONResponse({"status": status, "error": service.error}, 503)
+    if service.error:
+        return JSONResponse({"status": "failed", "error": LOAD_FAILED}, 503)
+    return JSONResponse({"status": "loading", "error": None}, 503)
 
 
 async def metrics(request: Any) -> Any:

@@ -271,6 +271,34 @@ def _ops(spec: SpecModel) -> Iterator[Violation]:
         msg = f"deploy.image already names a registry ('{head}')"
         hint = "drop deploy.registry or the registry part of deploy.image"
         yield V(("deploy", "registry"), "image-registry", msg, hint)
+    if spec.ci.cvspec_requirement and (who := _url_credential(spec.ci.cvspec_requirement)):
+        msg = (
+            f"ci.cvspec_requirement holds a credential ('{who}@' in its URL): the CI files and "
+            "the images' Dockerfiles (and so their history) would carry it"
+        )
+        hint = (
+            "credentials come by file or environment, never in the spec: a CI secret in "
+            "~/.netrc or git's `url.<base>.insteadOf`, or git+ssh://git@HOST/... with a deploy key"
+        )
+        yield V(("ci", "cvspec_requirement"), "credential-in-spec", msg, hint)
+
+
+def _url_credential(requirement: str) -> str | None:
+    """The user part, password masked, of a requirement's URL that carries a credential
+    (`user:password@` or a token alone as the user of an http(s) URL); None if none.
+
+    A user without a password is fine over ssh only (git@github.com: the key is the secret).
+    """
+    from urllib.parse import urlsplit
+
+    rest = requirement.removeprefix("cvspec").strip()
+    url = rest.removeprefix("@").strip() if rest.startswith("@") else requirement
+    parts = urlsplit(url)
+    user, at, _ = parts.netloc.rpartition("@")
+    if not at or (":" not in user and parts.scheme.endswith("ssh")):
+        return None
+    name, colon, _ = user.partition(":")
+    return f"{name}:***" if colon else "***"
 
 
 def _is_host(part: str) -> bool:

@@ -16,6 +16,12 @@ ALERTMANAGER_IMAGE = "prom/alertmanager:v0.28.1"
 GRAFANA_IMAGE = "grafana/grafana:10.1.0"
 GRAFANA_SECRET = "GRAFANA_ADMIN_PASSWORD"  # the environment variable compose reads it from
 OUT = "monitoring/docker-compose.monitoring.yml"
+# Prometheus, Alertmanager and Grafana have no login of their own here (Grafana lets anyone
+# view): their ports are published on the host's loopback only, never on every interface,
+# where anyone on the network could silence alerts or post fake ones to Slack and Jira. Only
+# the model server's API is published to the network; put a proxy with auth in front of the
+# others to reach them from elsewhere.
+LOCAL = "127.0.0.1"
 
 
 class MonitoringComposeGenerator:
@@ -72,7 +78,7 @@ def compose(spec: Any, ctx: BuildContext) -> dict[str, Any]:
         "image": ALERTMANAGER_IMAGE,
         "command": ["--config.file=/etc/alertmanager/alertmanager.yml"],
         "volumes": ["./alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro"],
-        "ports": ["9093:9093"],
+        "ports": [f"{LOCAL}:9093:9093"],
         "restart": "unless-stopped",
     }
     if secrets:
@@ -103,7 +109,7 @@ def compose(spec: Any, ctx: BuildContext) -> dict[str, Any]:
                     "./rules.yml:/etc/prometheus/rules.yml:ro",
                     "prometheus-data:/prometheus",
                 ],
-                "ports": ["9090:9090"],
+                "ports": [f"{LOCAL}:9090:9090"],
                 "depends_on": ["server", "alertmanager"],
                 "restart": "unless-stopped",
             },
@@ -121,7 +127,7 @@ def compose(spec: Any, ctx: BuildContext) -> dict[str, Any]:
                     "./grafana/provisioning:/etc/grafana/provisioning:ro",
                     "./grafana/dashboards:/var/lib/grafana/dashboards:ro",
                 ],
-                "ports": ["3000:3000"],
+                "ports": [f"{LOCAL}:3000:3000"],
                 "depends_on": ["prometheus"],
                 "restart": "unless-stopped",
             },
