@@ -120,6 +120,7 @@ def test_yolo_reader_boxes_polygons_and_malformed_lines(tmp_path: Path) -> None:
             "data/labels/train/x.txt": (
                 "0 0.5 0.5 0.2 0.4\n\n1 0.125 0.125 0.375 0.125 0.375 0.625\n99 0.5 0.5 0.1 0.1\n"
                 "0 0.5 0.5\nzero 0.5 0.5 0.1 0.1\n1.5 0.5 0.5 0.1 0.1\n0 1 2 3 4 5\n"
+                "1.0 0.5 0.5 0.1 0.1\n"
             ),
             "data/labels/train/y.txt": b"\xff\xfe not utf-8",
             "data/labels/train/orphan.txt": "0 0.5 0.5 0.1 0.1\n",
@@ -137,6 +138,7 @@ def test_yolo_reader_boxes_polygons_and_malformed_lines(tmp_path: Path) -> None:
                 Box(0, 0.5, 0.5, 0.2, 0.4),
                 Box(1, 0.25, 0.375, 0.25, 0.5),
                 Box(99, 0.5, 0.5, 0.1, 0.1),
+                Box(1, 0.5, 0.5, 0.1, 0.1),  # '1.0': class 1, as ultralytics trains it
             ),
         ),
         "images/train/y.png": ("train", ()),
@@ -157,7 +159,7 @@ def test_yolo_reader_boxes_polygons_and_malformed_lines(tmp_path: Path) -> None:
     assert got[2:6] == [
         ("layout", "labels/train/x.txt:5", f"3 values; {usage}"),
         ("layout", "labels/train/x.txt:6", f"not numbers: 'zero 0.5 0.5 0.1 0.1'; {usage}"),
-        ("layout", "labels/train/x.txt:7", f"not numbers: '1.5 0.5 0.5 0.1 0.1'; {usage}"),
+        ("layout", "labels/train/x.txt:7", f"class id '1.5' is not a whole number; {usage}"),
         ("layout", "labels/train/x.txt:8", f"6 values; {usage}"),
     ]
     assert got[6][:2] == ("layout", "labels/train/y.txt")

@@ -326,3 +326,33 @@ def test_ultralytics_p6_and_scaled_config_names_are_known() -> None:
         _known_config(name, Path("."))
     with pytest.raises(SpecValueError):
         _known_config("yolov8n7.yaml", Path("."))
+
+
+@pytest.mark.slow
+def test_the_card_names_classes_the_evaluation_split_has_no_box_of(tmp_path: Path) -> None:
+    """A class only the training split shows has no AP on val: the per-class rows and the
+    min_class_ap50 gate leave it out, so the card says it was not evaluated; the weakest
+    classes of a detector rank by their AP50, and the card says that is the number shown."""
+    (tmp_path / ".git").mkdir()
+    env = {"YOLO_CONFIG_DIR": str(tmp_path / "yolo"), "MPLCONFIGDIR": str(tmp_path / "mpl")}
+    assert cvspec("init", "--example", "shapes", ".", cwd=tmp_path).code == 0
+    for labels in (tmp_path / "data/shapes/labels/val").glob("*.txt"):  # no triangle in val
+        kept = [line for line in labels.read_text().splitlines() if not line.startswith("2 ")]
+        labels.write_text("".join(f"{line}\n" for line in kept))
+    result = cvspec(
+        "run", "specs/shapes.yaml", "--profile", "ci", "--set", "model.image_size=64",
+        "--set", "evaluate.gates.min_class_ap50={min: 0.0}",
+        "--stage", "train", "--stage", "export", "--stage", "evaluate",
+        cwd=tmp_path, env=env, timeout=900,
+    )  # fmt: skip
+    assert result.code == 0, result.err[-3000:]
+    report = json.loads((tmp_path / "runs/shapes/evaluate/metrics.json").read_text())
+    assert sorted(report["per_class"]) == ["circle", "square"]
+    assert report["classes_without_boxes"] == ["triangle"]
+    card = (tmp_path / "runs/shapes/evaluate/MODEL_CARD.md").read_text()
+    assert (
+        "- Not evaluated: `triangle` (has no box in the val split): no metric or gate here "
+        "covers it; add labelled images of it to that split.\n"
+    ) in card
+    weakest = next(line for line in card.splitlines() if line.startswith("- Weakest classes: "))
+    assert weakest.count("(AP50 ") == 2, weakest

@@ -66,10 +66,13 @@ def parse_line(line: str) -> Box | str:
     if len(fields) < 5 or (len(fields) > 5 and len(fields) % 2 == 0):
         return f"{len(fields)} values; {usage}"
     try:
-        cls = int(fields[0])
+        number = float(fields[0])  # ultralytics reads '1.0' as class 1, as any label value
         values = [float(v) for v in fields[1:]]
     except ValueError:
         return f"not numbers: {line.strip()!r}; {usage}"
+    if not number.is_integer():
+        return f"class id {fields[0]!r} is not a whole number; {usage}"
+    cls = int(number)
     if len(values) == 4:
         cx, cy, w, h = values
         return Box(cls, cx, cy, w, h)

@@ -334,14 +334,22 @@ def _export(export: dict[str, Any], report: dict[str, Any]) -> str:
 
 def _limitations(report: dict[str, Any], data: dict[str, Any] | None) -> str:
     notes = []
-    weak = sorted(
-        (
-            (row.get("recall", row.get("ap50", 0.0)), name)
-            for name, row in report["per_class"].items()
-        )
-    )[:3]
+    # a detector's classes rank by AP50 (its recall is at one confidence), a classifier's by recall
+    metric = "ap50" if report.get("task") == "detection" else "recall"
+    shown = "AP50" if metric == "ap50" else "recall"
+    weak = sorted((row.get(metric, 0.0), name) for name, row in report["per_class"].items())[:3]
     if weak:
-        notes.append("Weakest classes: " + ", ".join(f"`{n}` ({v:.3f})" for v, n in weak) + ".")
+        listed = ", ".join(f"`{n}` ({shown} {v:.3f})" for v, n in weak)
+        notes.append(f"Weakest classes: {listed}.")
+    absent = report.get("classes_without_boxes") or []
+    if absent:
+        names = ", ".join(f"`{n}`" for n in absent)
+        notes.append(
+            f"Not evaluated: {names} ({'has' if len(absent) == 1 else 'have'} no box in the "
+            f"{report['split']} split): no metric or gate here covers "
+            f"{'it' if len(absent) == 1 else 'them'}; add labelled images of "
+            f"{'it' if len(absent) == 1 else 'them'} to that split."
+        )
     failed = [g["name"] for g in report["gates"] if not g["passed"]]
     if failed:
         notes.append(f"Gates not met: {', '.join(failed)}: do not ship this model as is.")

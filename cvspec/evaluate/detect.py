@@ -44,6 +44,9 @@ def evaluate_detector(
             "precision": float(box.p[i]),
             "recall": float(box.r[i]),
         }
+    # classes with no box in the split have no AP: they are in no per-class row, nor in
+    # min_class_ap50, and the card names them
+    unevaluated = [str(names[i]) for i in sorted(names) if str(names[i]) not in per_class]
     return {
         "split": split,
         "map50": float(box.map50),
@@ -54,4 +57,5 @@ def evaluate_detector(
         "images": seen[-1] if seen else 0,
         "boxes": int(result.nt_per_class.sum()) if result.nt_per_class is not None else 0,
         "per_class": per_class,
+        "classes_without_boxes": unevaluated,
     }

@@ -43,6 +43,11 @@ def run(ctx: RunContext) -> StageResult:
         "split": measured["split"],
         "metrics": scalars,
         "per_class": measured.get("per_class", {}),
+        **(
+            {"classes_without_boxes": measured["classes_without_boxes"]}
+            if "classes_without_boxes" in measured
+            else {}
+        ),
         "gates": [r.to_json() for r in results],
         "passed": all(r.passed for r in results),
         # what the spec was run with: a pull request's `ci` profile is not the model that ships
