@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -139,8 +140,9 @@ def to_array(images: list[Any], pre: Preprocess) -> Any:
 
 def resized(img: Any, pre: Preprocess) -> Any:
     """One PIL image -> its model-sized 8-bit RGB pixels, (S, S, 3) uint8: stretched to the
-    square, or letterboxed (scaled to fit, padded with PAD grey). `normalize` does the rest,
-    once for a whole batch."""
+    square (PIL's filter `pre.resample`), or for a detector letterboxed as ultralytics'
+    validator does it (`letterbox`, OpenCV's bilinear resize, padded with PAD grey).
+    `normalize` does the rest, once for a whole batch."""
     import numpy as np
     from PIL import Image
 
@@ -151,9 +153,26 @@ def resized(img: Any, pre: Preprocess) -> Any:
         return np.asarray(rgb.resize((side, side), Image.Resampling(resample)))
     _, nw, nh, left, top = letterbox(rgb.size, side)
     pixels = np.full((side, side, 3), int(PAD), dtype=np.uint8)
-    inner = rgb if (nw, nh) == rgb.size else rgb.resize((nw, nh), Image.Resampling(resample))
-    pixels[top : top + nh, left : left + nw] = np.asarray(inner)
+    inner = np.asarray(rgb)
+    if (nw, nh) != rgb.size:  # OpenCV's bilinear resize, as ultralytics evaluates and trains
+        inner = opencv().resize(inner, (nw, nh), interpolation=opencv().INTER_LINEAR)
+    pixels[top : top + nh, left : left + nw] = inner
     return pixels
+
+
+def opencv() -> Any:
+    """cv2, which a detector's letterbox needs (ultralytics' own resize); a clear error where
+    it is not installed."""
+    try:
+        import cv2
+    except ImportError:
+        from cvspec.errors import CvspecError
+
+        raise CvspecError(
+            "a detector's input is resized with OpenCV, as ultralytics resizes it: install "
+            "cvspec[serve-detect] (or opencv-python-headless)"
+        ) from None
+    return cv2
 
 
 def normalize(pixels: Any, pre: Preprocess) -> Any:
@@ -177,11 +196,12 @@ PAD = 114.0  # ultralytics' letterbox grey
 
 
 def letterbox(size: tuple[int, int], side: int) -> tuple[float, int, int, int, int]:
-    """(scale, width, height, left, top) of an image of `size` letterboxed into side x side,
-    rounded as ultralytics' LetterBox rounds them."""
+    """(scale, width, height, left, top) of an image of `size` letterboxed into side x side as
+    ultralytics' validator does it (the evaluate stage's mAP): the long side scaled to `side`,
+    the other to the ceiling of its scaled length, then centred with its rounding of the pad."""
     w, h = size
-    r = min(side / w, side / h)
-    nw, nh = round(w * r), round(h * r)
+    r = side / max(w, h)
+    nw, nh = min(math.ceil(w * r), side), min(math.ceil(h * r), side)
     left, top = round((side - nw) / 2 - 0.1), round((side - nh) / 2 - 0.1)
     return r, nw, nh, left, top
 

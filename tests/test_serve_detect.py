@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 
+from cvspec.evaluate.export import detection_preprocess
 from cvspec.serve.demo_model import write_demo_detector
 from cvspec.serve.launch import ServerProcess
 from cvspec.serve.postprocess import detect
@@ -69,34 +71,46 @@ def test_a_detector_answers_boxes_and_counts_them(tmp_path: Path) -> None:
     assert 'task="detection"' in metrics
 
 
-@pytest.mark.parametrize("size", [(64, 32), (33, 100), (640, 480), (32, 32)])
-def test_the_letterbox_is_ultralytics_own(size: tuple[int, int]) -> None:
-    """Where the image lands in the square, as ultralytics' LetterBox places it for the model
-    it trained (the grey it pads with included)."""
+def test_the_letterbox_is_the_input_ultralytics_evaluates(tmp_path: Path) -> None:
+    """The server's input for a detector is, bit for bit, what ultralytics' validator (the
+    evaluate stage's mAP) feeds the model for the same image file: the same scale, rounding,
+    resize filter, grey pad and place in the square; and a box maps back to the image."""
     import numpy as np
     from PIL import Image
 
-    from cvspec.preprocess import Preprocess, letterbox, to_array
+    from cvspec.preprocess import letterbox, open_image, resized
     from cvspec.train.ultra import offline
 
     offline()
-    from ultralytics.data.augment import LetterBox
+    from ultralytics.cfg import get_cfg
+    from ultralytics.data.build import build_yolo_dataset
+    from ultralytics.utils import DEFAULT_CFG
 
-    side = 32
-    theirs = LetterBox(new_shape=(side, side), auto=False, scale_fill=False, scaleup=True)(
-        image=np.full((size[1], size[0], 3), 255, dtype=np.uint8)
-    )
-    rows, cols = np.nonzero(theirs[:, :, 0] == 255)
-    _, nw, nh, left, top = letterbox(size, side)
-    assert (left, top, left + nw - 1, top + nh - 1) == (
-        cols.min(),
-        rows.min(),
-        cols.max(),
-        rows.max(),
-    )
-    pre = Preprocess(side, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), fit="letterbox")
-    ours = to_array([Image.new("RGB", size, (255, 255, 255))], pre)[0][0] * 255
-    assert np.allclose(ours, theirs[:, :, 0], atol=1)
+    side, rng = 64, np.random.default_rng(0)
+    sizes = [(320, 200), (100, 301), (64, 64), (50, 30), (13, 40), (640, 480), (33, 100)]
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    for i, (w, h) in enumerate(sizes):
+        pixels = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(tmp_path / f"images/{i}.png")
+        (tmp_path / f"labels/{i}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    cfg = get_cfg(DEFAULT_CFG, {"imgsz": side, "rect": False})
+    data = {"names": {0: "a"}, "nc": 1, "channels": 3}
+    dataset = build_yolo_dataset(cfg, str(tmp_path / "images"), 4, data, mode="val", stride=32)
+    pre = detection_preprocess(side)
+    for item in (dataset[i] for i in range(len(dataset))):
+        path = Path(item["im_file"])
+        ours = resized(open_image(path.read_bytes()), pre)
+        theirs = item["img"].numpy().transpose(1, 2, 0)  # RGB, as the model reads it
+        assert np.array_equal(ours, theirs), path.name
+        w, h = sizes[int(path.stem)]
+        _, nw, nh, left, top = letterbox((w, h), side)
+        (gain_h, gain_w), pad = item["ratio_pad"]
+        assert (nw / w, nh / h, left, top) == pytest.approx((gain_w, gain_h, *pad))
+        # a box around the whole placed image maps back to the whole original image
+        row = np.array([left + nw / 2, top + nh / 2, nw, nh, 1.0], dtype=np.float32)
+        box = detect(row[:, None], ("a",), (w, h), side, "letterbox")["boxes"][0]["box"]
+        assert box == pytest.approx([0, 0, w, h], abs=0.01)
 
 
 def test_the_box_confidence_floor_is_a_setting(tmp_path: Path) -> None:
@@ -111,3 +125,21 @@ def test_the_box_confidence_floor_is_a_setting(tmp_path: Path) -> None:
     assert answer.status_code == 200, answer.text
     labels = [[b["label"] for b in a["boxes"]] for a in answer.json()["predictions"]]
     assert labels == [["circle"], []]
+
+
+def test_serving_a_detector_without_opencv_is_one_clear_error(tmp_path: Path) -> None:
+    """Where OpenCV is not installed (cvspec[serve] without serve-detect), `cvspec serve` of a
+    detector stops at start with what to install, instead of answering every request 500."""
+    from helpers import REPO, cvspec
+
+    model = write_demo_detector(tmp_path / "export", ["a", "b"])
+    blocker = tmp_path / "no-opencv" / "cv2"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('no OpenCV here')\n")
+    env = {"PYTHONPATH": os.pathsep.join([str(blocker.parent), str(REPO)])}
+    result = cvspec("serve", "--model-dir", str(model), "--port", "38411", cwd=tmp_path, env=env)
+    assert result.code != 0
+    assert "a detector's input is resized with OpenCV, as ultralytics resizes it: install " in (
+        result.err
+    )
+    assert "cvspec[serve-detect]" in result.err and "Traceback" not in result.err

@@ -24,6 +24,10 @@ def evaluate_detector(
             data=str(run_path / "data.yaml"),
             split=split,
             imgsz=image_size,
+            # square letterboxed inputs, as the server makes them (preprocess.resized): with a
+            # dynamic-shape ONNX model ultralytics would otherwise batch images by aspect ratio
+            # into rectangles, and the mAP would be of inputs the server never sends
+            rect=False,
             batch=16,
             conf=spec.evaluate.conf,
             iou=spec.evaluate.iou,

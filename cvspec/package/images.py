@@ -95,9 +95,10 @@ def images(spec: Any, spec_file: str, out_dir: str, inputs: Sequence[str] = ()) 
 
 
 def image_extra(spec: Any, purpose: str) -> str:
-    """The cvspec extra an image installs: serve, or the task's training extra."""
+    """The cvspec extra an image installs: serve (serve-detect for a detector, whose letterbox
+    needs OpenCV), or the task's training extra."""
     if purpose == "serve":
-        return "serve"
+        return "serve-detect" if spec.task == "detection" else "serve"
     return "detect" if spec.task == "detection" else "train"
 
 

@@ -62,8 +62,9 @@ def detect(
     if fit == "letterbox":
         from cvspec.preprocess import letterbox
 
-        r, _, _, left, top = letterbox(size, side)
-        image = (boxes - (left, top, left, top)) / r
+        _, nw, nh, left, top = letterbox(size, side)
+        sx, sy = nw / size[0], nh / size[1]  # each side's own scale (one was rounded up)
+        image = (boxes - (left, top, left, top)) / (sx, sy, sx, sy)
         image = image.clip(0, (size[0], size[1], size[0], size[1]))
     else:
         image = boxes * (size[0] / side, size[1] / side, size[0] / side, size[1] / side)

@@ -31,6 +31,10 @@ def serve(config: ServeConfig) -> None:
     level = os.environ.get("CVSPEC_LOG_LEVEL", "info")
     logging.basicConfig(format="%(levelname)s:     %(message)s", level=level.upper())
     files = read_model_dir(config.model_dir)  # fail now, not in a worker
+    if files.pre.fit == "letterbox":  # a detector: its letterbox resizes with OpenCV
+        from cvspec.preprocess import opencv
+
+        opencv()
     check_port(config.host, config.port, "API")
     if config.metrics_port is not None:
         check_port(config.host, config.metrics_port, "metrics")
