@@ -92,6 +92,31 @@ def test_a_damaged_checkpoint_is_named(tmp_path: Path) -> None:
         load(path)
 
 
+class _Planted:
+    """What a tampered checkpoint could hold: an object whose unpickling runs code."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (Path.write_text, (self.marker, "ran"))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_unrun(tmp_path: Path) -> None:
+    """A checkpoint is loaded as tensors and plain data only (torch's weights_only): one from a
+    CI artifact or a shared runs/ folder cannot run code on resume or export."""
+    import torch
+
+    from cvspec.errors import CvspecError
+    from cvspec.train.checkpoint import load
+
+    marker, path = tmp_path / "marker", tmp_path / "last.pt"
+    torch.save({"meta": {"task": "classification"}, "epoch": _Planted(marker)}, path)
+    with pytest.raises(CvspecError, match=f"checkpoint {path} does not load"):
+        load(path)
+    assert not marker.exists()
+
+
 @pytest.mark.slow
 def test_ctrl_c_says_so_and_a_rerun_of_the_same_command_resumes(tmp_path: Path) -> None:
     root = tiny_project(tmp_path, SPEC, per_class=40)

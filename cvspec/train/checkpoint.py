@@ -21,8 +21,8 @@ def load(path: Path) -> dict[str, Any]:
     """Read a checkpoint on the CPU; a damaged file is a clear error naming it."""
     import torch
 
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=False)
+    try:  # tensors and plain data only: a tampered checkpoint (a CI artifact) runs no code
+        data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several kinds for a truncated or foreign file
         raise CvspecError(f"checkpoint {path} does not load: {type(exc).__name__}: {exc}") from None
     if not isinstance(data, dict) or "meta" not in data:
