@@ -127,3 +127,29 @@ def test_drift_names_each_package_that_differs() -> None:
         "timm 1.0 -> absent",
         "torch 2.4.0 -> 2.5.1",
     ]
+
+
+@pytest.mark.slow
+def test_new_weights_at_the_same_path_train_a_new_run(tmp_path: Path) -> None:
+    import timm
+    import torch
+
+    spec = TINY_SPEC.replace(
+        "image_size: 16}", "image_size: 16, pretrained: true, weights: ../weights/start.pth}"
+    ).replace("epochs: 2", "epochs: 1")
+    root = tiny_project(tmp_path, spec)
+    start = root / "weights/start.pth"
+    start.parent.mkdir()
+    torch.manual_seed(0)
+    torch.save(timm.create_model("resnet10t", num_classes=3).state_dict(), start)
+    first = cvspec("run", "specs/tiny.yaml", "--stage", "train", cwd=root, timeout=300)
+    assert first.code == 0, first.err
+    run = json.loads((root / "runs/tiny/train/current.json").read_text())["run_id"]
+    torch.manual_seed(1)  # other starting weights, as a newer pretrained file brings
+    torch.save(timm.create_model("resnet10t", num_classes=3).state_dict(), start)
+    again = cvspec("run", "specs/tiny.yaml", "--stage", "train", cwd=root, timeout=300)
+    assert again.code == 0, again.err
+    assert "reused" not in again.err  # the finished run started from the old weights
+    assert json.loads((root / "runs/tiny/train/current.json").read_text())["run_id"] != run
+    same = cvspec("run", "specs/tiny.yaml", "--stage", "train", cwd=root, timeout=300)
+    assert "reused run " in same.err, same.err  # the same file again: the run it made
