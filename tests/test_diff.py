@@ -205,3 +205,16 @@ def test_a_sweep_point_that_changes_retrains_though_the_base_config_does_not(
     )
     (root / "specs/demo.yaml").write_text(spec.replace("0.003]", "0.003, 0.01]"))  # a point more
     assert "train.optimizer.lr (sweep point-002) changed" in cvspec("check", cwd=root).out
+
+
+def test_a_sweep_points_value_the_run_id_leaves_out_retrains_nothing(tmp_path: Path) -> None:
+    spec = MINIMAL_SPEC + "train: {sweep: {train.workers: [1, 2]}}\n"
+    root = project(tmp_path, spec)
+    assert cvspec("build", cwd=root).code == 0
+    (root / "specs/demo.yaml").write_text(spec.replace("[1, 2]", "[1, 3]"))
+    checked = cvspec("check", cwd=root)
+    assert checked.code == 1
+    assert (
+        "  training: finished runs are reused: only train.workers (sweep point-001) changed\n"
+        in checked.out
+    ), checked.out

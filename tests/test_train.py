@@ -332,7 +332,7 @@ def identity(root: Path, processes: int = 1, **data: object) -> dict[str, Any]:
     s = settings(OmegaConf.create(raw))
     index = load_index(s.data, root)
     records = {split: usable(index.split(split)) for split in ("train", "val")}
-    return _identity(s, index, records, processes)
+    return _identity(s, index, records, processes, root)
 
 
 def test_run_id_follows_what_training_reads(tmp_path: Path) -> None:

@@ -38,8 +38,10 @@ def write_card(
         _evaluation(report) + _review(_read(ctx.runs / "evaluate" / "label_review.json"), report),
         _export(export, report),
         _limitations(report, data_report),
+        _reproduce(report),
     ]
     head = f"# Model card: {spec.project.name}\n\n{_options(report.get('options'))}\n"
+    head += _trained_options(report)
     text = head + "\n".join(sections)
     path = ctx.runs / "evaluate" / "MODEL_CARD.md"  # inside the stage output CI and DVC keep
     write_text(path, text)
@@ -57,6 +59,53 @@ def _options(options: Any) -> str:
         f"**Run with `{' '.join(flags)}`**: the spec's values with these on top, not the spec "
         "as written; the training section shows what the model was trained with.\n"
     )
+
+
+def _flags(options: dict[str, Any]) -> list[str]:
+    flags = [f"--profile {options['profile']}"] if options.get("profile") else []
+    return flags + [f"--set {value}" for value in options.get("set") or []]
+
+
+def _trained_options(report: dict[str, Any]) -> str:
+    """When the model was trained under other options than this evaluation ran with (a
+    `--profile ci` model evaluated by a plain run, or the reverse), what it was trained with."""
+    trained = (report.get("provenance") or {}).get("train_options")
+    now = report.get("options") if isinstance(report.get("options"), dict) else {}
+    if not isinstance(trained, dict) or _flags(trained) == _flags(now or {}):
+        return ""
+    flags = _flags(trained)
+    how = f"`{' '.join(flags)}`" if flags else "the spec as written (no `--profile`, no `--set`)"
+    return (
+        f"**The model was trained with {how}**, not with this evaluation's options: the "
+        "training section shows its values.\n\n"
+    )
+
+
+def _reproduce(report: dict[str, Any]) -> str:
+    """What reproducing the model needs: the spec files, the commit, the data and packages."""
+    prov = report.get("provenance")
+    if not isinstance(prov, dict):
+        return ""
+    lines = ["## Reproduce\n"]
+    for path, digest in (prov.get("spec") or {}).items():
+        lines.append(f"- Spec: `{path}`, sha256 `{digest[:16]}`")
+    git = prov.get("git")
+    if isinstance(git, dict):
+        dirty = {True: " with uncommitted changes", None: ""}.get(git.get("dirty"), "")
+        lines.append(f"- Commit: `{git.get('commit')}`{dirty}")
+    else:
+        lines.append("- Commit: none (not a git repository)")
+    if prov.get("data_fingerprint"):
+        lines.append(f"- Data: fingerprint `{prov['data_fingerprint'][:16]}`")
+    trained = prov.get("train_options")
+    if isinstance(trained, dict):
+        flags = "".join(f" {f}" for f in _flags(trained))
+        lines.append(f"- Trained by: `cvspec run SPEC --stage train{flags}`")
+    for label, key in (("Trained with", "trained_with"), ("Evaluated with", "evaluated_with")):
+        env = prov.get(key)
+        if isinstance(env, dict) and env:
+            lines.append(f"- {label}: " + ", ".join(f"{k} {v}" for k, v in env.items()))
+    return "\n".join(lines) + "\n"
 
 
 def _intended(spec: Any, status: dict[str, Any], size: int, fit: str) -> str:

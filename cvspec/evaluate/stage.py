@@ -52,6 +52,7 @@ def run(ctx: RunContext) -> StageResult:
         "passed": all(r.passed for r in results),
         # what the spec was run with: a pull request's `ci` profile is not the model that ships
         "options": {"profile": ctx.profile, "set": list(ctx.sets)},
+        "provenance": provenance(ctx, status),
     }
     write_json(out / "metrics.json", report)
     write_json(out / "gates.json", report["gates"])
@@ -76,6 +77,27 @@ def run(ctx: RunContext) -> StageResult:
         names = ", ".join(r.name for r in failed)
         return StageResult(False, f"{head}; gates FAILED: {names} (see {where})")
     return StageResult(True, f"{head}; {len(results)} gates pass ({where}, {card_at})")
+
+
+def provenance(ctx: RunContext, status: dict[str, Any]) -> dict[str, Any]:
+    """What reproducing this evaluation needs: the spec files' digests, the repository's
+    commit, the data's fingerprint, the options the model was trained with (current.json; None
+    when the train stage did not say) and the packages it was trained and evaluated with."""
+    from cvspec.train.environment import environment, git_state, spec_digests
+    from cvspec.train.runs import CURRENT
+
+    pointer = read_json(ctx.runs / "train" / CURRENT)
+    data = ctx.runs / "data" / "report.json"
+    dataset = read_json(data).get("dataset", {}) if data.is_file() else {}
+    sources = {str(k): str(v) for k, v in ctx.loaded.raw.sources.items()}
+    return {
+        "spec": spec_digests(ctx.root, sources),
+        "git": git_state(ctx.root),
+        "data_fingerprint": dataset.get("fingerprint"),
+        "train_options": pointer.get("options"),
+        "trained_with": status.get("environment"),
+        "evaluated_with": environment(),
+    }
 
 
 def measure(

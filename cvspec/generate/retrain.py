@@ -95,8 +95,9 @@ def _note(changed: list[str], kept: dict[str, Any]) -> str | None:
 
 
 def _kept(key: str, kept: dict[str, Any]) -> bool:
-    """Whether `key` (section.name) is one the run id leaves out."""
-    section, _, name = key.partition(".")
+    """Whether `key` (section.name, or `section.name (sweep point-NNN)` for a sweep point's
+    value) is one the run id leaves out."""
+    section, _, name = key.split(" (sweep ", 1)[0].partition(".")
     return bool(name) and name in kept.get(section, ())
 
 

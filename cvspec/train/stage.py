@@ -41,6 +41,7 @@ def run(ctx: RunContext) -> StageResult:
         weights = weights_path(spec.model.weights, spec_file, ctx.root)
     if spec.train.distributed.engine != "none":
         outcome = launch(ctx, config_dir, train_dir)
+        record_options(train_dir, ctx.profile, ctx.sets)
         say(console, summary(outcome, ctx.root))
         return StageResult(True, summary(outcome, ctx.root))
     outcome = train_tree(
@@ -52,7 +53,19 @@ def run(ctx: RunContext) -> StageResult:
         multirun=bool(spec.train.sweep),
         weights=weights,
     )
+    record_options(train_dir, ctx.profile, ctx.sets)
     return StageResult(True, summary(outcome, ctx.root))
+
+
+def record_options(train_dir: Path, profile: str | None, sets: tuple[str, ...]) -> None:
+    """Add to current.json the --profile and --set values of the `cvspec run` that chose its
+    run: evaluating it later under other options (or none) must not describe the model as
+    trained from the spec as written."""
+    from cvspec.train.runs import CURRENT, read_json, write_json
+
+    pointer = read_json(train_dir / CURRENT)
+    pointer["options"] = {"profile": profile, "set": list(sets)}
+    write_json(train_dir / CURRENT, pointer)
 
 
 def launch(ctx: RunContext, config_dir: Path, train_dir: Path) -> Outcome:

@@ -21,6 +21,7 @@ from cvspec.train.distributed import (
     world,
     wrap,
 )
+from cvspec.train.environment import drift, environment
 from cvspec.train.identity import CONFIG_NOT_IN_ID as _NOT_IN_ID
 from cvspec.train.identity import DATA_BY_RECORDS as _DATA_BY_RECORDS
 from cvspec.train.progress import say
@@ -53,16 +54,22 @@ def fit(s: Settings, root: Path, train_dir: Path, console: Any, name: str | None
     setup_torch(s.threads or threads_per_process(w))
     index = data.load_index(s.data, root)
     records = {split: data.usable(index.split(split)) for split in ("train", "val")}
-    run = RunDir(train_dir / (name or run_id(_identity(s, index, records, w.size))))
+    run = RunDir(train_dir / (name or run_id(_identity(s, index, records, w.size, root))))
     if run.status.is_file() and read_json(run.status).get("state") == "done":
-        return Outcome(run, read_json(run.status)["metrics"], "reused")
+        status = read_json(run.status)
+        _say_drift(console, run, status.get("environment"))
+        return Outcome(run, status["metrics"], "reused")
     if w.main:
         checkpoint.clean_temporaries(run.last.parent)
     state = checkpoint.load(run.last) if run.last.is_file() else None
+    if state and run.status.is_file():  # resumed under other packages than it started with
+        _say_drift(console, run, read_json(run.status).get("environment"), "started")
     if w.main:
         run.path.mkdir(parents=True, exist_ok=True)
         write_text(run.config, _yaml(s.raw))
-        write_json(run.status, {"task": "classification", "state": "running"})
+        write_json(
+            run.status, {"task": "classification", "state": "running", "environment": environment()}
+        )
         set_current(train_dir, run, "classification")
 
     classes = list(index.classes)
@@ -106,10 +113,24 @@ def fit(s: Settings, root: Path, train_dir: Path, console: Any, name: str | None
                 "classes": classes,
                 "checkpoint": "checkpoints/best.pt",
                 "processes": w.size,
+                "environment": environment(),
             },
         )
     stop(w)  # every process waits here for rank 0's files
     return Outcome(run, metrics, note)
+
+
+def _say_drift(console: Any, run: RunDir, recorded: Any, what: str = "trained") -> None:
+    """A run reused (or resumed) under other package versions than it was trained (started)
+    with: its id leaves them out (a new torch does not retrain), so say which differ and how to
+    train it again."""
+    changed = drift(recorded, environment())
+    if changed:
+        say(
+            console,
+            f"run {run.run_id} was {what} with other packages than this environment has "
+            f"({', '.join(changed)}); delete {run.path} to train it again here",
+        )
 
 
 def _save(
@@ -176,12 +197,13 @@ def setup_torch(threads: int | None) -> None:
 
 
 def _identity(
-    s: Settings, index: DataIndex, records: dict[str, list[Any]], processes: int
+    s: Settings, index: DataIndex, records: dict[str, list[Any]], processes: int, root: Path
 ) -> dict[str, Any]:
     """What decides a run's result: the config (less _NOT_IN_ID, and the data keys training
-    reads through its records), the train and val records, and how many processes share each
-    step. One process, and no class that data.exclude took away, add no key: such a run keeps
-    the id it had before those keys existed."""
+    reads through its records), the train and val records, the bytes of the weights it starts
+    from, and how many processes share each step. One process, no weights file, and no class
+    that data.exclude took away, add no key: such a run keeps the id it had before those keys
+    existed."""
     train = {k: v for k, v in s.raw["train"].items() if k not in _NOT_IN_ID}
     out = {
         "data": {k: v for k, v in s.raw["data"].items() if k not in _DATA_BY_RECORDS},
@@ -189,6 +211,11 @@ def _identity(
         "train": train,
         "files": _records_digest(records),
     }
+    if s.model.weights:  # the config names the file: new weights at the same path are
+        from cvspec.train.model import weights_path  # another start, not the finished run
+
+        weights = weights_path(s.model.weights, s.spec_file, root)
+        out["weights_sha256"] = hashlib.sha256(weights.read_bytes() if weights else b"").hexdigest()
     if processes > 1:  # per-process batches, batch-norm statistics and shard padding differ
         out["processes"] = processes
     if index.emptied:  # data.exclude took a class away: another head, another label order
