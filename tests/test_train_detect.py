@@ -270,6 +270,25 @@ def test_the_data_digest_of_a_detection_run_is_its_content(tmp_path: Path) -> No
     assert _files_digest(tmp_path, ("images/train/bad.png",)) != first
 
 
+def test_new_detector_weights_at_the_same_path_are_another_run(tmp_path: Path) -> None:
+    """The run id takes a local .pt's (or the repository's .yaml's) bytes, not only its path:
+    weights written over start.pt start a new run instead of reusing the finished one; an
+    ultralytics config by name keeps the id it had."""
+    from cvspec.train.runs import run_id
+    from cvspec.train.ultra import model_identity
+
+    weights = tmp_path / "weights/start.pt"
+    weights.parent.mkdir()
+    weights.write_bytes(b"first weights")
+    first = run_id(model_identity(str(weights), tmp_path))
+    assert run_id(model_identity("weights/start.pt", tmp_path)) != first  # another name
+    weights.write_bytes(b"second weights")
+    assert run_id(model_identity(str(weights), tmp_path)) != first
+    weights.write_bytes(b"first weights")
+    assert run_id(model_identity(str(weights), tmp_path)) == first
+    assert model_identity("yolo11n.yaml", tmp_path) == {"model": "yolo11n.yaml"}
+
+
 def test_label_caches_a_run_makes_leave_with_it_and_others_stay(tmp_path: Path) -> None:
     from cvspec.train.ultra import dataset_untouched
 

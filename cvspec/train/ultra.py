@@ -162,7 +162,7 @@ def train(
     setup_torch(None)
     ident = {
         "args": {k: v for k, v in args.items() if k not in _NOT_IN_ID},
-        "model": model,
+        **model_identity(model, root),
         "data": data_yaml,
         "files": _files_digest(Path(data_yaml["path"]), _excluded(data_yaml)),
     }
@@ -246,6 +246,19 @@ def _architecture(checkpoint: Path) -> str | None:
             AttributeError):  # fmt: skip
         return None
     return Path(str(found)).name
+
+
+def model_identity(model: str, root: Path) -> dict[str, str]:
+    """What a run id takes of the model a detector starts from: its name, and for a file (a
+    local .pt, a .yaml of the repository's) its bytes' sha256 too: new weights written over the
+    same path are another start, not the finished run. ultralytics' own configs (yolo11n.yaml)
+    add no key, so those runs keep their ids."""
+    import hashlib
+
+    source = Path(model) if Path(model).is_absolute() else root / model
+    if not source.is_file():
+        return {"model": model}
+    return {"model": model, "model_sha256": hashlib.sha256(source.read_bytes()).hexdigest()}
 
 
 def _model_source(args: dict[str, Any], root: Path, weights: Path | None) -> str:
