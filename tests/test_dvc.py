@@ -87,6 +87,8 @@ def test_dvc_yaml_has_the_stage_graph_with_deps_outs_params_metrics(tmp_path: Pa
         }
     ]
     assert dvc["stages"]["train"]["outs"] == [{"runs/tiny/train": {"persist": True}}]
+    evaluate_params = dvc["stages"]["evaluate"]["params"][0][params]
+    assert evaluate_params[-2:] == ["project.description", "project.owners"]  # the card's
     assert dvc["stages"]["evaluate"]["deps"] == [
         "data",
         "runs/tiny/train",
@@ -223,3 +225,11 @@ def test_dvc_repro_runs_the_pipeline_then_skips_every_stage(tmp_path: Path) -> N
         assert cvspec("build", cwd=root).code == 0
         back = run(root, dvc, "repro", *targets)
         assert "reused run" in back, "going back to the first config trains again"
+    if "evaluate" in stages:  # a new description reaches the model card, and nothing else
+        described = spec.replace("project: {name: tiny}", "project: {name: tiny, description: Ink}")
+        (root / "specs/tiny.yaml").write_text(described)
+        assert cvspec("build", cwd=root).code == 0
+        fifth = run(root, dvc, "repro", *targets)
+        ran = [s for s in stages if f"Running stage 'generated/tiny/dvc.yaml:{s}'" in fifth]
+        assert ran == ["evaluate"]
+        assert "## Intended use\n\nInk." in (root / "runs/tiny/evaluate/MODEL_CARD.md").read_text()

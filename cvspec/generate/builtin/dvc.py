@@ -20,7 +20,8 @@ _RELABEL = "data.relabel"  # classification only
 PARAMS = {
     "data": ("data",),  # less data.augment, which only training reads: see _params
     "train": (*_LABELS, "data.augment", "model", "train"),
-    "evaluate": (*_LABELS, "model", "evaluate"),
+    # the model card quotes the project's description and owners
+    "evaluate": (*_LABELS, "model", "evaluate", "project.description", "project.owners"),
     "export": ("model", "export"),
 }
 # What a stage waits for from a stage it needs; the data stage's report changes with its
@@ -91,10 +92,12 @@ def _needed(project: str, need: str) -> str:
 def params(spec: Any, ctx: BuildContext) -> dict[str, Any]:
     """params.yaml: the spec sections the stages read, so DVC reruns only what changed; the
     data path from the repository root, as dvc.yaml names it (the spec's is relative to it)."""
-    dumped = spec.model_dump(mode="json", include={"data", "model", "train", "evaluate", "export"})
+    sections = ("project", "data", "model", "train", "evaluate", "export")
+    dumped = spec.model_dump(mode="json", include=set(sections))
+    dumped["project"] = {k: dumped["project"][k] for k in ("description", "owners")}
     dumped["data"]["path"] = data_root(spec, ctx)
     del dumped["data"]["remote_secrets"]  # CI's business, not a parameter of any result
-    return {key: dumped[key] for key in ("data", "model", "train", "evaluate", "export")}
+    return {key: dumped[key] for key in sections}
 
 
 class DvcGenerator:
