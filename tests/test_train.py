@@ -359,17 +359,27 @@ def test_run_id_follows_what_training_reads(tmp_path: Path) -> None:
     assert other[2] == {**plain, "processes": 2}
 
 
-def test_a_class_excluded_away_is_in_the_run_id(tmp_path: Path) -> None:
+def test_a_class_excluded_away_or_without_training_images_is_in_the_run_id(
+    tmp_path: Path,
+) -> None:
     from cvspec.data.index import assign_split
+    from cvspec.train.runs import run_id
 
     root = tiny_project(tmp_path)
+    before = identity(root)
+    assert "classes" not in before  # the labels imply the three classes: the id runs had
     assert assign_split("zigzag/001.png", 0, 0.25, 0.25) == "test"
     test_only = root / "data/tiny/zigzag"  # one image, in the test split: training never sees it
     test_only.mkdir()
     (test_only / "001.png").write_bytes((root / "data/tiny/rows/000.png").read_bytes())
     with_it, without = identity(root), identity(root, exclude=["zigzag/001.png"])
-    assert with_it["files"] == without["files"] and "classes" not in with_it
+    assert with_it["files"] == without["files"] == before["files"]
+    # four outputs, not the three the finished run has: another run, not a stale reuse
+    assert with_it["classes"] == [*CLASSES, "zigzag"]
     assert without["classes"] == list(CLASSES)  # three outputs instead of four: another run
+    assert len({run_id(before), run_id(with_it), run_id(without)}) == 3
+    (test_only / "001.png").unlink()  # an empty class folder (classes: auto) is a class too
+    assert identity(root)["classes"] == [*CLASSES, "zigzag"]
 
 
 @pytest.mark.slow

@@ -218,7 +218,11 @@ def _identity(
         out["weights_sha256"] = hashlib.sha256(weights.read_bytes() if weights else b"").hexdigest()
     if processes > 1:  # per-process batches, batch-norm statistics and shard padding differ
         out["processes"] = processes
-    if index.emptied:  # data.exclude took a class away: another head, another label order
+    # The class list decides the head; the records' labels imply it, except where data.exclude
+    # took a class away (another head, another label order) or where a class has no training
+    # or validation image (an empty class folder: one more output the labels do not show)
+    labelled = {r.label for recs in records.values() for r in recs}
+    if index.emptied or len(labelled) < len(index.classes):
         out["classes"] = list(index.classes)
     return out
 
