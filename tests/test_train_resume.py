@@ -118,7 +118,15 @@ def test_a_checkpoint_that_would_run_code_is_refused_unrun(tmp_path: Path) -> No
 
 
 @pytest.mark.slow
-def test_ctrl_c_says_so_and_a_rerun_of_the_same_command_resumes(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("stop", "code", "said"),
+    [(signal.SIGINT, 130, "interrupted."), (signal.SIGTERM, 143, "terminated (SIGTERM).")],
+)
+def test_ctrl_c_or_sigterm_says_so_and_a_rerun_of_the_same_command_resumes(
+    tmp_path: Path, stop: signal.Signals, code: int, said: str
+) -> None:
+    """Ctrl-C in a terminal, SIGTERM from a cancelled CI job or `kill`: the run stops, says so
+    and how to go on, and the same command resumes it."""
     root = tiny_project(tmp_path, SPEC, per_class=40)
     command = [sys.executable, "-m", "cvspec", "run", "specs/tiny.yaml", "--stage", "train"]
     env = {k: v for k, v in os.environ.items() if k != "CVSPEC_DEBUG"}
@@ -133,16 +141,16 @@ def test_ctrl_c_says_so_and_a_rerun_of_the_same_command_resumes(tmp_path: Path) 
             ) >= 1:
                 break
             time.sleep(0.01)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop)
         _, err = proc.communicate(timeout=120)
     finally:
         proc.kill()
     if finished_epochs(current_run(root)) >= EPOCHS:
         pytest.skip("the training finished before the interrupt arrived")
-    assert proc.returncode == 130, err
+    assert proc.returncode == code, err
     assert "Traceback" not in err
     assert err.rstrip().endswith(
-        "error: interrupted. Run the same command again to go on: a training resumes after "
+        f"error: {said} Run the same command again to go on: a training resumes after "
         "its last finished epoch, and a finished training or export is reused"
     )
     again = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=300)

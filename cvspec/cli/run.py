@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -40,13 +41,21 @@ def command(
         find_root(Path.cwd()), loaded, profile, tuple(set_ or ()), Console(stderr=True)
     )
     _warn_if_stale(ctx)
+    go_on = (
+        "Run the same command again to go on: a training resumes after its last finished "
+        "epoch, and a finished training or export is reused"
+    )
+    previous = signal.signal(signal.SIGTERM, _terminated)  # a CI job cancelled, `kill PID`
     try:
         results = run_stages(ctx, stage or ())
+    except Terminated:
+        stopped = Interrupted(f"terminated (SIGTERM). {go_on}")
+        stopped.exit_code = 128 + signal.SIGTERM
+        raise stopped from None
     except KeyboardInterrupt:
-        raise Interrupted(
-            "interrupted. Run the same command again to go on: a training resumes after its "
-            "last finished epoch, and a finished training or export is reused"
-        ) from None
+        raise Interrupted(f"interrupted. {go_on}") from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if not all(result.ok for _, result in results):
         raise typer.Exit(1)
 
@@ -78,3 +87,12 @@ def _warn_if_stale(ctx: RunContext) -> None:
                 "file(s); `cvspec diff` shows them): run `cvspec build` so the generated tests "
                 "and pipelines match the spec",
             )
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the run is, as Ctrl-C raises KeyboardInterrupt: the stages stop the
+    way they stop for Ctrl-C (checkpoints are written whole or not at all) and say so."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated
