@@ -103,6 +103,18 @@ def test_one_name_with_its_accents_composed_two_ways_is_listed_twice(tmp_path: P
     assert "already at index 0 (the same name, its accents composed differently)" in result.err
 
 
+def test_a_path_splits_the_same_whichever_way_its_accents_are_spelled() -> None:
+    """A macOS checkout (combining accents) and a Linux one (composed letters) of one dataset
+    put each image in the same split."""
+    from cvspec.data.index import assign_split
+
+    paths = [f"café/{i:03d}.png" for i in range(50)]
+    nfc = [assign_split(p, 0, 0.3, 0.2) for p in paths]
+    nfd = [assign_split(unicodedata.normalize("NFD", p), 0, 0.3, 0.2) for p in paths]
+    assert nfc == nfd and len(set(nfc)) == 3
+    assert assign_split("rows/000.png", 0, 0.25, 0.25) == "test"  # ASCII paths split as before
+
+
 def test_a_folder_spelled_with_a_combining_accent_is_the_specs_class(tmp_path: Path) -> None:
     """A dataset copied from a macOS disk (NFD folder names), a spec typed in an editor (NFC):
     the class, data.relabel and data.exclude all find the folder."""

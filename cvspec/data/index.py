@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
+from cvspec.data.files import nfc
+
 SPLITS = ("train", "val", "test")
 # data.format -> the reader, imported only when used
 READERS = {
@@ -77,8 +79,10 @@ class DataIndex:
 
 
 def assign_split(rel_path: str, seed: int, val: float, test: float) -> str:
-    """Deterministic split from a hash of the path and seed: adding files never moves others."""
-    digest = hashlib.sha256(f"{seed}:{rel_path}".encode()).digest()
+    """Deterministic split from a hash of the path and seed: adding files never moves others.
+    The path is hashed in NFC (data.files.nfc), so a checkout whose file system spells a name
+    with combining accents splits the data as one with composed letters does."""
+    digest = hashlib.sha256(f"{seed}:{nfc(rel_path)}".encode()).digest()
     u = int.from_bytes(digest[:8], "big") / 2**64
     if u < test:
         return "test"
@@ -245,8 +249,6 @@ def relabeled(layout: Layout, corrections: dict[str, str]) -> Layout:
 
     if not corrections:
         return layout
-    from cvspec.data.files import nfc
-
     wanted = {nfc(path.removeprefix("./")): (path, cls) for path, cls in corrections.items()}
     index = {nfc(name): i for i, name in enumerate(layout.classes)}
     entries, done = [], []
@@ -283,9 +285,6 @@ class Exclusions:
         import fnmatch
         import re
 
-        from cvspec.data.files import nfc
-
-        self.nfc = nfc
         self.patterns = patterns
         self.exact: dict[str, str] = {}
         self.globs: list[tuple[str, re.Pattern[str], bool]] = []  # pattern, regex, folders only
@@ -301,7 +300,7 @@ class Exclusions:
 
     def match(self, path: str) -> str | None:
         """The first pattern that leaves `path` out (the file, or a folder above it), or None."""
-        parts = self.nfc(path).split("/")
+        parts = nfc(path).split("/")
         for i in range(len(parts), 0, -1):  # the file, then each folder above it
             prefix = "/".join(parts[:i])
             hit = self.exact.get(prefix)
