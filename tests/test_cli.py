@@ -471,3 +471,45 @@ def test_set_with_an_empty_mapping_empties_it(tmp_path: Path) -> None:
     )  # fmt: skip
     assert 'train.optimizer.name = "sgd"' in merged.out
     assert "train.optimizer.lr = 0.5" in merged.out
+
+
+def _with_closed_stdout(*args: str, cwd: Path) -> tuple[int, str]:
+    """Run cvspec with stdout a pipe whose reader has gone (`cvspec ... | head -1` once head
+    has its line), unbuffered as in CI: (exit code, stderr)."""
+    read, write = os.pipe()
+    os.close(read)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("CVSPEC_DEBUG", None)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "cvspec", *args],
+            cwd=cwd,
+            env=env,
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write)
+    return proc.returncode, proc.stderr
+
+
+def test_a_closed_output_pipe_exits_141_not_as_a_failed_check(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    assert cvspec("build", cwd=root).code == 0
+    assert cvspec("check", cwd=root).code == 0
+    # click and rich exit 1 on a broken pipe: for check and diff that says "stale"
+    for args in (["check"], ["validate"], ["explain", "specs/demo.yaml"], ["--help"]):
+        assert _with_closed_stdout(*args, cwd=root) == (141, ""), args
+    assert _with_closed_stdout("check", "--help", cwd=root) == (141, "")
+
+
+def test_stdout_a_locale_cannot_encode_is_escaped_not_a_crash(tmp_path: Path) -> None:
+    spec = MINIMAL_SPEC.replace("../data/demo}", "../data/demo, classes: [zéro, un]}")
+    root = project(tmp_path, spec)
+    env = {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": ""}
+    result = cvspec("explain", "specs/demo.yaml", "data.classes", cwd=root, env=env)
+    assert (result.code, result.err) == (0, "")
+    assert result.out.startswith('data.classes = ["z\\xe9ro", "un"]')
