@@ -513,3 +513,33 @@ def test_stdout_a_locale_cannot_encode_is_escaped_not_a_crash(tmp_path: Path) ->
     result = cvspec("explain", "specs/demo.yaml", "data.classes", cwd=root, env=env)
     assert (result.code, result.err) == (0, "")
     assert result.out.startswith('data.classes = ["z\\xe9ro", "un"]')
+
+
+def test_validate_and_check_format_json(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    ok = cvspec("validate", "--format", "json", cwd=root)
+    assert (ok.code, ok.err) == (0, "")
+    [spec] = json.loads(ok.out)["specs"]
+    assert (spec["file"], spec["task"], spec["project"]) == (
+        "specs/demo.yaml",
+        "classification",
+        "demo",
+    )
+    assert {(d["severity"], d["code"]) for d in spec["diagnostics"]} == {("warning", "no-receiver")}
+    missing = cvspec("check", "--format", "json", cwd=root)  # not built: every file missing
+    report = json.loads(missing.out)
+    assert (missing.code, missing.err, report["ok"]) == (1, "", False)
+    assert {f["finding"] for f in report["projects"][0]["findings"]} == {"missing"}
+    assert cvspec("build", cwd=root).code == 0
+    built = cvspec("check", "--format", "json", cwd=root)
+    assert (built.code, built.err, json.loads(built.out)["ok"]) == (0, "", True)
+
+    (root / "specs/demo.yaml").write_text(MINIMAL_SPEC + "train: {epoch: 3}\n")
+    for command in ("validate", "check"):
+        bad = cvspec(command, "--format", "json", cwd=root)
+        assert (bad.code, bad.err) == (2, ""), command
+        [diag] = json.loads(bad.out)["diagnostics"]
+        assert (diag["file"], diag["line"], diag["col"]) == ("specs/demo.yaml", 6, 9)
+        assert (diag["severity"], diag["code"]) == ("error", "unknown-key")
+    usage = cvspec("validate", "--format", "yaml", cwd=root)
+    assert (usage.code, usage.err) == (2, "error: --format yaml: use one of text, json\n")
