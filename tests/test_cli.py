@@ -471,3 +471,75 @@ def test_set_with_an_empty_mapping_empties_it(tmp_path: Path) -> None:
     )  # fmt: skip
     assert 'train.optimizer.name = "sgd"' in merged.out
     assert "train.optimizer.lr = 0.5" in merged.out
+
+
+def _with_closed_stdout(*args: str, cwd: Path) -> tuple[int, str]:
+    """Run cvspec with stdout a pipe whose reader has gone (`cvspec ... | head -1` once head
+    has its line), unbuffered as in CI: (exit code, stderr)."""
+    read, write = os.pipe()
+    os.close(read)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("CVSPEC_DEBUG", None)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "cvspec", *args],
+            cwd=cwd,
+            env=env,
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write)
+    return proc.returncode, proc.stderr
+
+
+def test_a_closed_output_pipe_exits_141_not_as_a_failed_check(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    assert cvspec("build", cwd=root).code == 0
+    assert cvspec("check", cwd=root).code == 0
+    # click and rich exit 1 on a broken pipe: for check and diff that says "stale"
+    for args in (["check"], ["validate"], ["explain", "specs/demo.yaml"], ["--help"]):
+        assert _with_closed_stdout(*args, cwd=root) == (141, ""), args
+    assert _with_closed_stdout("check", "--help", cwd=root) == (141, "")
+
+
+def test_stdout_a_locale_cannot_encode_is_escaped_not_a_crash(tmp_path: Path) -> None:
+    spec = MINIMAL_SPEC.replace("../data/demo}", "../data/demo, classes: [zéro, un]}")
+    root = project(tmp_path, spec)
+    env = {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": ""}
+    result = cvspec("explain", "specs/demo.yaml", "data.classes", cwd=root, env=env)
+    assert (result.code, result.err) == (0, "")
+    assert result.out.startswith('data.classes = ["z\\xe9ro", "un"]')
+
+
+def test_validate_and_check_format_json(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    ok = cvspec("validate", "--format", "json", cwd=root)
+    assert (ok.code, ok.err) == (0, "")
+    [spec] = json.loads(ok.out)["specs"]
+    assert (spec["file"], spec["task"], spec["project"]) == (
+        "specs/demo.yaml",
+        "classification",
+        "demo",
+    )
+    assert {(d["severity"], d["code"]) for d in spec["diagnostics"]} == {("warning", "no-receiver")}
+    missing = cvspec("check", "--format", "json", cwd=root)  # not built: every file missing
+    report = json.loads(missing.out)
+    assert (missing.code, missing.err, report["ok"]) == (1, "", False)
+    assert {f["finding"] for f in report["projects"][0]["findings"]} == {"missing"}
+    assert cvspec("build", cwd=root).code == 0
+    built = cvspec("check", "--format", "json", cwd=root)
+    assert (built.code, built.err, json.loads(built.out)["ok"]) == (0, "", True)
+
+    (root / "specs/demo.yaml").write_text(MINIMAL_SPEC + "train: {epoch: 3}\n")
+    for command in ("validate", "check"):
+        bad = cvspec(command, "--format", "json", cwd=root)
+        assert (bad.code, bad.err) == (2, ""), command
+        [diag] = json.loads(bad.out)["diagnostics"]
+        assert (diag["file"], diag["line"], diag["col"]) == ("specs/demo.yaml", 6, 9)
+        assert (diag["severity"], diag["code"]) == ("error", "unknown-key")
+    usage = cvspec("validate", "--format", "yaml", cwd=root)
+    assert (usage.code, usage.err) == (2, "error: --format yaml: use one of text, json\n")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import sys
 
@@ -9,9 +11,11 @@ import sys
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 import tempfile
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from cvspec.cli import (
     build,
@@ -29,7 +33,52 @@ from cvspec.cli import (
 )
 from cvspec.errors import CvspecError, SpecError
 
+PIPE_CLOSED = 141  # what a shell reports for a process that SIGPIPE ended (128 + 13)
+
+
+@contextlib.contextmanager
+def _pipe_closed() -> Iterator[None]:
+    """A reader that stopped reading (`cvspec explain x.yaml | head -1`) ends the command with
+    exit 141 and no message. click would exit 1, which says "stale" for check and diff."""
+    try:
+        yield
+    except BrokenPipeError:
+        pass
+    except SystemExit as exc:  # rich's own handling (--help, `run`'s log): exit 1
+        if exc.code != 1 or not _rich_broken_pipe(exc):
+            raise
+    else:
+        return
+    null = os.open(os.devnull, os.O_WRONLY)  # the flushes at exit have nowhere to go
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(null, stream.fileno())
+    raise SystemExit(PIPE_CLOSED) from None
+
+
+def _rich_broken_pipe(exc: SystemExit) -> bool:
+    """Whether rich's Console.on_broken_pipe raised `exc` (its reaction to a closed pipe)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_code.co_name == "on_broken_pipe"
+
+
+class _Group(TyperGroup):
+    """The command group, with a closed output pipe mapped to exit 141: both the help that
+    parsing prints (`make_context`) and what a command prints (`invoke`)."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        with _pipe_closed():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _pipe_closed():
+            return super().invoke(ctx)
+
+
 app = typer.Typer(
+    cls=_Group,
     name="cvspec",
     help="Compile one declarative YAML spec of a computer-vision project into its MLOps.",
     no_args_is_help=True,
@@ -72,6 +121,10 @@ app.command("serve")(serve.command)
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code: 0 ok, 1 check failed, 2 bad input, 3 a bug."""
+    # A class name or path the locale cannot encode (LANG=C without UTF-8 mode) is escaped
+    # on stdout as Python escapes it on stderr, not an internal error halfway through.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="backslashreplace")
 
     def run() -> None:
         try:

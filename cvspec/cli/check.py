@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from cvspec.cli.common import (
+    FormatOpt,
     ProfileOpt,
     SetOpt,
     SpecArgs,
     TemplatesOpt,
+    check_format,
     given_options,
+    json_errors,
+    print_json,
     resolve_specs,
     warn,
 )
 from cvspec.generate.cache import RenderCache
 from cvspec.generate.compare import describe_options
 from cvspec.generate.manifest import LOCK_NAME, parse_manifest
-from cvspec.project import Output, check
+from cvspec.project import Options, Output, check
 
 
 def command(
@@ -24,12 +30,22 @@ def command(
     profile: ProfileOpt = None,
     set_: SetOpt = None,
     templates: TemplatesOpt = None,
+    format_: FormatOpt = "text",
 ) -> None:
     """Exit 0 when generated output matches the specs, 1 otherwise.
 
     With no --profile, --set or --templates, each spec is checked with the options its last
     build recorded in cvspec.lock.
+
+    --format json prints one object: {"ok", "projects": [{"project", "spec", "out_dir", "ok",
+    "findings": [{"finding", "path", "reason", "action"}], "training", "warnings"}]};
+    "finding" is drift, tamper, missing or orphan. A spec error is {"ok": false, "error",
+    "diagnostics"}, exit 2.
     """
+    if check_format(format_):
+        with json_errors(True):
+            _check_json(specs, given_options(profile, set_, templates))
+        return
     root, paths = resolve_specs(specs)
     options = given_options(profile, set_, templates)
     failed = 0
@@ -77,6 +93,34 @@ def command(
                 f"{left} file(s) a build leaves to you (an edited copy, a file cvspec did not "
                 "make): merge what you need, then move or delete them"
             )
+        raise typer.Exit(1)
+
+
+def _check_json(specs: list[Path] | None, options: Options | None) -> None:
+    """`check --format json`: the same findings and exit code as one JSON object."""
+    from cvspec.generate.retrain import training_note
+
+    root, paths = resolve_specs(specs)
+    projects: list[dict[str, object]] = []
+    for out, findings in check(root, paths, options, RenderCache.default(), not specs):
+        note = training_note(root, out.out_dir, list(out.files)) if findings and out.files else None
+        projects.append(
+            {
+                "project": out.project,
+                "spec": str(out.spec_file),
+                "out_dir": str(out.out_dir),
+                "ok": not findings,
+                "findings": [
+                    {"finding": c.finding, "path": c.path, "reason": c.reason, "action": c.action}
+                    for c in findings
+                ],
+                "training": note,
+                "warnings": list(out.warnings),
+            }
+        )
+    ok = all(p["ok"] for p in projects)
+    print_json({"ok": ok, "projects": projects})
+    if not ok:
         raise typer.Exit(1)
 
 

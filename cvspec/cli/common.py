@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cvspec.errors import UsageError
+from cvspec.errors import CvspecError, Diagnostic, UsageError
 from cvspec.project import Options, Output, discover_specs, find_root
 
 if TYPE_CHECKING:
@@ -99,3 +101,62 @@ def ignore_runs(folder: Path) -> str | None:
     lines = "# what `cvspec run` writes: models, reports (DVC and CI artifacts keep them)\nruns/\n"
     write_bytes(path, (text + gap + lines).encode("utf-8"))
     return f"added runs/ to {path}" if text else f"wrote {path} (runs/)"
+
+
+FormatOpt = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        help="text, or json: one JSON object on stdout (diagnostics in it, none on stderr).",
+    ),
+]
+FORMATS = ("text", "json")
+
+
+def check_format(fmt: str) -> bool:
+    """Whether `--format` asks for JSON; a format that is neither is a usage error."""
+    if fmt not in FORMATS:
+        raise UsageError(f"--format {fmt}: use one of {', '.join(FORMATS)}")
+    return fmt == "json"
+
+
+def diagnostic_json(diag: Diagnostic) -> dict[str, object]:
+    """A diagnostic as `--format json` gives it: where (file, 1-based line and col; 0 when
+    unknown; `profile` or the `--set` flag when it came from one), severity, code, message."""
+    origin = diag.origin
+    where: dict[str, object] = {"file": None, "line": 0, "col": 0, "profile": None, "set": None}
+    if origin is not None and origin.kind == "set":
+        where["set"] = origin.detail
+    elif origin is not None and origin.kind != "default":
+        where.update(file=origin.file, line=origin.line, col=origin.col)
+        if origin.kind == "profile":
+            where["profile"] = origin.detail
+    return {
+        **where,
+        "severity": diag.severity,
+        "code": diag.code,
+        "message": diag.message,
+        "help": diag.help,
+    }
+
+
+def print_json(data: dict[str, object]) -> None:
+    """One JSON object on one line of stdout."""
+    import json
+
+    print(json.dumps(data, ensure_ascii=False, sort_keys=True))
+
+
+@contextmanager
+def json_errors(enabled: bool) -> Iterator[None]:
+    """With `--format json`, a user error is the JSON object `{"ok": false, "error": MESSAGE,
+    "diagnostics": [...]}` on stdout, with the error's exit code; otherwise it propagates."""
+    try:
+        yield
+    except CvspecError as exc:
+        if not enabled:
+            raise
+        message = exc.message or (exc.diagnostics[0].message if exc.diagnostics else "")
+        diagnostics = [diagnostic_json(d) for d in exc.diagnostics]
+        print_json({"ok": False, "error": message, "diagnostics": diagnostics})
+        raise typer.Exit(exc.exit_code) from None
