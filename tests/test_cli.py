@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from helpers import MINIMAL_SPEC, REPO, cvspec, project, write_tree
 
 HEAVY = ("torch", "timm", "ultralytics", "hydra", "dvc", "docker", "onnxruntime", "omegaconf")
@@ -504,6 +505,15 @@ def test_a_closed_output_pipe_exits_141_not_as_a_failed_check(tmp_path: Path) ->
     for args in (["check"], ["validate"], ["explain", "specs/demo.yaml"], ["--help"]):
         assert _with_closed_stdout(*args, cwd=root) == (141, ""), args
     assert _with_closed_stdout("check", "--help", cwd=root) == (141, "")
+
+
+def test_a_broken_pipe_that_is_not_the_output_stays_an_error() -> None:
+    """Only a closed stdout or stderr is the reader leaving: a BrokenPipeError from another pipe
+    (a subprocess's stdin, a socket) is still raised, so it is reported as the bug it is."""
+    from cvspec.cli import _pipe_closed
+
+    with pytest.raises(BrokenPipeError), _pipe_closed():
+        raise BrokenPipeError("a subprocess's stdin")
 
 
 def test_stdout_a_locale_cannot_encode_is_escaped_not_a_crash(tmp_path: Path) -> None:

@@ -43,9 +43,10 @@ def _pipe_closed() -> Iterator[None]:
     try:
         yield
     except BrokenPipeError:
-        pass
-    except SystemExit as exc:  # rich's own handling (--help, `run`'s log): exit 1
-        if exc.code != 1 or not _rich_broken_pipe(exc):
+        if not _output_closed():  # another pipe (a subprocess's, a socket's): not the reader's
+            raise
+    except SystemExit as exc:  # rich's own handling (--help, `run`'s log): exit 1, once it
+        if exc.code != 1 or not _rich_broken_pipe(exc):  # has pointed stdout at /dev/null
             raise
     else:
         return
@@ -54,6 +55,23 @@ def _pipe_closed() -> Iterator[None]:
         with contextlib.suppress(OSError, ValueError):
             os.dup2(null, stream.fileno())
     raise SystemExit(PIPE_CLOSED) from None
+
+
+def _output_closed() -> bool:
+    """Whether the reader of stdout or stderr is gone (poll reports an error on the pipe), so a
+    BrokenPipeError from anything else stays the error it is."""
+    import select
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            fd = stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            continue
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        if any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll(0)):
+            return True
+    return False
 
 
 def _rich_broken_pipe(exc: SystemExit) -> bool:
