@@ -281,6 +281,21 @@ def test_sweep_breaks_a_tie_in_val_accuracy_by_val_loss_and_says_so(tmp_path: Pa
 
 
 @pytest.mark.slow
+def test_model_card_names_the_sweep_point_it_describes_by_its_values(tmp_path: Path) -> None:
+    spec = TINY_SPEC.replace("epochs: 2", "epochs: 1") + (
+        "  sweep: {train.optimizer.lr: [0.0001, 0.0002]}\n"
+    )
+    root = tiny_project(tmp_path, spec)
+    result = cvspec(
+        "run", "specs/tiny.yaml", "--stage", "data", "--stage", "train", "--stage", "export",
+        "--stage", "evaluate", cwd=root, timeout=600,
+    )  # fmt: skip
+    assert "ok train (" in result.err and "evaluate" in result.err, result.err
+    card = (root / "runs/tiny/evaluate/MODEL_CARD.md").read_text()
+    assert "- Sweep of 2 points; best: point-001 (train.optimizer.lr=0.0002) (see" in card
+
+
+@pytest.mark.slow
 def test_a_failed_sweep_point_keeps_the_finished_points_record(tmp_path: Path) -> None:
     spec = TINY_SPEC.replace("epochs: 2", "epochs: 1") + (
         "  sweep: {model.arch: [timm/nosuchnet9, timm/resnet10t]}\n"
