@@ -259,6 +259,64 @@ def test_sweep_runs_every_point_and_names_the_best(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_sweep_breaks_a_tie_in_val_accuracy_by_val_loss_and_says_so(tmp_path: Path) -> None:
+    # Both learning rates are too small to change a prediction of the 12 validation images in
+    # one epoch: the points tie in accuracy, and the second lowers the validation loss more.
+    spec = TINY_SPEC.replace("epochs: 2", "epochs: 1") + (
+        "  sweep: {train.optimizer.lr: [0.0001, 0.0002]}\n"
+    )
+    root = tiny_project(tmp_path, spec)
+    result = cvspec("run", "specs/tiny.yaml", "--stage", "train", cwd=root, timeout=600)
+    assert result.code == 0, result.err
+    sweep = json.loads((root / "runs/tiny/train/sweep.json").read_text())
+    first, second = (p["metrics"] for p in sweep["points"])
+    assert first["val_accuracy"] == second["val_accuracy"]  # the tie this test is about
+    assert second["val_loss"] < first["val_loss"]
+    assert sweep["best"] == "point-001" and current_run(root).name == sweep["best_run"]
+    assert sweep["ranked_by"] == [
+        {"metric": "val_accuracy", "mode": "max"},
+        {"metric": "val_loss", "mode": "min"},
+    ]
+    assert "highest val_accuracy, ties broken by lowest val_loss" in result.err
+
+
+@pytest.mark.slow
+def test_model_card_names_the_sweep_point_it_describes_by_its_values(tmp_path: Path) -> None:
+    spec = TINY_SPEC.replace("epochs: 2", "epochs: 1") + (
+        "  sweep: {train.optimizer.lr: [0.0001, 0.0002]}\n"
+    )
+    root = tiny_project(tmp_path, spec)
+    result = cvspec(
+        "run", "specs/tiny.yaml", "--stage", "data", "--stage", "train", "--stage", "export",
+        "--stage", "evaluate", cwd=root, timeout=600,
+    )  # fmt: skip
+    assert "ok train (" in result.err and "evaluate" in result.err, result.err
+    card = (root / "runs/tiny/evaluate/MODEL_CARD.md").read_text()
+    assert "- Sweep of 2 points; best: point-001 (train.optimizer.lr=0.0002) (see" in card
+
+
+@pytest.mark.slow
+def test_a_failed_sweep_point_keeps_the_finished_points_record(tmp_path: Path) -> None:
+    spec = TINY_SPEC.replace("epochs: 2", "epochs: 1") + (
+        "  sweep: {model.arch: [timm/nosuchnet9, timm/resnet10t]}\n"
+    )
+    root = tiny_project(tmp_path, spec)
+    result = cvspec("run", "specs/tiny.yaml", "--stage", "train", cwd=root, timeout=600)
+    assert result.code == 2, result.err  # the failed point's own error, as before
+    assert "Traceback" not in result.err
+    assert "sweep point point-000 (model.arch=timm/nosuchnet9) failed: model.arch:" in result.err
+    sweep = json.loads((root / "runs/tiny/train/sweep.json").read_text())
+    assert sweep["best"] is None and sweep["best_run"] is None  # a failed sweep ships nothing
+    [done] = sweep["points"]  # the point after the failure ran, and its metrics are kept
+    assert done["values"] == {"model.arch": "timm/resnet10t"}
+    assert "val_accuracy" in done["metrics"]
+    [failed] = sweep["failed"]
+    assert failed["name"] == "point-000" and "nosuchnet9" in failed["error"]
+    table = (root / "runs/tiny/train/sweep.md").read_text()
+    assert "| point-000 (failed) | timm/nosuchnet9 |" in table
+
+
+@pytest.mark.slow
 def test_sweep_runs_in_parallel_with_the_joblib_launcher(tmp_path: Path) -> None:
     spec = TINY_SPEC.replace("epochs: 2", "epochs: 1") + (
         "  sweep: {train.optimizer.lr: [0.01, 0.0001]}\n"

@@ -296,10 +296,15 @@ def _training(t: dict[str, Any], status: dict[str, Any], sweep: dict[str, Any] |
             if k.startswith(("val_", "map", "precision", "recall")) and isinstance(v, float)
         ),
     ]
-    if sweep:
+    if sweep:  # a point's name (point-001) means another value in another sweep: give both
+        values: dict[str, Any] = next(
+            (p["values"] for p in sweep["points"] if p["name"] == sweep["best"]), {}
+        )
+        chosen = ", ".join(f"{k}={v}" for k, v in sorted(values.items()))
         lines.append(
-            f"- Sweep of {len(sweep['points'])} points; best: {sweep['best']} "
-            f"(see `train/sweep.md`)"
+            f"- Sweep of {len(sweep['points'])} points; best: {sweep['best']}"
+            + (f" ({chosen})" if chosen else "")
+            + " (see `train/sweep.md`)"
         )
     return "\n".join(lines) + "\n"
 
