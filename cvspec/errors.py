@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class Origin(NamedTuple):
@@ -76,9 +76,15 @@ class SpecValueError(CvspecError):
         hint: str | None = None,
         code: str = "spec-value",
     ) -> None:
-        self.key, self.hint, self.code = key, hint, code
+        self.key, self.hint, self.code, self._message = key, hint, code, message
         self.detail = f"{_dotted(key)}: {message}"
         super().__init__(f"{self.detail}; {hint}" if hint else self.detail)  # unlocated: all
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled by its own arguments: a sweep point that fails in a joblib worker process
+        reaches the parent as this error (Exception's default pickling would call __init__
+        with the formatted message alone)."""
+        return (type(self), (self.key, self._message, self.hint, self.code))
 
     def located(self, origins: Mapping[tuple[str | int, ...], Origin]) -> CvspecError:
         """The same error as a diagnostic at the value's origin (itself when none is known)."""

@@ -86,3 +86,21 @@ def test_yaml_1_2_words_stay_strings(tmp_path: Path) -> None:
     result = cvspec("validate", "spec.yaml", cwd=tmp_path)
     assert (result.code, result.err) == (0, "")
     assert result.out == "ok spec.yaml (classification, project demo)\n"
+
+
+def test_a_spec_value_error_crosses_a_process_boundary_whole() -> None:
+    """A sweep point run by the joblib launcher fails in a worker process: its located error
+    must reach the parent with its key, hint and code (pickled), not as a TypeError."""
+    import pickle
+
+    from cvspec.errors import SpecValueError
+
+    sent = SpecValueError(("model", "arch"), "unknown timm model 'nosuchnet'", "try resnet18", "x")
+    got = pickle.loads(pickle.dumps(sent))
+    assert type(got) is SpecValueError and str(got) == str(sent)
+    assert (got.key, got.hint, got.code, got.detail) == (
+        sent.key,
+        sent.hint,
+        sent.code,
+        sent.detail,
+    )
