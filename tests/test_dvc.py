@@ -109,6 +109,28 @@ def test_dvc_yaml_has_the_stage_graph_with_deps_outs_params_metrics(tmp_path: Pa
     assert values["train"]["epochs"] == 1 and values["data"]["quality"]["min_side"] == 16
 
 
+def test_an_edited_params_yaml_stops_the_run_instead_of_being_ignored(tmp_path: Path) -> None:
+    """`dvc exp run -S params.yaml:train.epochs=5` edits params.yaml, which no stage reads: the
+    run would train with the spec's epochs while DVC records 5. The run refuses, and says how
+    to set the value."""
+    root = project(tmp_path, SPEC, "tiny.yaml")
+    write_tree(root, clean_tree())
+    assert cvspec("build", cwd=root).code == 0
+    params = root / "generated/tiny/params.yaml"
+    params.write_text(params.read_text().replace("epochs: 1", "epochs: 5"))
+    result = cvspec("run", "specs/tiny.yaml", "--stage", "data", cwd=root)
+    assert result.code == 2, result.err
+    assert (
+        "error: generated/tiny/params.yaml was edited (by `dvc exp run -S` or by hand), but "
+        "cvspec reads the spec, not params.yaml" in result.err
+    )
+    assert "`cvspec build --force`, restores params.yaml" in result.err
+    assert "Traceback" not in result.err and not (root / "runs/tiny/data").exists()
+    assert cvspec("build", "--force", cwd=root).code == 0
+    (root / "generated/tiny/params.yaml.orig").unlink()
+    assert cvspec("run", "specs/tiny.yaml", "--stage", "data", cwd=root).code == 0
+
+
 def test_dvc_sees_that_the_export_reads_the_data(tmp_path: Path) -> None:
     dvc = shutil.which("dvc", path=str(Path(sys.executable).parent)) or shutil.which("dvc")
     if dvc is None or shutil.which("git") is None:

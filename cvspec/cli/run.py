@@ -62,7 +62,8 @@ def command(
 
 def _warn_if_stale(ctx: RunContext) -> None:
     """Say so when generated/<project>/ no longer matches the spec: the test stage runs its
-    generated tests, and CI its generated pipeline. A warning only: the stages still run."""
+    generated tests, and CI its generated pipeline. A warning only, the stages still run;
+    except for an edited params.yaml, which would make DVC record values no stage used."""
     from cvspec.errors import CvspecError
     from cvspec.generate.cache import RenderCache
     from cvspec.project import check
@@ -73,6 +74,15 @@ def _warn_if_stale(ctx: RunContext) -> None:
     except CvspecError:
         return  # a spec or template problem: the stages that need it say so
     for out, changes in found:
+        edited = [c.path for c in changes if c.finding == "tamper" and c.path.endswith(PARAMS)]
+        if edited:  # `dvc exp run -S` writes there; training would not see it, DVC records it
+            raise CvspecError(
+                f"{edited[0]} was edited (by `dvc exp run -S` or by hand), but cvspec reads the "
+                "spec, not params.yaml: this run would train with the spec's values while DVC "
+                "records the edited ones. Set values in the spec (then `dvc exp run`) or with "
+                "`cvspec run SPEC --set KEY=VALUE`; `git checkout` the file, or "
+                "`cvspec build --force`, restores params.yaml"
+            )
         stale = [c for c in changes if c.action != "keep"]
         if stale and all(c.finding == "missing" for c in stale):
             say(
@@ -87,6 +97,9 @@ def _warn_if_stale(ctx: RunContext) -> None:
                 "file(s); `cvspec diff` shows them): run `cvspec build` so the generated tests "
                 "and pipelines match the spec",
             )
+
+
+PARAMS = "/params.yaml"  # the DVC pipeline's copy of the spec's values (generate/builtin/dvc.py)
 
 
 class Terminated(KeyboardInterrupt):
