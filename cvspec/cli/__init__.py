@@ -26,6 +26,7 @@ from cvspec.cli import (
     init,
     new,
     run,
+    runs,
     schema,
     serve,
     templates,
@@ -133,6 +134,7 @@ app.command("schema")(schema.command)
 app.command("generators")(generators.command)
 app.command("templates")(templates.command)
 app.command("run")(run.command)
+app.command("runs")(runs.command)
 app.command("init")(init.command)
 app.command("serve")(serve.command)
 

@@ -52,12 +52,16 @@ def run(ctx: RunContext) -> StageResult:
         "passed": all(r.passed for r in results),
         # what the spec was run with: a pull request's `ci` profile is not the model that ships
         "options": {"profile": ctx.profile, "set": list(ctx.sets)},
-        "provenance": provenance(ctx, status),
     }
+    # what reproducing the model needs, in a file of its own: in metrics.json its hashes and
+    # versions would crowd `dvc metrics show` and `dvc exp show`
+    origin = provenance(ctx, status)
     write_json(out / "metrics.json", report)
+    write_json(out / "provenance.json", origin)
     write_json(out / "gates.json", report["gates"])
     print_table(console, table(results))
-    card = write_card(ctx, report, status, read_json(export_dir / "export.json"))
+    export_info = read_json(export_dir / "export.json")
+    card = write_card(ctx, {**report, "provenance": origin}, status, export_info)
     review = out / "label_review.json"
     if status["task"] == "classification" and review.is_file():
         count = len(read_json(review))
