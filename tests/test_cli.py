@@ -61,6 +61,41 @@ def test_explain_names_every_source(tmp_path: Path) -> None:
     assert max(len(line) for line in lines if "exclude" not in line) < 100  # not padded to it
 
 
+def test_explain_format_json_gives_each_value_and_where_it_came_from(tmp_path: Path) -> None:
+    root = project(
+        tmp_path,
+        "cvspec: 1\nextends: _base.yaml\nproject: {name: demo}\n"
+        "task: classification\ndata: {path: d}\n"
+        "profiles: {ci: {train: {epochs: 1}}}\n"
+        "train: {sweep: {train.optimizer.lr: [0.1, 0.01]}}\n",
+        extra={"specs/_base.yaml": "model: {arch: timm/resnet18}\ntrain: {seed: 3}\n"},
+    )
+    result = cvspec(
+        "explain", "specs/demo.yaml", "--profile", "ci", "--set", "train.batch_size=8",
+        "--format", "json", cwd=root,
+    )  # fmt: skip
+    assert (result.code, result.err) == (0, ""), result.err
+    report = json.loads(result.out)
+    rows = {r["key"]: r for r in report["values"]}
+    assert report["spec"] == "specs/demo.yaml"
+    assert rows["model.arch"] | {"origin": None} == {
+        "key": "model.arch", "value": "timm/resnet18", "origin": None,
+        "file": "specs/_base.yaml", "line": 1, "col": 15, "swept": None,
+    }  # fmt: skip
+    assert (rows["train.epochs"]["value"], rows["train.epochs"]["origin"]) == (
+        1,
+        "profile ci (specs/demo.yaml:6)",
+    )
+    assert rows["train.batch_size"]["file"] is None and rows["train.batch_size"]["value"] == 8
+    assert rows["train.optimizer.lr"]["swept"] == [0.1, 0.01]
+    assert rows["train.optimizer.momentum"] | {"value": None} == {
+        "key": "train.optimizer.momentum", "value": None, "origin": "default",
+        "file": None, "line": 0, "col": 0, "swept": None,
+    }  # fmt: skip
+    missing = cvspec("explain", "specs/demo.yaml", "nokey", "--format", "json", cwd=root)
+    assert missing.code == 2 and json.loads(missing.out)["error"].startswith("no key 'nokey'")
+
+
 def test_explain_unknown_key_suggests(tmp_path: Path) -> None:
     root = project(tmp_path)
     result = cvspec("explain", "specs/demo.yaml", "train.epoch", cwd=root)

@@ -9,7 +9,15 @@ from typing import Annotated, Any
 
 import typer
 
-from cvspec.cli.common import ProfileOpt, SetOpt, load_one
+from cvspec.cli.common import (
+    FormatOpt,
+    ProfileOpt,
+    SetOpt,
+    check_format,
+    json_errors,
+    load_one,
+    print_json,
+)
 from cvspec.errors import DEFAULT, UsageError
 from cvspec.spec.load import KeyPath
 
@@ -27,8 +35,23 @@ def command(
     ] = None,
     profile: ProfileOpt = None,
     set_: SetOpt = None,
+    format_: FormatOpt = "text",
 ) -> None:
-    """Print each resolved value with its provenance: file:line, --set, profile or default."""
+    """Print each resolved value with its provenance: file:line, --set, profile or default.
+
+    --format json prints one object: {"spec", "values": [{"key", "value", "origin", "file",
+    "line", "col", "swept"}]}: the value as JSON, where it came from (`origin` as the text
+    output says it; file, line and col when it came from a file, else null and 0) and the
+    values train.sweep gives it instead (null when it does not).
+    """
+    as_json = check_format(format_)
+    with json_errors(as_json):
+        _explain(spec, key, profile, set_, as_json)
+
+
+def _explain(
+    spec: Path, key: str | None, profile: str | None, set_: list[str] | None, as_json: bool
+) -> None:
     loaded = load_one(spec, profile, set_)
     data = loaded.spec.model_dump(mode="json", by_alias=True)
     swept = {
@@ -54,6 +77,9 @@ def command(
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise UsageError(f"no key '{key}' in the resolved spec{hint}")
         rows = chosen
+    if as_json:
+        print_json({"spec": str(spec), "values": [_json_row(loaded, swept, r) for r in rows]})
+        return
     # Comments line up in one column; a long value (a list of patterns) goes past it rather
     # than pushing every other line's comment out with it.
     lengths = [len(r[0]) + len(r[1]) + 3 for r in rows]
@@ -82,3 +108,22 @@ def dotted(path: KeyPath) -> str:
 def _origin(values: dict[KeyPath, Any], path: KeyPath, swept: str | None) -> str:
     origin = str(values.get(path, DEFAULT).describe())
     return f"{origin}; each run of train.sweep sets it instead ({swept})" if swept else origin
+
+
+def _json_row(loaded: Any, swept: dict[KeyPath, str], row: tuple[str, str, str]) -> dict[str, Any]:
+    """One value of `explain --format json`."""
+    from cvspec.spec.compose import parse_key
+
+    name, value, origin = row
+    path = parse_key(name) or ()
+    where = loaded.raw.values.get(path, DEFAULT)
+    points = loaded.spec.train.sweep.get(name)
+    return {
+        "key": name,
+        "value": json.loads(value),
+        "origin": origin,
+        "file": where.file if where.kind in ("file", "profile") else None,
+        "line": where.line if where.kind in ("file", "profile") else 0,
+        "col": where.col if where.kind in ("file", "profile") else 0,
+        "swept": list(points) if points is not None else None,
+    }
