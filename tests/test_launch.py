@@ -192,3 +192,38 @@ def test_generated_torchrun_script_runs(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     run = current_run(root)
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_slurm_script_gives_its_task_the_cpus_it_asked_for(tmp_path: Path) -> None:
+    """The batch script run as Slurm runs it, with scontrol and srun stand-ins that record
+    their call: since Slurm 22.05 srun inherits no --cpus-per-task from sbatch, so the step must
+    ask again or torchrun's processes and their data loaders share one CPU."""
+    spec = "engine: slurm, nodes: 2, gpus_per_node: 4"
+    script = build(tmp_path, spec, "deploy: {gpu: true}\n") / "train.sbatch"
+    assert "#SBATCH --cpus-per-task=20\n" in script.read_text()  # 4 x (4 workers + 1)
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    (stubs / "scontrol").write_text("#!/bin/sh\nprintf 'gpu-a\\ngpu-b\\n'\n")
+    (stubs / "srun").write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {tmp_path}/srun.args\n')
+    for stub in stubs.iterdir():
+        stub.chmod(0o755)
+    env = {
+        "PATH": f"{stubs}{os.pathsep}{os.environ['PATH']}",
+        "SLURM_JOB_NODELIST": "gpu-[a-b]",
+        "SLURM_NNODES": "2",
+        "SLURM_JOB_ID": "4242",
+        "SLURM_CPUS_PER_TASK": "20",
+    }
+    done = subprocess.run(
+        ["bash", str(script), "train.epochs=3"],
+        cwd=script.parents[3],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    argv = (tmp_path / "srun.args").read_text().splitlines()
+    assert argv[: argv.index("python")] == ["--kill-on-bad-exit=1", "--cpus-per-task=20"]
+    assert "--rdzv-endpoint=gpu-a:29500" in argv and "--rdzv-id=4242" in argv
+    assert argv[-4:] == ["cvspec.train", "--config-dir", "generated/demo/train", "train.epochs=3"]
