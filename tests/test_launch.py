@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -227,3 +228,31 @@ def test_slurm_script_gives_its_task_the_cpus_it_asked_for(tmp_path: Path) -> No
     assert argv[: argv.index("python")] == ["--kill-on-bad-exit=1", "--cpus-per-task=20"]
     assert "--rdzv-endpoint=gpu-a:29500" in argv and "--rdzv-id=4242" in argv
     assert argv[-4:] == ["cvspec.train", "--config-dir", "generated/demo/train", "train.epochs=3"]
+
+
+DNS_LABEL = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")  # RFC 1035, as Services need
+DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def test_pytorchjob_names_are_kubernetes_names(tmp_path: Path) -> None:
+    """A project name may hold '_' and 63 characters; the job, its claims and the Services the
+    training operator names after the job (<job>-master-0, <job>-worker-<i>) must be DNS names
+    the API server takes (apimachinery's IsDNS1123Subdomain and IsDNS1035Label)."""
+    name = "vision_" + "x" * 56
+    spec = DISTRIBUTED.replace("ENGINE", "engine: kubernetes, nodes: 16, gpus_per_node: 2")
+    root = project(tmp_path, spec.replace("{name: demo}", f"{{name: {name}}}"))
+    result = cvspec("build", cwd=root)
+    assert result.code == 0, result.err
+    job = yaml.safe_load((root / f"generated/{name}/launch/pytorchjob.yaml").read_text())
+    job_name = job["metadata"]["name"]
+    assert job_name.startswith("vision-xxx") and DNS_SUBDOMAIN.fullmatch(job_name)
+    replicas = job["spec"]["pytorchReplicaSpecs"]
+    services = [f"{job_name}-master-0"]
+    services += [f"{job_name}-worker-{i}" for i in range(replicas["Worker"]["replicas"])]
+    assert len(services) == 16 and all(DNS_LABEL.fullmatch(s) for s in services), services
+    for role in ("Master", "Worker"):
+        for volume in replicas[role]["template"]["spec"]["volumes"]:
+            claim = volume.get("persistentVolumeClaim")
+            if claim:
+                assert DNS_SUBDOMAIN.fullmatch(claim["claimName"]), claim
+                assert claim["claimName"] == f"vision-{'x' * 56}-{volume['name']}"
