@@ -44,6 +44,11 @@ def test_shell_launchers_pass_shellcheck(tmp_path: Path, engine: str, name: str)
     assert "-m cvspec.train --config-dir generated/demo/train" in text
     assert sorted(p.name for p in launch.iterdir()) == [name]
     assert "--gpus-per-node" not in text  # deploy.gpu is off: a CPU partition must take it
+    # each process resumes from (or reuses) the run it finds under runs/: one folder for all
+    assert (
+        "runs/ must be one folder shared" in text
+        or "runs/ on a file system all nodes share" in text
+    )
 
 
 def test_slurm_asks_for_gpus_only_when_the_image_uses_them(tmp_path: Path) -> None:
