@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -43,6 +44,11 @@ def test_shell_launchers_pass_shellcheck(tmp_path: Path, engine: str, name: str)
     assert "-m cvspec.train --config-dir generated/demo/train" in text
     assert sorted(p.name for p in launch.iterdir()) == [name]
     assert "--gpus-per-node" not in text  # deploy.gpu is off: a CPU partition must take it
+    # each process resumes from (or reuses) the run it finds under runs/: one folder for all
+    assert (
+        "runs/ must be one folder shared" in text
+        or "runs/ on a file system all nodes share" in text
+    )
 
 
 def test_slurm_asks_for_gpus_only_when_the_image_uses_them(tmp_path: Path) -> None:
@@ -192,3 +198,66 @@ def test_generated_torchrun_script_runs(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     run = current_run(root)
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_slurm_script_gives_its_task_the_cpus_it_asked_for(tmp_path: Path) -> None:
+    """The batch script run as Slurm runs it, with scontrol and srun stand-ins that record
+    their call: since Slurm 22.05 srun inherits no --cpus-per-task from sbatch, so the step must
+    ask again or torchrun's processes and their data loaders share one CPU."""
+    spec = "engine: slurm, nodes: 2, gpus_per_node: 4"
+    script = build(tmp_path, spec, "deploy: {gpu: true}\n") / "train.sbatch"
+    assert "#SBATCH --cpus-per-task=20\n" in script.read_text()  # 4 x (4 workers + 1)
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    (stubs / "scontrol").write_text("#!/bin/sh\nprintf 'gpu-a\\ngpu-b\\n'\n")
+    (stubs / "srun").write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {tmp_path}/srun.args\n')
+    for stub in stubs.iterdir():
+        stub.chmod(0o755)
+    env = {
+        "PATH": f"{stubs}{os.pathsep}{os.environ['PATH']}",
+        "SLURM_JOB_NODELIST": "gpu-[a-b]",
+        "SLURM_NNODES": "2",
+        "SLURM_JOB_ID": "4242",
+        "SLURM_CPUS_PER_TASK": "20",
+    }
+    done = subprocess.run(
+        ["bash", str(script), "train.epochs=3"],
+        cwd=script.parents[3],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    argv = (tmp_path / "srun.args").read_text().splitlines()
+    assert argv[: argv.index("python")] == ["--kill-on-bad-exit=1", "--cpus-per-task=20"]
+    assert "--rdzv-endpoint=gpu-a:29500" in argv and "--rdzv-id=4242" in argv
+    assert argv[-4:] == ["cvspec.train", "--config-dir", "generated/demo/train", "train.epochs=3"]
+
+
+DNS_LABEL = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")  # RFC 1035, as Services need
+DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def test_pytorchjob_names_are_kubernetes_names(tmp_path: Path) -> None:
+    """A project name may hold '_' and 63 characters; the job, its claims and the Services the
+    training operator names after the job (<job>-master-0, <job>-worker-<i>) must be DNS names
+    the API server takes (apimachinery's IsDNS1123Subdomain and IsDNS1035Label)."""
+    name = "vision_" + "x" * 56
+    spec = DISTRIBUTED.replace("ENGINE", "engine: kubernetes, nodes: 16, gpus_per_node: 2")
+    root = project(tmp_path, spec.replace("{name: demo}", f"{{name: {name}}}"))
+    result = cvspec("build", cwd=root)
+    assert result.code == 0, result.err
+    job = yaml.safe_load((root / f"generated/{name}/launch/pytorchjob.yaml").read_text())
+    job_name = job["metadata"]["name"]
+    assert job_name.startswith("vision-xxx") and DNS_SUBDOMAIN.fullmatch(job_name)
+    replicas = job["spec"]["pytorchReplicaSpecs"]
+    services = [f"{job_name}-master-0"]
+    services += [f"{job_name}-worker-{i}" for i in range(replicas["Worker"]["replicas"])]
+    assert len(services) == 16 and all(DNS_LABEL.fullmatch(s) for s in services), services
+    for role in ("Master", "Worker"):
+        for volume in replicas[role]["template"]["spec"]["volumes"]:
+            claim = volume.get("persistentVolumeClaim")
+            if claim:
+                assert DNS_SUBDOMAIN.fullmatch(claim["claimName"]), claim
+                assert claim["claimName"] == f"vision-{'x' * 56}-{volume['name']}"

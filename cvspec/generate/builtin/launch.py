@@ -75,9 +75,11 @@ def pytorch_job(spec: Any, ctx: BuildContext) -> dict[str, Any]:
 
     The training operator gives every pod MASTER_ADDR and MASTER_PORT; torchrun's c10d
     rendezvous there assigns the ranks. The images and the runs live on two volumes the cluster
-    provides (PersistentVolumeClaims <project>-data and <project>-runs, ReadWriteMany).
+    provides (PersistentVolumeClaims <project>-data and <project>-runs, ReadWriteMany; a '_' in
+    the project's name is a '-' in every Kubernetes name).
     """
     dist = spec.train.distributed
+    name = ctx.project.replace("_", "-")  # Kubernetes names are DNS names: no '_'
     data = data_root(spec, ctx)
     mount = data if posixpath.isabs(data) else posixpath.join(WORKDIR, data)
     argv = torchrun_args(spec, ctx, "$(MASTER_ADDR):$(MASTER_PORT)", f"{ctx.project}-train")
@@ -112,9 +114,9 @@ def pytorch_job(spec: Any, ctx: BuildContext) -> dict[str, Any]:
             "volumes": [
                 {  # read-only claim: training never writes the dataset, nor fsGroup it
                     "name": "data",
-                    "persistentVolumeClaim": {"claimName": f"{ctx.project}-data", "readOnly": True},
+                    "persistentVolumeClaim": {"claimName": f"{name}-data", "readOnly": True},
                 },
-                {"name": "runs", "persistentVolumeClaim": {"claimName": f"{ctx.project}-runs"}},
+                {"name": "runs", "persistentVolumeClaim": {"claimName": f"{name}-runs"}},
                 {"name": "shm", "emptyDir": {"medium": "Memory"}},
             ],
         },
@@ -131,9 +133,16 @@ def pytorch_job(spec: Any, ctx: BuildContext) -> dict[str, Any]:
     return {
         "apiVersion": "kubeflow.org/v1",
         "kind": "PyTorchJob",
-        "metadata": {"name": f"{ctx.project}-train"[:63], "labels": _labels(ctx)},
+        "metadata": {"name": _job_name(name, dist.nodes), "labels": _labels(ctx)},
         "spec": {"runPolicy": {"cleanPodPolicy": "None"}, "pytorchReplicaSpecs": replicas},
     }
+
+
+def _job_name(name: str, nodes: int) -> str:
+    """<name>-train, short enough for the operator's pod Services, <job>-master-0 and
+    <job>-worker-<i>: each a DNS label of at most 63 characters."""
+    suffix = max(len("-master-0"), len(f"-worker-{max(nodes - 2, 0)}"))
+    return f"{name}-train"[: 63 - suffix].rstrip("-")
 
 
 def _labels(ctx: BuildContext) -> dict[str, str]:
