@@ -231,7 +231,8 @@ def test_slurm_script_gives_its_task_the_cpus_it_asked_for(tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     argv = (tmp_path / "srun.args").read_text().splitlines()
     assert argv[: argv.index("python")] == ["--kill-on-bad-exit=1", "--cpus-per-task=20"]
-    assert "--rdzv-endpoint=gpu-a:29500" in argv and "--rdzv-id=4242" in argv
+    # a port of its own (29500 + job id % 1000): another job on gpu-a meets elsewhere
+    assert "--rdzv-endpoint=gpu-a:29742" in argv and "--rdzv-id=4242" in argv
     assert argv[-4:] == ["cvspec.train", "--config-dir", "generated/demo/train", "train.epochs=3"]
 
 
