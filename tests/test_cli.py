@@ -97,6 +97,23 @@ def test_new_writes_starter_specs_that_validate(tmp_path: Path) -> None:
     assert hint not in cvspec("new", "third", cwd=tmp_path).out
 
 
+def test_the_starter_specs_ci_profile_comment_suggests_a_command_that_leaves_check_clean(
+    tmp_path: Path,
+) -> None:
+    """The ci profile is for CI's pull-request jobs and local runs: a tree built with it is a
+    preview `check` warns about, so the starter's comment must not suggest that build."""
+    (tmp_path / ".git").mkdir()
+    assert cvspec("new", "cats", cwd=tmp_path).code == 0
+    line = next(x for x in (tmp_path / "specs/cats.yaml").read_text().splitlines() if "  ci: " in x)
+    comment = line.split("# ", 1)[1]
+    assert "cvspec build --profile" not in comment and "cvspec run" in comment, line
+    assert cvspec("build", cwd=tmp_path).code == 0
+    checked = cvspec("check", cwd=tmp_path)
+    assert (checked.code, checked.err) == (0, "")
+    assert cvspec("build", "--profile", "ci", cwd=tmp_path).code == 0
+    assert "--profile" in cvspec("check", cwd=tmp_path).err  # what the old comment led to
+
+
 def test_validate_warns_at_each_value_still_left_as_todo(tmp_path: Path) -> None:
     (tmp_path / ".git").mkdir()
     assert cvspec("new", "cats", cwd=tmp_path).code == 0
