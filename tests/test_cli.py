@@ -570,3 +570,34 @@ def test_validate_and_check_format_json(tmp_path: Path) -> None:
         assert (diag["severity"], diag["code"]) == ("error", "unknown-key")
     usage = cvspec("validate", "--format", "yaml", cwd=root)
     assert (usage.code, usage.err) == (2, "error: --format yaml: use one of text, json\n")
+
+
+def test_the_readmes_own_project_steps_run_as_written(tmp_path: Path) -> None:
+    """A newcomer's first steps from the README, in an empty folder: new, the images where its
+    comment says, validate, build and the data stage, each as the README writes it."""
+    import shlex
+
+    from test_data_checks import encode
+
+    from cvspec.testing.data import synthetic_image
+
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Your own project\n", 1)[1].split("```sh\n", 1)[1]
+    lines = [x.split("  #", 1)[0].strip() for x in section.split("```", 1)[0].splitlines()]
+    images = next(x for x in lines if x.startswith("# your images: "))
+    folder = images.split(": ", 1)[1].split("/<class>/", 1)[0]
+    for cls in ("tabby", "siamese"):
+        write_tree(
+            tmp_path,
+            {f"{folder}/{cls}/{i:04d}.png": encode(synthetic_image(i, 16)) for i in range(20)},
+        )
+    commands = [shlex.split(x) for x in lines if x.startswith("cvspec ")]
+    assert [c[1] for c in commands] == [
+        *("new", "validate", "build", "run", "run", "run", "serve"),
+    ]
+    for args in commands[:4]:  # the rest trains and serves (tests/test_train.py, test_serve.py)
+        result = cvspec(*args[1:], cwd=tmp_path)
+        assert result.code == 0, (args, result.err)
+    assert (tmp_path / "runs/cats/data/stats.json").is_file()
+    curl = next(x for x in lines if x.startswith("curl "))
+    assert f"@{folder}/tabby/" in curl and "127.0.0.1:8080/predict" in curl
