@@ -132,6 +132,23 @@ def test_new_writes_starter_specs_that_validate(tmp_path: Path) -> None:
     assert hint not in cvspec("new", "third", cwd=tmp_path).out
 
 
+def test_the_starter_specs_ci_profile_comment_suggests_a_command_that_leaves_check_clean(
+    tmp_path: Path,
+) -> None:
+    """The ci profile is for CI's pull-request jobs and local runs: a tree built with it is a
+    preview `check` warns about, so the starter's comment must not suggest that build."""
+    (tmp_path / ".git").mkdir()
+    assert cvspec("new", "cats", cwd=tmp_path).code == 0
+    line = next(x for x in (tmp_path / "specs/cats.yaml").read_text().splitlines() if "  ci: " in x)
+    comment = line.split("# ", 1)[1]
+    assert "cvspec build --profile" not in comment and "cvspec run" in comment, line
+    assert cvspec("build", cwd=tmp_path).code == 0
+    checked = cvspec("check", cwd=tmp_path)
+    assert (checked.code, checked.err) == (0, "")
+    assert cvspec("build", "--profile", "ci", cwd=tmp_path).code == 0
+    assert "--profile" in cvspec("check", cwd=tmp_path).err  # what the old comment led to
+
+
 def test_validate_warns_at_each_value_still_left_as_todo(tmp_path: Path) -> None:
     (tmp_path / ".git").mkdir()
     assert cvspec("new", "cats", cwd=tmp_path).code == 0
@@ -588,3 +605,34 @@ def test_validate_and_check_format_json(tmp_path: Path) -> None:
         assert (diag["severity"], diag["code"]) == ("error", "unknown-key")
     usage = cvspec("validate", "--format", "yaml", cwd=root)
     assert (usage.code, usage.err) == (2, "error: --format yaml: use one of text, json\n")
+
+
+def test_the_readmes_own_project_steps_run_as_written(tmp_path: Path) -> None:
+    """A newcomer's first steps from the README, in an empty folder: new, the images where its
+    comment says, validate, build and the data stage, each as the README writes it."""
+    import shlex
+
+    from test_data_checks import encode
+
+    from cvspec.testing.data import synthetic_image
+
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Your own project\n", 1)[1].split("```sh\n", 1)[1]
+    lines = [x.split("  #", 1)[0].strip() for x in section.split("```", 1)[0].splitlines()]
+    images = next(x for x in lines if x.startswith("# your images: "))
+    folder = images.split(": ", 1)[1].split("/<class>/", 1)[0]
+    for cls in ("tabby", "siamese"):
+        write_tree(
+            tmp_path,
+            {f"{folder}/{cls}/{i:04d}.png": encode(synthetic_image(i, 16)) for i in range(20)},
+        )
+    commands = [shlex.split(x) for x in lines if x.startswith("cvspec ")]
+    assert [c[1] for c in commands] == [
+        *("new", "validate", "build", "run", "run", "run", "serve"),
+    ]
+    for args in commands[:4]:  # the rest trains and serves (tests/test_train.py, test_serve.py)
+        result = cvspec(*args[1:], cwd=tmp_path)
+        assert result.code == 0, (args, result.err)
+    assert (tmp_path / "runs/cats/data/stats.json").is_file()
+    curl = next(x for x in lines if x.startswith("curl "))
+    assert f"@{folder}/tabby/" in curl and "127.0.0.1:8080/predict" in curl

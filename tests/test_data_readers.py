@@ -474,6 +474,30 @@ def test_images_outside_the_layout_are_named_instead_of_no_images(tmp_path: Path
     assert "class folder is not in data.classes; its images are ignored: cat, dog" in result.err
 
 
+def test_a_class_folder_that_nearly_matches_a_listed_class_is_named_as_a_typo(
+    tmp_path: Path,
+) -> None:
+    """`classes: [red, gren, blue]` with a `green/` folder: the data stage's report pairs the
+    two names instead of leaving an unknown folder and an empty class to be matched by eye."""
+    spec = "cvspec: 1\nproject: {name: demo}\ntask: classification\n"
+    spec += "data: {path: ../data, classes: [red, gren, blue]}\n"
+    spec += "model: {arch: timm/resnet18, image_size: 32}\n"
+    tree = {
+        f"data/{c}/{i}.png": encode(synthetic_image(i, 16))
+        for c in ("red", "green", "blue")
+        for i in range(3)
+    }
+    root = project(tmp_path, spec, "demo.yaml", tree)
+    result = cvspec("run", "specs/demo.yaml", "--stage", "data", cwd=root)
+    assert result.code == 1, result.err
+    assert (
+        "green: class folder is not in data.classes; its images are ignored (data.classes lists "
+        "'gren', which has no folder: a typo?)" in result.out + result.err
+    )
+    report = (root / "runs/demo/data/report.md").read_text()
+    assert "'gren', which has no folder: a typo?" in report
+
+
 def test_a_yolo_folder_without_images_and_an_exclude_that_takes_all_are_named(
     tmp_path: Path,
 ) -> None:

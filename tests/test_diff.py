@@ -218,3 +218,14 @@ def test_a_sweep_points_value_the_run_id_leaves_out_retrains_nothing(tmp_path: P
         "  training: finished runs are reused: only train.workers (sweep point-001) changed\n"
         in checked.out
     ), checked.out
+
+
+def test_a_project_never_built_says_nothing_about_retraining(tmp_path: Path) -> None:
+    """Before the first build there is no training config to compare: a sweep's points are not
+    'changed' values (as `cvspec init --example digits` then `check` showed)."""
+    root = project(tmp_path, SWEEP_SPEC)
+    checked = cvspec("check", cwd=root)
+    assert checked.code == 1
+    assert "missing  generated/demo/train/experiment/point-000.yaml" in checked.out
+    assert "training:" not in checked.out, checked.out
+    assert "# training" not in cvspec("diff", cwd=root).out

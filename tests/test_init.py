@@ -28,7 +28,8 @@ def test_init_digits_writes_the_uci_digits_and_keeps_existing_files(tmp_path: Pa
         "wrote proj/.gitignore (runs/)\n"
         "wrote 1,797 files under proj/data/digits\n"
         "data.versioning is dvc, so the CI jobs `dvc pull` data/digits; set DVC up once in proj "
-        "(a git repository):\n"
+        "(`dvc init` needs a git repository):\n"
+        "  git init\n"  # proj is in none: dvc init would refuse it
         "  dvc init\n"
         "  dvc add data/digits\n"
         "  dvc remote add -d storage URL   # e.g. s3://bucket/path; its kind goes in "
@@ -56,6 +57,10 @@ def test_init_digits_writes_the_uci_digits_and_keeps_existing_files(tmp_path: Pa
     with Image.open(root / "data/digits/0/0000.png") as img:
         assert (img.size, img.mode) == ((8, 8), "L")
         assert img.getextrema() == (0, 239)  # ink counts 0..16 scaled to 0..255
+    (root / ".git").mkdir()  # a git repository now: dvc init is the first step
+    in_git = cvspec("init", "--example", "digits", "proj", cwd=tmp_path)
+    assert in_git.code == 0, in_git.err
+    assert "set DVC up once in proj (a git repository):\n  dvc init\n" in in_git.out
     (root / "specs/digits.yaml").write_text("# mine\n")
     again = cvspec("init", "--example", "digits", "proj", cwd=tmp_path)
     assert again.code == 0

@@ -43,19 +43,33 @@ def command(
     here = folder.resolve() == Path.cwd().resolve()
     if _versioned_by_dvc(target):
         where = "" if here else f" in {shlex.quote(str(folder))}"
-        print(DVC_STEPS.format(data=f"data/{example}", where=where).rstrip())
+        # dvc init refuses a folder outside a git repository: make it one first
+        git = (
+            ("", "a git repository")
+            if _in_git(folder)
+            else ("  git init\n", "`dvc init` needs a git repository")
+        )
+        print(
+            DVC_STEPS.format(data=f"data/{example}", where=where, git=git[0], repo=git[1]).rstrip()
+        )
     cd = "" if here else f"cd {shlex.quote(str(folder))} && "
     print(f"next: {cd}cvspec run specs/{example}.yaml --stage data")
 
 
 DVC_STEPS = """\
-data.versioning is dvc, so the CI jobs `dvc pull` {data}; set DVC up once{where} (a git repository):
-  dvc init
+data.versioning is dvc, so the CI jobs `dvc pull` {data}; set DVC up once{where} ({repo}):
+{git}  dvc init
   dvc add {data}
   dvc remote add -d storage URL   # e.g. s3://bucket/path; its kind goes in ci.dvc_remote
   dvc push
   git add .dvc {data}.dvc data/.gitignore && git commit -m "Version {data} with DVC"
 """
+
+
+def _in_git(folder: Path) -> bool:
+    """Whether the folder is inside a git repository (a `.git` in it or a folder above)."""
+    start = folder.resolve()
+    return any((p / ".git").exists() for p in (start, *start.parents))
 
 
 def _versioned_by_dvc(spec_file: Path) -> bool:

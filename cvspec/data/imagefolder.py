@@ -47,8 +47,15 @@ def read_imagefolder(data: Any, root: Path) -> Layout:
 def _classes(data: Any, found: dict[str, Any], problems: list[Problem]) -> tuple[str, ...]:
     if data.classes == "auto":
         return tuple(sorted(found))
+    from difflib import get_close_matches
+
     classes = tuple(data.classes)
-    for name in sorted(set(found) - {nfc(c) for c in classes}):
+    listed = {nfc(c) for c in classes}
+    folderless = sorted(listed - set(found))  # listed classes no folder holds
+    for name in sorted(set(found) - listed):
         msg = "class folder is not in data.classes; its images are ignored"
+        typo = get_close_matches(name, folderless, n=1)
+        if typo:  # `gren` listed, `green/` on disk: one of the two names is misspelled
+            msg += f" (data.classes lists {typo[0]!r}, which has no folder: a typo?)"
         problems.append(problem(name, msg, "classes"))
     return classes

@@ -30,8 +30,10 @@ def training_note(root: Path, out_dir: str, files: list[RenderedFile]) -> str | 
     if config in new:  # classification
         kept = {"train": CONFIG_NOT_IN_ID, "data": DATA_BY_RECORDS}
         old = _read(root / config)
+        if old is None:  # never built (or the tree is gone): no training config to compare
+            return None
         changed = []
-        if old is not None and old != new[config]:
+        if old != new[config]:
             before, after = _load(old), _load(new[config])
             if before is None or after is None:  # not YAML (a merge conflict): cannot tell
                 return None
