@@ -67,6 +67,9 @@ def test_kubernetes_gets_a_pytorchjob(tmp_path: Path) -> None:
     assert (job["apiVersion"], job["kind"]) == ("kubeflow.org/v1", "PyTorchJob")
     replicas = job["spec"]["pytorchReplicaSpecs"]
     assert replicas["Master"]["replicas"] == 1 and replicas["Worker"]["replicas"] == 3
+    # pods restart on failure (a preempted node resumes), but not for ever (a broken config)
+    assert job["spec"]["runPolicy"] == {"cleanPodPolicy": "None", "backoffLimit": 6}
+    assert {r["restartPolicy"] for r in replicas.values()} == {"OnFailure"}
     (container,) = replicas["Worker"]["template"]["spec"]["containers"]
     assert container["name"] == "pytorch" and container["image"] == "demo-train:latest"
     assert container["resources"] == {"limits": {"nvidia.com/gpu": 2}}

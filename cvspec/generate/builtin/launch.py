@@ -20,6 +20,7 @@ NAME = "launch"
 FILES = {"torchrun": "launch/torchrun.sh", "slurm": "launch/train.sbatch"}
 JOB = "launch/pytorchjob.yaml"
 WORKDIR = "/app"  # the train image's working folder (docker generator)
+BACKOFF_LIMIT = 6  # pod restarts before the PyTorchJob fails
 
 
 class LaunchGenerator:
@@ -134,7 +135,13 @@ def pytorch_job(spec: Any, ctx: BuildContext) -> dict[str, Any]:
         "apiVersion": "kubeflow.org/v1",
         "kind": "PyTorchJob",
         "metadata": {"name": _job_name(name, dist.nodes), "labels": _labels(ctx)},
-        "spec": {"runPolicy": {"cleanPodPolicy": "None"}, "pytorchReplicaSpecs": replicas},
+        "spec": {
+            # OnFailure restarts a pod that failed, so a preempted node resumes from the last
+            # checkpoint; the limit (a Kubernetes Job's default) stops a job that fails on every
+            # start (a wrong config, a missing volume) instead of restarting it for ever.
+            "runPolicy": {"cleanPodPolicy": "None", "backoffLimit": BACKOFF_LIMIT},
+            "pytorchReplicaSpecs": replicas,
+        },
     }
 
 
