@@ -155,7 +155,8 @@ def resized(img: Any, pre: Preprocess) -> Any:
     pixels = np.full((side, side, 3), int(PAD), dtype=np.uint8)
     inner = np.asarray(rgb)
     if (nw, nh) != rgb.size:  # OpenCV's bilinear resize, as ultralytics evaluates and trains
-        inner = opencv().resize(inner, (nw, nh), interpolation=opencv().INTER_LINEAR)
+        cv2 = opencv()
+        inner = cv2.resize(inner, (nw, nh), interpolation=cv2.INTER_LINEAR)
     pixels[top : top + nh, left : left + nw] = inner
     return pixels
 

@@ -253,8 +253,6 @@ def model_identity(model: str, root: Path) -> dict[str, str]:
     local .pt, a .yaml of the repository's) its bytes' sha256 too: new weights written over the
     same path are another start, not the finished run. ultralytics' own configs (yolo11n.yaml)
     add no key, so those runs keep their ids."""
-    import hashlib
-
     source = Path(model) if Path(model).is_absolute() else root / model
     if not source.is_file():
         return {"model": model}
