@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import time
+import uuid
 from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from functools import partial
@@ -78,9 +79,16 @@ async def predict(request: Any) -> Any:
     except ClientDisconnect:  # nobody reads this answer; it is sent for the metrics' status
         log.debug("the client closed the connection before its upload ended")
         return Response(status_code=CLIENT_CLOSED)
-    except Exception as exc:  # the model itself failed: a JSON 500, counted like any other
-        log.exception("prediction failed")
-        return error(500, "model_error", f"{type(exc).__name__}: {exc}")
+    except Exception:  # the model itself failed: a JSON 500, counted like any other
+        # The reason (onnxruntime's text: node names, shapes, the server's paths) is for the
+        # operator: the log has it under a reference the client is given.
+        reference = uuid.uuid4().hex[:12]
+        log.exception("prediction failed (reference %s)", reference)
+        message = (
+            "the model failed on this request's batch; "
+            f"the server's log has the reason (reference {reference})"
+        )
+        return error(500, "model_error", message)
     finally:
         service.in_flight -= 1
         if received is not None:  # answered (any status) after the whole body arrived
