@@ -494,3 +494,20 @@ def test_a_fixed_size_model_that_cannot_run_at_the_specs_size_is_a_located_error
         create("crossvit_tiny_240", 3, False, None, 32)
     assert caught.value.key == ("model", "image_size")
     assert "timm/crossvit_tiny_240 takes 240x240 images only" in str(caught.value)
+
+
+def test_best_epoch_breaks_an_accuracy_tie_by_the_lower_validation_loss() -> None:
+    from cvspec.train.trainer import _as_score, epoch_score
+
+    history = [
+        {"val_accuracy": 0.9, "val_loss": 0.30, "train_loss": 0.5},
+        {"val_accuracy": 1.0, "val_loss": 0.20, "train_loss": 0.3},
+        {"val_accuracy": 1.0, "val_loss": 0.05, "train_loss": 0.1},  # same accuracy, surer
+        {"val_accuracy": 1.0, "val_loss": 0.09, "train_loss": 0.05},
+    ]
+    assert max(range(4), key=lambda i: epoch_score(history[i])) == 2
+    no_val = [{"train_loss": 0.4}, {"train_loss": 0.2}, {"train_loss": 0.3}]
+    assert max(range(3), key=lambda i: epoch_score(no_val[i])) == 1
+    # a checkpoint from before kept the accuracy alone: an equal accuracy does not beat it
+    assert not epoch_score(history[1]) > _as_score(1.0)
+    assert epoch_score(history[1]) > _as_score(0.95)

@@ -94,8 +94,8 @@ def fit(s: Settings, root: Path, train_dir: Path, console: Any, name: str | None
     for epoch in range(len(history), s.train.epochs):
         row = _epoch(s, engine, loaders, epoch, console, w)
         history.append(row)
-        score = row.get("val_accuracy", -row["train_loss"])
-        improved = best["score"] is None or score > best["score"]
+        score = epoch_score(row)
+        improved = best["score"] is None or score > _as_score(best["score"])
         if improved:
             best = {"epoch": epoch + 1, "score": score}
         if w.main:
@@ -131,6 +131,21 @@ def _say_drift(console: Any, run: RunDir, recorded: Any, what: str = "trained") 
             f"run {run.run_id} was {what} with other packages than this environment has "
             f"({', '.join(changed)}); delete {run.path} to train it again here",
         )
+
+
+def epoch_score(row: dict[str, Any]) -> list[float]:
+    """How epochs rank for best.pt, higher is better: validation accuracy, ties (common on a
+    small validation split, where accuracy saturates) broken by the lower validation loss;
+    without a validation split, the lower training loss."""
+    if "val_accuracy" in row:
+        return [float(row["val_accuracy"]), -float(row["val_loss"])]
+    return [-float(row["train_loss"])]
+
+
+def _as_score(stored: Any) -> list[float]:
+    # a checkpoint written before ties were broken kept the accuracy alone: as before, only a
+    # higher accuracy beats it
+    return [float(stored), float("inf")] if isinstance(stored, int | float) else list(stored)
 
 
 def _save(
