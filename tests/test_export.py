@@ -27,8 +27,8 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _test_images(root: Path) -> tuple[list[object], list[int]]:
-    """The test split as the server would receive it: file bytes, decoded by open_image."""
+def _split(root: Path, split: str) -> list[Any]:
+    """The records of one split, as the data stage assigns them."""
     from types import SimpleNamespace
 
     from cvspec.data.index import build_index
@@ -36,8 +36,16 @@ def _test_images(root: Path) -> tuple[list[object], list[int]]:
 
     data = ClassificationData.model_validate({"path": "data/tiny", "splits": {"val": 0.25,
                                               "test": 0.25, "seed": 0}})  # fmt: skip
-    index = build_index(SimpleNamespace(data=data), root / "data/tiny")
-    records = index.split("test")
+    return list(build_index(SimpleNamespace(data=data), root / "data/tiny").split(split))
+
+
+def _split_paths(root: Path, split: str) -> list[str]:
+    return [str(r.path) for r in _split(root, split)]
+
+
+def _test_images(root: Path) -> tuple[list[object], list[int]]:
+    """The test split as the server would receive it: file bytes, decoded by open_image."""
+    records = _split(root, "test")
     images = [open_image((root / "data/tiny" / r.path).read_bytes()) for r in records]
     return images, [int(r.label) for r in records if r.label is not None]
 
@@ -112,3 +120,39 @@ def test_a_current_export_is_not_redone(exported: Path) -> None:
     assert result.code == 0, result.err
     assert "up to date: model.onnx, model.ts from run" in result.err
     assert (exported / "runs/tiny/export/model.onnx").stat().st_mtime_ns == before
+
+
+@pytest.mark.slow
+def test_the_drift_baseline_ships_only_with_the_run_that_trained_on_its_images(
+    exported: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(exported, root, symlinks=True)
+    shipped = root / "runs/tiny/export/stats.json"
+    assert cvspec("run", "specs/tiny.yaml", "--stage", "data", cwd=root).code in (0, 1)
+    result = cvspec("run", "specs/tiny.yaml", "--stage", "export", cwd=root, timeout=300)
+    assert result.code == 0, result.err
+    assert "up to date" in result.err and "no drift baseline" not in result.err
+    assert shipped.read_bytes() == (root / "runs/tiny/data/stats.json").read_bytes()
+
+    # A training image changes and only the data stage runs again: its stats.json now
+    # describes images the current run never trained on, and the export stops shipping it.
+    image = root / "data/tiny" / _split_paths(root, "train")[0]
+    run_id = current_run(root).name
+    train = json.loads((root / "runs/tiny/data/report.json").read_text())
+    from PIL import Image
+
+    with Image.open(image) as img:
+        img.convert("RGB").rotate(90).save(image)
+    assert cvspec("run", "specs/tiny.yaml", "--stage", "data", cwd=root).code in (0, 1)
+    assert json.loads((root / "runs/tiny/data/report.json").read_text()) != train
+    described = json.loads((root / "runs/tiny/data/stats.json").read_text())["train_images"]
+    trained = json.loads((current_run(root) / "run.json").read_text())["train_images"]
+    result = cvspec("run", "specs/tiny.yaml", "--stage", "export", cwd=root, timeout=300)
+    assert result.code == 0, result.err
+    assert current_run(root).name == run_id
+    assert described != trained
+    assert "no drift baseline shipped: runs/tiny/data/stats.json describes" in result.err
+    assert not shipped.exists()

@@ -27,20 +27,25 @@ def split_counts(ds: Dataset) -> dict[str, dict[str, int]]:
     return out
 
 
-def drift_baseline(ds: Dataset) -> dict[str, dict[str, float]]:
-    """Brightness, contrast, width and height summaries over the decoded training images."""
+def drift_baseline(ds: Dataset) -> dict[str, Any]:
+    """Brightness, contrast, width and height summaries over the decoded training images, and
+    which images those are (`train_images`: the export stage ships the baseline with a run
+    only when the run trained on the same images)."""
+    from cvspec.data.version import images_digest
     from cvspec.imagestats import summarize
 
-    train = [
-        f
+    pairs = [
+        (r, f)
         for r, f in zip(ds.index.records, ds.facts, strict=True)
         if r.split == "train" and not f.error
     ]
+    train = [f for _, f in pairs]
     return {
         "brightness": summarize([f.brightness for f in train]),
         "contrast": summarize([f.contrast for f in train]),
         "width": summarize([float(f.width) for f in train]),
         "height": summarize([float(f.height) for f in train]),
+        "train_images": images_digest(r for r, _ in pairs),
     }
 
 

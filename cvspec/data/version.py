@@ -18,6 +18,15 @@ def fingerprint(records: Iterable[Any]) -> str:
     return digest.hexdigest()
 
 
+def images_digest(records: Iterable[Any]) -> str:
+    """sha256 over images' paths and bytes (not their labels or splits): equal iff the same
+    files. Of the training images, it ties the drift baseline (stats.json) to a run."""
+    digest = hashlib.sha256()
+    for r in sorted(records, key=lambda r: r.path):
+        digest.update(f"{r.path}\0{r.sha256}\n".encode())
+    return digest.hexdigest()
+
+
 def dvc_file(data_root: Path, repo: Path) -> Path | None:
     """The `.dvc` file that tracks the data folder or a folder above it inside the repository
     (`dvc add data/digits` writes data/digits.dvc), or None."""

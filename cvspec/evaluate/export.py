@@ -23,6 +23,7 @@ def run(ctx: RunContext) -> StageResult:
 
     fresh = is_fresh(ctx)
     info = read_json(ctx.runs / "export" / INFO) if fresh else export(ctx)
+    baseline = ship_baseline(ctx, ctx.runs / "export")
     worst = max(info["parity"].values(), default=0.0)
     if info["task"] == "classification" and worst > PARITY_TOLERANCE:
         return StageResult(
@@ -32,9 +33,8 @@ def run(ctx: RunContext) -> StageResult:
         )
     parity = ", ".join(f"{k} max |diff| {v:.1e}" for k, v in info["parity"].items())
     state = "up to date" if fresh else "exported"
-    return StageResult(
-        True, f"{state}: {', '.join(info['files'])} from run {info['run_id']} ({parity})"
-    )
+    message = f"{state}: {', '.join(info['files'])} from run {info['run_id']} ({parity})"
+    return StageResult(True, f"{message}; {baseline}" if baseline else message)
 
 
 def export(ctx: RunContext) -> dict[str, Any]:
@@ -55,11 +55,6 @@ def export(ctx: RunContext) -> dict[str, Any]:
         pre = Preprocess.from_json(info.pop("preprocess"))
     write_json(out / "labels.json", list(status["classes"]))
     write_json(out / "preprocess.json", pre.to_json())
-    baseline = ctx.runs / "data" / "stats.json"
-    if (
-        baseline.is_file()
-    ):  # the drift baseline travels with the model (the serve image copies export/)
-        (out / "stats.json").write_bytes(baseline.read_bytes())
     info |= {
         "task": status["task"],
         "run_id": run.run_id,
@@ -68,6 +63,39 @@ def export(ctx: RunContext) -> dict[str, Any]:
     }
     write_json(out / INFO, info)
     return info
+
+
+def ship_baseline(ctx: RunContext, out: Path) -> str:
+    """Copy the data stage's drift baseline beside the model (the serve image copies export/),
+    when it describes the images the current run trained on; otherwise ship none, and say why.
+
+    `cvspec run --stage train --stage export` after the data changed trains on the new images
+    while runs/<p>/data/stats.json still describes the old ones: drift measured against that
+    would be against data the model never saw."""
+    source, shipped = ctx.runs / "data" / "stats.json", out / "stats.json"
+    want = source.read_bytes() if source.is_file() else None
+    trained_on = read_json(finished(ctx.runs / "train").status).get("train_images")
+    note = ""
+    if want is not None and trained_on is not None:  # runs from before keep the old rule
+        import json
+
+        from cvspec.spec.load import display_path
+
+        described = json.loads(want).get("train_images")
+        if described != trained_on:
+            note = (
+                f"no drift baseline shipped: {display_path(source)} describes other training "
+                "images than "
+                "the run's (run the data stage, then export again)"
+            )
+            want = None
+    if want is None:
+        shipped.unlink(missing_ok=True)
+    elif not shipped.is_file() or shipped.read_bytes() != want:
+        from cvspec.atomic import write_bytes
+
+        write_bytes(shipped, want)
+    return note
 
 
 def is_fresh(ctx: RunContext) -> bool:

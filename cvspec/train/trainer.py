@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from cvspec.atomic import write_text
+from cvspec.data.version import images_digest
 from cvspec.preprocess import Preprocess
 from cvspec.train import checkpoint, data, loop, optim
 from cvspec.train.config import Settings
@@ -111,6 +112,7 @@ def fit(s: Settings, root: Path, train_dir: Path, console: Any, name: str | None
                 "state": "done",
                 "metrics": metrics,
                 "classes": classes,
+                "train_images": images_digest(records["train"]),  # whose drift baseline fits
                 "checkpoint": "checkpoints/best.pt",
                 "processes": w.size,
                 "environment": environment(),
