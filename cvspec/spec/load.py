@@ -180,7 +180,27 @@ def _yaml_diagnostic(exc: Any, file: str, text: str = "") -> Diagnostic:
                 f"quote the value: {_quote(value)}",
                 len(value),
             )
+    if "quoted scalar" in (exc.context or "") and opened is not None and "stream" in problem:
+        # The file ends inside the string: the quote that opened it is the line to point at.
+        quote = _char_at(text, opened.line, opened.column)
+        return Diagnostic(
+            "yaml-syntax",
+            f"this {quote} is never closed: the rest of the file reads as one string",
+            Origin("file", file, opened.line + 1, opened.column + 1),
+            f"add the closing {quote} at the end of the value",
+        )
     if "mapping values are not allowed" in problem and mark is not None:
+        missing = _key_without_colon(text, mark.line)
+        if missing is not None:  # `path data/x` then `format: ...`: one text of two lines
+            line, col, key, rest = missing
+            return Diagnostic(
+                "yaml-syntax",
+                f"'{key}' has no ':' after it, so YAML reads this line and line {mark.line + 1} "
+                "as one text",
+                Origin("file", file, line + 1, col + 1),
+                f"write '{key}: {rest}'" if rest else f"write '{key}:' and its value after it",
+                len(key),
+            )
         whole = _value_with_colon(text, mark.line, mark.column)
         if whole is not None:
             return Diagnostic(
@@ -207,6 +227,25 @@ def _yaml_diagnostic(exc: Any, file: str, text: str = "") -> Diagnostic:
     if "flow" in (exc.context or "") and "expected ','" in problem:
         hint = "a ',' goes between the entries of a [list] or {mapping}"
     return Diagnostic("yaml-syntax", problem, origin, hint)
+
+
+def _key_without_colon(text: str, line: int) -> tuple[int, int, str, str] | None:
+    """(line, column, key, value) of the line before `line` (0-based, blank and comment lines
+    skipped) when it is a mapping key at the same indentation written without its ':'."""
+    lines = text.splitlines()
+    if line >= len(lines):
+        return None
+    indent = len(lines[line]) - len(lines[line].lstrip(" "))
+    for prev in range(line - 1, -1, -1):
+        content = lines[prev].split(" #", 1)[0].rstrip()
+        if not content.strip() or content.lstrip().startswith("#"):
+            continue
+        words = content.split(None, 1)
+        starts = len(content) - len(content.lstrip(" "))
+        if starts != indent or ":" in content or words[0][0] in "-[{'\"&*!|>%@`":
+            return None
+        return prev, starts, words[0], words[1] if len(words) > 1 else ""
+    return None
 
 
 def _quote(value: str) -> str:
