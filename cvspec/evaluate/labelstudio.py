@@ -63,7 +63,8 @@ class Urls(NamedTuple):
         if self.prefix is not None:
             return self.prefix + quote(path, safe="/")
         root = (self.document_root or self.data_root).resolve()
-        image = (self.data_root / path).resolve()
+        # as Label Studio joins it to its root: by name, a symlinked image is not followed
+        image = Path(os.path.normpath(self.data_root.resolve() / path))
         if not image.is_relative_to(root):
             raise ValueError(f"{image} is not under the document root {root}")
         return LOCAL_FILES + quote(image.relative_to(root).as_posix(), safe="/")
