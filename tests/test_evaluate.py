@@ -249,6 +249,18 @@ def test_a_failing_gate_fails_the_stage_with_its_message(gated: tuple[Path, Resu
     )
     md = (root / "runs/tiny/evaluate/label_review.md").read_text()
     assert md.startswith("# Label review\n") and all(f"`{r['path']}`" in md for r in review)
+    # the same queue as a Label Studio import, the images served from the repository root
+    tasks = json.loads((root / "runs/tiny/evaluate/label_review.labelstudio.json").read_text())
+    assert [(t["data"]["path"], t["data"]["current_label"]) for t in tasks] == [
+        (r["path"], r["label"]) for r in review
+    ]
+    assert all(t["data"]["image"] == f"/data/local-files/?d=data/tiny/{t['data']['path']}"
+               for t in tasks)  # fmt: skip
+    choices = [t["predictions"][0]["result"][0]["value"]["choices"] for t in tasks]
+    assert choices == [[r["predicted"]] for r in review]
+    assert {t["predictions"][0]["model_version"] for t in tasks} <= {report["run_id"]}
+    config = ET.fromstring((root / "runs/tiny/evaluate/label_studio.xml").read_text())
+    assert [c.get("value") for c in config.iter("Choice")] == ["checks", "columns", "rows"]
 
 
 @pytest.mark.slow

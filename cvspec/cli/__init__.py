@@ -25,6 +25,8 @@ from cvspec.cli import (
     generators,
     init,
     new,
+    relabel,
+    review,
     run,
     runs,
     schema,
@@ -137,6 +139,8 @@ app.command("run")(run.command)
 app.command("runs")(runs.command)
 app.command("init")(init.command)
 app.command("serve")(serve.command)
+app.command("review")(review.command)
+app.command("relabel")(relabel.command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

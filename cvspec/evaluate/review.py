@@ -83,7 +83,10 @@ def write_review(
         lines += [
             "",
             "The corrections, if the model is right: keep the lines you agree with as entries of "
-            "`data.relabel` in the spec (under `data:`, indented below `relabel:`).",
+            "`data.relabel` in the spec (under `data:`, indented below `relabel:`). To review "
+            "them in Label Studio instead, import `label_review.labelstudio.json` with the "
+            "labelling config `label_studio.xml` (both beside this file; `cvspec review SPEC` "
+            "writes them for another image root), then `cvspec relabel SPEC EXPORT.json`.",
             "",
             "```yaml",
             *(f"{_yaml_key(c['path'])}: {_yaml_key(c['predicted'])}" for c in items),

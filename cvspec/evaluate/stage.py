@@ -64,13 +64,23 @@ def run(ctx: RunContext) -> StageResult:
     card = write_card(ctx, {**report, "provenance": origin}, status, export_info)
     review = out / "label_review.json"
     if status["task"] == "classification" and review.is_file():
-        count = len(read_json(review))
+        queued = read_json(review)
+        count = len(queued)
+        # the queue as a Label Studio project too (cheap: a few KB), images served from the
+        # repository root (from the data folder when it is elsewhere); `cvspec review` writes
+        # it again for another document root
+        from cvspec.evaluate import labelstudio
+
+        inside = ctx.data_root.is_relative_to(ctx.root.resolve())
+        urls = labelstudio.Urls(ctx.data_root, ctx.root.resolve() if inside else None)
+        classes = [str(c) for c in read_json(export_dir / "labels.json")]
+        labelstudio.write(out, queued, urls, classes, train_run.run_id)
         if count:
             from cvspec.evaluate.review import queue_summary
 
             shown = os.path.relpath(out / "label_review.md", ctx.root)
             what = queue_summary(count, measured.get("misclassified"))
-            say(console, f"label review: {what} ({shown})")
+            say(console, f"label review: {what} ({shown}; `cvspec review` for Label Studio)")
     failed = [r for r in results if not r.passed]
     for r in failed:
         say(console, r.message())
