@@ -86,7 +86,7 @@ def _corrections(
     agree with the label; the disagreements; tasks without an answer; the problems."""
     from cvspec.data.files import nfc
     from cvspec.data.index import read_layout
-    from cvspec.evaluate.labelstudio import shown
+    from cvspec.spec.load import display_path as shown
 
     data_root = (loaded.path.parent / str(loaded.spec.data.path)).resolve()
     layout = read_layout(loaded.spec, data_root)

@@ -14,6 +14,7 @@ import typer
 from cvspec.cli.common import load_one
 from cvspec.errors import CvspecError, UsageError
 from cvspec.project import find_root
+from cvspec.spec.load import display_path as shown
 
 
 def command(
@@ -80,7 +81,7 @@ def command(
         queue = evaluated / "label_review.json"
         if not queue.is_file():
             raise UsageError(
-                f"no label review yet ({labelstudio.shown(queue)}): run "
+                f"no label review yet ({shown(queue)}): run "
                 f"`cvspec run {spec} --stage evaluate` first, or give --images"
             )
         items = _read_list(queue)
@@ -103,8 +104,8 @@ def command(
     tasks, config = labelstudio.write(
         target.parent, items, urls, list(layout.classes), version, target.name
     )
-    print(f"wrote {len(items)} task(s) to {labelstudio.shown(tasks)}", file=sys.stderr)
-    print(f"wrote the labelling config to {labelstudio.shown(config)}", file=sys.stderr)
+    print(f"wrote {len(items)} task(s) to {shown(tasks)}", file=sys.stderr)
+    print(f"wrote the labelling config to {shown(config)}", file=sys.stderr)
     if url_prefix is None:
         print(
             f"serve the images: {labelstudio.ENV_SERVING}=true "
@@ -117,7 +118,6 @@ def command(
 def _read_list(file: Path) -> list[dict[str, Any]]:
     """A list of images: label_review.json's objects, a JSON list of paths, or a text file of
     paths, one a line; each as {"path", ...}."""
-    from cvspec.evaluate.labelstudio import shown
 
     try:
         text = file.read_text(encoding="utf-8")
@@ -147,7 +147,6 @@ def _with_labels(
     """Each item with the image's current label (as the data stage reads it now, data.relabel
     included); an image that is not the dataset's is an error naming it."""
     from cvspec.data.files import nfc
-    from cvspec.evaluate.labelstudio import shown
 
     labels = {nfc(e.path): layout.classes[e.label] for e in layout.entries if e.label is not None}
     found, missing = [], []

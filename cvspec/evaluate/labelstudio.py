@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from cvspec.atomic import write_text
+from cvspec.spec.load import display_path as shown
 
 TASKS = "label_review.labelstudio.json"  # beside label_review.json in runs/<p>/evaluate/
 CONFIG = "label_studio.xml"
@@ -114,12 +115,6 @@ def write(
     write_text(path, json.dumps(found, indent=2, ensure_ascii=False) + "\n")
     write_text(config, label_config(classes))
     return path, config
-
-
-def shown(path: Path) -> str:
-    """A path relative to the working directory when under it."""
-    rel = os.path.relpath(path)
-    return str(path) if rel.startswith("..") else rel
 
 
 class Answer(NamedTuple):
