@@ -636,3 +636,165 @@ def test_the_readmes_own_project_steps_run_as_written(tmp_path: Path) -> None:
     assert (tmp_path / "runs/cats/data/stats.json").is_file()
     curl = next(x for x in lines if x.startswith("curl "))
     assert f"@{folder}/tabby/" in curl and "127.0.0.1:8080/predict" in curl
+
+
+def _on_a_terminal(*args: str, cwd: Path) -> str:
+    """Run cvspec with stdout and stderr a terminal (a pty): what a person there sees."""
+    import pty
+
+    primary, secondary = pty.openpty()
+    env = {**os.environ, "COLUMNS": "80", "TERM": "xterm"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cvspec", *args],
+        cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=secondary, stderr=secondary,
+    )  # fmt: skip
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # EIO: the process closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(primary)
+    assert proc.wait(timeout=60) == 2
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_usage_errors_off_a_terminal_are_plain_text_and_rich_on_one(tmp_path: Path) -> None:
+    """A CI log or a pipe gets click's plain usage error, no boxes; a terminal keeps rich's."""
+    typo = cvspec("validate", "--fromat", "json", cwd=tmp_path)
+    assert (typo.code, typo.out) == (2, "")
+    assert typo.err == (
+        "Usage: cvspec validate [OPTIONS] [SPEC]...\n"
+        "Try 'cvspec validate --help' for help.\n\n"
+        "Error: No such option: --fromat (Possible options: --format)\n"
+    )
+    missing = cvspec("run", cwd=tmp_path)
+    assert missing.code == 2 and missing.err.endswith("\nError: Missing argument 'SPEC'.\n")
+    command = cvspec("valdate", cwd=tmp_path)
+    assert command.code == 2
+    assert command.err.endswith("Error: No such command 'valdate'. Did you mean 'validate'?\n")
+    helped = cvspec("check", "--help", cwd=tmp_path)  # the same switch: plain help in a pipe
+    assert helped.code == 0 and helped.out.startswith("Usage: cvspec check [OPTIONS] [SPEC]...")
+    for text in (typo.err, missing.err, command.err, helped.out):
+        assert not set("╭│╰─") & set(text), text
+    shown = _on_a_terminal("validate", "--fromat", "json", cwd=tmp_path)
+    assert "╭─" in shown and "No such option: " in shown and "Error:" not in shown
+
+
+def test_usage_lines_name_the_spec_argument(tmp_path: Path) -> None:
+    """Each command's usage line says SPEC (or NAME, FOLDER, KEY), not a Python variable."""
+    expected = {
+        "validate": "[OPTIONS] [SPEC]...",
+        "build": "[OPTIONS] [SPEC]...",
+        "check": "[OPTIONS] [SPEC]...",
+        "diff": "[OPTIONS] [SPEC]...",
+        "explain": "[OPTIONS] {SPEC} [KEY]",
+        "templates": "[OPTIONS] {SPEC}",
+        "run": "[OPTIONS] {SPEC}",
+        "runs": "[OPTIONS] {SPEC}",
+        "serve": "[OPTIONS] [SPEC]",
+        "new": "[OPTIONS] {NAME}",
+        "init": "[OPTIONS] [FOLDER]",
+    }
+    for command, usage in expected.items():
+        helped = cvspec(command, "--help", cwd=tmp_path)
+        assert helped.out.splitlines()[0] == f"Usage: cvspec {command} {usage}", helped.out
+
+
+def test_diff_format_json_gives_each_file_its_finding_action_and_diff(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    assert cvspec("build", cwd=root).code == 0
+    clean = cvspec("diff", "--format", "json", cwd=root)
+    assert (clean.code, clean.err) == (0, "")
+    assert json.loads(clean.out)["ok"] is True
+    (root / "specs/demo.yaml").write_text(MINIMAL_SPEC.replace("image_size: 32", "image_size: 64"))
+    (root / "generated/demo/notes.txt").write_text("mine\n")
+    stale = cvspec("diff", "--format", "json", cwd=root)
+    assert (stale.code, stale.err) == (1, "")  # the same exit code as the text diff
+    [report] = json.loads(stale.out)["projects"]
+    files = {f["path"]: f for f in report["files"]}
+    config = files["generated/demo/train/config.yaml"]
+    assert (config["finding"], config["action"]) == ("drift", "update")
+    assert config["diff"].startswith("--- a/generated/demo/train/config.yaml\n+++ b/")
+    assert "\n+" in config["diff"] and "64" in config["diff"]
+    mine = files["generated/demo/notes.txt"]
+    assert (mine["finding"], mine["action"], mine["diff"]) == ("orphan", "keep", "")
+    assert report["ok"] is False and "image_size" in report["training"]
+    text = cvspec("diff", cwd=root)
+    assert text.code == 1 and config["diff"] in text.out  # the same hunks as the text diff
+    (root / "specs/demo.yaml").write_text(MINIMAL_SPEC + "train: {epoch: 3}\n")
+    bad = cvspec("diff", "--format", "json", cwd=root)
+    assert (bad.code, bad.err) == (2, "")
+    assert json.loads(bad.out)["diagnostics"][0]["code"] == "unknown-key"
+
+
+def _images(root: Path, classes: tuple[str, ...] = ("a", "b")) -> None:
+    from test_data_checks import encode
+
+    from cvspec.testing.data import synthetic_image
+
+    write_tree(
+        root,
+        {f"data/demo/{c}/{i:04d}.png": encode(synthetic_image(i, 16)) for c in classes
+         for i in range(20)},
+    )  # fmt: skip
+
+
+def test_run_format_json_prints_one_object_and_the_progress_on_stderr(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    _images(root)
+    ran = cvspec("run", "specs/demo.yaml", "--stage", "data", "--format", "json", cwd=root)
+    assert ran.code == 0, ran.err
+    report = json.loads(ran.out)  # stdout is that one object, nothing else
+    assert ran.out.count("\n") == 1
+    assert {k: report[k] for k in ("ok", "spec", "project", "run_id", "error", "gates")} == {
+        "ok": True, "spec": "specs/demo.yaml", "project": "demo", "run_id": None,
+        "error": None, "gates": None,
+    }  # fmt: skip
+    [stage] = report["stages"]
+    assert (stage["name"], stage["ok"], stage["outputs"]) == ("data", True, ["runs/demo/data"])
+    assert isinstance(stage["seconds"], float) and "checks pass" in stage["summary"]
+    assert "ok data" in ran.err and "checks pass" in ran.err  # the progress, where a log has it
+
+    (root / "data/demo/empty").mkdir()  # a class with no image: the data stage fails
+    failed = cvspec("run", "specs/demo.yaml", "--stage", "data", "--format", "json", cwd=root)
+    report = json.loads(failed.out)
+    assert (failed.code, report["ok"], report["stages"][0]["ok"]) == (1, False, False)
+    assert "min_images_per_class" in report["error"]
+
+
+def test_run_format_json_gives_a_located_error(tmp_path: Path) -> None:
+    root = project(tmp_path)  # data.path names a folder that is not there
+    ran = cvspec("run", "specs/demo.yaml", "--stage", "data", "--format", "json", cwd=root)
+    assert ran.code == 2
+    report = json.loads(ran.out)
+    assert (report["ok"], report["stages"], report["project"]) == (False, [], "demo")
+    [diag] = report["diagnostics"]
+    assert (diag["file"], diag["line"], diag["code"]) == ("specs/demo.yaml", 4, "data-missing")
+    assert report["error"].startswith("data.path: no folder at ")
+    assert "Traceback" not in ran.err and "no folder" not in ran.err  # said once, in the JSON
+    unknown = cvspec("run", "specs/demo.yaml", "--stage", "dat", "--format", "json", cwd=root)
+    assert unknown.code == 2 and json.loads(unknown.out)["error"].startswith("unknown stage")
+
+
+def test_run_format_json_keeps_a_subprocess_output_off_stdout(tmp_path: Path) -> None:
+    """The test stage runs pytest in a subprocess and libraries print: what either writes, to
+    the file descriptor or to sys.stdout, goes to stderr, before the one JSON line."""
+    code = (
+        "import os, subprocess, sys\n"
+        "from cvspec.cli.run import _stdout_on_stderr\n"
+        "with _stdout_on_stderr():\n"
+        "    print('python')\n"
+        "    os.write(1, b'fd\\n')\n"
+        "    subprocess.run([sys.executable, '-c', 'print(\"child\")'], check=True)\n"
+        "print('{}')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert proc.stdout == "{}\n"
+    assert proc.stderr.split() == ["python", "fd", "child"]

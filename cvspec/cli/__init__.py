@@ -34,6 +34,7 @@ from cvspec.cli import (
     templates,
     validate,
 )
+from cvspec.cli.common import interactive
 from cvspec.errors import CvspecError, SpecError
 
 PIPE_CLOSED = 141  # what a shell reports for a process that SIGPIPE ended (128 + 13)
@@ -149,6 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # on stdout as Python escapes it on stderr, not an internal error halfway through.
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(errors="backslashreplace")
+
+    # rich boxes on a terminal; off one (a CI log, a pipe) click's plain `Usage:`/`Error:` text
+    app.rich_markup_mode = "markdown" if interactive() else None
 
     def run() -> None:
         try:

@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 SpecArgs = Annotated[
     list[Path] | None,
     typer.Argument(
-        help="Spec files; default: every specs/*.yaml of this repository.", show_default=False
+        help="Spec files; default: every specs/*.yaml of this repository.",
+        show_default=False,
+        metavar="[SPEC]...",  # typer writes a metavar that starts with "[" as it is
     ),
 ]
 ProfileOpt = Annotated[
@@ -32,6 +34,24 @@ TemplatesOpt = Annotated[
     Path | None,
     typer.Option("--templates", help="Folder of templates that override the built-in ones."),
 ]
+
+
+def is_terminal(stream: object) -> bool:
+    """Whether `stream` is a terminal someone reads, not a pipe, a file or a CI log: the one test
+    for drawing (rich boxes, colours, redrawn progress lines)."""
+    try:
+        return bool(stream.isatty())  # type: ignore[attr-defined]
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+def interactive() -> bool:
+    """Whether both stdout and stderr are terminals: help (stdout) and usage errors (stderr)
+    are then drawn with rich; otherwise they are click's plain text, which a log or a script
+    reads as it is."""
+    import sys
+
+    return is_terminal(sys.stdout) and is_terminal(sys.stderr)
 
 
 def resolve_specs(specs: list[Path] | None) -> tuple[Path, list[Path]]:
@@ -156,7 +176,11 @@ def json_errors(enabled: bool) -> Iterator[None]:
     except CvspecError as exc:
         if not enabled:
             raise
-        message = exc.message or (exc.diagnostics[0].message if exc.diagnostics else "")
-        diagnostics = [diagnostic_json(d) for d in exc.diagnostics]
-        print_json({"ok": False, "error": message, "diagnostics": diagnostics})
+        print_json({"ok": False, **error_json(exc)})
         raise typer.Exit(exc.exit_code) from None
+
+
+def error_json(exc: CvspecError) -> dict[str, object]:
+    """A user error as `--format json` gives it: {"error": MESSAGE, "diagnostics": [...]}."""
+    message = exc.message or (exc.diagnostics[0].message if exc.diagnostics else "")
+    return {"error": message, "diagnostics": [diagnostic_json(d) for d in exc.diagnostics]}

@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import typer
 
 from cvspec.cli.common import (
+    FormatOpt,
     ProfileOpt,
     SetOpt,
     SpecArgs,
     TemplatesOpt,
+    check_format,
     given_options,
+    is_terminal,
+    json_errors,
+    print_json,
     resolve_specs,
     warn,
 )
 from cvspec.generate.cache import RenderCache
-from cvspec.generate.diff import colored, project_diff
-from cvspec.project import check
+from cvspec.generate.diff import colored, file_diff, project_diff
+from cvspec.project import Options, check
 
 
 def command(
@@ -26,13 +32,25 @@ def command(
     profile: ProfileOpt = None,
     set_: SetOpt = None,
     templates: TemplatesOpt = None,
+    format_: FormatOpt = "text",
 ) -> None:
     """Show how generated output differs from what the specs make; exit 1 if it does.
 
     The diff is what 'cvspec build' would change (a patch 'git apply' takes), from the same
     findings as 'check': with no --profile, --set or --templates, each spec is compared with
     the options its last build recorded in cvspec.lock. Nothing is written.
+
+    --format json prints one object: {"ok", "projects": [{"project", "spec", "out_dir", "ok",
+    "files": [{"path", "finding", "action", "reason", "diff"}], "training", "warnings"}]}, the
+    files in the order of the text diff; "finding" is drift, tamper, missing or orphan (as in
+    `check`), "action" what a build does: create, update, remove, conflict (only with --force),
+    keep or uninstalled (left to you; "diff" is then ""); "diff" is the file's unified diff.
+    A spec error is {"ok": false, "error", "diagnostics"}, exit 2.
     """
+    if check_format(format_):
+        with json_errors(True):
+            _diff_json(specs, given_options(profile, set_, templates))
+        return
     root, paths = resolve_specs(specs)
     options = given_options(profile, set_, templates)
     lines: list[str] = []
@@ -52,7 +70,7 @@ def command(
                 summary.append(f"{out.project}: {changed} file(s) differ")
             edited += sum(c.action == "conflict" for c in findings)
             left += sum(c.action in ("keep", "uninstalled") for c in findings)
-    color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    color = is_terminal(sys.stdout) and not os.environ.get("NO_COLOR")
     sys.stdout.writelines(colored(lines) if color else lines)
     sys.stdout.flush()
     if summary:
@@ -69,6 +87,45 @@ def command(
             file=sys.stderr,
         )
     if summary or left:
+        raise typer.Exit(1)
+
+
+def _diff_json(specs: list[Path] | None, options: Options | None) -> None:
+    """`diff --format json`: each differing file's finding, action and diff; same exit code."""
+    from cvspec.generate.manifest import LOCK_NAME
+    from cvspec.generate.retrain import training_note
+
+    root, paths = resolve_specs(specs)
+    projects: list[dict[str, object]] = []
+    for out, findings in check(root, paths, options, RenderCache.default(), not specs):
+        new = {f.path: f for f in out.files}
+        files = []
+        for change in sorted(findings, key=lambda c: (c.path.endswith("/" + LOCK_NAME), c.path)):
+            diff = file_diff(root, change, new.get(change.path))[1:]  # less the `#` note
+            files.append(
+                {
+                    "path": change.path,
+                    "finding": change.finding,
+                    "action": change.action,
+                    "reason": change.reason,
+                    "diff": "".join(diff),
+                }
+            )
+        note = training_note(root, out.out_dir, list(out.files)) if findings and out.files else None
+        projects.append(
+            {
+                "project": out.project,
+                "spec": str(out.spec_file),
+                "out_dir": str(out.out_dir),
+                "ok": not findings,
+                "files": files,
+                "training": note,
+                "warnings": list(out.warnings),
+            }
+        )
+    ok = all(p["ok"] for p in projects)
+    print_json({"ok": ok, "projects": projects})
+    if not ok:
         raise typer.Exit(1)
 
 

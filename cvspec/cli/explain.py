@@ -25,12 +25,13 @@ ALIGN_AT = 60  # the widest `key = value` the comment column makes room for
 
 
 def command(
-    spec: Annotated[Path, typer.Argument(help="The spec file.")],
+    spec: Annotated[Path, typer.Argument(help="The spec file.", metavar="SPEC")],
     key: Annotated[
         str | None,
         typer.Argument(
             help="Only this key (dotted), e.g. train.optimizer.lr; a list item: "
-            "monitor.alerts[0] or monitor.alerts.0."
+            "monitor.alerts[0] or monitor.alerts.0.",
+            metavar="KEY",
         ),
     ] = None,
     profile: ProfileOpt = None,

@@ -16,7 +16,9 @@ def command(
         Literal["digits", "shapes"],
         typer.Option("--example", "-e", help="digits (classification) or shapes (detection)."),
     ],
-    folder: Annotated[Path, typer.Argument(help="Project folder to write into.")] = Path("."),
+    folder: Annotated[
+        Path, typer.Argument(help="Project folder to write into.", metavar="FOLDER")
+    ] = Path("."),
 ) -> None:
     """Write an example project: specs/NAME.yaml, its dataset under data/NAME/, and a
     .gitignore line for runs/ (once)."""

@@ -17,7 +17,10 @@ from cvspec.spec.schema import SCHEMA_PATH
 
 
 def command(
-    name: Annotated[str, typer.Argument(help="Project name: lowercase letters, digits, - and _.")],
+    name: Annotated[
+        str,
+        typer.Argument(help="Project name: lowercase letters, digits, - and _.", metavar="NAME"),
+    ],
     task: Annotated[
         Literal["classification", "detection"],
         typer.Option("--task", "-t", help="classification or detection."),

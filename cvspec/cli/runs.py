@@ -19,7 +19,7 @@ MAX_DIFFERENCES = 4  # config values per row; --format json gives them all
 
 
 def command(
-    spec: Annotated[Path, typer.Argument(help="The spec file.")],
+    spec: Annotated[Path, typer.Argument(help="The spec file.", metavar="SPEC")],
     format_: FormatOpt = "text",
 ) -> None:
     """List the training runs of the spec's project, newest first: run id (* the current one,

@@ -18,6 +18,7 @@ def command(
         typer.Argument(
             help="The spec: serves runs/PROJECT/export with its 'serve:' settings.",
             show_default=False,
+            metavar="SPEC",
         ),
     ] = None,
     model_dir: Annotated[

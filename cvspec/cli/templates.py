@@ -13,7 +13,7 @@ from cvspec.errors import UsageError
 
 
 def command(
-    spec: Annotated[Path, typer.Argument(help="The spec file.")],
+    spec: Annotated[Path, typer.Argument(help="The spec file.", metavar="SPEC")],
     show: Annotated[
         str | None,
         typer.Option(

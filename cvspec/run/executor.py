@@ -28,8 +28,15 @@ def load_runner(stage: Stage) -> Callable[[RunContext], StageResult]:
     return runner
 
 
-def run_stages(ctx: RunContext, names: Sequence[str] = ()) -> list[tuple[Stage, StageResult]]:
-    """Run the named stages (default: the default ones) in order; stop at the first failure."""
+def run_stages(
+    ctx: RunContext,
+    names: Sequence[str] = (),
+    done: list[tuple[Stage, StageResult, float]] | None = None,
+) -> list[tuple[Stage, StageResult]]:
+    """Run the named stages (default: the default ones) in order; stop at the first failure.
+
+    `done`, when given, gets each stage that ended, its result and seconds, as it ends: what
+    ran before an error that the call raises (`run --format json` reports them)."""
     unknown = [n for n in names if n not in BY_NAME]
     if unknown:
         raise CvspecError(f"unknown stage {unknown[0]!r}; stages: {', '.join(BY_NAME)}")
@@ -46,6 +53,8 @@ def run_stages(ctx: RunContext, names: Sequence[str] = ()) -> list[tuple[Stage, 
             raise exc.located(ctx.loaded.raw.values) from None
         elapsed = time.perf_counter() - started
         results.append((stage, result))
+        if done is not None:
+            done.append((stage, result, elapsed))
         if ctx.console is not None:
             mark = "[green]ok[/]" if result.ok else "[red]FAILED[/]"
             ctx.console.print(
