@@ -699,7 +699,13 @@ def test_usage_lines_name_the_spec_argument(tmp_path: Path) -> None:
         "serve": "[OPTIONS] [SPEC]",
         "new": "[OPTIONS] {NAME}",
         "init": "[OPTIONS] [FOLDER]",
+        "review": "[OPTIONS] {SPEC}",
+        "relabel": "[OPTIONS] {SPEC} {EXPORT}",
     }
+    from cvspec.cli import app
+
+    with_arguments = {c.name for c in app.registered_commands} - {"schema", "generators"}
+    assert set(expected) == with_arguments  # a new command gets its usage line checked too
     for command, usage in expected.items():
         helped = cvspec(command, "--help", cwd=tmp_path)
         assert helped.out.splitlines()[0] == f"Usage: cvspec {command} {usage}", helped.out

@@ -21,8 +21,10 @@ PATTERN = "*?["  # characters data.relabel refuses in a path (they make it a pat
 
 
 def command(
-    spec: Annotated[Path, typer.Argument(help="The spec file.")],
-    export: Annotated[Path, typer.Argument(help="Label Studio's export of the project (JSON).")],
+    spec: Annotated[Path, typer.Argument(help="The spec file.", metavar="SPEC")],
+    export: Annotated[
+        Path, typer.Argument(help="Label Studio's export of the project (JSON).", metavar="EXPORT")
+    ],
     write: Annotated[
         bool,
         typer.Option("--write", help="Add the entries to the spec file's data.relabel."),

@@ -18,7 +18,7 @@ from cvspec.spec.load import display_path as shown
 
 
 def command(
-    spec: Annotated[Path, typer.Argument(help="The spec file.")],
+    spec: Annotated[Path, typer.Argument(help="The spec file.", metavar="SPEC")],
     images: Annotated[
         Path | None,
         typer.Option(
