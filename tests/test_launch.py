@@ -64,6 +64,8 @@ def test_kubernetes_gets_a_pytorchjob(tmp_path: Path) -> None:
     )
     text = (launch / "pytorchjob.yaml").read_text()
     assert "&" not in text and "*" not in text  # no YAML aliases: each pod spelled out
+    # no registry: CI pushes nothing, and the pods would pull from Docker Hub
+    assert "names no registry host" in (launch / "pytorchjob.sh").read_text()
     job = yaml.safe_load(text)
     assert (job["apiVersion"], job["kind"]) == ("kubeflow.org/v1", "PyTorchJob")
     replicas = job["spec"]["pytorchReplicaSpecs"]
@@ -277,6 +279,10 @@ def test_pytorchjob_names_are_kubernetes_names(tmp_path: Path) -> None:
                 assert claim["claimName"] == f"vision-{'x' * 56}-{volume['name']}"
 
 
+# apimachinery's resource.Quantity: a number, then a binary (Ki..Ei) or decimal suffix
+QUANTITY = re.compile(r"[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?")
+
+
 def _pods(job: dict[str, object]) -> list[dict[str, Any]]:
     replicas: dict[str, Any] = job["spec"]["pytorchReplicaSpecs"]  # type: ignore[index]
     return [r["template"]["spec"] for r in replicas.values()]
@@ -311,6 +317,14 @@ def test_pytorchjob_pods_get_the_shared_memory_and_the_share_they_ask_for(tmp_pa
         assert container["resources"] == {"requests": share, "limits": share}
         (shm,) = [v for v in pod["volumes"] if v["name"] == "shm"]
         assert shm["emptyDir"]["sizeLimit"] == "16Gi"
+    odd = "engine: kubernetes, memory_per_node: 10.5GB, shm_size: 1500MB"
+    job = yaml.safe_load((build(tmp_path / "odd", odd) / "pytorchjob.yaml").read_text())
+    for pod in _pods(job):
+        (container,) = pod["containers"]
+        (shm,) = [v for v in pod["volumes"] if v["name"] == "shm"]
+        sizes = [shm["emptyDir"]["sizeLimit"], *container["resources"]["limits"].values()]
+        assert sizes == ["1500000000", 5, "10500000000"], sizes
+        assert all(QUANTITY.fullmatch(str(q)) for q in sizes)  # as the API server parses them
     sbatch = build(tmp_path / "slurm", asked.replace("ENGINE", "slurm")) / "train.sbatch"
     text = sbatch.read_text()
     assert "#SBATCH --cpus-per-task=32\n" in text and "#SBATCH --mem=200G\n" in text
@@ -362,6 +376,7 @@ def test_pytorchjob_launches_the_image_of_the_checked_out_commit(tmp_path: Path)
     )
     assert checked.returncode == 0, checked.stdout
     assert "bash generated/demo/launch/pytorchjob.sh" in (launch / "pytorchjob.yaml").read_text()
+    assert "names no registry host" not in script.read_text()
     _git(root, "init", "-q")
     _git(root, "add", "-A")
     _git(root, "commit", "-qm", "train")

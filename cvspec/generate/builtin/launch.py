@@ -17,7 +17,7 @@ from cvspec.generate.api import Artifact, BuildContext
 from cvspec.generate.builtin.docker import UID
 from cvspec.generate.builtin.train_config import data_root
 from cvspec.generate.render import dump_yaml
-from cvspec.package.images import repository
+from cvspec.package.images import registry_host, repository
 from cvspec.spec.model_train import node_resources
 
 NAME = "launch"
@@ -82,6 +82,7 @@ def _kubernetes(spec: Any, ctx: BuildContext) -> Iterator[Artifact]:
         "job": job["metadata"]["name"],
         "job_file": f"{ctx.out_dir}/{JOB}",
         "repository": repository(spec, "train"),
+        "registry": registry_host(repository(spec, "train")),
         "placeholder": TAG_PLACEHOLDER,
         "up": _up(ctx, JOB_SCRIPT),
         "script": script,
