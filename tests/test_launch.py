@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -63,6 +64,8 @@ def test_kubernetes_gets_a_pytorchjob(tmp_path: Path) -> None:
     )
     text = (launch / "pytorchjob.yaml").read_text()
     assert "&" not in text and "*" not in text  # no YAML aliases: each pod spelled out
+    # no registry: CI pushes nothing, and the pods would pull from Docker Hub
+    assert "names no registry host" in (launch / "pytorchjob.sh").read_text()
     job = yaml.safe_load(text)
     assert (job["apiVersion"], job["kind"]) == ("kubeflow.org/v1", "PyTorchJob")
     replicas = job["spec"]["pytorchReplicaSpecs"]
@@ -71,8 +74,16 @@ def test_kubernetes_gets_a_pytorchjob(tmp_path: Path) -> None:
     assert job["spec"]["runPolicy"] == {"cleanPodPolicy": "None", "backoffLimit": 6}
     assert {r["restartPolicy"] for r in replicas.values()} == {"OnFailure"}
     (container,) = replicas["Worker"]["template"]["spec"]["containers"]
-    assert container["name"] == "pytorch" and container["image"] == "demo-train:latest"
-    assert container["resources"] == {"limits": {"nvidia.com/gpu": 2}}
+    # the tag pytorchjob.sh fills in (the commit's SHA), never latest
+    assert container["name"] == "pytorch"
+    assert container["image"] == "demo-train:${CVSPEC_IMAGE_TAG}"
+    assert container["imagePullPolicy"] == "IfNotPresent"
+    # 2 GPUs x (4 workers + 1) CPUs; 2 GiB a CPU plus the shm, 2 x 4 x 512 MiB
+    share = {"cpu": 10, "memory": "24Gi"}
+    assert container["resources"] == {
+        "requests": share,
+        "limits": {**share, "nvidia.com/gpu": 2},
+    }
     argv = container["command"] + container["args"]
     assert argv[:3] == ["python", "-m", "torch.distributed.run"]
     assert "--rdzv-endpoint=$(MASTER_ADDR):$(MASTER_PORT)" in argv
@@ -83,6 +94,7 @@ def test_kubernetes_gets_a_pytorchjob(tmp_path: Path) -> None:
         assert replicas[role]["template"]["spec"]["securityContext"] == {
             "runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001,
             "fsGroupChangePolicy": "OnRootMismatch", "runAsNonRoot": True,
+            "seccompProfile": {"type": "RuntimeDefault"},
         }  # fmt: skip
         claims = {
             v["name"]: v.get("persistentVolumeClaim")
@@ -265,3 +277,169 @@ def test_pytorchjob_names_are_kubernetes_names(tmp_path: Path) -> None:
             if claim:
                 assert DNS_SUBDOMAIN.fullmatch(claim["claimName"]), claim
                 assert claim["claimName"] == f"vision-{'x' * 56}-{volume['name']}"
+
+
+# apimachinery's resource.Quantity: a number, then a binary (Ki..Ei) or decimal suffix
+QUANTITY = re.compile(r"[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?")
+
+
+def _pods(job: dict[str, object]) -> list[dict[str, Any]]:
+    replicas: dict[str, Any] = job["spec"]["pytorchReplicaSpecs"]  # type: ignore[index]
+    return [r["template"]["spec"] for r in replicas.values()]
+
+
+def test_pytorchjob_pods_get_the_shared_memory_and_the_share_they_ask_for(tmp_path: Path) -> None:
+    """Kubernetes' /dev/shm is 64 MB: data loader workers die on a bus error without a bigger
+    one; the pods ask for CPUs and memory (requests = limits), and Slurm asks for the same."""
+    spec, workers = "engine: kubernetes, nodes: 2, gpus_per_node: 4", "  workers: 6\n"
+    job = yaml.safe_load(
+        (build(tmp_path / "default", spec, workers) / "pytorchjob.yaml").read_text()
+    )
+    for pod in _pods(job):
+        (container,) = pod["containers"]
+        assert "/dev/shm" in {m["mountPath"] for m in container["volumeMounts"]}
+        (shm,) = [v for v in pod["volumes"] if v["name"] == "shm"]
+        assert shm["emptyDir"] == {"medium": "Memory", "sizeLimit": "12Gi"}  # 4 x 6 x 512Mi
+        share = {"cpu": 28, "memory": "68Gi"}  # 4 x 7 CPUs, 2 GiB each, plus the shm
+        assert container["resources"] == {"requests": share, "limits": share}  # no deploy.gpu
+    asked = (
+        "engine: ENGINE, nodes: 2, gpus_per_node: 4, cpus_per_node: 32, "
+        "memory_per_node: 200Gi, shm_size: 16GiB"
+    )
+    job = yaml.safe_load(
+        (
+            build(tmp_path / "k8s", asked.replace("ENGINE", "kubernetes")) / "pytorchjob.yaml"
+        ).read_text()
+    )
+    for pod in _pods(job):
+        (container,) = pod["containers"]
+        share = {"cpu": 32, "memory": "200Gi"}
+        assert container["resources"] == {"requests": share, "limits": share}
+        (shm,) = [v for v in pod["volumes"] if v["name"] == "shm"]
+        assert shm["emptyDir"]["sizeLimit"] == "16Gi"
+    odd = "engine: kubernetes, memory_per_node: 10.5GB, shm_size: 1500MB"
+    job = yaml.safe_load((build(tmp_path / "odd", odd) / "pytorchjob.yaml").read_text())
+    for pod in _pods(job):
+        (container,) = pod["containers"]
+        (shm,) = [v for v in pod["volumes"] if v["name"] == "shm"]
+        sizes = [shm["emptyDir"]["sizeLimit"], *container["resources"]["limits"].values()]
+        assert sizes == ["1500000000", 5, "10500000000"], sizes
+        assert all(QUANTITY.fullmatch(str(q)) for q in sizes)  # as the API server parses them
+    sbatch = build(tmp_path / "slurm", asked.replace("ENGINE", "slurm")) / "train.sbatch"
+    text = sbatch.read_text()
+    assert "#SBATCH --cpus-per-task=32\n" in text and "#SBATCH --mem=200G\n" in text
+    default = build(tmp_path / "slurm-default", spec.replace("kubernetes", "slurm"), workers)
+    text = (default / "train.sbatch").read_text()
+    assert "#SBATCH --cpus-per-task=28\n" in text and "#SBATCH --mem=68G\n" in text
+
+
+def test_pytorchjob_pods_pass_the_restricted_pod_security_standard(tmp_path: Path) -> None:
+    """A namespace enforcing `restricted` refuses pods without these (the API server's
+    PodSecurity admission): non-root, no privilege escalation, no capabilities, seccomp."""
+    job = yaml.safe_load(
+        (build(tmp_path, "engine: kubernetes, nodes: 2") / "pytorchjob.yaml").read_text()
+    )
+    for pod in _pods(job):
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        (container,) = pod["containers"]
+        assert container["securityContext"] == {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        }
+        kinds = {k for v in pod["volumes"] for k in v if k != "name"}
+        assert kinds <= {"persistentVolumeClaim", "emptyDir"}  # no hostPath
+
+
+def _git(root: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+    }
+    env["GIT_COMMITTER_EMAIL"] = "t@t"
+    done = subprocess.run(["git", *args], cwd=root, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_pytorchjob_launches_the_image_of_the_checked_out_commit(tmp_path: Path) -> None:
+    """pytorchjob.sh creates the job with the image CI pushed for this commit (tag: its SHA),
+    with kubectl a stand-in that records what it was given; it refuses `latest` and a checkout
+    whose changes that image does not hold."""
+    launch = build(tmp_path, "engine: kubernetes, nodes: 2", "deploy: {registry: ghcr.io/acme}\n")
+    root = launch.parents[2]
+    script = launch / "pytorchjob.sh"
+    checked = subprocess.run(
+        [tool("shellcheck"), "--severity=style", str(script)], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout
+    assert "bash generated/demo/launch/pytorchjob.sh" in (launch / "pytorchjob.yaml").read_text()
+    assert "names no registry host" not in script.read_text()
+    _git(root, "init", "-q")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-qm", "train")
+    sha = _git(root, "rev-parse", "HEAD")
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    (stubs / "kubectl").write_text(
+        f'#!/bin/sh\nprintf "%s\\n" "$@" > {tmp_path}/kubectl.args\ncat > {tmp_path}/job.yaml\n'
+    )
+    (stubs / "kubectl").chmod(0o755)
+    env = {**os.environ, "PATH": f"{stubs}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("CVSPEC_IMAGE_TAG", None)
+
+    def launch_job(**extra: str) -> subprocess.CompletedProcess[str]:
+        (tmp_path / "job.yaml").unlink(missing_ok=True)
+        return subprocess.run(
+            ["bash", str(script), "--namespace", "ml"],
+            cwd=tmp_path,  # the script finds the repository root itself
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    done = launch_job()
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "kubectl.args").read_text().split() == [
+        "create",
+        "-f",
+        "-",
+        "--namespace",
+        "ml",
+    ]
+    job = yaml.safe_load((tmp_path / "job.yaml").read_text())
+    for pod in _pods(job):
+        (container,) = pod["containers"]
+        assert container["image"] == f"ghcr.io/acme/demo-train:{sha}"
+        assert container["imagePullPolicy"] == "IfNotPresent"
+    assert launch_job(CVSPEC_IMAGE_TAG="v3").returncode == 0
+    assert "ghcr.io/acme/demo-train:v3\n" in (tmp_path / "job.yaml").read_text()
+    for tag in ("latest", "a b", "x;y"):
+        refused = launch_job(CVSPEC_IMAGE_TAG=tag)
+        assert refused.returncode == 2 and "never latest" in refused.stderr
+        assert not (tmp_path / "job.yaml").exists()
+    with (root / "specs/demo.yaml").open("a") as spec_file:  # a change the image lacks
+        spec_file.write("# edited\n")
+    refused = launch_job()
+    assert refused.returncode == 2 and "uncommitted changes" in refused.stderr
+    assert not (tmp_path / "job.yaml").exists()
+
+
+def test_what_a_machine_gives_the_run_reruns_no_dvc_stage(tmp_path: Path) -> None:
+    """cpus_per_node, memory_per_node and shm_size change no result: params.yaml, which DVC
+    reruns the train stage on, does not hold them."""
+    outputs = []
+    spec = DISTRIBUTED.replace("ENGINE", "engine: slurm, nodes: 2RESOURCES").replace(
+        "path: ../data/demo", "path: ../data/demo, versioning: dvc"
+    )
+    for n, resources in enumerate(("", ", cpus_per_node: 64, memory_per_node: 400GiB")):
+        root = project(tmp_path / str(n), spec.replace("RESOURCES", resources))
+        result = cvspec("build", cwd=root)
+        assert result.code == 0, result.err
+        generated = root / "generated/demo"
+        outputs.append([(generated / name).read_text() for name in ("params.yaml", "dvc.yaml")])
+    assert outputs[0] == outputs[1]
+    assert "memory_per_node" not in outputs[0][0]

@@ -1,8 +1,15 @@
 """The `model` and `train` sections: architecture, optimiser, schedule, sweeps, distribution."""
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
-from pydantic import Field, PlainValidator, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ByteSize,
+    Field,
+    PlainValidator,
+    WithJsonSchema,
+)
 
 from cvspec.spec.model_base import PathStr, Pattern, StrictModel
 
@@ -61,14 +68,72 @@ class Optimizer(StrictModel):
     momentum: float = Field(0.9, ge=0, lt=1, description="Momentum (sgd only).")
 
 
+def _kubernetes_units(value: object) -> object:
+    """'64Gi' (Kubernetes' spelling) is '64GiB'."""
+    if isinstance(value, str) and value.strip()[-2:] in ("Ki", "Mi", "Gi", "Ti"):
+        return value.strip() + "B"
+    return value
+
+
+def _at_least_64mib(size: ByteSize) -> ByteSize:
+    if size < 64 * 2**20:
+        raise ValueError(
+            f"{size} bytes is too little for a machine (at least 64MiB): write a size with its "
+            "unit, like 64GiB"
+        )
+    return size
+
+
+# Memory of one machine: '64GiB', '64Gi', '500MB'; at least 64 MiB (a bare 64 is 64 bytes).
+NodeSize = Annotated[
+    ByteSize,
+    BeforeValidator(_kubernetes_units),
+    Field(le=2**50),
+    AfterValidator(_at_least_64mib),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 64 * 2**20},
+                {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*[A-Za-z]*\s*$"},
+            ]
+        }
+    ),
+]
+
+
 class Distributed(StrictModel):
-    """How training is spread over machines and GPUs."""
+    """How training is spread over machines and GPUs, and what each machine gives it."""
 
     engine: Literal["none", "torchrun", "kubernetes", "slurm"] = Field(
         "none", description="Launcher: none (one process), torchrun, kubernetes or slurm."
     )
     nodes: int = Field(1, ge=1, le=1024, description="Number of machines.")
     gpus_per_node: int = Field(1, ge=1, le=64, description="GPUs (processes) per machine.")
+    cpus_per_node: int | None = Field(
+        None,
+        ge=1,
+        le=4096,
+        description=(
+            "CPUs per machine for its processes and their data loader workers (Slurm "
+            "--cpus-per-task, the PyTorchJob pods' cpu); default gpus_per_node x "
+            "(train.workers + 1)."
+        ),
+    )
+    memory_per_node: NodeSize | None = Field(
+        None,
+        description=(
+            "Memory per machine, e.g. '64GiB' (Slurm --mem, the PyTorchJob pods' memory request "
+            "and limit, shm_size included); default 2 GiB per CPU plus shm_size."
+        ),
+    )
+    shm_size: NodeSize | None = Field(
+        None,
+        description=(
+            "Shared memory (/dev/shm) of each PyTorchJob pod, where data loader workers hand "
+            "batches over and NCCL talks between GPUs (Kubernetes' default is 64 MB); default "
+            "512 MiB per data loader worker per GPU, at least 1 GiB."
+        ),
+    )
 
 
 class Train(StrictModel):
@@ -95,3 +160,24 @@ class Train(StrictModel):
     distributed: Distributed = Field(
         default_factory=Distributed, description="Multi-GPU / multi-node training."
     )
+
+
+# The train.distributed keys that say what a machine gives a launched run, not what it trains.
+NODE_RESOURCES = ("cpus_per_node", "memory_per_node", "shm_size")
+
+
+class NodeResources(NamedTuple):
+    """What one machine of a distributed run asks for: CPUs, memory, and of it /dev/shm."""
+
+    cpus: int
+    memory: int  # bytes, shm included
+    shm: int  # bytes
+
+
+def node_resources(train: Train) -> NodeResources:
+    """train.distributed's cpus_per_node, memory_per_node and shm_size, defaults filled in."""
+    dist = train.distributed
+    cpus = dist.cpus_per_node or dist.gpus_per_node * (train.workers + 1)
+    shm = dist.shm_size or max(dist.gpus_per_node * train.workers * 2**29, 2**30)
+    memory = dist.memory_per_node or cpus * 2**31 + shm
+    return NodeResources(cpus, int(memory), int(shm))

@@ -21,6 +21,7 @@ from cvspec.spec.model import (
     set_gates,
 )
 from cvspec.spec.model_augment import RandomResizedCrop
+from cvspec.spec.model_train import node_resources
 
 Loc = tuple[str | int, ...]
 
@@ -235,6 +236,7 @@ def _train(spec: SpecModel) -> Iterator[Violation]:
         msg = f"a sweep trains its points one after another; engine '{dist.engine}' cannot run it"
         hint = "sweep with engine: none, then train the best point distributed"
         yield V(("train", "sweep"), "distributed", msg, hint)
+    yield from _node_resources(spec)
     world = dist.nodes * dist.gpus_per_node
     if train.batch_size % world:
         msg = f"batch_size {train.batch_size} does not split evenly over {world} GPUs"
@@ -243,6 +245,35 @@ def _train(spec: SpecModel) -> Iterator[Violation]:
     if train.warmup_epochs >= train.epochs:
         msg = f"warmup_epochs ({train.warmup_epochs:g}) must be below epochs ({train.epochs})"
         yield V(("train", "warmup_epochs"), "warmup", msg)
+
+
+def _gib(size: int) -> str:
+    return f"{size / 2**30:.3g}GiB"
+
+
+def _node_resources(spec: SpecModel) -> Iterator[Violation]:
+    """What one machine asks for must hold what runs on it."""
+    dist, where = spec.train.distributed, ("train", "distributed")
+    asked = node_resources(spec.train)
+    if dist.cpus_per_node is not None and dist.cpus_per_node < dist.gpus_per_node:
+        msg = (
+            f"cpus_per_node {dist.cpus_per_node} is below gpus_per_node {dist.gpus_per_node}: "
+            "each training process needs a CPU of its own"
+        )
+        hint = f"use at least {dist.gpus_per_node}, or leave it out for {dist.gpus_per_node} x "
+        hint += f"(train.workers + 1) = {dist.gpus_per_node * (spec.train.workers + 1)}"
+        yield V((*where, "cpus_per_node"), "node-resources", msg, hint)
+    if asked.shm >= asked.memory:
+        shm = f"shm_size {_gib(asked.shm)}"
+        if dist.shm_size is None:
+            shm += " (the default: 512MiB per data loader worker per GPU, at least 1GiB)"
+        msg = (
+            f"memory_per_node {_gib(asked.memory)} does not hold {shm}: /dev/shm is memory "
+            "the machine's share counts, and the processes need the rest"
+        )
+        hint = f"raise memory_per_node above {_gib(asked.shm)} or set a smaller shm_size"
+        field = "shm_size" if dist.shm_size is not None else "memory_per_node"
+        yield V((*where, field), "node-resources", msg, hint)
 
 
 def _ops(spec: SpecModel) -> Iterator[Violation]:

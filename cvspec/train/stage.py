@@ -82,7 +82,7 @@ def launch(ctx: RunContext, config_dir: Path, train_dir: Path) -> Outcome:
     dist = ctx.spec.train.distributed
     if dist.nodes > 1:
         launcher = {"torchrun": "torchrun.sh", "slurm": "train.sbatch"}.get(
-            dist.engine, "pytorchjob.yaml"
+            dist.engine, "pytorchjob.sh"
         )
         raise UsageError(
             f"train.distributed.nodes is {dist.nodes}: `cvspec run` trains on this machine "

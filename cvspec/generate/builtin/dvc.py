@@ -11,6 +11,7 @@ from cvspec.generate.api import Artifact, BuildContext
 from cvspec.generate.builtin.ci_common import stage_options
 from cvspec.generate.builtin.train_config import data_root
 from cvspec.run.graph import BY_NAME, STAGES, stage_dir
+from cvspec.spec.model_train import NODE_RESOURCES
 
 # The spec keys (in params.yaml) each stage's result depends on: a new quality threshold
 # reruns the data checks, not the training.
@@ -97,6 +98,8 @@ def params(spec: Any, ctx: BuildContext) -> dict[str, Any]:
     dumped["project"] = {k: dumped["project"][k] for k in ("description", "owners")}
     dumped["data"]["path"] = data_root(spec, ctx)
     del dumped["data"]["remote_secrets"]  # CI's business, not a parameter of any result
+    for key in NODE_RESOURCES:  # what a machine gives a launched run changes none of its results
+        del dumped["train"]["distributed"][key]
     return {key: dumped[key] for key in sections}
 
 
