@@ -46,7 +46,7 @@ def _source_line(file: str | None, line: int, sources: Mapping[str, str] | None)
     text = (sources or {}).get(file)
     if text is None:
         try:
-            text = Path(file).read_text(encoding="utf-8")
+            text = Path(file).read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError):
             return None
     all_lines = text.split("\n")  # YAML breaks lines on LF (CRLF) only

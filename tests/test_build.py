@@ -48,7 +48,7 @@ def test_build_writes_tree_manifest_and_headers(tmp_path: Path) -> None:
 
 def test_two_builds_are_byte_identical(tmp_path: Path) -> None:
     a = project(tmp_path / "a", SWEEP_SPEC)
-    b = project(tmp_path / "b", SWEEP_SPEC)
+    b = project(tmp_path / "My Projects/zoë", SWEEP_SPEC)  # where users keep it: same output
     assert cvspec("build", cwd=a).code == 0
     assert cvspec("build", cwd=b, env={"TZ": "Asia/Tokyo", "LC_ALL": "C"}).code == 0
     assert snapshot(a / "generated") == snapshot(b / "generated")
@@ -78,6 +78,54 @@ def test_check_passes_after_build_and_names_drift(tmp_path: Path) -> None:
         "  drift  generated/demo/train/config.yaml: the spec changed; output is stale" in result.out
     )
     assert "  drift  generated/demo/cvspec.lock" in result.out
+
+
+def git(cwd: Path, *args: str) -> None:
+    """Run git quietly, with a throwaway identity and none of this machine's git config."""
+    env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(cwd)}
+    for who in ("AUTHOR", "COMMITTER"):
+        env |= {f"GIT_{who}_NAME": "a", f"GIT_{who}_EMAIL": "a@b"}
+    subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True)
+
+
+def test_a_windows_checkout_with_crlf_line_ends_matches_its_build(tmp_path: Path) -> None:
+    """git's core.autocrlf writes CRLF where no .gitattributes says eol=lf: the workflow under
+    .github/ (generated/demo/'s .gitattributes covers only that folder) and the spec."""
+    origin = project(tmp_path / "origin", MINIMAL_SPEC)
+    shutil.rmtree(origin / ".git")
+    assert cvspec("build", cwd=origin).code == 0
+    git(origin, "init", "-q")
+    git(origin, "add", "-A")
+    git(origin, "commit", "-qm", "build")
+    git(tmp_path, "-c", "core.autocrlf=true", "clone", "-q", "origin", "windows")
+    root = tmp_path / "windows"
+    workflow = root / ".github/workflows/cvspec-demo.yml"
+    assert b"\r\n" in workflow.read_bytes() and b"\r\n" in (root / "specs/demo.yaml").read_bytes()
+    assert b"\r\n" not in (root / "generated/demo/train/config.yaml").read_bytes()
+    before = snapshot(root)
+    check = cvspec("check", cwd=root)
+    assert check.code == 0, check.out
+    build = cvspec("build", cwd=root)
+    assert build.code == 0 and "(0 written," in build.out, build.out + build.err
+    assert snapshot(root) == before  # left as git checked it out: `git status` stays clean
+    # an edit is still an edit, whatever its line ends
+    workflow.write_bytes(workflow.read_bytes().replace(b"name: ", b"name: x", 1))
+    edited = cvspec("check", cwd=root)
+    assert edited.code == 1
+    assert "tamper  .github/workflows/cvspec-demo.yml: edited by hand" in edited.out
+
+
+def test_a_spec_saved_with_a_byte_order_mark_is_the_same_spec(tmp_path: Path) -> None:
+    """Windows editors save UTF-8 with a BOM: same spec, same cvspec.lock, no drift."""
+    root = project(tmp_path, MINIMAL_SPEC)
+    assert cvspec("build", cwd=root).code == 0
+    lock = (root / "generated/demo/cvspec.lock").read_bytes()
+    spec = root / "specs/demo.yaml"
+    spec.write_bytes(b"\xef\xbb\xbf" + spec.read_bytes())
+    check = cvspec("check", cwd=root)
+    assert check.code == 0, check.out
+    assert cvspec("build", "--force", cwd=root).code == 0
+    assert (root / "generated/demo/cvspec.lock").read_bytes() == lock
 
 
 def test_check_names_tamper_missing_and_orphan(tmp_path: Path) -> None:

@@ -134,7 +134,7 @@ def current_sig(dep: Dep) -> str | None:
     if dep.kind == "tree":
         return tree_signature(Path(dep.path))
     try:
-        return sha256(Path(dep.path).read_text(encoding="utf-8").encode("utf-8"))
+        return sha256(Path(dep.path).read_text(encoding="utf-8-sig").encode("utf-8"))
     except (OSError, UnicodeDecodeError):
         return None
 

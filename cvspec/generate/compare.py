@@ -45,6 +45,17 @@ def file_sha(path: Path) -> str | None:
         return None
 
 
+def lf_sha(path: Path, made: Container[str | None]) -> str | None:
+    """The digest of a file as cvspec made it, when git checked it out with CRLF line ends
+    (core.autocrlf on Windows: generated/<project>/.gitattributes says eol=lf, but a file
+    outside it, .github/workflows/ say, has no such line); None when it differs otherwise."""
+    data = path.read_bytes()
+    if b"\r\n" not in data:
+        return None
+    digest = hashlib.sha256(data.replace(b"\r\n", b"\n")).hexdigest()
+    return digest if digest in made else None
+
+
 def compare(
     root: Path,
     out_dir: str,
@@ -79,6 +90,10 @@ def compare(
 
     for path in sorted(set(new) | set(owned) | set(_files_under(root, out_dir))):
         disk = file_sha(root / path)
+        made: set[str | None] = {new[path].sha256} if path in new else set()
+        made |= {owned[path][0], merged.get(path)} if path in owned else set()
+        if disk not in made and disk not in (None, LINK):
+            disk = lf_sha(root / path, made) or disk
         if path in new:
             want = new[path].sha256
             if disk == want:

@@ -32,9 +32,14 @@ def display_path(path: Path) -> str:
 
 
 def read_spec_text(path: Path) -> str:
-    """Read a spec file, turning OS errors into a diagnostic."""
+    """Read a spec file, turning OS errors into a diagnostic.
+
+    Newlines are read as `\n` and a leading UTF-8 byte-order mark is dropped: a spec checked
+    out with CRLF (git autocrlf) or saved with a BOM (Windows editors) is the same spec, with
+    the same digest in cvspec.lock, as the LF file without one.
+    """
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise SpecError(
             [Diagnostic("file-not-found", f"spec file not found: {display_path(path)}")]
