@@ -159,6 +159,23 @@ def test_paths_with_spaces_are_quoted(tmp_path: Path) -> None:
     assert shlex.split(cmd)[2] == "specs/it's here.yaml"
 
 
+def test_the_commands_the_comment_gives_name_the_data_as_a_shell_reads_them(
+    tmp_path: Path,
+) -> None:
+    """`dvc add my data` adds two folders; JSON's \\u00e4 is no escape to a shell."""
+    root = project(tmp_path, SPEC.replace("path: ../data", "path: ../my dätä"), "tiny.yaml")
+    assert cvspec("build", cwd=root).code == 0
+    text = (root / "generated/tiny/dvc.yaml").read_text(encoding="utf-8")
+    comment = " ".join(line[2:] for line in text.splitlines() if line.startswith("# "))
+    add = comment.split("`dvc add ")[1].split("`")[0]
+    dvc_file = comment.split("commit .dvc/config and ")[1].split(":")[0]
+    words = subprocess.run(
+        ["bash", "-c", f"printf '%s\\n' {add} {dvc_file}"], capture_output=True, check=True
+    )
+    assert words.stdout.decode("utf-8").splitlines() == ["my dätä", "my dätä.dvc"]
+    assert "# my dätä is versioned by DVC" in text
+
+
 def test_no_dvc_files_without_dvc_versioning(tmp_path: Path) -> None:
     root = project(tmp_path, SPEC.replace("  versioning: dvc\n", ""), "tiny.yaml")
     assert cvspec("build", cwd=root).code == 0

@@ -116,12 +116,15 @@ class DvcGenerator:
         from cvspec.generate.render import dump_yaml
 
         data = data_root(spec, ctx)
-        if not all(32 <= ord(c) < 127 for c in data):  # keep the comment on its one line
-            data = json.dumps(data)
+        # the commands quoted as a shell reads them ('my data/cats'), the path as it is
+        # (UTF-8, like the rest of the file) unless a character could end the comment's line
+        shown, arg, dvc_file = data, shlex.quote(data), shlex.quote(f"{data}.dvc")
+        if not data.isprintable():
+            shown, arg, dvc_file = json.dumps(data), json.dumps(data), json.dumps(f"{data}.dvc")
         note = (
-            f"# {data} is versioned by DVC; once: `dvc init`, `dvc add {data}`,\n"
+            f"# {shown} is versioned by DVC; once: `dvc init`, `dvc add {arg}`,\n"
             "# `dvc remote add -d storage URL` (its kind in ci.dvc_remote) and `dvc push`, then\n"
-            f"# commit .dvc/config and {data}.dvc: the CI jobs `dvc pull` the data.\n"
+            f"# commit .dvc/config and {dvc_file}: the CI jobs `dvc pull` the data.\n"
             f"# `dvc repro {ctx.out_dir}/dvc.yaml` then reruns only stages whose inputs changed.\n"
         )
         yield Artifact("dvc.yaml", self.name, "yaml", data=note + dump_yaml(pipeline(spec, ctx)))
