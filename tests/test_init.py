@@ -84,6 +84,21 @@ def test_new_and_init_add_runs_to_an_existing_gitignore_once(tmp_path: Path) -> 
     assert (tmp_path / ".gitignore").read_text() == before
 
 
+def test_runs_is_added_to_a_windows_or_latin1_gitignore_as_it_is_written(tmp_path: Path) -> None:
+    """CRLF line ends stay CRLF, and bytes that are not UTF-8 stay as they were (no crash)."""
+    (tmp_path / ".git").mkdir()
+    ignore = tmp_path / ".gitignore"
+    ignore.write_bytes(b"*.pyc\r\ncaf\xe9/\r\n")
+    first = cvspec("new", "cats", cwd=tmp_path)
+    assert first.code == 0, first.err
+    assert ignore.read_bytes() == (
+        b"*.pyc\r\ncaf\xe9/\r\n"
+        b"# what `cvspec run` writes: models, reports (DVC and CI artifacts keep them)\r\nruns/\r\n"
+    )
+    again = cvspec("new", "dogs", cwd=tmp_path)
+    assert again.code == 0 and ".gitignore" not in again.out
+
+
 @pytest.mark.slow
 def test_digits_example_passes_its_own_data_checks(tmp_path: Path) -> None:
     assert cvspec("init", "--example", "digits", ".", cwd=tmp_path).code == 0

@@ -114,12 +114,16 @@ def ignore_runs(folder: Path) -> str | None:
     from cvspec.atomic import write_bytes
 
     path = folder / ".gitignore"
-    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    # bytes, appended to as they are: a file in another encoding than UTF-8, or with CRLF
+    # line ends (a Windows checkout), keeps its every byte and gets lines that end like its own
+    data = path.read_bytes() if path.is_file() else b""
+    text = data.decode("utf-8", "surrogateescape").removeprefix("\ufeff")
     if any(line.strip() in RUNS_IGNORED for line in text.splitlines()):
         return None
-    gap = "" if not text or text.endswith("\n") else "\n"
+    eol = "\r\n" if "\r\n" in text else "\n"
+    gap = "" if not text or text.endswith("\n") else eol
     lines = "# what `cvspec run` writes: models, reports (DVC and CI artifacts keep them)\nruns/\n"
-    write_bytes(path, (text + gap + lines).encode("utf-8"))
+    write_bytes(path, data + (gap + lines.replace("\n", eol)).encode("utf-8"))
     return f"added runs/ to {path}" if text else f"wrote {path} (runs/)"
 
 
