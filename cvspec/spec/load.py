@@ -45,19 +45,15 @@ def read_spec_text(path: Path) -> str:
             [Diagnostic("file-not-found", f"spec file not found: {display_path(path)}")]
         ) from None
     except UnicodeDecodeError as exc:
-        data = path.read_bytes()
+        data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")  # exc.start counts from after it
         line = data.count(b"\n", 0, exc.start) + 1
         col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         origin = Origin("file", display_path(path), line, col)
+        problem = f"not UTF-8 text (byte 0x{data[exc.start]:02x})"
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # Windows PowerShell's `>`, Notepad's
+            problem = "UTF-16 text (it starts with UTF-16's byte-order mark), not UTF-8"
         raise SpecError(
-            [
-                Diagnostic(
-                    "encoding",
-                    f"not UTF-8 text (byte 0x{data[exc.start]:02x})",
-                    origin,
-                    "save the file as UTF-8",
-                )
-            ]
+            [Diagnostic("encoding", problem, origin, "save the file as UTF-8")]
         ) from None
     except OSError as exc:
         raise SpecError(
