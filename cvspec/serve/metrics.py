@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from cvspec.serve import metric_names as m
@@ -28,6 +29,26 @@ def scrape_registry() -> Any:
     return registry
 
 
+def forget_dead_workers() -> None:
+    """Drop the gauges of worker processes that are gone: a worker killed (OOM, SIGKILL) never
+    marks itself dead, and its last queue depth and drift stayed in every scrape after uvicorn
+    replaced it. Their counters and histograms stay: those never go backwards."""
+    from prometheus_client.multiprocess import mark_process_dead
+
+    pids = set()
+    for path in Path(os.environ[MULTIPROC_ENV]).glob("gauge_live*_*.db"):
+        digits = path.stem.rsplit("_", 1)[1]
+        if digits.isdigit():
+            pids.add(int(digits))
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            mark_process_dead(pid)  # type: ignore[no-untyped-call]
+        except PermissionError:  # alive, another user's (a reused pid)
+            pass
+
+
 class ServerMetrics:
     """Every metric the server exports, created once per process."""
 
@@ -43,6 +64,8 @@ class ServerMetrics:
 
         disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series
         shared = multiprocess()
+        if shared:  # a new worker, maybe in place of one that died
+            forget_dead_workers()
         self.registry = scrape_registry() if shared else CollectorRegistry()
         reg = None if shared else self.registry
         if not shared:
