@@ -159,6 +159,10 @@ def build_app(
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.service = service
+    if own_process:  # the only app of its process: the HTTP protocol counts into its metrics
+        from cvspec.serve import metrics as shared
+
+        shared.count_closed = service.metrics.connection_closed
     return TimedApp(app, service)
 
 

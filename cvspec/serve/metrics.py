@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import collections
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,15 @@ from cvspec.serve import metric_names as m
 from cvspec.serve.drift import WINDOW
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # set: workers share metrics through files there
+
+
+def _uncounted(reason: str) -> None:
+    pass
+
+
+# Counts a connection the HTTP protocol closes before the app sees a request (protocol.py), by
+# reason: a server process's ServerMetrics.connection_closed once its app is built (app.py).
+count_closed: Callable[[str], None] = _uncounted
 
 
 def multiprocess() -> bool:
@@ -79,6 +88,12 @@ class ServerMetrics:
         self.requests = Counter(
             m.REQUESTS, "HTTP requests by route and status", ("route", "status"), registry=reg
         )
+        self.closed = Counter(
+            m.CONNECTIONS_CLOSED,
+            "Connections closed before a complete request head, by reason (never requests)",
+            ("reason",),
+            registry=reg,
+        )
         self.latency = hist(
             m.REQUEST_SECONDS,
             "HTTP request latency, from the request's start (its upload included) to the answer",
@@ -143,6 +158,12 @@ class ServerMetrics:
             self.requests.labels(route, "200")
         for label in labels:
             self.predictions.labels(label)
+        for reason in m.CLOSE_REASONS:
+            self.closed.labels(reason)
+
+    def connection_closed(self, reason: str) -> None:
+        """Count one connection closed before its request head was complete (protocol.py)."""
+        self.closed.labels(reason).inc()
 
     def request(self, route: str, status: int, seconds: float) -> None:
         """Count one finished HTTP request and its latency."""
