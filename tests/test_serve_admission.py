@@ -47,6 +47,19 @@ def requests_total(server: ServerProcess) -> dict[tuple[str, str], float]:
     }
 
 
+def closed_total(server: ServerProcess, reason: str) -> float:
+    """cvspec_connections_closed_total{reason}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(server.metrics_url).text
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == m.CONNECTIONS_CLOSED and s.labels["reason"] == reason
+    )
+
+
 def wait_for_count(server: ServerProcess, key: tuple[str, str], count: float) -> None:
     """Until cvspec_requests_total{key} reaches count: the server learns of hang-ups later."""
     deadline = time.monotonic() + SOCKET_TIMEOUT_S
@@ -122,6 +135,7 @@ def test_a_connection_that_never_completes_a_request_head_is_closed(
     server: ServerProcess,
 ) -> None:
     health = b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n"
+    timed_out = closed_total(server, "head_timeout")
     with connect(server) as idle, connect(server) as slow, connect(server) as kept:
         slow.sendall(health[:30])  # and nothing more
         kept.sendall(health)
@@ -132,11 +146,14 @@ def test_a_connection_that_never_completes_a_request_head_is_closed(
         assert slow.recv(1024) == b""
         assert kept.recv(1024) == b""  # idle after its last answer
     assert httpx.get(f"{server.url}/health").status_code == 200
+    # counted, as the requests are not: the slow head only (idle connections end that way)
+    assert closed_total(server, "head_timeout") == timed_out + 1
 
 
 def test_a_request_head_over_the_limit_is_refused_with_431(server: ServerProcess) -> None:
     from cvspec.serve.protocol import MAX_HEAD_BYTES
 
+    too_large = closed_total(server, "head_too_large")
     with connect(server) as sock:
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: test\r\nX-Big: ")
         sent, answered = 0, False
@@ -149,6 +166,7 @@ def test_a_request_head_over_the_limit_is_refused_with_431(server: ServerProcess
     assert head.startswith(b"HTTP/1.1 431 "), head
     assert sent <= 2 * MAX_HEAD_BYTES  # refused while the head grew, not at its end
     assert httpx.get(f"{server.url}/health").status_code == 200
+    assert closed_total(server, "head_too_large") == too_large + 1
 
 
 def test_requests_in_flight_over_the_limit_get_the_apps_counted_503(

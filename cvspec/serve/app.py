@@ -76,6 +76,8 @@ async def predict(request: Any) -> Any:
         return error(exc.status, exc.code, exc.message)
     except QueueFull as exc:
         return error(503, "overloaded", str(exc), retry=True)
+    except asyncio.CancelledError:  # the drain deadline passed (runner.DRAIN_S): another replica
+        return error(503, "shutting_down", "the server is shutting down", retry=True)
     except ClientDisconnect:  # nobody reads this answer; it is sent for the metrics' status
         log.debug("the client closed the connection before its upload ended")
         return Response(status_code=CLIENT_CLOSED)
@@ -143,6 +145,12 @@ def build_app(
                 from prometheus_client import multiprocess
 
                 multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+            if service.calling:  # a model call outlived the drain deadline
+                # Its thread would hold the process up at exit (Python joins it) until a SIGKILL
+                log.error("a model call is still running after the drain deadline; exiting")
+                await asyncio.sleep(0.1)  # the 503s of the cancelled requests leave first
+                logging.shutdown()
+                os._exit(1)
 
     routes = [
         Route(m.PREDICT_ROUTE, predict, methods=["POST"]),
@@ -151,11 +159,18 @@ def build_app(
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.service = service
+    if own_process:  # the only app of its process: the HTTP protocol counts into its metrics
+        from cvspec.serve import metrics as shared
+
+        shared.count_closed = service.metrics.connection_closed
     return TimedApp(app, service)
 
 
 def app_from_env() -> TimedApp:
     """The app of one worker process (uvicorn --factory), configured through CVSPEC_SERVE_CONFIG."""
+    from cvspec.serve.runner import configure_logging
+
+    configure_logging()  # a fresh process: without it, cvspec.serve's lines under WARNING were lost
     return build_app(ServeConfig.from_json(os.environ[CONFIG_ENV]), own_process=True)
 
 

@@ -21,6 +21,10 @@ INPUT_HEIGHT = "cvspec_input_height_pixels"  # histogram
 # gauge {stat}: |live mean - training mean| / training std over a full window of images
 DRIFT = "cvspec_input_drift"
 BASELINE_IMAGES = "cvspec_drift_baseline_images"  # gauge: images in the drift baseline, 0: none
+# counter {reason}: connections closed before the app saw a request, so not in REQUESTS:
+# head_timeout (a head begun and not finished in time: slowloris), head_too_large (431)
+CONNECTIONS_CLOSED = "cvspec_connections_closed_total"
+CLOSE_REASONS = ("head_timeout", "head_too_large")
 MODEL_INFO = "cvspec_model_info"  # gauge = 1 {name, version, task}, set once the model loaded
 UP = "up"  # not the server's: Prometheus writes it per target and scrape, 1 scraped, 0 failed
 
@@ -37,6 +41,7 @@ HISTOGRAMS = (
 )
 EXPORTED = (
     REQUESTS,
+    CONNECTIONS_CLOSED,
     QUEUE_DEPTH,
     DECODE_PIXELS,
     PREDICTIONS,

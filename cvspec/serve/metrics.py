@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import collections
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from cvspec.serve import metric_names as m
 from cvspec.serve.drift import WINDOW
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # set: workers share metrics through files there
+
+
+def _uncounted(reason: str) -> None:
+    pass
+
+
+# Counts a connection the HTTP protocol closes before the app sees a request (protocol.py), by
+# reason: a server process's ServerMetrics.connection_closed once its app is built (app.py).
+count_closed: Callable[[str], None] = _uncounted
 
 
 def multiprocess() -> bool:
@@ -28,6 +38,26 @@ def scrape_registry() -> Any:
     return registry
 
 
+def forget_dead_workers() -> None:
+    """Drop the gauges of worker processes that are gone: a worker killed (OOM, SIGKILL) never
+    marks itself dead, and its last queue depth and drift stayed in every scrape after uvicorn
+    replaced it. Their counters and histograms stay: those never go backwards."""
+    from prometheus_client.multiprocess import mark_process_dead
+
+    pids = set()
+    for path in Path(os.environ[MULTIPROC_ENV]).glob("gauge_live*_*.db"):
+        digits = path.stem.rsplit("_", 1)[1]
+        if digits.isdigit():
+            pids.add(int(digits))
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            mark_process_dead(pid)  # type: ignore[no-untyped-call]
+        except PermissionError:  # alive, another user's (a reused pid)
+            pass
+
+
 class ServerMetrics:
     """Every metric the server exports, created once per process."""
 
@@ -43,6 +73,8 @@ class ServerMetrics:
 
         disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series
         shared = multiprocess()
+        if shared:  # a new worker, maybe in place of one that died
+            forget_dead_workers()
         self.registry = scrape_registry() if shared else CollectorRegistry()
         reg = None if shared else self.registry
         if not shared:
@@ -55,6 +87,12 @@ class ServerMetrics:
 
         self.requests = Counter(
             m.REQUESTS, "HTTP requests by route and status", ("route", "status"), registry=reg
+        )
+        self.closed = Counter(
+            m.CONNECTIONS_CLOSED,
+            "Connections closed before a complete request head, by reason (never requests)",
+            ("reason",),
+            registry=reg,
         )
         self.latency = hist(
             m.REQUEST_SECONDS,
@@ -120,6 +158,12 @@ class ServerMetrics:
             self.requests.labels(route, "200")
         for label in labels:
             self.predictions.labels(label)
+        for reason in m.CLOSE_REASONS:
+            self.closed.labels(reason)
+
+    def connection_closed(self, reason: str) -> None:
+        """Count one connection closed before its request head was complete (protocol.py)."""
+        self.closed.labels(reason).inc()
 
     def request(self, route: str, status: int, seconds: float) -> None:
         """Count one finished HTTP request and its latency."""

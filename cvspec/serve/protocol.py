@@ -13,13 +13,16 @@ closes such connections, so the protocol below does:
   parser, refuses heads over 16 KiB the same way).
 
 Both happen before the app sees a request, so neither reaches the request metrics: they are
-connections, not requests. Once the head is in, the app's own limits apply (app.py).
+connections, not requests, counted in cvspec_connections_closed_total by reason (a connection
+closed idle, before any byte of a request, is not counted: kept-alive connections end so).
+Once the head is in, the app's own limits apply (app.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 
+from cvspec.serve import metrics
 from cvspec.serve.transport import CoalescingHttpToolsProtocol
 
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers; a normal head is well under 2 KiB
@@ -55,6 +58,7 @@ class GuardedHttpToolsProtocol(CoalescingHttpToolsProtocol):
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD_BYTES and not self.transport.is_closing():
                 self.logger.info("a request head over %d bytes: closed", MAX_HEAD_BYTES)
+                metrics.count_closed("head_too_large")
                 self.transport.write(_TOO_LARGE)
                 self.transport.close()
 
@@ -93,4 +97,6 @@ class GuardedHttpToolsProtocol(CoalescingHttpToolsProtocol):
     def _head_timeout(self) -> None:
         self._head_timer = None
         if not self.transport.is_closing():
+            if self._in_head:  # not an idle connection: a head begun and not finished in time
+                metrics.count_closed("head_timeout")
             self.transport.close()

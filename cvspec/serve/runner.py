@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import socket
+import sys
 import tempfile
 from typing import Any
 
@@ -14,6 +16,30 @@ from cvspec.serve.config import ServeConfig
 from cvspec.serve.model import read_model_dir
 
 KEEP_ALIVE_S = 5
+# On SIGTERM the server stops accepting, answers what it has admitted (bodies being read, the
+# batch queue, the model call), then exits; past DRAIN_S the requests left are cancelled. Under
+# `docker stop`'s and compose's default grace of 10 s, before the SIGKILL that follows it.
+DRAIN_S = 8
+DRAIN_ENV = "CVSPEC_DRAIN_S"  # another deadline, in whole seconds (Kubernetes' default grace: 30 s)
+LOG_FORMAT = "%(levelname)s:     %(message)s"  # uvicorn's own format
+LOG_LEVEL_ENV = "CVSPEC_LOG_LEVEL"
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")  # uvicorn's, less "trace"
+
+
+def configure_logging() -> None:
+    """cvspec.serve's log lines in uvicorn's format at CVSPEC_LOG_LEVEL, in every process."""
+    level = os.environ.get(LOG_LEVEL_ENV, "info")
+    if level.lower() not in LOG_LEVELS:
+        raise CvspecError(f"{LOG_LEVEL_ENV}={level!r}: one of {', '.join(LOG_LEVELS)}")
+    logging.basicConfig(format=LOG_FORMAT, level=level.upper())
+
+
+def drain_seconds() -> int:
+    """The drain deadline: CVSPEC_DRAIN_S, else DRAIN_S."""
+    text = os.environ.get(DRAIN_ENV, str(DRAIN_S))
+    if not text.strip().isdigit():
+        raise CvspecError(f"{DRAIN_ENV}={text!r}: a whole number of seconds")
+    return int(text)
 
 
 def check_port(host: str, port: int, what: str) -> None:
@@ -28,8 +54,8 @@ def check_port(host: str, port: int, what: str) -> None:
 
 def serve(config: ServeConfig) -> None:
     """Serve until interrupted (Ctrl-C or SIGTERM)."""
-    level = os.environ.get("CVSPEC_LOG_LEVEL", "info")
-    logging.basicConfig(format="%(levelname)s:     %(message)s", level=level.upper())
+    configure_logging()
+    drain_seconds()  # a bad value fails now, not once the model is read and the ports taken
     files = read_model_dir(config.model_dir)  # fail now, not in a worker
     if files.pre.fit == "letterbox":  # a detector: its letterbox resizes with OpenCV
         from cvspec.preprocess import opencv
@@ -92,13 +118,14 @@ def _uvicorn(app: Any, config: ServeConfig, **extra: Any) -> None:
         from cvspec.serve.protocol import PROTOCOL
 
         extra.setdefault("http", PROTOCOL)
-    uvicorn.run(
+    settings = uvicorn.Config(
         app,
         host=config.host,
         port=config.port,
         access_log=False,  # the metrics count every request; a log line each costs more
-        log_level=os.environ.get("CVSPEC_LOG_LEVEL", "info").lower(),
+        log_level=os.environ.get(LOG_LEVEL_ENV, "info").lower(),
         timeout_keep_alive=KEEP_ALIVE_S,  # also the deadline for a request head (protocol.py)
+        timeout_graceful_shutdown=drain_seconds(),
         # No limit_concurrency: uvicorn counts open connections against it, idle ones included,
         # and past it answers a plain-text 503 without Retry-After before the app sees the
         # request, so a few hundred idle sockets took /health down and no metric counted it.
@@ -110,3 +137,36 @@ def _uvicorn(app: Any, config: ServeConfig, **extra: Any) -> None:
         limit_concurrency=None,
         **extra,
     )
+    try:
+        if settings.workers > 1:
+            _supervise(settings)
+            return
+        server = uvicorn.Server(settings)
+        # uvicorn raises the SIGTERM it drained for again once done, which would kill the
+        # process by the signal (exit status 143 in a container: "Error"); a drained server
+        # exits 0 instead. A SIGTERM before uvicorn handles signals exits 0 as well.
+        signal.signal(signal.SIGTERM, _exit_cleanly)
+        server.run()
+    except KeyboardInterrupt:  # Ctrl-C: uvicorn raises the SIGINT it handled again
+        return
+    if not server.started:
+        sys.exit(uvicorn.config.STARTUP_FAILURE)
+
+
+def _exit_cleanly(signum: int, frame: Any) -> None:
+    sys.exit(0)
+
+
+def _supervise(settings: Any) -> None:
+    """uvicorn's worker supervisor, which also closes its own copy of the listening socket when
+    it stops the workers: open, the kernel kept accepting connections that no draining worker
+    took, and they hung until the parent exited instead of being refused."""
+    from uvicorn.supervisors import Multiprocess
+
+    class Supervisor(Multiprocess):
+        def terminate_all(self) -> None:
+            for sock in self.sockets:
+                sock.close()
+            super().terminate_all()
+
+    Supervisor(settings, sockets=[settings.bind_socket()]).run()

@@ -43,6 +43,7 @@ class Service:
         self.error: str | None = None
         self.pending = 0  # requests being read or decoded: the batcher waits only for these
         self.in_flight = 0  # /predict requests admitted and not yet answered
+        self.calling = False  # a model call is running (in the inference thread)
         self.decoding = PixelBudget(
             config.decode_budget, config.queue_capacity, on_change=self.metrics.decoding.set
         )
@@ -112,12 +113,16 @@ class Service:
         from cvspec.preprocess import normalize
 
         assert self.model is not None
-        batch = normalize(pixels, self.files.pre)
-        fixed, n = self.model.fixed_batch, len(batch)
-        if fixed is not None and n < fixed:
-            pad = np.zeros((fixed - n, *batch.shape[1:]), dtype=batch.dtype)
-            return self.model.run(np.concatenate([batch, pad]))[:n]
-        return self.model.run(batch)
+        self.calling = True
+        try:
+            batch = normalize(pixels, self.files.pre)
+            fixed, n = self.model.fixed_batch, len(batch)
+            if fixed is not None and n < fixed:
+                pad = np.zeros((fixed - n, *batch.shape[1:]), dtype=batch.dtype)
+                return self.model.run(np.concatenate([batch, pad]))[:n]
+            return self.model.run(batch)
+        finally:
+            self.calling = False
 
     def prepare(self, images: list[Any]) -> list[Prepared]:
         """Decode opened images and preprocess them: exactly what evaluation does.
