@@ -156,15 +156,63 @@ def test_yolo_reader_boxes_polygons_and_malformed_lines(tmp_path: Path) -> None:
         "images/train/nolabel.png",
         "no label file labels/train/nolabel.txt (an empty one marks a background image)",
     )
-    assert got[2:6] == [
+    assert got[2:7] == [
         ("layout", "labels/train/x.txt:5", f"3 values; {usage}"),
         ("layout", "labels/train/x.txt:6", f"not numbers: 'zero 0.5 0.5 0.1 0.1'; {usage}"),
         ("layout", "labels/train/x.txt:7", f"class id '1.5' is not a whole number; {usage}"),
         ("layout", "labels/train/x.txt:8", f"6 values; {usage}"),
+        (
+            "layout",
+            "labels/train/x.txt",
+            "mixes box lines ('class cx cy w h', line 1) and polygon lines (line 3): ultralytics "
+            "leaves the whole image out of training ('labels mix segment and detection rows'); "
+            "write every object of a file the same way",
+        ),
     ]
-    assert got[6][:2] == ("layout", "labels/train/y.txt")
-    assert got[6][2].startswith("cannot read the label file: 'utf-8' codec can't decode")
-    assert got[7:] == [("layout", "labels/train/orphan.txt", "label file without an image")]
+    assert got[7][:2] == ("layout", "labels/train/y.txt")
+    assert got[7][2].startswith("cannot read the label file: 'utf-8' codec can't decode")
+    assert got[8:] == [("layout", "labels/train/orphan.txt", "label file without an image")]
+
+
+def test_yolo_label_files_from_windows_and_polygon_files_read_as_ultralytics_reads_them(
+    tmp_path: Path,
+) -> None:
+    """A byte-order mark and CRLF line ends (Windows editors) are read as ultralytics reads them
+    (utf-8-sig), not as a malformed first line; a file of polygons only (ultralytics' seg
+    format) gives each polygon's bounding box, without a finding."""
+    files = {
+        "data/images/train/bom.png": PNG,
+        "data/images/train/seg.png": PNG,
+        "data/images/val/v.png": PNG,
+        "data/labels/train/bom.txt": "\ufeff0 0.5 0.5 0.2 0.4\r\n1 0.25 0.25 0.1 0.1\r\n".encode(),
+        "data/labels/train/seg.txt": (
+            "0 0.1 0.1 0.3 0.1 0.3 0.3\n1 0.5 0.5 0.9 0.5 0.9 0.9 0.5 0.9\n"
+        ),
+        "data/labels/val/v.txt": "0 0.5 0.5 0.2 0.2\n1 0.5 0.5 0.2 0.2\n",
+    }
+    spec = """\
+        cvspec: 1
+        project: {name: w}
+        task: detection
+        data:
+          path: ../data
+          format: yolo
+          classes: [a, b]
+          splits: {train: images/train, val: images/val}
+        model: {arch: ultralytics/yolov8n.yaml, image_size: 32}
+        """
+    root = project(tmp_path, spec, "w.yaml", files)
+    result = cvspec("run", "specs/w.yaml", "--stage", "data", cwd=root)
+    assert result.code == 0, result.err
+    layout = read_layout(load_spec(root / "specs/w.yaml").spec, root / "data")
+    assert {
+        r.path: [(b.cls, round(b.cx, 3), round(b.w, 3)) for b in r.boxes] for r in layout.entries
+    } == {
+        "images/train/bom.png": [(0, 0.5, 0.2), (1, 0.25, 0.1)],
+        "images/train/seg.png": [(0, 0.2, 0.2), (1, 0.7, 0.4)],
+        "images/val/v.png": [(0, 0.5, 0.2), (1, 0.5, 0.2)],
+    }
+    assert problems(layout) == []
 
 
 def test_yolo_ratio_splits_read_images_folder(tmp_path: Path) -> None:
@@ -264,6 +312,91 @@ def test_coco_one_json_with_ratio_splits_and_auto_classes(tmp_path: Path) -> Non
     assert index.classes == ("a", "b")
     assert index.records[0].boxes == (Box(1, 0.5, 0.5, 1.0, 1.0),)
     assert len(index.records) == 10 and index.problems == ()
+
+
+def test_coco_category_ids_mean_what_their_own_file_says(tmp_path: Path) -> None:
+    """val.json exported from another task numbers the same classes the other way round: each
+    box takes the class its own file names, not the one train.json gave that id."""
+    image = [{"id": 1, "file_name": "p.png", "width": 16, "height": 16}]
+    box = [{"image_id": 1, "category_id": 1, "bbox": [0, 0, 16, 16]}]
+    write_tree(
+        tmp_path,
+        {
+            "data/train/p.png": PNG,
+            "data/val/p.png": PNG,
+            "data/train/ann.json": coco(
+                image, box, [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]
+            ),
+            "data/val/ann.json": coco(image, box, [{"id": 1, "name": "b"}, {"id": 2, "name": "a"}]),
+        },
+    )
+    for classes in ("auto", "[a, b]"):
+        spec = spec_of(
+            tmp_path, f"format: coco, classes: {classes}, splits: {{train: train, val: val}}",
+            "detection",
+        )  # fmt: skip
+        layout = read_layout(spec, tmp_path / "data")
+        assert layout.classes == ("a", "b")
+        assert [(r.path, [b.cls for b in r.boxes]) for r in layout.entries] == [
+            ("train/p.png", [0]),
+            ("val/p.png", [1]),
+        ]
+        assert problems(layout) == []
+
+
+ROBOFLOW_CATEGORIES = [  # a Roboflow COCO export: category 0 is the dataset itself
+    {"id": 0, "name": "parts", "supercategory": "none"},
+    {"id": 1, "name": "bolt", "supercategory": "parts"},
+    {"id": 2, "name": "nut", "supercategory": "parts"},
+]
+
+
+def test_a_roboflow_dataset_category_is_no_class(tmp_path: Path) -> None:
+    """Roboflow lists the dataset as category 0, the supercategory of the others, without
+    annotations: no class with no images (min_images_per_class fails), nor one missing from
+    data.classes; the data stage of the export passes."""
+    annotations = [
+        {"id": n, "image_id": n, "category_id": 1 + n % 2, "bbox": [0, 0, 8, 8], "area": 64,
+         "iscrowd": 0, "segmentation": []}
+        for n in range(4)
+    ]  # fmt: skip
+    for split in ("train", "valid"):
+        images = [{"id": n, "file_name": f"{n}.png", "width": 16, "height": 16} for n in range(4)]
+        write_tree(
+            tmp_path,
+            {
+                f"data/{split}/_annotations.coco.json": coco(
+                    images, annotations, ROBOFLOW_CATEGORIES
+                ),
+                **{f"data/{split}/{n}.png": encode(synthetic_image(n, 16)) for n in range(4)},
+            },
+        )
+    for classes in ("auto", "[bolt, nut]"):
+        spec = f"""\
+            cvspec: 1
+            project: {{name: rf}}
+            task: detection
+            data:
+              path: ../data
+              format: coco
+              classes: {classes}
+              splits: {{train: train, val: valid}}
+            model: {{arch: ultralytics/yolov8n.yaml, image_size: 32}}
+            """
+        root = project(tmp_path, spec, "rf.yaml")
+        result = cvspec("run", "specs/rf.yaml", "--stage", "data", cwd=root)
+        assert result.code == 0, result.err
+        assert "8 images, 2 classes" in result.err
+        report = json.loads((root / "runs/rf/data/report.json").read_text())
+        assert report["classes"] == ["bolt", "nut"]
+    # a category 0 that does mark boxes is a class
+    annotations[0]["category_id"] = 0
+    write_tree(
+        tmp_path,
+        {"data/train/_annotations.coco.json": coco(images, annotations, ROBOFLOW_CATEGORIES)},
+    )
+    spec = spec_of(tmp_path, "format: coco, splits: {train: train, val: valid}", "detection")
+    assert read_layout(spec, tmp_path / "data").classes == ("parts", "bolt", "nut")
 
 
 def test_coco_broken_json_is_a_clear_error(tmp_path: Path) -> None:

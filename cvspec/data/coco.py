@@ -33,8 +33,8 @@ def read_coco(data: Any, root: Path) -> Layout:
         gone: list[str] = []
         entries.extend(
             _records(
-                files[split], path, images, root, split, data, category_index, problems, listed,
-                skipped, gone,
+                files[split], path, images, root, split, data, category_index[split], problems,
+                listed, skipped, gone,
             )
         )  # fmt: skip
         missing.append((path, images, gone))
@@ -105,26 +105,50 @@ def _load(path: Path, root: Path) -> dict[str, Any]:
 
 def _classes(
     data: Any, files: dict[str, dict[str, Any]], root: Path
-) -> tuple[tuple[str, ...], dict[int, int], list[Problem]]:
-    """Class names, category id -> class index, and problems with the categories."""
-    names: dict[int, str] = {}
+) -> tuple[tuple[str, ...], dict[str, dict[int, int]], list[Problem]]:
+    """Class names, per split: category id -> class index, and problems with the categories.
+
+    A category id means what its own file says: each file maps its ids to classes by name,
+    so a val.json numbering the categories differently from train.json (exported from another
+    tool or task) is read right. Classes are matched by name, as pycocotools-based converters
+    do. A category that only names other categories' supercategory and marks no annotation
+    (Roboflow's dataset category: id 0, supercategory "none") is no class: Roboflow's own YOLO
+    export leaves it out too."""
+    per_file: dict[str, dict[int, str]] = {}
+    for split, doc in files.items():
+        names = per_file.setdefault(split, {})
+        used = {a.get("category_id") for a in doc.get("annotations", []) if isinstance(a, dict)}
+        cats = [c for c in doc.get("categories", []) if isinstance(c, dict)]
+        parents = {str(c["supercategory"]) for c in cats if c.get("supercategory") is not None}
+        for cat in cats:
+            cid = cat.get("id")
+            if not isinstance(cid, int) or isinstance(cid, bool):
+                continue
+            name = str(cat.get("name", cid))
+            others = any(c is not cat and c.get("supercategory") == name for c in cats)
+            if cid not in used and name in parents and others:
+                continue  # the dataset's own category (Roboflow), not a class
+            names.setdefault(cid, name)
     problems: list[Problem] = []
-    for doc in files.values():
-        for cat in doc.get("categories", []):
-            if isinstance(cat, dict) and isinstance(cat.get("id"), int):
-                names.setdefault(cat["id"], str(cat.get("name", cat["id"])))
     if data.classes == "auto":
-        classes = tuple(names[k] for k in sorted(names))
+        order: list[str] = []  # by id within each file, files in split order
+        for names in per_file.values():
+            order.extend(n for _, n in sorted(names.items()) if n not in order)
+        classes = tuple(order)
     else:
         classes = tuple(data.classes)
-        for cid in sorted(names):
-            if names[cid] not in classes:
-                msg = (
-                    f"category {names[cid]!r} (id {cid}) is not in data.classes; its boxes ignored"
-                )
-                problems.append(problem("categories", msg, "classes"))
+        reported: set[str] = set()
+        for names in per_file.values():
+            for cid, name in sorted(names.items()):
+                if name not in classes and name not in reported:
+                    reported.add(name)
+                    msg = f"category {name!r} (id {cid}) is not in data.classes; its boxes ignored"
+                    problems.append(problem("categories", msg, "classes"))
     # -1: a known category left out of data.classes (reported once above)
-    index = {cid: classes.index(name) if name in classes else -1 for cid, name in names.items()}
+    index = {
+        split: {cid: classes.index(name) if name in classes else -1 for cid, name in names.items()}
+        for split, names in per_file.items()
+    }
     return classes, index, problems
 
 

@@ -91,19 +91,35 @@ def _span(values: list[float]) -> tuple[float, float]:
 def _read_labels(path: Path, root: Path, problems: list[Problem]) -> tuple[Box, ...]:
     rel = path.relative_to(root).as_posix()
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig, as ultralytics reads labels: a file saved with a byte-order mark (Windows
+        # editors) is read, its first line is no "not numbers" finding
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(problem(rel, f"cannot read the label file: {exc}"))
         return ()
     boxes: list[Box] = []
+    widths: dict[int, int] = {}  # values per line -> the first line that has that many
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
+        widths.setdefault(len(line.split()), number)
         parsed = parse_line(line)
         if isinstance(parsed, str):
             problems.append(problem(f"{rel}:{number}", parsed))
         else:
             boxes.append(replace(parsed, source=f"{rel}:{number}"))
+    polygon = next((n for w, n in sorted(widths.items()) if w > 6), None)
+    if polygon is not None and 5 in widths:
+        # ultralytics reads a file with any line of more than 6 values as polygons and then
+        # rejects one with a box line too: the image is left out of training as corrupt
+        problems.append(
+            problem(
+                rel,
+                f"mixes box lines ('class cx cy w h', line {widths[5]}) and polygon lines (line "
+                f"{polygon}): ultralytics leaves the whole image out of training ('labels mix "
+                "segment and detection rows'); write every object of a file the same way",
+            )
+        )
     return tuple(boxes)
 
 
