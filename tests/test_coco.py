@@ -235,6 +235,40 @@ def test_no_listed_image_found_names_the_file_names_not_an_empty_folder(tmp_path
         assert "no images found" not in result.err and "Traceback" not in result.err
 
 
+def test_cocos_own_layout_is_named_with_the_folder_its_images_are_in(tmp_path: Path) -> None:
+    """annotations/instances_train2017.json as a split: its file_names are relative to data.path,
+    not to the json's folder, and COCO keeps the images in train2017/. The error says where
+    the images are and how to give that layout, not the folder-of-its-json rule."""
+    files: dict[str, Any] = {}
+    for split, first in (("train", 0), ("val", 100)):
+        ids = range(first, first + 3)
+        images = [{"id": n, "file_name": f"{n:012d}.jpg", "width": 16, "height": 16} for n in ids]
+        files[f"data/annotations/instances_{split}2017.json"] = coco_json(images, [])
+        for n in ids:
+            files[f"data/{split}2017/{n:012d}.jpg"] = encode(synthetic_image(n, 16), "JPEG")
+    spec = DETECTION.replace(
+        "{train: train, val: val}",
+        "{train: annotations/instances_train2017.json, val: annotations/instances_val2017.json}",
+    )
+    root = write_tree(tmp_path, {".git/HEAD": "", "specs/p.yaml": spec, **files})
+    result = cvspec("run", "specs/p.yaml", "--stage", "data", cwd=root)
+    assert result.code == 2, result.err
+    assert (
+        "annotations/instances_train2017.json lists 3 images, none found: 000000000000.jpg, "
+        "000000000001.jpg, 000000000002.jpg do not exist (relative to data/); 000000000000.jpg "
+        "is in data/train2017/; annotations/instances_val2017.json lists 3 images, none found: "
+        in result.err
+    ), result.err
+    assert "000000000100.jpg is in data/val2017/\n" in result.err
+    assert (
+        "help: a split given as a .json lists file_names relative to data.path; COCO's own "
+        "layout (annotations/instances_train2017.json, images in train2017/) reads as split "
+        "folders: move each .json into its image folder and give the folders, e.g. splits: "
+        "{train: train2017, val: val2017}" in " ".join(result.err.split())
+    ), result.err
+    assert "Traceback" not in result.err
+
+
 def to_coco(root: Path, exclude: str = "") -> None:
     """The shapes example as a COCO dataset under data/coco ({train, val}/ann.json with the
     images beside it), and its spec changed to read it, as a user converting it would."""

@@ -53,22 +53,34 @@ def _none_found(
     """Not one listed image exists (image folders renamed or moved): the error at data.path
     says which file_names were looked for where, not that the folder has no images."""
     parts = []
+    json_split = False  # a split given as a .json apart from its images (COCO's own layout)
     for (split, _), (path, images, gone) in zip(sources.items(), missing, strict=True):
         if not gone:
             continue
         where = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
         names = ", ".join(gone[:3]) + (f" (and {len(gone) - 3} more)" if len(gone) > 3 else "")
-        parts.append(
+        part = (
             f"{where} lists {len(files[split]['images'])} images, none found: {names} "
             f"{'does' if len(gone) == 1 else 'do'} not exist (relative to {shown(images)}/)"
         )
-    return SpecValueError(
-        ("data", "path"),
-        "; ".join(parts),
-        "a file_name is relative to the folder of its .json (data.path for ratio splits): "
-        "were the image folders renamed or moved?",
-        code="data-empty",
+        if split and path.parent != images:
+            json_split = True
+            holders = [
+                d for d in sorted(images.iterdir()) if d.is_dir() and (d / gone[0]).is_file()
+            ]
+            if holders:
+                part += f"; {gone[0]} is in {shown(holders[0])}/"
+        parts.append(part)
+    hint = (
+        "a split given as a .json lists file_names relative to data.path; COCO's own layout "
+        "(annotations/instances_train2017.json, images in train2017/) reads as split folders: "
+        "move each .json into its image folder and give the folders, e.g. "
+        "splits: {train: train2017, val: val2017}"
+        if json_split
+        else "a file_name is relative to the folder of its .json (data.path for ratio splits): "
+        "were the image folders renamed or moved?"
     )
+    return SpecValueError(("data", "path"), "; ".join(parts), hint, code="data-empty")
 
 
 def _source(root: Path, target: Path, key: tuple[str, ...]) -> tuple[Path, Path]:
