@@ -550,6 +550,21 @@ def test_the_data_stage_says_which_files_it_skipped(tmp_path: Path) -> None:
     assert skipped["findings"][0]["related"] == ["train/cat/IMG_1.HEIC"]
 
 
+def test_a_class_folder_linked_to_a_missing_folder_is_named_not_dropped(tmp_path: Path) -> None:
+    """train/bird links to a drive that is not mounted: with classes: auto the class would
+    vanish unsaid (two classes trained, not three); it is a layout finding naming the link."""
+    from test_data_checks import CLASSIFICATION, clean_tree
+
+    root = project(tmp_path, CLASSIFICATION, "planted.yaml", clean_tree())
+    (root / "data/train/bird").symlink_to(tmp_path / "mnt/nas/bird", target_is_directory=True)
+    result = cvspec("run", "specs/planted.yaml", "--stage", "data", cwd=root)
+    assert result.code == 1, result.err
+    assert (
+        "layout: fail (no unreadable annotations or stray files; measured 1)\n"
+        f"  train/bird: a link to {tmp_path / 'mnt/nas/bird'}, which does not exist; ignored\n"
+    ) in result.err, result.err
+
+
 def test_a_folder_without_images_fails_early_at_data_path(tmp_path: Path) -> None:
     """Data not pulled yet (a typical CI mistake): one error at data.path, not every count
     check failing with 'measured 0'."""

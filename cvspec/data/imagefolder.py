@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,9 @@ def read_imagefolder(data: Any, root: Path) -> Layout:
             if not child.is_dir():
                 if child.is_file() and is_image_name(child.name):
                     problems.append(problem(rel, "not inside a class folder; ignored"))
+                elif child.is_symlink() and not child.exists():  # a class on a drive not mounted
+                    why = f"a link to {os.readlink(child)}, which does not exist; ignored"
+                    problems.append(problem(rel, why))
                 continue
             items = found.setdefault(nfc(child.name), [])
             top = str(root)
