@@ -437,6 +437,32 @@ def test_a_split_folder_or_format_that_does_not_fit_is_named_at_its_line(tmp_pat
     assert "help: is data.format right? A YOLO dataset has images/ and labels/" in result.err
 
 
+def test_an_ultralytics_image_list_as_a_split_is_named_as_a_file(tmp_path: Path) -> None:
+    """`train: train.txt` (ultralytics' list of image paths): the file exists, so 'folder not
+    found' sent the user looking for a missing file; the error says it is a list cvspec does
+    not read, and what to give instead."""
+    spec = (
+        "cvspec: 1\nproject: {name: demo}\ntask: detection\n"
+        "data:\n  path: ../data/demo\n  format: yolo\n  classes: [a]\n"
+        "  splits: {train: train.txt, val: images/val}\n"
+        "model: {arch: ultralytics/yolov8n.yaml, image_size: 64}\n"
+    )
+    root = project(tmp_path, spec)
+    write_tree(root / "data/demo", {"images/train/1.png": PNG, "labels/train/1.txt": "",
+                                    "images/val/2.png": PNG, "labels/val/2.txt": "",
+                                    "train.txt": "./images/train/1.png\n"})  # fmt: skip
+    result = cvspec("run", "specs/demo.yaml", "--stage", "data", cwd=root)
+    assert result.code == 2 and "Traceback" not in result.err, result.err
+    assert (
+        "specs/demo.yaml:8:19: error[spec-value]: data.splits.train: is a file, not a folder: "
+        f"{root / 'data/demo/train.txt'}\n"
+    ) in result.err, result.err
+    assert (
+        "help: ultralytics' .txt image lists are not read: give the split's image folder (e.g. "
+        "images/train), or move the images it lists into one\n"
+    ) in result.err, result.err
+
+
 def test_jfif_and_jpe_files_are_jpegs_and_other_files_in_class_folders_are_reported(
     tmp_path: Path,
 ) -> None:

@@ -467,6 +467,16 @@ def split_folders(splits: Any, root: Path) -> dict[str, str]:
         return {"": ""}
     folders = {s: str(getattr(splits, s)) for s in SPLITS if getattr(splits, s) is not None}
     for split, folder in folders.items():
+        if (root / folder).is_file():  # ultralytics' image list (train.txt), or a COCO .json
+            hint = (
+                "ultralytics' .txt image lists are not read: give the split's image folder "
+                "(e.g. images/train), or move the images it lists into one"
+                if folder.lower().endswith(".txt")
+                else f"give the split's folder (relative to data.path, {root})"
+            )
+            raise SpecValueError(
+                ("data", "splits", split), f"is a file, not a folder: {root / folder}", hint
+            )
         if not (root / folder).is_dir():
             raise SpecValueError(
                 ("data", "splits", split),
