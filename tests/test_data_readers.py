@@ -215,6 +215,40 @@ def test_yolo_label_files_from_windows_and_polygon_files_read_as_ultralytics_rea
     assert problems(layout) == []
 
 
+def test_a_darknet_classes_txt_in_another_order_fails_the_classes_check(tmp_path: Path) -> None:
+    """Label Studio's and labelImg's YOLO exports name the classes in classes.txt, one per
+    line in id order; one that orders them otherwise than data.classes means every box would
+    train as another class. It is a classes finding, as a data.yaml's names are."""
+    spec = (
+        "cvspec: 1\nproject: {name: demo}\ntask: detection\n"
+        "data:\n  path: ../data/demo\n  format: yolo\n  classes: [car, person]\n"
+        "  splits: {train: images/train, val: images/val}\n"
+        "model: {arch: ultralytics/yolov8n.yaml, image_size: 64}\n"
+    )
+    root = project(tmp_path, spec)
+    two = "0 0.5 0.5 0.5 0.5\n1 0.2 0.2 0.1 0.1\n"
+    write_tree(
+        root / "data/demo",
+        {
+            "images/train/1.png": PNG,
+            "images/val/2.png": PNG,
+            "labels/train/1.txt": two,
+            "labels/val/2.txt": two,
+            "classes.txt": "person\r\ncar\r\n",
+            "notes.json": "{}",
+        },
+    )
+    result = cvspec("run", "specs/demo.yaml", "--stage", "data", cwd=root)
+    assert result.code == 1, result.err
+    assert (
+        "classes: fail (no classes in the data missing from the spec; measured 1)\n"
+        "  classes.txt: names ['person', 'car'] differ from data.classes ['car', 'person']\n"
+    ) in result.err, result.err
+    (root / "data/demo/classes.txt").write_text("car\nperson\n")
+    result = cvspec("run", "specs/demo.yaml", "--stage", "data", cwd=root)
+    assert result.code == 0, result.err
+
+
 def test_yolo_ratio_splits_read_images_folder(tmp_path: Path) -> None:
     write_tree(tmp_path, {f"data/images/{n}.png": PNG for n in range(20)})
     spec = spec_of(tmp_path, "format: yolo, classes: [a], splits: {val: 0.5, test: 0}", "detection")

@@ -124,7 +124,28 @@ def _read_labels(path: Path, root: Path, problems: list[Problem]) -> tuple[Box, 
 
 
 def _check_data_yaml(root: Path, classes: tuple[str, ...]) -> list[Problem]:
-    """A data.yaml next to the dataset must name the same classes as the spec."""
+    """A data.yaml (ultralytics) or classes.txt (darknet, labelImg and Label Studio's YOLO
+    export: one name per line, in class id order) next to the dataset must name the same
+    classes, in the same order, as the spec: the label files hold only the ids."""
+    return _check_classes_txt(root, classes) + _check_yaml(root, classes)
+
+
+def _check_classes_txt(root: Path, classes: tuple[str, ...]) -> list[Problem]:
+    path = root / "classes.txt"
+    if not path.is_file():
+        return []
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        return [problem("classes.txt", f"cannot read: {exc}")]
+    names = [line.strip() for line in text.splitlines() if line.strip()]
+    if tuple(names) != classes:
+        msg = f"names {names} differ from data.classes {list(classes)}"
+        return [problem("classes.txt", msg, "classes")]
+    return []
+
+
+def _check_yaml(root: Path, classes: tuple[str, ...]) -> list[Problem]:
     path = root / "data.yaml"
     if not path.is_file():
         return []
