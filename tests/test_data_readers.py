@@ -249,6 +249,38 @@ def test_a_darknet_classes_txt_in_another_order_fails_the_classes_check(tmp_path
     assert result.code == 0, result.err
 
 
+def test_darknet_label_files_beside_their_images_are_labels_not_skipped_files(
+    tmp_path: Path,
+) -> None:
+    """Darknet's layout (x.txt beside x.jpg, no images/ folder; ultralytics reads it too): the
+    label files are read, so skipped_files does not list them as files cvspec left unread."""
+    spec = (
+        "cvspec: 1\nproject: {name: demo}\ntask: detection\n"
+        "data:\n  path: ../data/demo\n  format: yolo\n  classes: [a]\n"
+        "  splits: {train: train, val: val}\n"
+        "model: {arch: ultralytics/yolov8n.yaml, image_size: 64}\n"
+    )
+    root = project(tmp_path, spec)
+    files = {
+        "train/1.png": PNG,
+        "train/1.txt": "0 0.5 0.5 0.5 0.5\n",
+        "train/notes.md": "exported by labelImg",
+        "val/2.png": encode(synthetic_image(2, 16)),
+        "val/2.txt": "0 0.5 0.5 0.25 0.25\n",
+    }
+    write_tree(root / "data/demo", files)
+    result = cvspec("run", "specs/demo.yaml", "--stage", "data", cwd=root)
+    assert result.code == 0, result.err
+    report = json.loads((root / "runs/demo/data/report.json").read_text())
+    skipped = next(c for c in report["checks"] if c["name"] == "skipped_files")
+    assert [f["related"] for f in skipped["findings"]] == [["train/notes.md"]]
+    layout = read_layout(load_spec(root / "specs/demo.yaml").spec, root / "data/demo")
+    assert [(r.path, r.boxes) for r in layout.entries] == [
+        ("train/1.png", (Box(0, 0.5, 0.5, 0.5, 0.5),)),
+        ("val/2.png", (Box(0, 0.5, 0.5, 0.25, 0.25),)),
+    ]
+
+
 def test_yolo_ratio_splits_read_images_folder(tmp_path: Path) -> None:
     write_tree(tmp_path, {f"data/images/{n}.png": PNG for n in range(20)})
     spec = spec_of(tmp_path, "format: yolo, classes: [a], splits: {val: 0.5, test: 0}", "detection")

@@ -48,14 +48,20 @@ def read_yolo(data: Any, root: Path) -> Layout:
                 why = f"no label file {where} (an empty one marks a background image)"
                 problems.append(problem(rel, why, "missing_labels"))
             entries.append(Record(rel, split_of(split, rel, data.splits), boxes=boxes))
+    orphans: set[Path] = set()
     for folder in folders.values():
         label_folder = label_path(root / folder / "x.jpg", root).parent
         if label_folder.is_dir():
             for path in walk_files(label_folder):
-                if path.suffix == ".txt" and path not in used_labels:
+                if path.suffix == ".txt" and path not in used_labels and path not in orphans:
+                    orphans.add(path)
                     rel = path.relative_to(root).as_posix()
                     problems.append(problem(rel, "label file without an image"))
-    skipped = tuple(sorted({Path(p).relative_to(root).as_posix() for p in others}))
+    # darknet's layout keeps x.txt beside x.jpg (no images/ folder): those are labels, read or
+    # reported above, not files the image folders hold in vain
+    labels = used_labels | orphans
+    kept = {Path(p) for p in others} - labels
+    skipped = tuple(sorted(p.relative_to(root).as_posix() for p in kept))
     return Layout("yolo", classes, tuple(entries), tuple(problems), skipped=skipped)
 
 
