@@ -657,6 +657,37 @@ def test_a_class_folder_linked_to_a_missing_folder_is_named_not_dropped(tmp_path
     ) in result.err, result.err
 
 
+def test_a_zip_made_on_macos_unpacks_no_class(tmp_path: Path) -> None:
+    """A dataset zipped on macOS unpacks with __MACOSX/ (._x.jpg resource forks, mirroring the
+    class folders) and .DS_Store files: no class __MACOSX with 0 images (classes: auto), no
+    class folder missing from data.classes, no skipped files."""
+    from test_data_checks import clean_tree
+
+    spec = (
+        "cvspec: 1\nproject: {name: mac}\ntask: classification\n"
+        "data: {path: ../data, classes: CLASSES, splits: {train: train, val: val}}\n"
+        "model: {arch: timm/resnet18, image_size: 32}\n"
+    )
+    fork = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        "
+    files: dict[str, Any] = {
+        **clean_tree(),
+        "data/train/__MACOSX/cat/._s00.png": fork,
+        "data/train/__MACOSX/._cat": fork,
+        "data/train/cat/.DS_Store": b"\x00\x00\x00\x01Bud1",
+        "data/train/cat/._s00.png": fork,
+        "data/val/dog/__MACOSX/._s30.png": fork,
+    }
+    for classes in ("auto", "[cat, dog]"):
+        root = project(tmp_path, spec.replace("CLASSES", classes), "mac.yaml", files)
+        result = cvspec("run", "specs/mac.yaml", "--stage", "data", cwd=root)
+        assert result.code == 0, result.err
+        assert "18 images, 2 classes" in result.err, result.err
+        report = json.loads((root / "runs/mac/data/report.json").read_text())
+        assert report["classes"] == ["cat", "dog"]
+        skipped = next(c for c in report["checks"] if c["name"] == "skipped_files")
+        assert skipped["findings"] == []
+
+
 def test_a_folder_without_images_fails_early_at_data_path(tmp_path: Path) -> None:
     """Data not pulled yet (a typical CI mistake): one error at data.path, not every count
     check failing with 'measured 0'."""

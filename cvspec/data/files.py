@@ -35,6 +35,12 @@ class FileFacts(NamedTuple):
     error: str = ""
 
 
+def is_hidden(name: str) -> bool:
+    """A file or folder no dataset means: hidden ones (.DS_Store, macOS's ._x.jpg resource
+    forks, .git) and __MACOSX, the folder of resource forks a zip made on macOS unpacks to."""
+    return name.startswith(".") or name == "__MACOSX"
+
+
 def extension(name: str) -> str:
     """The file name's extension, lowercase, with its dot ('' for none)."""
     return os.path.splitext(name)[1].lower()
@@ -71,7 +77,7 @@ def walk_paths(folder: str) -> Iterator[str]:
             continue
         folders = []
         for entry in entries:
-            if entry.name.startswith("."):
+            if is_hidden(entry.name):
                 continue
             try:
                 is_dir = entry.is_dir()

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cvspec.data.files import is_image_name, list_image_paths, nfc, relative_posix
+from cvspec.data.files import is_hidden, is_image_name, list_image_paths, nfc, relative_posix
 from cvspec.data.index import Layout, Problem, Record, problem, split_folders, split_of
 
 
@@ -23,7 +23,7 @@ def read_imagefolder(data: Any, root: Path) -> Layout:
         base = root / folder if folder else root
         for child in sorted(base.iterdir()):
             rel = child.relative_to(root).as_posix()
-            if child.name.startswith("."):
+            if is_hidden(child.name):
                 continue
             if not child.is_dir():
                 if child.is_file() and is_image_name(child.name):
