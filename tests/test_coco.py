@@ -269,6 +269,47 @@ def test_cocos_own_layout_is_named_with_the_folder_its_images_are_in(tmp_path: P
     assert "Traceback" not in result.err
 
 
+def test_ids_and_sizes_of_the_wrong_type_are_findings_not_internal_errors(
+    tmp_path: Path,
+) -> None:
+    """A hand-edited or script-written export: a width of '640px', ids that are lists or null.
+    Each is a layout finding at its entry; the stage reports them, it does not crash."""
+    images = [
+        {"id": 1, "file_name": "p.png", "width": "16px", "height": 16},
+        {"id": [2], "file_name": "q.png", "width": 16, "height": 16},
+        {"id": 3, "file_name": "r.png", "width": "16", "height": 16.0},  # "16": a number
+    ]
+    annotations = [
+        {"image_id": [2], "category_id": 1, "bbox": [0, 0, 4, 4]},
+        {"image_id": 3, "category_id": [1], "bbox": [0, 0, 4, 4]},
+        {"image_id": 3, "category_id": 2, "bbox": [0, 0, 8, 8]},
+    ]
+    files = {
+        "data/train/ann.json": coco_json(images, annotations),
+        "data/val/ann.json": coco_json(
+            [{"id": 1, "file_name": "v.png", "width": 16, "height": 16}], []
+        ),
+        **{f"data/train/{n}.png": encode(synthetic_image(i, 16)) for i, n in enumerate("pqr")},
+        "data/val/v.png": encode(synthetic_image(5, 16)),
+    }
+    root = write_tree(tmp_path, {".git/HEAD": "", "specs/p.yaml": DETECTION, **files})
+    result = cvspec("run", "specs/p.yaml", "--stage", "data", cwd=root)
+    assert result.code == 1 and "internal error" not in result.err, result.err
+    assert (
+        "layout: fail (no unreadable annotations or stray files; measured 4)\n"
+        "  train/ann.json#annotations[0]: needs 'image_id', 'category_id' and 'bbox'\n"
+        "  train/ann.json#annotations[1]: category_id [1] is not one of the file's categories\n"
+        "  train/ann.json#images[0]: width and height must be numbers of pixels, got '16px' x 16\n"
+        "  train/ann.json#images[1]: needs 'id' and 'file_name'\n"
+    ) in result.err, result.err
+    layout = read_layout(check_spec(root), root / "data")
+    assert [(r.path, r.boxes) for r in layout.entries] == [
+        ("train/p.png", ()),
+        ("train/r.png", (Box(1, 0.25, 0.25, 0.5, 0.5),)),
+        ("val/v.png", ()),
+    ]
+
+
 def to_coco(root: Path, exclude: str = "") -> None:
     """The shapes example as a COCO dataset under data/coco ({train, val}/ann.json with the
     images beside it), and its spec changed to read it, as a user converting it would."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -129,7 +130,8 @@ def _classes(
     per_file: dict[str, dict[int, str]] = {}
     for split, doc in files.items():
         names = per_file.setdefault(split, {})
-        used = {a.get("category_id") for a in doc.get("annotations", []) if isinstance(a, dict)}
+        marks = [a.get("category_id") for a in doc.get("annotations", []) if isinstance(a, dict)]
+        used = {cid for cid in marks if _is_id(cid)}
         cats = [c for c in doc.get("categories", []) if isinstance(c, dict)]
         parents = {str(c["supercategory"]) for c in cats if c.get("supercategory") is not None}
         for cat in cats:
@@ -187,10 +189,9 @@ def _records(
     names: dict[Any, str] = {}  # image id -> its path under data.path, for the problems
     resolved_root = root.resolve()
     for item in doc["images"]:
-        if isinstance(item, dict) and "id" in item:
+        if isinstance(item, dict) and _is_id(item.get("id")):
             # the first entry of an id counts (a later one is reported below)
-            size = (float(item.get("width") or 0), float(item.get("height") or 0))
-            sizes.setdefault(item["id"], size)
+            sizes.setdefault(item["id"], _size(item) or (0.0, 0.0))
             if isinstance(item.get("file_name"), str):
                 image = (images / item["file_name"]).resolve()
                 if image.is_relative_to(resolved_root):
@@ -198,7 +199,8 @@ def _records(
     for n, ann in enumerate(doc.get("annotations", [])):
         box = _box(ann, sizes, category_index)
         if isinstance(box, str):
-            about = names.get(ann.get("image_id"), "") if isinstance(ann, dict) else ""
+            image_id = ann.get("image_id") if isinstance(ann, dict) else None
+            about = names.get(image_id, "") if _is_id(image_id) else ""
             problems.append(problem(f"{where}#annotations[{n}]", box, image=about))
         elif box is not None:
             boxes.setdefault(ann["image_id"], []).append(
@@ -208,7 +210,7 @@ def _records(
     first_id: dict[Any, tuple[int, str]] = {}  # image id -> (images[] index, path) first given it
     for n, item in enumerate(doc["images"]):
         name = item.get("file_name") if isinstance(item, dict) else None
-        if not isinstance(name, str) or "id" not in item:
+        if not isinstance(name, str) or not _is_id(item.get("id")):
             problems.append(problem(f"{where}#images[{n}]", "needs 'id' and 'file_name'"))
             continue
         image = (images / name).resolve()
@@ -245,6 +247,10 @@ def _records(
             continue
         listed[rel] = (f"{where}#images[{n}]", image_id)
         first_id.setdefault(image_id, (n, rel))
+        if _size(item) is None:
+            size = f"{item.get('width')!r} x {item.get('height')!r}"
+            why = f"width and height must be numbers of pixels, got {size}"
+            problems.append(problem(f"{where}#images[{n}]", why, image=rel))
         if not image.is_file():
             problems.append(problem(rel, f"listed in {where} but the file does not exist"))
             missing.append(name)
@@ -263,7 +269,7 @@ def _box(
     ann: Any, sizes: dict[Any, tuple[float, float]], category_index: dict[int, int]
 ) -> Box | str | None:
     """A COCO pixel box [x, y, w, h] as a normalised Box; None for a box to skip; or why bad."""
-    if not isinstance(ann, dict) or "image_id" not in ann:
+    if not isinstance(ann, dict) or not _is_id(ann.get("image_id")):
         return "needs 'image_id', 'category_id' and 'bbox'"
     if ann.get("iscrowd"):
         return None
@@ -275,7 +281,7 @@ def _box(
     width, height = sizes.get(ann["image_id"], (0.0, 0.0))
     if width <= 0 or height <= 0:
         return f"image id {ann['image_id']!r} is not listed with a width and height"
-    if cid not in category_index:
+    if not _is_id(cid) or cid not in category_index:
         return f"category_id {cid!r} is not one of the file's categories"
     if category_index[cid] < 0:
         return None
@@ -283,3 +289,19 @@ def _box(
     return Box(
         category_index[cid], (x + w / 2) / width, (y + h / 2) / height, w / width, h / height
     )
+
+
+def _is_id(value: Any) -> bool:
+    """Whether an image or category id can be one: a number or a string (not a list, dict or
+    null, which an export gone wrong may hold)."""
+    return isinstance(value, (int, float, str)) and not isinstance(value, bool)
+
+
+def _size(item: dict[str, Any]) -> tuple[float, float] | None:
+    """An images[] entry's width and height ((0, 0) when left out); None when they are not
+    numbers ('640px'), which the entry is reported for."""
+    try:  # a number, or one as a string ("640"), as json.loads reads either
+        width, height = float(item.get("width") or 0), float(item.get("height") or 0)
+    except (TypeError, ValueError):
+        return None
+    return (width, height) if math.isfinite(width) and math.isfinite(height) else None
