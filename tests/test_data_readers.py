@@ -160,7 +160,11 @@ def test_yolo_reader_boxes_polygons_and_malformed_lines(tmp_path: Path) -> None:
         ("layout", "labels/train/x.txt:5", f"3 values; {usage}"),
         ("layout", "labels/train/x.txt:6", f"not numbers: 'zero 0.5 0.5 0.1 0.1'; {usage}"),
         ("layout", "labels/train/x.txt:7", f"class id '1.5' is not a whole number; {usage}"),
-        ("layout", "labels/train/x.txt:8", f"6 values; {usage}"),
+        (
+            "layout",
+            "labels/train/x.txt:8",
+            f"6 values (a box and a confidence, as predictions saved with save_conf are?); {usage}",
+        ),
         (
             "layout",
             "labels/train/x.txt",

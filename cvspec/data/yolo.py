@@ -69,6 +69,10 @@ def parse_line(line: str) -> Box | str:
     """One label line as a Box (polygons become their bounding box), or why it is malformed."""
     fields = line.split()
     usage = "expected 'class cx cy w h' (or 'class x1 y1 x2 y2 ...' for a polygon)"
+    if len(fields) == 6:  # `yolo predict save_txt=True save_conf=True` output as labels
+        return (
+            f"6 values (a box and a confidence, as predictions saved with save_conf are?); {usage}"
+        )
     if len(fields) < 5 or (len(fields) > 5 and len(fields) % 2 == 0):
         return f"{len(fields)} values; {usage}"
     try:
