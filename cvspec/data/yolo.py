@@ -59,8 +59,7 @@ def read_yolo(data: Any, root: Path) -> Layout:
                     problems.append(problem(rel, "label file without an image"))
     # darknet's layout keeps x.txt beside x.jpg (no images/ folder): those are labels, read or
     # reported above, not files the image folders hold in vain
-    labels = used_labels | orphans
-    kept = {Path(p) for p in others} - labels
+    kept = {Path(p) for p in others} - used_labels - orphans
     skipped = tuple(sorted(p.relative_to(root).as_posix() for p in kept))
     return Layout("yolo", classes, tuple(entries), tuple(problems), skipped=skipped)
 
