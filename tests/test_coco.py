@@ -310,6 +310,31 @@ def test_ids_and_sizes_of_the_wrong_type_are_findings_not_internal_errors(
     ]
 
 
+def test_a_roboflow_coco_export_read_with_ratio_splits_names_its_split_folders(
+    tmp_path: Path,
+) -> None:
+    """Roboflow exports COCO as train/, valid/ and test/, each with _annotations.coco.json:
+    read with ratio splits (the default), data.path holds no .json. The error says which
+    folders hold one and the splits that read them."""
+    files: dict[str, Any] = {}
+    for n, split in enumerate(("train", "valid", "test")):
+        images = [{"id": 0, "file_name": f"{split}.png", "width": 16, "height": 16}]
+        files[f"data/{split}/_annotations.coco.json"] = coco_json(images, [])
+        files[f"data/{split}/{split}.png"] = encode(synthetic_image(n, 16))
+    root = write_tree(tmp_path, {".git/HEAD": "", "specs/p.yaml": RATIO, **files})
+    result = cvspec("run", "specs/p.yaml", "--stage", "data", cwd=root)
+    assert result.code == 2 and "Traceback" not in result.err, result.err
+    assert f"data.path: expected exactly one COCO *.json in {root / 'data'}, found 0" in result.err
+    assert (
+        "help: its folders test/, train/, valid/ hold one .json each: give them as folder "
+        "splits, e.g. splits: {train: train, val: valid, test: test}\n"
+    ) in result.err, result.err
+    spec = RATIO.replace("{val: 0.5, test: 0.0, seed: 0}", "{train: train, val: valid, test: test}")
+    (root / "specs/p.yaml").write_text(spec)
+    result = cvspec("run", "specs/p.yaml", "--stage", "data", cwd=root)
+    assert "3 images, 2 classes" in result.err, result.err
+
+
 def to_coco(root: Path, exclude: str = "") -> None:
     """The shapes example as a COCO dataset under data/coco ({train, val}/ann.json with the
     images beside it), and its spec changed to read it, as a user converting it would."""

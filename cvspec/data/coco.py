@@ -12,6 +12,13 @@ from cvspec.data.files import DETECTION_EXTENSIONS, extension
 from cvspec.data.index import Box, Declared, Layout, Problem, Record, problem, shown, split_of
 from cvspec.errors import CvspecError, SpecValueError
 
+# the folder names a split is commonly exported under (Roboflow: train, valid, test)
+SPLIT_NAMES = {
+    "train": ("train", "training", "train2017"),
+    "val": ("val", "valid", "validation", "val2017"),
+    "test": ("test", "testing", "test2017"),
+}
+
 
 def read_coco(data: Any, root: Path) -> Layout:
     """Folder splits name a folder of images with one *.json, or a .json whose file_names are
@@ -96,11 +103,31 @@ def _source(root: Path, target: Path, key: tuple[str, ...]) -> tuple[Path, Path]
         raise SpecValueError(
             key,
             f"expected exactly one COCO *.json in {target}, found {len(found)}",
-            "is data.format right? A YOLO dataset has images/ and labels/ folders instead"
-            if not found and ((target / "labels").is_dir() or (root / "labels").is_dir())
-            else None,
+            _no_json_hint(root, target) if not found else None,
         )
     return found[0], target
+
+
+def _no_json_hint(root: Path, target: Path) -> str | None:
+    """What a folder without a .json holds instead: a YOLO dataset, or (ratio splits) a
+    .json in each of its folders, as Roboflow exports COCO: train/, valid/, test/."""
+    if (target / "labels").is_dir() or (root / "labels").is_dir():
+        return "is data.format right? A YOLO dataset has images/ and labels/ folders instead"
+    if target != root:
+        return None
+    jsons = [p.parent.name for p in root.glob("*/*.json")]
+    folders = sorted({f for f in jsons if jsons.count(f) == 1})  # one .json each: a split
+    if not folders:
+        return None
+    named = {}
+    for split, names in SPLIT_NAMES.items():
+        named[split] = next((f for f in folders if f.lower() in names), None)
+    example = ", ".join(f"{split}: {f}" for split, f in named.items() if f)
+    return (
+        f"its folders {', '.join(f + '/' for f in folders)} hold one .json each: give them as "
+        "folder splits"
+        + (f", e.g. splits: {{{example}}}" if named["train"] and named["val"] else "")
+    )
 
 
 def _load(path: Path, root: Path) -> dict[str, Any]:
