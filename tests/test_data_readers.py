@@ -295,6 +295,35 @@ def test_yolo_ratio_splits_read_images_folder(tmp_path: Path) -> None:
         build_index(spec, tmp_path / "empty")
 
 
+def test_a_yolo_export_per_split_read_with_ratio_splits_names_its_split_folders(
+    tmp_path: Path,
+) -> None:
+    """Roboflow exports YOLO as train/images, valid/images (labels beside each): read with
+    ratio splits, which look for DATA/images/, the error is at data.path and names the folder
+    splits that read it, not a bare 'without an images/ folder'."""
+    spec = (
+        "cvspec: 1\nproject: {name: demo}\ntask: detection\n"
+        "data:\n  path: ../data/demo\n  format: yolo\n  classes: [a]\n"
+        "model: {arch: ultralytics/yolov8n.yaml, image_size: 64}\n"
+    )
+    root = project(tmp_path, spec)
+    files = {}
+    for n, split in enumerate(("train", "valid")):
+        files[f"{split}/images/{n}.png"] = encode(synthetic_image(n, 16))
+        files[f"{split}/labels/{n}.txt"] = "0 0.5 0.5 0.5 0.5\n"
+    write_tree(root / "data/demo", files)
+    result = cvspec("run", "specs/demo.yaml", "--stage", "data", cwd=root)
+    assert result.code == 2 and "Traceback" not in result.err, result.err
+    assert (
+        "specs/demo.yaml:5:9: error[spec-value]: data.path: YOLO dataset without an images/ "
+        f"folder: {root / 'data/demo/images'}; it holds train/images/, valid/images/ instead\n"
+    ) in result.err, result.err
+    assert (
+        "help: ratio splits read one images/ folder; give the split folders, e.g. splits: "
+        "{train: train/images, val: valid/images}\n"
+    ) in result.err, result.err
+
+
 def coco(images: list[dict[str, Any]], annotations: list[Any], categories: Any = None) -> str:
     cats = categories or [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]
     return json.dumps({"images": images, "annotations": annotations, "categories": cats})

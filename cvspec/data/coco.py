@@ -9,15 +9,18 @@ from pathlib import Path
 from typing import Any
 
 from cvspec.data.files import DETECTION_EXTENSIONS, extension
-from cvspec.data.index import Box, Declared, Layout, Problem, Record, problem, shown, split_of
+from cvspec.data.index import (
+    Box,
+    Declared,
+    Layout,
+    Problem,
+    Record,
+    problem,
+    shown,
+    split_example,
+    split_of,
+)
 from cvspec.errors import CvspecError, SpecValueError
-
-# the folder names a split is commonly exported under (Roboflow: train, valid, test)
-SPLIT_NAMES = {
-    "train": ("train", "training", "train2017"),
-    "val": ("val", "valid", "validation", "val2017"),
-    "test": ("test", "testing", "test2017"),
-}
 
 
 def read_coco(data: Any, root: Path) -> Layout:
@@ -119,14 +122,10 @@ def _no_json_hint(root: Path, target: Path) -> str | None:
     folders = sorted({f for f in jsons if jsons.count(f) == 1})  # one .json each: a split
     if not folders:
         return None
-    named = {}
-    for split, names in SPLIT_NAMES.items():
-        named[split] = next((f for f in folders if f.lower() in names), None)
-    example = ", ".join(f"{split}: {f}" for split, f in named.items() if f)
+    example = split_example(folders)
     return (
         f"its folders {', '.join(f + '/' for f in folders)} hold one .json each: give them as "
-        "folder splits"
-        + (f", e.g. splits: {{{example}}}" if named["train"] and named["val"] else "")
+        "folder splits" + (f", e.g. splits: {{{example}}}" if example else "")
     )
 
 

@@ -12,6 +12,12 @@ from typing import Any, NamedTuple, Protocol
 from cvspec.data.files import nfc
 
 SPLITS = ("train", "val", "test")
+# the folder names a split is commonly exported under (Roboflow: train, valid, test)
+SPLIT_NAMES = {
+    "train": ("train", "training", "train2017"),
+    "val": ("val", "valid", "validation", "val2017"),
+    "test": ("test", "testing", "test2017"),
+}
 # data.format -> the reader, imported only when used
 READERS = {
     "imagefolder": "cvspec.data.imagefolder:read_imagefolder",
@@ -457,6 +463,19 @@ def _turned(path: Path) -> bool:
             return int(img.getexif().get(0x0112, 1)) in (5, 6, 7, 8)
     except Exception:  # PIL raises many types for bad input; the image decoded before
         return False
+
+
+def split_example(folders: list[str]) -> str:
+    """data.splits for split folders by their names ('train: train, val: valid', the first
+    part of each path), or '' when no train and val folder are among them."""
+    named = {}
+    for split, names in SPLIT_NAMES.items():
+        found = next((f for f in folders if f.split("/")[0].lower() in names), None)
+        if found is not None:
+            named[split] = found
+    if "train" not in named or "val" not in named:
+        return ""
+    return ", ".join(f"{split}: {folder}" for split, folder in named.items())
 
 
 def split_folders(splits: Any, root: Path) -> dict[str, str]:

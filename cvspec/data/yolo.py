@@ -8,8 +8,17 @@ from pathlib import Path
 from typing import Any
 
 from cvspec.data.files import DETECTION_EXTENSIONS, list_images, walk_files
-from cvspec.data.index import Box, Layout, Problem, Record, problem, split_folders, split_of
-from cvspec.errors import CvspecError
+from cvspec.data.index import (
+    Box,
+    Layout,
+    Problem,
+    Record,
+    problem,
+    split_example,
+    split_folders,
+    split_of,
+)
+from cvspec.errors import CvspecError, SpecValueError
 
 
 def label_path(image: Path, root: Path) -> Path:
@@ -29,7 +38,7 @@ def read_yolo(data: Any, root: Path) -> Layout:
     if folders == {"": ""}:
         folders = {"": "images"}
         if not (root / "images").is_dir():
-            raise CvspecError(f"YOLO dataset without an images/ folder: {root / 'images'}")
+            raise _no_images_folder(root)
     classes = tuple(data.classes) if data.classes != "auto" else ()
     problems = _check_data_yaml(root, classes)
     entries: list[Record] = []
@@ -62,6 +71,22 @@ def read_yolo(data: Any, root: Path) -> Layout:
     kept = {Path(p) for p in others} - used_labels - orphans
     skipped = tuple(sorted(p.relative_to(root).as_posix() for p in kept))
     return Layout("yolo", classes, tuple(entries), tuple(problems), skipped=skipped)
+
+
+def _no_images_folder(root: Path) -> CvspecError:
+    """Ratio splits read DATA/images/; a dataset exported per split (Roboflow: train/images,
+    valid/images) is named, with the folder splits that read it."""
+    message = f"YOLO dataset without an images/ folder: {root / 'images'}"
+    found = sorted(p.relative_to(root).as_posix() for p in root.glob("*/images") if p.is_dir())
+    if not found:
+        return CvspecError(message)
+    example = split_example(found)
+    return SpecValueError(
+        ("data", "path"),
+        f"{message}; it holds {', '.join(f + '/' for f in found)} instead",
+        "ratio splits read one images/ folder; give the split folders"
+        + (f", e.g. splits: {{{example}}}" if example else ""),
+    )
 
 
 def parse_line(line: str) -> Box | str:
