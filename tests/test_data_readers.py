@@ -441,6 +441,11 @@ def test_coco_category_ids_mean_what_their_own_file_says(tmp_path: Path) -> None
             ("val/p.png", [1]),
         ]
         assert problems(layout) == []
+    # a val.json split off by a script without its categories reads them as train.json's
+    write_tree(tmp_path, {"data/val/ann.json": json.dumps({"images": image, "annotations": box})})
+    layout = read_layout(spec, tmp_path / "data")
+    assert [[b.cls for b in r.boxes] for r in layout.entries] == [[0], [0]]
+    assert problems(layout) == []
 
 
 ROBOFLOW_CATEGORIES = [  # a Roboflow COCO export: category 0 is the dataset itself

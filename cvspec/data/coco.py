@@ -159,21 +159,23 @@ def _classes(
         marks = [a.get("category_id") for a in doc.get("annotations", []) if isinstance(a, dict)]
         used = {cid for cid in marks if _is_id(cid)}
         cats = [c for c in doc.get("categories", []) if isinstance(c, dict)]
-        parents = {str(c["supercategory"]) for c in cats if c.get("supercategory") is not None}
         for cat in cats:
             cid = cat.get("id")
             if not isinstance(cid, int) or isinstance(cid, bool):
                 continue
             name = str(cat.get("name", cid))
-            others = any(c is not cat and c.get("supercategory") == name for c in cats)
-            if cid not in used and name in parents and others:
+            parent = any(c is not cat and c.get("supercategory") == name for c in cats)
+            if parent and cid not in used:
                 continue  # the dataset's own category (Roboflow), not a class
             names.setdefault(cid, name)
+    _share_categories(per_file)
     problems: list[Problem] = []
     if data.classes == "auto":
         order: list[str] = []  # by id within each file, files in split order
         for names in per_file.values():
-            order.extend(n for _, n in sorted(names.items()) if n not in order)
+            for _, name in sorted(names.items()):
+                if name not in order:
+                    order.append(name)
         classes = tuple(order)
     else:
         classes = tuple(data.classes)
@@ -190,6 +192,20 @@ def _classes(
         for split, names in per_file.items()
     }
     return classes, index, problems
+
+
+def _share_categories(per_file: dict[str, dict[int, str]]) -> None:
+    """A file that lists no categories (split off another by a script) reads its ids as the
+    other files name them, where those agree on every id."""
+    given = [names for names in per_file.values() if names]
+    merged: dict[int, str] = {}
+    for names in given:
+        for cid, name in names.items():
+            if merged.setdefault(cid, name) != name:
+                return  # the files disagree: which one an id means is unknown
+    for names in per_file.values():
+        if not names:
+            names.update(merged)
 
 
 def _records(
