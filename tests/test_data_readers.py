@@ -698,7 +698,8 @@ def test_a_class_folder_linked_to_a_missing_folder_is_named_not_dropped(tmp_path
 def test_a_zip_made_on_macos_unpacks_no_class(tmp_path: Path) -> None:
     """A dataset zipped on macOS unpacks with __MACOSX/ (._x.jpg resource forks, mirroring the
     class folders) and .DS_Store files: no class __MACOSX with 0 images (classes: auto), no
-    class folder missing from data.classes, no skipped files."""
+    class folder missing from data.classes, no skipped files; nor are Windows' Thumbs.db and
+    desktop.ini skipped files."""
     from test_data_checks import clean_tree
 
     spec = (
@@ -714,6 +715,8 @@ def test_a_zip_made_on_macos_unpacks_no_class(tmp_path: Path) -> None:
         "data/train/cat/.DS_Store": b"\x00\x00\x00\x01Bud1",
         "data/train/cat/._s00.png": fork,
         "data/val/dog/__MACOSX/._s30.png": fork,
+        "data/val/dog/Thumbs.db": b"\xd0\xcf\x11\xe0",
+        "data/train/cat/desktop.ini": "[.ShellClassInfo]\n",
     }
     for classes in ("auto", "[cat, dog]"):
         root = project(tmp_path, spec.replace("CLASSES", classes), "mac.yaml", files)

@@ -35,10 +35,16 @@ class FileFacts(NamedTuple):
     error: str = ""
 
 
+# What operating systems write beside images, hidden where they run but not once zipped and
+# unpacked elsewhere: a zip made on macOS unpacks its resource forks into __MACOSX/, Windows
+# Explorer writes thumbnail caches and folder settings.
+SYSTEM_FILES = frozenset({"__macosx", "thumbs.db", "ehthumbs.db", "desktop.ini"})
+
+
 def is_hidden(name: str) -> bool:
     """A file or folder no dataset means: hidden ones (.DS_Store, macOS's ._x.jpg resource
-    forks, .git) and __MACOSX, the folder of resource forks a zip made on macOS unpacks to."""
-    return name.startswith(".") or name == "__MACOSX"
+    forks, .git) and SYSTEM_FILES (any case)."""
+    return name.startswith(".") or name.lower() in SYSTEM_FILES
 
 
 def extension(name: str) -> str:
