@@ -315,7 +315,8 @@ def test_a_roboflow_coco_export_read_with_ratio_splits_names_its_split_folders(
 ) -> None:
     """Roboflow exports COCO as train/, valid/ and test/, each with _annotations.coco.json:
     read with ratio splits (the default), data.path holds no .json. The error says which
-    folders hold one and the splits that read them."""
+    folders hold one and the splits that read them. A macOS resource fork beside the .json
+    (._x.json) is no second annotation file."""
     files: dict[str, Any] = {}
     for n, split in enumerate(("train", "valid", "test")):
         images = [{"id": 0, "file_name": f"{split}.png", "width": 16, "height": 16}]
@@ -331,6 +332,9 @@ def test_a_roboflow_coco_export_read_with_ratio_splits_names_its_split_folders(
     ) in result.err, result.err
     spec = RATIO.replace("{val: 0.5, test: 0.0, seed: 0}", "{train: train, val: valid, test: test}")
     (root / "specs/p.yaml").write_text(spec)
+    # copied from a Mac to an exFAT drive: ._x beside each file (resource forks), not a 2nd .json
+    fork = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        "
+    write_tree(root, {"data/train/.__annotations.coco.json": fork, "data/train/._train.png": fork})
     result = cvspec("run", "specs/p.yaml", "--stage", "data", cwd=root)
     assert "3 images, 2 classes" in result.err, result.err
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from cvspec.data.files import DETECTION_EXTENSIONS, extension
+from cvspec.data.files import DETECTION_EXTENSIONS, extension, is_hidden
 from cvspec.data.index import (
     Box,
     Declared,
@@ -101,7 +101,8 @@ def _source(root: Path, target: Path, key: tuple[str, ...]) -> tuple[Path, Path]
         return target, root
     if not target.is_dir():
         raise SpecValueError(key, f"folder not found: {target}")
-    found = sorted(target.glob("*.json"))
+    # a ._x.json beside x.json is macOS's resource fork (a copy to a FAT or exFAT drive)
+    found = sorted(p for p in target.glob("*.json") if not is_hidden(p.name))
     if len(found) != 1:
         raise SpecValueError(
             key,
@@ -118,7 +119,8 @@ def _no_json_hint(root: Path, target: Path) -> str | None:
         return "is data.format right? A YOLO dataset has images/ and labels/ folders instead"
     if target != root:
         return None
-    jsons = [p.parent.name for p in root.glob("*/*.json")]
+    jsons = [p.parent.name for p in root.glob("*/*.json") if not is_hidden(p.name)]
+    jsons = [f for f in jsons if not is_hidden(f)]
     folders = sorted({f for f in jsons if jsons.count(f) == 1})  # one .json each: a split
     if not folders:
         return None
