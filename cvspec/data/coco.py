@@ -315,6 +315,8 @@ def _box(
     """A COCO pixel box [x, y, w, h] as a normalised Box; None for a box to skip; or why bad."""
     if not isinstance(ann, dict) or not _is_id(ann.get("image_id")):
         return "needs 'image_id', 'category_id' and 'bbox'"
+    # a crowd region (iscrowd: 1, an RLE mask over many objects) is no box to train on, and
+    # the box is `bbox`, whatever the segmentation: as ultralytics' convert_coco reads COCO
     if ann.get("iscrowd"):
         return None
     bbox, cid = ann.get("bbox"), ann.get("category_id")
