@@ -220,9 +220,10 @@ def test_yolo_label_files_from_windows_and_polygon_files_read_as_ultralytics_rea
 
 
 def test_a_darknet_classes_txt_in_another_order_fails_the_classes_check(tmp_path: Path) -> None:
-    """Label Studio's and labelImg's YOLO exports name the classes in classes.txt, one per
-    line in id order; one that orders them otherwise than data.classes means every box would
-    train as another class. It is a classes finding, as a data.yaml's names are."""
+    """Label Studio's and labelImg's YOLO exports name the classes in classes.txt (CVAT's in
+    obj.names), one per line in id order; one that orders them otherwise than data.classes
+    means every box would train as another class. It is a classes finding, as a data.yaml's
+    names are."""
     spec = (
         "cvspec: 1\nproject: {name: demo}\ntask: detection\n"
         "data:\n  path: ../data/demo\n  format: yolo\n  classes: [car, person]\n"
@@ -251,6 +252,12 @@ def test_a_darknet_classes_txt_in_another_order_fails_the_classes_check(tmp_path
     (root / "data/demo/classes.txt").write_text("car\nperson\n")
     result = cvspec("run", "specs/demo.yaml", "--stage", "data", cwd=root)
     assert result.code == 0, result.err
+    (root / "data/demo/obj.names").write_text("person\ncar\n")  # CVAT's YOLO 1.1 export
+    result = cvspec("run", "specs/demo.yaml", "--stage", "data", cwd=root)
+    assert result.code == 1, result.err
+    assert (
+        "  obj.names: names ['person', 'car'] differ from data.classes ['car', 'person']\n"
+    ) in result.err, result.err
 
 
 def test_darknet_label_files_beside_their_images_are_labels_not_skipped_files(

@@ -158,25 +158,29 @@ def _read_labels(path: Path, root: Path, problems: list[Problem]) -> tuple[Box, 
 
 
 def _check_data_yaml(root: Path, classes: tuple[str, ...]) -> list[Problem]:
-    """A data.yaml (ultralytics) or classes.txt (darknet, labelImg and Label Studio's YOLO
-    export: one name per line, in class id order) next to the dataset must name the same
-    classes, in the same order, as the spec: the label files hold only the ids."""
-    return _check_classes_txt(root, classes) + _check_yaml(root, classes)
+    """A data.yaml (ultralytics) or a list of names (classes.txt of darknet, labelImg and
+    Label Studio's YOLO export; obj.names of CVAT's YOLO 1.1 export: one name per line, in
+    class id order) next to the dataset must name the same classes, in the same order, as
+    the spec: the label files hold only the ids."""
+    found = [_check_names(root, name, classes) for name in NAME_LISTS]
+    return [p for p in found if p is not None] + _check_yaml(root, classes)
 
 
-def _check_classes_txt(root: Path, classes: tuple[str, ...]) -> list[Problem]:
-    path = root / "classes.txt"
+NAME_LISTS = ("classes.txt", "obj.names")  # files of class names, one a line, in id order
+
+
+def _check_names(root: Path, name: str, classes: tuple[str, ...]) -> Problem | None:
+    path = root / name
     if not path.is_file():
-        return []
+        return None
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
-        return [problem("classes.txt", f"cannot read: {exc}")]
+        return problem(name, f"cannot read: {exc}")
     names = [line.strip() for line in text.splitlines() if line.strip()]
     if tuple(names) != classes:
-        msg = f"names {names} differ from data.classes {list(classes)}"
-        return [problem("classes.txt", msg, "classes")]
-    return []
+        return problem(name, f"names {names} differ from data.classes {list(classes)}", "classes")
+    return None
 
 
 def _check_yaml(root: Path, classes: tuple[str, ...]) -> list[Problem]:
