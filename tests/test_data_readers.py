@@ -702,6 +702,39 @@ def test_a_class_folder_linked_to_a_missing_folder_is_named_not_dropped(tmp_path
     ) in result.err, result.err
 
 
+def test_split_folders_read_with_ratio_splits_are_no_classes(tmp_path: Path) -> None:
+    """train/cat, val/dog ... with the default ratio splits: the 'classes' were train and val,
+    and the data stage passed, for a model that would learn which split an image is in. It is
+    an error at data.path naming the split folders; a class named train (images in it) is
+    still a class."""
+    from test_data_checks import clean_tree
+
+    spec = (
+        "cvspec: 1\nproject: {name: sp}\ntask: classification\n"
+        "data: {path: ../data}\nmodel: {arch: timm/resnet18, image_size: 32}\n"
+    )
+    root = project(tmp_path, spec, "sp.yaml", clean_tree())
+    result = cvspec("run", "specs/sp.yaml", "--stage", "data", cwd=root)
+    assert result.code == 2 and "Traceback" not in result.err, result.err
+    assert (
+        "specs/sp.yaml:4:14: error[spec-value]: data.path: its folders train/, val/ are split "
+        "folders with a folder per class in each, but data.splits are ratios, which read each "
+        "folder under data.path as a class (the classes would be the splits)\n"
+    ) in result.err, result.err
+    assert "help: give the split folders, e.g. splits: {train: train, val: val}\n" in result.err
+    # vehicles: a class named train holds its images
+    write_tree(
+        tmp_path / "v",
+        {
+            f"data/{c}/{n}.png": encode(synthetic_image(n, 16))
+            for c in ("train", "bus")
+            for n in (1, 2)
+        },
+    )
+    layout = read_layout(spec_of(tmp_path / "v", "classes: auto"), tmp_path / "v/data")
+    assert layout.classes == ("bus", "train")
+
+
 def test_a_zip_made_on_macos_unpacks_no_class(tmp_path: Path) -> None:
     """A dataset zipped on macOS unpacks with __MACOSX/ (._x.jpg resource forks, mirroring the
     class folders) and .DS_Store files: no class __MACOSX with 0 images (classes: auto), no
