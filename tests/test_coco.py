@@ -235,6 +235,110 @@ def test_no_listed_image_found_names_the_file_names_not_an_empty_folder(tmp_path
         assert "no images found" not in result.err and "Traceback" not in result.err
 
 
+def test_cocos_own_layout_is_named_with_the_folder_its_images_are_in(tmp_path: Path) -> None:
+    """annotations/instances_train2017.json as a split: its file_names are relative to data.path,
+    not to the json's folder, and COCO keeps the images in train2017/. The error says where
+    the images are and how to give that layout, not the folder-of-its-json rule."""
+    files: dict[str, Any] = {}
+    for split, first in (("train", 0), ("val", 100)):
+        ids = range(first, first + 3)
+        images = [{"id": n, "file_name": f"{n:012d}.jpg", "width": 16, "height": 16} for n in ids]
+        files[f"data/annotations/instances_{split}2017.json"] = coco_json(images, [])
+        for n in ids:
+            files[f"data/{split}2017/{n:012d}.jpg"] = encode(synthetic_image(n, 16), "JPEG")
+    spec = DETECTION.replace(
+        "{train: train, val: val}",
+        "{train: annotations/instances_train2017.json, val: annotations/instances_val2017.json}",
+    )
+    root = write_tree(tmp_path, {".git/HEAD": "", "specs/p.yaml": spec, **files})
+    result = cvspec("run", "specs/p.yaml", "--stage", "data", cwd=root)
+    assert result.code == 2, result.err
+    assert (
+        "annotations/instances_train2017.json lists 3 images, none found: 000000000000.jpg, "
+        "000000000001.jpg, 000000000002.jpg do not exist (relative to data/); 000000000000.jpg "
+        "is in data/train2017/; annotations/instances_val2017.json lists 3 images, none found: "
+        in result.err
+    ), result.err
+    assert "000000000100.jpg is in data/val2017/\n" in result.err
+    assert (
+        "help: a split given as a .json lists file_names relative to data.path; COCO's own "
+        "layout (annotations/instances_train2017.json, images in train2017/) reads as split "
+        "folders: move each .json into its image folder and give the folders, e.g. splits: "
+        "{train: train2017, val: val2017}" in " ".join(result.err.split())
+    ), result.err
+    assert "Traceback" not in result.err
+
+
+def test_ids_and_sizes_of_the_wrong_type_are_findings_not_internal_errors(
+    tmp_path: Path,
+) -> None:
+    """A hand-edited or script-written export: a width of '640px', ids that are lists or null.
+    Each is a layout finding at its entry; the stage reports them, it does not crash."""
+    images = [
+        {"id": 1, "file_name": "p.png", "width": "16px", "height": 16},
+        {"id": [2], "file_name": "q.png", "width": 16, "height": 16},
+        {"id": 3, "file_name": "r.png", "width": "16", "height": 16.0},  # "16": a number
+    ]
+    annotations = [
+        {"image_id": [2], "category_id": 1, "bbox": [0, 0, 4, 4]},
+        {"image_id": 3, "category_id": [1], "bbox": [0, 0, 4, 4]},
+        {"image_id": 3, "category_id": 2, "bbox": [0, 0, 8, 8]},
+    ]
+    files = {
+        "data/train/ann.json": coco_json(images, annotations),
+        "data/val/ann.json": coco_json(
+            [{"id": 1, "file_name": "v.png", "width": 16, "height": 16}], []
+        ),
+        **{f"data/train/{n}.png": encode(synthetic_image(i, 16)) for i, n in enumerate("pqr")},
+        "data/val/v.png": encode(synthetic_image(5, 16)),
+    }
+    root = write_tree(tmp_path, {".git/HEAD": "", "specs/p.yaml": DETECTION, **files})
+    result = cvspec("run", "specs/p.yaml", "--stage", "data", cwd=root)
+    assert result.code == 1 and "internal error" not in result.err, result.err
+    assert (
+        "layout: fail (no unreadable annotations or stray files; measured 4)\n"
+        "  train/ann.json#annotations[0]: needs 'image_id', 'category_id' and 'bbox'\n"
+        "  train/ann.json#annotations[1]: category_id [1] is not one of the file's categories\n"
+        "  train/ann.json#images[0]: width and height must be numbers of pixels, got '16px' x 16\n"
+        "  train/ann.json#images[1]: needs 'id' and 'file_name'\n"
+    ) in result.err, result.err
+    layout = read_layout(check_spec(root), root / "data")
+    assert [(r.path, r.boxes) for r in layout.entries] == [
+        ("train/p.png", ()),
+        ("train/r.png", (Box(1, 0.25, 0.25, 0.5, 0.5),)),
+        ("val/v.png", ()),
+    ]
+
+
+def test_a_roboflow_coco_export_read_with_ratio_splits_names_its_split_folders(
+    tmp_path: Path,
+) -> None:
+    """Roboflow exports COCO as train/, valid/ and test/, each with _annotations.coco.json:
+    read with ratio splits (the default), data.path holds no .json. The error says which
+    folders hold one and the splits that read them. A macOS resource fork beside the .json
+    (._x.json) is no second annotation file."""
+    files: dict[str, Any] = {}
+    for n, split in enumerate(("train", "valid", "test")):
+        images = [{"id": 0, "file_name": f"{split}.png", "width": 16, "height": 16}]
+        files[f"data/{split}/_annotations.coco.json"] = coco_json(images, [])
+        files[f"data/{split}/{split}.png"] = encode(synthetic_image(n, 16))
+    root = write_tree(tmp_path, {".git/HEAD": "", "specs/p.yaml": RATIO, **files})
+    result = cvspec("run", "specs/p.yaml", "--stage", "data", cwd=root)
+    assert result.code == 2 and "Traceback" not in result.err, result.err
+    assert f"data.path: expected exactly one COCO *.json in {root / 'data'}, found 0" in result.err
+    assert (
+        "help: its folders test/, train/, valid/ hold one .json each: give them as folder "
+        "splits, e.g. splits: {train: train, val: valid, test: test}\n"
+    ) in result.err, result.err
+    spec = RATIO.replace("{val: 0.5, test: 0.0, seed: 0}", "{train: train, val: valid, test: test}")
+    (root / "specs/p.yaml").write_text(spec)
+    # copied from a Mac to an exFAT drive: ._x beside each file (resource forks), not a 2nd .json
+    fork = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        "
+    write_tree(root, {"data/train/.__annotations.coco.json": fork, "data/train/._train.png": fork})
+    result = cvspec("run", "specs/p.yaml", "--stage", "data", cwd=root)
+    assert "3 images, 2 classes" in result.err, result.err
+
+
 def to_coco(root: Path, exclude: str = "") -> None:
     """The shapes example as a COCO dataset under data/coco ({train, val}/ann.json with the
     images beside it), and its spec changed to read it, as a user converting it would."""

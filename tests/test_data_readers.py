@@ -156,15 +156,140 @@ def test_yolo_reader_boxes_polygons_and_malformed_lines(tmp_path: Path) -> None:
         "images/train/nolabel.png",
         "no label file labels/train/nolabel.txt (an empty one marks a background image)",
     )
-    assert got[2:6] == [
+    assert got[2:7] == [
         ("layout", "labels/train/x.txt:5", f"3 values; {usage}"),
         ("layout", "labels/train/x.txt:6", f"not numbers: 'zero 0.5 0.5 0.1 0.1'; {usage}"),
         ("layout", "labels/train/x.txt:7", f"class id '1.5' is not a whole number; {usage}"),
-        ("layout", "labels/train/x.txt:8", f"6 values; {usage}"),
+        (
+            "layout",
+            "labels/train/x.txt:8",
+            f"6 values (a box and a confidence, as predictions saved with save_conf are?); {usage}",
+        ),
+        (
+            "layout",
+            "labels/train/x.txt",
+            "mixes box lines ('class cx cy w h', line 1) and polygon lines (line 3): ultralytics "
+            "leaves the whole image out of training ('labels mix segment and detection rows'); "
+            "write every object of a file the same way",
+        ),
     ]
-    assert got[6][:2] == ("layout", "labels/train/y.txt")
-    assert got[6][2].startswith("cannot read the label file: 'utf-8' codec can't decode")
-    assert got[7:] == [("layout", "labels/train/orphan.txt", "label file without an image")]
+    assert got[7][:2] == ("layout", "labels/train/y.txt")
+    assert got[7][2].startswith("cannot read the label file: 'utf-8' codec can't decode")
+    assert got[8:] == [("layout", "labels/train/orphan.txt", "label file without an image")]
+
+
+def test_yolo_label_files_from_windows_and_polygon_files_read_as_ultralytics_reads_them(
+    tmp_path: Path,
+) -> None:
+    """A byte-order mark and CRLF line ends (Windows editors) are read as ultralytics reads them
+    (utf-8-sig), not as a malformed first line; a file of polygons only (ultralytics' seg
+    format) gives each polygon's bounding box, without a finding."""
+    files = {
+        "data/images/train/bom.png": PNG,
+        "data/images/train/seg.png": PNG,
+        "data/images/val/v.png": PNG,
+        "data/labels/train/bom.txt": "\ufeff0 0.5 0.5 0.2 0.4\r\n1 0.25 0.25 0.1 0.1\r\n".encode(),
+        "data/labels/train/seg.txt": (
+            "0 0.1 0.1 0.3 0.1 0.3 0.3\n1 0.5 0.5 0.9 0.5 0.9 0.9 0.5 0.9\n"
+        ),
+        "data/labels/val/v.txt": "0 0.5 0.5 0.2 0.2\n1 0.5 0.5 0.2 0.2\n",
+    }
+    spec = """\
+        cvspec: 1
+        project: {name: w}
+        task: detection
+        data:
+          path: ../data
+          format: yolo
+          classes: [a, b]
+          splits: {train: images/train, val: images/val}
+        model: {arch: ultralytics/yolov8n.yaml, image_size: 32}
+        """
+    root = project(tmp_path, spec, "w.yaml", files)
+    result = cvspec("run", "specs/w.yaml", "--stage", "data", cwd=root)
+    assert result.code == 0, result.err
+    layout = read_layout(load_spec(root / "specs/w.yaml").spec, root / "data")
+    assert {
+        r.path: [(b.cls, round(b.cx, 3), round(b.w, 3)) for b in r.boxes] for r in layout.entries
+    } == {
+        "images/train/bom.png": [(0, 0.5, 0.2), (1, 0.25, 0.1)],
+        "images/train/seg.png": [(0, 0.2, 0.2), (1, 0.7, 0.4)],
+        "images/val/v.png": [(0, 0.5, 0.2), (1, 0.5, 0.2)],
+    }
+    assert problems(layout) == []
+
+
+def test_a_darknet_classes_txt_in_another_order_fails_the_classes_check(tmp_path: Path) -> None:
+    """Label Studio's and labelImg's YOLO exports name the classes in classes.txt (CVAT's in
+    obj.names), one per line in id order; one that orders them otherwise than data.classes
+    means every box would train as another class. It is a classes finding, as a data.yaml's
+    names are."""
+    spec = (
+        "cvspec: 1\nproject: {name: demo}\ntask: detection\n"
+        "data:\n  path: ../data/demo\n  format: yolo\n  classes: [car, person]\n"
+        "  splits: {train: images/train, val: images/val}\n"
+        "model: {arch: ultralytics/yolov8n.yaml, image_size: 64}\n"
+    )
+    root = project(tmp_path, spec)
+    two = "0 0.5 0.5 0.5 0.5\n1 0.2 0.2 0.1 0.1\n"
+    write_tree(
+        root / "data/demo",
+        {
+            "images/train/1.png": PNG,
+            "images/val/2.png": PNG,
+            "labels/train/1.txt": two,
+            "labels/val/2.txt": two,
+            "classes.txt": "person\r\ncar\r\n",
+            "notes.json": "{}",
+        },
+    )
+    result = cvspec("run", "specs/demo.yaml", "--stage", "data", cwd=root)
+    assert result.code == 1, result.err
+    assert (
+        "classes: fail (no classes in the data missing from the spec; measured 1)\n"
+        "  classes.txt: names ['person', 'car'] differ from data.classes ['car', 'person']\n"
+    ) in result.err, result.err
+    (root / "data/demo/classes.txt").write_text("car\nperson\n")
+    result = cvspec("run", "specs/demo.yaml", "--stage", "data", cwd=root)
+    assert result.code == 0, result.err
+    (root / "data/demo/obj.names").write_text("person\ncar\n")  # CVAT's YOLO 1.1 export
+    result = cvspec("run", "specs/demo.yaml", "--stage", "data", cwd=root)
+    assert result.code == 1, result.err
+    assert (
+        "  obj.names: names ['person', 'car'] differ from data.classes ['car', 'person']\n"
+    ) in result.err, result.err
+
+
+def test_darknet_label_files_beside_their_images_are_labels_not_skipped_files(
+    tmp_path: Path,
+) -> None:
+    """Darknet's layout (x.txt beside x.jpg, no images/ folder; ultralytics reads it too): the
+    label files are read, so skipped_files does not list them as files cvspec left unread."""
+    spec = (
+        "cvspec: 1\nproject: {name: demo}\ntask: detection\n"
+        "data:\n  path: ../data/demo\n  format: yolo\n  classes: [a]\n"
+        "  splits: {train: train, val: val}\n"
+        "model: {arch: ultralytics/yolov8n.yaml, image_size: 64}\n"
+    )
+    root = project(tmp_path, spec)
+    files = {
+        "train/1.png": PNG,
+        "train/1.txt": "0 0.5 0.5 0.5 0.5\n",
+        "train/notes.md": "exported by labelImg",
+        "val/2.png": encode(synthetic_image(2, 16)),
+        "val/2.txt": "0 0.5 0.5 0.25 0.25\n",
+    }
+    write_tree(root / "data/demo", files)
+    result = cvspec("run", "specs/demo.yaml", "--stage", "data", cwd=root)
+    assert result.code == 0, result.err
+    report = json.loads((root / "runs/demo/data/report.json").read_text())
+    skipped = next(c for c in report["checks"] if c["name"] == "skipped_files")
+    assert [f["related"] for f in skipped["findings"]] == [["train/notes.md"]]
+    layout = read_layout(load_spec(root / "specs/demo.yaml").spec, root / "data/demo")
+    assert [(r.path, r.boxes) for r in layout.entries] == [
+        ("train/1.png", (Box(0, 0.5, 0.5, 0.5, 0.5),)),
+        ("val/2.png", (Box(0, 0.5, 0.5, 0.25, 0.25),)),
+    ]
 
 
 def test_yolo_ratio_splits_read_images_folder(tmp_path: Path) -> None:
@@ -175,6 +300,35 @@ def test_yolo_ratio_splits_read_images_folder(tmp_path: Path) -> None:
     write_tree(tmp_path / "empty", {"x.txt": "no images folder"})
     with pytest.raises(CvspecError, match="YOLO dataset without an images/ folder"):
         build_index(spec, tmp_path / "empty")
+
+
+def test_a_yolo_export_per_split_read_with_ratio_splits_names_its_split_folders(
+    tmp_path: Path,
+) -> None:
+    """Roboflow exports YOLO as train/images, valid/images (labels beside each): read with
+    ratio splits, which look for DATA/images/, the error is at data.path and names the folder
+    splits that read it, not a bare 'without an images/ folder'."""
+    spec = (
+        "cvspec: 1\nproject: {name: demo}\ntask: detection\n"
+        "data:\n  path: ../data/demo\n  format: yolo\n  classes: [a]\n"
+        "model: {arch: ultralytics/yolov8n.yaml, image_size: 64}\n"
+    )
+    root = project(tmp_path, spec)
+    files = {}
+    for n, split in enumerate(("train", "valid")):
+        files[f"{split}/images/{n}.png"] = encode(synthetic_image(n, 16))
+        files[f"{split}/labels/{n}.txt"] = "0 0.5 0.5 0.5 0.5\n"
+    write_tree(root / "data/demo", files)
+    result = cvspec("run", "specs/demo.yaml", "--stage", "data", cwd=root)
+    assert result.code == 2 and "Traceback" not in result.err, result.err
+    assert (
+        "specs/demo.yaml:5:9: error[spec-value]: data.path: YOLO dataset without an images/ "
+        f"folder: {root / 'data/demo/images'}; it holds train/images/, valid/images/ instead\n"
+    ) in result.err, result.err
+    assert (
+        "help: ratio splits read one images/ folder; give the split folders, e.g. splits: "
+        "{train: train/images, val: valid/images}\n"
+    ) in result.err, result.err
 
 
 def coco(images: list[dict[str, Any]], annotations: list[Any], categories: Any = None) -> str:
@@ -266,6 +420,96 @@ def test_coco_one_json_with_ratio_splits_and_auto_classes(tmp_path: Path) -> Non
     assert len(index.records) == 10 and index.problems == ()
 
 
+def test_coco_category_ids_mean_what_their_own_file_says(tmp_path: Path) -> None:
+    """val.json exported from another task numbers the same classes the other way round: each
+    box takes the class its own file names, not the one train.json gave that id."""
+    image = [{"id": 1, "file_name": "p.png", "width": 16, "height": 16}]
+    box = [{"image_id": 1, "category_id": 1, "bbox": [0, 0, 16, 16]}]
+    write_tree(
+        tmp_path,
+        {
+            "data/train/p.png": PNG,
+            "data/val/p.png": PNG,
+            "data/train/ann.json": coco(
+                image, box, [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]
+            ),
+            "data/val/ann.json": coco(image, box, [{"id": 1, "name": "b"}, {"id": 2, "name": "a"}]),
+        },
+    )
+    for classes in ("auto", "[a, b]"):
+        spec = spec_of(
+            tmp_path, f"format: coco, classes: {classes}, splits: {{train: train, val: val}}",
+            "detection",
+        )  # fmt: skip
+        layout = read_layout(spec, tmp_path / "data")
+        assert layout.classes == ("a", "b")
+        assert [(r.path, [b.cls for b in r.boxes]) for r in layout.entries] == [
+            ("train/p.png", [0]),
+            ("val/p.png", [1]),
+        ]
+        assert problems(layout) == []
+    # a val.json split off by a script without its categories reads them as train.json's
+    write_tree(tmp_path, {"data/val/ann.json": json.dumps({"images": image, "annotations": box})})
+    layout = read_layout(spec, tmp_path / "data")
+    assert [[b.cls for b in r.boxes] for r in layout.entries] == [[0], [0]]
+    assert problems(layout) == []
+
+
+ROBOFLOW_CATEGORIES = [  # a Roboflow COCO export: category 0 is the dataset itself
+    {"id": 0, "name": "parts", "supercategory": "none"},
+    {"id": 1, "name": "bolt", "supercategory": "parts"},
+    {"id": 2, "name": "nut", "supercategory": "parts"},
+]
+
+
+def test_a_roboflow_dataset_category_is_no_class(tmp_path: Path) -> None:
+    """Roboflow lists the dataset as category 0, the supercategory of the others, without
+    annotations: no class with no images (min_images_per_class fails), nor one missing from
+    data.classes; the data stage of the export passes."""
+    annotations = [
+        {"id": n, "image_id": n, "category_id": 1 + n % 2, "bbox": [0, 0, 8, 8], "area": 64,
+         "iscrowd": 0, "segmentation": []}
+        for n in range(4)
+    ]  # fmt: skip
+    for split in ("train", "valid"):
+        images = [{"id": n, "file_name": f"{n}.png", "width": 16, "height": 16} for n in range(4)]
+        write_tree(
+            tmp_path,
+            {
+                f"data/{split}/_annotations.coco.json": coco(
+                    images, annotations, ROBOFLOW_CATEGORIES
+                ),
+                **{f"data/{split}/{n}.png": encode(synthetic_image(n, 16)) for n in range(4)},
+            },
+        )
+    for classes in ("auto", "[bolt, nut]"):
+        spec = f"""\
+            cvspec: 1
+            project: {{name: rf}}
+            task: detection
+            data:
+              path: ../data
+              format: coco
+              classes: {classes}
+              splits: {{train: train, val: valid}}
+            model: {{arch: ultralytics/yolov8n.yaml, image_size: 32}}
+            """
+        root = project(tmp_path, spec, "rf.yaml")
+        result = cvspec("run", "specs/rf.yaml", "--stage", "data", cwd=root)
+        assert result.code == 0, result.err
+        assert "8 images, 2 classes" in result.err
+        report = json.loads((root / "runs/rf/data/report.json").read_text())
+        assert report["classes"] == ["bolt", "nut"]
+    # a category 0 that does mark boxes is a class
+    annotations[0]["category_id"] = 0
+    write_tree(
+        tmp_path,
+        {"data/train/_annotations.coco.json": coco(images, annotations, ROBOFLOW_CATEGORIES)},
+    )
+    spec = spec_of(tmp_path, "format: coco, splits: {train: train, val: valid}", "detection")
+    assert read_layout(spec, tmp_path / "data").classes == ("parts", "bolt", "nut")
+
+
 def test_coco_broken_json_is_a_clear_error(tmp_path: Path) -> None:
     write_tree(tmp_path, {"data/annotations.json": "{not json"})
     spec = spec_of(tmp_path, "format: coco", "detection")
@@ -302,6 +546,32 @@ def test_a_split_folder_or_format_that_does_not_fit_is_named_at_its_line(tmp_pat
         f"*.json in {root / 'data/demo/images/train'}, found 0\n"
     ) in result.err
     assert "help: is data.format right? A YOLO dataset has images/ and labels/" in result.err
+
+
+def test_an_ultralytics_image_list_as_a_split_is_named_as_a_file(tmp_path: Path) -> None:
+    """`train: train.txt` (ultralytics' list of image paths): the file exists, so 'folder not
+    found' sent the user looking for a missing file; the error says it is a list cvspec does
+    not read, and what to give instead."""
+    spec = (
+        "cvspec: 1\nproject: {name: demo}\ntask: detection\n"
+        "data:\n  path: ../data/demo\n  format: yolo\n  classes: [a]\n"
+        "  splits: {train: train.txt, val: images/val}\n"
+        "model: {arch: ultralytics/yolov8n.yaml, image_size: 64}\n"
+    )
+    root = project(tmp_path, spec)
+    write_tree(root / "data/demo", {"images/train/1.png": PNG, "labels/train/1.txt": "",
+                                    "images/val/2.png": PNG, "labels/val/2.txt": "",
+                                    "train.txt": "./images/train/1.png\n"})  # fmt: skip
+    result = cvspec("run", "specs/demo.yaml", "--stage", "data", cwd=root)
+    assert result.code == 2 and "Traceback" not in result.err, result.err
+    assert (
+        "specs/demo.yaml:8:19: error[spec-value]: data.splits.train: is a file, not a folder: "
+        f"{root / 'data/demo/train.txt'}\n"
+    ) in result.err, result.err
+    assert (
+        "help: ultralytics' .txt image lists are not read: give the split's image folder (e.g. "
+        "images/train), or move the images it lists into one\n"
+    ) in result.err, result.err
 
 
 def test_jfif_and_jpe_files_are_jpegs_and_other_files_in_class_folders_are_reported(
@@ -415,6 +685,88 @@ def test_the_data_stage_says_which_files_it_skipped(tmp_path: Path) -> None:
     report = json.loads((root / "runs/planted/data/report.json").read_text())
     skipped = next(c for c in report["checks"] if c["name"] == "skipped_files")
     assert skipped["findings"][0]["related"] == ["train/cat/IMG_1.HEIC"]
+
+
+def test_a_class_folder_linked_to_a_missing_folder_is_named_not_dropped(tmp_path: Path) -> None:
+    """train/bird links to a drive that is not mounted: with classes: auto the class would
+    vanish unsaid (two classes trained, not three); it is a layout finding naming the link."""
+    from test_data_checks import CLASSIFICATION, clean_tree
+
+    root = project(tmp_path, CLASSIFICATION, "planted.yaml", clean_tree())
+    (root / "data/train/bird").symlink_to(tmp_path / "mnt/nas/bird", target_is_directory=True)
+    result = cvspec("run", "specs/planted.yaml", "--stage", "data", cwd=root)
+    assert result.code == 1, result.err
+    assert (
+        "layout: fail (no unreadable annotations or stray files; measured 1)\n"
+        f"  train/bird: a link to {tmp_path / 'mnt/nas/bird'}, which does not exist; ignored\n"
+    ) in result.err, result.err
+
+
+def test_split_folders_read_with_ratio_splits_are_no_classes(tmp_path: Path) -> None:
+    """train/cat, val/dog ... with the default ratio splits: the 'classes' were train and val,
+    and the data stage passed, for a model that would learn which split an image is in. It is
+    an error at data.path naming the split folders; a class named train (images in it) is
+    still a class."""
+    from test_data_checks import clean_tree
+
+    spec = (
+        "cvspec: 1\nproject: {name: sp}\ntask: classification\n"
+        "data: {path: ../data}\nmodel: {arch: timm/resnet18, image_size: 32}\n"
+    )
+    root = project(tmp_path, spec, "sp.yaml", clean_tree())
+    result = cvspec("run", "specs/sp.yaml", "--stage", "data", cwd=root)
+    assert result.code == 2 and "Traceback" not in result.err, result.err
+    assert (
+        "specs/sp.yaml:4:14: error[spec-value]: data.path: its folders train/, val/ are split "
+        "folders with a folder per class in each, but data.splits are ratios, which read each "
+        "folder under data.path as a class (the classes would be the splits)\n"
+    ) in result.err, result.err
+    assert "help: give the split folders, e.g. splits: {train: train, val: val}\n" in result.err
+    # vehicles: a class named train holds its images
+    write_tree(
+        tmp_path / "v",
+        {
+            f"data/{c}/{n}.png": encode(synthetic_image(n, 16))
+            for c in ("train", "bus")
+            for n in (1, 2)
+        },
+    )
+    layout = read_layout(spec_of(tmp_path / "v", "classes: auto"), tmp_path / "v/data")
+    assert layout.classes == ("bus", "train")
+
+
+def test_a_zip_made_on_macos_unpacks_no_class(tmp_path: Path) -> None:
+    """A dataset zipped on macOS unpacks with __MACOSX/ (._x.jpg resource forks, mirroring the
+    class folders) and .DS_Store files: no class __MACOSX with 0 images (classes: auto), no
+    class folder missing from data.classes, no skipped files; nor are Windows' Thumbs.db and
+    desktop.ini skipped files."""
+    from test_data_checks import clean_tree
+
+    spec = (
+        "cvspec: 1\nproject: {name: mac}\ntask: classification\n"
+        "data: {path: ../data, classes: CLASSES, splits: {train: train, val: val}}\n"
+        "model: {arch: timm/resnet18, image_size: 32}\n"
+    )
+    fork = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        "
+    files: dict[str, Any] = {
+        **clean_tree(),
+        "data/train/__MACOSX/cat/._s00.png": fork,
+        "data/train/__MACOSX/._cat": fork,
+        "data/train/cat/.DS_Store": b"\x00\x00\x00\x01Bud1",
+        "data/train/cat/._s00.png": fork,
+        "data/val/dog/__MACOSX/._s30.png": fork,
+        "data/val/dog/Thumbs.db": b"\xd0\xcf\x11\xe0",
+        "data/train/cat/desktop.ini": "[.ShellClassInfo]\n",
+    }
+    for classes in ("auto", "[cat, dog]"):
+        root = project(tmp_path, spec.replace("CLASSES", classes), "mac.yaml", files)
+        result = cvspec("run", "specs/mac.yaml", "--stage", "data", cwd=root)
+        assert result.code == 0, result.err
+        assert "18 images, 2 classes" in result.err, result.err
+        report = json.loads((root / "runs/mac/data/report.json").read_text())
+        assert report["classes"] == ["cat", "dog"]
+        skipped = next(c for c in report["checks"] if c["name"] == "skipped_files")
+        assert skipped["findings"] == []
 
 
 def test_a_folder_without_images_fails_early_at_data_path(tmp_path: Path) -> None:

@@ -35,6 +35,18 @@ class FileFacts(NamedTuple):
     error: str = ""
 
 
+# What operating systems write beside images, hidden where they run but not once zipped and
+# unpacked elsewhere: a zip made on macOS unpacks its resource forks into __MACOSX/, Windows
+# Explorer writes thumbnail caches and folder settings.
+SYSTEM_FILES = frozenset({"__macosx", "thumbs.db", "ehthumbs.db", "desktop.ini"})
+
+
+def is_hidden(name: str) -> bool:
+    """A file or folder no dataset means: hidden ones (.DS_Store, macOS's ._x.jpg resource
+    forks, .git) and SYSTEM_FILES (any case)."""
+    return name.startswith(".") or name.lower() in SYSTEM_FILES
+
+
 def extension(name: str) -> str:
     """The file name's extension, lowercase, with its dot ('' for none)."""
     return os.path.splitext(name)[1].lower()
@@ -71,7 +83,7 @@ def walk_paths(folder: str) -> Iterator[str]:
             continue
         folders = []
         for entry in entries:
-            if entry.name.startswith("."):
+            if is_hidden(entry.name):
                 continue
             try:
                 is_dir = entry.is_dir()

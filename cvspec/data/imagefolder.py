@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
-from cvspec.data.files import is_image_name, list_image_paths, nfc, relative_posix
-from cvspec.data.index import Layout, Problem, Record, problem, split_folders, split_of
+from cvspec.data.files import is_hidden, is_image_name, list_image_paths, nfc, relative_posix
+from cvspec.data.index import (
+    SPLIT_NAMES,
+    Layout,
+    Problem,
+    Record,
+    problem,
+    split_example,
+    split_folders,
+    split_of,
+)
 
 
 def read_imagefolder(data: Any, root: Path) -> Layout:
@@ -22,16 +32,21 @@ def read_imagefolder(data: Any, root: Path) -> Layout:
         base = root / folder if folder else root
         for child in sorted(base.iterdir()):
             rel = child.relative_to(root).as_posix()
-            if child.name.startswith("."):
+            if is_hidden(child.name):
                 continue
             if not child.is_dir():
                 if child.is_file() and is_image_name(child.name):
                     problems.append(problem(rel, "not inside a class folder; ignored"))
+                elif child.is_symlink() and not child.exists():  # a class on a drive not mounted
+                    why = f"a link to {os.readlink(child)}, which does not exist; ignored"
+                    problems.append(problem(rel, why))
                 continue
             items = found.setdefault(nfc(child.name), [])
             top = str(root)
             images = list_image_paths(str(child), skipped=others)
             items.extend((split, relative_posix(p, top)) for p in images)
+    if folders == {"": ""} and _split_layout(found):
+        raise _splits_as_classes(sorted(found))
     classes = _classes(data, found, problems)
     label_of = {nfc(name): i for i, name in enumerate(classes)}
     entries: list[Record] = []
@@ -42,6 +57,32 @@ def read_imagefolder(data: Any, root: Path) -> Layout:
             entries.append(Record(rel, split_of(split, rel, data.splits), label=label_of[name]))
     skipped = tuple(sorted(relative_posix(p, str(root)) for p in others))
     return Layout("imagefolder", classes, tuple(entries), tuple(problems), skipped=skipped)
+
+
+def _split_layout(found: dict[str, list[tuple[str, str]]]) -> bool:
+    """Whether the 'class folders' ratio splits found are split folders instead: each named
+    as a split is (train, val, valid, test, ...), with its images one folder further down
+    (train/cat/1.jpg), none beside the class folders. A class named "train" holds images."""
+    names = {n for names in SPLIT_NAMES.values() for n in names}
+    items = [rel for listed in found.values() for _, rel in listed]
+    return (
+        bool(items)
+        and all(name.lower() in names for name in found)
+        and all(rel.count("/") >= 2 for rel in items)
+    )
+
+
+def _splits_as_classes(folders: list[str]) -> Exception:
+    from cvspec.errors import SpecValueError
+
+    example = split_example(folders)
+    return SpecValueError(
+        ("data", "path"),
+        f"its folders {', '.join(f + '/' for f in folders)} are split folders with a folder per "
+        "class in each, but data.splits are ratios, which read each folder under data.path as "
+        "a class (the classes would be the splits)",
+        "give the split folders" + (f", e.g. splits: {{{example}}}" if example else ""),
+    )
 
 
 def _classes(data: Any, found: dict[str, Any], problems: list[Problem]) -> tuple[str, ...]:

@@ -12,6 +12,12 @@ from typing import Any, NamedTuple, Protocol
 from cvspec.data.files import nfc
 
 SPLITS = ("train", "val", "test")
+# the folder names a split is commonly exported under (Roboflow: train, valid, test)
+SPLIT_NAMES = {
+    "train": ("train", "training", "train2017"),
+    "val": ("val", "valid", "validation", "val2017"),
+    "test": ("test", "testing", "test2017"),
+}
 # data.format -> the reader, imported only when used
 READERS = {
     "imagefolder": "cvspec.data.imagefolder:read_imagefolder",
@@ -459,6 +465,19 @@ def _turned(path: Path) -> bool:
         return False
 
 
+def split_example(folders: list[str]) -> str:
+    """data.splits for split folders by their names ('train: train, val: valid', the first
+    part of each path), or '' when no train and val folder are among them."""
+    named = {}
+    for split, names in SPLIT_NAMES.items():
+        found = next((f for f in folders if f.split("/")[0].lower() in names), None)
+        if found is not None:
+            named[split] = found
+    if "train" not in named or "val" not in named:
+        return ""
+    return ", ".join(f"{split}: {folder}" for split, folder in named.items())
+
+
 def split_folders(splits: Any, root: Path) -> dict[str, str]:
     """Split name -> folder under root for folder splits; {'': ''} for ratio splits."""
     from cvspec.errors import SpecValueError
@@ -467,6 +486,16 @@ def split_folders(splits: Any, root: Path) -> dict[str, str]:
         return {"": ""}
     folders = {s: str(getattr(splits, s)) for s in SPLITS if getattr(splits, s) is not None}
     for split, folder in folders.items():
+        if (root / folder).is_file():  # ultralytics' image list (train.txt), or a COCO .json
+            hint = (
+                "ultralytics' .txt image lists are not read: give the split's image folder "
+                "(e.g. images/train), or move the images it lists into one"
+                if folder.lower().endswith(".txt")
+                else f"give the split's folder (relative to data.path, {root})"
+            )
+            raise SpecValueError(
+                ("data", "splits", split), f"is a file, not a folder: {root / folder}", hint
+            )
         if not (root / folder).is_dir():
             raise SpecValueError(
                 ("data", "splits", split),
