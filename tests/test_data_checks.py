@@ -281,7 +281,9 @@ def test_detection_box_sanity(tmp_path: Path) -> None:
     }
     labels = {
         "data/labels/train/ok.txt": "0 0.5 0.5 0.2 0.2\n1 0.3 0.3 0.1 0.1\n",
-        "data/labels/train/bad.txt": "99 0.5 0.5 0.2 0.2\n0 0.95 0.5 0.2 0.2\n1 0.5 0.5 0 0.1\n",
+        "data/labels/train/bad.txt": "99 0.5 0.5 0.2 0.2\n0 0.95 0.5 0.2 0.2\n1 0.5 0.5 0 0.1\n"
+        # drawn to the border, 2 px past it at 640 px (a tool rounding): ultralytics trains on it
+        "0 0.9031 0.5 0.2 0.2\n0 0.0969 0.5 0.2 0.2\n",
         "data/labels/train/empty.txt": "",
         "data/labels/val/v.txt": "1 0.5 0.5 0.4 0.4\n",
     }

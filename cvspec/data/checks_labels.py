@@ -8,7 +8,10 @@ from collections import Counter
 from cvspec.data.checks import Check, Dataset, Finding, Outcome, limit_rule, quality
 from cvspec.data.index import SPLITS, Record
 
-BOX_TOLERANCE = 1e-3  # normalised coordinates may overshoot the image edge by this much
+# Normalised box edges may overshoot the image by this much: ultralytics trains on coordinates
+# up to 1 % past the edge and clips them, and labelling tools round a box drawn to the border a
+# pixel or two past it. Farther out, a box is usually in other units or of another image.
+BOX_TOLERANCE = 0.01
 _DETECTION = frozenset({"detection"})
 
 
