@@ -8,6 +8,7 @@ import logging
 import threading
 import warnings
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 
 from cvspec.serve.app import build_app
-from cvspec.serve.batching import Batcher, QueueFull
+from cvspec.serve.batching import Batcher, BatchFailed, QueueFull
 from cvspec.serve.config import ServeConfig
 from cvspec.serve.demo_model import write_demo_model
 
@@ -100,7 +101,10 @@ def test_a_model_error_reaches_every_request_of_the_batch() -> None:
         finally:
             loop.cancel()
 
-    assert [str(e) for e in asyncio.run(scenario())] == ["bad weights"] * 3
+    errors = asyncio.run(scenario())
+    assert [str(e) for e in errors] == ["RuntimeError: bad weights"] * 3
+    assert all(isinstance(e, BatchFailed) for e in errors)
+    assert len({e.reference for e in errors}) == 1  # one batch, one reference
 
 
 def test_more_images_than_the_queue_holds_are_refused_at_once() -> None:
@@ -182,10 +186,11 @@ def test_a_full_queue_answers_503_with_retry_after(tmp_path: Path) -> None:
 @pytest.mark.usefixtures("pil_state")
 def test_a_failing_model_is_a_json_500(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     model = write_demo_model(tmp_path / "export", ["red", "green"], image_size=8)
-    app = build_app(ServeConfig(model, threads=1))
+    # a long wait: the batcher still stops waiting once no request is on its way
+    app = build_app(ServeConfig(model, threads=1, max_wait_ms=1000))
     service = app.service
 
-    async def scenario() -> httpx.Response:
+    async def scenario() -> list[httpx.Response]:
         await service.start()
         assert service.model is not None
 
@@ -195,23 +200,26 @@ def test_a_failing_model_is_a_json_500(tmp_path: Path, caplog: pytest.LogCapture
         service.model.run = broken  # type: ignore[method-assign]
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://serve") as client:
-            answer = await client.post(
-                "/predict", content=png(), headers={"content-type": "image/png"}
+            post = partial(
+                client.post, "/predict", content=png(), headers={"content-type": "image/png"}
             )
+            answers = await asyncio.gather(*(post() for _ in range(6)))
         await service.stop()
-        return answer
+        return list(answers)
 
     with caplog.at_level(logging.ERROR, logger="cvspec.serve"):
-        answer = asyncio.run(scenario())
-    assert answer.status_code == 500
-    error = answer.json()["error"]
-    assert error["code"] == "model_error"
+        answers = asyncio.run(scenario())
+    assert {a.status_code for a in answers} == {500}
+    errors = [a.json()["error"] for a in answers]
+    assert {e["code"] for e in errors} == {"model_error"}
     # the model's own text (onnxruntime's: node names, the server's paths) stays in the log,
-    # under the reference the client is given
-    assert "out of memory" not in answer.text
-    reference = error["message"].rsplit("reference ", 1)[1].rstrip(")")
-    logged = [r for r in caplog.records if reference in r.getMessage()]
-    assert logged and "out of memory" in str(logged[0].exc_info[1])
+    # under the reference the client is given: once per batch, with its traceback
+    assert not any("out of memory" in a.text for a in answers)
+    references = {e["message"].rsplit("reference ", 1)[1].rstrip(")") for e in errors}
+    logged = [r for r in caplog.records if any(ref in r.getMessage() for ref in references)]
+    assert len(logged) == len(references) < len(answers)
+    assert all("out of memory" in str(r.exc_info[1]) for r in logged if r.exc_info)
+    assert all(r.exc_info for r in logged)
 
 
 def sample_images() -> list[Any]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from cvspec.serve import metric_names as m
 from cvspec.serve.admission import held_until_done
-from cvspec.serve.batching import QueueFull
+from cvspec.serve.batching import BatchFailed, QueueFull
 from cvspec.serve.config import ServeConfig
 from cvspec.serve.inputs import InputError, guard_pixels, open_header, read_images
 from cvspec.serve.model import ModelFiles, read_model_dir
@@ -38,6 +38,14 @@ def error(status: int, code: str, message: str, retry: bool = False) -> Any:
 
     headers = {"Retry-After": str(RETRY_AFTER_S)} if retry else None
     return JSONResponse({"error": {"code": code, "message": message}}, status, headers)
+
+
+def model_failed(reference: str) -> str:
+    """What a client is told of a failed prediction: where the reason is, not the reason."""
+    return (
+        "the model failed on this request's batch; "
+        f"the server's log has the reason (reference {reference})"
+    )
 
 
 async def predict(request: Any) -> Any:
@@ -81,16 +89,14 @@ async def predict(request: Any) -> Any:
     except ClientDisconnect:  # nobody reads this answer; it is sent for the metrics' status
         log.debug("the client closed the connection before its upload ended")
         return Response(status_code=CLIENT_CLOSED)
-    except Exception:  # the model itself failed: a JSON 500, counted like any other
+    except BatchFailed as exc:  # the model failed: a JSON 500, counted like any other
         # The reason (onnxruntime's text: node names, shapes, the server's paths) is for the
-        # operator: the log has it under a reference the client is given.
+        # operator: the batcher logged it once per batch, under the reference the client gets.
+        return error(500, "model_error", model_failed(exc.reference))
+    except Exception:  # anything else on the way: logged here, under its own reference
         reference = uuid.uuid4().hex[:12]
         log.exception("prediction failed (reference %s)", reference)
-        message = (
-            "the model failed on this request's batch; "
-            f"the server's log has the reason (reference {reference})"
-        )
-        return error(500, "model_error", message)
+        return error(500, "model_error", model_failed(reference))
     finally:
         service.in_flight -= 1
         if received is not None:  # answered (any status) after the whole body arrived

@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
+
+log = logging.getLogger("cvspec.serve")
+
+
+class BatchFailed(Exception):
+    """The model call, or its post-processing, failed for the batch a request was in. The
+    reason is logged once per batch, with its traceback, under `reference`; each request of the
+    batch gets the reference (a client learns no server detail), not a traceback of its own."""
+
+    def __init__(self, reference: str, reason: BaseException) -> None:
+        super().__init__(f"{type(reason).__name__}: {reason}")
+        self.reference = reference
 
 
 class QueueFull(Exception):
@@ -89,10 +103,17 @@ class Batcher:
                     )
                     seconds = time.perf_counter() - started
                     rows = self.finish(out, [i.meta for i in batch])
-                except Exception as exc:  # the model or `finish` failed: every request learns why
+                except Exception as exc:  # the model or `finish` failed: every request learns so
+                    reference = uuid.uuid4().hex[:12]
+                    log.error(
+                        "the model failed on a batch of %d image(s) (reference %s)",
+                        len(batch),
+                        reference,
+                        exc_info=exc,
+                    )
                     for item in batch:
                         if not item.future.done():
-                            item.future.set_exception(exc)
+                            item.future.set_exception(BatchFailed(reference, exc))
                     continue
                 self.on_batch(len(batch), seconds)
                 for row, item in zip(rows, batch, strict=True):
