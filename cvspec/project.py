@@ -204,6 +204,14 @@ def render_spec(
                 f"generator '{file.generator}' would overwrite {file.path}, a spec this build reads"
             )
     templates = None if options.templates is None else _rel(root, options.templates)
+    if templates is not None and Path(templates).is_absolute():
+        # cvspec.lock records the folder: from outside the repository, `check` in CI and on
+        # every other machine would stop, not finding it
+        raise UsageError(
+            f"--templates {options.templates} is outside the repository ({root}): cvspec.lock "
+            "records the folder, so CI and other machines could not check the build; put it "
+            "in the repository, or ship the templates as a plugin"
+        )
     from cvspec.generate.registry import replacements
 
     replaced = replacements(list(generators))

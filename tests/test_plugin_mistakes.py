@@ -167,6 +167,20 @@ def test_a_missing_templates_folder_is_a_located_spec_error(tmp_path: Path) -> N
     assert not (root / "generated").exists()
 
 
+def test_a_templates_folder_outside_the_repository_is_refused(tmp_path: Path) -> None:
+    """cvspec.lock records --templates: a folder outside the repository would make every
+    `check` elsewhere (CI) stop, so the build refuses it and writes nothing."""
+    root = project(tmp_path / "repo")
+    outside = tmp_path / "shared templates"
+    (outside / "repo").mkdir(parents=True)
+    (outside / "repo/gitattributes.j2").write_text("* -diff\n")
+    result = cvspec("build", "--templates", str(outside), cwd=root)
+    assert result.code == 2, result.err
+    assert f"--templates {outside} is outside the repository" in result.err
+    assert "Traceback" not in result.err
+    assert not (root / "generated").exists()
+
+
 def test_check_repeats_the_templates_folder_the_build_used(tmp_path: Path) -> None:
     root = project(tmp_path / "repo", extra={"over/repo/gitattributes.j2": "* -diff\n"})
     assert cvspec("build", "--templates", "over", cwd=root).code == 0
