@@ -15,7 +15,8 @@ from cvspec.cli.common import (
     check_format,
     given_options,
     json_errors,
-    print_json,
+    print_projects,
+    project_json,
     resolve_specs,
     warn,
 )
@@ -98,30 +99,20 @@ def command(
 
 def _check_json(specs: list[Path] | None, options: Options | None) -> None:
     """`check --format json`: the same findings and exit code as one JSON object."""
-    from cvspec.generate.retrain import training_note
-
     root, paths = resolve_specs(specs)
-    projects: list[dict[str, object]] = []
-    for out, findings in check(root, paths, options, RenderCache.default(), not specs):
-        note = training_note(root, out.out_dir, list(out.files)) if findings and out.files else None
-        projects.append(
-            {
-                "project": out.project,
-                "spec": str(out.spec_file),
-                "out_dir": str(out.out_dir),
-                "ok": not findings,
-                "findings": [
-                    {"finding": c.finding, "path": c.path, "reason": c.reason, "action": c.action}
-                    for c in findings
-                ],
-                "training": note,
-                "warnings": list(out.warnings),
-            }
+    projects = [
+        project_json(
+            root,
+            out,
+            findings,
+            findings=[
+                {"finding": c.finding, "path": c.path, "reason": c.reason, "action": c.action}
+                for c in findings
+            ],
         )
-    ok = all(p["ok"] for p in projects)
-    print_json({"ok": ok, "projects": projects})
-    if not ok:
-        raise typer.Exit(1)
+        for out, findings in check(root, paths, options, RenderCache.default(), not specs)
+    ]
+    print_projects(projects)
 
 
 def _options(out: Output) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -188,3 +188,30 @@ def error_json(exc: CvspecError) -> dict[str, object]:
     """A user error as `--format json` gives it: {"error": MESSAGE, "diagnostics": [...]}."""
     message = exc.message or (exc.diagnostics[0].message if exc.diagnostics else "")
     return {"error": message, "diagnostics": [diagnostic_json(d) for d in exc.diagnostics]}
+
+
+def project_json(
+    root: Path, out: Output, differences: Sequence[object], /, **fields: object
+) -> dict[str, object]:
+    """One project of `check`/`diff --format json`: its spec and folder, whether it matches,
+    `fields`, whether the differences retrain the model, and the build's warnings."""
+    from cvspec.generate.retrain import training_note
+
+    note = training_note(root, out.out_dir, list(out.files)) if differences and out.files else None
+    return {
+        "project": out.project,
+        "spec": str(out.spec_file),
+        "out_dir": str(out.out_dir),
+        "ok": not differences,
+        **fields,
+        "training": note,
+        "warnings": list(out.warnings),
+    }
+
+
+def print_projects(projects: list[dict[str, object]]) -> None:
+    """The one JSON object of `check`/`diff --format json`; exit 1 when a project differs."""
+    ok = all(p["ok"] for p in projects)
+    print_json({"ok": ok, "projects": projects})
+    if not ok:
+        raise typer.Exit(1)

@@ -18,7 +18,8 @@ from cvspec.cli.common import (
     given_options,
     is_terminal,
     json_errors,
-    print_json,
+    print_projects,
+    project_json,
     resolve_specs,
     warn,
 )
@@ -93,7 +94,6 @@ def command(
 def _diff_json(specs: list[Path] | None, options: Options | None) -> None:
     """`diff --format json`: each differing file's finding, action and diff; same exit code."""
     from cvspec.generate.manifest import LOCK_NAME
-    from cvspec.generate.retrain import training_note
 
     root, paths = resolve_specs(specs)
     projects: list[dict[str, object]] = []
@@ -111,22 +111,8 @@ def _diff_json(specs: list[Path] | None, options: Options | None) -> None:
                     "diff": "".join(diff),
                 }
             )
-        note = training_note(root, out.out_dir, list(out.files)) if findings and out.files else None
-        projects.append(
-            {
-                "project": out.project,
-                "spec": str(out.spec_file),
-                "out_dir": str(out.out_dir),
-                "ok": not findings,
-                "files": files,
-                "training": note,
-                "warnings": list(out.warnings),
-            }
-        )
-    ok = all(p["ok"] for p in projects)
-    print_json({"ok": ok, "projects": projects})
-    if not ok:
-        raise typer.Exit(1)
+        projects.append(project_json(root, out, findings, files=files))
+    print_projects(projects)
 
 
 def _flags(profile: str | None, sets: list[str] | None, templates: object) -> list[str]:
