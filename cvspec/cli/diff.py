@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -24,7 +25,10 @@ from cvspec.cli.common import (
 )
 from cvspec.generate.cache import RenderCache
 from cvspec.generate.diff import colored, file_diff, project_diff
-from cvspec.project import Options, check
+from cvspec.project import Options, Output, check
+
+if TYPE_CHECKING:
+    from cvspec.generate.compare import Change
 
 
 def command(
@@ -56,12 +60,14 @@ def command(
     lines: list[str] = []
     summary: list[str] = []
     edited = left = 0
-    for out, findings in check(root, paths, options, RenderCache.default(), not specs):
+    results = check(root, paths, options, RenderCache.default(), not specs)
+    renamed = _renamed_from(results)
+    for out, findings in results:
         warn(out)
         if findings:
             from cvspec.generate.retrain import training_note
 
-            note = training_note(root, out.out_dir, list(out.files))
+            note = training_note(root, out.out_dir, list(out.files), renamed.get(out.spec_file))
             if note:
                 lines.append(f"# training ({out.project}): {note}\n")
             lines.extend(project_diff(root, findings, out.files))
@@ -97,7 +103,9 @@ def _diff_json(specs: list[Path] | None, options: Options | None) -> None:
 
     root, paths = resolve_specs(specs)
     projects: list[dict[str, object]] = []
-    for out, findings in check(root, paths, options, RenderCache.default(), not specs):
+    results = check(root, paths, options, RenderCache.default(), not specs)
+    renamed = _renamed_from(results)
+    for out, findings in results:
         new = {f.path: f for f in out.files}
         files = []
         for change in sorted(findings, key=lambda c: (c.path.endswith("/" + LOCK_NAME), c.path)):
@@ -111,7 +119,11 @@ def _diff_json(specs: list[Path] | None, options: Options | None) -> None:
                     "diff": "".join(diff),
                 }
             )
-        note = training_note(root, out.out_dir, list(out.files)) if findings and out.files else None
+        note = (
+            training_note(root, out.out_dir, list(out.files), renamed.get(out.spec_file))
+            if findings and out.files
+            else None
+        )
         projects.append(
             {
                 "project": out.project,
@@ -127,6 +139,17 @@ def _diff_json(specs: list[Path] | None, options: Options | None) -> None:
     print_json({"ok": ok, "projects": projects})
     if not ok:
         raise typer.Exit(1)
+
+
+def _renamed_from(results: list[tuple[Output, list[Change]]]) -> dict[str, str]:
+    """Spec -> the generated/<project>/ it made under its old name: an orphaned project (an
+    Output without files) from a spec that now makes another one."""
+    making = {out.spec_file for out, _ in results if out.files}
+    return {
+        out.spec_file: out.out_dir
+        for out, _ in results
+        if not out.files and out.spec_file in making
+    }
 
 
 def _flags(profile: str | None, sets: list[str] | None, templates: object) -> list[str]:
