@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -229,3 +230,36 @@ def test_a_project_never_built_says_nothing_about_retraining(tmp_path: Path) -> 
     assert "missing  generated/demo/train/experiment/point-000.yaml" in checked.out
     assert "training:" not in checked.out, checked.out
     assert "# training" not in cvspec("diff", cwd=root).out
+
+
+def test_a_renamed_project_says_its_next_training_run_retrains(tmp_path: Path) -> None:
+    """A rename moves the runs folder (runs/<project>): the next run finds no finished run and
+    trains afresh. The new project was never built, so its config is compared with the one the
+    spec made under its old name, in text and JSON alike (the note said nothing before)."""
+    spec = MINIMAL_SPEC + "train: {epochs: 10}\n"
+    root = project(tmp_path, spec)
+    assert cvspec("build", cwd=root).code == 0
+    (root / "specs/demo.yaml").write_text(spec.replace("name: demo", "name: demo2"))
+    diffed = cvspec("diff", cwd=root)
+    assert diffed.code == 1
+    assert diffed.out.startswith(
+        "# training (demo2): the next training run retrains: output.root changed\n"
+    ), diffed.out[:300]
+    assert diffed.out.count("# training") == 1  # not for the old project's removal
+    (root / "specs/demo.yaml").write_text(
+        spec.replace("name: demo", "name: demo2").replace("epochs: 10", "epochs: 12")
+    )
+    out = json.loads(cvspec("diff", "--format", "json", cwd=root).out)
+    notes = {p["project"]: p["training"] for p in out["projects"]}
+    assert notes == {
+        "demo2": "the next training run retrains: train.epochs, output.root changed",
+        "demo": None,
+    }
+    checked = cvspec("check", cwd=root)  # check says it the same way
+    assert checked.code == 1
+    assert (
+        "  training: the next training run retrains: train.epochs, output.root changed"
+        in checked.out
+    )
+    checked_json = json.loads(cvspec("check", "--format", "json", cwd=root).out)
+    assert {p["project"]: p["training"] for p in checked_json["projects"]} == notes

@@ -17,6 +17,7 @@ from cvspec.cli.common import (
     json_errors,
     print_projects,
     project_json,
+    renamed_from,
     resolve_specs,
     warn,
 )
@@ -51,7 +52,9 @@ def command(
     options = given_options(profile, set_, templates)
     failed = 0
     stale = left = held = 0  # findings a build fixes; files it leaves for the user; or refuses
-    for out, findings in check(root, paths, options, RenderCache.default(), not specs):
+    results = check(root, paths, options, RenderCache.default(), not specs)
+    renamed = renamed_from(results)
+    for out, findings in results:
         warn(out)
         if not findings:
             print(
@@ -71,7 +74,8 @@ def command(
             print(f"  {change.finding:<{width}}  {change.path}: {change.reason}")
         from cvspec.generate.retrain import training_note
 
-        note = training_note(root, out.out_dir, list(out.files)) if out.files else None
+        old = renamed.get(out.spec_file)
+        note = training_note(root, out.out_dir, list(out.files), old) if out.files else None
         if note:
             print(f"  training: {note}")
         left += sum(c.action == "keep" for c in findings)
@@ -100,17 +104,20 @@ def command(
 def _check_json(specs: list[Path] | None, options: Options | None) -> None:
     """`check --format json`: the same findings and exit code as one JSON object."""
     root, paths = resolve_specs(specs)
+    results = check(root, paths, options, RenderCache.default(), not specs)
+    renamed = renamed_from(results)
     projects = [
         project_json(
             root,
             out,
             findings,
+            renamed.get(out.spec_file),
             findings=[
                 {"finding": c.finding, "path": c.path, "reason": c.reason, "action": c.action}
                 for c in findings
             ],
         )
-        for out, findings in check(root, paths, options, RenderCache.default(), not specs)
+        for out, findings in results
     ]
     print_projects(projects)
 

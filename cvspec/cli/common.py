@@ -191,13 +191,20 @@ def error_json(exc: CvspecError) -> dict[str, object]:
 
 
 def project_json(
-    root: Path, out: Output, differences: Sequence[object], /, **fields: object
+    root: Path,
+    out: Output,
+    differences: Sequence[object],
+    renamed: str | None = None,
+    /,
+    **fields: object,
 ) -> dict[str, object]:
     """One project of `check`/`diff --format json`: its spec and folder, whether it matches,
-    `fields`, whether the differences retrain the model, and the build's warnings."""
+    `fields`, whether the differences retrain the model (`renamed`: the folder the spec made
+    under its old project name, see renamed_from), and the build's warnings."""
     from cvspec.generate.retrain import training_note
 
-    note = training_note(root, out.out_dir, list(out.files)) if differences and out.files else None
+    files = list(out.files)
+    note = training_note(root, out.out_dir, files, renamed) if differences and files else None
     return {
         "project": out.project,
         "spec": str(out.spec_file),
@@ -206,6 +213,17 @@ def project_json(
         **fields,
         "training": note,
         "warnings": list(out.warnings),
+    }
+
+
+def renamed_from(results: Sequence[tuple[Output, Sequence[object]]]) -> dict[str, str]:
+    """Spec -> the generated/<project>/ it made under its old name: an orphaned project (an
+    Output without files) from a spec that now makes another one."""
+    making = {out.spec_file for out, _ in results if out.files}
+    return {
+        out.spec_file: out.out_dir
+        for out, _ in results
+        if not out.files and out.spec_file in making
     }
 
 

@@ -20,6 +20,7 @@ from cvspec.cli.common import (
     json_errors,
     print_projects,
     project_json,
+    renamed_from,
     resolve_specs,
     warn,
 )
@@ -57,12 +58,14 @@ def command(
     lines: list[str] = []
     summary: list[str] = []
     edited = left = 0
-    for out, findings in check(root, paths, options, RenderCache.default(), not specs):
+    results = check(root, paths, options, RenderCache.default(), not specs)
+    renamed = renamed_from(results)
+    for out, findings in results:
         warn(out)
         if findings:
             from cvspec.generate.retrain import training_note
 
-            note = training_note(root, out.out_dir, list(out.files))
+            note = training_note(root, out.out_dir, list(out.files), renamed.get(out.spec_file))
             if note:
                 lines.append(f"# training ({out.project}): {note}\n")
             lines.extend(project_diff(root, findings, out.files))
@@ -97,7 +100,9 @@ def _diff_json(specs: list[Path] | None, options: Options | None) -> None:
 
     root, paths = resolve_specs(specs)
     projects: list[dict[str, object]] = []
-    for out, findings in check(root, paths, options, RenderCache.default(), not specs):
+    results = check(root, paths, options, RenderCache.default(), not specs)
+    renamed = renamed_from(results)
+    for out, findings in results:
         new = {f.path: f for f in out.files}
         files = []
         for change in sorted(findings, key=lambda c: (c.path.endswith("/" + LOCK_NAME), c.path)):
@@ -111,7 +116,7 @@ def _diff_json(specs: list[Path] | None, options: Options | None) -> None:
                     "diff": "".join(diff),
                 }
             )
-        projects.append(project_json(root, out, findings, files=files))
+        projects.append(project_json(root, out, findings, renamed.get(out.spec_file), files=files))
     print_projects(projects)
 
 

@@ -22,14 +22,26 @@ if TYPE_CHECKING:
     from cvspec.generate.render import RenderedFile
 
 
-def training_note(root: Path, out_dir: str, files: list[RenderedFile]) -> str | None:
+def training_note(
+    root: Path, out_dir: str, files: list[RenderedFile], renamed_from: str | None = None
+) -> str | None:
     """`the next training run retrains: train.epochs changed`, `finished runs are reused: only
-    train.workers changed`, or None when the training config did not change."""
+    train.workers changed`, or None when the training config did not change.
+
+    `renamed_from` is the generated/<project>/ the spec made under its old name (a rename):
+    its training config, never built under the new name, is the one compared, and the runs
+    folder (output.root) that a rename moves counts as a change: a run looks for its finished
+    run there, so none is found.
+    """
     new = {f.path: f.content for f in files}
     config = f"{out_dir}/train/config.yaml"
     if config in new:  # classification
         kept = {"train": CONFIG_NOT_IN_ID, "data": DATA_BY_RECORDS}
         old = _read(root / config)
+        points = f"{out_dir}/train/experiment"
+        if old is None and renamed_from is not None:
+            old = _read(root / f"{renamed_from}/train/config.yaml")
+            points = f"{renamed_from}/train/experiment"
         if old is None:  # never built (or the tree is gone): no training config to compare
             return None
         changed = []
@@ -38,7 +50,9 @@ def training_note(root: Path, out_dir: str, files: list[RenderedFile]) -> str | 
             if before is None or after is None:  # not YAML (a merge conflict): cannot tell
                 return None
             changed = _all_changed(before, after, CONFIG_SECTIONS)
-        changed += _point_changes(root, f"{out_dir}/train/experiment", new)
+            changed += _changed(before.get("output"), after.get("output"), "output")
+        if points == f"{out_dir}/train/experiment":
+            changed += _point_changes(root, points, new)
         return _note(changed, kept)
     args, data = f"{out_dir}/train/args.yaml", f"{out_dir}/train/data.yaml"
     if args not in new:
