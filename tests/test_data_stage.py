@@ -267,6 +267,23 @@ def test_generated_data_tests_pass_then_name_the_bad_file(tmp_path: Path) -> Non
         "val/dog/s30.png: val image is a byte copy of a train image (labelled dog here, cat "
         "there) [train/cat/s05.png]" in bad.stdout
     )
+    assert "cvspec/testing" not in bad.stdout  # the check's lines, not the helper's frames
+    assert "def check_data" not in bad.stdout
+
+
+def test_a_failed_data_test_shows_a_few_offending_files_then_the_count() -> None:
+    from cvspec.data.checks import CheckResult, Finding
+    from cvspec.testing.data import failure
+
+    findings = tuple(Finding(f"cat/{i:02d}.png", "nearly black") for i in range(25))
+    result = CheckResult("dark", "no nearly black images", "fail", 0.25, 0, findings, "s.yaml:9")
+    assert failure(result, " [s.yaml with --set x=1]").splitlines() == [
+        "dark: fail (no nearly black images; measured 0.25; from s.yaml:9) [s.yaml with --set x=1]",
+        "  25 offending, the first 5:",
+        *(f"  cat/{i:02d}.png: nearly black" for i in range(5)),
+    ]
+    one = CheckResult("dark", "no nearly black images", "fail", 0.5, 0, findings[:1], "s.yaml:9")
+    assert failure(one).splitlines()[1:] == ["  1 offending:", "  cat/00.png: nearly black"]
 
 
 def test_excluding_an_image_takes_its_label_file_and_an_emptied_class_with_it(

@@ -69,11 +69,14 @@ def test_no_gates_no_model_tests(tmp_path: Path) -> None:
 def test_generated_tests_pass_and_fail_on_the_measured_values(tmp_path: Path) -> None:
     root = project(tmp_path, MINIMAL_SPEC + GATES)
     assert cvspec("build", cwd=root).code == 0
+    lines = (root / "specs/demo.yaml").read_text().splitlines()
+    accuracy = f"specs/demo.yaml:{lines.index('    accuracy: {min: 0.9}') + 1}"
+    latency = f"specs/demo.yaml:{lines.index('    latency_p95_ms: {min: 0.5, max: 20}') + 1}"
     missing = _pytest(root)
-    assert missing.returncode == 1
+    assert missing.returncode == 1  # fails, never skips: CI must not pass without an evaluation
     assert (
-        f"gate accuracy: no evaluation at {root / 'runs/demo/evaluate/metrics.json'}; run "
-        "`cvspec run SPEC --stage evaluate` first (from specs/demo.yaml: evaluate.gates.accuracy)"
+        "gate accuracy: no evaluation (runs/demo/evaluate/metrics.json not found); run "
+        f"`cvspec run specs/demo.yaml --stage evaluate` first (from {accuracy})"
     ) in missing.stdout
 
     _metrics(root, accuracy=0.93, ece=0.01, latency_p95_ms=3.5)
@@ -85,12 +88,10 @@ def test_generated_tests_pass_and_fail_on_the_measured_values(tmp_path: Path) ->
     failing = _pytest(root)
     assert failing.returncode == 1
     assert (
-        "AssertionError: gate accuracy FAILED: measured 0.8712, required >= 0.9 "
-        "(from specs/demo.yaml: evaluate.gates.accuracy)"
+        f"gate accuracy FAILED: measured 0.8712, required >= 0.9 (from {accuracy})"
     ) in failing.stdout
     assert (
-        "AssertionError: gate latency_p95_ms FAILED: measured 25, required >= 0.5 and <= 20 "
-        "(from specs/demo.yaml: evaluate.gates.latency_p95_ms)"
+        f"gate latency_p95_ms FAILED: measured 25, required >= 0.5 and <= 20 (from {latency})"
     ) in failing.stdout
     assert "2 failed, 1 passed" in failing.stdout
 
@@ -107,9 +108,70 @@ def test_generated_tests_pass_and_fail_on_the_measured_values(tmp_path: Path) ->
     stale = _pytest(root)
     assert stale.returncode == 1 and "3 failed" in stale.stdout
     assert (
-        "AssertionError: gate accuracy: runs/demo/evaluate/metrics.json is of run "
-        "aaaaaaaaaaaa, but the model trained now is run 0123456789ab: run "
-        "`cvspec run SPEC --stage export --stage evaluate` first"
+        "gate accuracy: runs/demo/evaluate/metrics.json is of run aaaaaaaaaaaa, but the model "
+        "trained now is run 0123456789ab (runs/demo/train/current.json): run "
+        "`cvspec run specs/demo.yaml --stage export --stage evaluate` first"
+    ) in stale.stdout
+
+
+def test_a_failed_gate_shows_its_message_not_the_helpers_frames(tmp_path: Path) -> None:
+    """Plain pytest, as a CI job or a person runs it: the failure is the gate's own lines,
+    citing the spec's line, without the source and locals of cvspec.testing's frames."""
+    root = project(tmp_path, MINIMAL_SPEC + GATES)
+    assert cvspec("build", cwd=root).code == 0
+    _metrics(root, accuracy=0.5, ece=0.01, latency_p95_ms=3.5)
+    out = _pytest(root).stdout
+    line = (root / "specs/demo.yaml").read_text().splitlines().index("    accuracy: {min: 0.9}")
+    block = out.split("_ test_gate_accuracy _")[1].split("short test summary")[0]
+    assert block.strip("_\n= ").splitlines() == [
+        f"gate accuracy FAILED: measured 0.5, required >= 0.9 (from specs/demo.yaml:{line + 1})"
+    ]
+    assert "cvspec/testing" not in out and "def check_gate" not in out
+    elsewhere = subprocess.run(  # pytest started from another folder: the line is the same
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "demo/tests"],
+        cwd=root / "generated", env={**os.environ, "CVSPEC_ROOT": str(root)},
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert f"(from specs/demo.yaml:{line + 1})" in elsewhere.stdout
+
+
+def test_a_per_class_gate_names_the_classes_below_its_bound(tmp_path: Path) -> None:
+    root = project(tmp_path, MINIMAL_SPEC + "evaluate: {gates: {min_class_recall: {min: 0.8}}}\n")
+    assert cvspec("build", cwd=root).code == 0
+    per_class = {
+        c: {"recall": r, "support": 10}
+        for c, r in {"cat": 0.5, "dog": 1.0, "eel": 0.7, "fox": 0.9}.items()
+    }
+    folder = root / "runs/demo/evaluate"
+    folder.mkdir(parents=True)
+    report = {"metrics": {"min_class_recall": 0.5}, "per_class": per_class}
+    (folder / "metrics.json").write_text(json.dumps(report))
+    out = _pytest(root).stdout
+    assert (
+        "gate min_class_recall FAILED: measured 0.5, required >= 0.8 (from specs/demo.yaml:6); "
+        "below the bound: class cat recall 0.5 (10 images), class eel recall 0.7 (10 images)\n"
+    ) in out
+
+
+def test_an_evaluation_of_an_earlier_export_fails_the_gates(tmp_path: Path) -> None:
+    """A job that has the export and the evaluation but not train/current.json (artifacts of
+    different pipelines): the export names the model the gates are about."""
+    root = project(tmp_path, MINIMAL_SPEC + GATES)
+    assert cvspec("build", cwd=root).code == 0
+    folder = root / "runs/demo/evaluate"
+    folder.mkdir(parents=True)
+    metrics = {"accuracy": 0.93, "ece": 0.01, "latency_p95_ms": 3.5}
+    (folder / "metrics.json").write_text(json.dumps({"run_id": "aaaa", "metrics": metrics}))
+    export = root / "runs/demo/export"
+    export.mkdir(parents=True)
+    (export / "export.json").write_text(json.dumps({"run_id": "aaaa"}))
+    assert _pytest(root).returncode == 0
+    (export / "export.json").write_text(json.dumps({"run_id": "bbbb"}))
+    stale = _pytest(root)
+    assert stale.returncode == 1 and "3 failed" in stale.stdout
+    assert (
+        "runs/demo/evaluate/metrics.json is of run aaaa, but the model exported now is run bbbb "
+        "(runs/demo/export/export.json)"
     ) in stale.stdout
 
 
@@ -144,8 +206,10 @@ def test_the_test_stage_checks_the_bounds_of_the_runs_profile_and_sets(tmp_path:
     test = ("run", "specs/digits.yaml", "--stage", "test")
     plain = cvspec(*test, cwd=tmp_path, env=env, timeout=300)
     assert plain.code == 1
-    assert "gate accuracy FAILED: measured 0.7, required >= 0.95 (from specs/digits.yaml: " in (
-        plain.out
+    at = text.splitlines().index("    accuracy: {min: 0.95}") + 1
+    assert (
+        f"gate accuracy FAILED: measured 0.7, required >= 0.95 (from specs/digits.yaml:{at})"
+        in (plain.out)
     )
 
     line = text.splitlines().index("  ci: {train: {epochs: 2}}") + 1
@@ -164,8 +228,8 @@ def test_the_test_stage_checks_the_bounds_of_the_runs_profile_and_sets(tmp_path:
         "data.quality.min_images_per_class=1000 --set evaluate.gates.accuracy.min=0.8)"
     ) in strict.out
     assert (
-        "specs/digits.yaml with --profile ci --set data.quality.min_images_per_class=1000 "
-        "--set evaluate.gates.accuracy.min=0.8: " in strict.out
+        "[specs/digits.yaml with --profile ci --set data.quality.min_images_per_class=1000 "
+        "--set evaluate.gates.accuracy.min=0.8]\n  10 offending, the first 5:\n" in strict.out
     )
     assert f"profile ci (specs/digits.yaml:{line})" not in strict.out  # --set wins over it
 

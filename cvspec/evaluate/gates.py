@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, NamedTuple
 
 
@@ -49,8 +50,9 @@ class GateResult(NamedTuple):
         }
 
 
-def gate_sources(loaded: Any) -> dict[str, str]:
-    """Gate name -> 'file:line' where the spec sets it (its key's position in the source map)."""
+def gate_sources(loaded: Any, root: Path | None = None) -> dict[str, str]:
+    """Gate name -> 'file:line' where the spec sets it (its key's position in the source map);
+    a file under `root` relative to it, wherever the working directory is."""
     raw = loaded.raw
     out: dict[str, str] = {}
     for name in _gate_names(loaded.spec):
@@ -58,6 +60,10 @@ def gate_sources(loaded: Any) -> dict[str, str]:
         origin = (
             raw.keys.get(path) or raw.values.get((*path, "min")) or raw.values.get((*path, "max"))
         )
+        if origin is not None and origin.file and root is not None:
+            file = Path(origin.file).resolve()  # recorded absolute, or relative to the cwd
+            if file.is_relative_to(root.resolve()):
+                origin = origin._replace(file=file.relative_to(root.resolve()).as_posix())
         out[name] = origin.describe() if origin is not None else f"evaluate.gates.{name}"
     return out
 

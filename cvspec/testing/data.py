@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from cvspec.testing.options import RunOptions, composed, run_options
 
 if TYPE_CHECKING:
-    from cvspec.data.checks import Dataset
+    from cvspec.data.checks import CheckResult, Dataset
 
 
 @cache
@@ -27,6 +27,7 @@ def check_data(test_file: str, spec_file: str, check: str, limit: float | None) 
     Under the test stage of a run with --profile or --set, the dataset and the limit are the
     ones that run composed (see cvspec.testing.options); `limit` is the spec's as built.
     """
+    __tracebackhide__ = True  # a failure shows its message, not this helper's frames
     from cvspec.data.checks import catalogue, check_sources
     from cvspec.project import find_root
 
@@ -36,14 +37,32 @@ def check_data(test_file: str, spec_file: str, check: str, limit: float | None) 
     options = run_options()
     root = find_root(Path(test_file).resolve().parent)
     ds = dataset(root, spec_file, options)
-    where = spec_file
+    where = ""
     if options is not None:
         limit = by_name[check].limit(ds.spec)
-        where = f"{spec_file} with {options.describe()}"
+        where = f" [{spec_file} with {options.describe()}]"
     source = check_sources(composed(root, spec_file, options), root).get(check, "")
     result = by_name[check].verdict(ds, limit, source)
     if result.status == "fail":
-        raise AssertionError(f"{where}: {result.describe()}")
+        import pytest
+
+        pytest.fail(failure(result, where), pytrace=False)
+
+
+MOST_FINDINGS = 5  # what a CI log shows of a failed check; the data stage's report has them all
+
+
+def failure(result: CheckResult, run: str = "") -> str:
+    """A failed check as a CI log shows it: the rule, measured value and limit's place (then
+    `run`, the options of the run), then how many files (or classes) offend and the first few."""
+    head, *lines = result.describe(MOST_FINDINGS).splitlines()
+    head += run
+    count = len(result.findings)
+    if not count:
+        return head
+    lines = [line for line in lines if not line.startswith("  ... and ")]
+    first = f", the first {MOST_FINDINGS}" if count > MOST_FINDINGS else ""
+    return "\n".join([head, f"  {count} offending{first}:", *lines])
 
 
 def synthetic_image(seed: int, size: int = 64) -> Any:
