@@ -7,8 +7,7 @@ import statistics
 from typing import Any
 
 from cvspec.data.checks import Check, Dataset, Finding, Outcome, limit_rule, quality
-from cvspec.data.files import IMAGE_EXTENSIONS, ULTRALYTICS_EXTENSIONS, extension
-from cvspec.data.index import SPLITS
+from cvspec.data.files import IMAGE_EXTENSIONS, SPLITS, ULTRALYTICS_EXTENSIONS, extension
 
 DARK_P95 = 0.2  # dark: 95% of the pixels are darker than this grey level (0..1)
 BRIGHT_P5 = 0.9  # bright: 95% of the pixels are brighter than this

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from cvspec.data.checks import Check, Dataset, Finding, Outcome, limit_rule, quality
-from cvspec.data.index import SPLITS, Record
+from cvspec.data.files import SPLITS
+
+if TYPE_CHECKING:
+    from cvspec.data.index import Record
 
 # Normalised box edges may overshoot the image by this much: ultralytics trains on coordinates
 # up to 1 % past the edge and clips them, and labelling tools round a box drawn to the border a

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+SPLITS = ("train", "val", "test")  # every dataset's splits, in report order
+
 # What cvspec reads (PIL) for a classifier: .jfif and .jpe are JPEGs, .mpo a camera's JPEG.
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".mpo", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
+from cvspec.data.files import SPLITS as SPLITS  # re-exported: where readers have always found it
 from cvspec.data.files import nfc
 
-SPLITS = ("train", "val", "test")
 # the folder names a split is commonly exported under (Roboflow: train, valid, test)
 SPLIT_NAMES = {
     "train": ("train", "training", "train2017"),
