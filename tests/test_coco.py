@@ -599,3 +599,25 @@ def test_a_coco_dataset_trains_resumes_exports_evaluates_and_tests(tmp_path: Pat
     assert "`triangle`, `circle`, `square`" in card
     assert "ok test" in result.err
     assert snapshot(tmp_path / "data/coco") == before  # no label cache, nothing written there
+
+
+def test_category_ids_written_as_whole_floats_are_those_categories(tmp_path: Path) -> None:
+    """`"id": 1.0` (a script that wrote numpy floats) is category 1, and its boxes are read;
+    before, the category was skipped and each of its boxes was a layout finding."""
+    categories = [{"id": 1.0, "name": "a"}, {"id": 2.0, "name": "b"}]
+    images = [{"id": 1, "file_name": "p.png", "width": 16, "height": 16}]
+    annotations = [{"image_id": 1, "category_id": 2.0, "bbox": [0, 0, 8, 8]}]
+    doc = {"images": images, "annotations": annotations, "categories": categories}
+    files = {
+        "data/train/ann.json": json.dumps(doc),
+        "data/val/ann.json": json.dumps({**doc, "annotations": []}),
+        "data/train/p.png": encode(synthetic_image(1, 16)),
+        "data/val/p.png": encode(synthetic_image(2, 16)),
+    }
+    root = write_tree(tmp_path, {".git/HEAD": "", "specs/p.yaml": DETECTION, **files})
+    layout = read_layout(check_spec(root), root / "data")
+    assert [(r.path, r.boxes) for r in layout.entries] == [
+        ("train/p.png", (Box(1, 0.25, 0.25, 0.5, 0.5),)),
+        ("val/p.png", ()),
+    ]
+    assert not layout.problems

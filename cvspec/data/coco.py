@@ -163,6 +163,8 @@ def _classes(
         cats = [c for c in doc.get("categories", []) if isinstance(c, dict)]
         for cat in cats:
             cid = cat.get("id")
+            if isinstance(cid, float) and cid.is_integer():  # 1.0, as a script's json.dump wrote
+                cid = int(cid)
             if not isinstance(cid, int) or isinstance(cid, bool):
                 continue
             name = str(cat.get("name", cid))
