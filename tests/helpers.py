@@ -126,6 +126,25 @@ def slow_upload(port: int, body: bytes, pieces: int = 4, gap_s: float = 0.15) ->
     return int(answer.split(b" ", 2)[1])
 
 
+def health_once_load_failed(port: int, proc: subprocess.Popen[bytes]) -> Any:
+    """GET /health until the server says its model failed to load (or 60 s pass, or the
+    process ends); the last answer, or None when none came."""
+    import time
+
+    import httpx
+
+    deadline, health = time.monotonic() + 60, None
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            health = httpx.get(f"http://127.0.0.1:{port}/health")
+            if health.json()["status"] == "failed":
+                break
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    return health
+
+
 def fill_drift_window(url: str, body: bytes) -> None:
     """POST body to url/predict as often as a drift window holds images: the server publishes
     its drift gauges only over a full window."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from helpers import MINIMAL_SPEC, cvspec, project
+from helpers import MINIMAL_SPEC, cvspec, health_once_load_failed, project
 
 from cvspec.preprocess import Preprocess, open_image, to_array
 from cvspec.serve.demo_model import write_demo_model
@@ -173,7 +173,6 @@ def test_a_model_that_fails_to_load_tells_clients_no_paths(tmp_path: Path) -> No
     """/health and /predict say the model failed; why (with its path) is in the log only."""
     import subprocess
     import sys
-    import time
 
     from cvspec.serve.launch import free_port
 
@@ -188,15 +187,7 @@ def test_a_model_that_fails_to_load_tells_clients_no_paths(tmp_path: Path) -> No
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline, health = time.monotonic() + 60, None
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                health = httpx.get(f"http://127.0.0.1:{port}/health")
-                if health.json()["status"] == "failed":
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
+        health = health_once_load_failed(port, proc)
         assert health is not None and health.status_code == 503, health
         predict = httpx.post(
             f"http://127.0.0.1:{port}/predict", content=b"x", headers={"content-type": "image/png"}

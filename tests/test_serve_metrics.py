@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import slow_upload
+from helpers import health_once_load_failed, slow_upload
 
 from cvspec.imagestats import image_stats
 from cvspec.serve import metric_names as m
@@ -138,7 +138,6 @@ def test_a_model_that_fails_to_load_leaves_metrics_up_without_model_info(tmp_pat
     """What the ModelNotLoaded alert watches: up (a /metrics answer) without cvspec_model_info."""
     import subprocess
     import sys
-    import time
 
     from cvspec.serve.launch import free_port
 
@@ -152,15 +151,7 @@ def test_a_model_that_fails_to_load_leaves_metrics_up_without_model_info(tmp_pat
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline, health = time.monotonic() + 60, None
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                health = httpx.get(f"http://127.0.0.1:{port}/health")
-                if health.json()["status"] == "failed":
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
+        health = health_once_load_failed(port, proc)
         assert health is not None and health.status_code == 503, health
         assert health.json()["status"] == "failed" and proc.poll() is None  # it stays up
         samples = scrape(f"http://127.0.0.1:{metrics_port}/metrics")
