@@ -50,6 +50,35 @@ def test_concurrent_images_share_one_call_and_get_their_own_rows() -> None:
     assert sizes == [4, 2]  # the second batch stops waiting: max_wait bounds it, then it runs
 
 
+def test_a_batch_waits_for_images_arriving_one_by_one_until_max_wait() -> None:
+    sizes: list[int] = []
+
+    async def scenario() -> list[list[Any]]:
+        batcher = Batcher(
+            double,
+            max_batch=4,
+            max_wait_s=0.3,
+            capacity=16,
+            pending=lambda: 1,  # more are always on their way: only max_wait ends a batch
+            on_batch=lambda n, s: sizes.append(n),
+        )
+        loop = asyncio.create_task(batcher.serve_forever())
+
+        async def later(delay: float, value: float) -> list[Any]:
+            await asyncio.sleep(delay)
+            return await batcher.submit([np.full((1,), value)])
+
+        try:
+            # 0 and 1 share the first batch; 2 comes after its wait ended and starts the next
+            return list(await asyncio.gather(later(0, 0), later(0.1, 1), later(0.6, 2)))
+        finally:
+            loop.cancel()
+
+    results = asyncio.run(scenario())
+    assert [float(r[0][0]) for r in results] == [0, 2, 4]  # no image lost to a wait that ended
+    assert sizes == [2, 1]
+
+
 def test_finish_runs_once_per_batch_with_each_images_meta_in_order() -> None:
     calls: list[tuple[list[float], list[str]]] = []
 

@@ -125,18 +125,23 @@ class Batcher:
 
     async def _collect(self, loop: asyncio.AbstractEventLoop) -> list[_Item]:
         batch = [await self._queue.get()]
-        deadline = loop.time() + self.max_wait_s
-        while len(batch) < self.max_batch:
-            if not self._queue.empty():
+        if self.max_wait_s <= 0:  # no waiting: what is queued now
+            while len(batch) < self.max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-                continue
-            remaining = deadline - loop.time()
-            if remaining <= 0 or self.pending() == 0:
-                break
-            try:
-                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-            except TimeoutError:
-                break
+            return batch
+        # One timeout for the whole batch (asyncio.wait_for makes a task per image it waits for
+        # on Python 3.11); a get() cancelled by it leaves its item in the queue.
+        try:
+            async with asyncio.timeout_at(loop.time() + self.max_wait_s):
+                while len(batch) < self.max_batch:
+                    if not self._queue.empty():
+                        batch.append(self._queue.get_nowait())
+                    elif self.pending() == 0:
+                        break
+                    else:
+                        batch.append(await self._queue.get())
+        except TimeoutError:
+            pass
         return batch
 
     def _fail_waiting(self) -> None:

@@ -57,6 +57,8 @@ async def read_images(request: Any, max_bytes: int, max_images: int) -> list[byt
 
 
 async def _read_body(request: Any, max_bytes: int) -> bytes:
+    from starlette.requests import ClientDisconnect
+
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise InputError(
@@ -71,13 +73,19 @@ async def _read_body(request: Any, max_bytes: int) -> bytes:
     window = asyncio.timeout_at(min(loop.time() + BODY_GAP_S, deadline))
     try:
         async with window:
-            async for chunk in request.stream():
+            while True:  # the ASGI messages themselves: request.stream() adds a generator
+                message = await request.receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnect
+                chunk = message.get("body", b"")
                 size += len(chunk)
                 if size > max_bytes:
                     raise InputError(
                         413, "too_large", f"the body exceeds the limit of {max_bytes} bytes"
                     )
                 chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
                 window.reschedule(min(loop.time() + BODY_GAP_S, deadline))
     except TimeoutError:
         why = (
