@@ -373,6 +373,66 @@ def test_coco_boxes_must_be_finite_numbers(tmp_path: Path) -> None:
     ]
 
 
+def test_a_box_labelled_twice_is_a_duplicate_box(tmp_path: Path) -> None:
+    img = {
+        f"data/images/{s}/{n}.png": encode(synthetic_image(i))
+        for i, (s, n) in enumerate([("train", "t"), ("train", "crowd"), ("val", "v")])
+    }
+    labels = {
+        "data/labels/train/t.txt": (
+            "0 0.5 0.5 0.2 0.2\n"
+            "1 0.5 0.5 0.2 0.2\n"  # another class on the same spot: two objects
+            "0 0.5 0.5 0.2 0.2\n"  # a pasted repeat of line 1
+            "0 0.502 0.5 0.2 0.2\n"  # redrawn a pixel off: IoU 0.98
+            "0 0.2 0.2 0.1 0.1\n"
+        ),
+        # a crowd: boxes of one class overlapping by half are distinct objects
+        "data/labels/train/crowd.txt": "0 0.40 0.5 0.2 0.4\n0 0.47 0.5 0.2 0.4\n",
+        "data/labels/val/v.txt": "1 0.5 0.5 0.4 0.4\n",
+    }
+    results = check_all(tmp_path, {**img, **labels}, DETECTION)
+    at = "at labels/train/t.txt"
+    assert [(f.path, f.message) for f in results["duplicate_boxes"].findings] == [
+        (
+            "images/train/t.png",
+            f"box 3 (class 0) {at}:3 repeats box 1 {at}:1: one object labelled twice?",
+        ),
+        (
+            "images/train/t.png",
+            f"box 4 (class 0) {at}:4 overlaps box 1 {at}:1 by IoU 0.98: one object labelled twice?",
+        ),
+    ]
+    assert (results["duplicate_boxes"].status, results["duplicate_boxes"].value) == ("fail", 2)
+    assert results["boxes"].findings == ()  # a repeat is a valid box
+    spec = DETECTION.replace("model:", "  quality: {duplicate_boxes: null}\nmodel:")
+    relaxed = check_all(tmp_path / "relaxed", {**img, **labels}, spec)
+    assert (relaxed["duplicate_boxes"].status, relaxed["duplicate_boxes"].value) == ("info", 2)
+
+
+def test_a_coco_annotation_given_twice_is_a_duplicate_box(tmp_path: Path) -> None:
+    spec = DETECTION.replace("format: yolo", "format: coco").replace(
+        "{train: images/train, val: images/val}", "{train: train, val: val}"
+    )
+    categories = [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]
+    image = {"id": 1, "file_name": "p.png", "width": 64, "height": 64}
+    box = {"image_id": 1, "category_id": 2, "bbox": [8, 8, 16, 16]}
+    train = {"images": [image], "annotations": [box, box], "categories": categories}
+    files = {
+        "data/train/p.png": encode(synthetic_image(1)),
+        "data/train/coco.json": json.dumps(train),
+        "data/val/p.png": encode(synthetic_image(2)),
+        "data/val/coco.json": json.dumps({**train, "annotations": [box]}),
+    }
+    results = check_all(tmp_path, files, spec)
+    assert [(f.path, f.message) for f in results["duplicate_boxes"].findings] == [
+        (
+            "train/p.png",
+            "box 2 (class 1) at train/coco.json#annotations[1] repeats box 1 at "
+            "train/coco.json#annotations[0]: one object labelled twice?",
+        )
+    ]
+
+
 def test_a_copy_under_another_label_says_both_labels(tmp_path: Path) -> None:
     """`cp 3/0003.png 5/x.png`: one of the two labels is wrong, and the findings say which
     class each copy is in."""

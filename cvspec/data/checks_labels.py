@@ -16,6 +16,11 @@ if TYPE_CHECKING:
 # up to 1 % past the edge and clips them, and labelling tools round a box drawn to the border a
 # pixel or two past it. Farther out, a box is usually in other units or of another image.
 BOX_TOLERANCE = 0.01
+# Two boxes of one class in one image overlapping at least this much (intersection over union)
+# are one object labelled twice: a double click, or a box pasted twice. Distinct objects, even
+# in a crowd, overlap far less; ultralytics drops only exact repeats, so a near one trains as two
+# targets and costs recall in evaluation as a box no prediction can match.
+DUPLICATE_IOU = 0.95
 _DETECTION = frozenset({"detection"})
 
 
@@ -130,6 +135,55 @@ def boxes(ds: Dataset, limit: float | None) -> Outcome:
     return Outcome(found, len(found))
 
 
+def duplicate_boxes(ds: Dataset, limit: float | None) -> Outcome:
+    """Boxes that repeat an earlier box of their class in their image (IoU >= DUPLICATE_IOU)."""
+    found = [Finding(r.path, message) for r in ds.index.records for message in repeats(r)]
+    return Outcome(found, len(found))
+
+
+def repeats(record: Record) -> list[str]:
+    """A message for each box of `record` that repeats an earlier box of its class."""
+    import numpy as np
+
+    by_class: dict[int, list[int]] = {}
+    for n, b in enumerate(record.boxes):
+        if b.w > 0 and b.h > 0 and all(map(math.isfinite, (b.cx, b.cy, b.w, b.h))):
+            by_class.setdefault(b.cls, []).append(n)
+    out = []
+    for members in by_class.values():
+        if len(members) < 2:
+            continue
+        xywh = np.array(
+            [
+                [record.boxes[n].cx, record.boxes[n].cy, record.boxes[n].w, record.boxes[n].h]
+                for n in members
+            ]
+        )
+        lo, hi = xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2
+        sides = np.clip(
+            np.minimum(hi[:, None], hi[None]) - np.maximum(lo[:, None], lo[None]), 0, None
+        )
+        inter = sides[..., 0] * sides[..., 1]
+        area = xywh[:, 2] * xywh[:, 3]
+        iou = inter / (area[:, None] + area[None] - inter)
+        for j in range(1, len(members)):
+            i = int(np.argmax(iou[j, :j]))
+            if iou[j, i] >= DUPLICATE_IOU:
+                first, second = record.boxes[members[i]], record.boxes[members[j]]
+                what = f"box {members[j] + 1} (class {second.cls})" + (
+                    f" at {second.source}" if second.source else ""
+                )
+                where = f" at {first.source}" if first.source else ""
+                other = f"box {members[i] + 1}{where}"
+                how = (
+                    f"repeats {other}"
+                    if iou[j, i] >= 1 - 1e-9
+                    else f"overlaps {other} by IoU {iou[j, i]:.2f}"
+                )
+                out.append(f"{what} {how}: one object labelled twice?")
+    return out
+
+
 def missing_labels(ds: Dataset, limit: float | None) -> Outcome:
     """YOLO images without a label file: usually a mistake (an empty file marks a background)."""
     return _problems(ds, "missing_labels")
@@ -180,6 +234,14 @@ CHECKS = [
         unseen_labels,
     ),
     Check("boxes", lambda s: 0, limit_rule("invalid boxes"), boxes, tasks=_DETECTION),
+    Check(
+        "duplicate_boxes",
+        lambda s: s.data.quality.duplicate_boxes,
+        limit_rule("boxes repeating another box of their class"),
+        duplicate_boxes,
+        tasks=_DETECTION,
+        key=quality("duplicate_boxes"),
+    ),
     Check(
         "missing_labels",
         lambda s: s.data.quality.missing_labels,

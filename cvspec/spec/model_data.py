@@ -115,6 +115,14 @@ class DetectionQuality(Quality):
             "null: reported only."
         ),
     )
+    duplicate_boxes: int | None = Field(
+        0,
+        ge=0,
+        description=(
+            "Most boxes that repeat another box of their class in their image (intersection "
+            "over union >= 0.95: one object labelled twice); null: reported only."
+        ),
+    )
 
 
 class DataBase(StrictModel):

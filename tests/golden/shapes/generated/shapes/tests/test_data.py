@@ -12,6 +12,7 @@ LIMITS = {
     "min_images_per_class": 10,
     "unseen_labels": 0,
     "boxes": 0,
+    "duplicate_boxes": 0,
     "missing_labels": 0,
     "decodable": 0,
 }
