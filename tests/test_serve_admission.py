@@ -169,6 +169,19 @@ def test_a_request_head_over_the_limit_is_refused_with_431(server: ServerProcess
     assert closed_total(server, "head_too_large") == too_large + 1
 
 
+def test_bytes_that_are_not_http_are_a_counted_400(server: ServerProcess) -> None:
+    bad = closed_total(server, "bad_request")
+    before = requests_total(server)
+    with connect(server) as sock:
+        sock.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")  # TLS to a plain port
+        head = read_head(sock)
+        assert head.startswith(b"HTTP/1.1 400 "), head
+        while sock.recv(1024):  # the rest of the answer, then the server closes
+            pass
+    assert closed_total(server, "bad_request") == bad + 1
+    assert requests_total(server) == before  # a connection, not a request: no route, no status
+
+
 def test_requests_in_flight_over_the_limit_get_the_apps_counted_503(
     server: ServerProcess,
 ) -> None:

@@ -22,9 +22,10 @@ INPUT_HEIGHT = "cvspec_input_height_pixels"  # histogram
 DRIFT = "cvspec_input_drift"
 BASELINE_IMAGES = "cvspec_drift_baseline_images"  # gauge: images in the drift baseline, 0: none
 # counter {reason}: connections closed before the app saw a request, so not in REQUESTS:
-# head_timeout (a head begun and not finished in time: slowloris), head_too_large (431)
+# head_timeout (a head begun and not finished in time: slowloris), head_too_large (431),
+# bad_request (bytes that are not HTTP: uvicorn answers 400 itself and closes)
 CONNECTIONS_CLOSED = "cvspec_connections_closed_total"
-CLOSE_REASONS = ("head_timeout", "head_too_large")
+CLOSE_REASONS = ("head_timeout", "head_too_large", "bad_request")
 MODEL_INFO = "cvspec_model_info"  # gauge = 1 {name, version, task}, set once the model loaded
 UP = "up"  # not the server's: Prometheus writes it per target and scrape, 1 scraped, 0 failed
 

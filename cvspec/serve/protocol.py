@@ -12,6 +12,8 @@ closes such connections, so the protocol below does:
 - a head over MAX_HEAD_BYTES is answered 431 and the connection closed (h11, uvicorn's other
   parser, refuses heads over 16 KiB the same way).
 
+Bytes that do not parse as HTTP get uvicorn's own 400 and a close; the protocol counts those too.
+
 Both happen before the app sees a request, so neither reaches the request metrics: they are
 connections, not requests, counted in cvspec_connections_closed_total by reason (a connection
 closed idle, before any byte of a request, is not counted: kept-alive connections end so).
@@ -61,6 +63,11 @@ class GuardedHttpToolsProtocol(CoalescingHttpToolsProtocol):
                 metrics.count_closed("head_too_large")
                 self.transport.write(_TOO_LARGE)
                 self.transport.close()
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to bytes that do not parse as HTTP: counted, then sent."""
+        metrics.count_closed("bad_request")
+        super().send_400_response(msg)
 
     def on_message_begin(self) -> None:
         """A request starts: its head is counted from here."""
