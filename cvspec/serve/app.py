@@ -174,9 +174,9 @@ def build_app(
 
 def app_from_env() -> TimedApp:
     """The app of one worker process (uvicorn --factory), configured through CVSPEC_SERVE_CONFIG."""
-    from cvspec.serve.runner import configure_logging
+    from cvspec.serve import logs
 
-    configure_logging()  # a fresh process: without it, cvspec.serve's lines under WARNING were lost
+    logs.configure()  # a fresh process: without it, cvspec.serve's lines under WARNING were lost
     return build_app(ServeConfig.from_json(os.environ[CONFIG_ENV]), own_process=True)
 
 

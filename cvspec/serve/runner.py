@@ -12,6 +12,7 @@ import tempfile
 from typing import Any
 
 from cvspec.errors import CvspecError
+from cvspec.serve import logs
 from cvspec.serve.config import ServeConfig
 from cvspec.serve.model import read_model_dir
 
@@ -21,17 +22,6 @@ KEEP_ALIVE_S = 5
 # `docker stop`'s and compose's default grace of 10 s, before the SIGKILL that follows it.
 DRAIN_S = 8
 DRAIN_ENV = "CVSPEC_DRAIN_S"  # another deadline, in whole seconds (Kubernetes' default grace: 30 s)
-LOG_FORMAT = "%(levelname)s:     %(message)s"  # uvicorn's own format
-LOG_LEVEL_ENV = "CVSPEC_LOG_LEVEL"
-LOG_LEVELS = ("debug", "info", "warning", "error", "critical")  # uvicorn's, less "trace"
-
-
-def configure_logging() -> None:
-    """cvspec.serve's log lines in uvicorn's format at CVSPEC_LOG_LEVEL, in every process."""
-    level = os.environ.get(LOG_LEVEL_ENV, "info")
-    if level.lower() not in LOG_LEVELS:
-        raise CvspecError(f"{LOG_LEVEL_ENV}={level!r}: one of {', '.join(LOG_LEVELS)}")
-    logging.basicConfig(format=LOG_FORMAT, level=level.upper())
 
 
 def drain_seconds() -> int:
@@ -54,7 +44,7 @@ def check_port(host: str, port: int, what: str) -> None:
 
 def serve(config: ServeConfig) -> None:
     """Serve until interrupted (Ctrl-C or SIGTERM)."""
-    configure_logging()
+    logs.configure()  # a bad CVSPEC_LOG_LEVEL or CVSPEC_LOG_FORMAT fails here
     drain_seconds()  # a bad value fails now, not once the model is read and the ports taken
     files = read_model_dir(config.model_dir)  # fail now, not in a worker
     if files.pre.fit == "letterbox":  # a detector: its letterbox resizes with OpenCV
@@ -123,7 +113,8 @@ def _uvicorn(app: Any, config: ServeConfig, **extra: Any) -> None:
         host=config.host,
         port=config.port,
         access_log=False,  # the metrics count every request; a log line each costs more
-        log_level=os.environ.get(LOG_LEVEL_ENV, "info").lower(),
+        log_level=logs.level(),
+        log_config=logs.uvicorn_config(),  # JSON lines from uvicorn too with CVSPEC_LOG_FORMAT
         timeout_keep_alive=KEEP_ALIVE_S,  # also the deadline for a request head (protocol.py)
         timeout_graceful_shutdown=drain_seconds(),
         # No limit_concurrency: uvicorn counts open connections against it, idle ones included,
