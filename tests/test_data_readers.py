@@ -826,6 +826,34 @@ def test_images_outside_the_layout_are_named_instead_of_no_images(tmp_path: Path
     assert "class folder is not in data.classes; its images are ignored: cat, dog" in result.err
 
 
+def test_absolute_coco_file_names_are_one_kind_of_finding_with_where_the_images_are(
+    tmp_path: Path,
+) -> None:
+    """An exporter that wrote absolute paths (Label Studio, a script on another machine): the
+    error says it once, with the file beside the .json, and counts the rest (it listed each)."""
+    spec = "cvspec: 1\nproject: {name: demo}\ntask: detection\ndata:\n  path: ../data\n"
+    spec += "  format: coco\n  classes: [a]\n  splits: {train: train, val: val}\n"
+    spec += "model: {arch: ultralytics/yolov8n.yaml, image_size: 64}\n"
+    files: dict[str, Any] = {}
+    for split in ("train", "val"):
+        images = [
+            {"id": n, "file_name": f"/home/alice/export/{split}/{n}.png", "width": 16, "height": 16}
+            for n in range(4)
+        ]
+        files.update({f"data/{split}/{n}.png": PNG for n in range(4)})
+        files[f"data/{split}/coco.json"] = coco(images, [], [{"id": 1, "name": "a"}])
+    root = project(tmp_path, spec, "demo.yaml", files)
+    result = cvspec("run", "specs/demo.yaml", "--stage", "data", cwd=root)
+    assert result.code == 2, result.err
+    assert (
+        "what it found instead: '/home/alice/export/train/0.png' is outside data.path ('0.png' "
+        "is in 'data/train': a file_name is read relative to the folder of its .json): "
+        "train/coco.json#images[0], and 7 more like it (train/coco.json#images[1], "
+        "train/coco.json#images[2], ...)\n" in result.err
+    )
+    assert "/home/alice/export/val/3.png" not in result.err
+
+
 def test_a_class_folder_that_nearly_matches_a_listed_class_is_named_as_a_typo(
     tmp_path: Path,
 ) -> None:

@@ -261,7 +261,13 @@ def _records(
             continue
         image = (images / name).resolve()
         if not image.is_relative_to(resolved_root):
-            problems.append(problem(f"{where}#images[{n}]", f"{name!r} is outside data.path"))
+            why = f"{name!r} is outside data.path"
+            if (images / Path(name).name).is_file():  # an exporter's absolute path
+                why += (
+                    f" ({Path(name).name!r} is in {shown(images)!r}: a file_name is read "
+                    "relative to the folder of its .json)"
+                )
+            problems.append(problem(f"{where}#images[{n}]", why))
             continue
         rel = image.relative_to(resolved_root).as_posix()
         image_id = item["id"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -208,6 +209,15 @@ def shown(folder: Path) -> str:
     return str(folder) if rel.startswith("..") else rel.replace(os.sep, "/")
 
 
+def _kind(same: list[Problem]) -> str:
+    """Problems of one kind in a line: their message and first paths, and how many more."""
+    if len({p.message for p in same}) == 1:
+        paths = ", ".join(p.path for p in same[:3])
+        return f"{same[0].message}: {paths}" + (f" and {len(same) - 3} more" if same[3:] else "")
+    others = ", ".join(p.path for p in same[1:3]) + (", ..." if same[3:] else "")
+    return f"{same[0].message}: {same[0].path}, and {len(same) - 1} more like it ({others})"
+
+
 def no_images(data: Any, data_root: Path, layout: Layout) -> Exception:
     """The error for a dataset folder without one image (data not pulled yet, or another
     layout than data.format), at data.path's line."""
@@ -222,13 +232,12 @@ def no_images(data: Any, data_root: Path, layout: Layout) -> Exception:
         names = ", ".join(layout.skipped[:3])
         message += f"; it holds {len(layout.skipped)} other file(s), e.g. {names}"
     if layout.problems:  # images there, but not where data.format looks, or classes left out
-        by_why: dict[str, list[str]] = {}
+        # Messages that differ only in what they quote (a file name) are one kind: the first
+        # says it whole, the others are counted (an export of 10,000 images gave 10,000).
+        by_kind: dict[str, list[Problem]] = {}
         for p in layout.problems:
-            by_why.setdefault(p.message, []).append(p.path)
-        found = "; ".join(
-            f"{why}: {', '.join(paths[:3])}" + (f" and {len(paths) - 3} more" if paths[3:] else "")
-            for why, paths in by_why.items()
-        )
+            by_kind.setdefault(re.sub(r"'[^']*'", "''", p.message), []).append(p)
+        found = "; ".join(_kind(same) for same in by_kind.values())
         message += f"; what it found instead: {found}"
         hint = (
             "move the images into that layout, or set data.format (and data.classes) to what "
