@@ -123,6 +123,7 @@ def _uvicorn(app: Any, config: ServeConfig, **extra: Any) -> None:
         host=config.host,
         port=config.port,
         access_log=False,  # the metrics count every request; a log line each costs more
+        server_header=False,  # no `server: uvicorn` banner telling clients what to probe
         log_level=os.environ.get(LOG_LEVEL_ENV, "info").lower(),
         timeout_keep_alive=KEEP_ALIVE_S,  # also the deadline for a request head (protocol.py)
         timeout_graceful_shutdown=drain_seconds(),
