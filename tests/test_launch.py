@@ -349,6 +349,7 @@ def test_pytorchjob_pods_pass_the_restricted_pod_security_standard(tmp_path: Pat
         }
         kinds = {k for v in pod["volumes"] for k in v if k != "name"}
         assert kinds <= {"persistentVolumeClaim", "emptyDir"}  # no hostPath
+        assert pod["automountServiceAccountToken"] is False  # no Kubernetes API credentials
 
 
 def _git(root: Path, *args: str) -> str:

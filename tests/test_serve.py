@@ -158,6 +158,11 @@ def test_health_names_the_model(server: ServerProcess, model_dir: Path) -> None:
     }
 
 
+def test_answers_name_no_server_software(server: ServerProcess) -> None:
+    for answer in (httpx.get(f"{server.url}/health"), httpx.get(f"{server.url}/nothing")):
+        assert "server" not in answer.headers, answer.headers
+
+
 def test_serve_without_a_model_says_what_to_do(tmp_path: Path) -> None:
     result = cvspec("serve", cwd=tmp_path)
     assert (result.code, result.err) == (2, "error: give a spec file or --model-dir DIR\n")

@@ -1,4 +1,4 @@
-"""The HTTP API on Starlette: POST /predict, GET /health, GET /metrics."""
+"""The HTTP API on Starlette: POST /predict, GET /health, GET /metrics (without a metrics port)."""
 
 from __future__ import annotations
 
@@ -158,11 +158,12 @@ def build_app(
                 logging.shutdown()
                 os._exit(1)
 
-    routes = [
-        Route(m.PREDICT_ROUTE, predict, methods=["POST"]),
-        Route("/health", health),
-        Route("/metrics", metrics),
-    ]
+    routes = [Route(m.PREDICT_ROUTE, predict, methods=["POST"]), Route("/health", health)]
+    # /metrics on the API port only when there is no metrics port: the API port is the one
+    # published to the network (docker-compose.monitoring.yml keeps the metrics port inside),
+    # and its requests, classes and drift are for Prometheus, not for every client.
+    if config.metrics_port is None:
+        routes.append(Route("/metrics", metrics))
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.service = service
     if own_process:  # the only app of its process: the HTTP protocol counts into its metrics

@@ -113,6 +113,7 @@ def _uvicorn(app: Any, config: ServeConfig, **extra: Any) -> None:
         host=config.host,
         port=config.port,
         access_log=False,  # the metrics count every request; a log line each costs more
+        server_header=False,  # no `server: uvicorn` banner telling clients what to probe
         log_level=logs.level(),
         log_config=logs.uvicorn_config(),  # JSON lines from uvicorn too with CVSPEC_LOG_FORMAT
         timeout_keep_alive=KEEP_ALIVE_S,  # also the deadline for a request head (protocol.py)

@@ -166,6 +166,9 @@ def pytorch_job(spec: Any, ctx: BuildContext) -> dict[str, Any]:
                 "runAsNonRoot": True,
                 "seccompProfile": {"type": "RuntimeDefault"},
             },
+            # Training never calls the Kubernetes API (the ranks meet through torchrun's
+            # rendezvous): no service account token in the pods for code or data to read.
+            "automountServiceAccountToken": False,
             "containers": [container],
             "volumes": [
                 {  # read-only claim: training never writes the dataset, nor fsGroup it
