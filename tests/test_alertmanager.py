@@ -274,3 +274,33 @@ def test_alertmanager_holds_back_the_symptoms_of_a_modelless_server(tmp_path: Pa
         finally:
             proc.terminate()
             proc.wait(15)
+
+
+@pytest.mark.parametrize(
+    ("notify", "expected"),
+    [
+        ("", {"send_resolved": False}),
+        (
+            "jira_resolve_transition: Close Issue, ",
+            {"send_resolved": True, "resolve_transition": "Close Issue"},
+        ),
+    ],
+)
+def test_resolved_alerts_reach_jira_only_with_a_transition_to_close_the_ticket(
+    tmp_path: Path, notify: str, expected: dict[str, Any]
+) -> None:
+    """Alertmanager 0.28 takes resolve_transition on every resolved notification to Jira and
+    fails it ("can't find transition") when none is set: without one, send none."""
+    spec = BOTH.replace("jira_url:", f"{notify}jira_url:")
+    jira = next(r for r in load(build(tmp_path, spec))["receivers"] if r["name"] == "jira")
+    got = {k: v for k, v in jira["jira_configs"][0].items() if k in expected or "transition" in k}
+    assert got == expected
+
+
+def test_a_jira_transition_is_one_line_of_a_name(tmp_path: Path) -> None:
+    spec = BOTH.replace("jira_url:", "jira_resolve_transition: '{{ x }}', jira_url:")
+    result = cvspec("validate", cwd=project(tmp_path, spec))
+    assert result.code == 2, result.out
+    assert "monitor.notify.jira_resolve_transition: must be a Jira workflow transition" in (
+        result.err
+    )

@@ -64,7 +64,7 @@ def config(spec: Any, ctx: BuildContext) -> dict[str, Any]:
     if slack:
         receivers.append({"name": "slack", "slack_configs": [_slack(spec, ctx, slack)]})
     if jira:
-        receivers.append({"name": "jira", "jira_configs": [_jira(ctx, jira)]})
+        receivers.append({"name": "jira", "jira_configs": [_jira(spec, ctx, jira)]})
     page = "slack" if slack else ("jira" if jira else "null")
     ticket = "jira" if jira else page
     out: dict[str, Any] = {
@@ -130,12 +130,19 @@ def _slack(spec: Any, ctx: BuildContext, channel: str) -> dict[str, Any]:
     }
 
 
-def _jira(ctx: BuildContext, project: str) -> dict[str, Any]:
+def _jira(spec: Any, ctx: BuildContext, project: str) -> dict[str, Any]:
+    """One ticket per alert group (Alertmanager finds it again by its group-key label).
+
+    Resolved alerts reach Jira only with a transition to close their ticket: Alertmanager
+    0.28 takes one on every resolved notification, and fails it when none is named.
+    """
+    close = spec.monitor.notify.jira_resolve_transition
     return {
         "project": project,
         "issue_type": "Bug",
         "labels": ["cvspec", ctx.project],
-        "send_resolved": True,
+        "send_resolved": close is not None,
+        **({"resolve_transition": close} if close else {}),
         "http_config": {
             "basic_auth": {
                 "username_file": secret_file(JIRA_USER_SECRET),
