@@ -11,9 +11,12 @@ NAME = "alertmanager"
 SECRETS = "/run/secrets"  # where docker compose (and Kubernetes, by convention) mounts secrets
 JIRA_USER_SECRET = "JIRA_USERNAME"
 JIRA_TOKEN_SECRET = "JIRA_API_TOKEN"
-# Per alert: what is wrong, then its value, instance and what to do; the dashboard, the spec key.
-SLACK_TEXT = (
-    "{{ range .Alerts }}*{{ .Annotations.summary }}*\n{{ .Annotations.description }}\n"
+# Per alert: what is wrong (and since when, or that it resolved), then its value, instance and
+# what to do; the dashboard, the spec key. Slack's mrkdwn and Jira's wiki markup both read *bold*.
+ALERT_TEXT = (
+    '{{ range .Alerts }}*{{ .Annotations.summary }}* ({{ if eq .Status "resolved" }}resolved'
+    '{{ else }}since {{ .StartsAt.Format "2006-01-02 15:04 MST" }}{{ end }})\n'
+    "{{ .Annotations.description }}\n"
     "Dashboard {{ .Annotations.dashboard }}, from {{ .Annotations.source }}\n{{ end }}"
 )
 # Jira receivers need Alertmanager >= 0.28 (its native jira_configs).
@@ -126,7 +129,10 @@ def _slack(spec: Any, ctx: BuildContext, channel: str) -> dict[str, Any]:
         "channel": channel,
         "send_resolved": True,
         "title": f"[{{{{ .Status | toUpper }}}}] {{{{ .CommonLabels.alertname }}}} ({ctx.project})",
-        "text": SLACK_TEXT,
+        # the title links the alert's dashboard on the spec's Grafana; Alertmanager's default,
+        # its own --web.external-url, is a container's host name no one reaches from Slack
+        "title_link": "{{ .CommonAnnotations.dashboard }}" if spec.monitor.grafana_url else "",
+        "text": ALERT_TEXT,
     }
 
 
@@ -140,6 +146,11 @@ def _jira(spec: Any, ctx: BuildContext, project: str) -> dict[str, Any]:
     return {
         "project": project,
         "issue_type": "Bug",
+        # the same title while the ticket lives (Alertmanager rewrites it on each notification):
+        # Alertmanager's default starts with [FIRING:n] and lists every common label
+        "summary": f"{{{{ .GroupLabels.alertname }}}} ({ctx.project}): "
+        "{{ .CommonAnnotations.summary }}",
+        "description": ALERT_TEXT,
         "labels": ["cvspec", ctx.project],
         "send_resolved": close is not None,
         **({"resolve_transition": close} if close else {}),
