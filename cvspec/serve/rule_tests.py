@@ -21,6 +21,7 @@ from cvspec.serve.alerts import (
     seconds,
     windowed,
 )
+from cvspec.serve.dashboard import panel_id
 
 INSTANCE = "server:9090"
 PER_MINUTE = 1000  # requests per minute in synthetic counters: error ratios resolve to 0.001
@@ -56,7 +57,8 @@ def rule_tests(spec: Any, job: str, rule_file: str, spec_file: str) -> dict[str,
                 series, at = _bursts(series, span), span - 1  # just before a burst: the longest gap
             if case.startswith("fires"):
                 grafana = spec.monitor.grafana_url
-                shown = alert_annotations(rule, job, spec_file, True, value, grafana)
+                panel = panel_id(spec, rule.metric)
+                shown = alert_annotations(rule, job, spec_file, True, value, grafana, panel)
                 expected = [
                     {"exp_labels": {**labels, **_extra_labels(rule)}, "exp_annotations": shown}
                 ]
@@ -87,13 +89,14 @@ def alert_annotations(
     rendered: bool = False,
     value: float = math.nan,
     grafana: str | None = None,
+    panel: int | None = None,
 ) -> dict[str, str]:
     """The alert's annotations, Go templates with the spec's text escaped; or, `rendered`, as
     Prometheus renders them for `value` on the rule tests' instance.
 
     summary: what is wrong; description: the value and where, then what to do; dashboard: the
-    project's Grafana dashboard (on `grafana`, monitor.grafana_url, else its path); source: the
-    spec key the alert came from.
+    project's Grafana dashboard (on `grafana`, monitor.grafana_url, else its path), opened on
+    the alert's `panel` (its id) where it has one; source: the spec key the alert came from.
     """
     from cvspec.serve.dashboard import dashboard_uid
 
@@ -111,7 +114,8 @@ def alert_annotations(
     return {
         "summary": fixed(rule.summary),
         "description": description,
-        "dashboard": f"{(grafana or '').rstrip('/')}/d/{dashboard_uid(job)}",
+        "dashboard": f"{(grafana or '').rstrip('/')}/d/{dashboard_uid(job)}"
+        + (f"?viewPanel={panel}" if panel is not None else ""),
         "source": source,
     }
 
