@@ -154,7 +154,7 @@ def test_alerts_come_from_the_spec_and_its_gates(tmp_path: Path) -> None:
         'queue above {{ "{{" }} 40 }} images: add workers'  # a Go template prints it as written
     )
     assert alerts["HighErrorRate"]["annotations"]["description"].startswith(
-        "error_rate is {{ $value | humanizePercentage }} for job demo (alerting above 0.05). "
+        "error_rate is {{ $value | humanizePercentage }} for job demo (alerting above 5%). "
     )
     assert alerts["TargetDown"]["annotations"]["description"].startswith(
         "Prometheus has failed to scrape {{ $labels.instance }} (job demo) for 3m. "
@@ -231,7 +231,7 @@ def test_the_rule_tests_expect_annotations_as_prometheus_renders_them(tmp_path: 
         "source": "specs/demo.yaml: monitor.alerts[name=QueueBacklog]",
     }
     assert shown("HighErrorRate")["description"].startswith(
-        "error_rate is 52.5% for job demo (alerting above 0.05). "
+        "error_rate is 52.5% for job demo (alerting above 5%). "
     )
     assert shown("InputDistributionDrift")["description"].startswith(
         "input_drift of contrast is 1 training standard deviations on server:9090 "
