@@ -274,3 +274,85 @@ def test_alertmanager_holds_back_the_symptoms_of_a_modelless_server(tmp_path: Pa
         finally:
             proc.terminate()
             proc.wait(15)
+
+
+@pytest.mark.parametrize(
+    ("notify", "expected"),
+    [
+        ("", {"send_resolved": False}),
+        (
+            "jira_resolve_transition: Close Issue, ",
+            {"send_resolved": True, "resolve_transition": "Close Issue"},
+        ),
+    ],
+)
+def test_resolved_alerts_reach_jira_only_with_a_transition_to_close_the_ticket(
+    tmp_path: Path, notify: str, expected: dict[str, Any]
+) -> None:
+    """Alertmanager 0.28 takes resolve_transition on every resolved notification to Jira and
+    fails it ("can't find transition") when none is set: without one, send none."""
+    spec = BOTH.replace("jira_url:", f"{notify}jira_url:")
+    jira = next(r for r in load(build(tmp_path, spec))["receivers"] if r["name"] == "jira")
+    got = {k: v for k, v in jira["jira_configs"][0].items() if k in expected or "transition" in k}
+    assert got == expected
+
+
+def test_a_jira_transition_is_one_line_of_a_name(tmp_path: Path) -> None:
+    spec = BOTH.replace("jira_url:", "jira_resolve_transition: '{{ x }}', jira_url:")
+    result = cvspec("validate", cwd=project(tmp_path, spec))
+    assert result.code == 2, result.out
+    assert "monitor.notify.jira_resolve_transition: must be a Jira workflow transition" in (
+        result.err
+    )
+
+
+def render(tmp_path: Path, text: str, data: dict[str, Any]) -> str:
+    """`text` as Alertmanager renders it for the notification `data` (template.Data)."""
+    import json
+
+    (tmp_path / "none.tmpl").write_text("")
+    (tmp_path / "data.json").write_text(json.dumps(data))
+    done = amtool(
+        "template",
+        "render",
+        f"--template.glob={tmp_path / 'none.tmpl'}",
+        f"--template.data={tmp_path / 'data.json'}",
+        f"--template.text={text}",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_slack_and_jira_show_what_fires_since_when_and_link_the_dashboard(tmp_path: Path) -> None:
+    """Slack's title links the dashboard (not Alertmanager's own unreachable URL); Jira's ticket
+    is titled by the alert's summary, with no [FIRING:n] that changes under it, and describes
+    each alert as Slack does; a resolved alert among firing ones says so."""
+    board = "https://grafana.acme.com/d/cvspec-demo"
+    spec = BOTH.replace("jira_url:", "jira_resolve_transition: Done, jira_url:").replace(
+        "monitor: {", "monitor: {grafana_url: 'https://grafana.acme.com', "
+    )
+    config = load(build(tmp_path, spec))
+    slack = next(r for r in config["receivers"] if r["name"] == "slack")["slack_configs"][0]
+    jira = next(r for r in config["receivers"] if r["name"] == "jira")["jira_configs"][0]
+    notes = {"summary": "drift is above 0.2", "dashboard": board, "source": "spec: here"}
+    alert = {"labels": {"alertname": "InputDrift", "job": "demo"}, "annotations": notes}
+    data = {
+        "status": "firing",
+        "alerts": [
+            {**alert, "status": "firing", "startsAt": "2025-01-02T03:04:00Z"},
+            {**alert, "status": "resolved", "startsAt": "2025-01-02T01:00:00Z"},
+        ],
+        "groupLabels": {"alertname": "InputDrift", "job": "demo"},
+        "commonLabels": {"alertname": "InputDrift", "job": "demo"},
+        "commonAnnotations": notes,
+        "externalURL": "http://4f1c2a:9093",
+    }
+    assert render(tmp_path, slack["title_link"], data) == board
+    assert render(tmp_path, jira["summary"], data) == "InputDrift (demo): drift is above 0.2"
+    text = render(tmp_path, jira["description"], data)
+    assert text == render(tmp_path, slack["text"], data)
+    assert text.startswith("*drift is above 0.2* (since 2025-01-02 03:04 UTC)\n")
+    assert "*drift is above 0.2* (resolved)\n" in text and f"Dashboard {board}, " in text
+    # without the spec's Grafana there is no address to link: no link rather than a dead one
+    bare = load(build(tmp_path / "bare", BOTH))["receivers"]
+    assert next(r for r in bare if r["name"] == "slack")["slack_configs"][0]["title_link"] == ""

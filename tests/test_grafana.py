@@ -202,6 +202,41 @@ def test_every_alert_metric_draws_its_bounds_on_its_panel(tmp_path: Path) -> Non
         assert [(t.value, t.color) for t in lines] == [(value, "blue")], metric
 
 
+def test_each_alert_links_the_panel_that_draws_its_threshold(built: Path) -> None:
+    """From Slack or Jira, one click opens the alert's panel (Grafana's viewPanel: its id),
+    which draws the alert's threshold; a dead or missing server opens the whole dashboard."""
+    board = json.loads((built / "grafana/dashboards/demo.json").read_text())
+    by_id = {p["id"]: p for p in board["panels"]}
+    assert sorted(by_id) == list(range(1, len(board["panels"]) + 1))
+    opened, drawn = {}, {}
+    for rule in load(built / "rules.yml")["groups"][1]["rules"]:
+        link = rule["annotations"]["dashboard"]
+        assert link.startswith(f"/d/{board['uid']}"), link
+        found = re.search(r"\?viewPanel=(\d+)$", link)
+        panel = by_id[int(found[1])] if found else None
+        opened[rule["alert"]] = panel["title"] if panel else None
+        bound = re.search(r"[<>] ([0-9.e-]+)$", rule["expr"].split(" and on ")[0].rstrip(")"))
+        if panel and bound:
+            steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+            scale = 1000 if "* 1000" in rule["expr"] else 1  # latency: ms in the rule, s drawn
+            drawn[rule["alert"]] = float(bound[1]) / scale in [s["value"] for s in steps]
+    assert opened == {
+        "InputDrift": "Input drift",
+        "LatencyP50OutsideGate": "Server time of /predict",
+        "LatencyP95OutsideGate": "Server time of /predict",
+        "HighErrorRate": "Error rate",
+        "ConfidenceCollapse": "Mean confidence",
+        "InputDistributionDrift": "Input drift",
+        "TargetDown": None,
+        "TargetMissing": None,
+        "ModelNotLoaded": "Model",
+        "DriftBaselineMissing": "Baseline images",
+    }
+    bounded = ("InputDrift", "LatencyP50OutsideGate", "LatencyP95OutsideGate", "HighErrorRate")
+    bounded += ("ConfidenceCollapse", "InputDistributionDrift")
+    assert drawn == dict.fromkeys(bounded, True)
+
+
 def test_dashboard_uids_stay_unique_and_within_grafanas_limit(tmp_path: Path) -> None:
     from cvspec.serve.dashboard import UID_MAX, dashboard_uid
 

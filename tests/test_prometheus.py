@@ -137,7 +137,7 @@ def test_alerts_come_from_the_spec_and_its_gates(tmp_path: Path) -> None:
         "The server's own time for a /predict request, from its body fully received to its "
         "answer (decode, queue, batching, model); a client's slow upload does not count"
     )  # then what to do
-    assert p95["dashboard"] == "/d/cvspec-demo"  # the Grafana dashboard's uid
+    assert p95["dashboard"] == "/d/cvspec-demo?viewPanel=6"  # the dashboard (its uid), its panel
     assert p95["source"] == "specs/demo.yaml: evaluate.gates.latency_p95_ms"
     assert alerts["InputDrift"]["annotations"]["description"] == (  # no description: cvspec's
         'brightness_drift is {{ $value | printf "%.5g" }} training standard deviations on '
@@ -154,7 +154,7 @@ def test_alerts_come_from_the_spec_and_its_gates(tmp_path: Path) -> None:
         'queue above {{ "{{" }} 40 }} images: add workers'  # a Go template prints it as written
     )
     assert alerts["HighErrorRate"]["annotations"]["description"].startswith(
-        "error_rate is {{ $value | humanizePercentage }} for job demo (alerting above 0.05). "
+        "error_rate is {{ $value | humanizePercentage }} for job demo (alerting above 5%). "
     )
     assert alerts["TargetDown"]["annotations"]["description"].startswith(
         "Prometheus has failed to scrape {{ $labels.instance }} (job demo) for 3m. "
@@ -227,11 +227,11 @@ def test_the_rule_tests_expect_annotations_as_prometheus_renders_them(tmp_path: 
         "summary": "queue_depth is below 0 or above 40",
         "description": "queue_depth is 52 images on server:9090 (alerting below 0 or above 40). "
         "queue above {{ 40 }} images: add workers",
-        "dashboard": "/d/cvspec-demo",
+        "dashboard": "/d/cvspec-demo?viewPanel=2",
         "source": "specs/demo.yaml: monitor.alerts[name=QueueBacklog]",
     }
     assert shown("HighErrorRate")["description"].startswith(
-        "error_rate is 52.5% for job demo (alerting above 0.05). "
+        "error_rate is 52.5% for job demo (alerting above 5%). "
     )
     assert shown("InputDistributionDrift")["description"].startswith(
         "input_drift of contrast is 1 training standard deviations on server:9090 "
@@ -452,7 +452,7 @@ def test_alerts_link_the_dashboard_on_the_specs_grafana(tmp_path: Path) -> None:
     assert spec != MONITORED
     out = build(tmp_path, spec)
     rules = load(out / "rules.yml")["groups"][1]["rules"]
-    assert {r["annotations"]["dashboard"] for r in rules} == {
+    assert {r["annotations"]["dashboard"].partition("?")[0] for r in rules} == {
         "https://grafana.acme.com/d/cvspec-demo"
     }
     assert promtool("test", "rules", "rules.test.yml", cwd=out).returncode == 0

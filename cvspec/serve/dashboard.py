@@ -238,6 +238,28 @@ def panels(spec: Any) -> list[PanelSpec]:
     ]
 
 
+# The panel an alert's link opens, by the alert's metric (AlertRule.metric); a dead or missing
+# target has none: the whole dashboard.
+ALERT_PANELS = {
+    "latency": f"Server time of {m.PREDICT_ROUTE}",
+    "error_rate": "Error rate",
+    "mean_confidence": "Mean confidence",
+    "drift": "Input drift",
+    "queue_depth": "Queue depth",
+    "request_rate": "Request rate",
+    "model_not_loaded": "Model",
+    "no_drift_baseline": "Baseline images",
+}
+
+
+def panel_id(spec: Any, metric: str) -> int | None:
+    """The id of the panel that shows an alert on `metric` (panels are numbered from 1 in
+    order, as the dashboard sets them), or None for the whole dashboard."""
+    title = ALERT_PANELS.get(line_panel(metric))
+    titles = [p.title for p in panels(spec)]
+    return titles.index(title) + 1 if title in titles else None
+
+
 def line_panel(metric: str) -> str:
     """The panel an alert metric's bounds are drawn on (a key of `_lines`' result)."""
     if metric.startswith("latency_p"):

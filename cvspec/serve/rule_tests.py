@@ -21,11 +21,13 @@ from cvspec.serve.alerts import (
     seconds,
     windowed,
 )
+from cvspec.serve.dashboard import panel_id
 
 INSTANCE = "server:9090"
 PER_MINUTE = 1000  # requests per minute in synthetic counters: error ratios resolve to 0.001
 BURST_EVERY = 10  # minutes between the bursts of the bursty cases (the same requests in all)
 BURSTY_MINUTES = 180  # how long the bursty cases run, unless an alert's `for` needs longer
+PERCENT = ("ratio", "probability")  # the units an alert's text shows in percent
 Series = list[dict[str, str]]
 Case = tuple[Series, float]  # input series, and the value the alert reads from them (or nan)
 
@@ -56,7 +58,8 @@ def rule_tests(spec: Any, job: str, rule_file: str, spec_file: str) -> dict[str,
                 series, at = _bursts(series, span), span - 1  # just before a burst: the longest gap
             if case.startswith("fires"):
                 grafana = spec.monitor.grafana_url
-                shown = alert_annotations(rule, job, spec_file, True, value, grafana)
+                panel = panel_id(spec, rule.metric)
+                shown = alert_annotations(rule, job, spec_file, True, value, grafana, panel)
                 expected = [
                     {"exp_labels": {**labels, **_extra_labels(rule)}, "exp_annotations": shown}
                 ]
@@ -87,13 +90,14 @@ def alert_annotations(
     rendered: bool = False,
     value: float = math.nan,
     grafana: str | None = None,
+    panel: int | None = None,
 ) -> dict[str, str]:
     """The alert's annotations, Go templates with the spec's text escaped; or, `rendered`, as
     Prometheus renders them for `value` on the rule tests' instance.
 
     summary: what is wrong; description: the value and where, then what to do; dashboard: the
-    project's Grafana dashboard (on `grafana`, monitor.grafana_url, else its path); source: the
-    spec key the alert came from.
+    project's Grafana dashboard (on `grafana`, monitor.grafana_url, else its path), opened on
+    the alert's `panel` (its id) where it has one; source: the spec key the alert came from.
     """
     from cvspec.serve.dashboard import dashboard_uid
 
@@ -111,7 +115,8 @@ def alert_annotations(
     return {
         "summary": fixed(rule.summary),
         "description": description,
-        "dashboard": f"{(grafana or '').rstrip('/')}/d/{dashboard_uid(job)}",
+        "dashboard": f"{(grafana or '').rstrip('/')}/d/{dashboard_uid(job)}"
+        + (f"?viewPanel={panel}" if panel is not None else ""),
         "source": source,
     }
 
@@ -119,7 +124,7 @@ def alert_annotations(
 def _value(rule: AlertRule, value: float | None) -> str:
     """The alert's value: a template (value None) or as the template prints `value`."""
     unit = m.ALERT_METRICS.get(rule.metric, "")
-    if unit in ("ratio", "probability"):  # humanizePercentage is Go's %.4g of value x 100
+    if unit in PERCENT:  # humanizePercentage is Go's %.4g of value x 100
         return "{{ $value | humanizePercentage }}" if value is None else f"{value * 100:.4g}%"
     shown = '{{ $value | printf "%.5g" }}' if value is None else f"{value:.5g}"
     return f"{shown} {unit}"
@@ -143,7 +148,8 @@ def _observed(rule: AlertRule, job: str, rendered: bool, value: str) -> str:
     metric = rule.metric
     if metric == "input_drift":  # one series per statistic
         metric += f" of {label('stat')}"
-    return f"{metric} is {value} {where} (alerting {bounds_text(rule.min, rule.max)})"
+    percent = m.ALERT_METRICS.get(rule.metric) in PERCENT  # as its value: 7.5% above 5%
+    return f"{metric} is {value} {where} (alerting {bounds_text(rule.min, rule.max, percent)})"
 
 
 def _extra_labels(rule: AlertRule) -> dict[str, str]:

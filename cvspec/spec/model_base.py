@@ -111,6 +111,14 @@ Owner = Annotated[
 ]
 SlackChannel = Annotated[str, Pattern(r"^#[a-z0-9][a-z0-9_-]*$", "a Slack channel like '#cv'", 81)]
 JiraKey = Annotated[str, Pattern(r"^[A-Z][A-Z0-9]+$", "a Jira project key like 'CV'", 20)]
+JiraTransition = Annotated[
+    str,
+    Pattern(
+        r"^[^\s{}]([^{}\r\n]*[^\s{}])?$",
+        "a Jira workflow transition like 'Done' or 'Close Issue'",
+        60,
+    ),
+]
 SecretName = Annotated[str, Pattern(r"^[A-Z][A-Z0-9_]*$", "an UPPER_SNAKE_CASE secret name")]
 Duration = Annotated[
     str,

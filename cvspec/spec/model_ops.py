@@ -8,6 +8,7 @@ from cvspec.spec.model_base import (
     Duration,
     Identifier,
     JiraKey,
+    JiraTransition,
     Label,
     Owner,
     PascalName,
@@ -185,6 +186,13 @@ class Notify(StrictModel):
     )
     slack_webhook_secret: SecretName = Field(
         "SLACK_WEBHOOK_URL", description="Name of the secret holding the Slack webhook URL."
+    )
+    jira_resolve_transition: JiraTransition | None = Field(
+        None,
+        description="The transition of your Jira workflow that closes a ticket, e.g. 'Done': "
+        "Alertmanager takes it when the ticket's alerts resolve. null: tickets stay open for a "
+        "person to close (Alertmanager 0.28 fails every resolved notification that has no "
+        "transition to take).",
     )
 
 

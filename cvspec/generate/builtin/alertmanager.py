@@ -11,9 +11,12 @@ NAME = "alertmanager"
 SECRETS = "/run/secrets"  # where docker compose (and Kubernetes, by convention) mounts secrets
 JIRA_USER_SECRET = "JIRA_USERNAME"
 JIRA_TOKEN_SECRET = "JIRA_API_TOKEN"
-# Per alert: what is wrong, then its value, instance and what to do; the dashboard, the spec key.
-SLACK_TEXT = (
-    "{{ range .Alerts }}*{{ .Annotations.summary }}*\n{{ .Annotations.description }}\n"
+# Per alert: what is wrong (and since when, or that it resolved), then its value, instance and
+# what to do; the dashboard, the spec key. Slack's mrkdwn and Jira's wiki markup both read *bold*.
+ALERT_TEXT = (
+    '{{ range .Alerts }}*{{ .Annotations.summary }}* ({{ if eq .Status "resolved" }}resolved'
+    '{{ else }}since {{ .StartsAt.Format "2006-01-02 15:04 MST" }}{{ end }})\n'
+    "{{ .Annotations.description }}\n"
     "Dashboard {{ .Annotations.dashboard }}, from {{ .Annotations.source }}\n{{ end }}"
 )
 # Jira receivers need Alertmanager >= 0.28 (its native jira_configs).
@@ -64,7 +67,7 @@ def config(spec: Any, ctx: BuildContext) -> dict[str, Any]:
     if slack:
         receivers.append({"name": "slack", "slack_configs": [_slack(spec, ctx, slack)]})
     if jira:
-        receivers.append({"name": "jira", "jira_configs": [_jira(ctx, jira)]})
+        receivers.append({"name": "jira", "jira_configs": [_jira(spec, ctx, jira)]})
     page = "slack" if slack else ("jira" if jira else "null")
     ticket = "jira" if jira else page
     out: dict[str, Any] = {
@@ -126,16 +129,31 @@ def _slack(spec: Any, ctx: BuildContext, channel: str) -> dict[str, Any]:
         "channel": channel,
         "send_resolved": True,
         "title": f"[{{{{ .Status | toUpper }}}}] {{{{ .CommonLabels.alertname }}}} ({ctx.project})",
-        "text": SLACK_TEXT,
+        # the title links the alert's dashboard on the spec's Grafana; Alertmanager's default,
+        # its own --web.external-url, is a container's host name no one reaches from Slack
+        "title_link": "{{ .CommonAnnotations.dashboard }}" if spec.monitor.grafana_url else "",
+        "text": ALERT_TEXT,
     }
 
 
-def _jira(ctx: BuildContext, project: str) -> dict[str, Any]:
+def _jira(spec: Any, ctx: BuildContext, project: str) -> dict[str, Any]:
+    """One ticket per alert group (Alertmanager finds it again by its group-key label).
+
+    Resolved alerts reach Jira only with a transition to close their ticket: Alertmanager
+    0.28 takes one on every resolved notification, and fails it when none is named.
+    """
+    close = spec.monitor.notify.jira_resolve_transition
     return {
         "project": project,
         "issue_type": "Bug",
+        # the same title while the ticket lives (Alertmanager rewrites it on each notification):
+        # Alertmanager's default starts with [FIRING:n] and lists every common label
+        "summary": f"{{{{ .GroupLabels.alertname }}}} ({ctx.project}): "
+        "{{ .CommonAnnotations.summary }}",
+        "description": ALERT_TEXT,
         "labels": ["cvspec", ctx.project],
-        "send_resolved": True,
+        "send_resolved": close is not None,
+        **({"resolve_transition": close} if close else {}),
         "http_config": {
             "basic_auth": {
                 "username_file": secret_file(JIRA_USER_SECRET),

@@ -100,8 +100,8 @@ def dashboard(spec: Any, ctx: BuildContext) -> dict[str, Any]:
             .current(dm.VariableOption(selected=True, text="All", value="$__all"))
         )
     )
-    for panel in panels(spec):
-        board = board.with_panel(_panel(panel, ds))
+    for number, panel in enumerate(panels(spec), 1):  # ids the alerts' links name (panel_id)
+        board = board.with_panel(_panel(panel, ds).id(number))
     data: dict[str, Any] = json.loads(JSONEncoder(sort_keys=True).encode(board.build()))
     return data
 

@@ -48,6 +48,7 @@ def scrape_config(spec: Any, ctx: BuildContext) -> dict[str, Any]:
 def rule_file(spec: Any, ctx: BuildContext) -> dict[str, Any]:
     """rules.yml: one group of recording rules, one of alerts."""
     from cvspec.serve.alerts import alert_expr, alert_rules, recording_rules
+    from cvspec.serve.dashboard import panel_id
     from cvspec.serve.rule_tests import alert_annotations
 
     alerts = [
@@ -57,7 +58,11 @@ def rule_file(spec: Any, ctx: BuildContext) -> dict[str, Any]:
             "for": rule.for_,
             "labels": {"severity": rule.severity},
             "annotations": alert_annotations(
-                rule, ctx.project, ctx.spec_file, grafana=spec.monitor.grafana_url
+                rule,
+                ctx.project,
+                ctx.spec_file,
+                grafana=spec.monitor.grafana_url,
+                panel=panel_id(spec, rule.metric),
             ),
         }
         for rule in alert_rules(spec)
