@@ -182,7 +182,9 @@ class Notify(StrictModel):
     slack: SlackChannel | None = Field(None, description="Slack channel for alerts.")
     jira: JiraKey | None = Field(None, description="Jira project for ticket alerts.")
     jira_url: HttpsUrl | None = Field(
-        None, description="Your Jira's REST API URL, e.g. https://acme.atlassian.net/rest/api/2/."
+        None,
+        description="Your Jira's REST API v2 URL, e.g. https://acme.atlassian.net/rest/api/2/ "
+        "(v3 refuses the plain-text tickets Alertmanager sends).",
     )
     slack_webhook_secret: SecretName = Field(
         "SLACK_WEBHOOK_URL", description="Name of the secret holding the Slack webhook URL."

@@ -2,6 +2,7 @@
 
 import difflib
 import posixpath
+import re
 import typing
 import unicodedata
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
@@ -344,6 +345,12 @@ def _alerts(spec: SpecModel) -> Iterator[Violation]:
         msg = "monitor.notify.jira routes tickets to Jira, but no jira_url says which Jira"
         hint = "add jira_url: https://<your-site>.atlassian.net/rest/api/2/"
         yield V(("monitor", "notify", "jira"), "jira-url", msg, hint)
+    if notify.jira_url and re.search(r"/rest/api/3/?$", str(notify.jira_url)):
+        # Alertmanager sends the ticket's text as a string, which Jira's v3 API refuses (it takes
+        # only an Atlassian Document there); on a .../3 URL it parses the text as that JSON.
+        msg = "Alertmanager's Jira tickets need Jira's REST API v2; v3 refuses their plain text"
+        hint = "use the same Jira's v2 URL: " + re.sub(r"/3/?$", "/2/", str(notify.jira_url))
+        yield V(("monitor", "notify", "jira_url"), "jira-url", msg, hint)
     for i, alert in enumerate(spec.monitor.alerts):
         loc: Loc = ("monitor", "alerts", i)
         if alert.metric not in ALERT_METRICS:
