@@ -173,6 +173,18 @@ def test_an_evaluation_of_an_earlier_export_fails_the_gates(tmp_path: Path) -> N
         "runs/demo/evaluate/metrics.json is of run aaaa, but the model exported now is run bbbb "
         "(runs/demo/export/export.json)"
     ) in stale.stdout
+    # the same run exported again (other export settings): the file evaluated is not this one
+    (export / "export.json").write_text(json.dumps({"run_id": "aaaa", "model_sha256": "c" * 64}))
+    (folder / "provenance.json").write_text(json.dumps({"model_sha256": "c" * 64}))
+    assert _pytest(root).returncode == 0
+    (export / "export.json").write_text(json.dumps({"run_id": "aaaa", "model_sha256": "d" * 64}))
+    again = _pytest(root)
+    assert again.returncode == 1 and "3 failed" in again.stdout
+    assert (
+        "runs/demo/evaluate/ measured another model.onnx than runs/demo/export/ holds now "
+        "(exported again since: sha256 cccccccccccc then, dddddddddddd now): run "
+        "`cvspec run specs/demo.yaml --stage evaluate` first"
+    ) in again.stdout
 
 
 def test_an_edit_elsewhere_in_the_spec_leaves_the_model_tests_alone(tmp_path: Path) -> None:

@@ -327,6 +327,19 @@ def test_pushing_needs_an_evaluation_whose_gates_passed(
     assert "is not an evaluation report" in stage.run(ctx)[1]
     assert client.api.builds == [] and client.api.pushes == []
     report.write_text(json.dumps({"run_id": "r2", "passed": True, "gates": []}))
+    # the same run exported again since its evaluation: that model.onnx was never measured
+    (repo / "runs/demo/export/export.json").write_text(
+        json.dumps({"run_id": "r2", "model_sha256": "e" * 64})
+    )
+    (report.parent / "provenance.json").write_text(json.dumps({"model_sha256": "f" * 64}))
+    assert stage.run(ctx) == (
+        False,
+        "runs/demo/evaluate/ measured another model.onnx than runs/demo/export/ holds now "
+        "(exported again since: sha256 ffffffffffff then, eeeeeeeeeeee now): run `cvspec run "
+        "specs/demo.yaml --stage evaluate` before pushing",
+    )
+    assert client.api.builds == [] and client.api.pushes == []
+    (report.parent / "provenance.json").write_text(json.dumps({"model_sha256": "e" * 64}))
     assert stage.run(ctx)[0] is True
     assert client.api.pushes
 

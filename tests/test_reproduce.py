@@ -87,6 +87,9 @@ def test_metrics_and_card_record_what_reproducing_the_model_needs(trained: Path)
     assert prov["git"] == {"commit": _git(root, "rev-parse", "HEAD"), "dirty": False}
     data = json.loads((root / "runs/tiny/data/report.json").read_text())["dataset"]
     assert prov["data_fingerprint"] == data["fingerprint"]
+    model = (root / "runs/tiny/export/model.onnx").read_bytes()  # the file measured, by digest
+    exported = json.loads((root / "runs/tiny/export/export.json").read_text())
+    assert prov["model_sha256"] == exported["model_sha256"] == hashlib.sha256(model).hexdigest()
     here = environment()
     assert prov["trained_with"] == prov["evaluated_with"] == here
     assert {"python", "cvspec", "torch", "timm", "numpy", "onnxruntime"} <= set(here)

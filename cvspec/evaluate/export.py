@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 PARITY_TOLERANCE = 1e-4
 INFO = "export.json"
+MODEL = "model.onnx"  # what serving loads and evaluation measures, whatever else is exported
 
 
 def run(ctx: RunContext) -> StageResult:
@@ -59,10 +60,31 @@ def export(ctx: RunContext) -> dict[str, Any]:
         "task": status["task"],
         "run_id": run.run_id,
         "checkpoint_sha256": sha256(weights),
+        "model_sha256": sha256(out / MODEL),  # what an evaluation names as the model it measured
         "formats": sorted(ctx.spec.export),
     }
     write_json(out / INFO, info)
     return info
+
+
+def unevaluated_export(root: Path, project: str) -> str | None:
+    """Why runs/<p>/evaluate/ measured another model.onnx than runs/<p>/export/ holds now (the
+    same run exported again: other export settings, another cvspec), or None when it is that
+    file, or when either side predates these digests (then the run ids are all there is)."""
+    import json
+
+    runs = root / "runs" / project
+    try:
+        exported = json.loads((runs / "export" / INFO).read_bytes()).get("model_sha256")
+        evaluated = json.loads((runs / "evaluate/provenance.json").read_bytes()).get("model_sha256")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(exported, str) or not isinstance(evaluated, str) or exported == evaluated:
+        return None
+    return (
+        f"runs/{project}/evaluate/ measured another {MODEL} than runs/{project}/export/ holds "
+        f"now (exported again since: sha256 {evaluated[:12]} then, {exported[:12]} now)"
+    )
 
 
 def ship_baseline(ctx: RunContext, out: Path) -> str:

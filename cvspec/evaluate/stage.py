@@ -55,7 +55,9 @@ def run(ctx: RunContext) -> StageResult:
     }
     # what reproducing the model needs, in a file of its own: in metrics.json its hashes and
     # versions would crowd `dvc metrics show` and `dvc exp show`
-    origin = provenance(ctx, status)
+    origin = provenance(ctx, status) | {
+        "model_sha256": exporting.sha256(export_dir / exporting.MODEL)  # the file measured
+    }
     write_json(out / "metrics.json", report)
     write_json(out / "provenance.json", origin)
     write_json(out / "gates.json", report["gates"])

@@ -128,6 +128,11 @@ def gates_problem(root: Path, project: str, spec_file: str) -> str | None:
             f"{where} evaluated run {report.get('run_id')}, but the export is of run "
             f"{exported.get('run_id')}: {again}"
         )
+    from cvspec.evaluate.export import unevaluated_export
+
+    other = unevaluated_export(root, project)
+    if other:
+        return f"{other}: {again}"
     if report.get("passed") is True:
         return None
     gates = report.get("gates")

@@ -144,4 +144,7 @@ def stale_evaluation(project: str, report: dict[str, Any], spec: str = "SPEC") -
             f"{metrics} {of}, but the model {what} now is run {now} (runs/{project}/{pointer}): "
             f"run `cvspec run {spec} --stage export --stage evaluate` first"
         )
-    return None
+    from cvspec.evaluate.export import unevaluated_export
+
+    other = unevaluated_export(repository(), project)
+    return f"{other}: run `cvspec run {spec} --stage evaluate` first" if other else None
