@@ -133,7 +133,7 @@ def test_alerts_come_from_the_spec_and_its_gates(tmp_path: Path) -> None:
     assert list(p95) == ["summary", "description", "dashboard", "source"]
     assert p95["summary"] == "p95 server time of /predict is above 20 ms"
     assert p95["description"].startswith(
-        'latency_p95_ms is {{ $value | printf "%.5g" }} ms for job demo (alerting above 20). '
+        'latency_p95_ms is {{ $value | printf "%.5g" }} ms for job demo (alerting above 20 ms). '
         "The server's own time for a /predict request, from its body fully received to its "
         "answer (decode, queue, batching, model); a client's slow upload does not count"
     )  # then what to do
@@ -141,16 +141,16 @@ def test_alerts_come_from_the_spec_and_its_gates(tmp_path: Path) -> None:
     assert p95["source"] == "specs/demo.yaml: evaluate.gates.latency_p95_ms"
     assert alerts["InputDrift"]["annotations"]["description"] == (  # no description: cvspec's
         'brightness_drift is {{ $value | printf "%.5g" }} training standard deviations on '
-        "{{ $labels.instance }} (alerting above 0.2). Live images no longer look like the "
-        "training data (camera, lighting, resolution, or a client sending something else): "
-        "compare samples with the training set; retrain on new data if the change is there to "
-        "stay."
+        "{{ $labels.instance }} (alerting above 0.2 training standard deviations). Live images "
+        "no longer look like the training data (camera, lighting, resolution, or a client "
+        "sending something else): compare samples with the training set; retrain on new data "
+        "if the change is there to stay."
     )
     assert "runbook_url" not in alerts["InputDrift"]["annotations"]  # no page to point at
     assert alerts["QueueBacklog"]["annotations"]["summary"] == "queue_depth is below 0 or above 40"
     assert alerts["QueueBacklog"]["annotations"]["description"] == (
         'queue_depth is {{ $value | printf "%.5g" }} images on {{ $labels.instance }} '
-        "(alerting below 0 or above 40). "
+        "(alerting below 0 or above 40 images). "
         'queue above {{ "{{" }} 40 }} images: add workers'  # a Go template prints it as written
     )
     assert alerts["HighErrorRate"]["annotations"]["description"].startswith(
@@ -225,7 +225,8 @@ def test_the_rule_tests_expect_annotations_as_prometheus_renders_them(tmp_path: 
 
     assert shown("QueueBacklog") == {
         "summary": "queue_depth is below 0 or above 40",
-        "description": "queue_depth is 52 images on server:9090 (alerting below 0 or above 40). "
+        "description": "queue_depth is 52 images on server:9090 "
+        "(alerting below 0 or above 40 images). "
         "queue above {{ 40 }} images: add workers",
         "dashboard": "/d/cvspec-demo?viewPanel=2",
         "source": "specs/demo.yaml: monitor.alerts[name=QueueBacklog]",
@@ -376,7 +377,7 @@ def test_a_spec_alert_replaces_the_derived_one_on_its_metric(tmp_path: Path) -> 
     assert alerts[2]["expr"].endswith("< 0.5")  # no accuracy gate: the default floor
     description = alerts[0]["annotations"]["description"]  # the spec gave none: cvspec's advice
     assert description.startswith(
-        'latency_p95_ms is {{ $value | printf "%.5g" }} ms for job demo (alerting above 50). '
+        'latency_p95_ms is {{ $value | printf "%.5g" }} ms for job demo (alerting above 50 ms). '
         "The server's own time for a /predict request"
     )
     assert "gate" not in description and "On the dashboard, a long queue" in description

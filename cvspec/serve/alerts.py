@@ -439,8 +439,11 @@ def _confidence_floor(gates: Any) -> tuple[float, str]:
     return round(max(0.05, accuracy.min - slack), 6), origin
 
 
-def bounds_text(low: float | None, high: float | None, percent: bool = False) -> str:
-    """'below 1 or above 5': where an alert with these bounds fires ('above 5%', `percent`)."""
+def bounds_text(
+    low: float | None, high: float | None, percent: bool = False, unit: str = ""
+) -> str:
+    """'below 1 or above 5': where an alert with these bounds fires ('above 5%', `percent`;
+    'below 1 or above 5 ms', `unit`)."""
 
     def shown(value: float) -> str:
         return f"{value * 100:g}%" if percent else f"{value:g}"
@@ -449,4 +452,4 @@ def bounds_text(low: float | None, high: float | None, percent: bool = False) ->
         f"below {shown(low)}" if low is not None else "",
         f"above {shown(high)}" if high is not None else "",
     ]
-    return " or ".join(p for p in parts if p)
+    return " or ".join(p for p in parts if p) + (f" {unit}" if unit else "")

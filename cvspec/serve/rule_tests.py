@@ -148,8 +148,9 @@ def _observed(rule: AlertRule, job: str, rendered: bool, value: str) -> str:
     metric = rule.metric
     if metric == "input_drift":  # one series per statistic
         metric += f" of {label('stat')}"
-    percent = m.ALERT_METRICS.get(rule.metric) in PERCENT  # as its value: 7.5% above 5%
-    return f"{metric} is {value} {where} (alerting {bounds_text(rule.min, rule.max, percent)})"
+    unit = m.ALERT_METRICS.get(rule.metric, "")  # as its value: 7.5% above 5%, 31 ms above 20 ms
+    bounds = bounds_text(rule.min, rule.max, unit in PERCENT, "" if unit in PERCENT else unit)
+    return f"{metric} is {value} {where} (alerting {bounds})"
 
 
 def _extra_labels(rule: AlertRule) -> dict[str, str]:
