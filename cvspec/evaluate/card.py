@@ -170,15 +170,16 @@ def _data(spec: Any, report: dict[str, Any] | None, report_md: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-# ultralytics' argument that an augmentation of the spec sets -> the augmentation's name
+# ultralytics' arguments that an augmentation of the spec sets -> the augmentation's name (it
+# is on when any of them is: a color_jitter of saturation alone leaves hsv_v at 0)
 _ULTRA_AUGMENT = {
-    "fliplr": "hflip",
-    "flipud": "vflip",
-    "degrees": "rotate",
-    "hsv_v": "color_jitter",
-    "mosaic": "mosaic",
-    "mixup": "mixup",
-    "translate": "affine",
+    ("fliplr",): "hflip",
+    ("flipud",): "vflip",
+    ("degrees",): "rotate",
+    ("hsv_h", "hsv_s", "hsv_v"): "color_jitter",
+    ("mosaic",): "mosaic",
+    ("mixup",): "mixup",
+    ("translate", "scale", "shear"): "affine",
 }
 
 
@@ -248,9 +249,9 @@ def _ultra_augment(config: dict[str, Any]) -> list[str]:
     close = config.get("close_mosaic", CLOSE_MOSAIC)
     close = int(close) if isinstance(close, (int, float)) else 0
     on = []
-    for key, name in _ULTRA_AUGMENT.items():
-        if config.get(key):
-            on.append(_closing(name, epochs, close) if key in ("mosaic", "mixup") else name)
+    for keys, name in _ULTRA_AUGMENT.items():
+        if any(config.get(key) for key in keys):
+            on.append(_closing(name, epochs, close) if name in ("mosaic", "mixup") else name)
     return sorted(on)
 
 
