@@ -210,6 +210,25 @@ def test_the_card_lists_a_detection_augmentation_set_by_any_of_its_arguments(
     assert _settings("detection", args, {}, tmp_path)["augment"] == ["affine", "color_jitter"]
 
 
+def test_a_detection_cards_training_map_says_it_is_not_the_evaluations() -> None:
+    """ultralytics' mAP during training (rect batches padded past image_size, IoU 0.7) differs
+    from the evaluation's on the same split; the card says whose each figure is."""
+    from cvspec.evaluate.card import _settings, _training
+
+    args = {"model": "yolov8n.yaml", "epochs": 30, "batch": 16, "optimizer": "AdamW"}
+    status = {"task": "detection", "metrics": {"best_epoch": 30, "epochs": 30, "map50": 0.851}}
+    line = _training(_settings("detection", args, status, None), status, None).splitlines()[-1]
+    assert line == (
+        "- Best epoch 30 of 30; map50 0.8510 (ultralytics' validation during training: best.pt "
+        "on inputs padded beyond the image size, NMS IoU 0.7; the evaluation below measures the "
+        "exported model on the inputs the server makes)"
+    )
+    timm = {"task": "classification", "metrics": {"best_epoch": 1, "epochs": 1, "val_acc": 0.5}}
+    assert _training(_settings("classification", {}, timm, None), timm, None).endswith(
+        "- Best epoch 1 of 1; val_acc 0.5000\n"
+    )
+
+
 @pytest.fixture(scope="module")
 def gated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Result]:
     """A tiny project trained for one epoch whose latency gate cannot pass, then evaluated."""

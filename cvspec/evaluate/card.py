@@ -280,6 +280,17 @@ def _file_name(path: str, root: Path | None) -> str:
     return Path(normal).name
 
 
+# Why a detection run's own mAP differs from the evaluation's on the same split: ultralytics
+# validates during training in aspect-ratio batches rounded up by at least half a stride (a
+# 128 px square image is a 160 px input) and suppresses at its IoU 0.7; the evaluation uses the
+# square letterbox the server makes and evaluate.iou.
+_DETECTION_TRAINING_VAL = (
+    " (ultralytics' validation during training: best.pt on inputs padded beyond the image size, "
+    "NMS IoU 0.7; the evaluation below measures the exported model on the inputs the server "
+    "makes)"
+)
+
+
 def _training(t: dict[str, Any], status: dict[str, Any], sweep: dict[str, Any] | None) -> str:
     m = status.get("metrics", {})
     start = f"initialised from `{t['weights']}`" if t.get("weights") else "from scratch"
@@ -295,7 +306,8 @@ def _training(t: dict[str, Any], status: dict[str, Any], sweep: dict[str, Any] |
             f"{k} {v:.4f}"
             for k, v in sorted(m.items())
             if k.startswith(("val_", "map", "precision", "recall")) and isinstance(v, float)
-        ),
+        )
+        + _DETECTION_TRAINING_VAL * (status.get("task") == "detection"),
     ]
     if sweep:  # a point's name (point-001) means another value in another sweep: give both
         values: dict[str, Any] = next(
