@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from helpers import Result, cvspec
+import yaml
+from helpers import REPO, Result, cvspec
 from test_train import TINY_SPEC, tiny_project
 
 from cvspec.evaluate.gates import GateResult
@@ -183,6 +184,49 @@ def test_the_card_names_what_a_run_started_from_and_what_its_augmentations_did(
     assert always["augment"] == ["mosaic"]
     timm = {"spec": "specs/tiny.yaml", "model": {"name": "resnet10t", "weights": "../w/a.pth"}}
     assert _settings("classification", timm, {}, tmp_path)["weights"] == "w/a.pth"
+
+
+def test_the_card_lists_a_detection_augmentation_set_by_any_of_its_arguments(
+    tmp_path: Path,
+) -> None:
+    """color_jitter sets hsv_h/hsv_s/hsv_v and affine translate/scale/shear: one of them is
+    enough for the augmentation to be on, as the generated args.yaml of such a spec shows."""
+    from cvspec.evaluate.card import _settings
+
+    (tmp_path / "specs").mkdir()
+    spec = (
+        (REPO / "specs/shapes.yaml")
+        .read_text()
+        .replace(
+            "    - hflip: {p: 0.5}\n",
+            "    - color_jitter: {brightness: 0.0, saturation: 0.5, hue: 0.1}\n"
+            "    - affine: {translate: 0.0, scale: 0.3}\n",
+        )
+    )
+    (tmp_path / "specs/shapes.yaml").write_text(spec)
+    assert cvspec("build", cwd=tmp_path).code == 0
+    args = yaml.safe_load((tmp_path / "generated/shapes/train/args.yaml").read_text())
+    assert (args["hsv_v"], args["translate"]) == (0.0, 0.0)
+    assert _settings("detection", args, {}, tmp_path)["augment"] == ["affine", "color_jitter"]
+
+
+def test_a_detection_cards_training_map_says_it_is_not_the_evaluations() -> None:
+    """ultralytics' mAP during training (rect batches padded past image_size, IoU 0.7) differs
+    from the evaluation's on the same split; the card says whose each figure is."""
+    from cvspec.evaluate.card import _settings, _training
+
+    args = {"model": "yolov8n.yaml", "epochs": 30, "batch": 16, "optimizer": "AdamW"}
+    status = {"task": "detection", "metrics": {"best_epoch": 30, "epochs": 30, "map50": 0.851}}
+    line = _training(_settings("detection", args, status, None), status, None).splitlines()[-1]
+    assert line == (
+        "- Best epoch 30 of 30; map50 0.8510 (ultralytics' validation during training: best.pt "
+        "on inputs padded beyond the image size, NMS IoU 0.7; the evaluation below measures the "
+        "exported model on the inputs the server makes)"
+    )
+    timm = {"task": "classification", "metrics": {"best_epoch": 1, "epochs": 1, "val_acc": 0.5}}
+    assert _training(_settings("classification", {}, timm, None), timm, None).endswith(
+        "- Best epoch 1 of 1; val_acc 0.5000\n"
+    )
 
 
 @pytest.fixture(scope="module")

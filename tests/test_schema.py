@@ -43,6 +43,16 @@ def test_every_field_has_a_description() -> None:
     assert missing == []
 
 
+def test_a_detectors_precision_and_recall_gates_say_at_which_confidence() -> None:
+    """ultralytics' P and R (the evaluate stage's) are at the confidence of the best mean F1,
+    not at evaluate.conf (0.001, where precision is near 0) or serve.box_confidence."""
+    import json
+
+    gates = json.loads(schema_bytes())["$defs"]["DetectionGates"]["properties"]
+    for name in ("precision", "recall"):
+        assert "at IoU 0.5 and the best-F1 confidence" in gates[name]["description"], name
+
+
 def test_example_specs_carry_the_modeline_and_pass_the_schema() -> None:
     specs = sorted(p for p in (REPO / "specs").glob("*.yaml") if not p.name.startswith("_"))
     for spec in specs:

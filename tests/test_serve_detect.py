@@ -35,6 +35,18 @@ def test_nms_keeps_the_best_of_overlapping_boxes_per_class() -> None:
     }
 
 
+def test_a_crowded_image_keeps_as_many_boxes_as_ultralytics() -> None:
+    """Up to ultralytics' max_det (300), the boxes its validator counted in the evaluate
+    stage's mAP: 250 separate objects are 250 boxes, not the first 100."""
+    raw = np.zeros((7, 250), dtype=np.float32)
+    raw[0] = np.arange(250) % 25 * 10 + 5  # a 25 x 10 grid of 4-pixel boxes, 10 px apart
+    raw[1] = np.arange(250) // 25 * 10 + 5
+    raw[2:4] = 4
+    raw[4] = np.linspace(0.9, 0.5, 250)
+    answer = detect(raw, LABELS, (250, 100), side=250)
+    assert len(answer["boxes"]) == 250
+
+
 def png(color: tuple[int, int, int], size: tuple[int, int]) -> bytes:
     from PIL import Image
 

@@ -170,15 +170,16 @@ def _data(spec: Any, report: dict[str, Any] | None, report_md: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-# ultralytics' argument that an augmentation of the spec sets -> the augmentation's name
+# ultralytics' arguments that an augmentation of the spec sets -> the augmentation's name (it
+# is on when any of them is: a color_jitter of saturation alone leaves hsv_v at 0)
 _ULTRA_AUGMENT = {
-    "fliplr": "hflip",
-    "flipud": "vflip",
-    "degrees": "rotate",
-    "hsv_v": "color_jitter",
-    "mosaic": "mosaic",
-    "mixup": "mixup",
-    "translate": "affine",
+    ("fliplr",): "hflip",
+    ("flipud",): "vflip",
+    ("degrees",): "rotate",
+    ("hsv_h", "hsv_s", "hsv_v"): "color_jitter",
+    ("mosaic",): "mosaic",
+    ("mixup",): "mixup",
+    ("translate", "scale", "shear"): "affine",
 }
 
 
@@ -248,9 +249,9 @@ def _ultra_augment(config: dict[str, Any]) -> list[str]:
     close = config.get("close_mosaic", CLOSE_MOSAIC)
     close = int(close) if isinstance(close, (int, float)) else 0
     on = []
-    for key, name in _ULTRA_AUGMENT.items():
-        if config.get(key):
-            on.append(_closing(name, epochs, close) if key in ("mosaic", "mixup") else name)
+    for keys, name in _ULTRA_AUGMENT.items():
+        if any(config.get(key) for key in keys):
+            on.append(_closing(name, epochs, close) if name in ("mosaic", "mixup") else name)
     return sorted(on)
 
 
@@ -279,6 +280,17 @@ def _file_name(path: str, root: Path | None) -> str:
     return Path(normal).name
 
 
+# Why a detection run's own mAP differs from the evaluation's on the same split: ultralytics
+# validates during training in aspect-ratio batches rounded up by at least half a stride (a
+# 128 px square image is a 160 px input) and suppresses at its IoU 0.7; the evaluation uses the
+# square letterbox the server makes and evaluate.iou.
+_DETECTION_TRAINING_VAL = (
+    " (ultralytics' validation during training: best.pt on inputs padded beyond the image size, "
+    "NMS IoU 0.7; the evaluation below measures the exported model on the inputs the server "
+    "makes)"
+)
+
+
 def _training(t: dict[str, Any], status: dict[str, Any], sweep: dict[str, Any] | None) -> str:
     m = status.get("metrics", {})
     start = f"initialised from `{t['weights']}`" if t.get("weights") else "from scratch"
@@ -294,7 +306,8 @@ def _training(t: dict[str, Any], status: dict[str, Any], sweep: dict[str, Any] |
             f"{k} {v:.4f}"
             for k, v in sorted(m.items())
             if k.startswith(("val_", "map", "precision", "recall")) and isinstance(v, float)
-        ),
+        )
+        + _DETECTION_TRAINING_VAL * (status.get("task") == "detection"),
     ]
     if sweep:  # a point's name (point-001) means another value in another sweep: give both
         values: dict[str, Any] = next(

@@ -7,7 +7,7 @@ from typing import Any
 TOP_K = 5
 BOX_CONF = 0.25  # detection: keep boxes at least this confident (default of serve.box_confidence)
 BOX_IOU = 0.45  # detection: suppress boxes overlapping a better one more (serve.box_iou)
-MAX_BOXES = 100
+MAX_BOXES = 300  # ultralytics' max_det, in prediction and in the evaluate stage's validator
 
 
 def classify(probs: Any, labels: tuple[str, ...]) -> list[dict[str, Any]]:

@@ -25,8 +25,14 @@ GATE_INFO: dict[str, GateInfo] = {
     "ece": GateInfo("max", True, "", "Expected calibration error (15 bins)"),
     "map50": GateInfo("min", True, "", "Mean average precision at IoU 0.5"),
     "map50_95": GateInfo("min", True, "", "Mean average precision over IoU 0.5:0.95"),
-    "precision": GateInfo("min", True, "", "Box precision at the evaluation thresholds"),
-    "recall": GateInfo("min", True, "", "Box recall at the evaluation thresholds"),
+    # ultralytics' P and R: each class's at IoU 0.5 and at the one confidence where the mean F1
+    # over classes peaks, then averaged (neither evaluate.conf nor serve.box_confidence)
+    "precision": GateInfo(
+        "min", True, "", "Mean box precision over classes, at IoU 0.5 and the best-F1 confidence"
+    ),
+    "recall": GateInfo(
+        "min", True, "", "Mean box recall over classes, at IoU 0.5 and the best-F1 confidence"
+    ),
     "min_class_ap50": GateInfo("min", True, "", "AP at IoU 0.5 of the worst class"),
     "latency_p50_ms": GateInfo("max", False, "ms", "Median latency of one batch"),
     "latency_p95_ms": GateInfo("max", False, "ms", "95th percentile latency of one batch"),
