@@ -202,9 +202,16 @@ def test_images_are_pushed_only_from_the_default_branch_with_named_secrets(built
 
 def test_triggers_profile_runners_and_concurrency_follow_the_spec(built: Path) -> None:
     full = github(built, "full")
+    watched = [
+        "specs/full.yaml",
+        "generated/full/**",
+        "data/demo/**",
+        "data/demo.dvc",
+        ".github/workflows/cvspec-full.yml",
+    ]
     assert full["on"] == {
-        "pull_request": {},
-        "push": {"branches": ["trunk"]},
+        "pull_request": {"paths": watched},
+        "push": {"branches": ["trunk"], "paths": watched},
         "schedule": [{"cron": "0 3 * * 1"}],
         "workflow_dispatch": {},
     }
@@ -222,11 +229,93 @@ def test_triggers_profile_runners_and_concurrency_follow_the_spec(built: Path) -
     lab = gitlab(built, "full")
     assert lab[".full:base"]["rules"][0] == {
         "if": '$CI_PIPELINE_SOURCE == "merge_request_event"',
+        "changes": ["specs/full.yaml", "generated/full/**/*", "data/demo/**/*", "data/demo.dvc"],
         "variables": {"CVSPEC_PROFILE": "ci"},
     }
     assert lab["full:train"]["tags"] == ["gpu-a100"] and lab[".full:base"]["tags"] == [
         "self-hosted"
     ]
+
+
+MONOREPO = {
+    "_team.yaml": "cvspec: 1\nci: {providers: [github, gitlab]}\n",
+    "cats.yaml": "extends: _team.yaml\n" + MINIMAL_SPEC.replace("demo", "cats"),
+    "dogs.yaml": "extends: _team.yaml\n" + MINIMAL_SPEC.replace("demo", "dogs"),
+    "ocr.yaml": "cvspec: 1\nproject: {name: ocr}\ntask: classification\n"
+    + "data: {path: '../data/o[1]*', versioning: dvc}\n"
+    + "model: {arch: timm/resnet18, image_size: 32, weights: ../weights/ocr.pt}\n"
+    + "ci: {providers: [github, gitlab], on: [pull_request, push, schedule]}\n",
+}
+
+
+@pytest.fixture(scope="module")
+def monorepo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_repo(tmp_path_factory.mktemp("monorepo"), MONOREPO)
+
+
+def _glob(pattern: str, gitlab: bool) -> re.Pattern[str]:
+    """A path filter as its provider reads it: `*` within a folder, GitHub's `**` anything,
+    GitLab's (Ruby fnmatch) `**/` any folders, `\\` escapes the next character."""
+    out, i = "", 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            out, i = out + re.escape(pattern[i + 1]), i + 2
+        elif pattern.startswith("**/", i) and gitlab:
+            out, i = out + "(?:.*/)?", i + 3
+        elif pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        else:
+            out, i = out + ("[^/]*" if c == "*" else "[^/]" if c == "?" else re.escape(c)), i + 1
+    return re.compile(out)
+
+
+def _runs(root: Path, changed: list[str]) -> dict[str, tuple[set[str], set[str]]]:
+    """For each event, the projects whose GitHub workflow and GitLab jobs a change runs."""
+    runs: dict[str, tuple[set[str], set[str]]] = {
+        "pull_request": (set(), set()),
+        "push": (set(), set()),
+    }
+    for name in ("cats", "dogs", "ocr"):
+        on = github(root, name)["on"]
+        rules = {r["if"].split(" ")[2]: r for r in gitlab(root, name)[f".{name}:base"]["rules"]}
+        for event, source in (("pull_request", '"merge_request_event"'), ("push", '"push"')):
+            hub = [_glob(p, False) for p in on[event]["paths"]]
+            lab = [_glob(p, True) for p in rules[source]["changes"]]
+            if any(g.fullmatch(path) for g in hub for path in changed):
+                runs[event][0].add(name)
+            if any(g.fullmatch(path) for g in lab for path in changed):
+                runs[event][1].add(name)
+    return runs
+
+
+@pytest.mark.parametrize(
+    ("changed", "projects"),
+    [
+        (["specs/cats.yaml"], {"cats"}),
+        (["specs/_team.yaml"], {"cats", "dogs"}),  # the partial both extend
+        (["generated/dogs/train/config.yaml"], {"dogs"}),
+        (["generated/dogs/ci/gitlab-ci.yml", ".github/workflows/cvspec-dogs.yml"], {"dogs"}),
+        (["data/cats/cat/1.png"], {"cats"}),
+        (["data/o[1]*.dvc"], {"ocr"}),
+        (["data/o[1]*/a/b.png"], {"ocr"}),
+        (["data/o1x/a/b.png"], set()),  # the data path is a name, not a pattern
+        (["weights/ocr.pt"], {"ocr"}),
+        (["README.md", "specs/new.yaml", "generated/cats2/x"], set()),
+    ],
+)
+def test_a_monorepo_change_runs_only_the_pipelines_of_the_projects_it_touches(
+    monorepo: Path, changed: list[str], projects: set[str]
+) -> None:
+    """Several projects in one repository: a pull request (merge request) or push runs the
+    jobs of the projects whose spec, partials, data, weights or generated files it changes,
+    not every project's training pipeline."""
+    root = monorepo
+    for event, (hub, lab) in _runs(root, changed).items():
+        assert (hub, lab) == (projects, projects), event
+    # scheduled runs have no changes to filter by
+    assert github(root, "ocr")["on"]["schedule"] == [{"cron": "0 4 * * 1"}]
+    assert all("changes" not in r for r in gitlab(root, "ocr")[".ocr:base"]["rules"][2:])
 
 
 # The outputs of earlier stages each job reads: packaging copies the export into the serve

@@ -216,6 +216,28 @@ def test_gitlab_scripts_get_payloads_only_as_arguments(built: tuple[Path, str, s
     assert not list(root.glob("**/pwned"))
 
 
+def test_path_filters_watch_the_folder_above_a_path_with_a_dollar(
+    built: tuple[Path, str, str],
+) -> None:
+    """GitHub reads `${{` in a path filter as an expression, GitLab expands `$NAME` in
+    rules:changes: the data folder named with one is watched as the folder above it."""
+    root, _, _ = built
+    workflow: Any = YAML(typ="safe", pure=True).load(
+        (root / ".github/workflows/cvspec-inject.yml").read_text()
+    )
+    pipeline: Any = YAML(typ="safe", pure=True).load(
+        (root / "generated/inject/ci/gitlab-ci.yml").read_text()
+    )
+    changes = [r["changes"] for r in pipeline[".inject:base"]["rules"] if "changes" in r]
+    for paths, folder in [
+        (workflow["on"][e]["paths"], "data/**") for e in ("push", "pull_request")
+    ]:
+        assert folder in paths and not any("$" in p for p in paths), paths
+    for paths in changes:
+        assert "data/**/*" in paths and not any("$" in p for p in paths), paths
+    assert len(changes) == 2
+
+
 def test_payloads_never_reach_other_delivery_files(built: tuple[Path, str, str]) -> None:
     root, _, _ = built
     for rel in (

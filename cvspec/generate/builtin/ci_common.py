@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 from cvspec.generate.api import BuildContext
 from cvspec.generate.builtin.cuda import CPU, TorchBuild, torch_build
-from cvspec.generate.builtin.train_config import data_root
+from cvspec.generate.builtin.train_config import data_root, from_root
 from cvspec.package.images import (
     cvspec_requirement,
     images,
@@ -228,6 +228,44 @@ def common_env(spec: Any, ctx: BuildContext) -> dict[str, str]:
         env["CVSPEC_DATA"] = data_root(spec, ctx)
         env["DVC_NO_ANALYTICS"] = "1"
     return env
+
+
+def watched(spec: Any, ctx: BuildContext) -> list[tuple[str, bool]]:
+    """What the project's pipeline reads from the repository, as (path from the root, is a
+    folder): the spec and every file it extends, its generated folder, its data (and the data's
+    `.dvc` file), its start weights and its templates. A pull request or push that changes none
+    of them runs none of its jobs, so in a monorepo each project's pipeline runs for its own
+    changes only. A path outside the repository is left out: no commit changes it; one with a
+    `$` (GitLab expands variables in `rules:changes`, GitHub reads `${{` as an expression) is
+    watched as the folder above it, the repository itself when that is all there is."""
+    found = [(path, False) for path in ctx.spec_inputs] + [(ctx.out_dir, True)]
+    data = data_root(spec, ctx)
+    found.append((data, True))
+    if spec.data.versioning == "dvc":
+        found.append((f"{data}.dvc", False))
+    if spec.model.weights:
+        found.append((from_root(str(spec.model.weights), ctx), False))
+    if spec.templates:
+        found.append((from_root(str(spec.templates), ctx), True))
+    inside = []
+    for path, folder in found:
+        if path.startswith("/") or path.split("/")[0] == "..":
+            continue
+        if "$" in path:
+            path, folder = path[: path.index("$")].rpartition("/")[0], True
+        if (path, folder) not in inside:
+            inside.append((path, folder))
+    return inside
+
+
+def watched_globs(spec: Any, ctx: BuildContext, special: str, everything: str) -> list[str]:
+    """`watched` as a provider's path patterns: each of `special` escaped by a backslash, and a
+    folder followed by `everything`, the provider's pattern for every file under it."""
+    globs = []
+    for path, folder in watched(spec, ctx):
+        literal = "".join(f"\\{c}" if c in special else c for c in path)
+        globs.append(f"{literal}/{everything}" if folder and literal else literal or everything)
+    return globs
 
 
 def has_ci_profile(spec: Any) -> bool:

@@ -22,6 +22,7 @@ DOWNLOAD = "actions/download-artifact@v8"
 ON_DEFAULT = "github.event_name != 'pull_request' && github.ref_name == env.CVSPEC_DEFAULT_BRANCH"
 CRON = re.compile(r"[0-9A-Za-z*/,-]+( [0-9A-Za-z*/,-]+){4}")
 OS = "${{ runner.os }}"
+GLOB_SPECIAL = "*?+[]!\\"  # what GitHub's path filters read as a pattern
 REPO_URL = "${{ github.server_url }}/${{ github.repository }}"
 
 
@@ -41,12 +42,17 @@ class GitHubActionsGenerator:
         if "github" not in spec.ci.providers:
             return
         yield Artifact(
-            f".github/workflows/cvspec-{ctx.project}.yml",
+            workflow_path(ctx),
             NAME,
             "yaml",
             data=workflow(spec, ctx),
             at_root=True,
         )
+
+
+def workflow_path(ctx: BuildContext) -> str:
+    """The workflow's path from the repository root."""
+    return f".github/workflows/cvspec-{ctx.project}.yml"
 
 
 def workflow(spec: Any, ctx: BuildContext) -> dict[str, Any]:
@@ -76,10 +82,17 @@ def workflow(spec: Any, ctx: BuildContext) -> dict[str, Any]:
 
 
 def _triggers(spec: Any, ctx: BuildContext) -> dict[str, Any]:
+    # pull requests and pushes run the workflow only when they change what it reads (in a
+    # monorepo, another project's change runs none of this one's jobs); schedule and dispatch
+    # runs have no changes to filter by
+    paths = ci.watched_globs(spec, ctx, GLOB_SPECIAL, "**")
+    paths.append(workflow_path(ctx))
     on: dict[str, Any] = {}
     for event in spec.ci.on:
         if event == "push":
-            on["push"] = {"branches": [spec.ci.default_branch]}
+            on["push"] = {"branches": [spec.ci.default_branch], "paths": list(paths)}
+        elif event == "pull_request":
+            on["pull_request"] = {"paths": list(paths)}
         elif event == "schedule":
             if not CRON.fullmatch(spec.ci.cron):
                 raise CvspecError(

@@ -23,6 +23,7 @@ EVENTS = {
     "schedule": '$CI_PIPELINE_SOURCE == "schedule"',  # the schedule itself is set in GitLab
     "workflow_dispatch": '$CI_PIPELINE_SOURCE == "web"',
 }
+GLOB_SPECIAL = "*?[]{}\\"  # what GitLab's rules:changes reads as a pattern (Ruby's fnmatch)
 
 
 class GitLabCIGenerator:
@@ -60,7 +61,7 @@ def pipeline(spec: Any, ctx: BuildContext) -> dict[str, Any]:
             "variables": variables,
             # a newer pipeline may cancel a merge request's; _rules keeps other runs going
             "interruptible": True,
-            "rules": _rules(spec),
+            "rules": _rules(spec, ctx),
         }
     }
     if spec.ci.runner:
@@ -69,7 +70,7 @@ def pipeline(spec: Any, ctx: BuildContext) -> dict[str, Any]:
         out[f"{ctx.project}:{job.name}"] = _job(spec, ctx, job, base)
     if ci.wants_slack(spec):
         names = [key for key in out if key != base]
-        out[f"{ctx.project}:{ci.NOTIFY}"] = _notify(spec, base, names)
+        out[f"{ctx.project}:{ci.NOTIFY}"] = _notify(spec, ctx, base, names)
     return out
 
 
@@ -80,9 +81,16 @@ def timeout(minutes: int) -> str:
 
 
 def _rules(
-    spec: Any, on_default: dict[str, str] | None = None, when: str | None = None
+    spec: Any,
+    ctx: BuildContext,
+    on_default: dict[str, str] | None = None,
+    when: str | None = None,
 ) -> list[dict[str, Any]]:
     """One rule per event of ci.on; `on_default` variables only for runs on the default branch.
+
+    A merge request's or a push's pipeline holds the project's jobs only when it changes what
+    they read (`changes`: in a monorepo, another project's change runs none of them); scheduled
+    and manual pipelines have no changes to filter by.
 
     With `when` (on_failure, for the notifier) merge request pipelines are left out. Only a
     merge request's jobs are interruptible (a newer pipeline of the branch cancels them), as
@@ -91,9 +99,12 @@ def _rules(
     """
     branch = f'$CI_COMMIT_BRANCH == "{spec.ci.default_branch}"'  # a Label: no quotes or $
     rules: list[dict[str, Any]] = []
+    changes = ci.watched_globs(spec, ctx, GLOB_SPECIAL, "**/*")
 
-    def add(condition: str, variables: dict[str, str] | None = None) -> None:
+    def add(condition: str, variables: dict[str, str] | None = None, changed: bool = False) -> None:
         rule: dict[str, Any] = {"if": condition}
+        if changed:
+            rule["changes"] = list(changes)
         if variables:
             rule["variables"] = dict(variables)
         if when:
@@ -106,9 +117,10 @@ def _rules(
         condition = EVENTS[event]
         if event == "pull_request":
             if not when:
-                add(condition, {"CVSPEC_PROFILE": "ci"} if ci.has_ci_profile(spec) else None)
+                profile = {"CVSPEC_PROFILE": "ci"} if ci.has_ci_profile(spec) else None
+                add(condition, profile, changed=True)
         elif event == "push":  # like GitHub's push trigger: the default branch only
-            add(f"{condition} && {branch}", on_default)
+            add(f"{condition} && {branch}", on_default, changed=True)
         else:
             if on_default:
                 add(f"{condition} && {branch}", on_default)
@@ -180,11 +192,11 @@ def _package(spec: Any, ctx: BuildContext) -> dict[str, Any]:
             "CVSPEC_REGISTRY_USERNAME": user,
             "CVSPEC_REGISTRY_PASSWORD": password,
         }
-        out["rules"] = _rules(spec, push)
+        out["rules"] = _rules(spec, ctx, push)
     return out
 
 
-def _notify(spec: Any, base: str, jobs: list[str]) -> dict[str, Any]:
+def _notify(spec: Any, ctx: BuildContext, base: str, jobs: list[str]) -> dict[str, Any]:
     """Post to Slack when one of this project's jobs fails (a job with `needs` and
     `when: on_failure` follows the jobs it needs, not the whole pipeline, which may hold other
     projects' jobs); the webhook is a CI/CD variable named in the spec."""
@@ -194,7 +206,7 @@ def _notify(spec: Any, base: str, jobs: list[str]) -> dict[str, Any]:
         "stage": ".post",
         "needs": [{"job": name, "artifacts": False} for name in jobs],
         "timeout": timeout(ci.NOTIFY_TIMEOUT),
-        "rules": _rules(spec, when="on_failure"),
+        "rules": _rules(spec, ctx, when="on_failure"),
         "variables": {
             "CVSPEC_SLACK_WEBHOOK": f"${secret}",
             "CVSPEC_REF": "$CI_COMMIT_REF_NAME",
