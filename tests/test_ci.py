@@ -239,9 +239,15 @@ def test_triggers_profile_runners_and_concurrency_follow_the_spec(built: Path) -
 
 MONOREPO = {
     "_team.yaml": "cvspec: 1\nci: {providers: [github, gitlab]}\n",
-    "cats.yaml": "extends: _team.yaml\n" + MINIMAL_SPEC.replace("demo", "cats"),
-    "dogs.yaml": "extends: _team.yaml\n" + MINIMAL_SPEC.replace("demo", "dogs"),
-    "ocr.yaml": "cvspec: 1\nproject: {name: ocr}\ntask: classification\n"
+    "cats.yaml": "extends: _team.yaml\n"
+    + MINIMAL_SPEC.replace("{name: demo}", "{name: cats, owners: ['@acme/cats']}").replace(
+        "demo", "cats"
+    ),
+    "dogs.yaml": "extends: _team.yaml\n"
+    + MINIMAL_SPEC.replace("{name: demo}", "{name: dogs, owners: ['@acme/dogs', a@b.io]}").replace(
+        "../data/demo}", "../data/dogs, versioning: dvc}"
+    ),
+    "ocr.yaml": "cvspec: 1\nproject: {name: ocr, owners: ['@acme/ocr']}\ntask: classification\n"
     + "data: {path: '../data/o[1]*', versioning: dvc}\n"
     + "model: {arch: timm/resnet18, image_size: 32, weights: ../weights/ocr.pt}\n"
     + "ci: {providers: [github, gitlab], on: [pull_request, push, schedule]}\n",
@@ -296,6 +302,7 @@ def _runs(root: Path, changed: list[str]) -> dict[str, tuple[set[str], set[str]]
         (["specs/_team.yaml"], {"cats", "dogs"}),  # the partial both extend
         (["generated/dogs/train/config.yaml"], {"dogs"}),
         (["generated/dogs/ci/gitlab-ci.yml", ".github/workflows/cvspec-dogs.yml"], {"dogs"}),
+        (["data/dogs.dvc"], {"dogs"}),
         (["data/cats/cat/1.png"], {"cats"}),
         (["data/o[1]*.dvc"], {"ocr"}),
         (["data/o[1]*/a/b.png"], {"ocr"}),
@@ -316,6 +323,35 @@ def test_a_monorepo_change_runs_only_the_pipelines_of_the_projects_it_touches(
     # scheduled runs have no changes to filter by
     assert github(root, "ocr")["on"]["schedule"] == [{"cron": "0 4 * * 1"}]
     assert all("changes" not in r for r in gitlab(root, "ocr")[".ocr:base"]["rules"][2:])
+
+
+def test_each_project_owns_its_spec_data_and_outputs_in_the_shared_codeowners(
+    monorepo: Path,
+) -> None:
+    """The fragments, appended to one CODEOWNERS as the README says (last match wins): each
+    project's owners own its spec, generated files, workflow and data; no line shadows another
+    project's, and a data path that is no plain path gets no line rather than a pattern."""
+    pathspec = pytest.importorskip("pathspec")
+    lines = [
+        line.split()
+        for f in sorted(monorepo.glob("generated/*/CODEOWNERS"))
+        for line in f.read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    rules = [(pathspec.GitIgnoreSpec.from_lines([pattern]), owners) for pattern, *owners in lines]
+
+    def owner(path: str) -> list[str]:
+        return next((o for spec, o in reversed(rules) if spec.match_file(path)), [])
+
+    dogs, cats, ocr = ["@acme/dogs", "a@b.io"], ["@acme/cats"], ["@acme/ocr"]
+    assert owner("specs/dogs.yaml") == dogs and owner("specs/cats.yaml") == cats
+    assert owner("data/dogs.dvc") == owner("data/dogs/x/1.png") == dogs
+    assert owner("data/cats/cat/1.png") == cats
+    assert owner("generated/dogs/train/config.yaml") == dogs
+    assert owner(".github/workflows/cvspec-cats.yml") == cats
+    assert owner("specs/ocr.yaml") == ocr and owner("data/o1/x.png") == []
+    assert owner("specs/_team.yaml") == []  # a partial two teams share is neither's
+    assert not any("[" in pattern or "*" in pattern for pattern, *_ in lines)
 
 
 # The outputs of earlier stages each job reads: packaging copies the export into the serve

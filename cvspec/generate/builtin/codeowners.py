@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from cvspec.errors import CvspecError
 from cvspec.generate.api import Artifact, BuildContext
+from cvspec.generate.builtin.github import workflow_path
+from cvspec.generate.builtin.train_config import data_root
 from cvspec.package.images import plain_path
 
 NAME = "codeowners"
@@ -30,10 +33,22 @@ class CodeownersGenerator:
         owners = " ".join(spec.project.owners)  # each an @org/team, @user or email: no spaces
         paths = [f"/{plain_path(ctx.spec_file, 'spec file')}", f"/{ctx.out_dir}/"]
         if "github" in spec.ci.providers:
-            paths.append(f"/.github/workflows/cvspec-{ctx.project}.yml")
+            paths.append(f"/{workflow_path(ctx)}")
+        paths.extend(f"/{path}" for path in _data(spec, ctx))
         note = (
             "# Lines for the repository's CODEOWNERS (GitHub: .github/CODEOWNERS, GitLab:\n"
             "# CODEOWNERS); cvspec cannot own that shared file, so copy these lines there.\n"
         )
         text = note + "".join(f"{path} {owners}\n" for path in paths)
         yield Artifact("CODEOWNERS", NAME, "text", data=text)
+
+
+def _data(spec: Any, ctx: BuildContext) -> list[str]:
+    """The data's folder and its `.dvc` file, which retrain the model when they change; none
+    when data.path is outside the repository or no plain path (a CODEOWNERS pattern)."""
+    data = data_root(spec, ctx)
+    try:
+        plain_path(data, "data.path")
+    except CvspecError:
+        return []
+    return [f"{data}/", f"{data}.dvc"] if spec.data.versioning == "dvc" else [f"{data}/"]
