@@ -147,6 +147,31 @@ def test_dvc_sees_that_the_export_reads_the_data(tmp_path: Path) -> None:
     assert '"data.dvc" -> "generated/tiny/dvc.yaml:export";' in dag  # new data: a new export
 
 
+def test_without_min_side_a_new_input_size_reruns_the_data_checks(tmp_path: Path) -> None:
+    """With `quality.min_side` unset the data report lists the images smaller than the model
+    input: a new `model.image_size` is a new report, not a data stage DVC skips."""
+    dvc = shutil.which("dvc", path=str(Path(sys.executable).parent)) or shutil.which("dvc")
+    if dvc is None or shutil.which("git") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("dvc and git must be installed in CI (pip install 'cvspec[ops]')")
+        pytest.skip("dvc or git is not installed")
+    root = tmp_path
+    spec = SPEC.replace("  quality: {min_side: 16}\n", "")
+    write_tree(root, {"specs/tiny.yaml": spec, **clean_tree()})  # 64 px images
+    run(root, "git", "init", "-q")
+    run(root, dvc, "init", "-q")
+    assert cvspec("build", cwd=root).code == 0
+    run(root, dvc, "add", "-q", "data")
+    run(root, dvc, "repro", "generated/tiny/dvc.yaml:data")
+    (root / "specs/tiny.yaml").write_text(spec.replace("image_size: 32", "image_size: 128"))
+    assert cvspec("build", cwd=root).code == 0
+    again = run(root, dvc, "repro", "generated/tiny/dvc.yaml:data")
+    assert "Running stage 'generated/tiny/dvc.yaml:data'" in again
+    report = json.loads((root / "runs/tiny/data/report.json").read_text())
+    (check,) = [c for c in report["checks"] if c["name"] == "min_side"]
+    assert check["findings_count"] == 18  # every image is below 128 px
+
+
 def test_paths_with_spaces_are_quoted(tmp_path: Path) -> None:
     root = project(tmp_path, SPEC.replace("path: ../data", "path: ../my data"), "tiny.yaml")
     assert cvspec("build", cwd=root).code == 0

@@ -81,7 +81,10 @@ def _params(spec: Any, stage: str) -> list[str]:
             keys.insert(len(_LABELS), _RELABEL)  # a corrected label is a changed label
         return keys
     skip = ("augment", "remote_secrets")
-    return [f"data.{key}" for key in type(spec.data).model_fields if key not in skip]
+    keys = [f"data.{key}" for key in type(spec.data).model_fields if key not in skip]
+    if spec.data.quality.min_side is None:  # the check reports images below the model input
+        keys.append("model.image_size")
+    return keys
 
 
 def _needed(project: str, need: str) -> str:
