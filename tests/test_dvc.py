@@ -104,7 +104,10 @@ def test_dvc_yaml_has_the_stage_graph_with_deps_outs_params_metrics(tmp_path: Pa
         "outs": ["runs/tiny/export"],
     }
     assert dvc["metrics"] == ["../../runs/tiny/evaluate/metrics.json"]
-    assert dvc["plots"] == ["../../runs/tiny/data/class_histogram.png"]
+    assert dvc["plots"] == [
+        "../../runs/tiny/data/class_histogram.png",
+        "../../runs/tiny/evaluate/confusion.png",  # `dvc plots diff` shows a new model's errors
+    ]
     values = YAML(typ="safe").load((root / "generated/tiny/params.yaml").read_text())
     assert values["train"]["epochs"] == 1 and values["data"]["quality"]["min_side"] == 16
 
@@ -264,6 +267,9 @@ def test_dvc_repro_runs_the_pipeline_then_skips_every_stage(tmp_path: Path) -> N
         card = (root / "runs/tiny/evaluate/MODEL_CARD.md").read_text()
         assert f"- Version: fingerprint `{dataset['fingerprint'][:16]}`; `data.dvc` md5 " in card
     assert (root / "generated/tiny/dvc.lock").is_file()
+    if "evaluate" in stages:  # every plot dvc.yaml names is there to show
+        shown = json.loads(run(root, dvc, "plots", "show", "--json"))
+        assert {Path(p).name for p in shown["data"]} >= {"class_histogram.png", "confusion.png"}
     second = run(root, dvc, "repro", *targets)
     assert "Running stage" not in second
     for stage in stages:

@@ -57,10 +57,13 @@ def pipeline(spec: Any, ctx: BuildContext) -> dict[str, Any]:
             "outs": [_out(ctx.project, out) for out in stage.outputs],
         }
     runs = f"runs/{ctx.project}"
+    plots = [f"{up}/{runs}/data/class_histogram.png"]
+    if spec.task == "classification":  # the evaluate stage draws it for a classifier only
+        plots.append(f"{up}/{runs}/evaluate/confusion.png")
     return {
         "stages": stages,
         "metrics": [f"{up}/{runs}/evaluate/metrics.json"],
-        "plots": [f"{up}/{runs}/data/class_histogram.png"],
+        "plots": plots,
     }
 
 
