@@ -313,3 +313,14 @@ def test_dvc_repro_runs_the_pipeline_then_skips_every_stage(tmp_path: Path) -> N
         ran = [s for s in stages if f"Running stage 'generated/tiny/dvc.yaml:{s}'" in fifth]
         assert ran == ["evaluate"]
         assert "## Intended use\n\nInk." in (root / "runs/tiny/evaluate/MODEL_CARD.md").read_text()
+        # another export format exports and evaluates again; the training config does not
+        # name the formats, so training is not rerun (not even to reuse its run)
+        exported = described.replace(
+            "train: {epochs: 1", "export: [onnx, torchscript]\ntrain: {epochs: 1"
+        )
+        (root / "specs/tiny.yaml").write_text(exported)
+        assert cvspec("build", cwd=root).code == 0
+        sixth = run(root, dvc, "repro", *targets)
+        ran = [s for s in stages if f"Running stage 'generated/tiny/dvc.yaml:{s}'" in sixth]
+        assert sorted(ran) == ["evaluate", "export"]
+        assert (root / "runs/tiny/export/model.ts").is_file()
