@@ -104,7 +104,10 @@ def test_dvc_yaml_has_the_stage_graph_with_deps_outs_params_metrics(tmp_path: Pa
         "outs": ["runs/tiny/export"],
     }
     assert dvc["metrics"] == ["../../runs/tiny/evaluate/metrics.json"]
-    assert dvc["plots"] == ["../../runs/tiny/data/class_histogram.png"]
+    assert dvc["plots"] == [
+        "../../runs/tiny/data/class_histogram.png",
+        "../../runs/tiny/evaluate/confusion.png",  # `dvc plots diff` shows a new model's errors
+    ]
     values = YAML(typ="safe").load((root / "generated/tiny/params.yaml").read_text())
     assert values["train"]["epochs"] == 1 and values["data"]["quality"]["min_side"] == 16
 
@@ -145,6 +148,31 @@ def test_dvc_sees_that_the_export_reads_the_data(tmp_path: Path) -> None:
     run(root, dvc, "add", "-q", "data")
     dag = run(root, dvc, "dag", "--dot", "generated/tiny/dvc.yaml:export")
     assert '"data.dvc" -> "generated/tiny/dvc.yaml:export";' in dag  # new data: a new export
+
+
+def test_without_min_side_a_new_input_size_reruns_the_data_checks(tmp_path: Path) -> None:
+    """With `quality.min_side` unset the data report lists the images smaller than the model
+    input: a new `model.image_size` is a new report, not a data stage DVC skips."""
+    dvc = shutil.which("dvc", path=str(Path(sys.executable).parent)) or shutil.which("dvc")
+    if dvc is None or shutil.which("git") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("dvc and git must be installed in CI (pip install 'cvspec[ops]')")
+        pytest.skip("dvc or git is not installed")
+    root = tmp_path
+    spec = SPEC.replace("  quality: {min_side: 16}\n", "")
+    write_tree(root, {"specs/tiny.yaml": spec, **clean_tree()})  # 64 px images
+    run(root, "git", "init", "-q")
+    run(root, dvc, "init", "-q")
+    assert cvspec("build", cwd=root).code == 0
+    run(root, dvc, "add", "-q", "data")
+    run(root, dvc, "repro", "generated/tiny/dvc.yaml:data")
+    (root / "specs/tiny.yaml").write_text(spec.replace("image_size: 32", "image_size: 128"))
+    assert cvspec("build", cwd=root).code == 0
+    again = run(root, dvc, "repro", "generated/tiny/dvc.yaml:data")
+    assert "Running stage 'generated/tiny/dvc.yaml:data'" in again
+    report = json.loads((root / "runs/tiny/data/report.json").read_text())
+    (check,) = [c for c in report["checks"] if c["name"] == "min_side"]
+    assert check["findings_count"] == 18  # every image is below 128 px
 
 
 def test_paths_with_spaces_are_quoted(tmp_path: Path) -> None:
@@ -239,10 +267,23 @@ def test_dvc_repro_runs_the_pipeline_then_skips_every_stage(tmp_path: Path) -> N
         card = (root / "runs/tiny/evaluate/MODEL_CARD.md").read_text()
         assert f"- Version: fingerprint `{dataset['fingerprint'][:16]}`; `data.dvc` md5 " in card
     assert (root / "generated/tiny/dvc.lock").is_file()
+    if "evaluate" in stages:  # every plot dvc.yaml names is there to show
+        shown = json.loads(run(root, dvc, "plots", "show", "--json"))
+        assert {Path(p).name for p in shown["data"]} >= {"class_histogram.png", "confusion.png"}
     second = run(root, dvc, "repro", *targets)
     assert "Running stage" not in second
     for stage in stages:
         assert f"Stage 'generated/tiny/dvc.yaml:{stage}' didn't change, skipping" in second
+    # `cvspec run` of the same spec reuses the run and changes no output DVC tracks, so DVC has
+    # nothing to rerun (evaluate aside: it measures the latency anew)
+    kept = [s for s in stages if s != "evaluate"]
+    again = run(
+        root, sys.executable, "-m", "cvspec", "run", "specs/tiny.yaml",
+        *[arg for s in kept for arg in ("--stage", s)],
+    )  # fmt: skip
+    assert "train" not in stages or "reused run" in again
+    status = run(root, dvc, "status", *[f"generated/tiny/dvc.yaml:{s}" for s in kept])
+    assert "Data and pipelines are up to date." in status, status
     # a new quality threshold reruns the data checks (and the model card quoting them), never
     # the training
     spec = SPEC.replace("min_side: 16", "min_side: 8")
@@ -272,3 +313,14 @@ def test_dvc_repro_runs_the_pipeline_then_skips_every_stage(tmp_path: Path) -> N
         ran = [s for s in stages if f"Running stage 'generated/tiny/dvc.yaml:{s}'" in fifth]
         assert ran == ["evaluate"]
         assert "## Intended use\n\nInk." in (root / "runs/tiny/evaluate/MODEL_CARD.md").read_text()
+        # another export format exports and evaluates again; the training config does not
+        # name the formats, so training is not rerun (not even to reuse its run)
+        exported = described.replace(
+            "train: {epochs: 1", "export: [onnx, torchscript]\ntrain: {epochs: 1"
+        )
+        (root / "specs/tiny.yaml").write_text(exported)
+        assert cvspec("build", cwd=root).code == 0
+        sixth = run(root, dvc, "repro", *targets)
+        ran = [s for s in stages if f"Running stage 'generated/tiny/dvc.yaml:{s}'" in sixth]
+        assert sorted(ran) == ["evaluate", "export"]
+        assert (root / "runs/tiny/export/model.ts").is_file()

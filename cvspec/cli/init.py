@@ -63,6 +63,8 @@ data.versioning is dvc, so the CI jobs `dvc pull` {data}; set DVC up once{where}
 {git}  dvc init
   dvc add {data}
   dvc remote add -d storage URL   # e.g. s3://bucket/path; its kind goes in ci.dvc_remote
+  # its credentials, if it needs any: `dvc remote modify --local storage KEY VALUE`
+  # (.dvc/config.local, which git ignores), never in .dvc/config, which is committed
   dvc push
   git add .dvc {data}.dvc data/.gitignore && git commit -m "Version {data} with DVC"
 """

@@ -60,10 +60,13 @@ def run(ctx: RunContext) -> StageResult:
 def record_options(train_dir: Path, profile: str | None, sets: tuple[str, ...]) -> None:
     """Add to current.json the --profile and --set values of the `cvspec run` that chose its
     run: evaluating it later under other options (or none) must not describe the model as
-    trained from the spec as written."""
+    trained from the spec as written. The note of what the training did (trained, reused)
+    goes: the stage has said it, and a rerun that reuses the run must leave the train output
+    as it was, or DVC would see it changed and export and evaluate again."""
     from cvspec.train.runs import CURRENT, read_json, write_json
 
     pointer = read_json(train_dir / CURRENT)
+    pointer.pop("note", None)
     pointer["options"] = {"profile": profile, "set": list(sets)}
     write_json(train_dir / CURRENT, pointer)
 

@@ -57,10 +57,13 @@ def pipeline(spec: Any, ctx: BuildContext) -> dict[str, Any]:
             "outs": [_out(ctx.project, out) for out in stage.outputs],
         }
     runs = f"runs/{ctx.project}"
+    plots = [f"{up}/{runs}/data/class_histogram.png"]
+    if spec.task == "classification":  # the evaluate stage draws it for a classifier only
+        plots.append(f"{up}/{runs}/evaluate/confusion.png")
     return {
         "stages": stages,
         "metrics": [f"{up}/{runs}/evaluate/metrics.json"],
-        "plots": [f"{up}/{runs}/data/class_histogram.png"],
+        "plots": plots,
     }
 
 
@@ -81,7 +84,10 @@ def _params(spec: Any, stage: str) -> list[str]:
             keys.insert(len(_LABELS), _RELABEL)  # a corrected label is a changed label
         return keys
     skip = ("augment", "remote_secrets")
-    return [f"data.{key}" for key in type(spec.data).model_fields if key not in skip]
+    keys = [f"data.{key}" for key in type(spec.data).model_fields if key not in skip]
+    if spec.data.quality.min_side is None:  # the check reports images below the model input
+        keys.append("model.image_size")
+    return keys
 
 
 def _needed(project: str, need: str) -> str:

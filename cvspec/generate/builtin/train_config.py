@@ -98,7 +98,6 @@ class TrainConfigGenerator:
                 "image_size": spec.model.image_size,
             },
             "train": train,
-            "export": list(spec.export),
             "output": {"root": f"runs/{ctx.project}"},
             "hydra": {
                 "run": {"dir": f"runs/{ctx.project}/hydra/run"},
