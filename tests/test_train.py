@@ -511,3 +511,53 @@ def test_best_epoch_breaks_an_accuracy_tie_by_the_lower_validation_loss() -> Non
     # a checkpoint from before kept the accuracy alone: an equal accuracy does not beat it
     assert not epoch_score(history[1]) > _as_score(1.0)
     assert epoch_score(history[1]) > _as_score(0.95)
+
+
+def test_weight_decay_spares_biases_norm_layers_and_the_models_no_weight_decay_names() -> None:
+    """As timm's create_optimizer_v2: decaying batch-norm scales and biases (or a ViT's
+    position embedding) towards zero only hurts; the conv and linear weights are decayed."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from cvspec.train.model import create
+    from cvspec.train.optim import optimizer
+
+    for arch, spared in (("resnet10t", "bn1.weight"), ("vit_tiny_patch16_224", "pos_embed")):
+        model = create(arch, 3, False, None, 32)
+        opt = optimizer(model, SimpleNamespace(name="adamw", lr=1e-3, weight_decay=0.05))
+        decay_of = {id(p): g["weight_decay"] for g in opt.param_groups for p in g["params"]}
+        named = dict(model.named_parameters())
+        assert len(decay_of) == len(named)  # every parameter trains
+        assert decay_of[id(named[spared])] == 0.0
+        biases = [n for n in named if n.endswith(".bias")]
+        assert biases and all(decay_of[id(named[n])] == 0.0 for n in biases)
+        kept = [n for n, p in named.items() if p.ndim > 1 and n not in ("pos_embed", "cls_token")]
+        assert kept and all(decay_of[id(named[n])] == 0.05 for n in kept)
+    sgd = optimizer(
+        torch.nn.Linear(2, 2), SimpleNamespace(name="sgd", lr=0.1, weight_decay=0.0, momentum=0.9)
+    )
+    assert sum(len(g["params"]) for g in sgd.param_groups) == 2
+
+
+def test_a_run_started_with_one_parameter_group_says_how_to_train_it_again(tmp_path: Path) -> None:
+    """A last.pt written before weight decay spared biases holds one optimiser group: resuming
+    it is a clear error naming the run folder, not torch's ValueError."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from cvspec.errors import CvspecError
+    from cvspec.train.optim import optimizer
+    from cvspec.train.runs import RunDir
+    from cvspec.train.trainer import _restore
+
+    model = torch.nn.Linear(2, 2)
+    old = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    engine = SimpleNamespace(
+        model=model,
+        optimizer=optimizer(model, SimpleNamespace(name="adamw", lr=1e-3, weight_decay=0.01)),
+    )
+    state = {"model": model.state_dict(), "optimizer": old.state_dict()}
+    with pytest.raises(CvspecError, match=r"delete .*abc123 to train it again"):
+        _restore(engine, state, RunDir(tmp_path / "abc123"))  # type: ignore[arg-type]

@@ -64,7 +64,11 @@ class Optimizer(StrictModel):
 
     name: Literal["sgd", "adam", "adamw"] = Field("adamw", description="Optimiser algorithm.")
     lr: float = Field(1e-3, gt=0, le=10, description="Peak learning rate.")
-    weight_decay: float = Field(0.01, ge=0, description="Weight decay (L2 for sgd/adam).")
+    weight_decay: float = Field(
+        0.01,
+        ge=0,
+        description="Weight decay (L2 for sgd/adam); biases and norm layers are not decayed.",
+    )
     momentum: float = Field(0.9, ge=0, lt=1, description="Momentum (sgd only).")
 
 

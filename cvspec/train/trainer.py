@@ -88,7 +88,7 @@ def fit(s: Settings, root: Path, train_dir: Path, console: Any, name: str | None
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {"epoch": 0, "score": None}
     if state:
-        _restore(engine, state)
+        _restore(engine, state, run)
         history, best = list(state["history"]), dict(state["best"])
         say(console, f"resuming run {run.run_id} after epoch {len(history)}")
     note = f"resumed at epoch {len(history) + 1}" if state else "trained"
@@ -318,9 +318,17 @@ def _states(engine: loop.Engine) -> dict[str, Any]:
     }
 
 
-def _restore(engine: loop.Engine, state: dict[str, Any]) -> None:
+def _restore(engine: loop.Engine, state: dict[str, Any], run: RunDir) -> None:
     unwrap(engine.model).load_state_dict(state["model"])
-    engine.optimizer.load_state_dict(state["optimizer"])
+    try:
+        engine.optimizer.load_state_dict(state["optimizer"])
+    except ValueError:  # another grouping of the parameters (an older cvspec started it)
+        from cvspec.errors import CvspecError
+
+        raise CvspecError(
+            f"run {run.run_id} was started by another cvspec version, whose optimiser state "
+            f"does not resume here; delete {run.path} to train it again"
+        ) from None
     engine.scheduler.load_state_dict(state["scheduler"])
     if engine.scaler is not None and state.get("scaler"):
         engine.scaler.load_state_dict(state["scaler"])
