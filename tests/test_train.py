@@ -561,3 +561,26 @@ def test_a_run_started_with_one_parameter_group_says_how_to_train_it_again(tmp_p
     state = {"model": model.state_dict(), "optimizer": old.state_dict()}
     with pytest.raises(CvspecError, match=r"delete .*abc123 to train it again"):
         _restore(engine, state, RunDir(tmp_path / "abc123"))  # type: ignore[arg-type]
+
+
+def test_training_from_weights_normalises_as_the_weights_expect(tmp_path: Path) -> None:
+    """A ViT's timm weights were trained on inputs normalised with mean and std 0.5: starting
+    from them, training (and so preprocess.json, evaluation and serving) normalises the same
+    way, as timm's resolve_data_config would; from scratch, ImageNet's mean and std."""
+    from cvspec.preprocess import IMAGENET_MEAN, IMAGENET_STD
+    from cvspec.train.config import compose, settings
+    from cvspec.train.trainer import preprocess
+
+    spec = TINY_SPEC.replace("timm/resnet10t", "timm/vit_tiny_patch16_224")
+    root = tiny_project(tmp_path, spec, per_class=1)
+    (root / "weights").mkdir()
+    (root / "weights/vit.pth").write_bytes(b"")
+    config = root / "generated/tiny/train"
+    scratch = preprocess(settings(compose(config, [])))
+    assert (scratch.mean, scratch.std) == (IMAGENET_MEAN, IMAGENET_STD)
+    tuned = preprocess(settings(compose(config, ["model.weights=../weights/vit.pth"])))
+    assert (tuned.mean, tuned.std, tuned.image_size) == ((0.5,) * 3, (0.5,) * 3, 16)
+    resnet = preprocess(
+        settings(compose(config, ["model.name=resnet10t", "model.weights=../weights/vit.pth"]))
+    )
+    assert (resnet.mean, resnet.std) == (IMAGENET_MEAN, IMAGENET_STD)

@@ -74,7 +74,7 @@ def fit(s: Settings, root: Path, train_dir: Path, console: Any, name: str | None
         set_current(train_dir, run, "classification")
 
     classes = list(index.classes)
-    pre = Preprocess(s.model.image_size)
+    pre = preprocess(s)
     loaders = _loaders(s, root, pre, records, w)
     engine = _engine(s, root, len(classes), len(loaders["train"]), state is None, console, w)
     meta = {
@@ -120,6 +120,16 @@ def fit(s: Settings, root: Path, train_dir: Path, console: Any, name: str | None
         )
     stop(w)  # every process waits here for rank 0's files
     return Outcome(run, metrics, note)
+
+
+def preprocess(s: Settings) -> Preprocess:
+    """The model input of training, evaluation and serving alike: model.image_size, normalised
+    as the weights it starts from expect (timm's pretrained_cfg mean and std: 0.5 for a ViT),
+    or with ImageNet's mean and std when it trains from scratch."""
+    from cvspec.train.model import normalisation
+
+    arch = s.model.arch.split("/", 1)[1]
+    return Preprocess(s.model.image_size, *normalisation(arch, bool(s.model.weights)))
 
 
 def _say_drift(console: Any, run: RunDir, recorded: Any, what: str = "trained") -> None:
