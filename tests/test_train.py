@@ -584,3 +584,17 @@ def test_training_from_weights_normalises_as_the_weights_expect(tmp_path: Path) 
         settings(compose(config, ["model.name=resnet10t", "model.weights=../weights/vit.pth"]))
     )
     assert (resnet.mean, resnet.std) == (IMAGENET_MEAN, IMAGENET_STD)
+
+
+def test_each_schedule_follows_its_schema_description() -> None:
+    """The learning-rate factor per step, as train.schedule's description says it."""
+    from cvspec.train.optim import lr_factor
+
+    total = 300
+    assert [lr_factor(s, total, 0, "constant") for s in (0, 299)] == [1.0, 1.0]
+    assert lr_factor(0, total, 0, "cosine") == 1.0 and lr_factor(299, total, 0, "cosine") < 1e-3
+    steps = [lr_factor(s, total, 0, "step") for s in (0, 99, 100, 199, 200, 299)]
+    assert steps == pytest.approx([1.0, 1.0, 0.1, 0.1, 0.01, 0.01])
+    assert lr_factor(0, total, 0, "onecycle") == pytest.approx(1 / 90)  # 30% warmup
+    assert lr_factor(89, total, 0, "onecycle") == 1.0
+    assert lr_factor(0, total, 30, "onecycle") == lr_factor(0, total, 30, "cosine") == 1 / 30

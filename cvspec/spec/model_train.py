@@ -149,7 +149,13 @@ class Train(StrictModel):
     )
     optimizer: Optimizer = Field(default_factory=Optimizer, description="Optimiser settings.")
     schedule: Literal["cosine", "step", "constant", "onecycle"] = Field(
-        "cosine", description="Learning-rate schedule after warmup."
+        "cosine",
+        description=(
+            "Learning-rate schedule after warmup, stepped every batch: cosine (down to 0), "
+            "constant, or for classification step (x0.1 after a third and two thirds of the "
+            "steps) or onecycle (cosine after a warmup of 30% of the steps when warmup_epochs "
+            "is 0)."
+        ),
     )
     warmup_epochs: float = Field(0.0, ge=0, description="Linear warmup length, in epochs.")
     precision: Literal["fp32", "bf16", "fp16"] = Field(
