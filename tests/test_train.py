@@ -538,6 +538,7 @@ def test_weight_decay_spares_biases_norm_layers_and_the_models_no_weight_decay_n
         torch.nn.Linear(2, 2), SimpleNamespace(name="sgd", lr=0.1, weight_decay=0.0, momentum=0.9)
     )
     assert sum(len(g["params"]) for g in sgd.param_groups) == 2
+    assert sgd.defaults["nesterov"] and sgd.defaults["momentum"] == 0.9  # as the schema says
 
 
 def test_a_run_started_with_one_parameter_group_says_how_to_train_it_again(tmp_path: Path) -> None:

@@ -69,7 +69,15 @@ class Optimizer(StrictModel):
         ge=0,
         description="Weight decay (L2 for sgd/adam); biases and norm layers are not decayed.",
     )
-    momentum: float = Field(0.9, ge=0, lt=1, description="Momentum (sgd only).")
+    momentum: float = Field(
+        0.9,
+        ge=0,
+        lt=1,
+        description=(
+            "Momentum of sgd (Nesterov's, as timm's and ultralytics' sgd); a detector's adam "
+            "and adamw take it as beta1, as ultralytics does."
+        ),
+    )
 
 
 def _kubernetes_units(value: object) -> object:
