@@ -511,3 +511,91 @@ def test_best_epoch_breaks_an_accuracy_tie_by_the_lower_validation_loss() -> Non
     # a checkpoint from before kept the accuracy alone: an equal accuracy does not beat it
     assert not epoch_score(history[1]) > _as_score(1.0)
     assert epoch_score(history[1]) > _as_score(0.95)
+
+
+def test_weight_decay_spares_biases_norm_layers_and_the_models_no_weight_decay_names() -> None:
+    """As timm's create_optimizer_v2: decaying batch-norm scales and biases (or a ViT's
+    position embedding) towards zero only hurts; the conv and linear weights are decayed."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from cvspec.train.model import create
+    from cvspec.train.optim import optimizer
+
+    for arch, spared in (("resnet10t", "bn1.weight"), ("vit_tiny_patch16_224", "pos_embed")):
+        model = create(arch, 3, False, None, 32)
+        opt = optimizer(model, SimpleNamespace(name="adamw", lr=1e-3, weight_decay=0.05))
+        decay_of = {id(p): g["weight_decay"] for g in opt.param_groups for p in g["params"]}
+        named = dict(model.named_parameters())
+        assert len(decay_of) == len(named)  # every parameter trains
+        assert decay_of[id(named[spared])] == 0.0
+        biases = [n for n in named if n.endswith(".bias")]
+        assert biases and all(decay_of[id(named[n])] == 0.0 for n in biases)
+        kept = [n for n, p in named.items() if p.ndim > 1 and n not in ("pos_embed", "cls_token")]
+        assert kept and all(decay_of[id(named[n])] == 0.05 for n in kept)
+    sgd = optimizer(
+        torch.nn.Linear(2, 2), SimpleNamespace(name="sgd", lr=0.1, weight_decay=0.0, momentum=0.9)
+    )
+    assert sum(len(g["params"]) for g in sgd.param_groups) == 2
+    assert sgd.defaults["nesterov"] and sgd.defaults["momentum"] == 0.9  # as the schema says
+
+
+def test_a_run_started_with_one_parameter_group_says_how_to_train_it_again(tmp_path: Path) -> None:
+    """A last.pt written before weight decay spared biases holds one optimiser group: resuming
+    it is a clear error naming the run folder, not torch's ValueError."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from cvspec.errors import CvspecError
+    from cvspec.train.optim import optimizer
+    from cvspec.train.runs import RunDir
+    from cvspec.train.trainer import _restore
+
+    model = torch.nn.Linear(2, 2)
+    old = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    engine = SimpleNamespace(
+        model=model,
+        optimizer=optimizer(model, SimpleNamespace(name="adamw", lr=1e-3, weight_decay=0.01)),
+    )
+    state = {"model": model.state_dict(), "optimizer": old.state_dict()}
+    with pytest.raises(CvspecError, match=r"delete .*abc123 to train it again"):
+        _restore(engine, state, RunDir(tmp_path / "abc123"))  # type: ignore[arg-type]
+
+
+def test_training_from_weights_normalises_as_the_weights_expect(tmp_path: Path) -> None:
+    """A ViT's timm weights were trained on inputs normalised with mean and std 0.5: starting
+    from them, training (and so preprocess.json, evaluation and serving) normalises the same
+    way, as timm's resolve_data_config would; from scratch, ImageNet's mean and std."""
+    from cvspec.preprocess import IMAGENET_MEAN, IMAGENET_STD
+    from cvspec.train.config import compose, settings
+    from cvspec.train.trainer import preprocess
+
+    spec = TINY_SPEC.replace("timm/resnet10t", "timm/vit_tiny_patch16_224")
+    root = tiny_project(tmp_path, spec, per_class=1)
+    (root / "weights").mkdir()
+    (root / "weights/vit.pth").write_bytes(b"")
+    config = root / "generated/tiny/train"
+    scratch = preprocess(settings(compose(config, [])))
+    assert (scratch.mean, scratch.std) == (IMAGENET_MEAN, IMAGENET_STD)
+    tuned = preprocess(settings(compose(config, ["model.weights=../weights/vit.pth"])))
+    assert (tuned.mean, tuned.std, tuned.image_size) == ((0.5,) * 3, (0.5,) * 3, 16)
+    resnet = preprocess(
+        settings(compose(config, ["model.name=resnet10t", "model.weights=../weights/vit.pth"]))
+    )
+    assert (resnet.mean, resnet.std) == (IMAGENET_MEAN, IMAGENET_STD)
+
+
+def test_each_schedule_follows_its_schema_description() -> None:
+    """The learning-rate factor per step, as train.schedule's description says it."""
+    from cvspec.train.optim import lr_factor
+
+    total = 300
+    assert [lr_factor(s, total, 0, "constant") for s in (0, 299)] == [1.0, 1.0]
+    assert lr_factor(0, total, 0, "cosine") == 1.0 and lr_factor(299, total, 0, "cosine") < 1e-3
+    steps = [lr_factor(s, total, 0, "step") for s in (0, 99, 100, 199, 200, 299)]
+    assert steps == pytest.approx([1.0, 1.0, 0.1, 0.1, 0.01, 0.01])
+    assert lr_factor(0, total, 0, "onecycle") == pytest.approx(1 / 90)  # 30% warmup
+    assert lr_factor(89, total, 0, "onecycle") == 1.0
+    assert lr_factor(0, total, 30, "onecycle") == lr_factor(0, total, 30, "cosine") == 1 / 30

@@ -64,8 +64,20 @@ class Optimizer(StrictModel):
 
     name: Literal["sgd", "adam", "adamw"] = Field("adamw", description="Optimiser algorithm.")
     lr: float = Field(1e-3, gt=0, le=10, description="Peak learning rate.")
-    weight_decay: float = Field(0.01, ge=0, description="Weight decay (L2 for sgd/adam).")
-    momentum: float = Field(0.9, ge=0, lt=1, description="Momentum (sgd only).")
+    weight_decay: float = Field(
+        0.01,
+        ge=0,
+        description="Weight decay (L2 for sgd/adam); biases and norm layers are not decayed.",
+    )
+    momentum: float = Field(
+        0.9,
+        ge=0,
+        lt=1,
+        description=(
+            "Momentum of sgd (Nesterov's, as timm's and ultralytics' sgd); a detector's adam "
+            "and adamw take it as beta1, as ultralytics does."
+        ),
+    )
 
 
 def _kubernetes_units(value: object) -> object:
@@ -145,7 +157,13 @@ class Train(StrictModel):
     )
     optimizer: Optimizer = Field(default_factory=Optimizer, description="Optimiser settings.")
     schedule: Literal["cosine", "step", "constant", "onecycle"] = Field(
-        "cosine", description="Learning-rate schedule after warmup."
+        "cosine",
+        description=(
+            "Learning-rate schedule after warmup, stepped every batch: cosine (down to 0), "
+            "constant, or for classification step (x0.1 after a third and two thirds of the "
+            "steps) or onecycle (cosine after a warmup of 30% of the steps when warmup_epochs "
+            "is 0)."
+        ),
     )
     warmup_epochs: float = Field(0.0, ge=0, description="Linear warmup length, in epochs.")
     precision: Literal["fp32", "bf16", "fp16"] = Field(

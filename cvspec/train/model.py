@@ -103,6 +103,24 @@ def _built(timm: Any, name: str, image_size: int | None, **kwargs: Any) -> Any:
         ) from None
 
 
+def normalisation(
+    name: str, from_weights: bool
+) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """(mean, std) of the model input: those of timm's pretrained config for `name` (its tag's,
+    when it names one) when training starts from its weights, as timm's resolve_data_config
+    gives them; ImageNet's for a model trained from scratch, or one whose config has none."""
+    import timm
+
+    from cvspec.preprocess import IMAGENET_MEAN, IMAGENET_STD
+
+    cfg = timm.models.get_pretrained_cfg(name) if from_weights else None
+    mean, std = getattr(cfg, "mean", None), getattr(cfg, "std", None)
+    if mean is None or std is None or len(mean) != 3 or len(std) != 3:
+        return IMAGENET_MEAN, IMAGENET_STD
+    m, sd = (float(v) for v in mean), (float(v) for v in std)
+    return (next(m), next(m), next(m)), (next(sd), next(sd), next(sd))
+
+
 def from_checkpoint(meta: dict[str, Any], state: dict[str, Any]) -> Any:
     """Rebuild a trained model from a checkpoint's meta data and weights (eval mode)."""
     size = meta.get("image_size")

@@ -7,10 +7,12 @@ from typing import Any
 
 
 def optimizer(model: Any, opt: Any) -> Any:
-    """The spec's optimiser over the model's parameters."""
+    """The spec's optimiser over the model's parameters; weight decay spares biases, norm
+    layers (every 1-D parameter) and what the model names in `no_weight_decay()` (a ViT's
+    position embedding and class token), as timm's create_optimizer_v2 does."""
     import torch
 
-    params = model.parameters()
+    params = param_groups(model, opt.weight_decay)
     if opt.name == "sgd":
         return torch.optim.SGD(
             params,
@@ -22,6 +24,25 @@ def optimizer(model: Any, opt: Any) -> Any:
     if opt.name == "adam":
         return torch.optim.Adam(params, lr=opt.lr, weight_decay=opt.weight_decay)
     return torch.optim.AdamW(params, lr=opt.lr, weight_decay=opt.weight_decay)
+
+
+def param_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
+    """The model's trainable parameters as a group without weight decay (biases, norm layers,
+    the model's `no_weight_decay()` names, which may be shell patterns) and one with it."""
+    import fnmatch
+
+    skip = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        spared = param.ndim <= 1 or name.endswith(".bias")
+        if spared or any(fnmatch.fnmatchcase(name, pattern) for pattern in skip):
+            no_decay.append(param)
+        else:
+            decay.append(param)
+    groups = [{"params": no_decay, "weight_decay": 0.0}] if no_decay else []
+    return groups + ([{"params": decay, "weight_decay": weight_decay}] if decay else [])
 
 
 def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:

@@ -74,7 +74,7 @@ def fit(s: Settings, root: Path, train_dir: Path, console: Any, name: str | None
         set_current(train_dir, run, "classification")
 
     classes = list(index.classes)
-    pre = Preprocess(s.model.image_size)
+    pre = preprocess(s)
     loaders = _loaders(s, root, pre, records, w)
     engine = _engine(s, root, len(classes), len(loaders["train"]), state is None, console, w)
     meta = {
@@ -88,7 +88,7 @@ def fit(s: Settings, root: Path, train_dir: Path, console: Any, name: str | None
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {"epoch": 0, "score": None}
     if state:
-        _restore(engine, state)
+        _restore(engine, state, run)
         history, best = list(state["history"]), dict(state["best"])
         say(console, f"resuming run {run.run_id} after epoch {len(history)}")
     note = f"resumed at epoch {len(history) + 1}" if state else "trained"
@@ -120,6 +120,16 @@ def fit(s: Settings, root: Path, train_dir: Path, console: Any, name: str | None
         )
     stop(w)  # every process waits here for rank 0's files
     return Outcome(run, metrics, note)
+
+
+def preprocess(s: Settings) -> Preprocess:
+    """The model input of training, evaluation and serving alike: model.image_size, normalised
+    as the weights it starts from expect (timm's pretrained_cfg mean and std: 0.5 for a ViT),
+    or with ImageNet's mean and std when it trains from scratch."""
+    from cvspec.train.model import normalisation
+
+    arch = s.model.arch.split("/", 1)[1]
+    return Preprocess(s.model.image_size, *normalisation(arch, bool(s.model.weights)))
 
 
 def _say_drift(console: Any, run: RunDir, recorded: Any, what: str = "trained") -> None:
@@ -318,9 +328,17 @@ def _states(engine: loop.Engine) -> dict[str, Any]:
     }
 
 
-def _restore(engine: loop.Engine, state: dict[str, Any]) -> None:
+def _restore(engine: loop.Engine, state: dict[str, Any], run: RunDir) -> None:
     unwrap(engine.model).load_state_dict(state["model"])
-    engine.optimizer.load_state_dict(state["optimizer"])
+    try:
+        engine.optimizer.load_state_dict(state["optimizer"])
+    except ValueError:  # another grouping of the parameters (an older cvspec started it)
+        from cvspec.errors import CvspecError
+
+        raise CvspecError(
+            f"run {run.run_id} was started by another cvspec version, whose optimiser state "
+            f"does not resume here; delete {run.path} to train it again"
+        ) from None
     engine.scheduler.load_state_dict(state["scheduler"])
     if engine.scaler is not None and state.get("scaler"):
         engine.scaler.load_state_dict(state["scaler"])
