@@ -147,7 +147,8 @@ def test_alerts_come_from_the_spec_and_its_gates(tmp_path: Path) -> None:
         "if the change is there to stay."
     )
     assert "runbook_url" not in alerts["InputDrift"]["annotations"]  # no page to point at
-    assert alerts["QueueBacklog"]["annotations"]["summary"] == "queue_depth is below 0 or above 40"
+    summary = alerts["QueueBacklog"]["annotations"]["summary"]
+    assert summary == "queue_depth is below 0 or above 40 images"
     assert alerts["QueueBacklog"]["annotations"]["description"] == (
         'queue_depth is {{ $value | printf "%.5g" }} images on {{ $labels.instance }} '
         "(alerting below 0 or above 40 images). "
@@ -224,7 +225,7 @@ def test_the_rule_tests_expect_annotations_as_prometheus_renders_them(tmp_path: 
         return dict(alerts[0]["exp_annotations"])
 
     assert shown("QueueBacklog") == {
-        "summary": "queue_depth is below 0 or above 40",
+        "summary": "queue_depth is below 0 or above 40 images",
         "description": "queue_depth is 52 images on server:9090 "
         "(alerting below 0 or above 40 images). "
         "queue above {{ 40 }} images: add workers",

@@ -313,7 +313,7 @@ def _own(index: int, alert: Any) -> AlertRule:
         raise CvspecError(
             f"{where} ({alert.name}): unknown metric '{alert.metric}'; use one of {known}"
         )
-    summary = f"{alert.metric} is {bounds_text(alert.min, alert.max)}"
+    summary = f"{alert.metric} is {metric_bounds(alert.metric, alert.min, alert.max)}"
     key = ("monitor", "alerts", index)
     return AlertRule(
         alert.name,
@@ -437,6 +437,16 @@ def _confidence_floor(gates: Any) -> tuple[float, str]:
     slack = ece.max if ece is not None and ece.max is not None else 0.1
     origin = "evaluate.gates.accuracy" + (" - evaluate.gates.ece" if ece is not None else " - 0.1")
     return round(max(0.05, accuracy.min - slack), 6), origin
+
+
+PERCENT_UNITS = ("ratio", "probability")  # alert metrics whose values read in percent
+
+
+def metric_bounds(metric: str, low: float | None, high: float | None) -> str:
+    """bounds_text in the unit the metric's values read in: 'above 5%', 'above 40 images'."""
+    unit = m.ALERT_METRICS.get(metric, "")
+    percent = unit in PERCENT_UNITS
+    return bounds_text(low, high, percent, "" if percent else unit)
 
 
 def bounds_text(

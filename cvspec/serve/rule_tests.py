@@ -12,10 +12,11 @@ from cvspec.serve.alerts import (
     CONDITIONS,
     DEFAULT_ORIGIN,
     NO_BASELINE,
+    PERCENT_UNITS,
     AlertRule,
     Reach,
     alert_rules,
-    bounds_text,
+    metric_bounds,
     min_traffic,
     reach,
     seconds,
@@ -27,7 +28,6 @@ INSTANCE = "server:9090"
 PER_MINUTE = 1000  # requests per minute in synthetic counters: error ratios resolve to 0.001
 BURST_EVERY = 10  # minutes between the bursts of the bursty cases (the same requests in all)
 BURSTY_MINUTES = 180  # how long the bursty cases run, unless an alert's `for` needs longer
-PERCENT = ("ratio", "probability")  # the units an alert's text shows in percent
 Series = list[dict[str, str]]
 Case = tuple[Series, float]  # input series, and the value the alert reads from them (or nan)
 
@@ -124,7 +124,7 @@ def alert_annotations(
 def _value(rule: AlertRule, value: float | None) -> str:
     """The alert's value: a template (value None) or as the template prints `value`."""
     unit = m.ALERT_METRICS.get(rule.metric, "")
-    if unit in PERCENT:  # humanizePercentage is Go's %.4g of value x 100
+    if unit in PERCENT_UNITS:  # humanizePercentage is Go's %.4g of value x 100
         return "{{ $value | humanizePercentage }}" if value is None else f"{value * 100:.4g}%"
     shown = '{{ $value | printf "%.5g" }}' if value is None else f"{value:.5g}"
     return f"{shown} {unit}"
@@ -148,8 +148,7 @@ def _observed(rule: AlertRule, job: str, rendered: bool, value: str) -> str:
     metric = rule.metric
     if metric == "input_drift":  # one series per statistic
         metric += f" of {label('stat')}"
-    unit = m.ALERT_METRICS.get(rule.metric, "")  # as its value: 7.5% above 5%, 31 ms above 20 ms
-    bounds = bounds_text(rule.min, rule.max, unit in PERCENT, "" if unit in PERCENT else unit)
+    bounds = metric_bounds(rule.metric, rule.min, rule.max)  # as its value: 7.5%, above 5%
     return f"{metric} is {value} {where} (alerting {bounds})"
 
 
