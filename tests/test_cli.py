@@ -222,6 +222,24 @@ def test_validate_warns_at_a_mosaic_too_few_epochs_leave_room_for(tmp_path: Path
     assert "augment-never-runs" not in eleven.err
 
 
+def test_validate_warns_that_a_detector_trains_mixed_precision_in_fp16(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    assert cvspec("new", "boxes", "--task", "detection", cwd=tmp_path).code == 0
+    spec = tmp_path / "specs/boxes.yaml"
+    spec.write_text(spec.read_text().replace("train:\n", "train:\n  precision: bf16\n", 1))
+    line = spec.read_text().splitlines().index("  precision: bf16") + 1
+    result = cvspec("validate", "specs/boxes.yaml", cwd=tmp_path)
+    assert result.code == 0  # a warning: the run trains, in fp16
+    assert (
+        f"specs/boxes.yaml:{line}:14: warning[precision-not-bf16]: a detector trains mixed "
+        "precision in fp16, not bf16: ultralytics' amp uses fp16 with a gradient scaler\n"
+    ) in result.err
+    for other in ("fp16", "fp32"):
+        plain = cvspec("validate", "specs/boxes.yaml", "--set", f"train.precision={other}",
+                       cwd=tmp_path)  # fmt: skip
+        assert plain.code == 0 and "precision-not-bf16" not in plain.err
+
+
 def test_validate_fails_where_a_profile_breaks_a_value_of_the_spec(tmp_path: Path) -> None:
     """The generated CI validates and runs with `--profile ci`: plain `validate` must fail on
     what the profile breaks, at the value of the spec it breaks, marked with the profile."""

@@ -52,6 +52,7 @@ def _validate(
     from cvspec.spec.lint import (
         closed_mosaic_warnings,
         comment_warnings,
+        detector_precision_warnings,
         receiver_warnings,
         sweep_shadow_warnings,
         warnings,
@@ -70,6 +71,7 @@ def _validate(
         rel = loaded.path.relative_to(root) if loaded.path.is_relative_to(root) else loaded.path
         found = warnings(loaded.raw) + comment_warnings(loaded.raw) + receiver_warnings(loaded)
         found += closed_mosaic_warnings(loaded) + sweep_shadow_warnings(loaded)
+        found += detector_precision_warnings(loaded)
         seen = {k for d in found for k in (where(d), (d.code, d.message))}
         for name, variant in profile_variants(loaded, options.profile, options.sets):
             # Not closed_mosaic_warnings: a short ci profile turns mosaic off by design.

@@ -109,6 +109,27 @@ def closed_mosaic_warnings(loaded: Any) -> list[Diagnostic]:
     return found
 
 
+def detector_precision_warnings(loaded: Any) -> list[Diagnostic]:
+    """A `warning[precision-not-bf16]` at a detection spec's `precision: bf16`: cvspec turns
+    any mixed precision into ultralytics' `amp: true`, which trains in fp16 with a gradient
+    scaler (a bf16 `amp` needs newer ultralytics releases than the ones cvspec supports)."""
+    spec = loaded.spec
+    if spec.task != "detection" or spec.train.precision != "bf16":
+        return []
+    raw = loaded.raw
+    path: KeyPath = ("train", "precision")
+    return [
+        Diagnostic(
+            "precision-not-bf16",
+            "a detector trains mixed precision in fp16, not bf16: ultralytics' amp uses fp16 "
+            "with a gradient scaler",
+            raw.values.get(path) or raw.keys.get(path),
+            "write precision: fp16 to say what runs, or fp32 to train without mixed precision",
+            severity="warning",
+        )
+    ]
+
+
 def sweep_shadow_warnings(loaded: Any) -> list[Diagnostic]:
     """A `warning[sweep-shadows]` at a value the spec writes that train.sweep replaces with
     others at every point: no model is trained with it, so changing it (in a pull request, say)
