@@ -25,7 +25,7 @@ def test_init_digits_writes_the_uci_digits_and_keeps_existing_files(tmp_path: Pa
     assert result.code == 0, result.err
     assert result.out == (
         "wrote proj/specs/digits.yaml\n"
-        "wrote proj/.gitignore (runs/)\n"
+        "wrote proj/.gitignore (runs/, dvc_plots/)\n"
         "wrote 1,797 files under proj/data/digits\n"
         "data.versioning is dvc, so the CI jobs `dvc pull` data/digits; set DVC up once in proj "
         "(`dvc init` needs a git repository):\n"
@@ -71,7 +71,11 @@ def test_init_digits_writes_the_uci_digits_and_keeps_existing_files(tmp_path: Pa
         "wrote 0 files under proj/data/digits, kept 1,797 that existed",
     ]
     assert (root / "specs/digits.yaml").read_text() == "# mine\n"
-    assert (root / ".gitignore").read_text().endswith("\nruns/\n")
+    assert (
+        (root / ".gitignore")
+        .read_text()
+        .endswith("\nruns/\n# what `dvc plots show` writes\ndvc_plots/\n")
+    )
     assert ".gitignore" not in again.out  # already ignored: left as it is
 
 
@@ -79,11 +83,25 @@ def test_new_and_init_add_runs_to_an_existing_gitignore_once(tmp_path: Path) -> 
     (tmp_path / ".git").mkdir()
     (tmp_path / ".gitignore").write_text("*.pyc")  # no last newline
     first = cvspec("new", "cats", cwd=tmp_path)
-    assert first.code == 0 and f"added runs/ to {tmp_path / '.gitignore'}" in first.out
+    assert first.code == 0 and f"added runs/, dvc_plots/ to {tmp_path / '.gitignore'}" in first.out
     assert (tmp_path / ".gitignore").read_text().startswith("*.pyc\n# what `cvspec run` writes")
     before = (tmp_path / ".gitignore").read_text()
     assert cvspec("init", "--example", "digits", ".", cwd=tmp_path).code == 0
     assert (tmp_path / ".gitignore").read_text() == before
+
+
+def test_a_gitignore_that_ignores_runs_gets_only_dvc_plots(tmp_path: Path) -> None:
+    """`dvc plots show` writes dvc_plots/ beside the repository's dvc.yaml plots: a project
+    made before it was ignored gets that line alone, once."""
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".gitignore").write_text("/runs\n")
+    first = cvspec("new", "cats", cwd=tmp_path)
+    assert first.code == 0 and f"added dvc_plots/ to {tmp_path / '.gitignore'}" in first.out
+    assert (tmp_path / ".gitignore").read_text() == (
+        "/runs\n# what `dvc plots show` writes\ndvc_plots/\n"
+    )
+    again = cvspec("new", "dogs", cwd=tmp_path)
+    assert again.code == 0 and ".gitignore" not in again.out
 
 
 def test_runs_is_added_to_a_windows_or_latin1_gitignore_as_it_is_written(tmp_path: Path) -> None:
@@ -96,6 +114,7 @@ def test_runs_is_added_to_a_windows_or_latin1_gitignore_as_it_is_written(tmp_pat
     assert ignore.read_bytes() == (
         b"*.pyc\r\ncaf\xe9/\r\n"
         b"# what `cvspec run` writes: models, reports (DVC and CI artifacts keep them)\r\nruns/\r\n"
+        b"# what `dvc plots show` writes\r\ndvc_plots/\r\n"
     )
     again = cvspec("new", "dogs", cwd=tmp_path)
     assert again.code == 0 and ".gitignore" not in again.out
@@ -128,7 +147,7 @@ def test_init_shapes_writes_a_yolo_dataset_that_passes_its_checks(tmp_path: Path
     result = cvspec("init", "--example", "shapes", str(tmp_path), cwd=tmp_path)
     assert result.code == 0, result.err
     assert "wrote 321 files under" in result.out
-    assert "dvc" not in result.out  # its data is not versioned with DVC
+    assert "set DVC up" not in result.out and "dvc pull" not in result.out  # data not in DVC
     loaded = load_spec(tmp_path / "specs/shapes.yaml")
     index = build_index(loaded.spec, tmp_path / "data/shapes")
     assert index.classes == ("circle", "square", "triangle")

@@ -105,12 +105,18 @@ def warn(out: Output) -> None:
         print(f"warning: {out.spec_file}: {message}", file=sys.stderr)
 
 
-RUNS_IGNORED = ("runs", "runs/", "/runs", "/runs/")
+# What a project's .gitignore must hold, each with the comment it is written with: cvspec's
+# stage outputs (models, reports: hundreds of MB that DVC or CI artifacts keep, not git), and
+# the HTML `dvc plots show` writes beside dvc.yaml's plots (a `git add -A` committed it).
+IGNORED = (
+    ("runs/", "what `cvspec run` writes: models, reports (DVC and CI artifacts keep them)"),
+    ("dvc_plots/", "what `dvc plots show` writes"),
+)
 
 
 def ignore_runs(folder: Path) -> str | None:
-    """Make the project's .gitignore ignore runs/ (stage outputs: models, reports, hundreds of
-    MB that DVC or CI artifacts keep, not git); what was done, or None when it already did."""
+    """Make the project's .gitignore ignore runs/ and dvc_plots/, each once; what was done, or
+    None when it already did (`runs`, `/runs` and `/runs/` count as runs/)."""
     from cvspec.atomic import write_bytes
 
     path = folder / ".gitignore"
@@ -118,13 +124,16 @@ def ignore_runs(folder: Path) -> str | None:
     # line ends (a Windows checkout), keeps its every byte and gets lines that end like its own
     data = path.read_bytes() if path.is_file() else b""
     text = data.decode("utf-8", "surrogateescape").removeprefix("\ufeff")
-    if any(line.strip() in RUNS_IGNORED for line in text.splitlines()):
+    present = {line.strip().strip("/") for line in text.splitlines()}
+    missing = [(entry, why) for entry, why in IGNORED if entry.strip("/") not in present]
+    if not missing:
         return None
     eol = "\r\n" if "\r\n" in text else "\n"
     gap = "" if not text or text.endswith("\n") else eol
-    lines = "# what `cvspec run` writes: models, reports (DVC and CI artifacts keep them)\nruns/\n"
+    lines = "".join(f"# {why}\n{entry}\n" for entry, why in missing)
     write_bytes(path, data + (gap + lines.replace("\n", eol)).encode("utf-8"))
-    return f"added runs/ to {path}" if text else f"wrote {path} (runs/)"
+    names = ", ".join(entry for entry, _ in missing)
+    return f"added {names} to {path}" if text else f"wrote {path} ({names})"
 
 
 FormatOpt = Annotated[

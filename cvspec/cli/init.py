@@ -21,7 +21,7 @@ def command(
     ] = Path("."),
 ) -> None:
     """Write an example project: specs/NAME.yaml, its dataset under data/NAME/, and a
-    .gitignore line for runs/ (once)."""
+    .gitignore lines for runs/ and dvc_plots/ (once)."""
     from cvspec.cli.common import ignore_runs
     from cvspec.examples import spec_path, write_data, write_file
 
