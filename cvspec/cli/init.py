@@ -20,7 +20,7 @@ def command(
         Path, typer.Argument(help="Project folder to write into.", metavar="FOLDER")
     ] = Path("."),
 ) -> None:
-    """Write an example project: specs/NAME.yaml, its dataset under data/NAME/, and a
+    """Write an example project: specs/NAME.yaml, its dataset under data/NAME/, and
     .gitignore lines for runs/ and dvc_plots/ (once)."""
     from cvspec.cli.common import ignore_runs
     from cvspec.examples import spec_path, write_data, write_file
