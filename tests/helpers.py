@@ -167,3 +167,14 @@ def build_repo(root: Path, specs: Mapping[str, str]) -> Path:
     result = cvspec("build", cwd=root)
     assert result.code == 0, result.err
     return root
+
+
+def solid_png(colour: tuple[int, int, int] = (0, 200, 0), side: int = 8) -> bytes:
+    """A PNG of one colour: a valid image for a server to answer."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (side, side), colour).save(buf, "PNG")
+    return buf.getvalue()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import threading
 import warnings
@@ -15,6 +14,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from helpers import solid_png
 
 from cvspec.serve.app import build_app
 from cvspec.serve.batching import Batcher, BatchFailed, QueueFull
@@ -145,12 +145,7 @@ def test_more_images_than_the_queue_holds_are_refused_at_once() -> None:
     asyncio.run(scenario())
 
 
-def png() -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.new("RGB", (8, 8), (0, 0, 255)).save(buf, "PNG")
-    return buf.getvalue()
+BLUE = solid_png((0, 0, 255))
 
 
 @pytest.fixture
@@ -187,7 +182,9 @@ def test_a_full_queue_answers_503_with_retry_after(tmp_path: Path) -> None:
 
             async def post() -> httpx.Response:
                 return await client.post(
-                    "/predict", content=png(), headers={"content-type": "image/png"}
+                    "/predict",
+                    content=BLUE,
+                    headers={"content-type": "image/png"},
                 )
 
             first = asyncio.create_task(post())
@@ -230,7 +227,10 @@ def test_a_failing_model_is_a_json_500(tmp_path: Path, caplog: pytest.LogCapture
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://serve") as client:
             post = partial(
-                client.post, "/predict", content=png(), headers={"content-type": "image/png"}
+                client.post,
+                "/predict",
+                content=BLUE,
+                headers={"content-type": "image/png"},
             )
             answers = await asyncio.gather(*(post() for _ in range(6)))
         await service.stop()

@@ -6,7 +6,6 @@ are fresh processes too), so requests are in the model or the batch queue when t
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import subprocess
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from helpers import solid_png
 
 from cvspec.serve import metric_names as m
 from cvspec.serve.demo_model import write_demo_model
@@ -36,14 +36,6 @@ def run(self, batch):
     return _run(self, batch)
 model.Model.run = run
 """
-
-
-def png() -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.new("RGB", (8, 8), (0, 200, 0)).save(buf, "PNG")
-    return buf.getvalue()
 
 
 @pytest.fixture
@@ -65,7 +57,7 @@ def post_in_background(url: str, count: int) -> tuple[list[threading.Thread], li
         try:
             answer = httpx.post(
                 f"{url}/predict",
-                content=png(),
+                content=solid_png(),
                 headers={"content-type": "image/png"},
                 timeout=DEADLINE_S,
             )

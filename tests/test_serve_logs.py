@@ -3,7 +3,6 @@ workers, is one JSON object; a traceback stays inside its line."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from helpers import solid_png
 
 from cvspec.serve.demo_model import write_demo_model
 from cvspec.serve.launch import ServerProcess
@@ -31,14 +31,6 @@ model.Model.run = run
 """
 
 
-def png() -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.new("RGB", (8, 8), (0, 200, 0)).save(buf, "PNG")
-    return buf.getvalue()
-
-
 @pytest.mark.slow
 def test_json_logs_from_uvicorn_cvspec_and_every_worker(tmp_path: Path) -> None:
     (tmp_path / "site").mkdir()
@@ -52,7 +44,7 @@ def test_json_logs_from_uvicorn_cvspec_and_every_worker(tmp_path: Path) -> None:
         while server.log().count('"serving ') < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
         answer = httpx.post(
-            f"{server.url}/predict", content=png(), headers={"content-type": "image/png"}
+            f"{server.url}/predict", content=solid_png(), headers={"content-type": "image/png"}
         )
         assert answer.status_code == 500
         server.stop()
