@@ -135,11 +135,7 @@ def test_an_edited_params_yaml_stops_the_run_instead_of_being_ignored(tmp_path: 
 
 
 def test_dvc_sees_that_the_export_reads_the_data(tmp_path: Path) -> None:
-    dvc = shutil.which("dvc", path=str(Path(sys.executable).parent)) or shutil.which("dvc")
-    if dvc is None or shutil.which("git") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("dvc and git must be installed in CI (pip install 'cvspec[ops]')")
-        pytest.skip("dvc or git is not installed")
+    dvc = dvc_and_git()
     root = tmp_path
     write_tree(root, {"specs/tiny.yaml": SPEC, **clean_tree()})
     run(root, "git", "init", "-q")
@@ -153,11 +149,7 @@ def test_dvc_sees_that_the_export_reads_the_data(tmp_path: Path) -> None:
 def test_without_min_side_a_new_input_size_reruns_the_data_checks(tmp_path: Path) -> None:
     """With `quality.min_side` unset the data report lists the images smaller than the model
     input: a new `model.image_size` is a new report, not a data stage DVC skips."""
-    dvc = shutil.which("dvc", path=str(Path(sys.executable).parent)) or shutil.which("dvc")
-    if dvc is None or shutil.which("git") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("dvc and git must be installed in CI (pip install 'cvspec[ops]')")
-        pytest.skip("dvc or git is not installed")
+    dvc = dvc_and_git()
     root = tmp_path
     spec = SPEC.replace("  quality: {min_side: 16}\n", "")
     write_tree(root, {"specs/tiny.yaml": spec, **clean_tree()})  # 64 px images
@@ -221,6 +213,17 @@ def available_stages() -> list[str]:
     return stages
 
 
+def dvc_and_git() -> str:
+    """The dvc executable beside this Python (else on PATH); a test needs git too. Missing:
+    a failure in CI, a skip elsewhere."""
+    dvc = shutil.which("dvc", path=str(Path(sys.executable).parent)) or shutil.which("dvc")
+    if dvc is None or shutil.which("git") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("dvc and git must be installed in CI (pip install 'cvspec[ops]')")
+        pytest.skip("dvc or git is not installed")
+    return dvc
+
+
 def run(root: Path, *args: str) -> str:
     bindir = str(Path(sys.executable).parent)
     env = {
@@ -242,15 +245,10 @@ def run(root: Path, *args: str) -> str:
 
 @pytest.mark.slow
 def test_dvc_repro_runs_the_pipeline_then_skips_every_stage(tmp_path: Path) -> None:
-    dvc = shutil.which("dvc", path=str(Path(sys.executable).parent)) or shutil.which("dvc")
-    git = shutil.which("git")
-    if dvc is None or git is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("dvc and git must be installed in CI (pip install 'cvspec[ops]')")
-        pytest.skip("dvc or git is not installed")
+    dvc = dvc_and_git()
     root = tmp_path
     write_tree(root, {"specs/tiny.yaml": SPEC, **clean_tree()})
-    run(root, git, "init", "-q")
+    run(root, "git", "init", "-q")
     run(root, dvc, "init", "-q")
     assert cvspec("build", cwd=root).code == 0
     run(root, dvc, "add", "-q", "data")
