@@ -335,7 +335,8 @@ def _derived(spec: Any) -> list[AlertRule]:
     for q, severity in (("p50", "ticket"), ("p95", "page")):
         metric, name = f"latency_{q}_ms", f"Latency{q.upper()}OutsideGate"
         if (gate := getattr(gates, metric, None)) is not None:
-            text = f"{q} server time of {m.PREDICT_ROUTE} is {bounds_text(gate.min, gate.max)} ms"
+            bounds = metric_bounds(metric, gate.min, gate.max)  # in ms, the gate's unit
+            text = f"{q} server time of {m.PREDICT_ROUTE} is {bounds}"
             origin, key = f"evaluate.gates.{metric}", ("evaluate", "gates", metric)
             rows.append(
                 AlertRule(
