@@ -117,6 +117,44 @@ def test_a_lone_request_does_not_wait_for_company() -> None:
     assert float(asyncio.run(scenario())[0][0]) == 2.0
 
 
+def threads_of_calls(alone: bool, requests: int = 3) -> tuple[int, list[int]]:
+    """The event loop's thread, and the thread each of `requests` lone model calls ran in."""
+    ran_in: list[int] = []
+
+    def run(batch: Any) -> Any:
+        ran_in.append(threading.get_ident())
+        return batch * 2
+
+    async def scenario() -> int:
+        batcher = Batcher(run, max_batch=8, max_wait_s=0.005, capacity=8, alone=lambda: alone)
+        loop = asyncio.create_task(batcher.serve_forever())
+        try:
+            for i in range(requests):  # one after another: each the only request in flight
+                assert float((await batcher.submit([np.full((1,), i)]))[0][0]) == 2 * i
+            return threading.get_ident()
+        finally:
+            loop.cancel()
+
+    return asyncio.run(scenario()), ran_in
+
+
+def test_a_quick_call_for_the_only_request_in_flight_runs_on_the_event_loop() -> None:
+    loop_thread, ran_in = threads_of_calls(alone=True)
+    # the first call's time is unknown: the inference thread; once quick, no thread hops
+    assert ran_in[0] != loop_thread
+    assert ran_in[1:] == [loop_thread, loop_thread]
+
+
+def test_calls_stay_in_the_inference_thread_under_load_or_when_slow(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loop_thread, ran_in = threads_of_calls(alone=False)  # other requests in flight
+    assert loop_thread not in ran_in
+    monkeypatch.setattr("cvspec.serve.batching.INLINE_CALL_S", 0.0)  # every call is "slow"
+    loop_thread, ran_in = threads_of_calls(alone=True)
+    assert loop_thread not in ran_in
+
+
 def test_a_model_error_reaches_every_request_of_the_batch() -> None:
     def broken(batch: Any) -> Any:
         raise RuntimeError("bad weights")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -11,6 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 log = logging.getLogger("cvspec.serve")
+# A model call that took at most this long the last time runs on the event loop itself while its
+# request is the only one in flight: the hop to the inference thread and back costs about 0.5 ms
+# on a 2-core VM, a quarter of a lone request's time in the server (benchmarks/README.md). Under
+# load, or for a model slower than this, calls run in the inference thread as before, so the loop
+# goes on reading and decoding the next requests meanwhile.
+INLINE_CALL_S = 0.005
 
 
 class BatchFailed(Exception):
@@ -56,6 +63,7 @@ class Batcher:
         on_batch: Callable[[int, float], None] = lambda size, seconds: None,
         on_depth: Callable[[int], None] = lambda depth: None,
         finish: Callable[[Any, Sequence[Any]], Sequence[Any]] = _rows,
+        alone: Callable[[], bool] = lambda: False,
     ) -> None:
         self.run, self.max_batch, self.max_wait_s, self.capacity = (
             run,
@@ -64,7 +72,8 @@ class Batcher:
             capacity,
         )
         self.pending, self.on_batch, self.on_depth = pending, on_batch, on_depth
-        self.finish = finish
+        self.finish, self.alone = finish, alone
+        self._last_call_s = math.inf  # unknown until a first call in the inference thread
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cvspec-infer")
 
@@ -96,12 +105,15 @@ class Batcher:
             while True:
                 batch = await self._collect(loop)
                 self.on_depth(self._queue.qsize())
-                started = time.perf_counter()
                 try:
-                    out = await loop.run_in_executor(
-                        self._executor, self.run, np.stack([i.array for i in batch])
-                    )
-                    seconds = time.perf_counter() - started
+                    arrays = np.stack([i.array for i in batch])
+                    if self._last_call_s <= INLINE_CALL_S and self.alone():
+                        out, seconds = self._timed(arrays)
+                    else:
+                        out, seconds = await loop.run_in_executor(
+                            self._executor, self._timed, arrays
+                        )
+                    self._last_call_s = seconds
                     rows = self.finish(out, [i.meta for i in batch])
                 except Exception as exc:  # the model or `finish` failed: every request learns so
                     reference = uuid.uuid4().hex[:12]
@@ -122,6 +134,12 @@ class Batcher:
         finally:
             self._fail_waiting()
             self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _timed(self, arrays: Any) -> tuple[Any, float]:
+        """The model's output and how long the call took (the thread hops not counted)."""
+        started = time.perf_counter()
+        out = self.run(arrays)
+        return out, time.perf_counter() - started
 
     async def _collect(self, loop: asyncio.AbstractEventLoop) -> list[_Item]:
         batch = [await self._queue.get()]

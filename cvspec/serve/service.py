@@ -74,6 +74,7 @@ class Service:
             on_batch=self.metrics.batch_done,
             on_depth=self.metrics.queue.set,
             finish=self.finish,
+            alone=lambda: self.in_flight <= 1,
         )
         self._task = asyncio.create_task(batcher.serve_forever())
         self.batcher = batcher
