@@ -332,3 +332,18 @@ def test_the_statistics_of_a_batch_are_those_of_each_image_alone() -> None:
     grey = np.asarray(images[0].convert("L"), dtype=np.float64) / 255
     assert batch[0]["brightness"] == pytest.approx(grey.mean(), abs=1e-12)
     assert batch[0]["contrast"] == pytest.approx(grey.std(), abs=1e-12)
+
+
+def test_only_a_lone_request_on_the_cpu_may_have_its_call_on_the_event_loop(
+    tmp_path: Path,
+) -> None:
+    from cvspec.serve.model import read_model_dir
+    from cvspec.serve.service import Service
+
+    files = read_model_dir(write_demo_model(tmp_path / "export", ["a", "b"], 8, 8))
+    cpu = Service(ServeConfig(model_dir=files.path), files)
+    gpu = Service(ServeConfig(model_dir=files.path, device="cuda"), files)
+    cpu.in_flight = gpu.in_flight = 1
+    assert cpu._alone() and not gpu._alone()  # a GPU call can hang where the drain cannot end it
+    cpu.in_flight = 2
+    assert not cpu._alone()

@@ -74,7 +74,7 @@ class Service:
             on_batch=self.metrics.batch_done,
             on_depth=self.metrics.queue.set,
             finish=self.finish,
-            alone=lambda: self.in_flight <= 1,
+            alone=self._alone,
         )
         self._task = asyncio.create_task(batcher.serve_forever())
         self.batcher = batcher
@@ -96,6 +96,12 @@ class Service:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+
+    def _alone(self) -> bool:
+        """May a quick model call run on the event loop (batching.INLINE_CALL_S)? Only for the one
+        request in flight, and only on the CPU: a GPU call can hang in its driver, and a hang on
+        the loop would also stop the drain deadline (runner.DRAIN_S) from ending the process."""
+        return self.in_flight <= 1 and self.config.device == "cpu"
 
     def _load(self) -> Model:
         import numpy as np
