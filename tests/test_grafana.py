@@ -313,12 +313,25 @@ def test_only_the_model_api_is_published_beyond_the_host(built: Path) -> None:
     Grafana (anonymous viewers) have no login: their ports listen on loopback only."""
     compose = load(built / "docker-compose.monitoring.yml")
     published = {name: s.get("ports", []) for name, s in compose["services"].items()}
-    assert published.pop("server") == ["8080:8080"]
+    assert published.pop("server") == ["${CVSPEC_API_PORT:-8080}:8080"]
     assert published == {
-        "prometheus": ["127.0.0.1:9090:9090"],
-        "alertmanager": ["127.0.0.1:9093:9093"],
-        "grafana": ["127.0.0.1:3000:3000"],
+        "prometheus": ["127.0.0.1:${CVSPEC_PROMETHEUS_PORT:-9090}:9090"],
+        "alertmanager": ["127.0.0.1:${CVSPEC_ALERTMANAGER_PORT:-9093}:9093"],
+        "grafana": ["127.0.0.1:${CVSPEC_GRAFANA_PORT:-3000}:3000"],
     }
+
+
+def test_each_host_port_can_move_for_a_second_stack_on_the_host(built: Path) -> None:
+    """Every project's stack publishes the same default host ports; an environment variable
+    moves each (compose's `${VAR:-default}`), as the README says, keeping the address."""
+    compose = load(built / "docker-compose.monitoring.yml")
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    for service in compose["services"].values():
+        for entry in service.get("ports", []):
+            match = re.fullmatch(r"(127\.0\.0\.1:)?\$\{(CVSPEC_[A-Z]+_PORT):-(\d+)\}:(\d+)", entry)
+            assert match, entry
+            assert match[3] == match[4]  # by default the host port is the container's
+            assert f"`{match[2]}`" in readme
 
 
 def test_the_composed_server_serves_with_the_spec_settings(built: Path) -> None:
@@ -356,5 +369,5 @@ def test_the_composed_server_gets_the_builds_profile(tmp_path: Path) -> None:
     compose = load(root / "generated/demo/monitoring/docker-compose.monitoring.yml")
     server = compose["services"]["server"]
     flags = dict(zip(server["command"][1::2], server["command"][2::2], strict=True))
-    assert server["ports"] == ["9000:9000"]
+    assert server["ports"] == ["${CVSPEC_API_PORT:-9000}:9000"]
     assert flags["--port"] == "9000" and flags["--max-batch"] == "4"

@@ -22,6 +22,15 @@ OUT = "monitoring/docker-compose.monitoring.yml"
 # the model server's API is published to the network; put a proxy with auth in front of the
 # others to reach them from elsewhere.
 LOCAL = "127.0.0.1"
+# Each host port can be moved with an environment variable (compose interpolation), for a host
+# where the default is taken, such as a second project's stack in a monorepo:
+# `CVSPEC_GRAFANA_PORT=3001 docker compose -f ... up`. The ports inside the network stay.
+HOST_PORT_VARS = {
+    "server": "CVSPEC_API_PORT",
+    "prometheus": "CVSPEC_PROMETHEUS_PORT",
+    "alertmanager": "CVSPEC_ALERTMANAGER_PORT",
+    "grafana": "CVSPEC_GRAFANA_PORT",
+}
 # Every service runs as a non-root user on ports over 1024: it needs no Linux capability, and
 # no setuid binary in its image may gain one (CIS Docker Benchmark 5.3, 5.25).
 HARDENED: dict[str, Any] = {"cap_drop": ["ALL"], "security_opt": ["no-new-privileges:true"]}
@@ -65,6 +74,13 @@ def server_command(spec: Any, ctx: BuildContext) -> list[str]:
     return command
 
 
+def published(service: str, port: int, address: str = "") -> str:
+    """A `ports:` entry: the container's port on the host, at HOST_PORT_VARS[service] or the
+    same number, on `address` (every interface when empty)."""
+    host = f"${{{HOST_PORT_VARS[service]}:-{port}}}"
+    return f"{address}:{host}:{port}" if address else f"{host}:{port}"
+
+
 def compose(spec: Any, ctx: BuildContext) -> dict[str, Any]:
     """The compose project as data; secrets come from the environment, never from the file."""
     from cvspec.generate.builtin.alertmanager import JIRA_TOKEN_SECRET, JIRA_USER_SECRET, channels
@@ -81,7 +97,7 @@ def compose(spec: Any, ctx: BuildContext) -> dict[str, Any]:
         "image": ALERTMANAGER_IMAGE,
         "command": ["--config.file=/etc/alertmanager/alertmanager.yml"],
         "volumes": ["./alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro"],
-        "ports": [f"{LOCAL}:9093:9093"],
+        "ports": [published("alertmanager", 9093, LOCAL)],
         "restart": "unless-stopped",
     }
     if secrets:
@@ -90,7 +106,7 @@ def compose(spec: Any, ctx: BuildContext) -> dict[str, Any]:
         "image": f"{repository(spec, 'serve')}:{tag}",  # what `--stage package` builds
         "command": server_command(spec, ctx),
         "volumes": [f"{runs}:/runs:ro"],
-        "ports": [f"{serve.port}:{serve.port}"],
+        "ports": [published("server", serve.port)],
         "expose": [str(serve.metrics_port)],
         "restart": "unless-stopped",
     }
@@ -112,7 +128,7 @@ def compose(spec: Any, ctx: BuildContext) -> dict[str, Any]:
                     "./rules.yml:/etc/prometheus/rules.yml:ro",
                     "prometheus-data:/prometheus",
                 ],
-                "ports": [f"{LOCAL}:9090:9090"],
+                "ports": [published("prometheus", 9090, LOCAL)],
                 "depends_on": ["server", "alertmanager"],
                 "restart": "unless-stopped",
             },
@@ -130,7 +146,7 @@ def compose(spec: Any, ctx: BuildContext) -> dict[str, Any]:
                     "./grafana/provisioning:/etc/grafana/provisioning:ro",
                     "./grafana/dashboards:/var/lib/grafana/dashboards:ro",
                 ],
-                "ports": [f"{LOCAL}:3000:3000"],
+                "ports": [published("grafana", 3000, LOCAL)],
                 "depends_on": ["prometheus"],
                 "restart": "unless-stopped",
             },
