@@ -196,6 +196,21 @@ def test_the_commands_the_comment_gives_name_the_data_as_a_shell_reads_them(
     assert "# my dätä is versioned by DVC" in text
 
 
+def test_a_dollar_brace_in_the_data_path_is_no_dvc_reference(tmp_path: Path) -> None:
+    """DVC reads `${...}` in dvc.yaml as a reference to params.yaml: a data folder named with
+    one (the spec's own escape, `\\${`, makes it literal) must stay that folder, not become
+    `data/dimagefolder` (which never changes, so the data would never rerun a stage)."""
+    dvc = dvc_and_git()
+    spec = SPEC.replace("path: ../data", "path: '../data/d\\${data.format}'")
+    write_tree(tmp_path, {"specs/tiny.yaml": spec, "data/d${data.format}/x.txt": "x"})
+    run(tmp_path, "git", "init", "-q")
+    run(tmp_path, dvc, "init", "-q")
+    assert cvspec("build", cwd=tmp_path).code == 0
+    status = run(tmp_path, dvc, "status", "generated/tiny/dvc.yaml:data")
+    assert "data/d${data.format}" in status, status
+    assert "imagefolder" not in status, status
+
+
 def test_no_dvc_files_without_dvc_versioning(tmp_path: Path) -> None:
     root = project(tmp_path, SPEC.replace("  versioning: dvc\n", ""), "tiny.yaml")
     assert cvspec("build", cwd=root).code == 0

@@ -119,3 +119,41 @@ def test_a_detectors_weights_file_is_named_from_the_repository_root(tmp_path: Pa
 def test_example_specs_generate_both_kinds() -> None:
     assert (REPO / "generated/digits/train/config.yaml").is_file()
     assert (REPO / "generated/shapes/train/args.yaml").is_file()
+
+
+def test_spec_text_with_a_dollar_brace_reaches_training_as_written(tmp_path: Path) -> None:
+    """Hydra resolves `${...}` in its config: a folder or pattern the spec names with one (a
+    literal: the spec escapes its own references as `\\${`) must not become another value."""
+    _require("hydra", "pip install -e '.[dev]'")
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    spec = MINIMAL_SPEC.replace(
+        "data: {path: ../data/demo}",
+        "data:\n"
+        "  path: '../d\\${data.format}'\n"
+        "  exclude: ['c/\\${data.format}', '\\${train.epochs}*']\n"
+        "  relabel: {'a\\${b}.png': cat, 'x/${model.name}.png': dog}\n"
+        "  classes: [cat, dog]",
+    )
+    root = project(tmp_path, spec)
+    assert cvspec("build", cwd=root).code == 0
+    with initialize_config_dir(config_dir=str(root / "generated/demo/train"), version_base="1.3"):
+        cfg = OmegaConf.to_container(compose(config_name="config"), resolve=True)
+    assert isinstance(cfg, dict)
+    assert cfg["data"]["root"] == "d${data.format}"
+    assert cfg["data"]["exclude"] == ["c/${data.format}", "${train.epochs}*"]
+    assert cfg["data"]["relabel"] == [["a\\${b}.png", "cat"], ["x/${model.name}.png", "dog"]]
+
+
+@pytest.mark.parametrize(
+    "text", ["a${b}", "a\\${b}", "a\\\\${b}c${", "x\\", "${", "a\\b${x}\\", "${x}${y}", "plain"]
+)
+def test_hydra_literal_reads_back_as_the_text(text: str) -> None:
+    _require("omegaconf", "pip install -e '.[dev]'")
+    from omegaconf import OmegaConf
+
+    from cvspec.generate.builtin.train_config import hydra_literal
+
+    cfg = OmegaConf.create({"value": hydra_literal(text), "b": "B", "x": "X", "y": "Y"})
+    assert cfg.value == text

@@ -277,6 +277,24 @@ def _node_resources(spec: SpecModel) -> Iterator[Violation]:
         yield V((*where, field), "node-resources", msg, hint)
 
 
+# Docker's rule for a component of an image name (distribution/reference), in project.name's
+# letters: no separator at the end, and '_', '__' or a run of '-' between words, never mixed.
+_IMAGE_COMPONENT = re.compile(r"[a-z][a-z0-9]*(?:(?:__?|-+)[a-z0-9]+)*")
+
+
+def _project_name(spec: SpecModel) -> Iterator[Violation]:
+    name = spec.project.name
+    if not _IMAGE_COMPONENT.fullmatch(name):
+        msg = (
+            f"project.name {name!r} cannot name the project's images and Kubernetes objects: "
+            "Docker refuses an image name that ends with '_' or '-', holds '___' or mixes "
+            "them ('_-'), and Kubernetes a label value that ends with one"
+        )
+        fixed = re.sub(r"[_-]+$", "", re.sub(r"_*-[-_]*", "-", re.sub(r"___+", "__", name)))
+        hint = f"end it with a letter or digit and join words with '-', '_' or '__', e.g. {fixed!r}"
+        yield V(("project", "name"), "project-name", msg, hint)
+
+
 def _ops(spec: SpecModel) -> Iterator[Violation]:
     serve, deploy, bench = spec.serve, spec.deploy, spec.evaluate.latency
     if serve.port == serve.metrics_port:
@@ -546,6 +564,7 @@ def _sweep(spec: SpecModel) -> Iterator[Violation]:
 
 
 RULES: list[Rule] = [
+    _project_name,
     _classes,
     _arch,
     _pretrained,

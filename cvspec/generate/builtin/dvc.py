@@ -34,6 +34,13 @@ _READS = {"export": ("data/stats.json",), "evaluate": ("data/report.json",)}
 PIPELINE = tuple(s.name for s in STAGES if s.name in PARAMS)  # in the one graph's order
 
 
+def dvc_literal(text: str) -> str:
+    """A string as dvc.yaml must hold it to mean itself: DVC reads every `${...}` in a stage as
+    a reference (to params.yaml's values, or an error naming the key) and `\\${` as a literal
+    `${`, removing one backslash before each `${` whatever comes before it."""
+    return text.replace("${", "\\${")
+
+
 def pipeline(spec: Any, ctx: BuildContext) -> dict[str, Any]:
     """dvc.yaml as data; stages run from the repository root (wdir), like CI does."""
     up = "/".join(".." for _ in ctx.out_dir.split("/"))
@@ -42,7 +49,7 @@ def pipeline(spec: Any, ctx: BuildContext) -> dict[str, Any]:
     stages: dict[str, Any] = {}
     for name in PIPELINE:
         stage = BY_NAME[name]
-        deps = [data]  # export too: its ONNX parity check runs on evaluation images
+        deps = [dvc_literal(data)]  # export too: its ONNX parity check runs on evaluation images
         if name == "train":
             deps.append(f"{ctx.out_dir}/train")
         deps += [_needed(ctx.project, need) for need in stage.needs]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import posixpath
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,9 +28,17 @@ def from_root(path: str, ctx: BuildContext) -> str:
     return posixpath.normpath(posixpath.join(posixpath.dirname(ctx.spec_file), path))
 
 
+_BEFORE_REFERENCE = re.compile(r"(\\*)\$\{")
+
+
 def hydra_literal(text: str | None) -> str | None:
-    """A spec string as Hydra/OmegaConf must read it: `${` escaped so it is never a reference."""
-    return text.replace("${", "\\${") if text else text
+    """A spec string as Hydra/OmegaConf must read it: `${` escaped so it is never a reference.
+
+    OmegaConf reads `\\${` as a literal `${` and `\\\\${` as one backslash before a reference,
+    so the backslashes right before a `${` are doubled and one more escapes it."""
+    if not text:
+        return text
+    return _BEFORE_REFERENCE.sub(lambda m: m[1] * 2 + "\\${", text)
 
 
 def sweep_points(sweep: dict[str, list[Any]]) -> list[dict[str, Any]]:
@@ -82,10 +91,19 @@ class TrainConfigGenerator:
                 "classes": spec.data.classes,
                 "splits": spec.data.splits.model_dump(mode="json"),
                 "augment": [{s.name: s.params.model_dump(mode="json")} for s in spec.data.augment],
-                **({"exclude": list(spec.data.exclude)} if spec.data.exclude else {}),
+                # patterns and paths are literal text: a `${` in one is no config reference
+                **(
+                    {"exclude": [hydra_literal(p) for p in spec.data.exclude]}
+                    if spec.data.exclude
+                    else {}
+                ),
                 # as pairs: an image path is no config key (its dots and slashes are syntax)
                 **(
-                    {"relabel": [[path, cls] for path, cls in spec.data.relabel.items()]}
+                    {
+                        "relabel": [
+                            [hydra_literal(path), cls] for path, cls in spec.data.relabel.items()
+                        ]
+                    }
                     if spec.data.relabel
                     else {}
                 ),
