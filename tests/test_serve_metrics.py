@@ -70,6 +70,7 @@ def test_metrics_count_what_happened(export: Path) -> None:
         assert post(server.url, b"junk").status_code == 400
         assert post(server.url, b"{}", "application/json").status_code == 415
         assert httpx.get(f"{server.url}/nothing-here").status_code == 404
+        assert httpx.get(f"{server.url}/predict").status_code == 405  # POST alone skips Starlette
         s = scrape(server.metrics_url)
         # then a full drift window: the gauges appear only over WINDOW images
         sent = levels + [levels[i % 3] for i in range(WINDOW - len(levels))]
@@ -88,7 +89,8 @@ def test_metrics_count_what_happened(export: Path) -> None:
     assert value(s, m.REQUESTS, route="/predict", status="400") == 1
     assert value(s, m.REQUESTS, route="/predict", status="415") == 1
     assert value(s, m.REQUESTS, route="other", status="404") == 1
-    assert value(s, f"{m.REQUEST_SECONDS}_count", route="/predict") == 5
+    assert value(s, m.REQUESTS, route="/predict", status="405") == 1
+    assert value(s, f"{m.REQUEST_SECONDS}_count", route="/predict") == 6
     assert value(s, f"{m.SERVER_SECONDS}_count") == 4  # the 415 is refused before its body
     assert value(s, f"{m.BATCH_SIZE}_count") == 3 and value(s, f"{m.BATCH_SIZE}_sum") == 3
     assert value(s, f"{m.CONFIDENCE}_count") == 3
