@@ -71,10 +71,21 @@ def hamming(a: int, b: int) -> int:
 
 
 def popcount(x: Any) -> Any:
-    """Bit counts of a uint64 array."""
+    """Bit counts of a uint64 array (uint8, as np.bitwise_count gives them)."""
     import numpy as np
 
-    return np.bitwise_count(x)
+    if hasattr(np, "bitwise_count"):  # numpy >= 2.0
+        return np.bitwise_count(x)
+    octets = np.ascontiguousarray(x, dtype=np.uint64).view(np.uint8).reshape(*np.shape(x), 8)
+    return _octet_bits()[octets].sum(axis=-1, dtype=np.uint8)
+
+
+@cache
+def _octet_bits() -> Any:
+    """The bit count of each byte value 0..255, for numpy 1.x, which has no bitwise_count."""
+    import numpy as np
+
+    return np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(axis=1)
 
 
 def _plan(distance: int, count: int) -> tuple[int, int]:
