@@ -505,3 +505,19 @@ def test_a_fraction_limit_reads_in_the_unit_of_what_is_measured() -> None:
     rule = limit_rule("near-duplicate images", fraction=True)
     assert rule(0.0001) == "at most 0.0001 (0.01%) near-duplicate images"
     assert rule(0.05) == "at most 0.05 (5%) near-duplicate images"
+
+
+def test_bit_counts_are_the_same_without_numpys_bitwise_count(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """numpy 1.x (the floor) has no np.bitwise_count: a byte table counts the hash bits."""
+    from cvspec.data.phash import popcount
+
+    rng = np.random.default_rng(0)
+    values = rng.integers(0, 2**64, size=(50, 40), dtype=np.uint64, endpoint=False)
+    values[0, :3] = [0, 2**64 - 1, 2**63]
+    native = popcount(values)
+    monkeypatch.delattr(np, "bitwise_count")
+    fallback = popcount(values)
+    assert fallback.dtype == native.dtype == np.uint8
+    assert np.array_equal(fallback, native)

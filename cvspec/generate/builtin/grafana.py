@@ -64,7 +64,8 @@ def dashboard(spec: Any, ctx: BuildContext) -> dict[str, Any]:
         from grafana_foundation_sdk.models import dashboard as dm
     except ModuleNotFoundError:
         raise CvspecError(
-            "the grafana generator needs grafana-foundation-sdk: pip install 'cvspec[ops]'"
+            "the grafana generator needs grafana-foundation-sdk, a dependency of cvspec: reinstall "
+            "cvspec (pip install cvspec) to get it back"
         ) from None
     from cvspec.serve.dashboard import dashboard_uid, panels
 
