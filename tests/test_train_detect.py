@@ -289,6 +289,45 @@ def test_new_detector_weights_at_the_same_path_are_another_run(tmp_path: Path) -
     assert model_identity("yolo11n.yaml", tmp_path) == {"model": "yolo11n.yaml"}
 
 
+def test_a_detection_run_adds_no_augmentation_of_ultralytics_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the albumentations package installed, ultralytics adds its default Albumentations
+    pipeline (Blur, MedianBlur, ToGray, CLAHE: 1 % of training images each) to any training
+    run whose train call has no `augmentations`; cvspec passes an empty list, so the spec's
+    data.augment (here hflip alone) is all the augmentation there is."""
+    import inspect
+
+    from cvspec.train import ultra
+
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "yolo"))
+    ultra.offline()
+    from ultralytics.data.augment import Albumentations
+
+    if "transforms" not in inspect.signature(Albumentations.__init__).parameters:
+        pytest.skip("this ultralytics has no `augmentations` argument (before September 2025)")
+    (tmp_path / ".git").mkdir()
+    assert cvspec("init", "--example", "shapes", ".", cwd=tmp_path).code == 0
+    assert cvspec("build", cwd=tmp_path).code == 0
+    calls: list[dict[str, object]] = []
+
+    class Stop(Exception):
+        pass
+
+    class Model:
+        def train(self, **kwargs: object) -> None:
+            calls.append(kwargs)
+            raise Stop
+
+    monkeypatch.setattr(ultra, "yolo", lambda source, **kwargs: Model())
+    with pytest.raises(Stop):
+        ultra.train(tmp_path / "generated/shapes/train", [], tmp_path,
+                    tmp_path / "runs/shapes/train", None)  # fmt: skip
+    (train,) = calls
+    assert train["augmentations"] == []
+    assert (train["fliplr"], train["mosaic"], train["hsv_v"]) == (0.5, 0.0, 0.0)
+
+
 def test_label_caches_a_run_makes_leave_with_it_and_others_stay(tmp_path: Path) -> None:
     from cvspec.train.ultra import dataset_untouched
 

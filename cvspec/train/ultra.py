@@ -189,8 +189,24 @@ def train(
             exist_ok=True,
         )
         with dataset_untouched(Path(data_yaml["path"])), dataset_errors("training"):
-            yolo(args.pop("model"), task="detect").train(**args)
+            yolo(args.pop("model"), task="detect").train(**args, **no_default_albumentations())
     return _finish(run, "trained")
+
+
+def no_default_albumentations() -> dict[str, Any]:
+    """`augmentations=[]` for ultralytics' train call, where it takes the argument (its
+    releases from September 2025 on). With the albumentations package installed, ultralytics
+    otherwise adds its default Albumentations pipeline to every detection run: Blur,
+    MedianBlur, ToGray and CLAHE, each on 1 % of training images, however every augmentation
+    args.yaml states is off. An empty list replaces that pipeline with none; older
+    ultralytics has no way to turn it off."""
+    import inspect
+
+    offline()
+    from ultralytics.data.augment import Albumentations
+
+    takes_list = "transforms" in inspect.signature(Albumentations.__init__).parameters
+    return {"augmentations": []} if takes_list else {}
 
 
 def resume(run: RunDir, console: Any) -> Outcome:
