@@ -152,8 +152,10 @@ class DataBase(StrictModel):
     quality: Quality = Field(default_factory=Quality, description="Data quality checks.")
     augment: list[AugmentStep] = Field(
         default_factory=list,
-        description="Training augmentations (classification: applied in this order; detection: "
-        "ultralytics applies its own fixed order).",
+        description="Training augmentations; none is applied unless listed, for detection "
+        "ultralytics' defaults included. Classification applies the image steps in this order, "
+        "then random_erasing on the normalised input, then mixup on whole batches (a spec listing "
+        "those two earlier is an error); detection: ultralytics applies its own fixed order.",
     )
 
 

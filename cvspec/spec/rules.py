@@ -206,8 +206,32 @@ def _augment(spec: SpecModel) -> Iterator[Violation]:
             if params.scale[1] > 1:
                 msg = "scale is a fraction of the image area, at most 1"
                 yield V((*loc, "scale"), "range-order", msg)
+    if spec.task == "classification":
+        yield from _augment_order(spec.data.augment)
     names = [s.name for s in spec.data.augment]
     yield from _duplicates(("data", "augment"), names, "augmentation")
+
+
+def _augment_order(steps: Sequence[Any]) -> Iterator[Violation]:
+    """Classification training runs the image steps in spec order, then random_erasing on
+    each normalised model input, then mixup on whole batches: a spec listing one of those two
+    before a step that runs earlier would be trained in another order than it reads."""
+    from cvspec.train.augment import BATCH_STEPS, TENSOR_STEPS  # plain sets, no torch
+
+    def stage(name: str) -> int:
+        return 2 if name in BATCH_STEPS else 1 if name in TENSOR_STEPS else 0
+
+    runs = {
+        1: "erases a rectangle of the normalised model input, after every image step",
+        2: "blends whole batches, after every other step",
+    }
+    for i, step in enumerate(steps):
+        later = [s.name for s in steps[i + 1 :] if stage(s.name) < stage(step.name)]
+        if later:
+            names = ", ".join(later[:-1]) + " and " * (len(later) > 1) + later[-1]
+            msg = f"{step.name} {runs[stage(step.name)]}: after {names}, listed below it"
+            fix = "last" if stage(step.name) == 2 else f"after {names}"
+            yield V(("data", "augment", i, step.name), "augment-order", msg, f"list it {fix}")
 
 
 def _train(spec: SpecModel) -> Iterator[Violation]:
