@@ -186,6 +186,24 @@ def test_the_card_names_what_a_run_started_from_and_what_its_augmentations_did(
     assert _settings("classification", timm, {}, tmp_path)["weights"] == "w/a.pth"
 
 
+def test_the_card_lists_no_classification_augmentation_that_changes_no_image() -> None:
+    """A step of probability 0 (a profile's `--set data.augment.0.hflip.p=0`), or a
+    color_jitter of no range, is in the run's config but flips or jitters nothing: the card
+    leaves it out, as it leaves out a detector's augmentation whose arguments are 0."""
+    from cvspec.evaluate.card import _settings
+
+    augment = [
+        {"hflip": {"p": 0.0}},
+        {"random_resized_crop": {"scale": [0.8, 1.0], "ratio": [0.75, 1.33]}},
+        {"color_jitter": {"brightness": 0.0, "contrast": 0.0, "saturation": 0.0, "hue": 0.0,
+                          "p": 0.8}},
+        {"rotate": {"degrees": 10.0, "p": 0.5}},
+        {"mixup": {"alpha": 0.2, "p": 0.0}},
+    ]  # fmt: skip
+    config = {"model": {"name": "resnet10t"}, "data": {"augment": augment}}
+    assert _settings("classification", config)["augment"] == ["random_resized_crop", "rotate"]
+
+
 def test_the_card_lists_a_detection_augmentation_set_by_any_of_its_arguments(
     tmp_path: Path,
 ) -> None:

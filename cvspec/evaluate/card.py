@@ -210,9 +210,24 @@ def _settings(
         "warmup": train.get("warmup_epochs"),
         "precision": train.get("precision"),
         "seed": train.get("seed"),
-        "augment": [next(iter(step)) for step in (config.get("data") or {}).get("augment") or []],
+        "augment": _timm_augment((config.get("data") or {}).get("augment") or []),
         "image_size": model.get("image_size"),
     }
+
+
+def _timm_augment(steps: list[dict[str, Any]]) -> list[str]:
+    """The augmentations a classification run applied, in its config's order: a step that
+    never changes an image (a probability of 0, a color_jitter of no range) is left out, as
+    a detection run's augmentation whose ultralytics arguments are 0 is."""
+    on = []
+    for step in steps:
+        name, params = next(iter(step.items()))
+        params = params or {}
+        ranges = ("brightness", "contrast", "saturation", "hue")
+        if params.get("p") == 0 or (name == "color_jitter" and not any(map(params.get, ranges))):
+            continue
+        on.append(str(name))
+    return on
 
 
 def _ultra_settings(
