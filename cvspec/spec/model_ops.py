@@ -25,9 +25,9 @@ from cvspec.spec.model_base import (
 _DOMAIN = (
     r"[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)*(:[0-9]+)?"
 )
-_COMPONENT = r"[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*"
-IMAGE_PATTERN = rf"^({_DOMAIN}/)?{_COMPONENT}(/{_COMPONENT})*$"
-REGISTRY_PATTERN = rf"^{_DOMAIN}(/{_COMPONENT})*$"
+IMAGE_COMPONENT = r"[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*"
+IMAGE_PATTERN = rf"^({_DOMAIN}/)?{IMAGE_COMPONENT}(/{IMAGE_COMPONENT})*$"
+REGISTRY_PATTERN = rf"^{_DOMAIN}(/{IMAGE_COMPONENT})*$"
 
 ImageName = Annotated[
     str,

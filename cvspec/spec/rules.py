@@ -301,14 +301,13 @@ def _node_resources(spec: SpecModel) -> Iterator[Violation]:
         yield V((*where, field), "node-resources", msg, hint)
 
 
-# Docker's rule for a component of an image name (distribution/reference), in project.name's
-# letters: no separator at the end, and '_', '__' or a run of '-' between words, never mixed.
-_IMAGE_COMPONENT = re.compile(r"[a-z][a-z0-9]*(?:(?:__?|-+)[a-z0-9]+)*")
-
-
 def _project_name(spec: SpecModel) -> Iterator[Violation]:
+    """The images are named after the project: its name must be one component of an image
+    name (Docker's rule: no separator at the end, '_', '__' or a run of '-' between words)."""
+    from cvspec.spec.model_ops import IMAGE_COMPONENT
+
     name = spec.project.name
-    if not _IMAGE_COMPONENT.fullmatch(name):
+    if not re.fullmatch(IMAGE_COMPONENT, name):
         msg = (
             f"project.name {name!r} cannot name the project's images and Kubernetes objects: "
             "Docker refuses an image name that ends with '_' or '-', holds '___' or mixes "
