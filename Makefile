@@ -47,10 +47,11 @@ $(VENV)/.detect: pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e '.[detect]'
 	@touch $@
 
-## test: lint, type-check, check generated/ is current, then every test
+## test: lint, type-check, check generated/ is current, then every test, one worker per core
+## (a test file stays on one worker: its module fixtures train once), slowest tests listed
 test: $(VENV)/.dev lint typecheck
 	$(CVSPEC) check
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadfile --durations=20
 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check .

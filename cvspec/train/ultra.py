@@ -53,8 +53,16 @@ def offline() -> None:
     for name in ("Arial.ttf", "Arial.Unicode.ttf"):
         if not (user_dir / name).is_file():
             shutil.copyfile(font, user_dir / name)
+    from PIL import Image
+
+    pil_open = Image.open
     from ultralytics import settings
 
+    # Importing ultralytics swaps PIL.Image.open for an opener that, on a file PIL cannot
+    # identify, tries to pip-install a HEIF plugin and raises ModuleNotFoundError offline.
+    # cvspec's data checks name such a file "not an image" from PIL's own error, so the rest
+    # of this process (the stages after train, a sweep's next point) keeps PIL's opener.
+    Image.open = pil_open
     if settings.get("sync"):
         settings.update({"sync": False})  # type: ignore[no-untyped-call]
 
