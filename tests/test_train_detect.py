@@ -328,10 +328,15 @@ def test_a_detection_run_adds_no_augmentation_of_ultralytics_own(
     assert (train["fliplr"], train["mosaic"], train["hsv_v"]) == (0.5, 0.0, 0.0)
 
 
-def test_a_process_that_trained_a_detector_still_names_a_non_image(tmp_path: Path) -> None:
+@pytest.mark.parametrize("plugin", [False, True])
+def test_a_process_that_trained_a_detector_still_names_a_non_image(
+    tmp_path: Path, plugin: bool
+) -> None:
     """ultralytics' import replaces PIL.Image.open with an opener that tries to pip-install a
     HEIF plugin for any file PIL cannot identify (ModuleNotFoundError offline); after cvspec
-    imports ultralytics, a data check in the same process still says what the file is."""
+    imports ultralytics, a data check in the same process still says what the file is. An
+    installed plugin (here a stand-in for pi-heif, which is not installed) is registered once,
+    as ultralytics would, so a detector's .heic images still load."""
     (tmp_path / "notes.jpg").write_text("not a picture\n")
     code = (
         "import sys\nfrom pathlib import Path\nfrom cvspec.train.ultra import offline\n"
@@ -339,6 +344,12 @@ def test_a_process_that_trained_a_detector_still_names_a_non_image(tmp_path: Pat
         "from cvspec.data.files import probe\nprint(probe(Path(sys.argv[1])).error)\n"
     )
     env = {**os.environ, "YOLO_CONFIG_DIR": str(tmp_path / "yolo")}
+    if plugin:
+        (tmp_path / "site/pi_heif").mkdir(parents=True)
+        (tmp_path / "site/pi_heif/__init__.py").write_text(
+            "def register_heif_opener():\n    print('registered')\n"
+        )
+        env["PYTHONPATH"] = os.pathsep.join([str(tmp_path / "site"), env.get("PYTHONPATH", "")])
     proc = subprocess.run(
         [sys.executable, "-c", code, str(tmp_path / "notes.jpg")],
         capture_output=True,
@@ -349,6 +360,7 @@ def test_a_process_that_trained_a_detector_still_names_a_non_image(tmp_path: Pat
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == "not an image (PIL cannot identify the format)"
     assert "pi-heif" not in proc.stdout + proc.stderr
+    assert proc.stdout.count("registered") == plugin
 
 
 def test_label_caches_a_run_makes_leave_with_it_and_others_stay(tmp_path: Path) -> None:

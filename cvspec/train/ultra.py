@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import re
 import shutil
@@ -61,8 +62,13 @@ def offline() -> None:
     # Importing ultralytics swaps PIL.Image.open for an opener that, on a file PIL cannot
     # identify, tries to pip-install a HEIF plugin and raises ModuleNotFoundError offline.
     # cvspec's data checks name such a file "not an image" from PIL's own error, so the rest
-    # of this process (the stages after train, a sweep's next point) keeps PIL's opener.
+    # of this process (the stages after train, a sweep's next point) keeps PIL's opener; an
+    # installed plugin is registered as ultralytics would, so its .heic training images load.
     Image.open = pil_open
+    if importlib.util.find_spec("pi_heif") is not None:
+        from pi_heif import register_heif_opener
+
+        register_heif_opener()
     if settings.get("sync"):
         settings.update({"sync": False})  # type: ignore[no-untyped-call]
 
