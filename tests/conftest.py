@@ -11,7 +11,9 @@ _OWN_CACHE: list[str] = [""]  # the render cache pytest_configure made, removed 
 
 def pytest_configure(config: object) -> None:
     """One render cache for the whole session, never the user's: every CLI build in the suite
-    goes through it, so a stale replay would show up as a wrong golden file or a missed change."""
+    goes through it, so a stale replay would show up as a wrong golden file or a missed change.
+    Under pytest-xdist the controller makes it before the workers start, and they inherit it
+    (cache writes are atomic, so workers may share it)."""
     import os
     import tempfile
 
