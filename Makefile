@@ -47,11 +47,11 @@ $(VENV)/.detect: pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e '.[detect]'
 	@touch $@
 
-## test: lint, type-check, check generated/ is current, then every test, one worker per core
-## (a test file stays on one worker: its module fixtures train once), slowest tests listed
+## test: lint, type-check, check generated/ is current, then every test, a worker per core (4 at most:
+## each trains models); a test file stays on one worker (its module fixtures train once)
 test: $(VENV)/.dev lint typecheck
 	$(CVSPEC) check
-	$(PY) -m pytest -q -n auto --dist loadfile --durations=20
+	$(PY) -m pytest -q -n auto --maxprocesses 4 --dist loadfile --durations=20
 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check .
