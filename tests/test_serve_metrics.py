@@ -214,3 +214,13 @@ def _version(export: Path) -> str:
     import hashlib
 
     return hashlib.sha256((export / "model.onnx").read_bytes()).hexdigest()[:12]
+
+
+def test_the_start_log_says_where_the_metrics_are(tmp_path: Path) -> None:
+    """The API port has no /metrics while there is a metrics port: the start says where it is."""
+    export = write_demo_model(tmp_path / "model", LABELS, image_size=16)
+    args = ["--model-dir", str(export), "--threads", "1"]
+    with ServerProcess(args, env={"CVSPEC_LOG_LEVEL": "info"}) as server:
+        assert httpx.get(f"{server.url}/metrics").status_code == 404
+        log = server.log()
+    assert f"Prometheus metrics on {server.metrics_url}" in log, log

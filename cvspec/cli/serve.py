@@ -157,7 +157,10 @@ def command(
     profile: ProfileOpt = None,
     set_: SetOpt = None,
 ) -> None:
-    """Serve a model: POST /predict, GET /health, GET /metrics (the serve image's entrypoint)."""
+    """Serve a model: POST /predict, GET /health; GET /metrics on the metrics port.
+
+    The serve image's entrypoint.
+    """
     from cvspec.serve.config import ServeConfig, from_spec, override
     from cvspec.serve.runner import serve
 

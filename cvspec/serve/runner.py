@@ -95,6 +95,13 @@ def _metrics_server(config: ServeConfig, registry: Any) -> None:
 
     assert config.metrics_port is not None
     start_http_server(config.metrics_port, addr=config.host, registry=registry)
+    # the API port has no /metrics then: say where it is (once, before any worker starts)
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    logging.getLogger("cvspec.serve").info(
+        "Prometheus metrics on http://%s:%d/metrics (--metrics-port 0: on the API port)",
+        host,
+        config.metrics_port,
+    )
 
 
 def _uvicorn(app: Any, config: ServeConfig, **extra: Any) -> None:
