@@ -55,6 +55,11 @@ def test_a_card_says_the_model_was_trained_with_other_options_than_its_evaluatio
     assert pointer["options"] == {"profile": None, "set": ["train.epochs=1"]}
     plain = cvspec("run", "specs/tiny.yaml", "--stage", "evaluate", cwd=root, timeout=300)
     assert plain.code in (0, 1), plain.err  # no gates: 0; the point is what the card says
+    assert (
+        f"evaluating run {pointer['run_id']}, the current one, trained with "
+        "`--set train.epochs=1`, not with this command's options; to evaluate what these "
+        "options train, run the train stage with them first"
+    ) in " ".join(plain.err.split())
     card = (root / "runs/tiny/evaluate/MODEL_CARD.md").read_text()
     lines = card.splitlines()
     assert lines[2] == "Run with the spec as written (no `--profile`, no `--set`)."
@@ -71,6 +76,7 @@ def test_a_card_says_the_model_was_trained_with_other_options_than_its_evaluatio
         cwd=root, timeout=300,
     )  # fmt: skip
     assert same.code in (0, 1), same.err
+    assert "evaluating run" not in same.err
     card = (root / "runs/tiny/evaluate/MODEL_CARD.md").read_text()
     assert "**The model was trained with" not in card  # the options it was trained with
 

@@ -66,15 +66,24 @@ def _flags(options: dict[str, Any]) -> list[str]:
     return flags + [f"--set {value}" for value in options.get("set") or []]
 
 
+def trained_otherwise(trained: Any, now: dict[str, Any]) -> str | None:
+    """How the model was trained (its flags, or the spec as written) when that differs from
+    the options of this evaluation (a `--profile ci` model evaluated by a plain run, or the
+    reverse); None when they agree or the train stage did not record them."""
+    if not isinstance(trained, dict) or _flags(trained) == _flags(now):
+        return None
+    flags = _flags(trained)
+    return f"`{' '.join(flags)}`" if flags else "the spec as written (no `--profile`, no `--set`)"
+
+
 def _trained_options(report: dict[str, Any]) -> str:
-    """When the model was trained under other options than this evaluation ran with (a
-    `--profile ci` model evaluated by a plain run, or the reverse), what it was trained with."""
+    """When the model was trained under other options than this evaluation ran with, what it
+    was trained with."""
     trained = (report.get("provenance") or {}).get("train_options")
     now = report.get("options") if isinstance(report.get("options"), dict) else {}
-    if not isinstance(trained, dict) or _flags(trained) == _flags(now or {}):
+    how = trained_otherwise(trained, now or {})
+    if how is None:
         return ""
-    flags = _flags(trained)
-    how = f"`{' '.join(flags)}`" if flags else "the spec as written (no `--profile`, no `--set`)"
     return (
         f"**The model was trained with {how}**, not with this evaluation's options: the "
         "training section shows its values.\n\n"

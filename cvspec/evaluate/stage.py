@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from cvspec.tables import print_table
 from cvspec.train.progress import say
-from cvspec.train.runs import finished, read_json, write_json
+from cvspec.train.runs import CURRENT, finished, read_json, write_json
 
 if TYPE_CHECKING:
     from cvspec.run.context import RunContext, StageResult
@@ -18,7 +18,7 @@ def run(ctx: RunContext) -> StageResult:
     from rich.console import Console
 
     from cvspec.evaluate import export as exporting
-    from cvspec.evaluate.card import write_card
+    from cvspec.evaluate.card import trained_otherwise, write_card
     from cvspec.evaluate.gates import evaluate, gate_sources, table
     from cvspec.evaluate.latency import SETTING
     from cvspec.providers import providers
@@ -33,6 +33,16 @@ def run(ctx: RunContext) -> StageResult:
     out = ctx.stage_dir("evaluate")
     train_run = finished(ctx.runs / "train")
     status = read_json(train_run.status)
+    options = {"profile": ctx.profile, "set": list(ctx.sets)}
+    trained = read_json(ctx.runs / "train" / CURRENT).get("options")
+    how = trained_otherwise(trained, options)
+    if how is not None:  # a newcomer expects `--set train.epochs=2` to evaluate such a model
+        say(
+            console,
+            f"evaluating run {train_run.run_id}, the current one, trained with {how}, not "
+            "with this command's options; to evaluate what these options train, run the "
+            "train stage with them first",
+        )
     measured = measure(ctx, status, train_run.path, export_dir, out)
     results = evaluate(ctx.spec, measured, gate_sources(ctx.loaded))
     scalars = {k: v for k, v in measured.items() if isinstance(v, (int, float))}
@@ -51,7 +61,7 @@ def run(ctx: RunContext) -> StageResult:
         "gates": [r.to_json() for r in results],
         "passed": all(r.passed for r in results),
         # what the spec was run with: a pull request's `ci` profile is not the model that ships
-        "options": {"profile": ctx.profile, "set": list(ctx.sets)},
+        "options": options,
     }
     # what reproducing the model needs, in a file of its own: in metrics.json its hashes and
     # versions would crowd `dvc metrics show` and `dvc exp show`
@@ -100,7 +110,6 @@ def provenance(ctx: RunContext, status: dict[str, Any]) -> dict[str, Any]:
     commit, the data's fingerprint, the options the model was trained with (current.json; None
     when the train stage did not say) and the packages it was trained and evaluated with."""
     from cvspec.train.environment import environment, git_state, spec_digests
-    from cvspec.train.runs import CURRENT
 
     pointer = read_json(ctx.runs / "train" / CURRENT)
     data = ctx.runs / "data" / "report.json"
