@@ -110,6 +110,7 @@ def test_digits_example_runs_every_stage_to_a_real_accuracy(tmp_path: Path) -> N
     assert (run / "metrics.csv").read_text().splitlines()[0].startswith("epoch,")
     assert "epochs: 2" in (run / "config.yaml").read_text()
     assert f"trained run {run.name}: val accuracy" in result.err
+    assert "the data stage's last run failed" not in result.err
     report = json.loads((tmp_path / "runs/digits/evaluate/metrics.json").read_text())
     assert report["passed"] and report["split"] == "test"
     assert report["metrics"]["accuracy"] > 0.9
@@ -373,6 +374,24 @@ def test_an_excluded_image_is_left_out_of_training(tmp_path: Path) -> None:
     assert result.code == 0, result.err
     config = (current_run(root) / "config.yaml").read_text()
     assert "rows/003.png" in config  # the run records what it left out
+
+
+@pytest.mark.slow
+def test_training_after_a_failed_data_stage_says_so(tmp_path: Path) -> None:
+    spec = TINY_SPEC.replace("  splits:", "  quality: {min_images_per_class: 50}\n  splits:")
+    root = tiny_project(tmp_path, spec)
+    data = cvspec("run", "specs/tiny.yaml", "--stage", "data", cwd=root, timeout=300)
+    assert data.code == 1, data.err
+    result = cvspec(
+        "run", "specs/tiny.yaml", "--stage", "train", "--set", "train.epochs=1",
+        cwd=root, timeout=300,
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    said = " ".join(result.err.split())
+    assert (
+        "the data stage's last run failed (min_images_per_class; runs/tiny/data/report.md): "
+        "training on the data as it is"
+    ) in said, said
 
 
 def identity(root: Path, processes: int = 1, **data: object) -> dict[str, Any]:

@@ -28,6 +28,14 @@ def run(ctx: RunContext) -> StageResult:
     spec = ctx.spec
     console = ctx.console or Console(stderr=True)
     ctx.require_data()  # before anything is written under runs/
+    failed = failed_data_checks(ctx.runs / "data" / "report.json")
+    if failed:  # the checks are the data stage's; training does not repeat them
+        shown = os.path.relpath(ctx.runs / "data" / "report.md", ctx.root)
+        say(
+            console,
+            f"the data stage's last run failed ({', '.join(failed)}; {shown}): training on "
+            "the data as it is",
+        )
     local_arch = spec.task == "detection" and spec.model.arch.endswith(".pt")  # a file here
     if spec.model.pretrained and not spec.model.weights and not local_arch:
         raise SpecValueError(("model", "pretrained"), PRETRAINED_WHY, PRETRAINED_FIX)
@@ -55,6 +63,18 @@ def run(ctx: RunContext) -> StageResult:
     )
     record_options(train_dir, ctx.profile, ctx.sets)
     return StageResult(True, summary(outcome, ctx.root))
+
+
+def failed_data_checks(report: Path) -> list[str]:
+    """The checks the data stage's last run failed, from its report.json; none when there is
+    no report, or none that reads (a note, not a reason to stop training)."""
+    import json
+
+    try:
+        checks = json.loads(report.read_text(encoding="utf-8")).get("checks") or []
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [str(c.get("name")) for c in checks if isinstance(c, dict) and c.get("status") == "fail"]
 
 
 def record_options(train_dir: Path, profile: str | None, sets: tuple[str, ...]) -> None:
