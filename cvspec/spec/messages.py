@@ -103,7 +103,7 @@ def explain(err: dict[str, Any]) -> Explained:
     message = re.sub(r"^String should", "must", message)
     if not isinstance(value, (dict, list)):
         message += f" (got {show(value)})"
-    return Explained("bad-value", message)
+    return Explained("bad-value", message, ctx.get("hint"))
 
 
 def _bool_hint(value: Any) -> str | None:

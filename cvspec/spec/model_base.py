@@ -33,7 +33,7 @@ class Pattern:
     `test`, when given, decides instead of `regex` in Python: for a rule Python's re cannot
     say as the schema's ECMAScript regex says it (Unicode classes such as \\p{L})."""
 
-    __slots__ = ("expected", "max_length", "regex", "test")
+    __slots__ = ("expected", "hint", "max_length", "regex", "test")
 
     def __init__(
         self,
@@ -41,21 +41,26 @@ class Pattern:
         expected: str,
         max_length: int = 200,
         test: Callable[[str], bool] | None = None,
+        hint: Callable[[str], str | None] | None = None,
     ) -> None:
         self.regex, self.expected, self.max_length, self.test = regex, expected, max_length, test
+        self.hint = hint  # the help line for a value that does not match, if it has one
 
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
     ) -> core_schema.CoreSchema:
         """A str schema with a length limit followed by the pattern check (compiled on first
         use, by re's own cache: a spec uses few of these patterns)."""
-        regex, expected = self.regex, self.expected
+        regex, expected, hint = self.regex, self.expected, self.hint
         test = self.test or (lambda value: re.fullmatch(regex, value) is not None)
 
         def check(value: str) -> str:
             if not test(value):
+                help_line = hint(value) if hint is not None else None
                 raise PydanticCustomError(
-                    "string_pattern_mismatch", "must be {expected}", {"expected": expected}
+                    "string_pattern_mismatch",
+                    "must be {expected}",
+                    {"expected": expected, **({"hint": help_line} if help_line else {})},
                 )
             return value
 

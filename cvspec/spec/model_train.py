@@ -1,5 +1,6 @@
 """The `model` and `train` sections: architecture, optimiser, schedule, sweeps, distribution."""
 
+import re
 from typing import Annotated, Literal, NamedTuple
 
 from pydantic import (
@@ -14,7 +15,20 @@ from pydantic import (
 from cvspec.spec.model_base import PathStr, Pattern, StrictModel
 
 ARCH_PATTERN = r"^(timm/[a-z0-9][a-z0-9_.]*|ultralytics/[a-z0-9][a-z0-9_.-]*\.(yaml|pt))$"
-Arch = Annotated[str, Pattern(ARCH_PATTERN, "timm/<name> or ultralytics/<name>.yaml|.pt")]
+
+
+def _arch_hint(value: str) -> str | None:
+    """The prefix a bare model name lacks: resnet18 -> timm/resnet18, yolov8n.pt ->
+    ultralytics/yolov8n.pt (a case or a typo elsewhere gets no guess)."""
+    prefix = "ultralytics/" if value.endswith((".yaml", ".pt")) else "timm/"
+    if re.fullmatch(ARCH_PATTERN, prefix + value):
+        return f"did you mean '{prefix}{value}'?"
+    return None
+
+
+Arch = Annotated[
+    str, Pattern(ARCH_PATTERN, "timm/<name> or ultralytics/<name>.yaml|.pt", hint=_arch_hint)
+]
 SweepKey = Annotated[
     str,
     Pattern(r"^[a-z_][a-z0-9_]*(\.[a-z0-9_]+)*$", "a dotted spec key like 'train.optimizer.lr'"),
