@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from cvspec.spec.load import RawSpec
 
 
 class Origin(NamedTuple):
@@ -86,12 +89,16 @@ class SpecValueError(CvspecError):
         with the formatted message alone)."""
         return (type(self), (self.key, self._message, self.hint, self.code))
 
-    def located(self, origins: Mapping[tuple[str | int, ...], Origin]) -> CvspecError:
-        """The same error as a diagnostic at the value's origin (itself when none is known)."""
-        origin = origins.get(self.key)
+    def located(self, raw: RawSpec) -> CvspecError:
+        """The same error as a diagnostic at the value's origin, the caret under the whole value
+        as validate's are (itself when no origin is known)."""
+        from cvspec.spec.locate import span
+
+        origin = raw.values.get(self.key)
         if origin is None:
             return self
-        return CvspecError("", [Diagnostic(self.code, self.detail, origin, self.hint)])
+        width = span(raw, self.key, origin)
+        return CvspecError("", [Diagnostic(self.code, self.detail, origin, self.hint, width)])
 
 
 def _dotted(key: tuple[str | int, ...]) -> str:

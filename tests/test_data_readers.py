@@ -101,6 +101,7 @@ def test_cli_names_a_missing_data_folder(tmp_path: Path) -> None:
         result = cvspec("run", "specs/demo.yaml", "--stage", stage, cwd=root)
         assert result.code == 2
         assert "specs/demo.yaml:4:14: error[data-missing]: data.path: no folder at" in result.err
+        assert f"  | {' ' * 13}{'^' * len('../data/demo')}\n" in result.err  # the whole path
         assert "error:" not in result.err.replace("error[", "")  # said once, at the line
         assert "Traceback" not in result.err
         assert not (root / "runs").exists()  # nothing half-made, for either stage

@@ -50,7 +50,7 @@ def run_stages(
             with plain_output():  # a log file or CI log gets lines, not terminal redraws
                 result = load_runner(stage)(ctx)
         except SpecValueError as exc:  # at the value's line in the spec, where it can be fixed
-            raise exc.located(ctx.loaded.raw.values) from None
+            raise exc.located(ctx.loaded.raw) from None
         elapsed = time.perf_counter() - started
         results.append((stage, result))
         if done is not None:
