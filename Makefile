@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CVSPEC := $(VENV)/bin/cvspec
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo demo-detect test lint typecheck golden schema clean
+.PHONY: demo demo-detect test pytest lint typecheck golden schema clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -47,10 +47,14 @@ $(VENV)/.detect: pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e '.[detect]'
 	@touch $@
 
-## test: lint, type-check, check generated/ is current, then every test, a worker per core (4 at most:
+## test: lint, check generated/ is current, then type-check beside every test, a worker per core (4 at most:
 ## each trains models); a test file stays on one worker (its module fixtures train once)
-test: $(VENV)/.dev lint typecheck
+test: $(VENV)/.dev lint
 	$(CVSPEC) check
+	@# mypy (a minute, one core) runs beside the tests, not before them
+	$(MAKE) --no-print-directory -j2 typecheck pytest
+
+pytest: $(VENV)/.dev
 	$(PY) -m pytest -q -n auto --maxprocesses 4 --dist loadfile --durations=20
 
 lint: $(VENV)/.dev
