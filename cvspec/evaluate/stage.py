@@ -65,7 +65,7 @@ def run(ctx: RunContext) -> StageResult:
     }
     # what reproducing the model needs, in a file of its own: in metrics.json its hashes and
     # versions would crowd `dvc metrics show` and `dvc exp show`
-    origin = provenance(ctx, status) | {
+    origin = provenance(ctx, status, trained) | {
         "model_sha256": exporting.sha256(export_dir / exporting.MODEL)  # the file measured
     }
     write_json(out / "metrics.json", report)
@@ -105,13 +105,13 @@ def run(ctx: RunContext) -> StageResult:
     return StageResult(True, f"{head}; {len(results)} gates pass ({where}, {card_at})")
 
 
-def provenance(ctx: RunContext, status: dict[str, Any]) -> dict[str, Any]:
+def provenance(ctx: RunContext, status: dict[str, Any], trained: Any) -> dict[str, Any]:
     """What reproducing this evaluation needs: the spec files' digests, the repository's
-    commit, the data's fingerprint, the options the model was trained with (current.json; None
-    when the train stage did not say) and the packages it was trained and evaluated with."""
+    commit, the data's fingerprint, the options the model was trained with (`trained`, from
+    current.json; None when the train stage did not say) and the packages it was trained and
+    evaluated with."""
     from cvspec.train.environment import environment, git_state, spec_digests
 
-    pointer = read_json(ctx.runs / "train" / CURRENT)
     data = ctx.runs / "data" / "report.json"
     dataset = read_json(data).get("dataset", {}) if data.is_file() else {}
     sources = {str(k): str(v) for k, v in ctx.loaded.raw.sources.items()}
@@ -119,7 +119,7 @@ def provenance(ctx: RunContext, status: dict[str, Any]) -> dict[str, Any]:
         "spec": spec_digests(ctx.root, sources),
         "git": git_state(ctx.root),
         "data_fingerprint": dataset.get("fingerprint"),
-        "train_options": pointer.get("options"),
+        "train_options": trained,
         "trained_with": status.get("environment"),
         "evaluated_with": environment(),
     }
