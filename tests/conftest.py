@@ -21,6 +21,15 @@ def pytest_configure(config: object) -> None:
         os.environ["CVSPEC_CACHE_DIR"] = _OWN_CACHE[0] = tempfile.mkdtemp(
             prefix="cvspec-test-cache-"
         )
+    # Each pytest-xdist worker trains and exports in its own processes: they share the CPUs
+    # (OMP_NUM_THREADS, which cvspec's training honours, and every subprocess inherits), as
+    # spinning OpenMP threads on an oversubscribed core cost more than they give. With 2
+    # workers on 2 cores, test_train.py, test_launch.py and test_export.py took 433 s, not 472.
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if workers > 1:
+        from cvspec import cpus
+
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, cpus.usable() // workers)))
 
 
 def pytest_unconfigure(config: object) -> None:

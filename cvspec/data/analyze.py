@@ -11,6 +11,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from cvspec import cpus
 from cvspec.data.files import MAX_PIXELS, configure_pil, open_error, read_bytes
 from cvspec.data.phash import phash, phashes
 from cvspec.preprocess import eight_bit, orientation, upright, upright_size
@@ -179,7 +180,7 @@ def worker_count() -> int:
     env = os.environ.get("CVSPEC_WORKERS", "")
     if env.isdigit() and int(env) > 0:
         return int(env)
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    return cpus.usable()
 
 
 @contextmanager

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from cvspec import cpus
 from cvspec.data.decode import decode
 from cvspec.errors import CvspecError
 from cvspec.preprocess import Preprocess, to_array
@@ -127,10 +127,7 @@ def loader(
         raise CvspecError("a training split has no usable images; run the data stage")
     # no more worker processes than CPUs this process may use (torch warns past that); the
     # augmentation of an image never depends on the worker count
-    workers = min(
-        workers,
-        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
-    )
+    workers = min(workers, cpus.usable())
     sampler = EpochSampler(len(dataset), dataset.seed, shuffle, rank, world)
     items: Any = dataset  # a map-style dataset by protocol; torch's stubs want its base class
     return torch.utils.data.DataLoader(

@@ -104,5 +104,8 @@ def unwrap(model: Any) -> Any:
 
 
 def threads_per_process(w: World) -> int:
-    """This machine's cores shared among the training processes running on it."""
-    return max(1, (os.cpu_count() or 1) // max(1, w.local_size))
+    """The CPUs this process may use shared among the training processes on this machine (one
+    process alone honours OMP_NUM_THREADS: see cvspec.cpus.threads)."""
+    from cvspec import cpus
+
+    return cpus.threads(w.local_size)

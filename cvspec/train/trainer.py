@@ -214,10 +214,13 @@ def _epoch(
 
 
 def setup_torch(threads: int | None) -> None:
-    """Threads (default: every core) and deterministic kernels where torch has them."""
+    """Threads (default: OMP_NUM_THREADS, else every CPU this process may use) and
+    deterministic kernels where torch has them."""
     import torch
 
-    torch.set_num_threads(threads or os.cpu_count() or 1)
+    from cvspec import cpus
+
+    torch.set_num_threads(threads or cpus.threads())
     torch.use_deterministic_algorithms(True, warn_only=True)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.backends.cudnn.benchmark = False

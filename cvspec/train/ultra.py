@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from cvspec import cpus
 from cvspec.atomic import write_text
 from cvspec.errors import CvspecError, SpecValueError, UsageError
 from cvspec.train.identity import ARGS_NOT_IN_ID as _NOT_IN_ID
@@ -71,6 +72,11 @@ def offline() -> None:
         register_heif_opener()
     if settings.get("sync"):
         settings.update({"sync": False})  # type: ignore[no-untyped-call]
+    from ultralytics.utils import torch_utils
+
+    # On the CPU ultralytics trains with min(8, cores - 1) threads of the whole machine; no
+    # more than this process may use (its CPU affinity, OMP_NUM_THREADS).
+    torch_utils.NUM_THREADS = min(torch_utils.NUM_THREADS, cpus.threads())  # type: ignore[attr-defined]
 
 
 @contextmanager
