@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -84,3 +85,15 @@ def test_ultralytics_trains_on_no_more_threads_than_the_process_may_use() -> Non
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert done.stdout.split() == ["1", "1"]
+
+
+def test_server_workers_share_the_cpus_unless_threads_are_set(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from cvspec.serve.config import ServeConfig
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    assert ServeConfig(tmp_path).model_threads == 0  # one worker: onnxruntime's own default
+    assert ServeConfig(tmp_path, workers=4).model_threads == 2
+    assert ServeConfig(tmp_path, workers=16).model_threads == 1
+    assert ServeConfig(tmp_path, workers=4, threads=3).model_threads == 3

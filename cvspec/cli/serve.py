@@ -118,7 +118,7 @@ def command(
         typer.Option(
             "--threads",
             min=0,
-            help="onnxruntime intra-op threads; 0: one per core.",
+            help="onnxruntime intra-op threads per worker; 0: one per core, shared by the workers.",
             show_default=False,
         ),
     ] = None,

@@ -27,12 +27,24 @@ class ServeConfig:
     max_body_bytes: int = 10_000_000
     max_pixels: int = 40_000_000
     queue_size: int = 0  # 0: max(MIN_QUEUE, QUEUE_BATCHES * max_batch)
-    threads: int = 0  # onnxruntime intra-op threads; 0: one per core
+    threads: int = 0  # onnxruntime intra-op threads per worker; 0: see model_threads
     device: str = "cpu"  # "cpu" or "cuda": where onnxruntime runs the model
     workers: int = 1
     box_confidence: float = 0.25  # detection: the least confidence a box is answered with
     box_iou: float = 0.45  # detection: non-maximum suppression overlap
     name: str = ""  # model name in cvspec_model_info; "": the model folder's parent's name
+
+    @property
+    def model_threads(self) -> int:
+        """onnxruntime intra-op threads in each worker: the setting; unset, several workers
+        share the CPUs the server may use (its affinity) evenly, and one worker leaves it to
+        onnxruntime (0: one per physical core). Every worker taking every core would run
+        workers x cores threads."""
+        if self.threads or self.workers <= 1:
+            return self.threads
+        from cvspec import cpus
+
+        return max(1, cpus.usable() // self.workers)
 
     @property
     def queue_capacity(self) -> int:

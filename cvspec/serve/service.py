@@ -106,7 +106,7 @@ class Service:
     def _load(self) -> Model:
         import numpy as np
 
-        model = Model(self.files, self.config.threads, self.config.device)
+        model = Model(self.files, self.config.model_threads, self.config.device)
         side = self.files.pre.image_size
         for n in sorted({1, model.fixed_batch or self.config.max_batch}):
             model.run(np.zeros((n, 3, side, side), dtype=np.float32))
