@@ -72,11 +72,11 @@ def offline() -> None:
         register_heif_opener()
     if settings.get("sync"):
         settings.update({"sync": False})  # type: ignore[no-untyped-call]
-    from ultralytics.utils import torch_utils
-
     # On the CPU ultralytics trains with min(8, cores - 1) threads of the whole machine; no
-    # more than this process may use (its CPU affinity, OMP_NUM_THREADS).
-    torch_utils.NUM_THREADS = min(torch_utils.NUM_THREADS, cpus.threads())  # type: ignore[attr-defined]
+    # more than this process may use (its CPU affinity, OMP_NUM_THREADS). (A module object:
+    # mypy following ultralytics.utils.torch_utils reads ultralytics' types in another order.)
+    torch_utils: Any = importlib.import_module("ultralytics.utils.torch_utils")
+    torch_utils.NUM_THREADS = min(torch_utils.NUM_THREADS, cpus.threads())
 
 
 @contextmanager
