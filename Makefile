@@ -15,7 +15,8 @@ $(VENV)/.core: pyproject.toml | $(PY)
 	@touch $@
 
 $(VENV)/.dev: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[all]'
+	@start=$$(date +%s); $(PY) -m pip install -q -e '.[all]'; rc=$$?; \
+	  echo "install took $$(( $$(date +%s) - start )) s"; exit $$rc
 	@touch $@ $(VENV)/.core $(VENV)/.train $(VENV)/.detect
 
 ## demo: install cvspec with training, then the whole job on the built-in digits example
