@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from cvspec import cpus
-from cvspec.train.distributed import World, threads_per_process
 
 needs_affinity = pytest.mark.skipif(
     not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2,
@@ -55,11 +54,11 @@ def test_several_processes_share_the_cpus_and_ignore_torchrun_s_omp_setting(
 ) -> None:
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what torchrun sets for several processes
-    assert threads_per_process(World(0, 0, 2, 2)) == 4
-    assert threads_per_process(World(0, 0, 16, 16)) == 1
-    assert threads_per_process(World()) == 1  # one process: the user's OMP_NUM_THREADS
+    assert cpus.threads(2) == 4
+    assert cpus.threads(16) == 1
+    assert cpus.threads(1) == 1  # one process: the user's OMP_NUM_THREADS
     monkeypatch.delenv("OMP_NUM_THREADS")
-    assert threads_per_process(World()) == 8
+    assert cpus.threads(1) == 8
 
 
 @pytest.mark.parametrize("value", ["", "0", "-2", "four", " 3 "])

@@ -44,7 +44,7 @@ class ServeConfig:
             return self.threads
         from cvspec import cpus
 
-        return max(1, cpus.usable() // self.workers)
+        return cpus.threads(self.workers)
 
     @property
     def queue_capacity(self) -> int:

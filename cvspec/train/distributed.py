@@ -101,11 +101,3 @@ def wrap(model: Any, w: World, cuda: bool) -> Any:
 def unwrap(model: Any) -> Any:
     """The plain module inside a DistributedDataParallel wrapper (checkpoints hold its weights)."""
     return getattr(model, "module", model)
-
-
-def threads_per_process(w: World) -> int:
-    """The CPUs this process may use shared among the training processes on this machine (one
-    process alone honours OMP_NUM_THREADS: see cvspec.cpus.threads)."""
-    from cvspec import cpus
-
-    return cpus.threads(w.local_size)

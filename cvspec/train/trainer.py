@@ -17,7 +17,6 @@ from cvspec.train.distributed import (
     World,
     start,
     stop,
-    threads_per_process,
     unwrap,
     world,
     wrap,
@@ -52,7 +51,7 @@ def fit(s: Settings, root: Path, train_dir: Path, console: Any, name: str | None
         from rich.console import Console
 
         console = Console(quiet=True)
-    setup_torch(s.threads or threads_per_process(w))
+    setup_torch(s.threads, w.local_size)
     index = data.load_index(s.data, root)
     records = {split: data.usable(index.split(split)) for split in ("train", "val")}
     run = RunDir(train_dir / (name or run_id(_identity(s, index, records, w.size, root))))
@@ -213,14 +212,15 @@ def _epoch(
     return row
 
 
-def setup_torch(threads: int | None) -> None:
-    """Threads (default: OMP_NUM_THREADS, else every CPU this process may use) and
-    deterministic kernels where torch has them."""
+def setup_torch(threads: int | None, processes: int = 1) -> None:
+    """Threads (default: this process's share of the CPUs it may use among the `processes`
+    training on this machine; see cvspec.cpus.threads) and deterministic kernels where torch
+    has them."""
     import torch
 
     from cvspec import cpus
 
-    torch.set_num_threads(threads or cpus.threads())
+    torch.set_num_threads(threads or cpus.threads(processes))
     torch.use_deterministic_algorithms(True, warn_only=True)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.backends.cudnn.benchmark = False
