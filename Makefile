@@ -47,8 +47,8 @@ demo-detect: $(VENV)/.detect
 	@echo "model card: runs/shapes/evaluate/MODEL_CARD.md"
 
 $(VENV)/.train: pyproject.toml | $(PY)
-	@start=$$(date +%s); $(PIP_INSTALL) -e '.[train]' && $(COMPILE); \
-	  echo "install took $$(( $$(date +%s) - start )) s"
+	@start=$$(date +%s); $(PIP_INSTALL) -e '.[train]' && $(COMPILE); rc=$$?; \
+	  echo "install took $$(( $$(date +%s) - start )) s"; exit $$rc
 	@touch $@
 
 $(VENV)/.detect: pyproject.toml | $(PY)
